@@ -1,0 +1,32 @@
+"""The package's exceptions, in one place.
+
+Every error a user can cause (bad file, unknown authority, unconverged fit) derives from
+`BayesLacError`; the CLI turns these into a one-paragraph message and exit status 2.
+"""
+
+
+class BayesLacError(Exception):
+    """Base class for errors a user can act on. Never raised for internal bugs."""
+
+
+class PanelError(BayesLacError):
+    """A panel file, or a panel DataFrame, is not usable as given.
+
+    The message names the file, the line or local authority, the column and what was expected.
+    """
+
+
+class UnknownAuthorityError(BayesLacError):
+    """An ONS code that is not in the panel or in the statistical-neighbour lists."""
+
+
+class UnconvergedFitError(BayesLacError):
+    """A fit failed its convergence diagnostics and the caller did not allow that."""
+
+
+class RunFileError(BayesLacError):
+    """A saved run (netCDF) is missing, unreadable or from an incompatible version."""
+
+
+class InputFileError(BayesLacError):
+    """A user-supplied file other than a panel (priors, intervention, population) is invalid."""
