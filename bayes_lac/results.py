@@ -62,3 +62,84 @@ tune, chains, seed, sampler name), panel_sha256, data_vintage, created_utc, impu
 Coordinates: ``la`` holds ONS codes, ``year`` integers (31 March year), ``measure`` the
 names in ``bayes_lac.config.MEASURES``.
 """
+
+from __future__ import annotations
+
+
+
+import json
+
+import numpy as np
+import xarray as xr
+
+from bayes_lac.config import RATE_PER
+
+
+def attr_json(results: xr.DataTree, key: str):
+    """A structured root attribute of a run, decoded from JSON."""
+    try:
+        return json.loads(results.attrs[key])
+    except KeyError:
+        raise KeyError(f"the run has no attribute {key!r}; is it a bayes_lac run?") from None
+
+
+def _select_la(ds: xr.Dataset, la) -> xr.Dataset:
+    if la is None or "la" not in ds.dims:
+        return ds
+    return ds.sel(la=la)
+
+
+def log_rate_terms(results: xr.DataTree, la=None) -> xr.Dataset:
+    """The terms of ``log_rate`` per draw, for authorities `la` (a code, a list, or all).
+
+    Returns a Dataset with dims (chain, draw, measure[, la], year) holding ``level``
+    (intercept + la_intercept), ``trend`` (la_trend * (year - reference_year)), ``year_effect``,
+    ``deprivation`` (deprivation_effect * centred deprivation) and their sum ``log_rate``,
+    the log of the expected rate per 10,000 children aged 0-17 of the modelled count.
+    """
+    post = results["posterior"].to_dataset()
+    const = _select_la(results["constant_data"].to_dataset(), la)
+    reference_year = int(results.attrs["reference_year"])
+    centre = float(results.attrs["deprivation_centre"])
+    la_intercept = _select_la(post["la_intercept"].to_dataset(), la)["la_intercept"]
+    la_trend = _select_la(post["la_trend"].to_dataset(), la)["la_trend"]
+    years = const["year"]
+    terms = xr.Dataset(
+        {
+            "level": post["intercept"] + la_intercept,
+            "trend": la_trend * (years - reference_year),
+            "year_effect": post["year_effect"].sel(year=years),
+            "deprivation": post["deprivation_effect"] * (const["deprivation"] - centre),
+        }
+    )
+    terms["log_rate"] = terms["level"] + terms["trend"] + terms["year_effect"] + terms["deprivation"]
+    return terms
+
+
+def expected(results: xr.DataTree, la=None) -> xr.DataArray:
+    """Expected modelled count per draw (no sampling noise): dims (chain, draw, measure, [la,] year).
+
+    For looked_after this excludes UASC; see `expected_reported` for the published measure.
+    """
+    const = _select_la(results["constant_data"].to_dataset(), la)
+    log_rate = log_rate_terms(results, la)["log_rate"]
+    return (np.exp(log_rate) * const["population_0_17"] / RATE_PER).rename("expected")
+
+
+def uasc_component(results: xr.DataTree, la=None) -> xr.DataArray:
+    """The known UASC count added to looked_after (zero for the other measures)."""
+    const = _select_la(results["constant_data"].to_dataset(), la)
+    measures = results["posterior"]["intercept"]["measure"]
+    is_lac = xr.DataArray(measures.values == "looked_after", coords={"measure": measures}, dims="measure")
+    return (const["uasc"] * is_lac).rename("uasc")
+
+
+def expected_reported(results: xr.DataTree, la=None) -> xr.DataArray:
+    """Expected count of the published measure per draw: looked_after includes UASC."""
+    return (expected(results, la) + uasc_component(results, la)).rename("expected_reported")
+
+
+def rate(results: xr.DataTree, la=None) -> xr.DataArray:
+    """Expected rate per 10,000 children aged 0-17 of the published measure, per draw."""
+    const = _select_la(results["constant_data"].to_dataset(), la)
+    return (expected_reported(results, la) / const["population_0_17"] * RATE_PER).rename("rate")

@@ -1,0 +1,129 @@
+"""Shared fixtures: small synthetic results that follow the contract in bayes_lac.results.
+
+`make_toy_results` builds a run without sampling, with draws scattered around known
+parameter values, so tables, charts and arithmetic can be tested against hand calculations.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import xarray as xr
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("PYTENSOR_FLAGS", "blas__ldflags=")
+
+from bayes_lac.config import MEASURES  # noqa: E402
+
+
+def make_toy_results(
+    n_la: int = 4,
+    years: tuple[int, int] = (2010, 2020),
+    chains: int = 2,
+    draws: int = 200,
+    intercept=(4.0, 5.8, 3.8),
+    la_trend=0.02,
+    year_step=0.01,
+    deprivation_effect=(0.02, 0.01, 0.015),
+    dispersion=50.0,
+    noise_sd: float = 0.01,
+    population=None,
+    uasc=None,
+    deprivation=None,
+    seed: int = 0,
+    converged: bool = True,
+) -> xr.DataTree:
+    """A DataTree in the shape of a bayes_lac run, with known parameters.
+
+    ``la_trend`` is the first authority's trend (log scale per year); the others get the
+    negatives spread so trends sum to zero. ``year_effect`` rises by ``year_step`` a year.
+    ``population``/``uasc``/``deprivation`` default to constant 40,000 / 10 / 20.0 and may be
+    arrays of shape (n_la, n_years).
+    """
+    rng = np.random.default_rng(seed)
+    la = [f"E0600{9000 + i:04d}" for i in range(n_la)]
+    yrs = np.arange(years[0], years[1] + 1)
+    n_y = len(yrs)
+    m = len(MEASURES)
+
+    def jitter(shape):
+        return rng.normal(0.0, noise_sd, size=(chains, draws) + shape)
+
+    trend_truth = np.full(n_la, -la_trend / max(n_la - 1, 1))
+    trend_truth[0] = la_trend
+    posterior = xr.Dataset(
+        {
+            "intercept": (("chain", "draw", "measure"), np.array(intercept)[None, None] + jitter((m,))),
+            "la_intercept": (("chain", "draw", "la", "measure"), np.zeros((n_la, m))[None, None] + jitter((n_la, m))),
+            "la_trend": (("chain", "draw", "la", "measure"), np.repeat(trend_truth[:, None], m, 1)[None, None] + jitter((n_la, m)) / 10),
+            "year_effect": (
+                ("chain", "draw", "measure", "year"),
+                np.broadcast_to(year_step * np.arange(n_y), (chains, draws, m, n_y)).copy(),
+            ),
+            "year_sigma": (("chain", "draw", "measure"), np.full((chains, draws, m), 0.05)),
+            "deprivation_effect": (("chain", "draw", "measure"), np.array(deprivation_effect)[None, None] + jitter((m,)) / 10),
+            "dispersion": (("chain", "draw", "measure"), np.full((chains, draws, m), dispersion)),
+        },
+        coords={"chain": np.arange(chains), "draw": np.arange(draws), "measure": list(MEASURES), "la": la, "year": yrs},
+    )
+    shape = (n_la, n_y)
+    pop = np.full(shape, 40_000.0) if population is None else np.asarray(population, float)
+    ua = np.full(shape, 10.0) if uasc is None else np.asarray(uasc, float)
+    dep = np.full(shape, 20.0) if deprivation is None else np.asarray(deprivation, float)
+    constant = xr.Dataset(
+        {
+            "population_0_17": (("la", "year"), pop),
+            "uasc": (("la", "year"), ua),
+            "deprivation": (("la", "year"), dep),
+            "uasc_imputed": (("la", "year"), np.zeros(shape, bool)),
+            "deprivation_imputed": (("la", "year"), np.zeros(shape, bool)),
+        },
+        coords={"la": la, "year": yrs, "la_name": ("la", [f"Area {i}" for i in range(n_la)])},
+    )
+    reference = xr.Dataset(
+        {
+            "count": (("measure", "year"), np.tile(np.array([60.0, 330.0, 45.0])[:, None], n_y) * 1_200),
+            "population_0_17": (("year",), np.full(n_y, 12_000_000.0)),
+        },
+        coords={"measure": list(MEASURES), "year": yrs},
+    )
+    observed = xr.Dataset(
+        {
+            "modelled_count": (("measure", "la", "year"), np.full((m,) + shape, np.nan)),
+            "reported_count": (("measure", "la", "year"), np.full((m,) + shape, np.nan)),
+        },
+        coords={"measure": list(MEASURES), "la": la, "year": yrs},
+    )
+    tree = xr.DataTree.from_dict(
+        {"posterior": posterior, "constant_data": constant, "observed_data": observed, "reference": reference}
+    )
+    tree.attrs.update(
+        {
+            "bayes_lac_version": "test",
+            "target_la": la[0],
+            "comparison": "list",
+            "neighbours": json.dumps(la[1:]),
+            "until_year": str(int(yrs[-1])),
+            "reference_year": str(int(yrs[-1])),
+            "deprivation_centre": "20.0",
+            "measures": json.dumps(list(MEASURES)),
+            "priors": json.dumps({}),
+            "prior_set": "default",
+            "sampler": json.dumps({"draws": draws, "chains": chains}),
+            "panel_sha256": "0" * 64,
+            "data_vintage": "synthetic",
+            "created_utc": "2026-01-01T00:00:00Z",
+            "imputations": json.dumps([]),
+            "diagnostics": json.dumps({"converged": converged}),
+            "converged": "true" if converged else "false",
+        }
+    )
+    return tree
+
+
+@pytest.fixture
+def toy_results() -> xr.DataTree:
+    return make_toy_results()
