@@ -122,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--la", help="ONS code (default: the run's target authority)")
     co.add_argument("--horizon", type=int, default=10, help="years ahead (default 10)")
     co.add_argument("--scenario", default="trend,population-only,converge-england")
+    co.add_argument("--panel", help="panel CSV holding the unit-cost history (default: the bundled panel)")
     co.add_argument("--inflation", type=float, default=0.02, help="annual inflation of unit costs (default 0.02)")
     co.add_argument("--budget", type=float, help="£ per year: report P(cost > budget)")
     _add_ci(co)
