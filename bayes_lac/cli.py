@@ -136,6 +136,12 @@ def build_parser() -> argparse.ArgumentParser:
     iv.add_argument("file", help="intervention file (TOML), e.g. models/interventions/edge_of_care.toml")
     iv.add_argument("--draws", type=int, default=4000, help="Monte Carlo draws (default 4000)")
     iv.add_argument("--no-uncertainty", action="store_true", help="point values only (reproduces the source report)")
+    iv.add_argument(
+        "--scenario",
+        choices=("central", "low", "high"),
+        default="central",
+        help="which of the file's point cases to use (e.g. Pause has low and high; default central)",
+    )
     _add_ci(iv)
     iv.add_argument("--seed", type=int, default=0)
     iv.add_argument("--out", required=True, help="CSV to write")
@@ -174,6 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--pdf", action="store_true", help="also write a PDF beside the HTML")
     rp.add_argument("--xlsx", action="store_true", help="also write every table to an XLSX workbook")
     rp.add_argument("--allow-unconverged", action="store_true", help="report on a run that failed its diagnostics, marked on every page")
+    rp.add_argument(
+        "--sensitivity-refits",
+        action="store_true",
+        help="also refit under the weak and tight prior sets for the sensitivity appendix (slower)",
+    )
     rp.set_defaults(handler=("bayes_lac.report", "report_command"))
     return parser
 

@@ -1,0 +1,829 @@
+"""Invest-to-save cases for preventive services, with uncertainty.
+
+A council paper typically prices a preventive service with point estimates: so many families
+a year, so much per family, so many children kept out of care, so much saved per child. This
+module gives the same answers from the same inputs and, when asked, the uncertainty around
+them: every uncertain input gets a distribution, and every output is summarised from Monte
+Carlo draws with the package's one credible-interval vocabulary.
+
+The arithmetic, per draw (all money in £, cash prices of the file's year)::
+
+    prevented per year  = reach * at_risk * effect      (effect per participant)
+                        = effect                        (effect per year)
+    saving per outcome  = duration * unit_cost          (unit_cost per week or per year)
+                        = unit_cost                     (unit_cost per outcome)
+    programme_cost      = reach * cost_per_participant * A
+    gross_saving        = prevented per year * saving per outcome * A
+    net_saving          = gross_saving - programme_cost
+    cashable_saving     = cashable_share * gross_saving (basis "gross")
+                        = cashable_share * net_saving   (basis "net")
+    break_even_effect   = the effect at which net_saving = 0, other inputs held at the draw
+
+where ``A = sum_{t=0}^{years-1} (1 + discount_rate) ** -t`` (1 for a one-year case). Savings
+from an outcome prevented in year t are counted in year t. ``break_even_effect`` is in the
+units of ``effect`` and does not depend on ``A``.
+
+Intervention file (TOML)
+------------------------
+See ``models/interventions/edge_of_care.toml`` for a commented example. Top-level keys:
+
+=====================  =====================================================================
+key                    meaning
+=====================  =====================================================================
+name                   the service as the subject of a sentence ("The edge-of-care service")
+description            optional, one or two sentences
+source                 attribution of the figures (report, year, page)
+assumptions            optional list of strings: assumptions added to the source's figures;
+                       they are carried into every finding as caveats
+years                  optional, whole years the service runs at this scale (default 1)
+discount_rate          optional, annual discount rate for years > 1 (default 0; HM Treasury
+                       Green Book: 0.035)
+[outcome]              ``name`` (what is prevented, e.g. "children kept out of care") and
+                       ``unit`` (plural noun for counts, e.g. "children", "incidents")
+[reach]                participants per year; ``unit`` (plural noun, e.g. "families") and
+                       optional ``unit_singular`` ("family")
+[cost_per_participant] £ per participant
+[effect]               outcomes prevented; ``per = "participant"`` (default: per participant
+                       a year) or ``per = "year"`` (in total, per year)
+[at_risk]              optional: outcomes per participant expected without the service; when
+                       given, ``effect`` is the *share* of them prevented (0 to 1)
+[duration]             how long each prevented outcome would have lasted; ``unit`` "weeks"
+                       or "years". Required when unit_cost is per week or per year
+[unit_cost]            £ per ``per``: "week" or "year" (of care), or "outcome" (e.g. £ per
+                       incident, then no duration)
+[cashable_share]       optional: share (0 to 1) of savings that is directly cashable;
+                       ``basis`` "gross" (default) or "net"
+=====================  =====================================================================
+
+Every quantity table has ``point`` (the value used with uncertainty switched off; the
+source's figure), optional ``low`` and ``high`` (the source's low and high cases, used by
+``scenario="low"``/``"high"``; default ``point``) and optional ``uncertainty``, an inline
+table giving its distribution when uncertainty is on (without it the quantity is fixed). A
+quantity with only a point value may be written as a number (``cost_per_participant = 2285``).
+
+* ``{dist = "normal", mean = M, sd = S}``: for quantities that cannot be negative it is
+  truncated at zero, and ``M >= 3 * S`` is required so the truncation removes at most 0.14%
+  of the probability;
+* ``{dist = "lognormal", mean = M, sd = S}``: mean and sd on the natural scale;
+* ``{dist = "gamma", mean = M, sd = S}``;
+* ``{dist = "beta", mean = M, sd = S}``: draws between 0 and 1 (shares, or an effect per
+  participant below 1);
+* ``{dist = "uniform", lower = L, upper = U}``;
+* ``{dist = "triangular", lower = L, mode = C, upper = U}``.
+
+Mistakes (unknown keys, missing keys, impossible values) raise
+`bayes_lac.errors.InputFileError` naming the file, the key and what was expected.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy import stats
+
+from bayes_lac.config import CI_PROB, INTERVENTIONS_DIR
+from bayes_lac.errors import InputFileError
+from bayes_lac.summaries import (
+    Finding,
+    format_interval,
+    format_money,
+    format_percent,
+    summarise_draws,
+)
+
+SCENARIOS: tuple[str, ...] = ("central", "low", "high")
+
+_TOP_KEYS = {
+    "name", "description", "source", "assumptions", "years", "discount_rate",
+    "outcome", "reach", "cost_per_participant", "effect", "at_risk", "duration",
+    "unit_cost", "cashable_share",
+}
+_REQUIRED_TOP = ("name", "source", "outcome", "reach", "cost_per_participant", "effect", "unit_cost")
+_QUANTITY_KEYS = {"point", "low", "high", "uncertainty"}
+#: Extra keys each quantity table may carry, and their allowed values (None: any string).
+_EXTRA_KEYS: dict[str, dict[str, tuple[str, ...] | None]] = {
+    "reach": {"unit": None, "unit_singular": None},
+    "cost_per_participant": {},
+    "effect": {"per": ("participant", "year")},
+    "at_risk": {},
+    "duration": {"unit": ("weeks", "years")},
+    "unit_cost": {"per": ("week", "year", "outcome")},
+    "cashable_share": {"basis": ("gross", "net")},
+}
+_DIST_PARAMS: dict[str, tuple[str, ...]] = {
+    "normal": ("mean", "sd"),
+    "lognormal": ("mean", "sd"),
+    "gamma": ("mean", "sd"),
+    "beta": ("mean", "sd"),
+    "uniform": ("lower", "upper"),
+    "triangular": ("lower", "mode", "upper"),
+}
+
+
+def _suggest(word: str, options) -> str:
+    close = difflib.get_close_matches(word, sorted(options), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _error(source: str, key: str, expected: str) -> InputFileError:
+    return InputFileError(f"{source}: '{key}': expected {expected}")
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """One input: its point value, the source's low/high cases and its distribution.
+
+    Attributes
+    ----------
+    name
+        Key in the file, e.g. ``"effect"``.
+    point, low, high
+        Values used with uncertainty off (``low``/``high`` default to ``point``).
+    dist
+        Distribution spec (``{"dist": ..., params}``) used with uncertainty on, or None
+        (the quantity is then fixed at the scenario's point value).
+    lower_bound, upper_bound
+        Range the quantity may take (e.g. 0 and 1 for a share).
+    """
+
+    name: str
+    point: float
+    low: float
+    high: float
+    dist: Mapping | None = None
+    lower_bound: float = 0.0
+    upper_bound: float = math.inf
+
+    def value(self, scenario: str) -> float:
+        return {"central": self.point, "low": self.low, "high": self.high}[scenario]
+
+    def sample(self, rng: np.random.Generator, size: int, scenario: str = "central") -> np.ndarray:
+        """Draws from the distribution, or the scenario's point value repeated if fixed."""
+        if self.dist is None:
+            return np.full(size, self.value(scenario), dtype=float)
+        d = dict(self.dist)
+        kind = d["dist"]
+        if kind == "normal":
+            if self.lower_bound == 0.0:
+                a = (0.0 - d["mean"]) / d["sd"]
+                return stats.truncnorm.rvs(a, np.inf, loc=d["mean"], scale=d["sd"], size=size, random_state=rng)
+            return rng.normal(d["mean"], d["sd"], size)
+        if kind == "lognormal":
+            sigma2 = math.log1p((d["sd"] / d["mean"]) ** 2)
+            return rng.lognormal(math.log(d["mean"]) - sigma2 / 2, math.sqrt(sigma2), size)
+        if kind == "gamma":
+            shape = (d["mean"] / d["sd"]) ** 2
+            return rng.gamma(shape, d["sd"] ** 2 / d["mean"], size)
+        if kind == "beta":
+            m, s = d["mean"], d["sd"]
+            nu = m * (1 - m) / s**2 - 1
+            return rng.beta(m * nu, (1 - m) * nu, size)
+        if kind == "uniform":
+            return rng.uniform(d["lower"], d["upper"], size)
+        if kind == "triangular":
+            return rng.triangular(d["lower"], d["mode"], d["upper"], size)
+        raise AssertionError(f"unvalidated distribution {kind!r}")  # validation prevents this
+
+
+@dataclass(frozen=True)
+class InterventionSpec:
+    """A validated intervention file. Build with `load_intervention` or `intervention_from_dict`."""
+
+    name: str
+    source: str
+    outcome_name: str
+    outcome_unit: str
+    participant_unit: str
+    participant_unit_singular: str
+    effect_per: str
+    unit_cost_per: str
+    duration_unit: str | None
+    cashable_basis: str
+    quantities: Mapping[str, Quantity] = field(repr=False)
+    description: str = ""
+    assumptions: tuple[str, ...] = ()
+    years: int = 1
+    discount_rate: float = 0.0
+    path: str = "<dict>"
+
+    @property
+    def effect_unit(self) -> str:
+        """Unit of ``effect`` and ``break_even_effect`` in words."""
+        if "at_risk" in self.quantities:
+            return f"share of expected {self.outcome_unit} prevented"
+        if self.effect_per == "year":
+            return f"{self.outcome_unit} prevented a year"
+        return f"{self.outcome_unit} prevented per {self.participant_unit_singular}"
+
+    @property
+    def period(self) -> str:
+        """'a year' or 'over N years' for sentences and units."""
+        return "a year" if self.years == 1 else f"over {self.years} years"
+
+
+def _number(source: str, key: str, value, lower: float, upper: float, *, open_lower=False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _error(source, key, f"a number, got {value!r}")
+    lo_ok = value > lower if open_lower else value >= lower
+    if not lo_ok or value > upper:
+        bracket = "(" if open_lower else "["
+        hi = "infinity)" if math.isinf(upper) else f"{upper:g}]"
+        raise _error(source, key, f"a number in {bracket}{lower:g}, {hi}, got {value!r}")
+    return float(value)
+
+
+def _check_keys(source: str, where: str, table: Mapping, allowed: set[str]) -> None:
+    for k in table:
+        if k not in allowed:
+            name = f"{where}.{k}" if where else k
+            raise InputFileError(
+                f"{source}: unknown key '{name}'{_suggest(k, allowed)}; expected one of "
+                f"{', '.join(sorted(allowed))}"
+            )
+
+
+def _parse_dist(source: str, key: str, spec, lower: float, upper: float) -> dict:
+    if not isinstance(spec, Mapping):
+        raise _error(source, key, 'an inline table such as {dist = "normal", mean = 1, sd = 0.1}')
+    kind = spec.get("dist")
+    if kind not in _DIST_PARAMS:
+        hint = _suggest(str(kind), _DIST_PARAMS) if isinstance(kind, str) else ""
+        raise _error(source, f"{key}.dist", f"one of {', '.join(_DIST_PARAMS)}, got {kind!r}{hint}")
+    params = _DIST_PARAMS[kind]
+    _check_keys(source, key, spec, {"dist", *params})
+    for p in params:
+        if p not in spec:
+            raise _error(source, f"{key}.{p}", f"a value: a {kind} distribution needs {', '.join(params)}")
+    d = {"dist": kind}
+    for p in params:
+        d[p] = _number(source, f"{key}.{p}", spec[p], -math.inf, math.inf)
+    bounds = f"[{lower:g}, {upper:g}]" if math.isfinite(upper) else f"at least {lower:g}"
+    if kind in ("normal", "lognormal", "gamma", "beta"):
+        if d["sd"] <= 0:
+            raise _error(source, f"{key}.sd", f"a positive number, got {d['sd']:g}")
+        if not lower <= d["mean"] <= upper:
+            raise _error(source, f"{key}.mean", f"a value {bounds}, got {d['mean']:g}")
+    if kind == "normal":
+        if math.isfinite(upper):
+            raise _error(source, f"{key}.dist", f"a distribution that stays in {bounds} (beta or uniform), not normal")
+        if lower == 0.0 and d["mean"] < 3 * d["sd"]:
+            raise _error(
+                source, key,
+                f"mean >= 3 * sd for a normal on a quantity that cannot be negative (got mean "
+                f"{d['mean']:g}, sd {d['sd']:g}); use lognormal or gamma for a skewed quantity",
+            )
+    if kind in ("lognormal", "gamma") and d["mean"] <= 0:
+        raise _error(source, f"{key}.mean", f"a positive number for a {kind}, got {d['mean']:g}")
+    if kind in ("lognormal", "gamma") and math.isfinite(upper):
+        raise _error(source, f"{key}.dist", f"a distribution that stays in {bounds} (beta or uniform), not {kind}")
+    if kind == "beta":
+        if lower > 0 or upper < 1:
+            raise _error(source, f"{key}.dist", f"a distribution within {bounds}; beta draws lie between 0 and 1")
+        if not 0 < d["mean"] < 1 or d["sd"] ** 2 >= d["mean"] * (1 - d["mean"]):
+            raise _error(
+                source, key,
+                f"a beta mean in (0, 1) and sd below sqrt(mean * (1 - mean)) = "
+                f"{math.sqrt(max(d['mean'] * (1 - d['mean']), 0)):.4g}, got mean {d['mean']:g}, sd {d['sd']:g}",
+            )
+    if kind in ("uniform", "triangular"):
+        if not lower <= d["lower"] < d["upper"] <= upper:
+            raise _error(source, key, f"lower < upper, both {bounds}, got {d['lower']:g} and {d['upper']:g}")
+        if kind == "triangular" and not d["lower"] <= d["mode"] <= d["upper"]:
+            raise _error(source, f"{key}.mode", f"a value between lower and upper, got {d['mode']:g}")
+    return d
+
+
+def _parse_quantity(source: str, data: Mapping, key: str, lower: float, upper: float, *, open_lower=False):
+    table = data[key]
+    if isinstance(table, (int, float)) and not isinstance(table, bool):
+        table = {"point": table}
+    if not isinstance(table, Mapping):
+        raise _error(source, key, "a table with at least 'point', e.g. [" + key + "] point = 1.0")
+    extras = _EXTRA_KEYS[key]
+    _check_keys(source, key, table, _QUANTITY_KEYS | set(extras))
+    if "point" not in table:
+        raise _error(source, f"{key}.point", "a number (the value used when uncertainty is off)")
+    point = _number(source, f"{key}.point", table["point"], lower, upper, open_lower=open_lower)
+    low = _number(source, f"{key}.low", table.get("low", point), lower, upper, open_lower=open_lower)
+    high = _number(source, f"{key}.high", table.get("high", point), lower, upper, open_lower=open_lower)
+    if low > high:
+        raise _error(source, f"{key}.low", f"a value no greater than {key}.high ({high:g}), got {low:g}")
+    dist = None
+    if "uncertainty" in table:
+        dist = _parse_dist(source, f"{key}.uncertainty", table["uncertainty"], lower, upper)
+    extra_values = {}
+    for name, allowed in extras.items():
+        if name in table:
+            v = table[name]
+            if not isinstance(v, str) or (allowed is not None and v not in allowed):
+                what = f"one of {', '.join(repr(a) for a in allowed)}" if allowed else "a string"
+                raise _error(source, f"{key}.{name}", f"{what}, got {v!r}")
+            extra_values[name] = v
+    q = Quantity(key, point, low, high, dist, lower, upper)
+    return q, extra_values
+
+
+def _string(source: str, data: Mapping, key: str, default: str | None = None) -> str:
+    if key not in data:
+        if default is None:
+            raise _error(source, key, "a string (required)")
+        return default
+    v = data[key]
+    if not isinstance(v, str) or not v.strip():
+        raise _error(source, key, f"a non-empty string, got {v!r}")
+    return v.strip()
+
+
+def intervention_from_dict(data: Mapping, source: str = "<dict>") -> InterventionSpec:
+    """Validate an intervention given as a mapping (the parsed TOML).
+
+    Parameters
+    ----------
+    data
+        Keys as in the module docstring.
+    source
+        Name used in error messages (the file path when loading a file).
+
+    Raises
+    ------
+    InputFileError
+        Naming `source`, the key and what was expected.
+    """
+    if not isinstance(data, Mapping):
+        raise InputFileError(f"{source}: expected a table of keys, got {type(data).__name__}")
+    _check_keys(source, "", data, _TOP_KEYS)
+    for key in _REQUIRED_TOP:
+        if key not in data:
+            raise _error(source, key, "a value: this key is required (see models/interventions/edge_of_care.toml)")
+
+    outcome = data["outcome"]
+    if not isinstance(outcome, Mapping):
+        raise _error(source, "outcome", 'a table: [outcome] name = "children kept out of care", unit = "children"')
+    _check_keys(source, "outcome", outcome, {"name", "unit"})
+    outcome_name = _string(source, outcome, "name") if "name" in outcome else None
+    if outcome_name is None:
+        raise _error(source, "outcome.name", 'a string, e.g. "children kept out of care"')
+    if "unit" not in outcome:
+        raise _error(source, "outcome.unit", 'a plural noun, e.g. "children" or "incidents"')
+    outcome_unit = _string(source, outcome, "unit")
+
+    quantities: dict[str, Quantity] = {}
+    extras: dict[str, dict] = {}
+    bounds = {
+        "reach": (0.0, math.inf, True),
+        "cost_per_participant": (0.0, math.inf, False),
+        "effect": (0.0, math.inf, False),
+        "at_risk": (0.0, math.inf, True),
+        "duration": (0.0, math.inf, True),
+        "unit_cost": (0.0, math.inf, False),
+        "cashable_share": (0.0, 1.0, False),
+    }
+    if "at_risk" in data:
+        bounds["effect"] = (0.0, 1.0, False)  # then effect is a share of the at-risk outcomes
+    for key, (lo, hi, open_lo) in bounds.items():
+        if key in data:
+            quantities[key], extras[key] = _parse_quantity(source, data, key, lo, hi, open_lower=open_lo)
+
+    effect_per = extras["effect"].get("per", "participant")
+    if "at_risk" in quantities and effect_per != "participant":
+        raise _error(source, "effect.per", "'participant' when [at_risk] is given (the effect is then a share)")
+    unit_cost_per = extras["unit_cost"].get("per")
+    if unit_cost_per is None:
+        raise _error(source, "unit_cost.per", "'week', 'year' or 'outcome': what the £ figure is per")
+    duration_unit = extras.get("duration", {}).get("unit")
+    if unit_cost_per == "outcome":
+        if "duration" in quantities:
+            raise _error(source, "duration", "no [duration] when unit_cost is per outcome (the cost already covers it)")
+    else:
+        if "duration" not in quantities:
+            raise _error(source, "duration", f"a [duration] in {unit_cost_per}s: unit_cost is £ per {unit_cost_per}")
+        if duration_unit is None:
+            raise _error(source, "duration.unit", "'weeks' or 'years'")
+        if duration_unit != unit_cost_per + "s":
+            raise _error(
+                source, "duration.unit",
+                f"'{unit_cost_per}s' to match unit_cost per '{unit_cost_per}', got '{duration_unit}' "
+                "(give both per week or both per year)",
+            )
+
+    assumptions = data.get("assumptions", [])
+    if not isinstance(assumptions, list) or not all(isinstance(a, str) for a in assumptions):
+        raise _error(source, "assumptions", "a list of strings")
+    years = data.get("years", 1)
+    if isinstance(years, bool) or not isinstance(years, int) or years < 1:
+        raise _error(source, "years", f"a whole number of years, at least 1, got {years!r}")
+    discount_rate = _number(source, "discount_rate", data.get("discount_rate", 0.0), 0.0, 1.0)
+
+    reach_extra = extras["reach"]
+    if "unit" not in reach_extra:
+        raise _error(source, "reach.unit", 'a plural noun for participants, e.g. "families"')
+    return InterventionSpec(
+        name=_string(source, data, "name"),
+        source=_string(source, data, "source"),
+        description=_string(source, data, "description", default=""),
+        outcome_name=outcome_name,
+        outcome_unit=outcome_unit,
+        participant_unit=reach_extra["unit"],
+        participant_unit_singular=reach_extra.get("unit_singular", reach_extra["unit"]),
+        effect_per=effect_per,
+        unit_cost_per=unit_cost_per,
+        duration_unit=duration_unit,
+        cashable_basis=extras.get("cashable_share", {}).get("basis", "gross"),
+        quantities=quantities,
+        assumptions=tuple(a.strip() for a in assumptions),
+        years=years,
+        discount_rate=discount_rate,
+        path=source,
+    )
+
+
+def bundled_interventions() -> list[str]:
+    """Names of the intervention files shipped in ``models/interventions``."""
+    return sorted(p.stem for p in INTERVENTIONS_DIR.glob("*.toml"))
+
+
+def load_intervention(path) -> InterventionSpec:
+    """Read and validate an intervention file (TOML).
+
+    Parameters
+    ----------
+    path
+        A file path, or the name of a shipped file (e.g. ``"edge_of_care"``).
+    """
+    p = Path(path)
+    if not p.exists() and p.suffix == "" and (INTERVENTIONS_DIR / f"{p.name}.toml").exists():
+        p = INTERVENTIONS_DIR / f"{p.name}.toml"
+    if not p.is_file():
+        shipped = ", ".join(bundled_interventions()) or "none"
+        raise InputFileError(f"{path}: no such intervention file (shipped: {shipped})")
+    try:
+        with open(p, "rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as err:
+        raise InputFileError(f"{p}: not valid TOML: {err}") from err
+    except UnicodeDecodeError as err:
+        raise InputFileError(f"{p}: not a UTF-8 text file: {err}") from err
+    return intervention_from_dict(data, source=str(p))
+
+
+@dataclass(frozen=True)
+class InterventionResult:
+    """Draws of an intervention's costs and savings.
+
+    Attributes
+    ----------
+    spec
+        The intervention evaluated.
+    draws
+        Dataset with dimension ``draw`` (length 1 when `uncertainty` is False) and variables
+        participants (over the horizon), programme_cost, gross_saving, net_saving,
+        cashable_saving (£, over the horizon; cashable only if the file gives a share),
+        outcomes_prevented (in ``spec.outcome_unit``), saving_per_pound (£ saved per £1
+        spent) and break_even_effect (in ``spec.effect_unit``).
+    uncertainty
+        Whether inputs were drawn from their distributions.
+    scenario
+        Which point values fixed quantities took: "central", "low" or "high".
+    seed
+        Random seed of the draws.
+    """
+
+    spec: InterventionSpec
+    draws: xr.Dataset = field(repr=False)
+    uncertainty: bool
+    scenario: str
+    seed: int
+
+    @property
+    def prob_net_saving(self) -> float:
+        """P(net saving > 0): share of draws in which the service saves more than it costs."""
+        return float((self.draws["net_saving"] > 0).mean())
+
+    def point(self, quantity: str) -> float:
+        """The value of `quantity` when evaluated without uncertainty (single draw)."""
+        if self.draws.sizes["draw"] != 1:
+            raise ValueError("point() is for results evaluated with uncertainty=False")
+        return float(self.draws[quantity].item())
+
+
+def round_half_up(x: float, ndigits: int = 0) -> float:
+    """Round as a spreadsheet does (halves away from zero): how council papers round."""
+    q = Decimal(1).scaleb(-ndigits)
+    return float(Decimal(repr(float(x))).quantize(q, rounding=ROUND_HALF_UP))
+
+
+def evaluate_intervention(
+    spec: InterventionSpec | str | Path,
+    draws: int = 4000,
+    seed: int = 0,
+    uncertainty: bool = True,
+    scenario: str = "central",
+) -> InterventionResult:
+    """Costs and savings of an intervention, by Monte Carlo over its uncertain inputs.
+
+    Parameters
+    ----------
+    spec
+        A validated spec, or a path / shipped name for `load_intervention`.
+    draws
+        Monte Carlo draws when `uncertainty` is on (ignored when off: one draw).
+    seed
+        Random seed.
+    uncertainty
+        Draw uncertain inputs from their distributions; when False every input takes its
+        point value (``scenario`` selects the source's central, low or high case), which
+        reproduces the source's arithmetic.
+    scenario
+        "central", "low" or "high": the point values used for fixed inputs.
+
+    Returns
+    -------
+    InterventionResult
+    """
+    if not isinstance(spec, InterventionSpec):
+        spec = load_intervention(spec)
+    if scenario not in SCENARIOS:
+        raise ValueError(f"scenario must be one of {SCENARIOS}, got {scenario!r}")
+    if uncertainty and (isinstance(draws, bool) or not isinstance(draws, int) or draws < 2):
+        raise ValueError(f"draws must be a whole number of at least 2, got {draws!r}")
+    n = draws if uncertainty else 1
+    rng = np.random.default_rng(seed)
+    q = spec.quantities
+
+    def get(key: str, default: float = 1.0) -> np.ndarray:
+        if key not in q:
+            return np.full(n, default)
+        if uncertainty:
+            return q[key].sample(rng, n, scenario)
+        return np.full(n, q[key].value(scenario))
+
+    # Fixed draw order, so adding an input later does not reshuffle the others' draws.
+    reach = get("reach")
+    cost_pp = get("cost_per_participant")
+    effect = get("effect")
+    at_risk = get("at_risk")
+    duration = get("duration")
+    unit_cost = get("unit_cost")
+    share = get("cashable_share", default=np.nan)
+
+    annuity = sum((1 + spec.discount_rate) ** -t for t in range(spec.years))
+    if spec.effect_per == "year":
+        prevented_per_year = effect
+    else:
+        prevented_per_year = reach * at_risk * effect
+    saving_per_outcome = unit_cost if spec.unit_cost_per == "outcome" else duration * unit_cost
+    cost = reach * cost_pp * annuity
+    gross = prevented_per_year * saving_per_outcome * annuity
+    net = gross - cost
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # The effect that makes gross equal cost; it does not depend on the horizon.
+        if spec.effect_per == "year":
+            break_even = reach * cost_pp / saving_per_outcome
+        else:
+            break_even = cost_pp / (at_risk * saving_per_outcome)
+        per_pound = gross / cost
+    variables = {
+        "participants": reach * spec.years,
+        "programme_cost": cost,
+        "outcomes_prevented": prevented_per_year * spec.years,
+        "gross_saving": gross,
+        "net_saving": net,
+        "saving_per_pound": per_pound,
+        "break_even_effect": break_even,
+    }
+    if "cashable_share" in q:
+        variables["cashable_saving"] = share * (net if spec.cashable_basis == "net" else gross)
+    ds = xr.Dataset(
+        {k: ("draw", np.asarray(v, dtype=float)) for k, v in variables.items()},
+        coords={"draw": np.arange(n)},
+        attrs={
+            "intervention": spec.name,
+            "source_file": spec.path,
+            "uncertainty": str(uncertainty).lower(),
+            "scenario": scenario,
+            "seed": seed,
+        },
+    )
+    return InterventionResult(spec=spec, draws=ds, uncertainty=uncertainty, scenario=scenario, seed=seed)
+
+
+#: Table rows in order; cashable_saving is omitted when the file gives no cashable share.
+TABLE_QUANTITIES: tuple[str, ...] = (
+    "participants",
+    "programme_cost",
+    "outcomes_prevented",
+    "gross_saving",
+    "net_saving",
+    "cashable_saving",
+    "saving_per_pound",
+    "break_even_effect",
+)
+
+
+def _units(spec: InterventionSpec) -> dict[str, str]:
+    money = f"£ {spec.period}"
+    if spec.years > 1 and spec.discount_rate > 0:
+        money += f", discounted at {spec.discount_rate:.1%} a year"
+    return {
+        "participants": f"{spec.participant_unit} {spec.period}",
+        "programme_cost": money,
+        "outcomes_prevented": f"{spec.outcome_unit} {spec.period}",
+        "gross_saving": money,
+        "net_saving": money,
+        "cashable_saving": money + f" ({spec.cashable_basis} basis)",
+        "saving_per_pound": "£ saved per £1 spent",
+        "break_even_effect": spec.effect_unit,
+        "prob_net_saving": "probability",
+    }
+
+
+def intervention_table(result: InterventionResult, ci_prob: float = CI_PROB) -> pd.DataFrame:
+    """Summary of an intervention's draws: the numbers behind its sentence and chart.
+
+    Parameters
+    ----------
+    result
+        From `evaluate_intervention`.
+    ci_prob
+        Probability of the equal-tailed credible interval.
+
+    Returns
+    -------
+    DataFrame with one row per quantity (participants, programme_cost, outcomes_prevented,
+    gross_saving, net_saving, cashable_saving if given, saving_per_pound, break_even_effect,
+    prob_net_saving) and columns ``quantity, mean, median, lower, upper, ci_prob, unit``.
+    Without uncertainty all four statistics equal the point value. ``prob_net_saving`` has
+    only ``mean`` (P(net saving > 0)).
+    """
+    units = _units(result.spec)
+    rows = []
+    for name in TABLE_QUANTITIES:
+        if name not in result.draws:
+            continue
+        row = summarise_draws(result.draws[name], sample_dims=("draw",), ci_prob=ci_prob)
+        row.insert(0, "quantity", name)
+        rows.append(row)
+    prob = pd.DataFrame(
+        {"quantity": ["prob_net_saving"], "mean": [result.prob_net_saving], "median": [np.nan],
+         "lower": [np.nan], "upper": [np.nan], "ci_prob": [ci_prob]}
+    )
+    table = pd.concat(rows + [prob], ignore_index=True)
+    table["unit"] = table["quantity"].map(units)
+    return table
+
+
+def _chance(p: float) -> str:
+    # A board reader should never see "a 100% chance" from finitely many draws.
+    if p > 0.99:
+        return "more than a 99% chance"
+    if p < 0.01:
+        return "less than a 1% chance"
+    pct = format_percent(p)
+    article = "an" if pct.startswith("8") or pct in ("11%", "18%") else "a"
+    return f"{article} {pct} chance"
+
+
+def _pounds(x: float) -> str:
+    """Whole pounds, rounded as the source report rounds: the point case is shown exactly."""
+    x = round_half_up(x)
+    return f"-£{-x:,.0f}" if x < 0 else f"£{x:,.0f}"
+
+
+def _count(x: float) -> str:
+    """Outcomes to one decimal place, without a trailing '.0' (21.7 children, 19 incidents)."""
+    text = f"{round_half_up(x, 1):,.1f}"
+    return text[:-2] if text.endswith(".0") else text
+
+
+def _range(lower: float, upper: float, formatter, ci_prob: float) -> str:
+    return f"{formatter(lower)} to {formatter(upper)}, {format_percent(ci_prob)} credible interval"
+
+
+def intervention_finding(result: InterventionResult, ci_prob: float = CI_PROB) -> Finding:
+    """The board sentence for an intervention, with its table and the file's assumptions.
+
+    With uncertainty: cost, chance of a net saving, the net (and cashable) saving as a credible
+    interval, and the break-even effect against the source's point effect. Without: the
+    source's point figures to the pound, marked as having no allowance for uncertainty.
+    """
+    spec = result.spec
+    table = intervention_table(result, ci_prob=ci_prob).set_index("quantity")
+    period = spec.period
+    caveats = tuple(f"Assumption: {a}" for a in spec.assumptions)
+    title = f"Invest to save: {spec.name}"
+    if not result.uncertainty:
+        sentence = (
+            f"{spec.name} would cost {_pounds(table.at['programme_cost', 'mean'])} {period}, "
+            f"prevent {_count(table.at['outcomes_prevented', 'mean'])} {spec.outcome_unit} and save "
+            f"{_pounds(table.at['gross_saving', 'mean'])} gross, a net saving of "
+            f"{_pounds(table.at['net_saving', 'mean'])}"
+        )
+        if "cashable_saving" in table.index:
+            sentence += f" ({_pounds(table.at['cashable_saving', 'mean'])} directly cashable)"
+        if result.scenario == "central":
+            scen = ""
+        elif any(q.value(result.scenario) != q.point for q in spec.quantities.values()):
+            scen = f" (the source's {result.scenario} case)"
+        else:
+            scen = f" (the source gives no separate {result.scenario} case, so central values)"
+        sentence += f". These are point values{scen}, with no allowance for uncertainty."
+        return Finding(title=title, sentence=sentence, table=table.reset_index(), ci_prob=ci_prob, caveats=caveats)
+
+    cost = table.loc["programme_cost"]
+    if math.isclose(cost["lower"], cost["upper"], rel_tol=1e-12):
+        cost_text = f"would cost {format_money(cost['median'])} {period}"
+    else:
+        cost_text = (
+            f"would cost about {format_money(cost['median'])} {period} "
+            f"({_range(cost['lower'], cost['upper'], format_money, ci_prob)})"
+        )
+    net = table.loc["net_saving"]
+    sentence = (
+        f"{spec.name} {cost_text}; there is {_chance(result.prob_net_saving)} it saves more than "
+        f"it costs; net saving {format_interval(net['lower'], net['upper'], format_money, ci_prob)}"
+    )
+    if "cashable_saving" in table.index:
+        c = table.loc["cashable_saving"]
+        sentence += f", of which {format_money(c['lower'])} to {format_money(c['upper'])} directly cashable"
+    be = table.loc["break_even_effect"]
+    effect_point = spec.quantities["effect"].point
+    sentence += (
+        f". It breaks even at {be['median']:,.2g} {spec.effect_unit} "
+        f"({_range(be['lower'], be['upper'], lambda x: f'{x:,.2g}', ci_prob)}), "
+        f"against {effect_point:,.3g} in the source."
+    )
+    return Finding(title=title, sentence=sentence, table=table.reset_index(), ci_prob=ci_prob, caveats=caveats)
+
+
+def plot_intervention(result: InterventionResult, *, ax=None, ci_prob: float = CI_PROB):
+    """Distribution of the net saving, with zero and the credible interval marked.
+
+    The numbers drawn are in `intervention_table` (row ``net_saving`` and
+    ``prob_net_saving``). Without uncertainty the single point value is drawn as a line.
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    from bayes_lac.style import BAND_ALPHA, NEIGHBOURS_COLOUR, PALETTE, TARGET_COLOUR, get_axes
+
+    fig, ax = get_axes(ax)
+    spec = result.spec
+    net = result.draws["net_saving"].values
+    row = intervention_table(result, ci_prob=ci_prob).set_index("quantity").loc["net_saving"]
+    scale, label = (1e3, "£ thousand") if np.nanmax(np.abs(net)) < 2e6 else (1e6, "£ million")
+    if result.uncertainty:
+        ax.hist(net / scale, bins=60, color=PALETTE[2], label="draws of net saving")
+        ax.axvspan(row["lower"] / scale, row["upper"] / scale, color=NEIGHBOURS_COLOUR, alpha=BAND_ALPHA,
+                   zorder=0, label=f"{format_percent(ci_prob)} credible interval")
+        ax.axvline(row["median"] / scale, color=TARGET_COLOUR, linestyle="-", label="median")
+        ax.set_ylabel("Number of draws")
+        p = result.prob_net_saving
+        shown = "> 99%" if p > 0.99 else "< 1%" if p < 0.01 else f"= {format_percent(p)}"
+        subtitle = f"P(net saving > 0) {shown}"
+    else:
+        ax.axvline(row["mean"] / scale, color=TARGET_COLOUR, linestyle="-", linewidth=2, label="point value")
+        ax.set_yticks([])
+        v = row["mean"] / scale
+        pad = 0.15 * max(abs(v), 1.0)
+        ax.set_xlim(min(0.0, v) - pad, max(0.0, v) + pad)
+        subtitle = "point values, no uncertainty"
+    ax.axvline(0, color=TARGET_COLOUR, linestyle="--", linewidth=1, label="break even (zero)")
+    ax.set_xlabel(f"Net saving ({label} {spec.period})")
+    ax.set_title(f"{spec.name}: net saving\n{subtitle}")
+    ax.legend(frameon=False, fontsize="small")
+    return fig
+
+
+def intervention_command(args) -> int:
+    """``bayes-lac intervention FILE``: write the summary table (CSV) and print the sentence."""
+    from bayes_lac.config import interval_bounds
+
+    try:
+        interval_bounds(args.ci_prob)
+    except ValueError as err:
+        raise InputFileError(f"--ci-prob: {err}") from err
+    if not args.no_uncertainty and args.draws < 2:
+        raise InputFileError(f"--draws: expected at least 2, got {args.draws}")
+    spec = load_intervention(args.file)
+    result = evaluate_intervention(spec, draws=args.draws, seed=args.seed, uncertainty=not args.no_uncertainty)
+    table = intervention_table(result, ci_prob=args.ci_prob)
+    out = Path(args.out)
+    if out.parent and not out.parent.exists():
+        out.parent.mkdir(parents=True)
+    table.to_csv(out, index=False)
+    finding = intervention_finding(result, ci_prob=args.ci_prob)
+    print(finding.sentence)
+    for caveat in finding.caveats:
+        print(f"  - {caveat}")
+    print(f"Wrote {out}")
+    return 0

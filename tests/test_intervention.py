@@ -1,0 +1,269 @@
+"""Invest-to-save cases: exact reproduction of the 2017 Thurrock report, uncertainty, errors, CLI."""
+
+import copy
+import math
+
+import matplotlib
+import numpy as np
+import pytest
+
+from bayes_lac import cli
+from bayes_lac.config import INTERVENTIONS_DIR
+from bayes_lac.errors import InputFileError
+from bayes_lac.intervention import (
+    InterventionResult,
+    bundled_interventions,
+    evaluate_intervention,
+    intervention_finding,
+    intervention_from_dict,
+    intervention_table,
+    load_intervention,
+    plot_intervention,
+    round_half_up,
+)
+
+BASE = {
+    "name": "The test service",
+    "source": "a test",
+    "outcome": {"name": "children kept out of care", "unit": "children"},
+    "reach": {"point": 100, "unit": "families", "unit_singular": "family"},
+    "cost_per_participant": {"point": 2000, "uncertainty": {"dist": "normal", "mean": 2000, "sd": 200}},
+    "effect": {"point": 0.1, "uncertainty": {"dist": "uniform", "lower": 0.05, "upper": 0.15}},
+    "duration": {"point": 1.0, "unit": "years"},
+    "unit_cost": {"point": 50000, "per": "year", "uncertainty": {"dist": "lognormal", "mean": 50000, "sd": 10000}},
+    "cashable_share": {"point": 0.5, "basis": "gross"},
+}
+
+
+def spec_with(**changes):
+    data = copy.deepcopy(BASE)
+    for key, value in changes.items():
+        if value is None:
+            data.pop(key)
+        else:
+            data[key] = value
+    return intervention_from_dict(data)
+
+
+def pounds(result: InterventionResult, quantity: str) -> float:
+    return round_half_up(result.point(quantity))
+
+
+# --- the report's four cases, uncertainty off -------------------------------------------------
+
+
+def test_shipped_files_are_the_reports_four_cases():
+    assert set(bundled_interventions()) >= {
+        "edge_of_care", "pause", "domestic_abuse_victims", "domestic_abuse_perpetrators"
+    }
+
+
+def test_edge_of_care_reproduces_report_to_the_pound():
+    r = evaluate_intervention(INTERVENTIONS_DIR / "edge_of_care.toml", uncertainty=False)
+    assert r.point("participants") == 135.5
+    assert pounds(r, "programme_cost") == 309_618
+    assert round_half_up(r.point("outcomes_prevented"), 1) == 21.7
+    assert pounds(r, "gross_saving") == 1_534_771
+    assert pounds(r, "net_saving") == 1_225_153
+    assert pounds(r, "cashable_saving") == 649_331
+    sentence = intervention_finding(r).sentence
+    for figure in ("£309,618", "21.7 children", "£1,534,771", "£1,225,153", "£649,331"):
+        assert figure in sentence
+
+
+def test_pause_reproduces_report_range():
+    low = evaluate_intervention("pause", uncertainty=False, scenario="low")
+    high = evaluate_intervention("pause", uncertainty=False, scenario="high")
+    assert low.point("participants") == 15 and high.point("participants") == 15
+    assert low.point("outcomes_prevented") == 2 and high.point("outcomes_prevented") == 5
+    assert pounds(low, "net_saving") == 128_520
+    assert pounds(high, "net_saving") == 307_945
+
+
+@pytest.mark.parametrize(
+    "name, places, incidents, net",
+    [("domestic_abuse_victims", 60, 144, 133_220), ("domestic_abuse_perpetrators", 10, 19, -7_293)],
+)
+def test_domestic_abuse_cases_reproduce_report(name, places, incidents, net):
+    r = evaluate_intervention(name, uncertainty=False)
+    assert r.point("participants") == places
+    assert round_half_up(r.point("outcomes_prevented"), 1) == incidents
+    assert pounds(r, "net_saving") == net
+    assert r.spec.outcome_unit == "incidents"
+    assert f"{incidents} incidents" in intervention_finding(r).sentence
+
+
+# --- uncertainty ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["edge_of_care", "pause", "domestic_abuse_victims", "domestic_abuse_perpetrators"])
+def test_point_case_lies_inside_the_interval(name):
+    point = evaluate_intervention(name, uncertainty=False)
+    table = intervention_table(evaluate_intervention(name, draws=4000, seed=1), ci_prob=0.9).set_index("quantity")
+    for q in ("programme_cost", "outcomes_prevented", "gross_saving", "net_saving", "break_even_effect"):
+        assert table.at[q, "lower"] <= point.point(q) <= table.at[q, "upper"], q
+    p = table.at["prob_net_saving", "mean"]
+    assert 0 < p <= 1
+    assert list(table.columns) == ["mean", "median", "lower", "upper", "ci_prob", "unit"]
+
+
+def test_pause_uncertain_effect_spans_report_range():
+    r = evaluate_intervention("pause", draws=2000, seed=0)
+    prevented = r.draws["outcomes_prevented"].values
+    assert prevented.min() >= 2 and prevented.max() <= 5
+    assert prevented.min() < 2.1 and prevented.max() > 4.9
+
+
+def test_probability_of_net_saving_is_monotone_in_effect():
+    probs = []
+    for shift in (0.0, 0.01, 0.02, 0.04, 0.08):
+        spec = spec_with(effect={"point": 0.02 + shift, "uncertainty": {"dist": "uniform", "lower": shift, "upper": 0.08 + shift}})
+        probs.append(evaluate_intervention(spec, draws=3000, seed=3).prob_net_saving)
+    assert all(0 <= p <= 1 for p in probs)
+    assert probs == sorted(probs)
+    assert probs[0] < 0.5 < probs[-1]
+
+
+def test_break_even_effect_gives_zero_net_saving():
+    for case in ("edge_of_care", "pause", "domestic_abuse_victims"):
+        r = evaluate_intervention(case, draws=50, seed=2)
+        d = {k: r.draws[k].values for k in ("participants", "programme_cost", "gross_saving", "outcomes_prevented")}
+        # The effect each draw used, recovered from its outputs (no at_risk in these files).
+        if r.spec.effect_per == "year":
+            effect = d["outcomes_prevented"] / r.spec.years
+        else:
+            effect = d["outcomes_prevented"] / d["participants"]
+        # Gross saving is proportional to the effect: at the break-even effect it equals the cost.
+        gross_at_break_even = d["gross_saving"] * r.draws["break_even_effect"].values / effect
+        np.testing.assert_allclose(gross_at_break_even, d["programme_cost"], rtol=1e-9)
+
+
+def test_break_even_matches_closed_form_without_uncertainty():
+    r = evaluate_intervention(spec_with(), uncertainty=False)
+    # cost per family / (duration x unit cost) = 2000 / 50000
+    assert math.isclose(r.point("break_even_effect"), 0.04)
+    at_be = evaluate_intervention(spec_with(effect={"point": 0.04}), uncertainty=False)
+    assert abs(at_be.point("net_saving")) < 1e-6
+
+
+def test_discounting_and_horizon():
+    one = evaluate_intervention(spec_with(), uncertainty=False)
+    three = evaluate_intervention(spec_with(years=3, discount_rate=0.035), uncertainty=False)
+    factor = 1 + 1 / 1.035 + 1 / 1.035**2
+    assert math.isclose(three.point("net_saving"), factor * one.point("net_saving"))
+    assert three.point("participants") == 300
+    assert math.isclose(three.point("break_even_effect"), one.point("break_even_effect"))
+
+
+def test_at_risk_share_and_week_units():
+    spec = spec_with(
+        at_risk={"point": 0.5},
+        effect={"point": 0.2, "uncertainty": {"dist": "beta", "mean": 0.2, "sd": 0.05}},
+        duration={"point": 26, "unit": "weeks"},
+        unit_cost={"point": 1000, "per": "week"},
+    )
+    r = evaluate_intervention(spec, uncertainty=False)
+    assert math.isclose(r.point("outcomes_prevented"), 100 * 0.5 * 0.2)
+    assert math.isclose(r.point("gross_saving"), 10 * 26 * 1000)
+    assert math.isclose(r.point("break_even_effect"), 2000 / (0.5 * 26 * 1000))
+    assert "share" in spec.effect_unit
+
+
+def test_same_seed_same_draws_and_no_uncertainty_is_one_draw():
+    a = evaluate_intervention(spec_with(), draws=100, seed=5)
+    b = evaluate_intervention(spec_with(), draws=100, seed=5)
+    np.testing.assert_array_equal(a.draws["net_saving"].values, b.draws["net_saving"].values)
+    assert a.draws.sizes["draw"] == 100
+    assert evaluate_intervention(spec_with(), uncertainty=False).draws.sizes["draw"] == 1
+
+
+def test_finding_sentence_has_interval_and_assumptions():
+    spec = spec_with(assumptions=["Made up for a test."])
+    f = intervention_finding(evaluate_intervention(spec, draws=500), ci_prob=0.8)
+    assert "80% credible interval" in f.sentence
+    assert "chance it saves more than it costs" in f.sentence
+    assert f.caveats == ("Assumption: Made up for a test.",)
+    assert f.ci_prob == 0.8
+
+
+def test_plot_returns_figure_with_zero_marked():
+    fig = plot_intervention(evaluate_intervention("edge_of_care", draws=500))
+    assert isinstance(fig, matplotlib.figure.Figure)
+    ax = fig.axes[0]
+    assert "Net saving" in ax.get_xlabel()
+    assert any(list(line.get_xdata()) == [0, 0] for line in ax.lines)
+    fig2, ax2 = matplotlib.pyplot.subplots()
+    assert plot_intervention(evaluate_intervention("pause", uncertainty=False), ax=ax2) is fig2
+    matplotlib.pyplot.close("all")
+
+
+# --- bad files --------------------------------------------------------------------------------
+
+
+def write(tmp_path, text, name="bad.toml"):
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def test_unknown_key_is_named_with_a_suggestion(tmp_path):
+    text = (INTERVENTIONS_DIR / "edge_of_care.toml").read_text(encoding="utf-8").replace("[effect]", "[efect]")
+    p = write(tmp_path, text)
+    with pytest.raises(InputFileError, match=r"bad\.toml.*'efect'.*did you mean 'effect'"):
+        load_intervention(p)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"effect": None}, r"'effect'.*required"),
+        ({"cashable_share": {"point": 1.5}}, r"'cashable_share.point'.*\[0, 1\]"),
+        ({"effect": {"point": 0.1, "uncertainty": {"dist": "betta", "mean": 0.1, "sd": 0.01}}}, r"did you mean 'beta'"),
+        ({"effect": {"point": 0.1, "uncertainty": {"dist": "beta", "mean": 0.1, "sd": 0.5}}}, r"'effect.uncertainty'.*sd below"),
+        ({"effect": {"point": 0.1, "uncertainty": {"dist": "normal", "mean": 0.1}}}, r"'effect.uncertainty.sd'"),
+        ({"effect": {"point": 0.1, "uncertainty": {"dist": "normal", "mean": 0.1, "sd": 0.1}}}, r"mean >= 3 \* sd"),
+        ({"duration": {"point": 10, "unit": "weeks"}}, r"'duration.unit'.*'years'"),
+        ({"duration": None}, r"'duration'"),
+        ({"reach": {"point": -3, "unit": "families"}}, r"'reach.point'"),
+        ({"reach": {"point": 3}}, r"'reach.unit'"),
+        ({"unit_cost": {"point": "lots", "per": "year"}}, r"'unit_cost.point'.*a number"),
+        ({"years": 0}, r"'years'"),
+    ],
+)
+def test_bad_values_raise_clear_errors(change, message):
+    with pytest.raises(InputFileError, match=message):
+        spec_with(**change)
+
+
+def test_missing_file_and_invalid_toml(tmp_path):
+    with pytest.raises(InputFileError, match="no such intervention file"):
+        load_intervention(tmp_path / "nope.toml")
+    with pytest.raises(InputFileError, match="not valid TOML"):
+        load_intervention(write(tmp_path, "name = \n"))
+
+
+# --- command line -----------------------------------------------------------------------------
+
+
+def test_cli_writes_table_and_prints_sentence(tmp_path, capsys):
+    out = tmp_path / "sub" / "eoc.csv"
+    code = cli.main(["intervention", str(INTERVENTIONS_DIR / "edge_of_care.toml"), "--draws", "500", "--out", str(out)])
+    assert code == 0
+    import pandas as pd
+
+    table = pd.read_csv(out)
+    assert list(table.columns) == ["quantity", "mean", "median", "lower", "upper", "ci_prob", "unit"]
+    assert "net_saving" in set(table["quantity"])
+    assert "chance it saves more than it costs" in capsys.readouterr().out
+
+    point = tmp_path / "point.csv"
+    assert cli.main(["intervention", "edge_of_care", "--no-uncertainty", "--out", str(point)]) == 0
+    t = pd.read_csv(point).set_index("quantity")
+    assert round_half_up(t.at["net_saving", "mean"]) == 1_225_153
+
+
+def test_cli_bad_file_exits_2(tmp_path, capsys):
+    bad = write(tmp_path, 'name = "x"\n')
+    assert cli.main(["intervention", str(bad), "--out", str(tmp_path / "x.csv")]) == 2
+    assert "bad.toml" in capsys.readouterr().err
+    assert not (tmp_path / "x.csv").exists()
