@@ -815,7 +815,13 @@ def intervention_command(args) -> int:
     if not args.no_uncertainty and args.draws < 2:
         raise InputFileError(f"--draws: expected at least 2, got {args.draws}")
     spec = load_intervention(args.file)
-    result = evaluate_intervention(spec, draws=args.draws, seed=args.seed, uncertainty=not args.no_uncertainty)
+    result = evaluate_intervention(
+        spec,
+        draws=args.draws,
+        seed=args.seed,
+        uncertainty=not args.no_uncertainty,
+        scenario=args.scenario,
+    )
     table = intervention_table(result, ci_prob=args.ci_prob)
     out = Path(args.out)
     if out.parent and not out.parent.exists():

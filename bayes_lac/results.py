@@ -143,3 +143,107 @@ def rate(results: xr.DataTree, la=None) -> xr.DataArray:
     """Expected rate per 10,000 children aged 0-17 of the published measure, per draw."""
     const = _select_la(results["constant_data"].to_dataset(), la)
     return (expected_reported(results, la) / const["population_0_17"] * RATE_PER).rename("rate")
+
+
+# ---------------------------------------------------------------------------------------
+# Saving and loading runs (netCDF via h5netcdf; never pickle, never executed)
+# ---------------------------------------------------------------------------------------
+
+#: Root attrs every saved run must carry.
+REQUIRED_ATTRS: tuple[str, ...] = (
+    "bayes_lac_version",
+    "target_la",
+    "comparison",
+    "reference_year",
+    "deprivation_centre",
+    "measures",
+    "priors",
+    "converged",
+)
+#: Groups every saved run must carry.
+REQUIRED_GROUPS: tuple[str, ...] = ("posterior", "constant_data", "observed_data")
+
+
+def _version_compatible(saved: str, current: str) -> bool:
+    """Runs are readable across patch releases; before 1.0, minor releases may break them."""
+    if saved == "test":
+        return True
+    try:
+        s = [int(x) for x in saved.split(".")[:2]]
+        c = [int(x) for x in current.split(".")[:2]]
+    except ValueError:
+        return False
+    if c[0] == 0:
+        return s == c
+    return s[0] == c[0]
+
+
+def save_run(results: xr.DataTree, path) -> None:
+    """Write a run to a netCDF file (HDF5 via h5netcdf), compressed.
+
+    Parameters
+    ----------
+    results
+        A run from ``bayes_lac.model.fit``.
+    path
+        File to write (conventionally ``*.nc``); its folder is created if needed.
+    """
+    from pathlib import Path
+
+    from bayes_lac.errors import RunFileError
+
+    path = Path(path)
+    missing = [a for a in REQUIRED_ATTRS if a not in results.attrs]
+    if missing:
+        raise RunFileError(f"refusing to save {path}: the run lacks attrs {', '.join(missing)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    encoding = {}
+    for node in results.subtree:
+        ds = node.to_dataset(inherit=False)
+        enc = {
+            name: {"compression": "gzip", "compression_opts": 4}
+            for name, var in ds.data_vars.items()
+            if var.dtype.kind in "fiub" and var.ndim > 0
+        }
+        if enc:
+            encoding[node.path if node.path != "/" else "/"] = enc
+    results.to_netcdf(path, engine="h5netcdf", encoding=encoding)
+
+
+def load_run(path) -> xr.DataTree:
+    """Read a run saved by `save_run`, fully into memory, and check it is usable.
+
+    Raises
+    ------
+    RunFileError
+        The file is missing, not netCDF, not a bayes_lac run, or from an incompatible
+        version of bayes_lac.
+    """
+    from pathlib import Path
+
+    from bayes_lac import __version__
+    from bayes_lac.errors import RunFileError
+
+    path = Path(path)
+    if not path.is_file():
+        raise RunFileError(f"run file {path} not found; expected a netCDF file from `bayes-lac fit`")
+    try:
+        with xr.open_datatree(path, engine="h5netcdf") as tree:
+            results = tree.load()
+    except (OSError, ValueError) as err:
+        raise RunFileError(f"{path} is not a readable netCDF run file: {err}") from None
+    missing = [a for a in REQUIRED_ATTRS if a not in results.attrs]
+    if missing:
+        raise RunFileError(
+            f"{path} is not a bayes_lac run: it lacks the attrs {', '.join(missing)}"
+        )
+    groups = [g for g in REQUIRED_GROUPS if g not in results.children]
+    if groups:
+        raise RunFileError(f"{path} is not a complete bayes_lac run: no {', '.join(groups)} group")
+    saved = str(results.attrs["bayes_lac_version"])
+    if not _version_compatible(saved, __version__):
+        raise RunFileError(
+            f"{path} was written by bayes_lac {saved}, which this version ({__version__}) "
+            "cannot read; refit the model with this version"
+        )
+    return results
