@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from bayes_lac import __version__
@@ -124,6 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--scenario", default="trend,population-only,converge-england")
     co.add_argument("--panel", help="panel CSV holding the unit-cost history (default: the bundled panel)")
     co.add_argument("--inflation", type=float, default=0.02, help="annual inflation of unit costs (default 0.02)")
+    co.add_argument(
+        "--unit-cost-method",
+        choices=("flat", "trend", "resample"),
+        default="flat",
+        help="how the weekly unit cost moves in real terms: flat (no real growth, default), "
+        "trend (the authority's log-linear trend continues) or resample (recent years at random)",
+    )
     co.add_argument("--budget", type=float, help="£ per year: report P(cost > budget)")
     _add_ci(co)
     co.add_argument("--seed", type=int, default=0)
@@ -193,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     module_name, function_name = args.handler
+    # Commands draw charts to files only; never open a window.
+    os.environ.setdefault("MPLBACKEND", "Agg")
     try:
         handler = getattr(importlib.import_module(module_name), function_name)
         return int(handler(args) or 0)

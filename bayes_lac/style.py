@@ -7,10 +7,7 @@ the package take an optional ``ax``, return the figure, and never call ``plt.sho
 
 from __future__ import annotations
 
-import matplotlib
-
-matplotlib.use("Agg", force=False)
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 #: Okabe-Ito colours, in the order series are drawn.
 PALETTE: tuple[str, ...] = (

@@ -1,0 +1,603 @@
+"""The annual cost of children looked after, per scenario and year, with intervals.
+
+Annual cost (£ per year) = children looked after x weekly unit cost (£ per child per week)
+x 52.18 weeks, per posterior draw:
+
+* Children: the forecast's predictive looked-after count at 31 March (including UASC). The
+  31 March count stands for the average number in care through the financial year ending on
+  that date, as in DfE's own unit cost (s251 spend / children looked after at 31 March).
+* Year Y is the financial year ending 31 March Y (2030 = 2029-30), as in s251 returns.
+* Weekly unit cost: the authority's own history (`unit_cost_history`: the panel's
+  ``weekly_cost_per_child``, or ``spend_looked_after`` / ``looked_after`` / 52.18 where the
+  former is missing), converted to **cash prices of the base year** (the last fitted year)
+  with the assumed inflation rate, then projected per draw by one of two methods:
+
+  ``flat`` (default)
+      No real growth: the real unit cost stays at the base year's published level (the
+      trend's value there if none is published), with the same year-to-year noise as
+      ``trend`` (the residual sd of the log-linear fit, drawn per draw). The default because
+      extrapolating a decade of real unit-cost growth (Thurrock: about 9 % a year) for ten or
+      twenty years gives costs a board should see as a separate, labelled scenario.
+  ``trend``
+      A log-linear trend of the real unit cost on year, fitted to the last 10 years up to the
+      base year, with its parameter uncertainty (Bayesian linear regression with the
+      standard non-informative prior: sigma**2 from a scaled inverse chi-square, intercept and
+      slope from a normal given sigma) and residual noise in every future year.
+  ``resample``
+      Each future year's real unit cost is one of the last 5 years' real unit costs, drawn at
+      random: no trend, the spread of recent years as the uncertainty. Where costs have been
+      rising this sits below the base year's level.
+
+  A single number instead of a history is a constant real weekly unit cost (no uncertainty).
+* Prices. ``real`` = cash prices of the base year; ``nominal`` = cash prices of each year,
+  i.e. the real cost inflated at `inflation` a year (default 2 %). History is deflated with
+  the same rate, so under ``trend`` the nominal projection is the nominal history's trend
+  and the inflation rate only splits it into price and real growth.
+
+The base-year cost is the published looked-after count in the base year x the published
+unit cost of that year x 52.18 (modelled per draw where either is missing; then said so).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayes_lac.config import CI_PROB, interval_bounds
+from bayes_lac.errors import BayesLacError, PanelError, UnknownAuthorityError
+from bayes_lac.forecast import Forecast
+from bayes_lac.summaries import Finding, format_money, format_percent, summarise_draws
+
+#: Weeks in a year (365.25 / 7): annual cost = weekly unit cost x children x this.
+WEEKS_PER_YEAR: float = 52.18
+#: Years of unit-cost history used by each method when `history_years` is not given.
+DEFAULT_HISTORY_YEARS: dict[str, int] = {"trend": 10, "flat": 10, "resample": 5}
+UNIT_COST_METHODS: tuple[str, ...] = ("trend", "flat", "resample")
+
+_GBP = ("mean_gbp_per_year", "median_gbp_per_year", "lower_gbp_per_year", "upper_gbp_per_year")
+
+
+def unit_cost_history(panel: pd.DataFrame, la_code: str) -> pd.DataFrame:
+    """An authority's weekly unit cost of a looked-after child, by year.
+
+    Parameters
+    ----------
+    panel
+        Panel DataFrame with ``la_code``, ``year`` and ``weekly_cost_per_child`` (£ per child
+        per week) and/or ``spend_looked_after`` (£ gross spend per year) with ``looked_after``.
+    la_code
+        ONS code of the authority.
+
+    Returns
+    -------
+    DataFrame with columns ``la_code, year, weekly_cost_per_child`` (£ per child per week,
+    cash prices of that year; year = financial year ending 31 March) and ``source``
+    (published, or derived from spend / children looked after at 31 March / 52.18).
+    Years with neither are left out (there is nothing to show for them); zero or negative
+    costs are not used and listed in ``attrs["notices"]``.
+    """
+    has_weekly = "weekly_cost_per_child" in panel.columns
+    has_spend = "spend_looked_after" in panel.columns and "looked_after" in panel.columns
+    if not (has_weekly or has_spend):
+        raise PanelError(
+            "the panel has no unit-cost columns: expected weekly_cost_per_child (£ per child per week) "
+            "or spend_looked_after (£ per year) with looked_after"
+        )
+    rows = panel[panel["la_code"] == la_code].sort_values("year")
+    if rows.empty:
+        raise UnknownAuthorityError(f"authority {la_code} is not in the panel")
+    years = rows["year"].astype(int).to_numpy()
+
+    def numbers(column: str) -> np.ndarray:
+        if column not in rows.columns:
+            return np.full(len(rows), np.nan)
+        values = pd.to_numeric(rows[column], errors="coerce").astype(float).to_numpy()
+        given = rows[column].notna().to_numpy() & (rows[column].astype(str).str.strip() != "").to_numpy()
+        bad = given & ~np.isfinite(values)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise PanelError(
+                f"panel column {column}, {la_code} {years[i]}: {rows[column].iloc[i]!r} is not a number"
+            )
+        return values
+
+    weekly = numbers("weekly_cost_per_child")
+    spend = numbers("spend_looked_after")
+    count = numbers("looked_after")
+    out, notices = [], []
+    for i, year in enumerate(years):
+        for name, v in (("weekly_cost_per_child", weekly[i]), ("spend_looked_after", spend[i])):
+            if np.isfinite(v) and v <= 0:
+                notices.append(f"{la_code} {year}: {name} is {v:g}, not a usable cost; not used.")
+        if np.isfinite(weekly[i]) and weekly[i] > 0:
+            out.append((la_code, int(year), float(weekly[i]), "published weekly unit cost (s251)"))
+        elif np.isfinite(spend[i]) and np.isfinite(count[i]) and spend[i] > 0 and count[i] > 0:
+            out.append(
+                (la_code, int(year), spend[i] / count[i] / WEEKS_PER_YEAR,
+                 "derived: spend_looked_after / looked_after at 31 March / 52.18")
+            )
+    table = pd.DataFrame(out, columns=["la_code", "year", "weekly_cost_per_child", "source"])
+    if table.empty:
+        raise PanelError(f"the panel has no unit cost for {la_code} (weekly_cost_per_child or spend_looked_after)")
+    table.attrs["notices"] = notices
+    return table
+
+
+@dataclass(frozen=True)
+class Costs:
+    """Annual cost of children looked after, per draw, scenario and year.
+
+    Attributes
+    ----------
+    data
+        Dataset with dims (draw, scenario, year), year = financial year ending 31 March:
+        ``cost_nominal`` and ``cost_real`` (£ per year; cash prices of each year, and of the
+        base year), ``children`` (predictive looked-after count), and, dims (draw, year),
+        ``weekly_unit_cost_nominal`` / ``weekly_unit_cost_real`` (£ per child per week);
+        ``base_cost`` (draw): £ per year in the base year.
+    la_code, la_name, base_year
+        The authority and the last fitted year (prices of the ``real`` variables).
+    inflation
+        Assumed annual inflation of unit costs (0.02 = 2 %).
+    method
+        ``trend``, ``flat``, ``resample`` or ``constant``.
+    assumptions
+        Sentences stating every assumption (the forecast's and the cost model's).
+    unit_costs
+        The unit-cost history used: ``year, weekly_cost_per_child`` (cash prices of that year),
+        ``weekly_cost_real`` (cash prices of the base year), ``source``.
+    """
+
+    data: xr.Dataset
+    la_code: str
+    la_name: str
+    base_year: int
+    inflation: float
+    method: str
+    assumptions: tuple[str, ...]
+    unit_costs: pd.DataFrame = field(repr=False)
+    scenarios: tuple[str, ...] = ()
+    converged: bool = True
+
+    def prices_label(self, prices: str) -> str:
+        _check_prices(prices)
+        if prices == "real":
+            return f"cash prices of {self.base_year}"
+        return f"cash prices of each year ({100 * self.inflation:g}% a year inflation)"
+
+
+def _check_prices(prices: str) -> None:
+    if prices not in ("nominal", "real"):
+        raise ValueError(f"prices must be 'nominal' (cash prices of each year) or 'real' (base-year prices), got {prices!r}")
+
+
+def financial_year(year: int) -> str:
+    """'2029-30' for the financial year ending 31 March 2030."""
+    return f"{year - 1}-{str(year)[-2:]}"
+
+
+def _trend_draws(x: np.ndarray, y: np.ndarray, horizon: int, n_draws: int, rng):
+    """Log-linear trend of `y` on `x` (years from the base year) per draw, 0..horizon ahead.
+
+    Returns (line, noise, slope, residual sd): `line` (N, H+1) is each draw's trend line and
+    `noise` (N, H+1) its year-to-year residual draws, both on the log scale.
+    """
+    n = len(x)
+    X = np.column_stack([np.ones(n), x])
+    xtx_inv = np.linalg.inv(X.T @ X)
+    beta_hat = xtx_inv @ X.T @ y
+    resid = y - X @ beta_hat
+    dof = n - 2
+    s2 = float(resid @ resid) / dof
+    sigma2 = dof * s2 / rng.chisquare(dof, size=n_draws)
+    chol = np.linalg.cholesky(xtx_inv)
+    beta = beta_hat[None, :] + np.sqrt(sigma2)[:, None] * (rng.standard_normal((n_draws, 2)) @ chol.T)
+    h = np.arange(horizon + 1)
+    noise = np.sqrt(sigma2)[:, None] * rng.standard_normal((n_draws, horizon + 1))
+    line = beta[:, [0]] + beta[:, [1]] * h[None, :]
+    return line, noise, float(beta_hat[1]), float(np.sqrt(s2))
+
+
+def costs(
+    forecast: Forecast,
+    unit_costs,
+    inflation: float = 0.02,
+    seed: int = 0,
+    method: str = "flat",
+    history_years: int | None = None,
+) -> Costs:
+    """Annual cost of children looked after per scenario and year, per draw.
+
+    Parameters
+    ----------
+    forecast
+        From `bayes_lac.forecast.forecast`; its predictive looked-after counts are used.
+    unit_costs
+        The authority's unit-cost history (`unit_cost_history`: columns ``year`` and
+        ``weekly_cost_per_child``, £ per child per week in cash prices of that year), or one
+        number: a constant weekly unit cost in cash prices of the base year.
+    inflation
+        Annual inflation of unit costs (0.02 = 2 % a year), used to deflate the history to
+        cash prices of the base year and to give nominal costs.
+    seed
+        Seed of the unit-cost draws (independent of the forecast's draws).
+    method
+        ``flat`` (default), ``trend`` or ``resample`` (see the module docstring).
+    history_years
+        Most recent years of history used (default 10 for ``trend`` and ``flat``, 5 for
+        ``resample``).
+
+    Returns
+    -------
+    Costs
+    """
+    if not -0.5 < inflation < 0.5:
+        raise BayesLacError(f"inflation is an annual rate such as 0.02 (2%), got {inflation}")
+    if "looked_after" not in forecast.data["measure"].values:
+        raise BayesLacError("the forecast has no looked_after measure, so no cost can be computed")
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), 251]))
+    T = forecast.base_year
+    years = forecast.data["year"].values
+    H = len(years)
+    n_draws = forecast.data.sizes["draw"]
+    ahead = years - T
+    assumptions = list(forecast.assumptions)
+    assumptions.append(
+        "Annual cost = children looked after at 31 March (standing for the average number in care through "
+        f"the financial year ending then) x weekly unit cost x {WEEKS_PER_YEAR} weeks; year Y is the "
+        "financial year ending 31 March Y."
+    )
+    base_unit_observed = None
+
+    if isinstance(unit_costs, (int, float, np.number)):
+        if not unit_costs > 0:
+            raise BayesLacError(f"a constant weekly unit cost must be positive (£ per child per week), got {unit_costs}")
+        method_used = "constant"
+        log_real = np.full((n_draws, H + 1), np.log(float(unit_costs)))
+        history = pd.DataFrame(columns=["year", "weekly_cost_per_child", "weekly_cost_real", "source"])
+        assumptions.append(
+            f"Weekly unit cost held at £{float(unit_costs):,.0f} per child in {T} prices (given), without uncertainty."
+        )
+    else:
+        if method not in UNIT_COST_METHODS:
+            raise BayesLacError(f"unknown unit-cost method {method!r}; expected one of {', '.join(UNIT_COST_METHODS)}")
+        method_used = method
+        missing = [c for c in ("year", "weekly_cost_per_child") if c not in unit_costs.columns]
+        if missing:
+            raise BayesLacError(f"unit-cost history lacks column(s) {', '.join(missing)}")
+        assumptions.extend(unit_costs.attrs.get("notices", []))
+        hist = unit_costs.dropna(subset=["weekly_cost_per_child"]).copy()
+        hist["year"] = hist["year"].astype(int)
+        later = sorted(hist.loc[hist["year"] > T, "year"].tolist())
+        if later:
+            assumptions.append(f"Unit costs after the base year {T} ({', '.join(map(str, later))}) were not used.")
+        hist = hist[hist["year"] <= T].sort_values("year")
+        n_keep = history_years or DEFAULT_HISTORY_YEARS[method]
+        hist = hist[hist["year"] > T - n_keep]
+        if (hist["weekly_cost_per_child"] <= 0).any():
+            raise BayesLacError("unit costs must be positive (£ per child per week)")
+        hist["weekly_cost_real"] = hist["weekly_cost_per_child"] * (1 + inflation) ** (T - hist["year"])
+        history = hist.reset_index(drop=True)
+        if T in set(hist["year"]):
+            base_unit_observed = float(hist.loc[hist["year"] == T, "weekly_cost_per_child"].iloc[0])
+        span = f"{int(hist['year'].min())}-{int(hist['year'].max())}" if len(hist) else "none"
+        if method in ("trend", "flat"):
+            if len(hist) < 4:
+                raise BayesLacError(
+                    f"the unit-cost {method} method needs at least 4 years up to {T} (found {len(hist)}); use "
+                    "method='resample' or give a constant weekly unit cost"
+                )
+            line, noise, slope, resid_sd = _trend_draws(
+                (hist["year"] - T).to_numpy(float), np.log(hist["weekly_cost_real"].to_numpy(float)), H, n_draws, rng
+            )
+            if method == "trend":
+                log_real = line + noise
+                assumptions.append(
+                    f"Weekly unit cost: log-linear trend of the real unit cost ({len(hist)} years, {span}; "
+                    f"{100 * np.expm1(slope):+.1f}% a year real, residual sd {resid_sd:.3f} on the log scale), "
+                    "with its parameter uncertainty and a year-to-year noise."
+                )
+            else:
+                # the trend fit supplies only the year-to-year noise; its slope is dropped
+                level = np.log(base_unit_observed) if base_unit_observed is not None else line[:, [0]]
+                log_real = level + noise
+                assumptions.append(
+                    f"Weekly unit cost: no real growth; held at the {T} level in {T} prices with year-to-year noise "
+                    f"(residual sd {resid_sd:.3f} on the log scale, from {len(hist)} years {span})."
+                )
+        else:
+            if len(hist) < 3:
+                raise BayesLacError(f"resampling needs at least 3 years of unit costs up to {T} (found {len(hist)})")
+            pool = np.log(hist["weekly_cost_real"].to_numpy(float))
+            log_real = pool[rng.integers(0, len(pool), size=(n_draws, H + 1))]
+            assumptions.append(
+                f"Weekly unit cost: each future year's real unit cost is one of the {len(hist)} years {span}, drawn at random (no trend)."
+            )
+        assumptions.append(
+            f"History deflated to {T} prices and future costs inflated at {100 * inflation:g}% a year."
+        )
+
+    real_weekly = np.exp(log_real[:, 1:])
+    nominal_weekly = real_weekly * (1 + inflation) ** ahead[None, :]
+    children = forecast.data["predicted"].sel(measure="looked_after")
+
+    # Base year: published where available.
+    base_unit = np.full(n_draws, base_unit_observed) if base_unit_observed is not None else np.exp(log_real[:, 0])
+    if base_unit_observed is None and method_used != "constant":
+        assumptions.append(f"No published unit cost for {T}: the base-year unit cost is modelled per draw.")
+    hist_lac = forecast.history[(forecast.history["measure"] == "looked_after") & (forecast.history["year"] == T)]
+    if len(hist_lac) and np.isfinite(hist_lac["reported_count"].iloc[0]):
+        base_children = np.full(n_draws, float(hist_lac["reported_count"].iloc[0]))
+    else:
+        base_children = forecast.base["expected_reported"].sel(measure="looked_after").values
+        assumptions.append(f"No published looked-after count for {T}: the base-year count is the modelled expected count.")
+    base_cost = base_children * base_unit * WEEKS_PER_YEAR
+
+    dims = ("draw", "year")
+    data = xr.Dataset(
+        {
+            "children": children,
+            "weekly_unit_cost_real": (dims, real_weekly),
+            "weekly_unit_cost_nominal": (dims, nominal_weekly),
+            "base_cost": (("draw",), base_cost),
+        },
+        coords={"draw": forecast.data["draw"], "year": years},
+    )
+    data = data.drop_vars("measure", errors="ignore")
+    data["cost_real"] = data["children"] * data["weekly_unit_cost_real"] * WEEKS_PER_YEAR
+    data["cost_nominal"] = data["children"] * data["weekly_unit_cost_nominal"] * WEEKS_PER_YEAR
+    data["cost_real"].attrs["units"] = f"£ per year, cash prices of {T}"
+    data["cost_nominal"].attrs["units"] = "£ per year, cash prices of each year"
+    data["weekly_unit_cost_real"].attrs["units"] = f"£ per child per week, cash prices of {T}"
+    data["weekly_unit_cost_nominal"].attrs["units"] = "£ per child per week, cash prices of each year"
+    data = data.transpose("draw", "scenario", "year")
+    return Costs(
+        data=data,
+        la_code=forecast.la_code,
+        la_name=forecast.la_name,
+        base_year=T,
+        inflation=float(inflation),
+        method=method_used,
+        assumptions=tuple(assumptions),
+        unit_costs=history,
+        scenarios=tuple(forecast.scenario_names),
+        converged=forecast.converged,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Tables, probabilities, charts
+# --------------------------------------------------------------------------------------------
+
+
+def _cost(costs: Costs, prices: str) -> xr.DataArray:
+    _check_prices(prices)
+    return costs.data["cost_nominal" if prices == "nominal" else "cost_real"]
+
+
+def _check_scenarios(costs: Costs, scenarios) -> list[str]:
+    names = list(costs.data["scenario"].values)
+    if scenarios is None:
+        return names
+    bad = [s for s in scenarios if s not in names]
+    if bad:
+        raise ValueError(f"scenario(s) {', '.join(bad)} not in the costs ({', '.join(names)})")
+    return list(scenarios)
+
+
+def cost_table(
+    costs: Costs,
+    ci_prob: float = CI_PROB,
+    prices: str = "nominal",
+    scenarios: Sequence[str] | None = None,
+    include_base: bool = True,
+) -> pd.DataFrame:
+    """Annual cost per scenario and year: mean, median and credible interval in £ per year.
+
+    Returns
+    -------
+    DataFrame with columns ``la_code, scenario, year, financial_year, years_ahead, prices,
+    mean_gbp_per_year, median_gbp_per_year, lower_gbp_per_year, upper_gbp_per_year, ci_prob``;
+    ``prices`` is ``nominal`` (cash prices of each year) or ``real`` (cash prices of the base
+    year). With `include_base`, each scenario starts with the base year (years_ahead 0).
+    """
+    scenarios = _check_scenarios(costs, scenarios)
+    da = _cost(costs, prices).sel(scenario=scenarios)
+    table = summarise_draws(da, sample_dims=("draw",), ci_prob=ci_prob)
+    if include_base:
+        base = summarise_draws(costs.data["base_cost"], sample_dims=("draw",), ci_prob=ci_prob)
+        base_rows = pd.concat([base.assign(scenario=s, year=costs.base_year) for s in scenarios], ignore_index=True)
+        table = pd.concat([base_rows, table], ignore_index=True)
+    table = table.rename(columns=dict(zip(("mean", "median", "lower", "upper"), _GBP)))
+    table["year"] = table["year"].astype(int)
+    table["financial_year"] = [financial_year(y) for y in table["year"]]
+    table["years_ahead"] = table["year"] - costs.base_year
+    table["prices"] = prices
+    table["la_code"] = costs.la_code
+    cols = ["la_code", "scenario", "year", "financial_year", "years_ahead", "prices", *_GBP, "ci_prob"]
+    order = {s: i for i, s in enumerate(scenarios)}
+    table = table[cols].sort_values(["scenario", "year"], key=lambda c: c.map(order) if c.name == "scenario" else c)
+    return table.reset_index(drop=True)
+
+
+def cost_change_table(
+    costs: Costs,
+    years_ahead: Sequence[int] = (3, 5, 10),
+    ci_prob: float = CI_PROB,
+    prices: str = "nominal",
+    scenarios: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Change in annual cost against the base year, per scenario, `years_ahead` years on.
+
+    The change is computed per draw (future cost minus base-year cost).
+
+    Returns
+    -------
+    DataFrame with columns ``la_code, scenario, years_ahead, year, financial_year, prices,
+    base_year, base_cost_gbp_per_year, median_cost_gbp_per_year, mean_change_gbp_per_year,
+    median_change_gbp_per_year, lower_change_gbp_per_year, upper_change_gbp_per_year,
+    median_change_percent, ci_prob``.
+    """
+    scenarios = _check_scenarios(costs, scenarios)
+    horizon = int(costs.data["year"].max()) - costs.base_year
+    too_far = [h for h in years_ahead if not 1 <= h <= horizon]
+    if too_far:
+        raise ValueError(f"years ahead {too_far} are outside the forecast's 1-{horizon} years")
+    lo, hi = interval_bounds(ci_prob)
+    cost = _cost(costs, prices)
+    base = costs.data["base_cost"]
+    rows = []
+    for s in scenarios:
+        for h in years_ahead:
+            y = costs.base_year + h
+            c = cost.sel(scenario=s, year=y)
+            change = (c - base).values
+            rows.append(
+                {
+                    "la_code": costs.la_code, "scenario": s, "years_ahead": h, "year": y,
+                    "financial_year": financial_year(y), "prices": prices, "base_year": costs.base_year,
+                    "base_cost_gbp_per_year": float(base.median()),
+                    "median_cost_gbp_per_year": float(c.median()),
+                    "mean_change_gbp_per_year": float(change.mean()),
+                    "median_change_gbp_per_year": float(np.median(change)),
+                    "lower_change_gbp_per_year": float(np.quantile(change, lo)),
+                    "upper_change_gbp_per_year": float(np.quantile(change, hi)),
+                    "median_change_percent": float(np.median(100 * change / base.values)),
+                    "ci_prob": ci_prob,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def prob_cost_exceeds(costs: Costs, budget: float, year: int, scenario: str = "trend", prices: str = "nominal") -> float:
+    """Probability that the annual cost in `year` exceeds `budget` (£ per year, in `prices`)."""
+    _check_scenarios(costs, [scenario])
+    if year not in costs.data["year"].values:
+        raise ValueError(f"year {year} is not in the costs ({costs.base_year + 1}-{int(costs.data['year'].max())})")
+    return float((_cost(costs, prices).sel(scenario=scenario, year=year) > budget).mean())
+
+
+def cost_finding(
+    costs: Costs, budget: float, year: int, scenario: str = "trend", prices: str = "nominal", ci_prob: float = CI_PROB
+) -> Finding:
+    """A sentence on the chance that the annual cost exceeds a budget, with the interval."""
+    p = prob_cost_exceeds(costs, budget, year, scenario, prices)
+    row = cost_table(costs, ci_prob=ci_prob, prices=prices, scenarios=[scenario], include_base=False)
+    row = row[row["year"] == year].reset_index(drop=True)
+    row["budget_gbp_per_year"] = budget
+    row["prob_exceeds_budget"] = p
+    sentence = (
+        f"Under the {scenario} scenario there is a {format_percent(p)} chance that the cost of children looked after "
+        f"in {costs.la_name} exceeds {format_money(budget)} in {financial_year(year)} (central estimate "
+        f"{format_money(row.loc[0, 'median_gbp_per_year'])}; {format_percent(ci_prob)} credible interval "
+        f"{format_money(row.loc[0, 'lower_gbp_per_year'])} to {format_money(row.loc[0, 'upper_gbp_per_year'])}; "
+        f"{costs.prices_label(prices)})."
+    )
+    others = [f"{s}:" for s in costs.scenarios if s != scenario]
+    return Finding(
+        title=f"Chance the cost of children looked after exceeds {format_money(budget)} in {financial_year(year)}",
+        sentence=sentence,
+        table=row,
+        ci_prob=ci_prob,
+        caveats=tuple(a for a in costs.assumptions if not any(a.startswith(o) for o in others)),
+    )
+
+
+def cost_chart_table(
+    costs: Costs, scenarios: Sequence[str] | None = None, prices: str = "nominal", ci_prob: float = CI_PROB
+) -> pd.DataFrame:
+    """The numbers `plot_costs` draws: `cost_table` (base year included), in £ per year."""
+    return cost_table(costs, ci_prob=ci_prob, prices=prices, scenarios=scenarios, include_base=True)
+
+
+def plot_costs(
+    costs: Costs,
+    *,
+    scenarios: Sequence[str] | None = None,
+    prices: str = "nominal",
+    ci_prob: float = CI_PROB,
+    ax=None,
+):
+    """Annual cost per scenario (£m a year): median and credible band from the base year.
+
+    The numbers drawn are `cost_chart_table` with the same arguments. Returns the figure.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    from bayes_lac.style import BAND_ALPHA, get_axes, series_style
+
+    table = cost_chart_table(costs, scenarios=scenarios, prices=prices, ci_prob=ci_prob)
+    fig, ax = get_axes(ax)
+    for i, s in enumerate(table["scenario"].unique()):
+        t = table[table["scenario"] == s]
+        style = series_style(i + 1)
+        ax.fill_between(t["year"], t["lower_gbp_per_year"] / 1e6, t["upper_gbp_per_year"] / 1e6,
+                        color=style["color"], alpha=BAND_ALPHA, linewidth=0)
+        ax.plot(t["year"], t["median_gbp_per_year"] / 1e6, color=style["color"], linestyle=style["linestyle"],
+                marker=style["marker"], markersize=3, label=f"{s} (median)")
+    ax.set_title(f"{costs.la_name}: annual cost of children looked after from {financial_year(costs.base_year)}")
+    ax.set_xlabel("Financial year ending 31 March")
+    ax.set_ylabel(f"£m a year, {costs.prices_label(prices)}")
+    ax.legend(title=f"Bands: {format_percent(ci_prob)} credible interval", fontsize="small")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+
+def costs_command(args) -> int:
+    """``bayes-lac costs``: annual cost per scenario and year, and the 3/5/10-year change table."""
+    from bayes_lac.forecast import forecast, load_checked_run
+    from bayes_lac.panel import load_panel
+
+    run = load_checked_run(args.run, allow_unconverged=args.allow_unconverged)
+    fc = forecast(run, la=args.la, horizon=args.horizon, scenarios=args.scenario, seed=args.seed)
+    panel = load_panel(args.panel)
+    history = unit_cost_history(panel, fc.la_code)
+    co = costs(fc, history, inflation=args.inflation, seed=args.seed, method=args.unit_cost_method)
+    table = cost_table(co, ci_prob=args.ci_prob, prices="nominal")
+    if args.budget is not None:
+        cost = co.data["cost_nominal"]
+        probs = []
+        for s, y in zip(table["scenario"], table["year"]):
+            if y == co.base_year:
+                probs.append(float((co.data["base_cost"] > args.budget).mean()))
+            else:
+                probs.append(float((cost.sel(scenario=s, year=y) > args.budget).mean()))
+        table["budget_gbp_per_year"] = args.budget
+        table["prob_exceeds_budget"] = probs
+    table.to_csv(args.out, index=False)
+
+    print(f"Annual cost of children looked after, {co.la_name} ({co.la_code}), base year {financial_year(co.base_year)}")
+    if not co.converged:
+        print("WARNING: this run did not pass its convergence diagnostics; treat the numbers with caution.")
+    horizons = [h for h in (3, 5, 10) if h <= fc.horizon]
+    if horizons:
+        change = cost_change_table(co, years_ahead=horizons, ci_prob=args.ci_prob)
+        print(f"\nChange against {financial_year(co.base_year)} (£m a year, {co.prices_label('nominal')}, "
+              f"median and {format_percent(args.ci_prob)} credible interval):")
+        shown = change.assign(
+            base=(change["base_cost_gbp_per_year"] / 1e6).round(2),
+            cost=(change["median_cost_gbp_per_year"] / 1e6).round(2),
+            change=(change["median_change_gbp_per_year"] / 1e6).round(2),
+            lower=(change["lower_change_gbp_per_year"] / 1e6).round(2),
+            upper=(change["upper_change_gbp_per_year"] / 1e6).round(2),
+        )[["scenario", "years_ahead", "financial_year", "base", "cost", "change", "lower", "upper"]]
+        print(shown.to_string(index=False))
+    if len(horizons) < 3:
+        print(f"(changes beyond the {fc.horizon}-year horizon not shown)")
+    if args.budget is not None:
+        print(f"\nP(annual cost > {format_money(args.budget)}) is in column prob_exceeds_budget.")
+    print("\nAssumptions:")
+    for a in co.assumptions:
+        print(f"  - {a}")
+    print(f"\nWrote {len(table)} rows (£ per year, {co.prices_label('nominal')}) to {args.out}")
+    return 0

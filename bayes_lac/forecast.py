@@ -1,0 +1,781 @@
+"""Forecasts of children looked after, in need and on protection plans, under scenarios.
+
+Everything is computed per posterior draw with numpy from a saved run (no re-sampling of the
+model), so a 20-year forecast of 4,000 draws takes a fraction of a second.
+
+Method, per draw (see `bayes_lac.results` for the model and the names of its scales)
+-------------------------------------------------------------------------------------
+* The common year effect continues as a random walk: each future step is drawn from
+  Normal(0, year_sigma) with that draw's ``year_sigma``; there is no drift, so the comparison
+  set's common level is expected to stay where it was in the last fitted year.
+* The authority's own trend (``la_trend``) continues in a straight line on the log scale.
+* Deprivation is held at its value in the last fitted year.
+* Children aged 0-17: see `bayes_lac.population` (projected per draw from recent growth, or a
+  user's file used as given).
+* The modelled count (looked_after: excluding UASC) ~ NegBin(expected, dispersion), variance
+  expected + expected**2 / dispersion. Looked-after forecasts add the future UASC count: by
+  default held at the last observed count; with ``uasc_rate`` it is that share of the child
+  population (0.001 is the National Transfer Scheme threshold of 0.1 %). UASC is not modelled,
+  so its uncertainty is not in the intervals.
+
+Scenarios (`Scenario`)
+----------------------
+``trend``
+    The model's own projection, as above.
+``population-only``
+    Each draw's modelled rate held at its level in the last fitted year; only the child
+    population (and the UASC assumption) changes.
+``converge-england``
+    The rate per 10,000 of the *published* measure (looked_after including UASC) moves from
+    each draw's modelled rate in the last fitted year to England's latest published rate
+    (the run's ``reference`` group, latest year up to the last fitted year), in equal steps
+    on the log-rate scale (equal percentage changes each year) over 5 years, then holds.
+``converge-neighbours``
+    As ``converge-england`` with, as the target, the neighbours' pooled modelled rate in the
+    last fitted year (per draw: sum of expected counts over sum of population).
+``target:RATE@YEAR``
+    The published looked-after rate moves (log scale, equal steps) from the last fitted year
+    to RATE per 10,000 by 31 March YEAR, then holds; the other measures follow ``trend``.
+
+In the converge and target scenarios the published rate is fixed by the scenario, so for
+looked_after the non-UASC part is that rate's count minus the assumed UASC count.
+
+Draws of chain x draw are stacked into one ``draw`` dimension. Scenarios share the same
+random-walk steps, population paths and negative-binomial over-dispersion (gamma-Poisson
+mixing variable) per draw, so per-draw differences between scenarios carry only the
+differences that the scenarios make, plus independent Poisson noise.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayes_lac.config import CI_PROB, MEASURE_LABELS, RATE_PER, interval_bounds
+from bayes_lac.errors import BayesLacError, RunFileError, UnknownAuthorityError
+from bayes_lac.population import project_population, read_population_file
+from bayes_lac.summaries import Finding, format_count, format_percent, format_rate, summarise_draws
+
+#: Years over which the converge scenarios move to their target.
+CONVERGE_YEARS: int = 5
+#: Longest forecast horizon, in years after the last fitted year.
+MAX_HORIZON: int = 20
+#: Inner band of fan charts (the outer band is the credible interval, `CI_PROB` by default).
+INNER_PROB: float = 0.5
+
+SCENARIO_KINDS: tuple[str, ...] = ("trend", "population-only", "converge-england", "converge-neighbours", "target")
+FORECAST_TABLE_COLUMNS: tuple[str, ...] = ("la_code", "measure", "year", "scenario", "mean", "median", "lower", "upper", "ci_prob")
+
+_TARGET_PATTERN = re.compile(r"^target:\s*([0-9]*\.?[0-9]+)\s*@\s*([0-9]{4})$")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A forecast scenario.
+
+    Parameters
+    ----------
+    kind
+        One of ``trend``, ``population-only``, ``converge-england``, ``converge-neighbours``,
+        ``target``.
+    target_rate
+        For ``target``: rate per 10,000 children aged 0-17 of the published `measure`.
+    target_year
+        For ``target``: the 31 March year by which the target is reached (then held).
+    measure
+        For ``target``: the measure the target applies to; the others follow ``trend``.
+    uasc_rate
+        Future UASC as a share of the child population (e.g. 0.001 = 0.1 %) in this scenario;
+        None uses the forecast's setting.
+    name
+        Label in tables and charts; by default derived from the settings.
+    """
+
+    kind: str = "trend"
+    target_rate: float | None = None
+    target_year: int | None = None
+    measure: str = "looked_after"
+    uasc_rate: float | None = None
+    name: str = ""
+
+    def __post_init__(self):
+        if self.kind not in SCENARIO_KINDS:
+            raise ValueError(f"unknown scenario kind {self.kind!r}; expected one of {', '.join(SCENARIO_KINDS)}")
+        if self.kind == "target":
+            if self.target_rate is None or self.target_year is None:
+                raise ValueError("a target scenario needs target_rate (per 10,000) and target_year")
+            if not self.target_rate > 0:
+                raise ValueError(f"target_rate must be a positive rate per 10,000, got {self.target_rate}")
+        if self.uasc_rate is not None and not 0 <= self.uasc_rate < 1:
+            raise ValueError(f"uasc_rate is a share of the child population in [0, 1), got {self.uasc_rate}")
+        if not self.name:
+            if self.kind == "target":
+                name = f"target:{self.target_rate:g}@{int(self.target_year)}"
+                if self.measure != "looked_after":
+                    name += f" ({self.measure})"
+            else:
+                name = self.kind
+            if self.uasc_rate is not None:
+                name += f", UASC {100 * self.uasc_rate:g}%"
+            object.__setattr__(self, "name", name)
+
+    @classmethod
+    def parse(cls, text: str) -> "Scenario":
+        """A scenario from its command-line form: a kind, or ``target:RATE@YEAR``."""
+        text = text.strip()
+        match = _TARGET_PATTERN.match(text)
+        if match:
+            return cls(kind="target", target_rate=float(match.group(1)), target_year=int(match.group(2)))
+        if text in SCENARIO_KINDS and text != "target":
+            return cls(kind=text)
+        raise BayesLacError(
+            f"unknown scenario {text!r}; expected trend, population-only, converge-england, "
+            "converge-neighbours or target:RATE@YEAR (e.g. target:70@2030)"
+        )
+
+
+def parse_scenarios(spec: str | Iterable) -> tuple[Scenario, ...]:
+    """Scenarios from a comma-separated string or an iterable of names / `Scenario` objects."""
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    out = []
+    for item in items:
+        if isinstance(item, Scenario):
+            out.append(item)
+        elif str(item).strip():
+            out.append(Scenario.parse(str(item)))
+    if not out:
+        raise BayesLacError("no scenarios given")
+    names = [s.name for s in out]
+    if len(set(names)) != len(names):
+        raise BayesLacError(f"scenario names must be unique, got {', '.join(names)}")
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """A forecast for one authority under scenarios, per posterior draw.
+
+    Attributes
+    ----------
+    data
+        Dataset with dims (draw, measure, scenario, year), ``year`` = 31 March years after the
+        last fitted year:
+
+        * ``predicted``: predictive count of the published measure (with negative-binomial
+          noise; looked_after includes UASC). Intervals on counts come from this.
+        * ``expected``: expected modelled count (looked_after excludes UASC), no noise.
+        * ``expected_reported``: ``expected`` plus UASC for looked_after.
+        * ``rate``: expected rate of the published measure per 10,000 children aged 0-17.
+        * ``uasc`` (draw, scenario, year): UASC count assumed.
+        * ``population_0_17`` (draw, year): children aged 0-17 assumed.
+    la_code, la_name
+        The authority.
+    base_year
+        Last fitted year (31 March); the forecast starts the year after.
+    scenarios
+        The scenarios, in the order of the ``scenario`` coordinate.
+    assumptions
+        Sentences stating every assumption made, for tables and reports.
+    history
+        Published counts and rates of the authority in the fitted years: columns ``measure,
+        year, reported_count, population_0_17, reported_rate`` (rate per 10,000 aged 0-17).
+    base
+        Dataset (draw, measure) of the last fitted year: ``expected_reported`` and ``rate``.
+    converged
+        Whether the run passed its convergence diagnostics.
+    """
+
+    data: xr.Dataset
+    la_code: str
+    la_name: str
+    base_year: int
+    scenarios: tuple[Scenario, ...]
+    assumptions: tuple[str, ...]
+    history: pd.DataFrame = field(repr=False)
+    base: xr.Dataset = field(repr=False)
+    converged: bool = True
+
+    @property
+    def horizon(self) -> int:
+        return int(self.data["year"].max()) - self.base_year
+
+    @property
+    def scenario_names(self) -> list[str]:
+        return [str(s) for s in self.data["scenario"].values]
+
+
+# --------------------------------------------------------------------------------------------
+# Computing the forecast
+# --------------------------------------------------------------------------------------------
+
+
+def _flat(da: xr.DataArray, *dims: str) -> np.ndarray:
+    """Values with chain x draw stacked into one leading axis, then `dims` in order."""
+    arr = da.transpose("chain", "draw", *dims).values
+    return arr.reshape((-1,) + arr.shape[2:])
+
+
+def _england_rates(results: xr.DataTree, base_year: int, measures: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """England's published rate per 10,000 aged 0-17 in the latest year up to `base_year`."""
+    if "reference" not in results.children:
+        raise RunFileError("the run has no 'reference' group (England's counts), needed by converge-england")
+    ref = results["reference"].to_dataset()
+    rates, notes = [], []
+    for m in measures:
+        count = ref["count"].sel(measure=m)
+        pop = ref["population_0_17"]
+        ok = (count.notnull() & pop.notnull() & (pop > 0) & (count["year"] <= base_year)).values
+        if not ok.any():
+            raise RunFileError(f"the run's reference group has no England count and population for {m} up to {base_year}")
+        year = int(count["year"].values[ok].max())
+        r = float(count.sel(year=year)) / float(pop.sel(year=year)) * RATE_PER
+        rates.append(r)
+        notes.append(f"{MEASURE_LABELS.get(m, m)} {format_rate(r)} ({year})")
+    return np.array(rates), notes
+
+
+def _neighbour_rates(results: xr.DataTree, base_year: int, measures: Sequence[str], la_code: str) -> tuple[np.ndarray, list[str]]:
+    """Per draw, the neighbours' pooled modelled rate of the published measure in `base_year`."""
+    from bayes_lac import results as R
+
+    codes = json.loads(results.attrs.get("neighbours", "[]"))
+    present = set(results["constant_data"]["la"].values.tolist())
+    codes = [c for c in codes if c in present and c != la_code]
+    if not codes:
+        raise BayesLacError("converge-neighbours needs the run's neighbours, but the run has none besides the target")
+    exp = R.expected_reported(results, la=codes).sel(year=base_year)
+    pop = results["constant_data"]["population_0_17"].sel(la=codes, year=base_year)
+    pooled = exp.sum("la") / float(pop.sum()) * RATE_PER
+    arr = _flat(pooled.sel(measure=list(measures)), "measure")
+    return arr, codes
+
+
+def forecast(
+    results: xr.DataTree,
+    la: str | None = None,
+    horizon: int = 10,
+    scenarios=("trend", "population-only", "converge-england"),
+    population=None,
+    uasc_rate: float | None = None,
+    seed: int = 0,
+) -> Forecast:
+    """Forecast counts and rates 1 to `horizon` years after the last fitted year.
+
+    Parameters
+    ----------
+    results
+        A run (see `bayes_lac.results`).
+    la
+        ONS code of the authority; default the run's target authority.
+    horizon
+        Years ahead, 1 to 20.
+    scenarios
+        Names (``trend``, ``population-only``, ``converge-england``, ``converge-neighbours``,
+        ``target:RATE@YEAR``), `Scenario` objects, or one comma-separated string.
+    population
+        Future children aged 0-17: None (projected per draw from the last five years' growth),
+        a CSV path (columns ``year, population_0_17[, la_code]``), or a Series indexed by year.
+    uasc_rate
+        Future UASC as a share of the child population (e.g. 0.001); None holds the UASC
+        count at its last observed level.
+    seed
+        Seed of the predictive draws (random-walk steps, population growth, count noise).
+
+    Returns
+    -------
+    Forecast
+    """
+    if not 1 <= int(horizon) <= MAX_HORIZON:
+        raise BayesLacError(f"horizon must be 1 to {MAX_HORIZON} years, got {horizon}")
+    horizon = int(horizon)
+    if uasc_rate is not None and not 0 <= uasc_rate < 1:
+        raise BayesLacError(f"uasc_rate is a share of the child population in [0, 1) (0.001 = 0.1%), got {uasc_rate}")
+    scens = parse_scenarios(scenarios)
+    rng = np.random.default_rng(seed)
+
+    post = results["posterior"].to_dataset()
+    const = results["constant_data"].to_dataset()
+    la_code = la or results.attrs.get("target_la")
+    if la_code not in const["la"].values:
+        raise UnknownAuthorityError(f"authority {la_code} is not in this run (it holds {', '.join(map(str, const['la'].values))})")
+    measures = [str(m) for m in post["intercept"]["measure"].values]
+    for s in scens:
+        if s.kind == "target" and s.measure not in measures:
+            raise BayesLacError(f"scenario {s.name}: measure {s.measure!r} is not in this run ({', '.join(measures)})")
+    fitted_years = post["year_effect"]["year"].values
+    base_year = int(fitted_years.max())
+    years = np.arange(base_year + 1, base_year + horizon + 1)
+    steps = np.arange(1, horizon + 1)
+    reference_year = int(results.attrs["reference_year"])
+    centre = float(results.attrs["deprivation_centre"])
+    is_lac = np.array([m == "looked_after" for m in measures])
+    la_name = str(const["la_name"].sel(la=la_code).values) if "la_name" in const.coords else la_code
+    assumptions: list[str] = []
+
+    # Per-draw parameters, shape (N, M).
+    intercept = _flat(post["intercept"], "measure")
+    la_intercept = _flat(post["la_intercept"].sel(la=la_code), "measure")
+    la_trend = _flat(post["la_trend"].sel(la=la_code), "measure")
+    ye_last = _flat(post["year_effect"].sel(year=base_year), "measure")
+    year_sigma = _flat(post["year_sigma"], "measure")
+    dep_effect = _flat(post["deprivation_effect"], "measure")
+    dispersion = _flat(post["dispersion"], "measure")
+    n_draws = intercept.shape[0]
+
+    c = const.sel(la=la_code)
+    pop_hist = c["population_0_17"].to_series()
+    pop_last = float(c["population_0_17"].sel(year=base_year))
+    dep_last = float(c["deprivation"].sel(year=base_year))
+    uasc_last = float(c["uasc"].sel(year=base_year))
+    if not np.isfinite(pop_last) or pop_last <= 0:
+        raise RunFileError(f"the run has no child population for {la_code} in {base_year}")
+    dep_note = f"Deprivation held at its {base_year} value ({dep_last:g})"
+    if "deprivation_imputed" in c and bool(c["deprivation_imputed"].sel(year=base_year)):
+        dep_note += ", which was imputed in the run"
+    assumptions.append(dep_note + ".")
+
+    # Log rate of the modelled count in the last fitted year and on the trend path: (N, M[, H]).
+    level = intercept + la_intercept
+    dep_term = dep_effect * (dep_last - centre)
+    log_rate_last = level + la_trend * (base_year - reference_year) + ye_last + dep_term
+    rw_steps = rng.standard_normal((n_draws, len(measures), horizon)) * year_sigma[:, :, None]
+    ye_future = ye_last[:, :, None] + np.cumsum(rw_steps, axis=2)
+    log_rate_trend = level[:, :, None] + la_trend[:, :, None] * (years - reference_year) + ye_future + dep_term[:, :, None]
+    assumptions.append(
+        "The common year effect continues as a random walk without drift (steps drawn with each draw's "
+        "year_sigma); the authority's own trend continues on the log scale."
+    )
+
+    # Future child population, (N, H).
+    if population is None:
+        pop, note = project_population(pop_hist, horizon, n_draws, rng)
+        assumptions.append(note)
+    else:
+        if isinstance(population, pd.Series):
+            series = population.astype(float)
+            absent = [int(y) for y in years if y not in series.index]
+            if absent:
+                raise BayesLacError(f"population series has no value for year(s) {', '.join(map(str, absent))}")
+            series = series.loc[years]
+            source = "a user-supplied series"
+        else:
+            series = read_population_file(population, la_code=la_code, years=years)
+            source = f"the file {population}"
+        pop = np.broadcast_to(series.to_numpy(float), (n_draws, horizon)).copy()
+        assumptions.append(f"Child population (0-17) taken from {source}, without uncertainty.")
+
+    # UASC per scenario, (N, H).
+    def uasc_path(share):
+        if share is None:
+            return np.full((n_draws, horizon), uasc_last)
+        return share * pop
+
+    if uasc_rate is None:
+        assumptions.append(f"Future UASC looked after held at the {base_year} count ({uasc_last:g}); its uncertainty is not modelled.")
+    else:
+        assumptions.append(f"Future UASC looked after = {100 * uasc_rate:g}% of the child population; its uncertainty is not modelled.")
+
+    rate_last = (np.exp(log_rate_last) * pop_last / RATE_PER + is_lac * uasc_last) / pop_last * RATE_PER
+    targets_needed = {s.kind for s in scens}
+    england = neighbours = None
+    if "converge-england" in targets_needed:
+        england, notes = _england_rates(results, base_year, measures)
+        assumptions.append(
+            f"converge-england: rates move to England's latest published rate per 10,000 ({'; '.join(notes)}) "
+            f"in equal steps on the log scale over {CONVERGE_YEARS} years, then hold."
+        )
+    if "converge-neighbours" in targets_needed:
+        neighbours, codes = _neighbour_rates(results, base_year, measures, la_code)
+        assumptions.append(
+            f"converge-neighbours: rates move to the neighbours' pooled modelled {base_year} rate "
+            f"({len(codes)} authorities, per draw) in equal steps on the log scale over {CONVERGE_YEARS} years, then hold."
+        )
+
+    def converge_path(target, years_to_target):
+        """Published rate path (N, M, H) from `rate_last` to `target` (N or 1, M)."""
+        frac = np.minimum(steps / years_to_target, 1.0)
+        lo, lt = np.log(rate_last), np.log(target)
+        return np.exp(lo[:, :, None] + (lt - lo)[:, :, None] * frac)
+
+    shape = (n_draws, len(measures), len(scens), horizon)
+    expected_arr = np.empty(shape)
+    expected_rep = np.empty(shape)
+    uasc_arr = np.empty((n_draws, len(scens), horizon))
+    pop_scale = pop[:, None, :] / RATE_PER
+    for k, s in enumerate(scens):
+        share = s.uasc_rate if s.uasc_rate is not None else uasc_rate
+        uasc = uasc_path(share)
+        if s.uasc_rate is not None:
+            assumptions.append(f"{s.name}: future UASC = {100 * s.uasc_rate:g}% of the child population.")
+        uasc_arr[:, k] = uasc
+        lac_uasc = is_lac[None, :, None] * uasc[:, None, :]
+        if s.kind == "trend":
+            modelled = np.exp(log_rate_trend) * pop_scale
+        elif s.kind == "population-only":
+            modelled = np.exp(log_rate_last)[:, :, None] * pop_scale
+        else:
+            if s.kind == "converge-england":
+                path = converge_path(england[None, :], CONVERGE_YEARS)
+            elif s.kind == "converge-neighbours":
+                path = converge_path(neighbours, CONVERGE_YEARS)
+            else:
+                years_to = int(s.target_year) - base_year
+                if years_to < 1:
+                    raise BayesLacError(f"scenario {s.name}: the target year must be after the last fitted year {base_year}")
+                target = rate_last.copy()
+                j = measures.index(s.measure)
+                target[:, j] = s.target_rate
+                path = converge_path(target, years_to)
+                assumptions.append(
+                    f"{s.name}: the published {MEASURE_LABELS.get(s.measure, s.measure).lower()} rate moves to "
+                    f"{format_rate(s.target_rate)} per 10,000 by 31 March {int(s.target_year)} in equal steps on the "
+                    "log scale, then holds; other measures follow the trend."
+                )
+            modelled = path * pop_scale - lac_uasc
+            if s.kind == "target":
+                trend_part = np.exp(log_rate_trend) * pop_scale
+                keep = np.array([m != s.measure for m in measures])
+                modelled = np.where(keep[None, :, None], trend_part, modelled)
+            if (modelled <= 0).any():
+                raise BayesLacError(
+                    f"scenario {s.name}: the assumed UASC count exceeds the scenario's looked-after count in some "
+                    "draws; lower the UASC assumption or raise the target rate"
+                )
+        expected_arr[:, :, k] = modelled
+        expected_rep[:, :, k] = modelled + lac_uasc
+
+    # Negative-binomial noise as a gamma-Poisson mixture; the gamma factor is shared by the
+    # scenarios (common random numbers) so per-draw differences are not swamped by noise.
+    gamma = rng.gamma(shape=dispersion[:, :, None], scale=1.0 / dispersion[:, :, None], size=(n_draws, len(measures), horizon))
+    predicted = rng.poisson(expected_arr * gamma[:, :, None, :]).astype(float)
+    predicted += is_lac[None, :, None, None] * uasc_arr[:, None, :, :]
+    assumptions.append(
+        "Counts at 31 March have negative-binomial noise around the expected count (the model's dispersion)."
+    )
+
+    coords = {"draw": np.arange(n_draws), "measure": measures, "scenario": [s.name for s in scens], "year": years}
+    dims = ("draw", "measure", "scenario", "year")
+    data = xr.Dataset(
+        {
+            "predicted": (dims, predicted),
+            "expected": (dims, expected_arr),
+            "expected_reported": (dims, expected_rep),
+            "rate": (dims, expected_rep / pop[:, None, None, :] * RATE_PER),
+            "uasc": (("draw", "scenario", "year"), uasc_arr),
+            "population_0_17": (("draw", "year"), pop),
+        },
+        coords=coords,
+    )
+    data["predicted"].attrs["units"] = "children (count at 31 March)"
+    data["rate"].attrs["units"] = "per 10,000 children aged 0-17"
+    base = xr.Dataset(
+        {
+            "expected_reported": (("draw", "measure"), rate_last * pop_last / RATE_PER),
+            "rate": (("draw", "measure"), rate_last),
+        },
+        coords={"draw": np.arange(n_draws), "measure": measures},
+    )
+    return Forecast(
+        data=data,
+        la_code=str(la_code),
+        la_name=la_name,
+        base_year=base_year,
+        scenarios=scens,
+        assumptions=tuple(assumptions),
+        history=_history(results, la_code, measures),
+        base=base,
+        converged=str(results.attrs.get("converged", "true")).lower() == "true",
+    )
+
+
+def _history(results: xr.DataTree, la_code: str, measures: Sequence[str]) -> pd.DataFrame:
+    const = results["constant_data"].to_dataset().sel(la=la_code)
+    pop = const["population_0_17"].to_series()
+    rows = []
+    if "observed_data" in results.children and "reported_count" in results["observed_data"].dataset:
+        rep = results["observed_data"]["reported_count"].sel(la=la_code)
+        for m in measures:
+            counts = rep.sel(measure=m).to_series()
+            for year, count in counts.items():
+                p = pop.get(year, np.nan)
+                rows.append((m, int(year), float(count), float(p), float(count) / float(p) * RATE_PER))
+    return pd.DataFrame(rows, columns=["measure", "year", "reported_count", "population_0_17", "reported_rate"])
+
+
+# --------------------------------------------------------------------------------------------
+# Tables, probabilities, sentences
+# --------------------------------------------------------------------------------------------
+
+_SCALES = {"count": "predicted", "rate": "rate", "expected": "expected_reported"}
+
+
+def _variable(forecast: Forecast, scale: str) -> xr.DataArray:
+    if scale not in _SCALES:
+        raise ValueError(f"scale must be one of {', '.join(_SCALES)}, got {scale!r}")
+    return forecast.data[_SCALES[scale]]
+
+
+def _check_names(forecast: Forecast, measures=None, scenarios=None):
+    if measures is not None:
+        bad = [m for m in measures if m not in forecast.data["measure"].values]
+        if bad:
+            raise ValueError(f"measure(s) {', '.join(bad)} not in the forecast")
+    if scenarios is not None:
+        bad = [s for s in scenarios if s not in forecast.scenario_names]
+        if bad:
+            raise ValueError(f"scenario(s) {', '.join(bad)} not in the forecast ({', '.join(forecast.scenario_names)})")
+
+
+def forecast_table(
+    forecast: Forecast,
+    ci_prob: float = CI_PROB,
+    measures: Sequence[str] | None = None,
+    scenarios: Sequence[str] | None = None,
+    scale: str = "count",
+) -> pd.DataFrame:
+    """Forecast summary: one row per measure, year and scenario.
+
+    Parameters
+    ----------
+    scale
+        ``count``: predictive count of the published measure at 31 March (children);
+        ``rate``: expected rate per 10,000 children aged 0-17; ``expected``: expected count
+        (no sampling noise).
+
+    Returns
+    -------
+    DataFrame with columns ``la_code, measure, year, scenario, mean, median, lower, upper,
+    ci_prob`` in the units of `scale`.
+    """
+    measures = list(measures) if measures is not None else None
+    scenarios = list(scenarios) if scenarios is not None else None
+    _check_names(forecast, measures, scenarios)
+    da = _variable(forecast, scale)
+    if measures is not None:
+        da = da.sel(measure=measures)
+    if scenarios is not None:
+        da = da.sel(scenario=scenarios)
+    table = summarise_draws(da, sample_dims=("draw",), ci_prob=ci_prob)
+    table.insert(0, "la_code", forecast.la_code)
+    table = table[list(FORECAST_TABLE_COLUMNS)]
+    table["year"] = table["year"].astype(int)
+    return table.sort_values(["measure", "scenario", "year"], kind="stable").reset_index(drop=True)
+
+
+def fan_chart_table(
+    forecast: Forecast,
+    measure: str = "looked_after",
+    scenarios: Sequence[str] | None = None,
+    scale: str = "count",
+    ci_prob: float = CI_PROB,
+    inner_prob: float = INNER_PROB,
+) -> pd.DataFrame:
+    """The numbers `plot_forecast` draws: published history and per-scenario forecast bands.
+
+    Returns
+    -------
+    DataFrame with columns ``la_code, measure, scenario, year, observed, median, lower_inner,
+    upper_inner, lower, upper, inner_prob, ci_prob``. History rows have ``scenario`` "observed"
+    and only ``observed`` filled (published count, or published rate per 10,000 aged 0-17).
+    """
+    scenarios = list(scenarios) if scenarios is not None else forecast.scenario_names
+    _check_names(forecast, [measure], scenarios)
+    da = _variable(forecast, scale).sel(measure=measure, scenario=scenarios)
+    lo, hi = interval_bounds(ci_prob)
+    ilo, ihi = interval_bounds(inner_prob)
+    q = da.quantile([lo, ilo, 0.5, ihi, hi], dim="draw")
+    rows = []
+    hist = forecast.history[forecast.history["measure"] == measure].dropna(subset=["reported_count"])
+    obs_col = "reported_count" if scale in ("count", "expected") else "reported_rate"
+    for _, r in hist.iterrows():
+        rows.append({"scenario": "observed", "year": int(r["year"]), "observed": r[obs_col]})
+    for s in scenarios:
+        for y in da["year"].values:
+            v = q.sel(scenario=s, year=y).values
+            rows.append(
+                {
+                    "scenario": s, "year": int(y), "observed": np.nan, "median": v[2],
+                    "lower_inner": v[1], "upper_inner": v[3], "lower": v[0], "upper": v[4],
+                }
+            )
+    table = pd.DataFrame(rows, columns=["scenario", "year", "observed", "median", "lower_inner", "upper_inner", "lower", "upper"])
+    table.insert(0, "measure", measure)
+    table.insert(0, "la_code", forecast.la_code)
+    table["inner_prob"] = inner_prob
+    table["ci_prob"] = ci_prob
+    return table
+
+
+def plot_forecast(
+    forecast: Forecast,
+    *,
+    measure: str = "looked_after",
+    scenarios: Sequence[str] | None = None,
+    scale: str = "count",
+    ci_prob: float = CI_PROB,
+    inner_prob: float = INNER_PROB,
+    ax=None,
+):
+    """Fan chart: published history, and per scenario the median with inner and outer bands.
+
+    The numbers drawn are `fan_chart_table` with the same arguments. Returns the figure.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    from bayes_lac.style import BAND_ALPHA, TARGET_COLOUR, get_axes, series_style
+
+    table = fan_chart_table(forecast, measure=measure, scenarios=scenarios, scale=scale, ci_prob=ci_prob, inner_prob=inner_prob)
+    fig, ax = get_axes(ax)
+    obs = table[table["scenario"] == "observed"]
+    if not obs.empty:
+        ax.plot(obs["year"], obs["observed"], color=TARGET_COLOUR, marker="o", linestyle="-", label="Published")
+    for i, s in enumerate(s for s in table["scenario"].unique() if s != "observed"):
+        t = table[table["scenario"] == s]
+        style = series_style(i + 1)
+        ax.fill_between(t["year"], t["lower"], t["upper"], color=style["color"], alpha=BAND_ALPHA * 0.6, linewidth=0)
+        ax.fill_between(t["year"], t["lower_inner"], t["upper_inner"], color=style["color"], alpha=BAND_ALPHA, linewidth=0)
+        ax.plot(t["year"], t["median"], color=style["color"], linestyle=style["linestyle"], marker=style["marker"],
+                markersize=3, label=f"{s} (median)")
+    label = MEASURE_LABELS.get(measure, measure)
+    ax.set_title(f"{forecast.la_name}: {label.lower()}, forecast from {forecast.base_year}")
+    ax.set_xlabel("Year (31 March)")
+    ax.set_ylabel("Children at 31 March" if scale != "rate" else "Rate per 10,000 children aged 0-17")
+    ax.legend(title=f"Bands: {format_percent(inner_prob)} and {format_percent(ci_prob)}", fontsize="small")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def prob_exceeds(
+    forecast: Forecast,
+    threshold: float,
+    year: int,
+    measure: str = "looked_after",
+    scenario: str = "trend",
+    scale: str = "count",
+) -> float:
+    """Posterior predictive probability that `measure` exceeds `threshold` at 31 March `year`.
+
+    `threshold` is in the units of `scale` (``count``: children; ``rate``: per 10,000 aged 0-17).
+    """
+    _check_names(forecast, [measure], [scenario])
+    if year not in forecast.data["year"].values:
+        raise ValueError(f"year {year} is not in the forecast ({forecast.base_year + 1}-{forecast.base_year + forecast.horizon})")
+    da = _variable(forecast, scale).sel(measure=measure, scenario=scenario, year=year)
+    return float((da > threshold).mean())
+
+
+def exceedance_finding(
+    forecast: Forecast,
+    threshold: float,
+    year: int,
+    measure: str = "looked_after",
+    scenario: str = "trend",
+    ci_prob: float = CI_PROB,
+) -> Finding:
+    """A sentence such as 'a 70% chance that numbers exceed 320 by March 2028', with the interval."""
+    p = prob_exceeds(forecast, threshold, year, measure=measure, scenario=scenario)
+    row = forecast_table(forecast, ci_prob=ci_prob, measures=[measure], scenarios=[scenario])
+    row = row[row["year"] == year].reset_index(drop=True)
+    row["threshold"] = threshold
+    row["prob_exceeds"] = p
+    noun = MEASURE_LABELS.get(measure, measure).lower()
+    sentence = (
+        f"Under the {scenario} scenario there is a {format_percent(p)} chance that the number of {noun} in "
+        f"{forecast.la_name} exceeds {format_count(threshold)} by March {year} (central forecast "
+        f"{format_count(row.loc[0, 'median'])}; {format_percent(ci_prob)} credible interval "
+        f"{format_count(row.loc[0, 'lower'])} to {format_count(row.loc[0, 'upper'])})."
+    )
+    return Finding(
+        title=f"Chance of more than {format_count(threshold)} {noun} in March {year}",
+        sentence=sentence,
+        table=row,
+        ci_prob=ci_prob,
+        caveats=scenario_assumptions(forecast, scenario),
+    )
+
+
+def scenario_assumptions(forecast: Forecast, scenario: str) -> tuple[str, ...]:
+    """The forecast's assumptions that apply to `scenario` (drops other scenarios' notes)."""
+    others = [f"{s}:" for s in forecast.scenario_names if s != scenario]
+    return tuple(a for a in forecast.assumptions if not any(a.startswith(o) for o in others))
+
+
+def scenario_difference(
+    forecast: Forecast,
+    scenario: str,
+    baseline: str = "trend",
+    measure: str = "looked_after",
+    ci_prob: float = CI_PROB,
+    scale: str = "count",
+) -> pd.DataFrame:
+    """Per-draw difference `scenario` minus `baseline`, summarised by year.
+
+    Returns
+    -------
+    DataFrame with columns ``la_code, measure, year, scenario, baseline, mean, median, lower,
+    upper, ci_prob, prob_higher`` (difference in the units of `scale`; ``prob_higher`` is the
+    probability that `scenario` is above `baseline`).
+    """
+    _check_names(forecast, [measure], [scenario, baseline])
+    da = _variable(forecast, scale).sel(measure=measure)
+    diff = da.sel(scenario=scenario) - da.sel(scenario=baseline)
+    diff = diff.drop_vars([c for c in diff.coords if c not in diff.dims])
+    table = summarise_draws(diff, sample_dims=("draw",), ci_prob=ci_prob)
+    table.insert(0, "baseline", baseline)
+    table.insert(0, "scenario", scenario)
+    table.insert(0, "measure", measure)
+    table.insert(0, "la_code", forecast.la_code)
+    table["prob_higher"] = (diff > 0).mean("draw").values
+    return table[["la_code", "measure", "year", "scenario", "baseline", "mean", "median", "lower", "upper", "ci_prob", "prob_higher"]]
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+
+def load_checked_run(path, allow_unconverged: bool = False) -> xr.DataTree:
+    """Load a run; refuse it if it failed its diagnostics, unless allowed (then print the
+    loud convergence warning to standard error)."""
+    import sys
+
+    from bayes_lac.diagnostics import convergence_warning, require_converged
+    from bayes_lac.results import load_run
+
+    run = load_run(path)
+    diag = require_converged(run, allow_unconverged=allow_unconverged)
+    if not diag.converged:
+        print(convergence_warning(diag), file=sys.stderr)
+    return run
+
+
+def forecast_command(args) -> int:
+    """``bayes-lac forecast``: write predictive-count summaries per measure, year and scenario."""
+    run = load_checked_run(args.run, allow_unconverged=args.allow_unconverged)
+    fc = forecast(
+        run,
+        la=args.la,
+        horizon=args.horizon,
+        scenarios=args.scenario,
+        population=args.population,
+        uasc_rate=args.uasc_rate,
+        seed=args.seed,
+    )
+    table = forecast_table(fc, ci_prob=args.ci_prob)
+    table.to_csv(args.out, index=False)
+    print(f"Forecast for {fc.la_name} ({fc.la_code}) from {fc.base_year}, {fc.horizon} years, "
+          f"scenarios: {', '.join(fc.scenario_names)}")
+    if not fc.converged:
+        print("WARNING: this run did not pass its convergence diagnostics; treat the numbers with caution.")
+    print("Assumptions:")
+    for a in fc.assumptions:
+        print(f"  - {a}")
+    print(f"Wrote {len(table)} rows (counts, {format_percent(args.ci_prob)} intervals) to {args.out}")
+    return 0
