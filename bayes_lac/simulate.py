@@ -1,0 +1,195 @@
+"""Simulated panels with known parameters, for tests, recovery checks and development.
+
+`simulate_panel` draws a panel in the schema of ``bayes_lac.panel`` from the model written in
+``bayes_lac.results`` (negative-binomial counts around a log-linear rate per 10,000 children
+with authority levels and trends, a common random-walk path and a deprivation effect), and
+returns the true parameters beside it. It also mimics the gaps of the official data: children
+in need and child protection published only from 2013, UASC counts of 1-5 suppressed, no
+authority-level UASC in 2010, deprivation published for 2015-2024 only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from bayes_lac.config import ENGLAND_CODE, MEASURES, RATE_PER
+
+#: Default true values, one per measure in `MEASURES` order (log rate per 10,000 children).
+DEFAULT_TRUTH: dict = {
+    "intercept": (4.0, 5.8, 3.8),
+    "la_intercept_sd": (0.35, 0.3, 0.4),
+    "la_trend_sd": (0.02, 0.02, 0.03),
+    "year_sigma": (0.03, 0.04, 0.05),
+    "deprivation_effect": (0.02, 0.012, 0.018),
+    "dispersion": (300.0, 400.0, 150.0),
+    # correlation of authority deviations across measures (levels and trends alike)
+    "correlation": 0.5,
+}
+
+
+def _sum_to_zero_mvnormal(rng, n: int, sds, corr: float) -> np.ndarray:
+    m = len(sds)
+    r = np.full((m, m), corr) + (1 - corr) * np.eye(m)
+    cov = np.outer(sds, sds) * r
+    x = rng.multivariate_normal(np.zeros(m), cov, size=n)
+    return x - x.mean(axis=0)
+
+
+def simulate_panel(
+    n_la: int = 11,
+    years: tuple[int, int] = (2010, 2025),
+    truth: dict | None = None,
+    seed: int = 0,
+    measures_from: dict | None = None,
+    deprivation_years: tuple[int, int] | None = (2015, 2024),
+    uasc_gaps: bool = True,
+    population: float = 40_000.0,
+) -> tuple[pd.DataFrame, dict]:
+    """A simulated panel and the truth it was drawn from.
+
+    Parameters
+    ----------
+    n_la
+        Number of local authorities (codes ``E0699xxxx``, not real ones).
+    years
+        First and last year (inclusive), 31 March snapshots.
+    truth
+        Overrides of `DEFAULT_TRUTH` (same keys; per-measure tuples in `MEASURES` order).
+    seed
+        Random seed.
+    measures_from
+        First published year per measure; default ``{"children_in_need": 2013,
+        "child_protection": 2013}`` as in the official data. Earlier cells are blank.
+    deprivation_years
+        Years whose deprivation is published (blank outside); ``None`` publishes every year.
+        The truth uses deprivation in every year regardless.
+    uasc_gaps
+        Blank the UASC count in the first year, and suppress counts of 1-5 (blank with
+        ``uasc_note = "x"``), as in the official data.
+    population
+        Typical number of children aged 0-17 per authority.
+
+    Returns
+    -------
+    panel
+        One row per authority and year plus England (``E92000001``, the sum of the
+        authorities), with the columns of the panel schema and ``geographic_level``,
+        ``uasc_note``.
+    truth
+        ``intercept`` (measure,), ``la_intercept`` and ``la_trend`` (la, measure; each sums
+        to zero over la), ``year_effect`` (measure, year; zero up to each measure's first
+        published year), ``year_sigma``, ``deprivation_effect``, ``dispersion`` (measure,),
+        ``reference_year`` (the last year), ``deprivation_centre`` (mean of the true
+        deprivation over all authority-years), ``la``, ``year``, ``measure``.
+    """
+    rng = np.random.default_rng(seed)
+    spec = {**DEFAULT_TRUTH, **(truth or {})}
+    measures_from = {"children_in_need": 2013, "child_protection": 2013, **(measures_from or {})}
+    yrs = np.arange(years[0], years[1] + 1)
+    n_y, m = len(yrs), len(MEASURES)
+    codes = [f"E0699{i:04d}" for i in range(n_la)]
+    names = [f"Simulated {i}" for i in range(n_la)]
+
+    pop = population * np.exp(rng.normal(0, 0.5, n_la))[:, None] * (1 + 0.004 * (yrs - yrs[0]))[None, :]
+    pop = np.round(pop)
+    dep_level = rng.normal(20, 7, n_la).clip(4, 45)
+    deprivation = dep_level[:, None] + rng.normal(0, 1.0, (n_la, n_y)).cumsum(axis=1) * 0.5
+    deprivation = np.round(deprivation, 1)
+    centre = float(deprivation.mean())
+
+    intercept = np.asarray(spec["intercept"], float)
+    la_intercept = _sum_to_zero_mvnormal(rng, n_la, np.asarray(spec["la_intercept_sd"]), spec["correlation"])
+    la_trend = _sum_to_zero_mvnormal(rng, n_la, np.asarray(spec["la_trend_sd"]), spec["correlation"])
+    year_sigma = np.asarray(spec["year_sigma"], float)
+    first_year = np.array([measures_from.get(name, yrs[0]) for name in MEASURES])
+    steps = rng.normal(0, year_sigma[:, None], (m, n_y))
+    steps[yrs[None, :] <= first_year[:, None]] = 0.0
+    year_effect = steps.cumsum(axis=1)
+    dep_effect = np.asarray(spec["deprivation_effect"], float)
+    dispersion = np.asarray(spec["dispersion"], float)
+    reference_year = int(yrs[-1])
+
+    log_rate = (
+        intercept[:, None, None]
+        + la_intercept.T[:, :, None]
+        + la_trend.T[:, :, None] * (yrs - reference_year)[None, None, :]
+        + year_effect[:, None, :]
+        + dep_effect[:, None, None] * (deprivation - centre)[None]
+    )
+    mu = np.exp(log_rate) * pop[None] / RATE_PER
+    # NegBin(mu, alpha) as a gamma-Poisson mixture
+    lam = rng.gamma(dispersion[:, None, None], mu / dispersion[:, None, None])
+    counts = rng.poisson(lam).astype(float)
+    for k, name in enumerate(MEASURES):
+        counts[k][:, yrs < first_year[k]] = np.nan
+
+    uasc = rng.poisson(np.exp(rng.normal(np.log(4.0), 0.8, n_la))[:, None] * pop / 40_000 * np.ones(n_y)).astype(float)
+    uasc_note = np.full((n_la, n_y), "", dtype=object)
+    if uasc_gaps:
+        small = (uasc >= 1) & (uasc <= 5)
+        uasc_note[small] = "x"
+        uasc_note[:, 0] = "not published"
+        uasc_reported = np.where(small, np.nan, uasc)
+        uasc_reported[:, 0] = np.nan
+    else:
+        uasc_reported = uasc
+    lac_reported = counts[0] + uasc  # published looked_after includes UASC
+
+    dep_reported = deprivation.astype(float).copy()
+    if deprivation_years is not None:
+        outside = (yrs < deprivation_years[0]) | (yrs > deprivation_years[1])
+        dep_reported[:, outside] = np.nan
+
+    rows = []
+    for i in range(n_la):
+        for t, year in enumerate(yrs):
+            rows.append(
+                {
+                    "la_code": codes[i],
+                    "la_name": names[i],
+                    "geographic_level": "Local authority",
+                    "year": int(year),
+                    "population_0_17": pop[i, t],
+                    "looked_after": lac_reported[i, t],
+                    "children_in_need": counts[1][i, t],
+                    "child_protection": counts[2][i, t],
+                    "uasc": uasc_reported[i, t],
+                    "uasc_note": uasc_note[i, t],
+                    "deprivation": dep_reported[i, t],
+                }
+            )
+    for t, year in enumerate(yrs):
+        rows.append(
+            {
+                "la_code": ENGLAND_CODE,
+                "la_name": "England",
+                "geographic_level": "National",
+                "year": int(year),
+                "population_0_17": pop[:, t].sum(),
+                "looked_after": lac_reported[:, t].sum(),
+                "children_in_need": counts[1][:, t].sum(),
+                "child_protection": counts[2][:, t].sum(),
+                "uasc": uasc[:, t].sum() if not uasc_gaps or t > 0 else np.nan,
+                "uasc_note": "",
+                "deprivation": np.nan,
+            }
+        )
+    panel = pd.DataFrame(rows)
+    panel["uasc_note"] = panel["uasc_note"].replace("", np.nan)
+
+    truth_out = {
+        "intercept": intercept,
+        "la_intercept": la_intercept,
+        "la_trend": la_trend,
+        "year_effect": year_effect,
+        "year_sigma": year_sigma,
+        "deprivation_effect": dep_effect,
+        "dispersion": dispersion,
+        "reference_year": reference_year,
+        "deprivation_centre": centre,
+        "la": codes,
+        "year": yrs,
+        "measure": list(MEASURES),
+    }
+    return panel, truth_out
