@@ -635,21 +635,23 @@ def model_origin_forecasts(task: dict) -> dict:
     absent = [la for la in task["las"] if la not in in_run]
     if absent:
         notes.append(f"origin {origin}: {len(absent)} authorities not in the fitted set (no forecast): {', '.join(absent)}")
+    years = [origin + h for h in horizons]
+    blocks: dict[str, list] = {m: [] for m in task["measures"]}
+    for la in task["las"]:
+        if la in in_run:
+            fc = forecast(run, la=la, horizon=max(horizons), scenarios=("trend",), seed=task["seed"] + origin)
+            predicted = fc.data["predicted"].sel(scenario="trend", year=years)
+            for m in task["measures"]:
+                blocks[m].append(predicted.sel(measure=m).transpose("year", "draw").values)
+        else:
+            for m in task["measures"]:
+                blocks[m].append(None)
+    keys = [(la, h) for la in task["las"] for h in horizons]
     frames = []
-    for measure in task["measures"]:
-        counts = _series(panel, measure)
-        keys, blocks = [], []
-        for la in task["las"]:
-            if la in in_run:
-                fc = forecast(run, la=la, horizon=max(horizons), scenarios=("trend",), seed=task["seed"] + origin)
-                draws = fc.data["predicted"].sel(scenario="trend", measure=measure)
-                blocks.append(draws.sel(year=[origin + h for h in horizons]).transpose("year", "draw").values)
-            else:
-                blocks.append(np.full((len(horizons), 1), np.nan))
-            keys.extend((la, h) for h in horizons)
-        width = max(b.shape[1] for b in blocks)
-        samples = np.vstack([np.broadcast_to(b, (b.shape[0], width)) if b.shape[1] == 1 else b for b in blocks])
-        frames.append(_score_block(keys, samples, counts, measure, origin, MODEL_METHOD, task["seed"]))
+    for m in task["measures"]:
+        width = max((b.shape[1] for b in blocks[m] if b is not None), default=1)
+        samples = np.vstack([np.full((len(horizons), width), np.nan) if b is None else b for b in blocks[m]])
+        frames.append(_score_block(keys, samples, _series(panel, m), m, origin, MODEL_METHOD, task["seed"]))
     diagnostics = json.loads(run.attrs.get("diagnostics", "{}") or "{}")
     return {
         "table": _concat(frames),

@@ -613,12 +613,12 @@ def _mvn_rows_quadratic(chol, deviations, n_measures: int):
     return pt.sum(z**2)
 
 
-def _zero_sum_effect(name: str, chol, mean, centred: np.ndarray, n_measures: int):
-    """Authority effects (la, measure): zero-sum multivariate normal, rows centred at `mean`.
+def _zero_sum_effect(name: str, chol, mean, centred: np.ndarray, n_measures: int, dims=("la_centred", "measure")):
+    """Authority effects (la, measure): `mean` plus zero-sum multivariate normal deviations.
 
     The distribution: draw each authority's row from MvNormal(0, Sigma) (Sigma = chol @
-    chol.T, across measures), subtract the mean row, add `mean` (which sums to zero over
-    authorities). So the effects sum to zero over authorities exactly.
+    chol.T, across measures), subtract the mean row, add `mean`. So the effects less `mean`
+    sum to zero over authorities exactly.
 
     How it is sampled differs by authority (`centred`, a boolean per authority):
 
@@ -650,17 +650,21 @@ def _zero_sum_effect(name: str, chol, mean, centred: np.ndarray, n_measures: int
                 - 0.5 * (n_la - 1) * n_measures * np.log(2 * np.pi)
             )
 
-        return pm.CustomDist(
+        # the sampled value sums to zero (zero-sum transform), so it is the effect less the
+        # average of `mean` over authorities (zero when `mean` sums to zero)
+        mean_avg = mean.mean(axis=0, keepdims=True)
+        x = pm.CustomDist(
             name,
             chol,
-            mean,
+            mean - mean_avg,
             dist=dist,
             logp=logp,
             support_point=lambda rv, size, chol, mean: pt.zeros_like(rv) + mean,
             signature="(m,m),(n,m)->(n,m)",
             transform=_ZeroSumRows([-2]),
-            dims=("la_centred", "measure"),
+            dims=dims,
         )
+        return x + mean_avg
 
     effects = pt.zeros((n_la, n_measures))
     sum_dev = pt.zeros(n_measures)
@@ -857,8 +861,9 @@ def informativeness(data: ModelData) -> dict:
         # own mean (so authorities entering or leaving do not move it)
         year_w = w.sum(axis=0)
         use = year_w > 0
-        own_mean = np.nanmean(np.where(have, rate, np.nan), axis=1, keepdims=True)
-        dev = np.where(have, rate - np.nan_to_num(own_mean), 0.0)
+        n_have = have.sum(axis=1, keepdims=True)
+        own_mean = np.where(have, rate, 0.0).sum(axis=1, keepdims=True) / np.maximum(n_have, 1)
+        dev = np.where(have, rate - own_mean, 0.0)
         ybar = (w * dev).sum(axis=0)[use] / year_w[use]
         se_year = float(np.sqrt(np.median(1.0 / year_w[use])))
         diffs = np.diff(ybar)
@@ -870,6 +875,13 @@ def informativeness(data: ModelData) -> dict:
         details["year_sd"].append(float(year_sd))
         details["year_se"].append(float(se_year))
     return {"la_ratio": la_ratio, "year_ratio": year_ratio, **details}
+
+
+#: Centre a block when its own data's standard error is below this multiple of the spread
+#: its prior must explain (`informativeness`). Centred effects mix well down to roughly equal
+#: information, and fail badly only when the prior dominates; non-centred ones fail badly
+#: when the data dominate (measured: bench/bench_fit.py). So the boundary sits above 1.
+CENTRE_BELOW_RATIO = 2.0
 
 
 def choose_parameterisation(data: ModelData, parameterisation: str = "auto") -> dict:
@@ -889,8 +901,8 @@ def choose_parameterisation(data: ModelData, parameterisation: str = "auto") -> 
     info = informativeness(data)
     return {
         "mode": "auto",
-        "centred_la": [c for c, r in zip(data.la, info["la_ratio"]) if r < 1.0],
-        "centred_year": [m for m, r in zip(data.measures, info["year_ratio"]) if r < 1.0],
+        "centred_la": [c for c, r in zip(data.la, info["la_ratio"]) if r < CENTRE_BELOW_RATIO],
+        "centred_year": [m for m, r in zip(data.measures, info["year_ratio"]) if r < CENTRE_BELOW_RATIO],
     }
 
 
@@ -948,7 +960,13 @@ def build_model(data: ModelData, priors: dict, parameterisation="auto") -> pm.Mo
     }
     offset = np.log(data.population_0_17 / RATE_PER)
     parts = deprivation_parts(data)
+    # each authority's level is sampled at the middle of its own data for the measure (the
+    # measure's middle year if it has none), where its level and trend are uncorrelated
+    has = ~np.isnan(data.modelled_count)  # (measure, la, year)
+    n_years = has.sum(axis=2)
     mid_year = np.array([data.year[t_idx][m_idx == k].mean() for k in range(n_m)])
+    own_mid = (has * data.year[None, None, :]).sum(axis=2) / np.maximum(n_years, 1)
+    la_mid_year = np.where(n_years > 0, own_mid, mid_year[:, None]).T  # (la, measure)
     prior = {
         k: _by_measure(priors[s][k2], measures)
         for k, (s, k2) in {
@@ -995,10 +1013,11 @@ def build_model(data: ModelData, priors: dict, parameterisation="auto") -> pm.Mo
             slope_shift = parts["la_slope"][:, None] * d[None, :]
             la_slope = _zero_sum_effect("la_slope", chol_trend, slope_shift, centred_la, n_m)
             la_trend = pm.Deterministic("la_trend", la_slope - slope_shift, dims=("la", "measure"))
-            mid_shift = la_trend * (mid_year - data.reference_year)[None, :] + (
-                parts["la"][:, None] + parts["la_slope"][:, None] * (mid_year - parts["year_centre"])[None, :]
+            mid_shift = la_trend * (la_mid_year - data.reference_year) + (
+                parts["la"][:, None] + parts["la_slope"][:, None] * (la_mid_year - parts["year_centre"])
             ) * d[None, :]
-            la_mid = _zero_sum_effect("la_mid", chol_level, mid_shift, centred_la, n_m)
+            # an authority's level is pinned by any year of data, so levels are always centred
+            la_mid = _zero_sum_effect("la_mid", chol_level, mid_shift, np.ones(n_la, bool), n_m, dims=("la", "measure"))
             la_intercept = pm.Deterministic("la_intercept", la_mid - mid_shift, dims=("la", "measure"))
 
             # the common path: per measure, levels of each year from its first year with data
@@ -1058,7 +1077,7 @@ def build_model(data: ModelData, priors: dict, parameterisation="auto") -> pm.Mo
             log_rate = (
                 path[:, None, :]
                 + la_mid.T[:, :, None]
-                + la_slope.T[:, :, None] * (data.year[None, :] - mid_year[:, None])[:, None, :]
+                + la_slope.T[:, :, None] * (data.year[None, None, :] - la_mid_year.T[:, :, None])
                 + d[:, None, None] * parts["rest"][None, :, :]
             )
 

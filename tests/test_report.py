@@ -262,6 +262,32 @@ def test_report_command_wants_an_html_file(tmp_path, capsys):
     assert ".html" in capsys.readouterr().err
 
 
+def test_report_command_on_a_saved_run(toy_run, tmp_path, capsys):
+    """The CLI path with --run: HTML and XLSX written; an unconverged run refused (exit 2, the
+    problems listed, no report) unless --allow-unconverged."""
+    from bayes_lac.cli import main
+    from bayes_lac.results import save_run
+
+    panel_file = tmp_path / "panel.csv"
+    toy_panel(toy_run).to_csv(panel_file, index=False)
+    run_file = tmp_path / "run.nc"
+    save_run(toy_run, run_file)
+    out = tmp_path / "toy.html"
+    common = ["report", "--la", toy_run.attrs["target_la"], "--panel", str(panel_file)]
+    assert main(common + ["--run", str(run_file), "--out", str(out), "--xlsx"]) == 0
+    assert out.is_file() and out.with_suffix(".xlsx").is_file()
+    assert "Wrote" in capsys.readouterr().out
+
+    bad = make_toy_results(years=(2009, 2020), draws=20, converged=False)
+    bad_file = tmp_path / "bad.nc"
+    save_run(bad, bad_file)
+    refused = tmp_path / "refused.html"
+    assert main(common + ["--run", str(bad_file), "--out", str(refused)]) == 2
+    err = capsys.readouterr().err
+    assert "convergence diagnostics" in err and "--allow-unconverged" in err and str(bad_file) in err
+    assert not refused.exists()
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not BUNDLED_PANEL.exists(), reason="no bundled panel (bayes-lac data build)")
 def test_report_command_fits_saves_and_reports(tmp_path, capsys):
@@ -273,7 +299,7 @@ def test_report_command_fits_saves_and_reports(tmp_path, capsys):
     from bayes_lac.results import load_run
 
     out = tmp_path / "thurrock.html"
-    args = ["report", "--la", THURROCK_CODE, "--draws", "100", "--tune", "150", "--chains", "2", "--seed", "3"]
+    args = ["report", "--la", THURROCK_CODE, "--draws", "60", "--tune", "100", "--chains", "2", "--seed", "3"]
     code = main(args + ["--out", str(out), "--xlsx", "--allow-unconverged"])
     captured = capsys.readouterr()
     assert code == 0, captured.err

@@ -1,0 +1,129 @@
+"""A small real fit on simulated data, saved and loaded; the ``fit`` command line.
+
+The fit is tiny (5 authorities, 7 years, 2 chains x 150 draws), so it may not meet the
+convergence thresholds; these tests check the run's structure and round trip, not its
+statistics (tests/test_recovery.py does that)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from bayes_lac.cli import main
+from bayes_lac.config import ENGLAND_CODE, MEASURES
+from bayes_lac.errors import RunFileError
+from bayes_lac.model import LACModel
+from bayes_lac.results import REQUIRED_ATTRS, load_run, save_run
+from bayes_lac.simulate import simulate_panel
+
+SMALL = dict(draws=150, tune=150, chains=2, cores=1, seed=11, progressbar=False)
+
+
+@pytest.fixture(scope="module")
+def panel():
+    panel, _ = simulate_panel(n_la=5, years=(2016, 2022), seed=5)
+    return panel
+
+
+@pytest.fixture(scope="module")
+def codes(panel):
+    return [c for c in panel["la_code"].unique() if c != ENGLAND_CODE]
+
+
+@pytest.fixture(scope="module")
+def fitted(panel, codes):
+    lac = LACModel(codes[0], neighbours=codes[1:])
+    run = lac.fit(panel, **SMALL)
+    return lac, run
+
+
+def test_run_follows_contract(fitted, codes):
+    _, run = fitted
+    for group in ("posterior", "constant_data", "observed_data", "reference", "log_likelihood", "log_prior", "sample_stats"):
+        assert group in run.children, group
+    post = run["posterior"]
+    assert post["la_trend"].dims == ("chain", "draw", "la", "measure")
+    assert post["year_effect"].dims == ("chain", "draw", "measure", "year")
+    assert post.sizes["chain"] == 2 and post.sizes["draw"] == 150
+    assert list(post["la"].values) == codes
+    # authority effects are deviations from the set: they sum to zero in every draw
+    np.testing.assert_allclose(post["la_trend"].sum("la").values, 0.0, atol=1e-8)
+    np.testing.assert_allclose(post["la_intercept"].sum("la").values, 0.0, atol=1e-8)
+    assert (post["dispersion"] > 0).all()
+    for attr in REQUIRED_ATTRS:
+        assert attr in run.attrs
+    assert run.attrs["converged"] in ("true", "false")
+    assert json.loads(run.attrs["measures"]) == list(MEASURES)
+    assert json.loads(run.attrs["neighbours"]) == codes[1:]
+    sampler = json.loads(run.attrs["sampler"])
+    assert sampler["draws"] == 150 and sampler["chains"] == 2
+    # the log-likelihood has one entry per observed cell
+    n_obs = int(run["observed_data"]["modelled_count"].notnull().sum())
+    assert run["log_likelihood"]["modelled_count"].sizes["obs"] == n_obs
+
+
+def test_save_load_round_trip(fitted, tmp_path):
+    lac, run = fitted
+    path = tmp_path / "sub" / "run.nc"
+    save_run(run, path)
+    back = load_run(path)
+    for name in ("intercept", "la_trend", "year_effect", "dispersion"):
+        xr.testing.assert_allclose(back["posterior"][name], run["posterior"][name])
+    xr.testing.assert_equal(back["constant_data"].to_dataset(), run["constant_data"].to_dataset())
+    xr.testing.assert_identical(back["observed_data"]["modelled_count"], run["observed_data"]["modelled_count"])
+    assert dict(back.attrs) == dict(run.attrs)
+
+    # the model rebuilt from the file alone has the same log-density
+    rebuilt = LACModel.from_run(back)
+    point = lac.model_.initial_point()
+    assert rebuilt.model_.initial_point().keys() == point.keys()
+    # a point away from the initial one: shift every free value a little
+    rng = np.random.default_rng(0)
+    point = {k: v + 0.01 * rng.standard_normal(np.shape(v)) for k, v in point.items()}
+    original = lac.model_.compile_logp()(point)
+    assert np.isfinite(original)
+    assert rebuilt.model_.compile_logp()(point) == pytest.approx(original, rel=1e-9)
+
+
+def test_load_run_refuses_other_files(tmp_path):
+    with pytest.raises(RunFileError, match="not found"):
+        load_run(tmp_path / "missing.nc")
+    other = tmp_path / "other.nc"
+    xr.Dataset({"x": ("t", np.arange(3.0))}).to_netcdf(other, engine="h5netcdf")
+    with pytest.raises(RunFileError, match="not a bayes_lac run"):
+        load_run(other)
+    text = tmp_path / "text.nc"
+    text.write_text("not netcdf")
+    with pytest.raises(RunFileError, match=str(text.name)):
+        load_run(text)
+
+
+def test_cli_fit_writes_a_run(panel, codes, tmp_path, capsys):
+    csv = tmp_path / "panel.csv"
+    panel.to_csv(csv, index=False)
+    out = tmp_path / "cli_run.nc"
+    argv = ["fit", "--panel", str(csv), "--la", codes[0], "--neighbours", ",".join(codes[1:]),
+            "--draws", "100", "--tune", "100", "--chains", "2", "--seed", "3", "--out", str(out)]
+    status = main(argv)
+    captured = capsys.readouterr()
+    assert status == 0
+    run = load_run(out)
+    assert run.attrs["target_la"] == codes[0]
+    assert run["posterior"].sizes["draw"] == 100
+    assert "Diagnostics" in captured.out
+    if run.attrs["converged"] == "false":
+        assert "FAILED ITS CONVERGENCE DIAGNOSTICS" in captured.err
+    else:
+        assert "FAILED" not in captured.err
+
+
+def test_cli_fit_bad_la(panel, tmp_path, capsys):
+    csv = tmp_path / "panel.csv"
+    panel.to_csv(csv, index=False)
+    status = main(["fit", "--panel", str(csv), "--la", "E06999999", "--out", str(tmp_path / "x.nc")])
+    assert status == 2
+    assert "E06999999" in capsys.readouterr().err
+    assert not (tmp_path / "x.nc").exists()
