@@ -1,6 +1,6 @@
 """A small real fit on simulated data, saved and loaded; the ``fit`` command line.
 
-The fit is tiny (5 authorities, 7 years, 2 chains x 150 draws), so it may not meet the
+The fit is tiny (5 authorities, 7 years, 2 chains x 100 draws), so it may not meet the
 convergence thresholds; these tests check the run's structure and round trip, not its
 statistics (tests/test_recovery.py does that)."""
 
@@ -14,12 +14,13 @@ import xarray as xr
 
 from bayes_lac.cli import main
 from bayes_lac.config import ENGLAND_CODE, MEASURES
+from bayes_lac.diagnostics import coverage_table, loo_table, posterior_predictive, rootogram_table
 from bayes_lac.errors import RunFileError
 from bayes_lac.model import LACModel
 from bayes_lac.results import REQUIRED_ATTRS, load_run, save_run
 from bayes_lac.simulate import simulate_panel
 
-SMALL = dict(draws=150, tune=150, chains=2, cores=1, seed=11, progressbar=False)
+SMALL = dict(draws=100, tune=100, chains=2, cores=1, seed=11, progressbar=False)
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,7 @@ def test_run_follows_contract(fitted, codes):
     post = run["posterior"]
     assert post["la_trend"].dims == ("chain", "draw", "la", "measure")
     assert post["year_effect"].dims == ("chain", "draw", "measure", "year")
-    assert post.sizes["chain"] == 2 and post.sizes["draw"] == 150
+    assert post.sizes["chain"] == 2 and post.sizes["draw"] == 100
     assert list(post["la"].values) == codes
     # authority effects are deviations from the set: they sum to zero in every draw
     np.testing.assert_allclose(post["la_trend"].sum("la").values, 0.0, atol=1e-8)
@@ -59,7 +60,7 @@ def test_run_follows_contract(fitted, codes):
     assert json.loads(run.attrs["measures"]) == list(MEASURES)
     assert json.loads(run.attrs["neighbours"]) == codes[1:]
     sampler = json.loads(run.attrs["sampler"])
-    assert sampler["draws"] == 150 and sampler["chains"] == 2
+    assert sampler["draws"] == 100 and sampler["chains"] == 2
     # the log-likelihood has one entry per observed cell
     n_obs = int(run["observed_data"]["modelled_count"].notnull().sum())
     assert run["log_likelihood"]["modelled_count"].sizes["obs"] == n_obs
@@ -127,3 +128,24 @@ def test_cli_fit_bad_la(panel, tmp_path, capsys):
     assert status == 2
     assert "E06999999" in capsys.readouterr().err
     assert not (tmp_path / "x.nc").exists()
+
+
+def test_predictive_tables_and_loo(fitted):
+    _, run = fitted
+    ppc = posterior_predictive(run, seed=1)
+    n_obs = int(run["observed_data"]["modelled_count"].notnull().sum())
+    assert ppc["posterior_predictive"]["modelled_count"].sizes["obs"] == n_obs
+    cov = coverage_table(ppc, ci_prob=0.9)
+    assert set(cov["measure"]) == {"looked_after", "children_in_need", "child_protection"}
+    assert cov["cells"].sum() == n_obs
+    assert cov["share_inside"].between(0, 1).all()
+    root = rootogram_table(ppc, "looked_after")
+    sel = ppc["observed_data"]["obs_measure"].values == "looked_after"
+    assert root["observed"].sum() == sel.sum()
+    assert root["expected"].sum() == pytest.approx(sel.sum(), rel=0.02)
+    assert (root["bin_upper"] > root["bin_lower"]).all()
+    loo = loo_table(run)
+    assert loo.loc[loo["measure"] == "all", "cells"].item() == n_obs
+    per_measure = loo[loo["measure"] != "all"]
+    assert per_measure["elpd_loo"].sum() == pytest.approx(loo.loc[loo["measure"] == "all", "elpd_loo"].item(), rel=1e-6)
+    assert np.isfinite(loo["elpd_loo"]).all()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import xarray as xr
 
 from bayes_lac import sensitivity as S
 from bayes_lac.errors import RunFileError
