@@ -16,11 +16,10 @@ from bayes_lac.simulate import simulate_panel
 
 @pytest.fixture(scope="module")
 def broken_run():
-    # one chain, 10 tuning steps, 30 draws: R-hat cannot be computed and ESS is tiny. One
-    # measure keeps it cheap (an unadapted sampler takes long trajectories).
+    # one chain, 10 tuning steps, 30 draws: R-hat cannot be computed and ESS is tiny
     panel, _ = simulate_panel(n_la=4, years=(2016, 2022), seed=7)
     codes = [c for c in panel["la_code"].unique() if c != ENGLAND_CODE]
-    return LACModel(codes[0], neighbours=codes[1:], measures=("looked_after",)).fit(
+    return LACModel(codes[0], neighbours=codes[1:]).fit(
         panel, draws=30, tune=10, chains=1, cores=1, seed=2, progressbar=False
     )
 
