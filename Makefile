@@ -18,8 +18,11 @@ $(BIN)/bayes-lac: pyproject.toml
 
 install: $(BIN)/bayes-lac
 
+# The report is written even if the fit fails its convergence checks, and then says so on
+# every page; `bayes-lac report` without --allow-unconverged refuses such a fit.
 report: install
-	$(BIN)/bayes-lac report --la $(LA) --out reports/thurrock.html --pdf --xlsx
+	$(BIN)/bayes-lac compare --la $(LA) --out reports
+	$(BIN)/bayes-lac report --la $(LA) --out reports/thurrock.html --pdf --xlsx --allow-unconverged
 
 test: install
 	$(BIN)/python -m pytest -q -n 2 --durations=15
