@@ -33,6 +33,7 @@ import pandas as pd
 
 from bayes_lac.config import BUNDLED_NEIGHBOURS, BUNDLED_PANEL, DEFAULT_OFFICIAL_SOURCE, ENGLAND_CODE
 from bayes_lac.errors import InputFileError
+from bayes_lac.panel import REQUIRED_COLUMNS
 
 FIRST_YEAR = 2010
 LAST_YEAR = 2025
@@ -95,16 +96,7 @@ EES_D5 = "EES CIN d5"
 EES_POPULATION = "EES ONS MYE 0-17"
 
 #: The panel's columns, in order. The first nine are the schema of `bayes_lac.panel`.
-PANEL_COLUMNS: tuple[str, ...] = (
-    "la_code",
-    "la_name",
-    "year",
-    "population_0_17",
-    "looked_after",
-    "children_in_need",
-    "child_protection",
-    "uasc",
-    "deprivation",
+PANEL_COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + (
     "geographic_level",
     "old_la_code",
     "population_0_17_flag",
