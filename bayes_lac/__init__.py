@@ -7,7 +7,7 @@ Data flows one way::
 See README.md for a quick start.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from bayes_lac.panel import load_panel  # noqa: E402
 

@@ -892,9 +892,9 @@ def backtest_command(args) -> int:
     measures = [m.strip() for m in args.measures.split(",") if m.strip()]
     las = args.las if args.las == "all" else [c.strip() for c in args.las.split(",") if c.strip()]
     settings = {
-        "draws": args.draws or DEFAULT_DRAWS,
-        "tune": args.tune or DEFAULT_TUNE,
-        "chains": args.chains or DEFAULT_CHAINS,
+        "draws": DEFAULT_DRAWS if args.draws is None else args.draws,
+        "tune": DEFAULT_TUNE if args.tune is None else args.tune,
+        "chains": DEFAULT_CHAINS if args.chains is None else args.chains,
     }
     result = backtest(
         panel, origins, horizons, measures, las, workers=args.workers, scheduler=args.scheduler, **settings

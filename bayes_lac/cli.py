@@ -18,6 +18,17 @@ from bayes_lac.config import CI_PROB, THURROCK_CODE
 from bayes_lac.errors import BayesLacError
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: a whole number above 0 (draws, tuning steps, chains)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number above 0, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number above 0, got {value}")
+    return value
+
+
 def _add_run(p: argparse.ArgumentParser) -> None:
     p.add_argument("run", help="a saved run (netCDF) from `bayes-lac fit`")
 
@@ -40,9 +51,10 @@ def _add_fit_settings(p: argparse.ArgumentParser) -> None:
         "or a comma-separated list of ONS codes (default 2021)",
     )
     p.add_argument("--until", type=int, help="use only data up to and including this year")
-    p.add_argument("--draws", type=int, help="posterior draws per chain")
-    p.add_argument("--tune", type=int, help="tuning steps per chain")
-    p.add_argument("--chains", type=int, help="number of chains")
+    p.add_argument("--draws", type=_positive_int, help="posterior draws per chain")
+    p.add_argument("--tune", type=_positive_int, help="tuning steps per chain")
+    p.add_argument("--chains", type=_positive_int, help="number of chains")
+    p.add_argument("--sampler", choices=("nutpie", "pymc", "numpyro"), help="NUTS implementation (default nutpie)")
     p.add_argument("--seed", type=int, help="random seed")
     p.add_argument(
         "--priors",
@@ -171,9 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--horizons", default="1-5", help="horizons, e.g. 1-5")
     bt.add_argument("--measures", default="looked_after", help="comma-separated measures")
     bt.add_argument("--las", default="all", help="'all' or comma-separated ONS codes")
-    bt.add_argument("--draws", type=int)
-    bt.add_argument("--tune", type=int)
-    bt.add_argument("--chains", type=int)
+    bt.add_argument("--draws", type=_positive_int)
+    bt.add_argument("--tune", type=_positive_int)
+    bt.add_argument("--chains", type=_positive_int)
     bt.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
     bt.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
     bt.add_argument("--out", required=True, help="CSV to write")

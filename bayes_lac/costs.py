@@ -50,7 +50,7 @@ import xarray as xr
 from bayes_lac.config import CI_PROB, interval_bounds
 from bayes_lac.errors import BayesLacError, PanelError, UnknownAuthorityError
 from bayes_lac.forecast import Forecast
-from bayes_lac.summaries import Finding, format_money, format_percent, summarise_draws
+from bayes_lac.summaries import Finding, format_chance, format_money, format_percent, summarise_draws
 
 #: Weeks in a year (365.25 / 7): annual cost = weekly unit cost x children x this.
 WEEKS_PER_YEAR: float = 52.18
@@ -491,7 +491,7 @@ def cost_finding(
     row["budget_gbp_per_year"] = budget
     row["prob_exceeds_budget"] = p
     sentence = (
-        f"Under the {scenario} scenario there is a {format_percent(p)} chance that the cost of children looked after "
+        f"Under the {scenario} scenario there is {format_chance(p)} that the cost of children looked after "
         f"in {costs.la_name} exceeds {format_money(budget)} in {financial_year(year)} (central estimate "
         f"{format_money(row.loc[0, 'median_gbp_per_year'])}; {format_percent(ci_prob)} credible interval "
         f"{format_money(row.loc[0, 'lower_gbp_per_year'])} to {format_money(row.loc[0, 'upper_gbp_per_year'])}; "

@@ -111,8 +111,10 @@ be set beside England's published split.
 Modelled versus published change. The split is of the modelled change, the change in the
 model's expected (smoothed) counts. The published counts also sit off that path: year-to-year
 variation, and any bend in an authority's own path, because its own trend is a straight line
-on the log scale (only the common path of the comparison set can bend). That part of the
-published change is not attributed to anything, and the sentences say how large it is.
+on the log scale (only the common path of the comparison set can bend). The model carries
+that distance (``bayes_lac.results.deviation``) from year to year by its ``persistence``,
+which matters for forecasts, but it is not attributed to any factor here, and the sentences
+say how large it is.
 """
 
 from __future__ import annotations

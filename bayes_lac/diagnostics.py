@@ -233,7 +233,7 @@ def require_converged(results: xr.DataTree, allow_unconverged: bool = False) -> 
     """
     diag = stored_diagnostics(results)
     if not diag.converged and not allow_unconverged:
-        problems = "; ".join(diag.problems) or "the run is marked converged=false"
+        problems = "; ".join(p.rstrip(".") for p in diag.problems) or "the run is marked converged=false"
         raise UnconvergedFitError(
             f"the fit of {results.attrs.get('target_la', '?')} failed its convergence diagnostics: "
             f"{problems}. Refit with more tuning/draws, or pass allow_unconverged=True "

@@ -9,6 +9,12 @@ Method, per draw (see `bayes_lac.results` for the model and the names of its sca
   Normal(0, year_sigma) with that draw's ``year_sigma``; there is no drift, so the comparison
   set's common level is expected to stay where it was in the last fitted year.
 * The authority's own trend (``la_trend``) continues in a straight line on the log scale.
+* Persistence: the authority's distance from its path in the last fitted year (``deviation``)
+  carries into each next year by the share ``persistence``: the count in year T + h has mean
+  path * exp(persistence * deviation in year T + h - 1), with each simulated year's own
+  distance feeding the next. ``expected`` decays the last distance without noise
+  (persistence ** h). This applies to ``trend``, ``population-only`` and the measures a
+  ``target`` scenario does not fix; a prescribed rate path (converge, target) has no term.
 * Deprivation is held at its value in the last fitted year.
 * Children aged 0-17: see `bayes_lac.population` (projected per draw from recent growth, or a
   user's file used as given).
@@ -60,7 +66,8 @@ import xarray as xr
 from bayes_lac.config import CI_PROB, MEASURE_LABELS, RATE_PER, interval_bounds
 from bayes_lac.errors import BayesLacError, RunFileError, UnknownAuthorityError
 from bayes_lac.population import project_population, read_population_file
-from bayes_lac.summaries import Finding, format_count, format_percent, format_rate, summarise_draws
+from bayes_lac.results import deviation
+from bayes_lac.summaries import Finding, format_chance, format_count, format_percent, format_rate, summarise_draws
 
 #: Years over which the converge scenarios move to their target.
 CONVERGE_YEARS: int = 5
@@ -326,6 +333,9 @@ def forecast(
     year_sigma = _flat(post["year_sigma"], "measure")
     dep_effect = _flat(post["deprivation_effect"], "measure")
     dispersion = _flat(post["dispersion"], "measure")
+    if "persistence" not in post:
+        raise RunFileError("the run has no 'persistence' variable: it was made by an older bayes_lac; refit it")
+    persistence = _flat(post["persistence"], "measure")
     n_draws = intercept.shape[0]
 
     c = const.sel(la=la_code)
@@ -339,6 +349,9 @@ def forecast(
     if "deprivation_imputed" in c and bool(c["deprivation_imputed"].sel(year=base_year)):
         dep_note += ", which was imputed in the run"
     assumptions.append(dep_note + ".")
+
+    # Distance of the last fitted year's count from the path, per draw (N, M); NaN if blank.
+    dev_last = _flat(deviation(results, la_code).sel(year=base_year, measure=measures), "measure")
 
     # Log rate of the modelled count in the last fitted year and on the trend path: (N, M[, H]).
     level = intercept + la_intercept
@@ -404,6 +417,9 @@ def forecast(
         return np.exp(lo[:, :, None] + (lt - lo)[:, :, None] * frac)
 
     shape = (n_draws, len(measures), len(scens), horizon)
+    # where the persistence term applies: the model's own projections (not a rate path the
+    # scenario prescribes), (M, S)
+    follows_model = np.ones((len(measures), len(scens)), bool)
     expected_arr = np.empty(shape)
     expected_rep = np.empty(shape)
     uasc_arr = np.empty((n_draws, len(scens), horizon))
@@ -438,10 +454,12 @@ def forecast(
                     "log scale, then holds; other measures follow the trend."
                 )
             modelled = path * pop_scale - lac_uasc
+            follows_model[:, k] = False
             if s.kind == "target":
                 trend_part = np.exp(log_rate_trend) * pop_scale
                 keep = np.array([m != s.measure for m in measures])
                 modelled = np.where(keep[None, :, None], trend_part, modelled)
+                follows_model[:, k] = keep
             if (modelled <= 0).any():
                 raise BayesLacError(
                     f"scenario {s.name}: the assumed UASC count exceeds the scenario's looked-after count in some "
@@ -450,10 +468,38 @@ def forecast(
         expected_arr[:, :, k] = modelled
         expected_rep[:, :, k] = modelled + lac_uasc
 
+    # Persistence: the authority's distance from its path in the last fitted year carries
+    # into the next year by the share `persistence`, and so on (each simulated year's
+    # distance feeds the next). The expected path decays the last distance deterministically.
+    phi = np.where(follows_model[None, :, :], persistence[:, :, None], 0.0)  # (N, M, S)
+    missing_dev = ~np.isfinite(dev_last)
+    if missing_dev.any():
+        absent = [m for j, m in enumerate(measures) if missing_dev[:, j].all()]
+        assumptions.append(
+            f"No modelled {base_year} count for {', '.join(absent)}: those forecasts start on the modelled path."
+        )
+    dev0 = np.where(missing_dev, 0.0, dev_last)[:, :, None]  # (N, M, 1)
+    if follows_model.any():
+        assumptions.append(
+            f"The authority's {base_year} distance from its modelled path fades by the model's persistence each year "
+            f"(posterior median {', '.join(f'{m} {np.median(persistence[:, j]):.2f}' for j, m in enumerate(measures))})."
+        )
+    decay = phi[..., None] ** steps  # (N, M, S, H)
+    path_counts = expected_arr
+    expected_arr = path_counts * np.exp(decay * dev0[..., None])
+    expected_rep = expected_arr + is_lac[None, :, None, None] * uasc_arr[:, None, :, :]
+
     # Negative-binomial noise as a gamma-Poisson mixture; the gamma factor is shared by the
     # scenarios (common random numbers) so per-draw differences are not swamped by noise.
     gamma = rng.gamma(shape=dispersion[:, :, None], scale=1.0 / dispersion[:, :, None], size=(n_draws, len(measures), horizon))
-    predicted = rng.poisson(expected_arr * gamma[:, :, None, :]).astype(float)
+    predicted = np.empty(shape)
+    dev_prev = np.broadcast_to(dev0, shape[:3])
+    for h in range(horizon):
+        mean = path_counts[..., h] * np.exp(phi * dev_prev)
+        draw = rng.poisson(mean * gamma[:, :, None, h]).astype(float)
+        predicted[..., h] = draw
+        # distance of the simulated count from the path (the population cancels)
+        dev_prev = np.log(draw + 0.5) - np.log(path_counts[..., h])
     predicted += is_lac[None, :, None, None] * uasc_arr[:, None, :, :]
     assumptions.append(
         "Counts at 31 March have negative-binomial noise around the expected count (the model's dispersion)."
@@ -687,7 +733,7 @@ def exceedance_finding(
     row["prob_exceeds"] = p
     noun = MEASURE_LABELS.get(measure, measure).lower()
     sentence = (
-        f"Under the {scenario} scenario there is a {format_percent(p)} chance that the number of {noun} in "
+        f"Under the {scenario} scenario there is {format_chance(p)} that the number of {noun} in "
         f"{forecast.la_name} exceeds {format_count(threshold)} by March {year} (central forecast "
         f"{format_count(row.loc[0, 'median'])}; {format_percent(ci_prob)} credible interval "
         f"{format_count(row.loc[0, 'lower'])} to {format_count(row.loc[0, 'upper'])})."

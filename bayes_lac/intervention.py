@@ -94,6 +94,7 @@ from bayes_lac.config import CI_PROB, INTERVENTIONS_DIR
 from bayes_lac.errors import InputFileError
 from bayes_lac.summaries import (
     Finding,
+    format_chance,
     format_interval,
     format_money,
     format_percent,
@@ -681,17 +682,6 @@ def intervention_table(result: InterventionResult, ci_prob: float = CI_PROB) -> 
     return table
 
 
-def _chance(p: float) -> str:
-    # A board reader should never see "a 100% chance" from finitely many draws.
-    if p > 0.99:
-        return "more than a 99% chance"
-    if p < 0.01:
-        return "less than a 1% chance"
-    pct = format_percent(p)
-    article = "an" if pct.startswith("8") or pct in ("11%", "18%") else "a"
-    return f"{article} {pct} chance"
-
-
 def _pounds(x: float) -> str:
     """Whole pounds, rounded as the source report rounds: the point case is shown exactly."""
     x = round_half_up(x)
@@ -748,7 +738,7 @@ def intervention_finding(result: InterventionResult, ci_prob: float = CI_PROB) -
         )
     net = table.loc["net_saving"]
     sentence = (
-        f"{spec.name} {cost_text}; there is {_chance(result.prob_net_saving)} it saves more than "
+        f"{spec.name} {cost_text}; there is {format_chance(result.prob_net_saving)} it saves more than "
         f"it costs; net saving {format_interval(net['lower'], net['upper'], format_money, ci_prob)}"
     )
     if "cashable_saving" in table.index:

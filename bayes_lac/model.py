@@ -4,22 +4,24 @@ One authority is fitted jointly with its comparison set (its DfE statistical nei
 list of authorities, or every authority in England); the model, its variables and the run it
 returns are specified in ``bayes_lac.results``. In short, for measure m, authority i, year t::
 
-    modelled_count ~ NegBin(mean = expected, alpha = dispersion[m])
-    log expected   = log(population_0_17 / 10,000) + intercept[m] + la_intercept[i, m]
-                     + la_trend[i, m] * (year - reference_year) + year_effect[m, t]
-                     + deprivation_effect[m] * (deprivation - deprivation_centre)
+    modelled_count ~ NegBin(mean, alpha = dispersion[m])
+    log mean       = log(population_0_17 / 10,000) + log_rate + persistence[m] * deviation[t - 1]
+    log_rate       = intercept[m] + la_intercept[i, m] + la_trend[i, m] * (year - reference_year)
+                     + year_effect[m, t] + deprivation_effect[m] * (deprivation - deprivation_centre)
 
-Parameterisation (measured in ``bench/bench_fit.py``): the authority effects are *centred*:
-the sampled values are the effects themselves, with a zero-sum multivariate normal prior
-whose covariance across the three measures has an LKJ-Cholesky prior. The data are very
-informative (hundreds of children per cell), which is exactly where centred effects mix and
-non-centred ones do not. The zero-sum constraint is exact (a zero-sum transform over
-authorities), so ``la_intercept`` and ``la_trend`` are each authority's deviation from the
-comparison set's common level and trend. The common path ``year_effect`` is a random walk
-with centred steps; it is held at zero up to and including each measure's first year with
-data (children in need and child protection are published from 2013), because before that
-there are no data to place it and a free path there only adds a ridge between the intercept
-and the first steps.
+``log_rate`` is the authority's path; ``deviation`` is how far last year's published count
+sat from it. Authority levels and trends sum to zero over the comparison set and are
+correlated across measures (LKJ prior); the common path ``year_effect`` is a random walk,
+held at zero up to each measure's first year with data (children in need and child
+protection are published from 2013).
+
+Parameterisation: the model is the same whichever way the sampler sees it; `build_model`
+documents the changes of variables (levels at the middle of each authority's data, the
+deprivation parts folded into the effects) and `choose_parameterisation` which blocks are
+sampled as themselves (centred) or standardised (non-centred). With the persistence term
+each year's count informs the path only through its change from last year's, so the
+authority effects are weakly pinned by their own data and the default is non-centred
+(measured in ``bench/bench_fit.py``).
 
 Usage::
 
@@ -50,16 +52,22 @@ from bayes_lac.errors import PanelError, UnknownAuthorityError
 from bayes_lac.priors import load_priors, prior_set_name, priors_json
 
 #: Default sampler settings: they give a converged fit of the bundled data (see bench/).
-DEFAULT_DRAWS = 500
-DEFAULT_TUNE = 500
+#: How the sampler sees the parameters by default (see `choose_parameterisation`).
+DEFAULT_PARAMETERISATION = "non_centred"
+DEFAULT_DRAWS = 1500
+DEFAULT_TUNE = 1500
 DEFAULT_CHAINS = 4
 DEFAULT_SEED = 20260331
-DEFAULT_SAMPLER = "pymc"
+DEFAULT_SAMPLER = "nutpie"
+DEFAULT_TARGET_ACCEPT = 0.95
 SAMPLERS: tuple[str, ...] = ("pymc", "nutpie", "numpyro")
 PARAMETERISATIONS: tuple[str, ...] = ("auto", "centred", "non_centred", "baseline")
 
 #: Value used for a suppressed UASC count (DfE "x": 1 to 5 children): the midpoint.
 UASC_SUPPRESSED_VALUE = 3.0
+
+#: Fewest years with counts (and a population) for an authority to be modelled.
+MIN_YEARS = 2
 
 #: Local-authority code prefixes modelled in the national ("all") comparison set.
 LA_PREFIXES: tuple[str, ...] = ("E06", "E08", "E09", "E10")
@@ -105,6 +113,23 @@ class ModelData:
     def observed_index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Indices (measure, la, year) of the cells in the likelihood, in `obs` order."""
         return np.nonzero(~np.isnan(self.modelled_count))
+
+    def previous_deviation_data(self) -> tuple[np.ndarray, np.ndarray]:
+        """For the persistence term: each cell's previous-year observed log rate, and where it exists.
+
+        Returns ``(previous, has_previous)``, both (measure, la, year): ``previous[m, i, t]`` is
+        `bayes_lac.results.observed_log_rate` of cell (m, i, t - 1) (0 where that cell is not
+        in the likelihood, e.g. the first year, a measure's first published year, a blank
+        cell), and ``has_previous`` says where it is available.
+        """
+        from bayes_lac.results import observed_log_rate
+
+        current = observed_log_rate(self.modelled_count, self.population_0_17[None])
+        previous = np.zeros_like(current)
+        previous[:, :, 1:] = current[:, :, :-1]
+        has = np.isfinite(previous)
+        has[:, :, 0] = False
+        return np.where(has, previous, 0.0), has
 
     def first_data_year(self) -> dict[str, int]:
         """First year with at least one modelled count, per measure."""
@@ -407,6 +432,28 @@ def prepare_data(
             "expected the number of children aged 0-17, above 0"
         )
     no_pop = np.isnan(population)
+    # an authority with counts in fewer than MIN_YEARS years (with a population) cannot place
+    # its own level and trend; it is left out of the comparison set, openly
+    years_used = ((~np.isnan(reported)) & ~no_pop[None]).any(axis=0).sum(axis=1)
+    if years_used[0] < MIN_YEARS:
+        raise PanelError(
+            f"{source}: {name(0)} has counts with a population in {int(years_used[0])} year(s); "
+            f"the model needs at least {MIN_YEARS}"
+        )
+    few = years_used < MIN_YEARS
+    if few.any():
+        notices.append(
+            f"Comparison set: {', '.join(name(i) for i in np.flatnonzero(few))} "
+            f"{'has' if few.sum() == 1 else 'have'} counts with a population in fewer than "
+            f"{MIN_YEARS} years and {'is' if few.sum() == 1 else 'are'} left out."
+        )
+        keep = ~few
+        codes = [c for c, k in zip(codes, keep) if k]
+        names = [n for n, k in zip(names, keep) if k]
+        rows = rows[rows["la_code"].isin(codes)]
+        reported, population, no_pop = reported[:, keep], population[keep], no_pop[keep]
+        if len(codes) < 3:
+            raise PanelError(f"{source}: fewer than 3 authorities with enough data in the comparison set of {target_la}")
     if no_pop.all(axis=1).any():
         i = int(np.flatnonzero(no_pop.all(axis=1))[0])
         raise PanelError(
@@ -581,126 +628,112 @@ def prepare_data(
 # ---------------------------------------------------------------------------------------
 
 
-class _ZeroSumRows(ZeroSumTransform):
-    """Zero-sum over authorities for a (la, measure) matrix-valued variable.
-
-    pymc's transform reports one Jacobian term per measure; the matrix variable has one
-    log-density, and the transform is an isometry (Jacobian zero), so return a scalar zero.
-    """
-
-    def log_jac_det(self, value, *inputs):
-        return pt.zeros(value.shape[:-2])
-
-
-def _forward_substitution(chol, rhs, n: int):
-    """Solve chol @ z = rhs for lower-triangular `chol` (n x n, n small) row by row.
-
-    With three measures this is a handful of elementwise operations; pytensor's general
-    triangular solve goes through scipy and costs milliseconds per call.
-    """
-    rows = []
-    for i in range(n):
-        acc = rhs[i]
-        for j in range(i):
-            acc = acc - chol[i, j] * rows[j]
-        rows.append(acc / chol[i, i])
-    return pt.stack(rows)
-
-
-def _mvn_rows_quadratic(chol, deviations, n_measures: int):
-    """Sum over rows of d' Sigma^-1 d for the rows d of `deviations` (rows x measures)."""
-    z = _forward_substitution(chol, deviations.T, n_measures)
-    return pt.sum(z**2)
-
-
-def _zero_sum_effect(name: str, chol, mean, centred: np.ndarray, n_measures: int, dims=("la_centred", "measure")):
+def _zero_sum_effect(name: str, chol, mean, centred: np.ndarray, n_measures: int, model: pm.Model):
     """Authority effects (la, measure): `mean` plus zero-sum multivariate normal deviations.
 
     The distribution: draw each authority's row from MvNormal(0, Sigma) (Sigma = chol @
     chol.T, across measures), subtract the mean row, add `mean`. So the effects less `mean`
     sum to zero over authorities exactly.
 
-    How it is sampled differs by authority (`centred`, a boolean per authority):
+    How it is sampled: the zero-sum deviations are an orthonormal map Q (pymc's zero-sum
+    basis) of n_la - 1 independent rows ``Y[i] ~ MvNormal(0, Sigma)``; row i stands for
+    authority i (the last authority has no own row). Each row is built measure by measure
+    from its Cholesky conditionals, ``Y[i, k] | Y[i, :k] ~ Normal(sum_j<k chol[k, j] z[i, j],
+    chol[k, k])``, and each element is sampled either as itself plus its share of `mean`
+    (centred: where the authority's own data pin it, ``centred[i, k]``; the data pin the
+    effect *with* its mean, e.g. an authority's level including its deprivation part) or as
+    a standard normal z (non-centred: where the prior dominates, e.g. a trend with two years
+    of data, or a measure the authority has no data for). Every choice gives the same
+    distribution; it only changes the geometry the sampler sees (centred effects with weak
+    data, and non-centred ones with strong data, form funnels with Sigma).
 
-    * centred authorities (their own data pin their effects): the effects themselves are
-      sampled, with their exact marginal density (rows coupled through their sum S:
-      ``-0.5 [sum_i d_i' Sigma^-1 d_i + S' Sigma^-1 S / p] - r log|chol|`` for r centred and
-      p other authorities);
-    * the others (few years or tiny counts, where centred effects form a funnel with
-      Sigma): standardised zero-sum normals z, with effects ``mean - S / p + chol @ z``, which
-      is their exact conditional distribution given the centred ones.
-
-    Returns the (la, measure) tensor of effects. Sampled variables: ``{name}`` (dims
-    ``la_centred, measure``) and ``{name}_z`` (dims ``measure, la_noncentred``).
+    Sampled variables: ``{name}`` (centred elements, dim ``{name}_centred``) and ``{name}_z``
+    (the others, dim ``{name}_noncentred``). Returns the (la, measure) tensor of effects.
     """
     centred = np.asarray(centred, bool)
-    n_la = len(centred)
-    rich, poor = np.flatnonzero(centred), np.flatnonzero(~centred)
-    r, p = len(rich), len(poor)
-    if p == 0:
+    n_la = centred.shape[0]
+    rows = centred[:-1]  # rows of Y: authorities 0 .. n_la - 2
+    n_rows = n_la - 1
+    # element order: measure by measure (column-major), the order the Cholesky recursion uses
+    cmask = rows.T.ravel()  # (m * n_rows,)
+    c_pos, nc_pos = np.flatnonzero(cmask), np.flatnonzero(~cmask)
+    n_c, n_nc = len(c_pos), len(nc_pos)
+    labels = np.array(model.coords["la"], dtype=object)
+    measures = list(model.coords["measure"])
+    cell_labels = np.array([f"{labels[i]} {measures[k]}" for k in range(n_measures) for i in range(n_rows)], dtype=object)
+    basis = ZeroSumTransform([0])
+    mean_avg = mean.mean(axis=0, keepdims=True)
+    # `mean` in the coordinates of Y (its zero-sum part): centred elements are sampled as
+    # Y + mean_y, which is what the data see
+    mean_y = basis.forward(mean - mean_avg).T.ravel()  # column-major like the elements
 
-        def dist(chol, mean, size):
-            raw = pm.MvNormal.dist(mu=pt.zeros(n_measures), chol=chol, size=(n_la,))
-            return raw - raw.mean(axis=0, keepdims=True) + mean
+    def columns(chol, yc_full, z_full, mean_y):
+        """Y (column-major vector) and the conditional means of all elements.
 
-        def logp(value, chol, mean):
-            return (
-                -0.5 * _mvn_rows_quadratic(chol, value - mean, n_measures)
-                - (n_la - 1) * pt.sum(pt.log(pt.diag(chol)))
-                - 0.5 * (n_la - 1) * n_measures * np.log(2 * np.pi)
-            )
+        Every symbolic input is an argument: a CustomDist's logp may not reach variables of
+        the enclosing model."""
+        ycols, zcols, cond = [], [], []
+        for k in range(n_measures):
+            sl = slice(k * n_rows, (k + 1) * n_rows)
+            cm = pt.zeros(n_rows)
+            for j in range(k):
+                cm = cm + chol[k, j] * zcols[j]
+            yk = pt.where(cmask[sl], yc_full[sl] - mean_y[sl], cm + chol[k, k] * z_full[sl])
+            cond.append(cm + mean_y[sl])
+            ycols.append(yk)
+            zcols.append((yk - cm) / chol[k, k])
+        return pt.concatenate(ycols), pt.concatenate(cond)
 
-        # the sampled value sums to zero (zero-sum transform), so it is the effect less the
-        # average of `mean` over authorities (zero when `mean` sums to zero)
-        mean_avg = mean.mean(axis=0, keepdims=True)
-        x = pm.CustomDist(
+    def full(values, positions):
+        return pt.set_subtensor(pt.zeros(n_measures * n_rows)[positions], values)
+
+    sd_index = np.repeat(np.arange(n_measures), n_rows)
+    if n_nc:
+        model.add_coord(f"{name}_noncentred", cell_labels[nc_pos].tolist())
+        z = pm.Normal(f"{name}_z", 0.0, 1.0, dims=f"{name}_noncentred")
+        z_full = full(z, nc_pos)
+    else:
+        z = pt.zeros(0)
+        z_full = pt.zeros(n_measures * n_rows)
+    if n_c:
+        model.add_coord(f"{name}_centred", cell_labels[c_pos].tolist())
+
+        def dist(chol, z, mean_y, size):
+            eps = pm.Normal.dist(0.0, 1.0, shape=(n_measures * n_rows,))
+            zf = full(z, nc_pos)
+            # draw column by column: a centred element is its conditional mean plus noise
+            ycols, zcols = [], []
+            for k in range(n_measures):
+                sl = slice(k * n_rows, (k + 1) * n_rows)
+                cm = pt.zeros(n_rows)
+                for j in range(k):
+                    cm = cm + chol[k, j] * zcols[j]
+                yk = cm + chol[k, k] * pt.where(cmask[sl], eps[sl], zf[sl])
+                ycols.append(yk + mean_y[sl])
+                zcols.append((yk - cm) / chol[k, k])
+            return pt.concatenate(ycols)[c_pos]
+
+        def logp(value, chol, z, mean_y):
+            _, cond = columns(chol, full(value, c_pos), full(z, nc_pos), mean_y)
+            sd = pt.diag(chol)[sd_index]
+            return pt.sum(pm.logp(pm.Normal.dist(cond[c_pos], sd[c_pos]), value))
+
+        yc = pm.CustomDist(
             name,
             chol,
-            mean - mean_avg,
+            z,
+            mean_y,
             dist=dist,
             logp=logp,
-            support_point=lambda rv, size, chol, mean: pt.zeros_like(rv) + mean,
-            signature="(m,m),(n,m)->(n,m)",
-            transform=_ZeroSumRows([-2]),
-            dims=dims,
+            support_point=lambda rv, size, chol, z, mean_y: mean_y[c_pos],
+            signature="(m,m),(q),(e)->(c)",
+            dims=f"{name}_centred",
         )
-        return x + mean_avg
-
-    effects = pt.zeros((n_la, n_measures))
-    sum_dev = pt.zeros(n_measures)
-    if r > 0:
-        mean_rich = mean[rich]
-
-        def dist_rich(chol, mean_rich, size):
-            raw = pm.MvNormal.dist(mu=pt.zeros(n_measures), chol=chol, size=(n_la,))
-            return (raw - raw.mean(axis=0, keepdims=True))[rich] + mean_rich
-
-        def logp_rich(value, chol, mean_rich):
-            dev = value - mean_rich
-            s = dev.sum(axis=0)[None, :]
-            return (
-                -0.5 * (_mvn_rows_quadratic(chol, dev, n_measures) + _mvn_rows_quadratic(chol, s, n_measures) / p)
-                - r * pt.sum(pt.log(pt.diag(chol)))
-                - 0.5 * r * n_measures * np.log(2 * np.pi)
-            )
-
-        x_rich = pm.CustomDist(
-            name,
-            chol,
-            mean_rich,
-            dist=dist_rich,
-            logp=logp_rich,
-            support_point=lambda rv, size, chol, mean_rich: pt.zeros_like(rv) + mean_rich,
-            signature="(m,m),(n,m)->(n,m)",
-            dims=("la_centred", "measure"),
-        )
-        effects = pt.set_subtensor(effects[rich], x_rich)
-        sum_dev = (x_rich - mean_rich).sum(axis=0)
-    poor_rows = mean[poor] - sum_dev[None, :] / p
-    if p > 1:
-        z = pm.ZeroSumNormal(f"{name}_z", sigma=1.0, dims=("measure", "la_noncentred"), n_zerosum_axes=1)
-        poor_rows = poor_rows + (chol @ z).T
-    return pt.set_subtensor(effects[poor], poor_rows)
+        yc_full = full(yc, c_pos)
+    else:
+        yc_full = pt.zeros(n_measures * n_rows)
+    y, _ = columns(chol, yc_full, z_full, mean_y)
+    return mean + basis.backward(y.reshape((n_measures, n_rows)).T)
 
 
 def _negbin_log_mean_dist(log_mu, alpha, size):
@@ -809,111 +842,131 @@ def deprivation_parts(data: ModelData) -> dict[str, np.ndarray]:
 def informativeness(data: ModelData) -> dict:
     """How well each block of parameters is pinned by its own data (quick, before fitting).
 
-    The sampler mixes best when a parameter the data pin is sampled directly (centred) and
+    The sampler mixes best when a parameter the data pin is sampled as itself (centred) and
     one the data barely inform is sampled through a standardised variable (non-centred).
-    This compares, on the log-rate scale:
+    On the log-rate scale, with each cell weighted by its information (count / (1 + count *
+    cv^2), cv the residual coefficient of variation estimated from the data), this compares
 
-    * per authority: the standard error of its own trend (weighted least squares on its
-      log rates, counts as weights, a residual coefficient of variation estimated from the
-      data) against the spread of trends between authorities (a method-of-moments estimate
-      from the authorities' own trends), worst measure;
-    * per measure: the standard error of one year's common level (all authorities) against
-      the year-to-year movement of the common level (its differences, noise removed).
+    * per authority and measure: the standard error of the authority's own level and own
+      trend (weighted least squares on its log rates) with the spread of levels and trends
+      between authorities (method-of-moments estimates from the same fits);
+    * per measure: the standard error of one year's common level (all authorities) with the
+      year-to-year movement of the common level (its differences, noise removed).
 
-    Returns a dict with ``la_ratio`` (la,) and ``year_ratio`` (measure,): below 1 the data
-    dominate (centre), above 1 the prior does (non-centre); also the estimates used.
+    Returns ``level_ratio``, ``trend_ratio`` (la, measure) and ``year_ratio`` (measure,):
+    below 1 the data dominate, above 1 the prior does; and the estimates used.
     """
     n_m, n_la, n_y = data.modelled_count.shape
     years = data.year.astype(float)
-    la_ratio = np.zeros(n_la)
-    year_ratio = np.zeros(n_m)
-    details: dict = {"trend_sd": [], "cv": [], "year_sd": [], "year_se": []}
+    level_ratio = np.full((n_la, n_m), np.inf)
+    trend_ratio = np.full((n_la, n_m), np.inf)
+    year_ratio = np.full(n_m, np.inf)
+    details: dict = {"cv": [], "level_sd": [], "trend_sd": [], "year_sd": [], "year_se": []}
     for k in range(n_m):
         y = data.modelled_count[k]
-        rate = np.log((y + 0.5) / data.population_0_17)
         have = ~np.isnan(y)
-        # residual CV: noise of log rates around each authority's straight line, less Poisson
-        resid, dof = 0.0, 0
-        slopes, ses = np.full(n_la, np.nan), np.full(n_la, np.inf)
+        rate = np.where(have, np.log((np.nan_to_num(y) + 0.5) / data.population_0_17), 0.0)
+        # residual cv: noise of log rates around each authority's straight line, less Poisson
+        resid, dof, lag_num, lag_den = 0.0, 0, 0.0, 0.0
         for i in range(n_la):
             h = have[i]
             if h.sum() >= 3:
                 coef = np.polyfit(years[h], rate[i, h], 1)
                 e = rate[i, h] - np.polyval(coef, years[h])
                 resid += np.sum(e**2 - 1.0 / (y[i, h] + 0.5))
-                dof += h.sum() - 2
+                dof += int(h.sum()) - 2
+                lag_num += float(np.sum(e[1:] * e[:-1]))
+                lag_den += float(np.sum(e**2))
         cv2 = max(resid / dof, 0.02**2) if dof > 0 else 0.1**2
-        w = np.where(have, (y + 0.5) / (1.0 + (y + 0.5) * cv2), 0.0)
-        for i in range(n_la):
-            wi = w[i]
-            if (wi > 0).sum() >= 2:
-                tbar = np.sum(wi * years) / wi.sum()
-                info = np.sum(wi * (years - tbar) ** 2)
-                if info > 0:
-                    ses[i] = 1.0 / np.sqrt(info)
-                    h = have[i]
-                    slopes[i] = np.polyfit(years[h], rate[i, h], 1, w=np.sqrt(wi[h]))[0] if h.sum() >= 2 else np.nan
-        ok = np.isfinite(slopes) & np.isfinite(ses)
-        between = max(np.var(slopes[ok]) - np.mean(ses[ok] ** 2), 0.005**2) if ok.sum() >= 3 else 0.02**2
-        la_ratio = np.maximum(la_ratio, ses / np.sqrt(between))
+        # persistent deviations (lag-1 autocorrelation rho of the residuals): with the
+        # persistence term each year's count informs the path only through its change from
+        # persistence x last year's, so standard errors grow by about 1 / (1 - rho)
+        rho = float(np.clip(lag_num / lag_den, 0.0, 0.9)) if lag_den > 0 else 0.0
+        inflate = 1.0 / (1.0 - rho)
+        w = np.where(have, (np.nan_to_num(y) + 0.5) / (1.0 + (np.nan_to_num(y) + 0.5) * cv2), 0.0)
+        wsum = w.sum(axis=1)
+        level = np.where(wsum > 0, (w * rate).sum(axis=1) / np.maximum(wsum, 1e-12), np.nan)
+        se_level = np.where(wsum > 0, 1.0 / np.sqrt(np.maximum(wsum, 1e-12)), np.inf)
+        tbar = np.where(wsum > 0, (w * years).sum(axis=1) / np.maximum(wsum, 1e-12), 0.0)
+        sxx = (w * (years[None, :] - tbar[:, None]) ** 2).sum(axis=1)
+        two_years = have.sum(axis=1) >= 2
+        slope = np.where(two_years, (w * (years[None, :] - tbar[:, None]) * (rate - level[:, None])).sum(axis=1) / np.maximum(sxx, 1e-12), np.nan)
+        se_slope = np.where(two_years & (sxx > 0), 1.0 / np.sqrt(np.maximum(sxx, 1e-12)), np.inf)
+        ok = np.isfinite(se_level)
+        # levels include the year mix of each authority's data: a crude but safe spread
+        level_var = max(np.var(level[ok]) - np.mean(se_level[ok] ** 2), 0.05**2) if ok.sum() >= 3 else 0.3**2
+        ok = np.isfinite(se_slope) & (have.sum(axis=1) >= 5)
+        trend_var = max(np.var(slope[ok]) - np.mean(se_slope[ok] ** 2), 0.003**2) if ok.sum() >= 3 else 0.02**2
+        level_ratio[:, k] = inflate * se_level / np.sqrt(level_var)
+        trend_ratio[:, k] = inflate * se_slope / np.sqrt(trend_var)
         # common level per year: precision sums over authorities; its movement from the
         # differences of the weighted yearly means of each authority's deviations from its
-        # own mean (so authorities entering or leaving do not move it)
+        # own level (so authorities entering or leaving do not move it)
         year_w = w.sum(axis=0)
         use = year_w > 0
-        n_have = have.sum(axis=1, keepdims=True)
-        own_mean = np.where(have, rate, 0.0).sum(axis=1, keepdims=True) / np.maximum(n_have, 1)
-        dev = np.where(have, rate - own_mean, 0.0)
+        dev = np.where(have, rate - np.nan_to_num(level)[:, None], 0.0)
         ybar = (w * dev).sum(axis=0)[use] / year_w[use]
         se_year = float(np.sqrt(np.median(1.0 / year_w[use])))
         diffs = np.diff(ybar)
         move2 = np.var(diffs) - 2 * se_year**2 if diffs.size >= 3 else 0.0
         year_sd = float(np.sqrt(max(move2, 0.005**2)))
         year_ratio[k] = se_year / year_sd
-        details["trend_sd"].append(float(np.sqrt(between)))
         details["cv"].append(float(np.sqrt(cv2)))
-        details["year_sd"].append(float(year_sd))
-        details["year_se"].append(float(se_year))
-    return {"la_ratio": la_ratio, "year_ratio": year_ratio, **details}
+        details.setdefault("residual_autocorrelation", []).append(rho)
+        details["level_sd"].append(float(np.sqrt(level_var)))
+        details["trend_sd"].append(float(np.sqrt(trend_var)))
+        details["year_sd"].append(year_sd)
+        details["year_se"].append(se_year)
+    return {"level_ratio": level_ratio, "trend_ratio": trend_ratio, "year_ratio": year_ratio, **details}
 
 
 #: Centre a block when its own data's standard error is below this multiple of the spread
-#: its prior must explain (`informativeness`). Centred effects mix well down to roughly equal
-#: information, and fail badly only when the prior dominates; non-centred ones fail badly
-#: when the data dominate (measured: bench/bench_fit.py). So the boundary sits above 1.
-CENTRE_BELOW_RATIO = 2.0
+#: its prior must explain (`informativeness`).
+CENTRE_BELOW_RATIO = 1.0
 
 
 def choose_parameterisation(data: ModelData, parameterisation: str = "auto") -> dict:
-    """Which authorities' effects and which measures' common paths are sampled centred.
+    """Which parameters are sampled centred (as themselves) rather than standardised.
 
-    ``"auto"`` centres where the data dominate (`informativeness` ratio below 1);
-    ``"centred"`` and ``"non_centred"`` centre everything or nothing. Returns
-    ``{"mode", "centred_la": [codes], "centred_year": [measures]}`` (stored in a run so the
-    same model can be rebuilt from it).
+    ``"auto"`` centres each authority's level and trend per measure, and each measure's
+    common path, where its own data dominate (`informativeness` ratio below
+    `CENTRE_BELOW_RATIO`); ``"centred"`` and ``"non_centred"`` centre everything or nothing
+    (``"baseline"`` is the straightforward non-centred model). Returns a JSON-able dict
+    ``{"mode", "centred_level": {measure: [codes]}, "centred_trend": {...}, "centred_year":
+    [measures]}``, stored in a run so the same model can be rebuilt from it.
     """
+    measures = list(data.measures)
     if parameterisation == "centred":
-        return {"mode": "centred", "centred_la": list(data.la), "centred_year": list(data.measures)}
+        every = {m: list(data.la) for m in measures}
+        return {"mode": "centred", "centred_level": every, "centred_trend": every, "centred_year": measures}
     if parameterisation in ("non_centred", "baseline"):
-        return {"mode": parameterisation, "centred_la": [], "centred_year": []}
+        none = {m: [] for m in measures}
+        return {"mode": parameterisation, "centred_level": none, "centred_trend": none, "centred_year": []}
     if parameterisation != "auto":
         raise ValueError(f"parameterisation must be one of {PARAMETERISATIONS}, got {parameterisation!r}")
     info = informativeness(data)
+    las = np.array(data.la)
     return {
         "mode": "auto",
-        "centred_la": [c for c, r in zip(data.la, info["la_ratio"]) if r < CENTRE_BELOW_RATIO],
-        "centred_year": [m for m, r in zip(data.measures, info["year_ratio"]) if r < CENTRE_BELOW_RATIO],
+        "centred_level": {m: las[info["level_ratio"][:, k] < CENTRE_BELOW_RATIO].tolist() for k, m in enumerate(measures)},
+        "centred_trend": {m: las[info["trend_ratio"][:, k] < CENTRE_BELOW_RATIO].tolist() for k, m in enumerate(measures)},
+        "centred_year": [m for m, r in zip(measures, info["year_ratio"]) if r < CENTRE_BELOW_RATIO],
     }
 
 
-def build_model(data: ModelData, priors: dict, parameterisation="auto") -> pm.Model:
+def _centred_matrix(data: ModelData, by_measure: dict) -> np.ndarray:
+    """(la, measure) booleans from a {measure: [codes]} partition."""
+    return np.stack([np.isin(np.array(data.la), by_measure.get(m, [])) for m in data.measures], axis=1)
+
+
+def build_model(data: ModelData, priors: dict, parameterisation=DEFAULT_PARAMETERISATION) -> pm.Model:
     """The PyMC model of `data` under `priors` (see the module docstring).
 
     Parameters
     ----------
     parameterisation
-        ``"auto"`` (default: centre each block where its data dominate, see
-        `choose_parameterisation`), ``"centred"``, ``"non_centred"``, ``"baseline"`` (the
+        ``"non_centred"`` (default, `DEFAULT_PARAMETERISATION`), ``"auto"`` (centre each block
+        where its data dominate, see `choose_parameterisation`), ``"centred"``, ``"baseline"`` (the
         straightforward model of the benchmark: non-centred effects and steps, deprivation
         entered as written), or a dict from `choose_parameterisation` (e.g. from a saved run).
 
@@ -939,7 +992,8 @@ def build_model(data: ModelData, priors: dict, parameterisation="auto") -> pm.Mo
     mode = partition["mode"]
     measures = data.measures
     n_la, n_m, n_y = len(data.la), len(measures), len(data.year)
-    centred_la = np.isin(np.array(data.la), partition["centred_la"])
+    centred_level = _centred_matrix(data, partition["centred_level"])
+    centred_trend = _centred_matrix(data, partition["centred_trend"])
     centred_year = np.isin(np.array(measures), partition["centred_year"])
     first = data.first_data_year()
     first_t = np.array([int(np.flatnonzero(data.year == first[m])[0]) for m in measures])
@@ -955,8 +1009,6 @@ def build_model(data: ModelData, priors: dict, parameterisation="auto") -> pm.Mo
         "year": data.year,
         "obs": np.arange(len(y)),
         "step": [f"{measures[k]} {data.year[t]}" for k, t in zip(step_m, step_t)],
-        "la_centred": list(np.array(data.la)[centred_la]) if mode != "baseline" else [],
-        "la_noncentred": list(np.array(data.la)[~centred_la]) if mode != "baseline" else [],
     }
     offset = np.log(data.population_0_17 / RATE_PER)
     parts = deprivation_parts(data)
@@ -976,6 +1028,8 @@ def build_model(data: ModelData, priors: dict, parameterisation="auto") -> pm.Mo
             "dep_sd": ("deprivation_effect", "sd"),
             "step_scale": ("year_effect", "step_sd_scale"),
             "cv_scale": ("dispersion", "cv_scale"),
+            "persist_mean": ("persistence", "mean"),
+            "persist_conc": ("persistence", "concentration"),
         }.items()
     }
     after = (np.arange(n_y)[None, :] >= first_t[:, None]).astype(float)
@@ -989,10 +1043,15 @@ def build_model(data: ModelData, priors: dict, parameterisation="auto") -> pm.Mo
         if mode == "baseline":
             intercept = pm.Normal("intercept", mu=prior["intercept_mu"], sigma=prior["intercept_sd"], dims="measure")
             model.add_coord("la_all", data.la)
-            z_level = pm.ZeroSumNormal("la_intercept_z", sigma=1.0, dims=("measure", "la_all"), n_zerosum_axes=1)
-            la_intercept = pm.Deterministic("la_intercept", (chol_level @ z_level).T, dims=("la", "measure"))
             z_trend = pm.ZeroSumNormal("la_trend_z", sigma=1.0, dims=("measure", "la_all"), n_zerosum_axes=1)
             la_trend = pm.Deterministic("la_trend", (chol_trend @ z_trend).T, dims=("la", "measure"))
+            # the hierarchical prior is on levels in each measure's middle year (see Notes)
+            z_level = pm.ZeroSumNormal("la_intercept_z", sigma=1.0, dims=("measure", "la_all"), n_zerosum_axes=1)
+            la_intercept = pm.Deterministic(
+                "la_intercept",
+                (chol_level @ z_level).T - la_trend * (mid_year - data.reference_year)[None, :],
+                dims=("la", "measure"),
+            )
             z_step = pm.Normal("year_step_z", 0.0, 1.0, dims="step")
             steps = pm.Deterministic("year_step", z_step * year_sigma[step_m], dims="step")
             year_effect = pm.Deterministic(
@@ -1011,14 +1070,20 @@ def build_model(data: ModelData, priors: dict, parameterisation="auto") -> pm.Mo
             # authority trends, then levels at each measure's middle year, each prior shifted by
             # its deprivation part
             slope_shift = parts["la_slope"][:, None] * d[None, :]
-            la_slope = _zero_sum_effect("la_slope", chol_trend, slope_shift, centred_la, n_m)
+            la_slope = _zero_sum_effect("la_slope", chol_trend, slope_shift, centred_trend, n_m, model)
             la_trend = pm.Deterministic("la_trend", la_slope - slope_shift, dims=("la", "measure"))
-            mid_shift = la_trend * (la_mid_year - data.reference_year) + (
+            # la_mid: each authority's level at the middle of its own data; its prior is the
+            # hierarchical prior on levels in the measure's middle year, moved along the
+            # authority's trend and shifted by its deprivation part
+            dep_shift = (
                 parts["la"][:, None] + parts["la_slope"][:, None] * (la_mid_year - parts["year_centre"])
             ) * d[None, :]
-            # an authority's level is pinned by any year of data, so levels are always centred
-            la_mid = _zero_sum_effect("la_mid", chol_level, mid_shift, np.ones(n_la, bool), n_m, dims=("la", "measure"))
-            la_intercept = pm.Deterministic("la_intercept", la_mid - mid_shift, dims=("la", "measure"))
+            la_mid = _zero_sum_effect(
+                "la_mid", chol_level, la_trend * (la_mid_year - mid_year[None, :]) + dep_shift, centred_level, n_m, model
+            )
+            la_intercept = pm.Deterministic(
+                "la_intercept", la_mid - la_trend * (la_mid_year - data.reference_year) - dep_shift, dims=("la", "measure")
+            )
 
             # the common path: per measure, levels of each year from its first year with data
             year_dep = d[:, None] * parts["year"][None, :]  # (measure, year)
@@ -1081,17 +1146,28 @@ def build_model(data: ModelData, priors: dict, parameterisation="auto") -> pm.Mo
                 + d[:, None, None] * parts["rest"][None, :, :]
             )
 
+        # persistence: a share of last year's observed distance from the path carries into
+        # this year (an observation-driven autoregressive term; see bayes_lac.results)
+        previous, has_previous = data.previous_deviation_data()
+        persistence = pm.Beta(
+            "persistence",
+            alpha=prior["persist_mean"] * prior["persist_conc"],
+            beta=(1.0 - prior["persist_mean"]) * prior["persist_conc"],
+            dims="measure",
+        )
+        previous_path = pt.concatenate([pt.zeros((n_m, n_la, 1)), log_rate[:, :, :-1]], axis=2)
+        log_rate = log_rate + persistence[:, None, None] * has_previous * (previous - previous_path)
+
         cv = pm.HalfNormal("dispersion_cv", sigma=prior["cv_scale"], dims="measure")
         dispersion = pm.Deterministic("dispersion", 1.0 / cv**2, dims="measure")
         # one gather from the flattened grid to the observed cells (its gradient is a single
-        # increment-by-index); m_idx is sorted, so the dispersion gather is a repeat
+        # increment-by-index)
         flat = np.ravel_multi_index((m_idx, la_idx, t_idx), (n_m, n_la, n_y))
-        per_measure = np.bincount(m_idx, minlength=n_m)
         log_expected = offset.ravel()[la_idx * n_y + t_idx] + log_rate.ravel()[flat]
         pm.CustomDist(
             "modelled_count",
             log_expected,
-            pt.repeat(dispersion, per_measure),
+            dispersion[m_idx],
             dist=_negbin_log_mean_dist,
             logp=_negbin_log_mean_logp,
             observed=y,
@@ -1116,6 +1192,7 @@ CONTRACT_VARIABLES: tuple[str, ...] = (
     "year_sigma",
     "deprivation_effect",
     "dispersion",
+    "persistence",
 )
 
 
@@ -1172,11 +1249,11 @@ def assemble_run(
         "reference": data.reference,
     }
     if log_density:
-        ll = pm.compute_log_likelihood(idata, model=model, extend_inferencedata=False, progressbar=False)
+        ll = pm.stats.compute_log_likelihood(idata, model=model, extend_inferencedata=False, progressbar=False)
         ll = ll["log_likelihood"].to_dataset() if isinstance(ll, xr.DataTree) else ll
         # float32 halves the largest group (draws x cells); LOO does not need more precision
         groups["log_likelihood"] = ll.astype("float32").assign_coords(_obs_coords(data))
-        lp = pm.compute_log_prior(idata, model=model, extend_inferencedata=False, progressbar=False)
+        lp = pm.stats.compute_log_prior(idata, model=model, extend_inferencedata=False, progressbar=False)
         lp = lp["log_prior"].to_dataset() if isinstance(lp, xr.DataTree) else lp
         groups["log_prior"] = lp
     run = xr.DataTree.from_dict(groups)
@@ -1223,10 +1300,10 @@ class LACModel:
     measures
         Measures to fit jointly (default all three).
     parameterisation
-        How the sampler sees the parameters (the model is the same): ``"auto"`` (default:
-        centred where the data dominate, per authority and per measure), ``"centred"``,
-        ``"non_centred"``, ``"baseline"`` (the straightforward non-centred model used as the
-        benchmark's baseline), or a partition dict stored in a run.
+        How the sampler sees the parameters (the model is the same): ``"non_centred"``
+        (default), ``"auto"`` (centred where the data dominate, per authority and per
+        measure), ``"centred"``, ``"baseline"`` (the straightforward non-centred model used
+        as the benchmark's baseline), or a partition dict stored in a run.
     """
 
     def __init__(
@@ -1236,7 +1313,7 @@ class LACModel:
         until: int | None = None,
         priors="default",
         measures: Sequence[str] = MEASURES,
-        parameterisation="auto",
+        parameterisation=DEFAULT_PARAMETERISATION,
     ):
         self.target_la = target_la
         self.neighbours = neighbours
@@ -1302,7 +1379,7 @@ class LACModel:
         progressbar: bool = True,
         sampler: str = DEFAULT_SAMPLER,
         cores: int | None = None,
-        target_accept: float = 0.8,
+        target_accept: float = DEFAULT_TARGET_ACCEPT,
         log_density: bool = True,
         source: str = "panel",
     ) -> xr.DataTree:
@@ -1315,7 +1392,8 @@ class LACModel:
         draws, tune, chains, seed
             Sampler settings: posterior draws and tuning steps per chain, chains, seed.
         sampler
-            ``"pymc"`` (default), ``"nutpie"`` or ``"numpyro"`` (if installed).
+            ``"nutpie"`` (default: the fastest here, see ``bench/bench_fit.py``), ``"pymc"``
+            or ``"numpyro"`` (if installed).
         cores
             Processes for the chains (default: pymc's choice, up to the number of CPUs).
         log_density
@@ -1559,10 +1637,11 @@ def fit_command(args) -> int:
         for line in data.imputations:
             print(f"  - {line}")
     run = model.fit(
-        draws=args.draws or DEFAULT_DRAWS,
-        tune=args.tune or DEFAULT_TUNE,
-        chains=args.chains or DEFAULT_CHAINS,
+        draws=DEFAULT_DRAWS if args.draws is None else args.draws,
+        tune=DEFAULT_TUNE if args.tune is None else args.tune,
+        chains=DEFAULT_CHAINS if args.chains is None else args.chains,
         seed=DEFAULT_SEED if args.seed is None else args.seed,
+        sampler=getattr(args, "sampler", None) or DEFAULT_SAMPLER,
         progressbar=True,
     )
     diag = check_convergence(run)

@@ -25,7 +25,7 @@ from bayes_lac.errors import InputFileError
 PRIOR_SETS: tuple[str, ...] = ("default", "weak", "tight")
 
 # section -> key -> (kind, per_measure). kind "real" may be any finite number, "positive"
-# must be > 0. per_measure keys accept a number or a table by measure.
+# must be > 0, "unit" strictly between 0 and 1. per_measure keys accept a number or a table by measure.
 SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     "intercept": {"mean": ("real", True), "sd": ("positive", True)},
     "la_intercept": {"sd_scale": ("positive", True), "lkj_eta": ("positive", False)},
@@ -33,6 +33,7 @@ SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     "year_effect": {"step_sd_scale": ("positive", True)},
     "deprivation_effect": {"mean": ("real", True), "sd": ("positive", True)},
     "dispersion": {"cv_scale": ("positive", True)},
+    "persistence": {"mean": ("unit", True), "concentration": ("positive", True)},
 }
 
 
@@ -60,6 +61,8 @@ def _number(value, kind: str, where: str) -> float:
         raise InputFileError(f"{where}: expected a finite number, got {value!r}")
     if kind == "positive" and value <= 0:
         raise InputFileError(f"{where}: expected a number greater than 0, got {value!r}")
+    if kind == "unit" and not 0 < value < 1:
+        raise InputFileError(f"{where}: expected a number strictly between 0 and 1, got {value!r}")
     return float(value)
 
 
@@ -133,7 +136,9 @@ def load_priors(name_or_path: str | Path = "default", measures: tuple[str, ...] 
         file. A file's values override those of the set named by its ``base`` key
         (``"default"`` if absent).
     measures
-        The measures a per-measure value must cover.
+        The measures to keep. A file is always checked against every measure the package
+        models (a table may name any of them), so one file serves a joint fit and a fit of
+        one measure.
 
     Returns
     -------
@@ -147,13 +152,25 @@ def load_priors(name_or_path: str | Path = "default", measures: tuple[str, ...] 
         wrong kind, or (for the shipped sets) a missing key. The message names the file, the
         key and what was expected.
     """
+    unknown = [m for m in measures if m not in MEASURES]
+    if unknown:
+        raise ValueError(f"unknown measure(s) {unknown}; expected some of {', '.join(MEASURES)}")
+    priors = _load_all(name_or_path)
+    return {
+        section: {key: ({m: v[m] for m in measures} if isinstance(v, dict) else v) for key, v in body.items()}
+        for section, body in priors.items()
+    }
+
+
+def _load_all(name_or_path: str | Path = "default", measures: tuple[str, ...] = MEASURES) -> dict:
+    """The prior set for every measure (see `load_priors`)."""
     name = str(name_or_path)
     if name in PRIOR_SETS:
         path = prior_set_path(name)
         raw = _read_toml(path)
         base_name = raw.get("base", name)
         if base_name != name:
-            base = load_priors(base_name, measures)
+            base = _load_all(base_name, measures)
             priors = _merge(base, _validate(raw, path, measures))
         else:
             priors = _validate(raw, path, measures)
@@ -166,7 +183,7 @@ def load_priors(name_or_path: str | Path = "default", measures: tuple[str, ...] 
         raise InputFileError(
             f"prior file {path}: base = {base_name!r}; expected one of {', '.join(PRIOR_SETS)}"
         )
-    priors = _merge(load_priors(base_name, measures), _validate(raw, path, measures))
+    priors = _merge(_load_all(base_name, measures), _validate(raw, path, measures))
     _complete(priors, path, measures)
     return priors
 

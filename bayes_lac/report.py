@@ -1062,7 +1062,9 @@ MODEL_DESCRIPTION: tuple[str, ...] = (
     "own level and own straight-line trend relative to the set (the three measures' levels and "
     "trends may be correlated); a common path over time that all authorities in the set share "
     "(national policy, courts and shocks), which can wander from year to year; and the effect of "
-    "deprivation (the share of children in relative low-income families).",
+    "deprivation (the share of children in relative low-income families). An authority's distance "
+    "from this path in one year partly carries into the next (the model estimates how much), so "
+    "forecasts start from where the authority is now and return towards its path.",
     "For children looked after, unaccompanied asylum-seeking children (UASC) are taken out before "
     "modelling and added back as a known number, so population, UASC and deprivation can be "
     "separated. The model is fitted by Markov chain Monte Carlo (PyMC's NUTS sampler); every "
@@ -1366,6 +1368,7 @@ def default_fit_settings() -> dict:
         "tune": model.DEFAULT_TUNE,
         "chains": model.DEFAULT_CHAINS,
         "seed": model.DEFAULT_SEED,
+        "sampler": model.DEFAULT_SAMPLER,
     }
 
 

@@ -12,12 +12,24 @@ For measure ``m``, authority ``i`` and year ``t`` the *modelled count* is
   known component, so population, UASC and deprivation stay separable);
 * children_in_need, child_protection: the published count.
 
-    modelled_count[m, i, t] ~ NegBin(mean = expected[m, i, t], alpha = dispersion[m])
-    log expected[m, i, t]  = log(population_0_17[i, t] / 10_000) + log_rate[m, i, t]
+    modelled_count[m, i, t] ~ NegBin(mean = one_step[m, i, t], alpha = dispersion[m])
+    log one_step[m, i, t]  = log(population_0_17[i, t] / 10_000) + log_rate[m, i, t]
+                             + persistence[m] * deviation[m, i, t - 1]
     log_rate[m, i, t]      = intercept[m] + la_intercept[i, m]
                              + la_trend[i, m] * (year - reference_year)
                              + year_effect[m, t]
                              + deprivation_effect[m] * (deprivation[i, t] - deprivation_centre)
+    deviation[m, i, t]     = observed_log_rate[m, i, t] - log_rate[m, i, t]
+    observed_log_rate      = log((modelled_count + 0.5) / (population_0_17 / 10_000))
+
+``log_rate`` is the authority's *path*: where its rate sits given its level, its trend, the
+common path and deprivation. ``deviation`` is how far the published count sat from the path
+in a year; a share ``persistence`` (0 to 1) of it carries into the next year, so a forecast
+starts from where the authority is now and returns to its path at that rate (observed
+deviations of English authorities from a straight line last for years). The term is left
+out where the previous year's count is not in the likelihood (the first year, a measure's
+first published year, a blank cell). ``expected`` below is the path's count (deviation 0);
+the decomposition splits the path, and the deviation is reported beside it.
 
 ``la_intercept`` and ``la_trend`` sum to zero over the authorities in the comparison set (they
 are each authority's deviation from the set's common level and trend), and are correlated
@@ -40,7 +52,8 @@ Groups and variables
     intercept (measure); la_intercept (la, measure); la_trend (la, measure), log scale per
     year; year_effect (measure, year); year_sigma (measure), random-walk step sd;
     deprivation_effect (measure), per unit of ``deprivation``; dispersion (measure), the
-    negative-binomial alpha (variance = mu + mu**2 / alpha). Further hyper-parameters may be
+    negative-binomial alpha (variance = mu + mu**2 / alpha); persistence (measure), the
+    share of a year's deviation from the path carried into the next. Further hyper-parameters may be
     present; downstream code must not rely on them.
 ``constant_data`` (dims la, year): population_0_17, uasc, deprivation (as used by the
     model, after any documented imputation), uasc_imputed, deprivation_imputed (bool), and
@@ -116,8 +129,29 @@ def log_rate_terms(results: xr.DataTree, la=None) -> xr.Dataset:
     return terms
 
 
+def observed_log_rate(count, population):
+    """Log rate per 10,000 of observed counts: ``log((count + 0.5) / (population / 10,000))``.
+
+    The 0.5 keeps a zero count finite. Works on numpy arrays and DataArrays (NaN stays NaN).
+    """
+    return np.log((count + 0.5) / (population / RATE_PER))
+
+
+def deviation(results: xr.DataTree, la=None) -> xr.DataArray:
+    """Observed distance from the path per draw: ``observed_log_rate - log_rate``.
+
+    Dims (chain, draw, measure, [la,] year); NaN where the modelled count is not in the
+    likelihood. Its last year is where a forecast starts (see ``bayes_lac.forecast``).
+    """
+    const = _select_la(results["constant_data"].to_dataset(), la)
+    obs = _select_la(results["observed_data"].to_dataset(), la)["modelled_count"]
+    observed = observed_log_rate(obs, const["population_0_17"])
+    return (observed - log_rate_terms(results, la)["log_rate"]).rename("deviation")
+
+
 def expected(results: xr.DataTree, la=None) -> xr.DataArray:
-    """Expected modelled count per draw (no sampling noise): dims (chain, draw, measure, [la,] year).
+    """Expected modelled count on the path per draw (no sampling noise, deviation 0): dims
+    (chain, draw, measure, [la,] year).
 
     For looked_after this excludes UASC; see `expected_reported` for the published measure.
     """

@@ -53,7 +53,7 @@ from bayes_lac.summaries import Finding, format_count, format_money, format_perc
 
 #: Parameters whose sensitivity is reported (the named parameters of the results contract);
 #: ``la_trend`` is reported for the run's target authority only.
-SENSITIVITY_PARAMETERS: tuple[str, ...] = ("intercept", "la_trend", "year_sigma", "deprivation_effect", "dispersion")
+SENSITIVITY_PARAMETERS: tuple[str, ...] = ("intercept", "la_trend", "year_sigma", "deprivation_effect", "dispersion", "persistence")
 #: Power-scaling threshold on both sensitivities (Kallioinen et al. 2024; ArviZ default).
 THRESHOLD: float = 0.05
 #: A conclusion "changes" when its median moves by more than this share of its interval
@@ -102,6 +102,12 @@ def _half_normal_logpdf(x, scale):
     return -0.5 * (x / scale) ** 2 - np.log(scale) + 0.5 * np.log(2 / np.pi)
 
 
+def _beta_logpdf(x, a, b):
+    from scipy.special import betaln
+
+    return (a - 1.0) * np.log(x) + (b - 1.0) * np.log1p(-x) - betaln(a, b)
+
+
 def prior_log_density(results: xr.DataTree) -> xr.Dataset:
     """Log density, per draw, of the top-level priors written in the run's prior file.
 
@@ -111,6 +117,7 @@ def prior_log_density(results: xr.DataTree) -> xr.Dataset:
     * ``intercept`` ~ Normal(mean, sd) and ``deprivation_effect`` ~ Normal(mean, sd), per measure;
     * ``year_sigma`` ~ HalfNormal(step_sd_scale);
     * ``dispersion_cv`` = 1 / sqrt(dispersion) ~ HalfNormal(cv_scale);
+    * ``persistence`` ~ Beta(mean * concentration, (1 - mean) * concentration);
     * ``la_intercept_sd``, ``la_trend_sd`` ~ HalfNormal(sd_scale) and, with several measures,
       ``la_intercept_corr``, ``la_trend_corr`` ~ LKJ(lkj_eta) (log density (eta - 1) log det R,
       up to a constant), where the run holds them.
@@ -145,6 +152,10 @@ def prior_log_density(results: xr.DataTree) -> xr.Dataset:
     terms["dispersion_cv"] = _half_normal_logpdf(
         1.0 / np.sqrt(post["dispersion"]), _measure_values(priors, "dispersion", "cv_scale", measures)
     )
+    if "persistence" in post and "persistence" in priors:
+        mean = _measure_values(priors, "persistence", "mean", measures)
+        conc = _measure_values(priors, "persistence", "concentration", measures)
+        terms["persistence"] = _beta_logpdf(post["persistence"], mean * conc, (1.0 - mean) * conc)
     for effect in ("la_intercept", "la_trend"):
         if f"{effect}_sd" in post:
             terms[f"{effect}_sd"] = _half_normal_logpdf(post[f"{effect}_sd"], _measure_values(priors, effect, "sd_scale", measures))

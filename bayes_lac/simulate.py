@@ -2,7 +2,8 @@
 
 `simulate_panel` draws a panel in the schema of ``bayes_lac.panel`` from the model written in
 ``bayes_lac.results`` (negative-binomial counts around a log-linear rate per 10,000 children
-with authority levels and trends, a common random-walk path and a deprivation effect), and
+with authority levels and trends, a common random-walk path, a deprivation effect and the
+persistence of each year's deviation into the next), and
 returns the true parameters beside it. It also mimics the gaps of the official data: children
 in need and child protection published only from 2013, UASC counts of 1-5 suppressed, no
 authority-level UASC in 2010, deprivation published for 2015-2024 only.
@@ -23,6 +24,8 @@ DEFAULT_TRUTH: dict = {
     "year_sigma": (0.03, 0.04, 0.05),
     "deprivation_effect": (0.02, 0.012, 0.018),
     "dispersion": (300.0, 400.0, 150.0),
+    # share of a year's deviation from the path carried into the next (0: none)
+    "persistence": (0.0, 0.0, 0.0),
     # correlation of authority deviations across measures (levels and trends alike)
     "correlation": 0.5,
 }
@@ -79,7 +82,7 @@ def simulate_panel(
     truth
         ``intercept`` (measure,), ``la_intercept`` and ``la_trend`` (la, measure; each sums
         to zero over la), ``year_effect`` (measure, year; zero up to each measure's first
-        published year), ``year_sigma``, ``deprivation_effect``, ``dispersion`` (measure,),
+        published year), ``year_sigma``, ``deprivation_effect``, ``dispersion``, ``persistence`` (measure,),
         ``reference_year`` (the last year), ``deprivation_centre`` (mean of the true
         deprivation over all authority-years), ``la``, ``year``, ``measure``.
     """
@@ -117,10 +120,17 @@ def simulate_panel(
         + year_effect[:, None, :]
         + dep_effect[:, None, None] * (deprivation - centre)[None]
     )
-    mu = np.exp(log_rate) * pop[None] / RATE_PER
-    # NegBin(mu, alpha) as a gamma-Poisson mixture
-    lam = rng.gamma(dispersion[:, None, None], mu / dispersion[:, None, None])
-    counts = rng.poisson(lam).astype(float)
+    persistence = np.asarray(spec["persistence"], float)
+    path = np.exp(log_rate) * pop[None] / RATE_PER
+    counts = np.full(path.shape, np.nan)
+    previous = np.zeros(path.shape[:2])  # last year's deviation, 0 before a measure starts
+    for t, year in enumerate(yrs):
+        mu = path[:, :, t] * np.exp(persistence[:, None] * previous)
+        # NegBin(mu, alpha) as a gamma-Poisson mixture
+        lam = rng.gamma(dispersion[:, None], mu / dispersion[:, None])
+        counts[:, :, t] = rng.poisson(lam)
+        previous = np.log(counts[:, :, t] + 0.5) - np.log(path[:, :, t])
+        previous[year < first_year] = 0.0
     for k, name in enumerate(MEASURES):
         counts[k][:, yrs < first_year[k]] = np.nan
 
@@ -186,6 +196,7 @@ def simulate_panel(
         "year_sigma": year_sigma,
         "deprivation_effect": dep_effect,
         "dispersion": dispersion,
+        "persistence": persistence,
         "reference_year": reference_year,
         "deprivation_centre": centre,
         "la": codes,

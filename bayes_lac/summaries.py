@@ -96,6 +96,17 @@ def format_percent(p: float) -> str:
     return f"{100 * float(p):.0f}%"
 
 
+def format_chance(p: float) -> str:
+    """'a 70% chance', 'an 80% chance'; never 'a 100% chance' from finitely many draws."""
+    if p > 0.99:
+        return "more than a 99% chance"
+    if p < 0.01:
+        return "less than a 1% chance"
+    pct = format_percent(p)
+    article = "an" if pct.startswith("8") or pct in ("11%", "18%") else "a"
+    return f"{article} {pct} chance"
+
+
 def format_interval(lower: float, upper: float, formatter=format_count, ci_prob: float = CI_PROB) -> str:
     """'A to B (90% credible interval)' in the given number format."""
     return f"{formatter(lower)} to {formatter(upper)} ({format_percent(ci_prob)} credible interval)"

@@ -29,6 +29,7 @@ def make_toy_results(
     year_step=0.01,
     deprivation_effect=(0.02, 0.01, 0.015),
     dispersion=50.0,
+    persistence=0.0,
     noise_sd: float = 0.01,
     population=None,
     uasc=None,
@@ -66,6 +67,7 @@ def make_toy_results(
             "year_sigma": (("chain", "draw", "measure"), np.full((chains, draws, m), 0.05)),
             "deprivation_effect": (("chain", "draw", "measure"), np.array(deprivation_effect)[None, None] + jitter((m,)) / 10),
             "dispersion": (("chain", "draw", "measure"), np.full((chains, draws, m), dispersion)),
+            "persistence": (("chain", "draw", "measure"), np.full((chains, draws, m), persistence)),
         },
         coords={"chain": np.arange(chains), "draw": np.arange(draws), "measure": list(MEASURES), "la": la, "year": yrs},
     )

@@ -331,3 +331,45 @@ def test_cli_refuses_unconverged_unless_allowed(tmp_path, capsys):
     printed = capsys.readouterr()
     assert "WARNING" in printed.out and "CONVERGENCE" in printed.err
     assert out.exists()
+
+
+def _above_path(persistence: float, share: float = 1.25):
+    """A toy run whose target authority's last count sits `share` times its path."""
+    run = make_toy_results(draws=300, persistence=persistence)
+    path = R.expected(run, run.attrs["target_la"]).sel(year=BASE).median(("chain", "draw"))
+    counts = run["observed_data"]["modelled_count"].copy()
+    counts.loc[dict(la=run.attrs["target_la"], year=BASE)] = np.round(share * path.values)
+    run["observed_data"]["modelled_count"] = counts
+    return run
+
+
+def test_persistence_starts_forecasts_where_the_authority_is_and_fades():
+    phi, share = 0.8, 1.25
+    scen = ("trend", "population-only", "converge-england")
+    held = forecast(_above_path(phi, share), horizon=10, scenarios=scen, seed=3)
+    plain = forecast(_above_path(0.0, share), horizon=10, scenarios=scen, seed=3)
+    ratio = (held.data["expected"] / plain.data["expected"]).median("draw")
+    dev = np.log(share)
+    for s in ("trend", "population-only"):
+        got = ratio.sel(measure="looked_after", scenario=s)
+        # the distance from the path decays as persistence ** h (0.5-count rounding aside)
+        np.testing.assert_allclose(got.values, np.exp(phi ** np.arange(1, 11) * dev), rtol=0.01)
+    # a prescribed rate path has no persistence term
+    np.testing.assert_allclose(ratio.sel(scenario="converge-england").values, 1.0)
+    # the predictive draws follow: one year ahead, the median count is about 1.2 x the plain one
+    one = held.data["predicted"].sel(scenario="trend", measure="looked_after", year=BASE + 1).median()
+    base = plain.data["predicted"].sel(scenario="trend", measure="looked_after", year=BASE + 1).median()
+    assert float(one / base) == pytest.approx(np.exp(phi * dev), rel=0.03)
+    assert any("fades by the model's persistence" in a for a in held.assumptions)
+
+
+def test_persistence_feedback_widens_long_horizon_intervals():
+    # with persistence, each year's noise carries forward, so ten-year intervals are wider
+    wide = forecast(make_toy_results(draws=300, persistence=0.8), horizon=10, scenarios=("trend",), seed=3)
+    narrow = forecast(make_toy_results(draws=300, persistence=0.0), horizon=10, scenarios=("trend",), seed=3)
+
+    def width(fc):
+        p = fc.data["predicted"].sel(scenario="trend", measure="looked_after", year=BASE + 10)
+        return float(p.quantile(0.95) - p.quantile(0.05))
+
+    assert width(wide) > 1.2 * width(narrow)

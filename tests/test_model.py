@@ -24,6 +24,7 @@ CONTRACT_DIMS = {
     "year_sigma": ("measure",),
     "deprivation_effect": ("measure",),
     "dispersion": ("measure",),
+    "persistence": ("measure",),
 }
 
 
@@ -57,6 +58,37 @@ def test_logp_and_gradient_finite_at_initial_point(built):
     grad = model.compile_dlogp()(point)
     assert np.isfinite(logp)
     assert grad.size > 0 and np.all(np.isfinite(grad))
+
+
+def test_one_measure_builds_with_the_shipped_priors(small_panel):
+    # the shipped prior files name all three measures; a one-measure fit keeps its own
+    codes = _codes(small_panel)
+    lac = LACModel(codes[0], neighbours=codes[1:], measures=("looked_after",))
+    model = lac.build(small_panel)
+    assert list(model.coords["measure"]) == ["looked_after"]
+    point = model.initial_point()
+    assert np.isfinite(model.compile_logp()(point))
+    assert set(lac._priors()[0]["intercept"]["mean"]) == {"looked_after"}
+
+
+def test_persistence_enters_only_cells_with_a_previous_count(built):
+    lac, model = built
+    data = lac.data_
+    previous, has = data.previous_deviation_data()
+    # the first year and each measure's first published year have no previous count
+    assert not has[:, :, 0].any()
+    m, i, t = data.observed_index()
+    assert has[m, i, t].sum() == np.sum(t > 0)
+    # changing persistence moves the expected counts of exactly those cells
+    (log_expected,) = model.replace_rvs_by_values([model.log_expected])
+    f = model.compile_fn(log_expected, inputs=model.value_vars, on_unused_input="ignore")
+    point = model.initial_point()
+    base = f(point)
+    point2 = dict(point)
+    key = next(k for k in point if k.startswith("persistence"))
+    point2[key] = point[key] + 0.5
+    moved = ~np.isclose(f(point2), base)
+    np.testing.assert_array_equal(moved, has[m, i, t] & (np.abs(previous[m, i, t]) > 0))
 
 
 def test_variables_and_dims_follow_contract(built):

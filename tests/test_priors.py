@@ -82,3 +82,16 @@ def test_bad_file_names_file_and_key(tmp_path, text, key):
 def test_missing_file(tmp_path):
     with pytest.raises(InputFileError, match="not found"):
         load_priors(tmp_path / "nope.toml")
+
+
+def test_weak_is_wider_and_tight_narrower_than_default():
+    default, weak, tight = (load_priors(n) for n in ("default", "weak", "tight"))
+    for section, key in [("la_intercept", "sd_scale"), ("la_trend", "sd_scale"), ("year_effect", "step_sd_scale"),
+                         ("deprivation_effect", "sd"), ("intercept", "sd"), ("dispersion", "cv_scale")]:
+        for m in MEASURES:
+            assert weak[section][key][m] > default[section][key][m] > tight[section][key][m], (section, key, m)
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(InputFileError, match="not found"):
+        load_priors(tmp_path / "nope.toml")

@@ -23,7 +23,10 @@ def _interval(da, prob=0.9):
 
 
 def test_recovers_known_parameters():
-    panel, truth = simulate_panel(n_la=8, years=(2012, 2024), seed=21, deprivation_years=None, uasc_gaps=False)
+    panel, truth = simulate_panel(
+        n_la=8, years=(2012, 2024), seed=21, deprivation_years=None, uasc_gaps=False,
+        truth={"persistence": (0.5, 0.4, 0.6)},
+    )
     codes = [c for c in panel["la_code"].unique() if c != ENGLAND_CODE]
     run = LACModel(codes[0], neighbours=codes[1:]).fit(
         panel, draws=400, tune=400, chains=2, cores=1, seed=4, progressbar=False
@@ -36,6 +39,7 @@ def test_recovers_known_parameters():
         checks.append((f"deprivation_effect[{m}]", post["deprivation_effect"].sel(measure=m), truth["deprivation_effect"][k]))
         checks.append((f"la_trend[{codes[0]}, {m}]", post["la_trend"].sel(la=codes[0], measure=m), truth["la_trend"][0, k]))
         checks.append((f"dispersion[{m}]", post["dispersion"].sel(measure=m), truth["dispersion"][k]))
+        checks.append((f"persistence[{m}]", post["persistence"].sel(measure=m), truth["persistence"][k]))
     for year in (2016, 2020, 2024):
         t = years.index(year)
         checks.append((f"year_effect[looked_after, {year}]", post["year_effect"].sel(measure="looked_after", year=year), truth["year_effect"][0, t]))
@@ -44,10 +48,10 @@ def test_recovers_known_parameters():
         lo, hi = _interval(draws)
         if not lo <= true <= hi:
             misses.append(f"{name}: truth {true:.4g} outside [{lo:.4g}, {hi:.4g}]")
-    # 12 checks of 90 % intervals: about 1.2 misses are expected by chance even when the
+    # 15 checks of 90 % intervals: about 1.5 misses are expected by chance even when the
     # model is right, and the checks are not independent (year effects share the path).
-    # Allowing two misses keeps the false-alarm rate near 10 % (binomial(12, 0.1): P(>2) =
-    # 0.11); a systematic bias (e.g. deprivation confounded with the authority levels, or
+    # Allowing three misses keeps the false-alarm rate near 5 % (binomial(15, 0.1): P(>3) =
+    # 0.056); a systematic bias (e.g. deprivation confounded with the authority levels, or
     # a misplaced dispersion) misses most of its checks, which this still catches. The seeds
     # are fixed, so the outcome is reproducible.
-    assert len(misses) <= 2, "\n".join(misses)
+    assert len(misses) <= 3, "\n".join(misses)

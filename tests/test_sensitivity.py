@@ -9,6 +9,7 @@ import pytest
 
 from bayes_lac import sensitivity as S
 from bayes_lac.errors import RunFileError
+from tests.conftest import make_toy_results
 
 # Intercept of looked_after in the simulation is 4.0 (log rate per 10,000); this prior puts
 # it at 5.0 with sd 0.01: a factor of 2.7 too high, held tight.
@@ -63,11 +64,12 @@ def test_diagnosis_rules_use_the_threshold():
     assert S._diagnosis(0.04, 0.04, 0.05) == ""
 
 
-def test_prior_log_density_is_the_prior_file(toy_results):
+def test_prior_log_density_is_the_prior_file():
     from scipy import stats
 
     from bayes_lac.priors import load_priors, priors_json
 
+    toy_results = make_toy_results(persistence=0.7)
     toy_results.attrs["priors"] = priors_json(load_priors("tight"))
     terms = S.prior_log_density(toy_results)
     post = toy_results["posterior"]
@@ -80,6 +82,10 @@ def test_prior_log_density_is_the_prior_file(toy_results):
     cv = 1 / np.sqrt(float(post["dispersion"].isel(chain=0, draw=3).sel(measure="looked_after")))
     assert float(terms["dispersion_cv"].isel(chain=0, draw=3).sel(measure="looked_after")) == pytest.approx(
         stats.halfnorm.logpdf(cv, scale=0.06)
+    )
+    # tight: persistence ~ Beta(10, 10)
+    assert float(terms["persistence"].isel(chain=0, draw=3).sel(measure="looked_after")) == pytest.approx(
+        stats.beta.logpdf(0.7, 10, 10)
     )
     # population-model terms (authority effects, random-walk steps) are not prior beliefs
     assert not {"la_intercept", "la_trend", "year_effect"} & set(terms.data_vars)

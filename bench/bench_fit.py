@@ -1,0 +1,154 @@
+"""Time the model fit: (a) Thurrock and its 10 statistical neighbours, (b) every authority.
+
+Targets (issue, on 2 cores): (a) under 15 s of sampling after compilation, (b) under 60 s;
+at the default settings 0 divergences, R-hat <= 1.01 and bulk ESS >= 400; and an ESS per
+second at least 3x a straightforward baseline (the same model with non-centred authority
+effects and random-walk steps, deprivation entered as written: parameterisation
+``"baseline"``), fitted in the same run with pm.sample's default settings
+(`BASELINE_SETTINGS`). The default fit uses the package defaults (``bayes_lac.model``).
+
+Each fit runs in a fresh Python process, as a user's ``bayes-lac fit`` would, so compile
+times include the per-process numba compilation and the peak memory is that process's own
+(maximum resident set size from ``resource.getrusage``, which counts numpy and the
+sampler's native memory alike). "Sampling" is the sampler's own time (tuning and draws);
+"compile" is the rest of the sampling call (building and compiling the log-density and its
+gradient); "wall" is the whole fit including the log-likelihood and log-prior groups and the
+diagnostics.
+
+Run from the project root::
+
+    .venv/bin/python bench/bench_fit.py            # (a) and (b), default and baseline
+    .venv/bin/python bench/bench_fit.py --only a   # just (a)
+    .venv/bin/python bench/bench_fit.py --sampler pymc
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CASES = {"a": ("E06000034", "2021"), "b": ("E06000034", "all")}
+#: Sampler settings of the baseline: pm.sample's defaults (4 chains, 1000 tuning steps,
+#: 1000 draws, target acceptance 0.8; nutpie is pm.sample's default sampler when installed).
+BASELINE_SETTINGS = {"draws": 1000, "tune": 1000, "chains": 4, "target_accept": 0.8, "sampler": "nutpie"}
+
+
+def _child(case: str, parameterisation: str, sampler: str | None, out: str, save: str | None) -> None:
+    """Fit once and write the measurements as JSON (runs in its own process)."""
+    import resource
+
+    from bayes_lac import load_panel
+    from bayes_lac.diagnostics import check_convergence
+    from bayes_lac.model import DEFAULT_SAMPLER, LACModel
+    from bayes_lac.results import save_run
+
+    la, neighbours = CASES[case]
+    panel = load_panel()
+    model = LACModel(la, neighbours=neighbours) if parameterisation == "default" else LACModel(
+        la, neighbours=neighbours, parameterisation=parameterisation
+    )
+    start = time.perf_counter()
+    kwargs = {"progressbar": False}
+    if parameterisation == "baseline":
+        # what a user writing the model by hand gets: pm.sample's own defaults
+        kwargs.update(BASELINE_SETTINGS)
+    if sampler:
+        kwargs["sampler"] = sampler
+    run = model.fit(panel, **kwargs)
+    wall = time.perf_counter() - start
+    diag = check_convergence(run)
+    timing = model.timing_
+    sampling = timing.get("sampling_s", float("nan"))
+    size = None
+    if save:
+        save_run(run, save)
+        size = os.path.getsize(save)
+    info = json.loads(run.attrs["sampler"])
+    result = {
+        "case": case,
+        "parameterisation": parameterisation,
+        "sampler": info["sampler"] if "sampler" in info else (sampler or DEFAULT_SAMPLER),
+        "settings": f"{info['chains']} chains x {info['tune']} tune + {info['draws']} draws, target_accept {info.get('target_accept')}",
+        "authorities": int(run["posterior"].sizes["la"]),
+        "cells": int(run["log_likelihood"].sizes["obs"]),
+        "wall_s": wall,
+        "compile_s": timing.get("sample_call_s", float("nan")) - sampling + timing.get("build_s", 0.0),
+        "sampling_s": sampling,
+        "min_ess_bulk": diag.min_ess_bulk,
+        "min_ess_tail": diag.min_ess_tail,
+        "max_rhat": diag.max_rhat,
+        "divergences": diag.divergences,
+        "converged": diag.converged,
+        "worst": diag.worst,
+        "ess_per_s": diag.min_ess_bulk / sampling,
+        # ru_maxrss is in KiB on Linux
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "run_file_mib": None if size is None else size / 2**20,
+        "partition": {k: (len(v) if isinstance(v, list) else {m: len(c) for m, c in v.items()}) for k, v in json.loads(run.attrs["parameterisation"]).items() if k != "mode"},
+    }
+    Path(out).write_text(json.dumps(result, default=float))
+
+
+def _fit_in_process(case, parameterisation, sampler, save=None) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "result.json"
+        cmd = [sys.executable, __file__, "--child", case, parameterisation, sampler or "", str(out), save or ""]
+        env = {**os.environ, "PYTENSOR_FLAGS": os.environ.get("PYTENSOR_FLAGS", "blas__ldflags=")}
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"fit {case}/{parameterisation} failed:\n{proc.stderr[-3000:]}")
+        return json.loads(out.read_text())
+
+
+def _row(r: dict) -> str:
+    return (
+        f"({r['case']}) {r['parameterisation']:<9} {r['sampler']:<7} {r['authorities']:>4} LAs {r['cells']:>5} cells | "
+        f"wall {r['wall_s']:6.1f} s  compile {r['compile_s']:5.1f} s  sampling {r['sampling_s']:6.1f} s | "
+        f"ESS bulk {r['min_ess_bulk']:7.0f} tail {r['min_ess_tail']:6.0f}  R-hat {r['max_rhat']:.3f}  "
+        f"div {r['divergences']:>3} | ESS/s {r['ess_per_s']:6.1f} | peak RSS {r['peak_rss_mib']:6.0f} MiB"
+        + (f" | run file {r['run_file_mib']:.1f} MiB" if r.get("run_file_mib") else "")
+    )
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=sorted(CASES), help="run one case only")
+    parser.add_argument("--sampler", help="sampler for both fits (default: the package default)")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the baseline fits")
+    args = parser.parse_args(argv)
+    cases = [args.only] if args.only else sorted(CASES)
+    print(f"bench_fit: {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f} at start")
+    results = []
+    for case in cases:
+        save = str(ROOT / f"bench_{case}.nc") if case else None
+        default = _fit_in_process(case, "default", args.sampler, save=save)
+        Path(save).unlink(missing_ok=True)
+        print(_row(default), flush=True)
+        print(f"    settings: {default['settings']}; slowest: {default['worst']}; centred blocks: {default['partition']}")
+        results.append(default)
+        if not args.no_baseline:
+            base = _fit_in_process(case, "baseline", args.sampler)
+            print(_row(base), flush=True)
+            print(f"    slowest: {base['worst']}")
+            ratio = default["ess_per_s"] / base["ess_per_s"] if base["ess_per_s"] > 0 else float("inf")
+            print(f"    ESS/s ratio default / baseline: {ratio:.1f}x")
+            results.append(base)
+    print(f"load average {os.getloadavg()[0]:.1f} at end")
+    print(json.dumps(results, default=float))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        case, par, sampler, out, save = sys.argv[2:7]
+        _child(case, par, sampler or None, out, save or None)
+    else:
+        main()
