@@ -814,7 +814,7 @@ def backtest(
         table = table[~beyond].reset_index(drop=True)
     for origin, o in zip(origins, outputs):
         if not o["converged"]:
-            notes.append(f"origin {origin}: the fit failed its convergence diagnostics ({'; '.join(o['problems'][:3])}).")
+            notes.append(f"origin {origin}: the fit failed its convergence diagnostics ({'; '.join(p.rstrip('.') for p in o['problems'][:3])}).")
     return Backtest(
         table=table,
         origins=tuple(origins),
@@ -903,7 +903,8 @@ def backtest_command(args) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     result.table.to_csv(out, index=False)
     summary = summarise_backtest(result.table)
-    summary_out = out.with_name(out.stem + "_summary.csv")
+    stem = out.name.removesuffix(".gz").removesuffix(".csv")
+    summary_out = out.with_name(stem + "_summary.csv")
     summary.to_csv(summary_out, index=False)
     with pd.option_context("display.width", 160, "display.max_columns", 20, "display.precision", 3):
         print(summary.to_string(index=False))

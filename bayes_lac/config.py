@@ -30,6 +30,8 @@ DATA_DIR = PROJECT_DIR / "data"
 MODELS_DIR = PROJECT_DIR / "models"
 PRIORS_DIR = MODELS_DIR / "priors"
 INTERVENTIONS_DIR = MODELS_DIR / "interventions"
+#: The shipped backtest of the model (see models/backtest/README.md).
+BACKTEST_DIR = MODELS_DIR / "backtest"
 
 #: The bundled model-ready panel and neighbour lists (derived by `bayes-lac data build`).
 BUNDLED_PANEL = DATA_DIR / "panel.csv"

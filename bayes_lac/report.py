@@ -39,7 +39,7 @@ from bayes_lac import explore as emod
 from bayes_lac import forecast as fmod
 from bayes_lac import intervention as iv
 from bayes_lac import sensitivity as smod
-from bayes_lac.config import CI_PROB, MEASURE_LABELS, MEASURES, PROJECT_DIR
+from bayes_lac.config import BACKTEST_DIR, CI_PROB, MEASURE_LABELS, MEASURES, PROJECT_DIR
 from bayes_lac.errors import BayesLacError, UnconvergedFitError, UnknownAuthorityError
 from bayes_lac.summaries import Finding, format_money, format_percent, format_rate
 
@@ -72,8 +72,9 @@ INTERVENTION_DRAWS = 4000
 HEADLINE_INTERVENTIONS: tuple[str, ...] = ("edge_of_care",)
 #: The data documentation the model card points to.
 DATA_README = PROJECT_DIR / "data" / "README.md"
-#: Backtest results the model card reads, if present (written by `bayes-lac backtest`).
-BACKTEST_FILE = PROJECT_DIR / "reports" / "backtest_full.csv"
+#: Backtest results the model card reads, if present (written by `bayes-lac backtest`; the
+#: shipped one is documented in models/backtest/README.md).
+BACKTEST_FILE = BACKTEST_DIR / "backtest_full.csv.gz"
 
 #: Chromium binaries tried, in order, when BAYES_LAC_CHROMIUM is not set.
 CHROMIUM_NAMES: tuple[str, ...] = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -1187,7 +1188,7 @@ def _data_sources_summary(panel: pd.DataFrame) -> list[str]:
 def _backtest_blocks(sec: Section, ctx: _Context) -> None:
     if not BACKTEST_FILE.is_file():
         sec.notice(
-            "Backtest: not yet run. `bayes-lac backtest --out reports/backtest_full.csv` forecasts "
+            "Backtest: not yet run. `bayes-lac backtest --out models/backtest/backtest_full.csv.gz` forecasts "
             "from past years and scores the intervals against what happened; its coverage appears "
             "here when that file exists."
         )
@@ -1196,7 +1197,8 @@ def _backtest_blocks(sec: Section, ctx: _Context) -> None:
     sec.paragraph(
         f"Forecasts made from past years ({BACKTEST_FILE.relative_to(PROJECT_DIR)}) scored against "
         "the published counts: the share of outcomes inside each credible interval. A calibrated "
-        "forecast puts about 90% of outcomes inside its 90% interval."
+        "forecast puts about 90% of outcomes inside its 90% interval. The settings and fit diagnostics "
+        "of the shipped backtest are in models/backtest/README.md."
     )
     sec.table("backtest_coverage", "Backtest: coverage of forecast intervals, all authorities pooled", bmod.pooled_coverage(table))
 
