@@ -202,3 +202,19 @@ def test_imputations_recorded_for_thurrock(bundled):
     assert notices == data.imputations
     assert any(s.startswith("UASC") and "2010" in s for s in notices)
     assert any(s.startswith("Deprivation") and "2025" in s and "2010" in s for s in notices)
+
+
+def test_authority_with_too_few_years_is_left_out_openly(small_panel):
+    from bayes_lac.errors import PanelError
+    from bayes_lac.model import MIN_YEARS
+
+    codes = _codes(small_panel)
+    panel = small_panel.copy()
+    sparse = (panel["la_code"] == codes[2]) & (panel["year"] > 2014)
+    panel.loc[sparse, ["looked_after", "children_in_need", "child_protection"]] = np.nan
+    data = prepare_data(panel, codes[0], codes[1:], None, MEASURES, "test.csv")
+    assert codes[2] not in data.la and len(data.la) == len(codes) - 1
+    assert any(codes[2] in note and "left out" in note for note in data.imputations)
+    # the authority of interest is never dropped: it is an error
+    with pytest.raises(PanelError, match=f"at least {MIN_YEARS}"):
+        prepare_data(panel, codes[2], [c for c in codes if c != codes[2]], None, MEASURES, "test.csv")
