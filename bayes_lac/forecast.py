@@ -420,8 +420,7 @@ def forecast(
     # where the persistence term applies: the model's own projections (not a rate path the
     # scenario prescribes), (M, S)
     follows_model = np.ones((len(measures), len(scens)), bool)
-    expected_arr = np.empty(shape)
-    expected_rep = np.empty(shape)
+    path_counts = np.empty(shape)  # expected counts on each scenario's path (deviation 0)
     uasc_arr = np.empty((n_draws, len(scens), horizon))
     pop_scale = pop[:, None, :] / RATE_PER
     for k, s in enumerate(scens):
@@ -465,8 +464,7 @@ def forecast(
                     f"scenario {s.name}: the assumed UASC count exceeds the scenario's looked-after count in some "
                     "draws; lower the UASC assumption or raise the target rate"
                 )
-        expected_arr[:, :, k] = modelled
-        expected_rep[:, :, k] = modelled + lac_uasc
+        path_counts[:, :, k] = modelled
 
     # Persistence: the authority's distance from its path in the last fitted year carries
     # into the next year by the share `persistence`, and so on (each simulated year's
@@ -485,7 +483,6 @@ def forecast(
             f"(posterior median {', '.join(f'{m} {np.median(persistence[:, j]):.2f}' for j, m in enumerate(measures))})."
         )
     decay = phi[..., None] ** steps  # (N, M, S, H)
-    path_counts = expected_arr
     expected_arr = path_counts * np.exp(decay * dev0[..., None])
     expected_rep = expected_arr + is_lac[None, :, None, None] * uasc_arr[:, None, :, :]
 
