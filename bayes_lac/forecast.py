@@ -66,7 +66,7 @@ import xarray as xr
 from bayes_lac.config import CI_PROB, MEASURE_LABELS, RATE_PER, interval_bounds
 from bayes_lac.errors import BayesLacError, RunFileError, UnknownAuthorityError
 from bayes_lac.population import project_population, read_population_file
-from bayes_lac.results import deviation
+from bayes_lac.results import deviation, log_distance
 from bayes_lac.summaries import Finding, format_chance, format_count, format_percent, format_rate, summarise_draws
 
 #: Years over which the converge scenarios move to their target.
@@ -495,8 +495,7 @@ def forecast(
         mean = path_counts[..., h] * np.exp(phi * dev_prev)
         draw = rng.poisson(mean * gamma[:, :, None, h]).astype(float)
         predicted[..., h] = draw
-        # distance of the simulated count from the path (the population cancels)
-        dev_prev = np.log(draw + 0.5) - np.log(path_counts[..., h])
+        dev_prev = log_distance(draw, path_counts[..., h])
     predicted += is_lac[None, :, None, None] * uasc_arr[:, None, :, :]
     assumptions.append(
         "Counts at 31 March have negative-binomial noise around the expected count (the model's dispersion)."

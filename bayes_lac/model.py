@@ -861,7 +861,7 @@ def informativeness(data: ModelData) -> dict:
     level_ratio = np.full((n_la, n_m), np.inf)
     trend_ratio = np.full((n_la, n_m), np.inf)
     year_ratio = np.full(n_m, np.inf)
-    details: dict = {"cv": [], "level_sd": [], "trend_sd": [], "year_sd": [], "year_se": []}
+    details: dict = {"cv": [], "residual_autocorrelation": [], "level_sd": [], "trend_sd": [], "year_sd": [], "year_se": []}
     for k in range(n_m):
         y = data.modelled_count[k]
         have = ~np.isnan(y)
@@ -912,7 +912,7 @@ def informativeness(data: ModelData) -> dict:
         year_sd = float(np.sqrt(max(move2, 0.005**2)))
         year_ratio[k] = se_year / year_sd
         details["cv"].append(float(np.sqrt(cv2)))
-        details.setdefault("residual_autocorrelation", []).append(rho)
+        details["residual_autocorrelation"].append(rho)
         details["level_sd"].append(float(np.sqrt(level_var)))
         details["trend_sd"].append(float(np.sqrt(trend_var)))
         details["year_sd"].append(year_sd)

@@ -162,15 +162,16 @@ def load_priors(name_or_path: str | Path = "default", measures: tuple[str, ...] 
     }
 
 
-def _load_all(name_or_path: str | Path = "default", measures: tuple[str, ...] = MEASURES) -> dict:
+def _load_all(name_or_path: str | Path = "default") -> dict:
     """The prior set for every measure (see `load_priors`)."""
+    measures = MEASURES
     name = str(name_or_path)
     if name in PRIOR_SETS:
         path = prior_set_path(name)
         raw = _read_toml(path)
         base_name = raw.get("base", name)
         if base_name != name:
-            base = _load_all(base_name, measures)
+            base = _load_all(base_name)
             priors = _merge(base, _validate(raw, path, measures))
         else:
             priors = _validate(raw, path, measures)
@@ -183,7 +184,7 @@ def _load_all(name_or_path: str | Path = "default", measures: tuple[str, ...] = 
         raise InputFileError(
             f"prior file {path}: base = {base_name!r}; expected one of {', '.join(PRIOR_SETS)}"
         )
-    priors = _merge(_load_all(base_name, measures), _validate(raw, path, measures))
+    priors = _merge(_load_all(base_name), _validate(raw, path, measures))
     _complete(priors, path, measures)
     return priors
 

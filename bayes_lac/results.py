@@ -129,12 +129,26 @@ def log_rate_terms(results: xr.DataTree, la=None) -> xr.Dataset:
     return terms
 
 
+#: Added to a count before its logarithm, so that a zero count stays finite.
+COUNT_OFFSET = 0.5
+
+
+def log_distance(count, expected):
+    """How far a count sits from an expected count on the log scale: ``log(count + 0.5) - log(expected)``.
+
+    The deviation of the persistence term (a count against the path's expected count of the
+    same cell). Works on numpy arrays and DataArrays (NaN stays NaN).
+    """
+    return np.log(count + COUNT_OFFSET) - np.log(expected)
+
+
 def observed_log_rate(count, population):
     """Log rate per 10,000 of observed counts: ``log((count + 0.5) / (population / 10,000))``.
 
-    The 0.5 keeps a zero count finite. Works on numpy arrays and DataArrays (NaN stays NaN).
+    ``observed_log_rate - log_rate`` is `log_distance` of the count from the path's expected
+    count. Works on numpy arrays and DataArrays (NaN stays NaN).
     """
-    return np.log((count + 0.5) / (population / RATE_PER))
+    return np.log((count + COUNT_OFFSET) / (population / RATE_PER))
 
 
 def deviation(results: xr.DataTree, la=None) -> xr.DataArray:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_lac.config import ENGLAND_CODE, MEASURES, RATE_PER
+from bayes_lac.results import log_distance
 
 #: Default true values, one per measure in `MEASURES` order (log rate per 10,000 children).
 DEFAULT_TRUTH: dict = {
@@ -129,7 +130,7 @@ def simulate_panel(
         # NegBin(mu, alpha) as a gamma-Poisson mixture
         lam = rng.gamma(dispersion[:, None], mu / dispersion[:, None])
         counts[:, :, t] = rng.poisson(lam)
-        previous = np.log(counts[:, :, t] + 0.5) - np.log(path[:, :, t])
+        previous = log_distance(counts[:, :, t], path[:, :, t])
         previous[year < first_year] = 0.0
     for k, name in enumerate(MEASURES):
         counts[k][:, yrs < first_year[k]] = np.nan

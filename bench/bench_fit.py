@@ -139,8 +139,14 @@ def main(argv=None) -> None:
             base = _fit_in_process(case, "baseline", args.sampler)
             print(_row(base), flush=True)
             print(f"    slowest: {base['worst']}")
-            ratio = default["ess_per_s"] / base["ess_per_s"] if base["ess_per_s"] > 0 else float("inf")
-            print(f"    ESS/s ratio default / baseline: {ratio:.1f}x")
+            def ratio(key):
+                return default[key] / base[key] if base[key] > 0 else float("inf")
+
+            print(
+                f"    default / baseline: ESS/s {ratio('ess_per_s'):.1f}x, min bulk ESS {ratio('min_ess_bulk'):.1f}x, "
+                f"sampling time {ratio('sampling_s'):.1f}x, wall time {ratio('wall_s'):.1f}x, "
+                f"peak RSS {ratio('peak_rss_mib'):.1f}x"
+            )
             results.append(base)
     print(f"load average {os.getloadavg()[0]:.1f} at end")
     print(json.dumps(results, default=float))
