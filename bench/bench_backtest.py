@@ -5,7 +5,7 @@ Measures, on the bundled panel (national model, looked_after, 2 chains):
 1. starting a spawned process and importing PyMC (the fixed cost of every local worker);
 2. one origin fitted and forecast in this process (fit = compile + sample; forecasts for
    every authority);
-3. the same origin run through `bayes_lac.parallel.run_tasks` in a fresh worker process
+3. the same origin run through `bayes_lac.studies.parallel.run_tasks` in a fresh worker process
    (pays 1 again, and compiles again).
 
 From these it extrapolates the wall time of a full backtest (origins 2014-2022) on 2 workers.
@@ -24,10 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bayes_lac import backtest as B  # noqa: E402
-from bayes_lac.panel import load_panel  # noqa: E402
-from bayes_lac.parallel import run_tasks  # noqa: E402
-from bayes_lac.priors import load_priors  # noqa: E402
+from bayes_lac.data.panel import load_panel  # noqa: E402
+from bayes_lac.model.priors import load_priors  # noqa: E402
+from bayes_lac.studies import backtest as B  # noqa: E402
+from bayes_lac.studies.parallel import run_tasks  # noqa: E402
 
 FULL_ORIGINS = range(2014, 2023)
 

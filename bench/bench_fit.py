@@ -47,9 +47,10 @@ def _child(case: str, parameterisation: str, sampler: str | None, out: str, save
     import resource
 
     from bayes_lac import load_panel
-    from bayes_lac.diagnostics import check_convergence
-    from bayes_lac.model import DEFAULT_SAMPLER, LACModel
-    from bayes_lac.results import save_run
+    from bayes_lac.model.fit import DEFAULT_SAMPLER
+    from bayes_lac.model.diagnostics import check_convergence
+    from bayes_lac.model.fit import LACModel
+    from bayes_lac.model.results import save_run
 
     la, neighbours = CASES[case]
     panel = load_panel()

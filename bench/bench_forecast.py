@@ -18,8 +18,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bayes_lac.costs import cost_change_table, cost_table, costs  # noqa: E402
-from bayes_lac.forecast import forecast, forecast_table  # noqa: E402
+from bayes_lac.analysis.costs import cost_change_table, cost_table, costs  # noqa: E402
+from bayes_lac.analysis.forecast import forecast, forecast_table  # noqa: E402
 
 SCENARIOS = ("trend", "population-only", "converge-england")
 HORIZON = 20
@@ -28,7 +28,7 @@ REPEATS = 3
 
 def _run(argv):
     if len(argv) > 1:
-        from bayes_lac.forecast import load_checked_run
+        from bayes_lac.analysis.forecast import load_checked_run
 
         return load_checked_run(argv[1], allow_unconverged=True), f"saved run {argv[1]}"
     from tests.conftest import make_toy_results

@@ -1,4 +1,4 @@
-"""Shared fixtures: small synthetic results that follow the contract in bayes_lac.results.
+"""Shared fixtures: small synthetic results that follow the contract in bayes_lac.model.results.
 
 `make_toy_results` builds a run without sampling, with draws scattered around known
 parameter values, so tables, charts and arithmetic can be tested against hand calculations.

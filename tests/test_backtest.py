@@ -7,9 +7,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from bayes_lac import backtest as B
 from bayes_lac.errors import BayesLacError, UnknownAuthorityError
-
+from bayes_lac.studies import backtest as B
 
 # -- scoring --------------------------------------------------------------------------------
 
@@ -196,7 +195,7 @@ def test_parse_years():
 
 @pytest.fixture(scope="module")
 def small_panel():
-    from bayes_lac.simulate import simulate_panel
+    from bayes_lac.model.simulate import simulate_panel
 
     panel, _ = simulate_panel(n_la=6, years=(2010, 2019), seed=4)
     return panel

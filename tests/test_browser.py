@@ -15,7 +15,7 @@ import unicodedata
 
 import pytest
 
-from bayes_lac import report as R
+from bayes_lac.report import board as R
 from tests.test_report import built_toy_report, unconverged_version
 
 pytestmark = pytest.mark.skipif(

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_lac.costs import (
+from bayes_lac.analysis.costs import (
     WEEKS_PER_YEAR,
     cost_change_table,
     cost_chart_table,
@@ -20,9 +20,9 @@ from bayes_lac.costs import (
     prob_cost_exceeds,
     unit_cost_history,
 )
+from bayes_lac.analysis.forecast import forecast
 from bayes_lac.errors import BayesLacError, PanelError, UnknownAuthorityError
-from bayes_lac.forecast import forecast
-from bayes_lac.results import save_run
+from bayes_lac.model.results import save_run
 from tests.conftest import make_toy_results
 
 BASE = 2020
@@ -190,7 +190,7 @@ def test_too_short_history_refused(fc):
 
 
 def test_cli_costs(tmp_path, capsys, monkeypatch):
-    import bayes_lac.panel
+    import bayes_lac.data.panel
     from bayes_lac.cli import main
 
     run = make_toy_results(draws=100)
@@ -198,7 +198,7 @@ def test_cli_costs(tmp_path, capsys, monkeypatch):
     run_path = tmp_path / "run.nc"
     save_run(run, run_path)
     panel = _history(la, growth=1.05, noise=0.02)
-    monkeypatch.setattr(bayes_lac.panel, "load_panel", lambda path=None: panel)
+    monkeypatch.setattr(bayes_lac.data.panel, "load_panel", lambda path=None: panel)
     out = tmp_path / "costs.csv"
     status = main(["costs", str(run_path), "--horizon", "10", "--budget", "30000000", "--out", str(out)])
     assert status == 0

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from bayes_lac import decompose as D
-from bayes_lac import results as R
+from bayes_lac.analysis import decompose as D
 from bayes_lac.cli import main
 from bayes_lac.errors import BayesLacError, UnconvergedFitError, UnknownAuthorityError
+from bayes_lac.model import results as R
 from tests.conftest import make_toy_results
 
 YEARS = (2010, 2020)

@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from bayes_lac import decompose as D
+from bayes_lac.analysis import decompose as D
 from bayes_lac.config import RATE_PER
 
 # one small real fit shared by the module: about 70 s on 2 busy cores with a warm cache
@@ -131,7 +131,7 @@ def _true_components(truth: dict, la: int) -> dict[str, float]:
 
 @pytest.fixture(scope="module")
 def fitted():
-    from bayes_lac.model import LACModel
+    from bayes_lac.model.fit import LACModel
 
     truth = _truth()
     panel = _panel(truth)
@@ -167,7 +167,7 @@ def _check(fitted, la_index: int, must_be_zero: tuple[str, ...], must_contain: t
 def test_small_fit_is_sane(fitted):
     # 2 x 300 draws is too few for the package's full convergence thresholds (bulk ESS >= 400),
     # so the decompositions below allow an unconverged run; a broken fit must still fail here.
-    from bayes_lac.diagnostics import require_converged
+    from bayes_lac.model.diagnostics import require_converged
 
     diag = require_converged(fitted[1], allow_unconverged=True)
     assert diag.max_rhat < 1.1, diag.summary()

@@ -8,10 +8,10 @@ import json
 import pytest
 
 from bayes_lac.config import ENGLAND_CODE
-from bayes_lac.diagnostics import check_convergence, require_converged
 from bayes_lac.errors import UnconvergedFitError
-from bayes_lac.model import LACModel
-from bayes_lac.simulate import simulate_panel
+from bayes_lac.model.diagnostics import check_convergence, require_converged
+from bayes_lac.model.fit import LACModel
+from bayes_lac.model.simulate import simulate_panel
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_lac import explore
+from bayes_lac.analysis import compare as explore
+from bayes_lac.analysis.compare import (
+    comparison_findings,
+    comparison_table,
+    plot_comparison,
+)
+from bayes_lac.cli.commands import compare_command
 from bayes_lac.config import ENGLAND_CODE
 from bayes_lac.errors import PanelError, UnknownAuthorityError
-from bayes_lac.explore import comparison_findings, comparison_table, compare_command, plot_comparison
 
 TARGET = "E06000901"
 NB = ["E06000902", "E06000903", "E06000904"]
@@ -149,7 +154,7 @@ def test_findings_sentences(panel):
 
 
 def test_compare_command_writes_chart_and_table(panel, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr("bayes_lac.panel.load_panel", lambda path=None: panel)
+    monkeypatch.setattr("bayes_lac.data.panel.load_panel", lambda path=None: panel)
     args = argparse.Namespace(la=TARGET, panel=None, neighbours=",".join(NB), out=str(tmp_path / "out"))
     assert compare_command(args) == 0
     png = tmp_path / "out" / f"{TARGET}_comparison.png"
@@ -164,7 +169,7 @@ def test_compare_command_writes_chart_and_table(panel, tmp_path, monkeypatch, ca
 def test_compare_command_rejects_bad_neighbours_option(panel, tmp_path, monkeypatch):
     from bayes_lac.errors import BayesLacError
 
-    monkeypatch.setattr("bayes_lac.panel.load_panel", lambda path=None: panel)
+    monkeypatch.setattr("bayes_lac.data.panel.load_panel", lambda path=None: panel)
     args = argparse.Namespace(la=TARGET, panel=None, neighbours="2019", out=str(tmp_path))
     with pytest.raises(BayesLacError, match="--neighbours"):
         compare_command(args)

@@ -8,9 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_lac import results as R
-from bayes_lac.errors import BayesLacError, InputFileError
-from bayes_lac.forecast import (
+from bayes_lac.analysis.forecast import (
     FORECAST_TABLE_COLUMNS,
     Scenario,
     exceedance_finding,
@@ -21,7 +19,13 @@ from bayes_lac.forecast import (
     prob_exceeds,
     scenario_difference,
 )
-from bayes_lac.population import growth_summary, project_population, read_population_file
+from bayes_lac.data.population import (
+    growth_summary,
+    project_population,
+    read_population_file,
+)
+from bayes_lac.errors import BayesLacError, InputFileError
+from bayes_lac.model import results as R
 from tests.conftest import make_toy_results
 
 ENGLAND_LAC_RATE = 60.0  # the toy reference: 72,000 children in 12 million

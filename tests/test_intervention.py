@@ -8,9 +8,7 @@ import numpy as np
 import pytest
 
 from bayes_lac import cli
-from bayes_lac.config import INTERVENTIONS_DIR
-from bayes_lac.errors import InputFileError
-from bayes_lac.intervention import (
+from bayes_lac.analysis.interventions import (
     InterventionResult,
     bundled_interventions,
     evaluate_intervention,
@@ -21,6 +19,8 @@ from bayes_lac.intervention import (
     plot_intervention,
     round_half_up,
 )
+from bayes_lac.config import INTERVENTIONS_DIR
+from bayes_lac.errors import InputFileError
 
 BASE = {
     "name": "The test service",

@@ -1,5 +1,5 @@
 """The model graph without sampling: it compiles, its density is finite, it follows the
-contract of ``bayes_lac.results``, and only published cells enter the likelihood. Also the
+contract of ``bayes_lac.model.results``, and only published cells enter the likelihood. Also the
 comparison sets and the imputation notices on the bundled panel."""
 
 from __future__ import annotations
@@ -10,12 +10,13 @@ import pytest
 from bayes_lac import load_panel
 from bayes_lac.config import ENGLAND_CODE, MEASURES
 from bayes_lac.errors import UnknownAuthorityError
-from bayes_lac.model import LACModel, prepare_data
-from bayes_lac.simulate import simulate_panel
+from bayes_lac.model.data import prepare_data
+from bayes_lac.model.fit import LACModel
+from bayes_lac.model.simulate import simulate_panel
 
 THURROCK = "E06000034"
 
-#: The contract's posterior variables and their dims (bayes_lac.results docstring).
+#: The contract's posterior variables and their dims (bayes_lac.model.results docstring).
 CONTRACT_DIMS = {
     "intercept": ("measure",),
     "la_intercept": ("la", "measure"),
@@ -206,7 +207,7 @@ def test_imputations_recorded_for_thurrock(bundled):
 
 def test_authority_with_too_few_years_is_left_out_openly(small_panel):
     from bayes_lac.errors import PanelError
-    from bayes_lac.model import MIN_YEARS
+    from bayes_lac.model.data import MIN_YEARS
 
     codes = _codes(small_panel)
     panel = small_panel.copy()

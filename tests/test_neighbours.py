@@ -5,9 +5,18 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from bayes_lac.config import BUNDLED_NEIGHBOURS, BUNDLED_PANEL, DEFAULT_OFFICIAL_SOURCE, THURROCK_CODE
+from bayes_lac.config import (
+    BUNDLED_NEIGHBOURS,
+    BUNDLED_PANEL,
+    DEFAULT_OFFICIAL_SOURCE,
+    THURROCK_CODE,
+)
+from bayes_lac.data.neighbours import (
+    NEIGHBOUR_COLUMNS,
+    neighbour_table,
+    statistical_neighbours,
+)
 from bayes_lac.errors import InputFileError, UnknownAuthorityError
-from bayes_lac.neighbours import NEIGHBOUR_COLUMNS, neighbour_table, statistical_neighbours
 
 THURROCK_2021 = [
     ("Medway", "E06000035"),

@@ -1,4 +1,4 @@
-"""The panel derived from the official files (bayes_lac.official, data/panel.csv).
+"""The panel derived from the official files (bayes_lac.data.official, data/panel.csv).
 
 Tests on the committed data/panel.csv need nothing else; tests marked ``official`` rebuild
 from ``<checkout>/../shared/data/official-raw`` and are skipped when that folder is absent.
@@ -15,9 +15,14 @@ import pandas as pd
 import pytest
 
 from bayes_lac.cli import main
-from bayes_lac.config import BUNDLED_NEIGHBOURS, BUNDLED_PANEL, DATA_DIR, DEFAULT_OFFICIAL_SOURCE, ENGLAND_CODE
-from bayes_lac.errors import InputFileError
-from bayes_lac.official import (
+from bayes_lac.config import (
+    BUNDLED_NEIGHBOURS,
+    BUNDLED_PANEL,
+    DATA_DIR,
+    DEFAULT_OFFICIAL_SOURCE,
+    ENGLAND_CODE,
+)
+from bayes_lac.data.official import (
     PANEL_COLUMNS,
     SOURCE_FILES,
     build_panel,
@@ -26,7 +31,8 @@ from bayes_lac.official import (
     panel_text,
     parse_values,
 )
-from bayes_lac.panel import REQUIRED_COLUMNS
+from bayes_lac.data.panel import REQUIRED_COLUMNS
+from bayes_lac.errors import InputFileError
 
 THURROCK = "E06000034"
 official = pytest.mark.skipif(not DEFAULT_OFFICIAL_SOURCE.is_dir(), reason=f"{DEFAULT_OFFICIAL_SOURCE} not present")
@@ -325,7 +331,13 @@ def test_counts_and_denominators_equal_the_latest_ees_release(panel):
 def test_spend_sources_agree_where_they_overlap():
     """The BG panel (only source for FY 2014-15) equals DfE's outturn files for FY 2012-13 and
     2013-14 and LAIT for FY 2015-16, so the spend series joins without a seam."""
-    from bayes_lac.official import _Source, build_all, bg_panel_spend, lait_measure, outturn_total_looked_after
+    from bayes_lac.data.official import (
+        _Source,
+        bg_panel_spend,
+        build_all,
+        lait_measure,
+        outturn_total_looked_after,
+    )
 
     src = _Source(DEFAULT_OFFICIAL_SOURCE)
     _, areas = build_all(DEFAULT_OFFICIAL_SOURCE)

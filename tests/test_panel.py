@@ -17,8 +17,7 @@ import pytest
 
 import bayes_lac
 from bayes_lac.config import BUNDLED_PANEL
-from bayes_lac.errors import PanelError
-from bayes_lac.panel import (
+from bayes_lac.data.panel import (
     COUNT_COLUMNS,
     REQUIRED_COLUMNS,
     SUPPRESSION_MARKERS,
@@ -29,6 +28,7 @@ from bayes_lac.panel import (
     validate_panel,
     with_rates,
 )
+from bayes_lac.errors import PanelError
 
 SMALL_PANEL = Path(__file__).parent / "data" / "panel_small.csv"
 
@@ -329,7 +329,7 @@ def test_coverage_counts_years_and_gaps():
 
 
 def test_missing_bundled_panel_says_how_to_build_it(tmp_path, monkeypatch):
-    import bayes_lac.panel as panel_module
+    import bayes_lac.data.panel as panel_module
 
     monkeypatch.setattr(panel_module, "BUNDLED_PANEL", tmp_path / "data" / "panel.csv")
     with pytest.raises(PanelError, match=r"the bundled panel .*panel\.csv is missing; build it with `bayes-lac data build`"):

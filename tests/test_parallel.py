@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from bayes_lac.errors import InputFileError
-from bayes_lac.parallel import TaskError, run_tasks
+from bayes_lac.studies.parallel import TaskError, run_tasks
 
 
 def seeded_sum(task: dict) -> dict:

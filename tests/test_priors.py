@@ -9,7 +9,7 @@ import pytest
 
 from bayes_lac.config import MEASURES
 from bayes_lac.errors import InputFileError
-from bayes_lac.priors import PRIOR_SETS, SCHEMA, load_priors, priors_json
+from bayes_lac.model.priors import PRIOR_SETS, SCHEMA, load_priors, priors_json
 
 
 @pytest.mark.parametrize("name", PRIOR_SETS)

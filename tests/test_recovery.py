@@ -1,17 +1,16 @@
 """Recovery of known parameters from a simulated panel (slow: a real fit).
 
-The panel is simulated from the model itself (``bayes_lac.simulate``) with deprivation and
+The panel is simulated from the model itself (``bayes_lac.model.simulate``) with deprivation and
 UASC published every year, so the data the model sees are exactly those the truth used.
 Each check asks whether a 90 % credible interval contains the true value."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from bayes_lac.config import ENGLAND_CODE
-from bayes_lac.model import LACModel
-from bayes_lac.simulate import simulate_panel
+from bayes_lac.model.fit import LACModel
+from bayes_lac.model.simulate import simulate_panel
 
 pytestmark = pytest.mark.slow
 

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_lac import report as R
 from bayes_lac.config import BUNDLED_PANEL, ENGLAND_CODE, MEASURES, THURROCK_CODE
 from bayes_lac.errors import UnconvergedFitError
+from bayes_lac.report import board as R
 from tests.conftest import make_toy_results
 
 
@@ -58,7 +58,7 @@ def toy_panel(results) -> pd.DataFrame:
 
 def _with_published_counts(results):
     """Fill the toy run's published counts (the toy leaves them NaN) from its expected counts."""
-    from bayes_lac.results import expected_reported
+    from bayes_lac.model.results import expected_reported
 
     exp = expected_reported(results).mean(("chain", "draw"))
     observed = results["observed_data"].to_dataset()
@@ -168,7 +168,7 @@ def test_forecast_fans_for_each_scenario(toy_report):
 
 
 def test_every_shipped_intervention_is_evaluated(toy_report):
-    from bayes_lac.intervention import bundled_interventions
+    from bayes_lac.analysis.interventions import bundled_interventions
 
     tables = {t.key for _, t in toy_report.tables()}
     assert bundled_interventions()
@@ -266,7 +266,7 @@ def test_report_command_on_a_saved_run(toy_run, tmp_path, capsys):
     """The CLI path with --run: HTML and XLSX written; an unconverged run refused (exit 2, the
     problems listed, no report) unless --allow-unconverged."""
     from bayes_lac.cli import main
-    from bayes_lac.results import save_run
+    from bayes_lac.model.results import save_run
 
     panel_file = tmp_path / "panel.csv"
     toy_panel(toy_run).to_csv(panel_file, index=False)
@@ -296,7 +296,7 @@ def test_report_command_fits_saves_and_reports(tmp_path, capsys):
     from openpyxl import load_workbook
 
     from bayes_lac.cli import main
-    from bayes_lac.results import load_run
+    from bayes_lac.model.results import load_run
 
     out = tmp_path / "thurrock.html"
     args = ["report", "--la", THURROCK_CODE, "--draws", "60", "--tune", "100", "--chains", "2", "--seed", "3"]
@@ -321,7 +321,7 @@ def test_report_command_fits_saves_and_reports(tmp_path, capsys):
     else:
         assert code == 2 and not again.exists()
         assert "convergence diagnostics" in err
-        from bayes_lac.diagnostics import stored_diagnostics
+        from bayes_lac.model.diagnostics import stored_diagnostics
 
         for problem in stored_diagnostics(run).problems:
             assert problem.rstrip(".") in err

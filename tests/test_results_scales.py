@@ -1,8 +1,8 @@
-"""The model's scales computed from a run agree with the formula in bayes_lac.results."""
+"""The model's scales computed from a run agree with the formula in bayes_lac.model.results."""
 
 import numpy as np
 
-from bayes_lac import results as R
+from bayes_lac.model import results as R
 from tests.conftest import make_toy_results
 
 

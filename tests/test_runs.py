@@ -14,11 +14,16 @@ import xarray as xr
 
 from bayes_lac.cli import main
 from bayes_lac.config import ENGLAND_CODE, MEASURES
-from bayes_lac.diagnostics import coverage_table, loo_table, posterior_predictive, rootogram_table
 from bayes_lac.errors import RunFileError
-from bayes_lac.model import LACModel
-from bayes_lac.results import REQUIRED_ATTRS, load_run, save_run
-from bayes_lac.simulate import simulate_panel
+from bayes_lac.model.checks import (
+    coverage_table,
+    loo_table,
+    posterior_predictive,
+    rootogram_table,
+)
+from bayes_lac.model.fit import LACModel
+from bayes_lac.model.results import REQUIRED_ATTRS, load_run, save_run
+from bayes_lac.model.simulate import simulate_panel
 
 SMALL = dict(draws=100, tune=100, chains=2, cores=1, seed=11, progressbar=False)
 

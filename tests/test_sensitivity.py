@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_lac import sensitivity as S
 from bayes_lac.errors import RunFileError
+from bayes_lac.studies import sensitivity as S
 from tests.conftest import make_toy_results
 
 # Intercept of looked_after in the simulation is 4.0 (log rate per 10,000); this prior puts
@@ -24,8 +24,8 @@ FIT = {"draws": 200, "tune": 200, "chains": 2, "cores": 1, "seed": 11, "progress
 
 
 def _fit(panel, target, priors):
-    from bayes_lac.model import LACModel
-    from bayes_lac.priors import load_priors
+    from bayes_lac.model.fit import LACModel
+    from bayes_lac.model.priors import load_priors
 
     # Priors passed as a loaded dict (all measures) so the single-measure fit accepts them.
     model = LACModel(target, neighbours="all", measures=("looked_after",), priors=load_priors(priors))
@@ -34,7 +34,7 @@ def _fit(panel, target, priors):
 
 @pytest.fixture(scope="module")
 def simulated():
-    from bayes_lac.simulate import simulate_panel
+    from bayes_lac.model.simulate import simulate_panel
 
     return simulate_panel(n_la=8, years=(2010, 2020), seed=1)
 
@@ -67,7 +67,7 @@ def test_diagnosis_rules_use_the_threshold():
 def test_prior_log_density_is_the_prior_file():
     from scipy import stats
 
-    from bayes_lac.priors import load_priors, priors_json
+    from bayes_lac.model.priors import load_priors, priors_json
 
     toy_results = make_toy_results(persistence=0.7)
     toy_results.attrs["priors"] = priors_json(load_priors("tight"))
@@ -192,7 +192,7 @@ def test_refit_under_wrong_prior_changes_the_conclusions(sensible_run, wrong_pri
 
 def test_command_writes_power_scaling_without_refits(sensible_run, tmp_path, capsys):
     from bayes_lac.cli import main
-    from bayes_lac.results import save_run
+    from bayes_lac.model.results import save_run
 
     run_file = tmp_path / "run.nc"
     save_run(sensible_run, run_file)

@@ -47,10 +47,16 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayes_lac.analysis.forecast import Forecast
 from bayes_lac.config import CI_PROB, interval_bounds
 from bayes_lac.errors import BayesLacError, PanelError, UnknownAuthorityError
-from bayes_lac.forecast import Forecast
-from bayes_lac.summaries import Finding, format_chance, format_money, format_percent, summarise_draws
+from bayes_lac.summaries import (
+    Finding,
+    format_chance,
+    format_money,
+    format_percent,
+    summarise_draws,
+)
 
 #: Weeks in a year (365.25 / 7): annual cost = weekly unit cost x children x this.
 WEEKS_PER_YEAR: float = 52.18
@@ -215,7 +221,7 @@ def costs(
     Parameters
     ----------
     forecast
-        From `bayes_lac.forecast.forecast`; its predictive looked-after counts are used.
+        From `bayes_lac.analysis.forecast.forecast`; its predictive looked-after counts are used.
     unit_costs
         The authority's unit-cost history (`unit_cost_history`: columns ``year`` and
         ``weekly_cost_per_child``, £ per child per week in cash prices of that year), or one
@@ -551,53 +557,3 @@ def plot_costs(
 # --------------------------------------------------------------------------------------------
 # Command line
 # --------------------------------------------------------------------------------------------
-
-
-def costs_command(args) -> int:
-    """``bayes-lac costs``: annual cost per scenario and year, and the 3/5/10-year change table."""
-    from bayes_lac.forecast import forecast, load_checked_run
-    from bayes_lac.panel import load_panel
-
-    run = load_checked_run(args.run, allow_unconverged=args.allow_unconverged)
-    fc = forecast(run, la=args.la, horizon=args.horizon, scenarios=args.scenario, seed=args.seed)
-    panel = load_panel(args.panel)
-    history = unit_cost_history(panel, fc.la_code)
-    co = costs(fc, history, inflation=args.inflation, seed=args.seed, method=args.unit_cost_method)
-    table = cost_table(co, ci_prob=args.ci_prob, prices="nominal")
-    if args.budget is not None:
-        cost = co.data["cost_nominal"]
-        probs = []
-        for s, y in zip(table["scenario"], table["year"]):
-            if y == co.base_year:
-                probs.append(float((co.data["base_cost"] > args.budget).mean()))
-            else:
-                probs.append(float((cost.sel(scenario=s, year=y) > args.budget).mean()))
-        table["budget_gbp_per_year"] = args.budget
-        table["prob_exceeds_budget"] = probs
-    table.to_csv(args.out, index=False)
-
-    print(f"Annual cost of children looked after, {co.la_name} ({co.la_code}), base year {financial_year(co.base_year)}")
-    if not co.converged:
-        print("WARNING: this run did not pass its convergence diagnostics; treat the numbers with caution.")
-    horizons = [h for h in (3, 5, 10) if h <= fc.horizon]
-    if horizons:
-        change = cost_change_table(co, years_ahead=horizons, ci_prob=args.ci_prob)
-        print(f"\nChange against {financial_year(co.base_year)} (£m a year, {co.prices_label('nominal')}, "
-              f"median and {format_percent(args.ci_prob)} credible interval):")
-        shown = change.assign(
-            base=(change["base_cost_gbp_per_year"] / 1e6).round(2),
-            cost=(change["median_cost_gbp_per_year"] / 1e6).round(2),
-            change=(change["median_change_gbp_per_year"] / 1e6).round(2),
-            lower=(change["lower_change_gbp_per_year"] / 1e6).round(2),
-            upper=(change["upper_change_gbp_per_year"] / 1e6).round(2),
-        )[["scenario", "years_ahead", "financial_year", "base", "cost", "change", "lower", "upper"]]
-        print(shown.to_string(index=False))
-    if len(horizons) < 3:
-        print(f"(changes beyond the {fc.horizon}-year horizon not shown)")
-    if args.budget is not None:
-        print(f"\nP(annual cost > {format_money(args.budget)}) is in column prob_exceeds_budget.")
-    print("\nAssumptions:")
-    for a in co.assumptions:
-        print(f"  - {a}")
-    print(f"\nWrote {len(table)} rows (£ per year, {co.prices_label('nominal')}) to {args.out}")
-    return 0

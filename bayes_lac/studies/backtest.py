@@ -34,7 +34,7 @@ counts up to the origin (never from later years), drawn as `BASELINE_DRAWS` samp
   s * sqrt(1 + 1/n + (x - mean x)^2 / Sxx).
 * ``constant_rate`` (the 2017 report's population-growth method): the rate per 10,000
   children in ``T`` times the projected child population. The population is projected as the
-  model's forecasts project it (`bayes_lac.population.project_population`: growth drawn from
+  model's forecasts project it (`bayes_lac.data.population.project_population`: growth drawn from
   the last five annual growth rates up to ``T``); the rate is a random walk on the log scale,
   sd = sigma * sqrt(h), sigma the root mean square of the yearly changes of the log rate
   (years with a count of zero have no log rate and do not enter sigma).
@@ -64,7 +64,6 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -181,7 +180,7 @@ def _series(panel: pd.DataFrame, column: str) -> pd.DataFrame:
 def local_authorities(panel: pd.DataFrame) -> list[str]:
     """ONS codes of the authorities the national model fits (as `bayes_lac.model.comparison_set`
     with ``neighbours="all"``: E06/E08/E09/E10 codes at local-authority level)."""
-    from bayes_lac.model import LA_PREFIXES
+    from bayes_lac.model.data import LA_PREFIXES
 
     is_la = panel["la_code"].astype(str).str.startswith(LA_PREFIXES)
     if "geographic_level" in panel.columns:
@@ -282,7 +281,7 @@ def baseline_samples(
         t = rng.standard_t(n - 2, size=(len(horizons), n_draws))
         return (intercept + slope * x0)[:, None] + scale[:, None] * t
     if method == "constant_rate":
-        from bayes_lac.population import project_population
+        from bayes_lac.data.population import project_population
 
         pop = population[population.index <= origin].dropna()
         if origin not in pop.index or len(pop) < 2:
@@ -616,8 +615,8 @@ def model_origin_forecasts(task: dict) -> dict:
     Returns a dict with ``table`` (scored rows, method ``"model"``), ``fit_seconds``,
     ``forecast_seconds``, ``converged``, ``problems`` (diagnostic messages) and ``notes``.
     """
-    from bayes_lac.forecast import forecast
-    from bayes_lac.model import LACModel
+    from bayes_lac.analysis.forecast import forecast
+    from bayes_lac.model.fit import LACModel
 
     origin, horizons = int(task["origin"]), list(task["horizons"])
     panel = task["panel"]
@@ -742,15 +741,15 @@ def backtest(
     baselines
         Baselines to score beside the model (`BASELINES`).
     workers, scheduler
-        Origins run in parallel (`bayes_lac.parallel.run_tasks`): local processes, or a
+        Origins run in parallel (`bayes_lac.studies.parallel.run_tasks`): local processes, or a
         Dask scheduler address.
 
     Returns
     -------
     `Backtest`
     """
-    from bayes_lac.parallel import run_tasks
-    from bayes_lac.priors import load_priors
+    from bayes_lac.model.priors import load_priors
+    from bayes_lac.studies.parallel import run_tasks
 
     start = time.perf_counter()
     origins = sorted(int(o) for o in origins)
@@ -876,46 +875,3 @@ def target_finding(table: pd.DataFrame, measure: str = "looked_after") -> Findin
         )
     table_out = summarise_backtest(table)
     return Finding(title="Backtest calibration and accuracy", sentence=" ".join(parts), table=table_out[table_out["measure"] == measure])
-
-
-def backtest_command(args) -> int:
-    """``bayes-lac backtest [--panel CSV] --origins 2014-2022 --horizons 1-5 ... --out CSV``.
-
-    Writes the per-forecast rows to ``--out`` and the summary by method, measure and horizon
-    to ``<out>_summary.csv``; prints the summary, the CRPS ratios, the targets and the wall time.
-    """
-    from bayes_lac.panel import load_panel
-
-    panel = load_panel(args.panel)
-    origins = parse_years(args.origins, "origins")
-    horizons = parse_years(args.horizons, "horizons")
-    measures = [m.strip() for m in args.measures.split(",") if m.strip()]
-    las = args.las if args.las == "all" else [c.strip() for c in args.las.split(",") if c.strip()]
-    settings = {
-        "draws": DEFAULT_DRAWS if args.draws is None else args.draws,
-        "tune": DEFAULT_TUNE if args.tune is None else args.tune,
-        "chains": DEFAULT_CHAINS if args.chains is None else args.chains,
-    }
-    result = backtest(
-        panel, origins, horizons, measures, las, workers=args.workers, scheduler=args.scheduler, **settings
-    )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    result.table.to_csv(out, index=False)
-    summary = summarise_backtest(result.table)
-    stem = out.name.removesuffix(".gz").removesuffix(".csv")
-    summary_out = out.with_name(stem + "_summary.csv")
-    summary.to_csv(summary_out, index=False)
-    with pd.option_context("display.width", 160, "display.max_columns", 20, "display.precision", 3):
-        print(summary.to_string(index=False))
-        print()
-        print(crps_ratios(result.table).to_string(index=False))
-    print()
-    for measure in result.measures:
-        print(target_finding(result.table, measure).sentence)
-    for note in result.notes:
-        print(note)
-    fits = ", ".join(f"{o}: {s:.0f} s" for o, s in result.fit_seconds.items())
-    print(f"Fit time per origin ({result.workers}): {fits}.")
-    print(f"Wall time: {result.wall_seconds:.0f} s ({result.wall_seconds / 60:.1f} min). Wrote {out} and {summary_out}.")
-    return 0

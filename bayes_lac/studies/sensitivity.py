@@ -27,7 +27,7 @@ Refits under named prior sets
 -----------------------------
 `sensitivity` refits the run's model (same target, comparison set, years, data and sampler
 settings, rebuilt from the run itself) under other prior sets (``weak``, ``tight`` or a
-user's TOML file), in parallel (`bayes_lac.parallel.run_tasks`), and compares the
+user's TOML file), in parallel (`bayes_lac.studies.parallel.run_tasks`), and compares the
 conclusions a board reads (`CONCLUSIONS`). A conclusion **changes** under a prior set when its
 median moves by more than `CHANGE_SHARE` (a quarter) of the width of its credible interval
 under the run's own prior set (a deliberately small move: a quarter of a 90 % interval is
@@ -49,7 +49,14 @@ import xarray as xr
 
 from bayes_lac.config import CI_PROB, MEASURE_LABELS
 from bayes_lac.errors import BayesLacError, InputFileError, RunFileError
-from bayes_lac.summaries import Finding, format_count, format_money, format_percent, format_rate, summarise_draws
+from bayes_lac.summaries import (
+    Finding,
+    format_count,
+    format_money,
+    format_percent,
+    format_rate,
+    summarise_draws,
+)
 
 #: Parameters whose sensitivity is reported (the named parameters of the results contract);
 #: ``la_trend`` is reported for the run's target authority only.
@@ -301,10 +308,10 @@ def conclusions(
     For the run's target authority: the expected rate in the last fitted year and its
     average annual change over the last `TREND_YEARS` years (each measure); the part of the
     modelled change in looked-after children from the first to the last fitted year not
-    explained by population, UASC and deprivation (`bayes_lac.decompose`), in children and as
+    explained by population, UASC and deprivation (`bayes_lac.analysis.decompose`), in children and as
     a share of the change; the predicted
-    count `horizons` years ahead under the trend scenario (`bayes_lac.forecast`); and, if
-    `unit_costs` is given (see `bayes_lac.costs.costs`), the annual cost of looked-after
+    count `horizons` years ahead under the trend scenario (`bayes_lac.analysis.forecast`); and, if
+    `unit_costs` is given (see `bayes_lac.analysis.costs.costs`), the annual cost of looked-after
     children in those years.
 
     Returns
@@ -312,9 +319,9 @@ def conclusions(
     DataFrame with columns `CONCLUSION_COLUMNS` (mean, median and equal-tailed interval in
     the units given per row).
     """
-    from bayes_lac import results as R
-    from bayes_lac.decompose import decompose
-    from bayes_lac.forecast import forecast
+    from bayes_lac.analysis.decompose import decompose
+    from bayes_lac.analysis.forecast import forecast
+    from bayes_lac.model import results as R
 
     la = results.attrs["target_la"]
     years = _years(results)
@@ -347,7 +354,7 @@ def conclusions(
     for h in horizons:
         add(predicted.sel(year=last + h), f"forecast_{h}", last + h)
     if unit_costs is not None:
-        from bayes_lac.costs import costs
+        from bayes_lac.analysis.costs import costs
 
         cost = costs(fc, unit_costs, seed=seed).data["cost_nominal"].sel(scenario="trend")
         for h in horizons:
@@ -509,7 +516,7 @@ def refit_conclusions(task: dict) -> dict:
     ``cores``, ``unit_costs`` and ``seed``. Returns a dict with ``table`` (`conclusions`),
     ``converged``, ``seconds`` (wall time of the fit) and ``diagnostics`` (the run's JSON).
     """
-    from bayes_lac.model import LACModel
+    from bayes_lac.model.fit import LACModel
 
     start = time.perf_counter()
     model = LACModel.from_run(task["run"])
@@ -564,7 +571,7 @@ class Sensitivity:
 
 
 def _prior_label(name_or_path) -> str:
-    from bayes_lac.priors import PRIOR_SETS
+    from bayes_lac.model.priors import PRIOR_SETS
 
     name = str(name_or_path)
     return name if name in PRIOR_SETS else Path(name).stem
@@ -594,10 +601,10 @@ def sensitivity(
         files. The run's own prior set is not refitted: the run itself stands for it. Empty:
         power-scaling only.
     workers, scheduler
-        Parallel refits (`bayes_lac.parallel.run_tasks`): local processes, or a Dask
+        Parallel refits (`bayes_lac.studies.parallel.run_tasks`): local processes, or a Dask
         scheduler address.
     unit_costs
-        Unit-cost history or a weekly unit cost (`bayes_lac.costs.costs`); None leaves costs
+        Unit-cost history or a weekly unit cost (`bayes_lac.analysis.costs.costs`); None leaves costs
         out of the comparison.
     draws, tune, chains, seed
         Sampler settings of the refits; default the run's own (its ``sampler`` attribute).
@@ -610,8 +617,8 @@ def sensitivity(
     -------
     `Sensitivity`
     """
-    from bayes_lac.parallel import run_tasks
-    from bayes_lac.priors import load_priors
+    from bayes_lac.model.priors import load_priors
+    from bayes_lac.studies.parallel import run_tasks
 
     start = time.perf_counter()
     power = power_scaling(results)
@@ -724,9 +731,9 @@ def _bundled_unit_costs(results: xr.DataTree):
 
     Returns (unit costs or None, a note for the user).
     """
+    from bayes_lac.analysis.costs import unit_cost_history
     from bayes_lac.config import BUNDLED_PANEL
-    from bayes_lac.costs import unit_cost_history
-    from bayes_lac.panel import load_panel, panel_sha256
+    from bayes_lac.data.panel import load_panel, panel_sha256
 
     if not BUNDLED_PANEL.exists():
         return None, "Costs left out: no bundled panel to read unit costs from."
@@ -734,37 +741,3 @@ def _bundled_unit_costs(results: xr.DataTree):
     if panel_sha256(panel) != results.attrs.get("panel_sha256"):
         return None, "Costs left out: the run was not fitted on the bundled panel, so its unit costs are not known."
     return unit_cost_history(panel, results.attrs["target_la"]), "Costs use the target's unit-cost history in the bundled panel."
-
-
-def sensitivity_command(args) -> int:
-    """``bayes-lac sensitivity RUN [--prior-sets ...] [--workers N] [--scheduler ADDR] --out CSV``.
-
-    Writes the prior-set comparison to ``--out`` (with refits) or the power-scaling table
-    (without); with refits the power-scaling table goes beside it as ``<out>_power_scaling.csv``.
-    """
-    from bayes_lac.results import load_run
-
-    results = load_run(args.run)
-    prior_sets = [p.strip() for p in args.prior_sets.split(",") if p.strip()]
-    unit_costs, note = (None, "")
-    if prior_sets:
-        unit_costs, note = _bundled_unit_costs(results)
-    result = sensitivity(results, prior_sets=prior_sets, workers=args.workers, scheduler=args.scheduler, unit_costs=unit_costs)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if result.comparison is not None:
-        result.comparison.to_csv(out, index=False)
-        power_out = out.with_name(out.stem + "_power_scaling.csv")
-        result.power.to_csv(power_out, index=False)
-        print(f"Wrote {out} and {power_out}.")
-    else:
-        result.power.to_csv(out, index=False)
-        print(f"Wrote {out}.")
-    for finding in result.findings:
-        print(str(finding))
-    if note:
-        print(note)
-    if result.fit_seconds:
-        times = ", ".join(f"{k} {v:.0f} s" for k, v in result.fit_seconds.items())
-        print(f"Refit times: {times}; wall time {result.wall_seconds:.0f} s.")
-    return 0

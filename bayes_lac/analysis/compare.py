@@ -26,7 +26,6 @@ neighbours' average
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -84,7 +83,7 @@ def comparison_table(
     Parameters
     ----------
     panel
-        One row per authority and year with the columns of ``bayes_lac.panel`` (at least
+        One row per authority and year with the columns of ``bayes_lac.data.panel`` (at least
         la_code, la_name, year, population_0_17 and the `measures`). England is the row
         with code E92000001, if present.
     la_code
@@ -219,7 +218,12 @@ def plot_comparison(table: pd.DataFrame, *, measure: str | None = None, ax=None,
     """
     import matplotlib.pyplot as plt
 
-    from bayes_lac.style import ENGLAND_COLOUR, NEIGHBOURS_COLOUR, TARGET_COLOUR, get_axes
+    from bayes_lac.style import (
+        ENGLAND_COLOUR,
+        NEIGHBOURS_COLOUR,
+        TARGET_COLOUR,
+        get_axes,
+    )
 
     if measure is None:
         measures = [m for m in MEASURES if m in set(table["measure"])]
@@ -339,7 +343,7 @@ def coverage_notes(table: pd.DataFrame) -> list[str]:
 def _neighbour_codes(la_code: str, choice: str) -> list[str]:
     choice = str(choice).strip()
     if choice in ("2021", "2025"):
-        from bayes_lac.neighbours import statistical_neighbours
+        from bayes_lac.data.neighbours import statistical_neighbours
 
         return list(statistical_neighbours(la_code, model=int(choice)))
     codes = [c.strip() for c in choice.split(",") if c.strip()]
@@ -349,40 +353,3 @@ def _neighbour_codes(la_code: str, choice: str) -> list[str]:
         f"--neighbours: expected 2021 or 2025 (DfE statistical-neighbour models) or a "
         f"comma-separated list of ONS codes, got {choice!r}"
     )
-
-
-def compare_command(args) -> int:
-    """``bayes-lac compare``: chart and table of an authority against neighbours and England."""
-    from bayes_lac.panel import load_panel
-
-    panel = load_panel(args.panel) if args.panel else load_panel()
-    notices = list(panel.attrs.get("notices", []))
-    for notice in notices[:5]:
-        print(f"Panel: {notice}")
-    if len(notices) > 5:
-        print(f"Panel: ... and {len(notices) - 5} more notices (see `bayes-lac data check {args.panel}`)")
-    neighbours = _neighbour_codes(args.la, args.neighbours)
-    table = comparison_table(panel, args.la, neighbours)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    csv_path = out / f"{args.la}_comparison.csv"
-    png_path = out / f"{args.la}_comparison.png"
-    table.to_csv(csv_path, index=False)
-    fig = plot_comparison(table)
-    fig.savefig(png_path, dpi=150)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    print(f"Wrote {png_path}")
-    print(f"Wrote {csv_path}")
-    label = f"DfE {args.neighbours} model" if args.neighbours in ("2021", "2025") else "as given"
-    names = table.drop_duplicates("la_code").set_index("la_code")["la_name"]
-    listed = [f"{names.get(c) or '(not in the panel)'} ({c})" for c in neighbours]
-    print(f"Statistical neighbours ({label}): {'; '.join(listed) if listed else 'none'}")
-    for note in coverage_notes(table):
-        print(f"Note: {note}")
-    if ENGLAND_CODE not in set(panel["la_code"]):
-        print(f"Note: the panel has no England row ({ENGLAND_CODE}), so England is not shown.")
-    for finding in comparison_findings(table):
-        print(finding.sentence + ("" if not finding.caveats else " " + " ".join(finding.caveats)))
-    return 0

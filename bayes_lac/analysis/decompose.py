@@ -4,7 +4,7 @@ The question comes from the 2017 Thurrock report: why did the number of children
 rise faster in Thurrock than elsewhere? Its Figure 5 drew the actual numbers against
 "population growth only", "+ UASC" and "+ deprivation" lines and concluded that demand
 explained some but not all of the rise. This module does the same split from a fitted run
-(`bayes_lac.results`), per posterior draw, so every part carries a credible interval.
+(`bayes_lac.model.results`), per posterior draw, so every part carries a credible interval.
 
 Definitions (all counts are numbers of children at 31 March)
 ------------------------------------------------------------
@@ -13,7 +13,7 @@ run's fitted years) the **modelled change** is
 
     total = expected_reported(b) - expected_reported(a)
 
-on the scales of `bayes_lac.results`: the expected count without sampling noise, which for
+on the scales of `bayes_lac.model.results`: the expected count without sampling noise, which for
 looked_after includes the known count of unaccompanied asylum-seeking children (UASC). The
 expected non-UASC count is a product of four factors that change over time,
 
@@ -112,7 +112,7 @@ Modelled versus published change. The split is of the modelled change, the chang
 model's expected (smoothed) counts. The published counts also sit off that path: year-to-year
 variation, and any bend in an authority's own path, because its own trend is a straight line
 on the log scale (only the common path of the comparison set can bend). The model carries
-that distance (``bayes_lac.results.deviation``) from year to year by its ``persistence``,
+that distance (``bayes_lac.model.results.deviation``) from year to year by its ``persistence``,
 which matters for forecasts, but it is not attributed to any factor here, and the sentences
 say how large it is.
 """
@@ -120,7 +120,6 @@ say how large it is.
 from __future__ import annotations
 
 import json
-import sys
 import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -133,8 +132,21 @@ import xarray as xr
 
 from bayes_lac.config import CI_PROB, MEASURE_LABELS, MEASURES
 from bayes_lac.errors import BayesLacError, UnknownAuthorityError
-from bayes_lac.results import attr_json, expected, expected_reported, log_rate_terms, uasc_component
-from bayes_lac.style import BAND_ALPHA, ENGLAND_COLOUR, NEIGHBOURS_COLOUR, TARGET_COLOUR, get_axes, series_style
+from bayes_lac.model.results import (
+    attr_json,
+    expected,
+    expected_reported,
+    log_rate_terms,
+    uasc_component,
+)
+from bayes_lac.style import (
+    BAND_ALPHA,
+    ENGLAND_COLOUR,
+    NEIGHBOURS_COLOUR,
+    TARGET_COLOUR,
+    get_axes,
+    series_style,
+)
 from bayes_lac.summaries import Finding, format_count, format_percent, summarise_draws
 
 #: Components of a change, in the order they are tabulated and drawn.
@@ -546,7 +558,7 @@ def decompose(
     Parameters
     ----------
     results
-        A fitted run (see `bayes_lac.results`).
+        A fitted run (see `bayes_lac.model.results`).
     la
         ONS code of the authority; default the run's target authority.
     from_year, to_year
@@ -566,7 +578,7 @@ def decompose(
     definitions), their summary table, the faster-than-elsewhere comparison in percentage
     points of the year-``a`` count, caveats and plain-language findings.
     """
-    from bayes_lac.diagnostics import require_converged
+    from bayes_lac.model.diagnostics import require_converged
 
     diagnostics = require_converged(results, allow_unconverged=allow_unconverged)
     caveats: list[str] = []
@@ -1128,32 +1140,3 @@ def plot_comparison(decomposition: Decomposition, *, measure: str = "looked_afte
 
 # --------------------------------------------------------------------------------------------
 # Command line
-
-
-def decompose_command(args) -> int:
-    """``bayes-lac decompose RUN --la CODE --from YEAR --to YEAR --out CSV``."""
-    from bayes_lac.diagnostics import require_converged
-    from bayes_lac.results import load_run
-
-    results = load_run(args.run)
-    if not require_converged(results, allow_unconverged=args.allow_unconverged).converged:
-        print(
-            "bayes-lac decompose: warning: the run failed its convergence diagnostics; "
-            "the numbers are provisional (--allow-unconverged).",
-            file=sys.stderr,
-        )
-    decomposition = decompose(
-        results,
-        la=args.la,
-        from_year=args.from_year,
-        to_year=args.to_year,
-        ci_prob=args.ci_prob,
-        allow_unconverged=args.allow_unconverged,
-    )
-    decomposition.table.to_csv(args.out, index=False)
-    for finding in decomposition.findings:
-        print(f"{finding.title}\n  {finding.sentence}\n")
-    for caveat in decomposition.caveats:
-        print(f"Note: {caveat}")
-    print(f"Wrote {args.out}")
-    return 0

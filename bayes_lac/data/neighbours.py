@@ -83,14 +83,14 @@ def build_neighbour_table(source, areas) -> pd.DataFrame:
     Parameters
     ----------
     source
-        Folder of official files (see `bayes_lac.official.SOURCE_FILES`).
+        Folder of official files (see `bayes_lac.data.official.SOURCE_FILES`).
     areas
-        `bayes_lac.official.Areas` of the same build: maps DfE numbers to ONS codes and names.
+        `bayes_lac.data.official.Areas` of the same build: maps DfE numbers to ONS codes and names.
 
     Authorities whose row prints '-' for every neighbour (Cumberland and Westmorland and
     Furness in the 2021 model, which predates them) have no rows for that model.
     """
-    from bayes_lac.official import SOURCE_FILES
+    from bayes_lac.data.official import SOURCE_FILES
 
     names = dict(zip(areas.table["la_code"], areas.table["la_name"]))
     frames = []

@@ -3,7 +3,7 @@
 ``bayes-lac data build`` reads DfE, ONS (as republished by DfE), DWP (via DfE's LAIT) and
 MHCLG files from a folder (default `bayes_lac.config.DEFAULT_OFFICIAL_SOURCE`), parses each
 with code and writes one row per area and year (`build_panel`, `write_panel`) plus DfE's
-statistical-neighbour lists (`bayes_lac.neighbours.build_neighbour_table`).
+statistical-neighbour lists (`bayes_lac.data.neighbours.build_neighbour_table`).
 
 Rules, in brief (data/README.md has the full account):
 
@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayes_lac.config import BUNDLED_NEIGHBOURS, BUNDLED_PANEL, DEFAULT_OFFICIAL_SOURCE, ENGLAND_CODE
+from bayes_lac.config import BUNDLED_NEIGHBOURS, DEFAULT_OFFICIAL_SOURCE, ENGLAND_CODE
+from bayes_lac.data.panel import REQUIRED_COLUMNS
 from bayes_lac.errors import InputFileError
-from bayes_lac.panel import REQUIRED_COLUMNS
 
 FIRST_YEAR = 2010
 LAST_YEAR = 2025
@@ -95,7 +95,7 @@ EES_B1 = "EES CIN b1"
 EES_D5 = "EES CIN d5"
 EES_POPULATION = "EES ONS MYE 0-17"
 
-#: The panel's columns, in order. The first nine are the schema of `bayes_lac.panel`.
+#: The panel's columns, in order. The first nine are the schema of `bayes_lac.data.panel`.
 PANEL_COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + (
     "geographic_level",
     "old_la_code",
@@ -163,7 +163,7 @@ class _Source:
         if not self.root.is_dir():
             raise InputFileError(
                 f"{self.root}: official source folder not found; expected a folder holding the "
-                f"official files listed in bayes_lac.official.SOURCE_FILES (default "
+                f"official files listed in bayes_lac.data.official.SOURCE_FILES (default "
                 f"{DEFAULT_OFFICIAL_SOURCE})"
             )
         missing = [rel for rel in SOURCE_FILES.values() if not (self.root / rel).is_file()]
@@ -1005,23 +1005,3 @@ def summary_lines(df: pd.DataFrame) -> list[str]:
         f"{int(df['deprivation'].notna().sum())} cells with a value, "
         f"{int(df['deprivation'].isna().sum())} blank (flagged)",
     ]
-
-
-def build_command(args) -> int:
-    """``bayes-lac data build [--source DIR] [--out FILE]``."""
-    from bayes_lac.neighbours import build_neighbour_table, write_neighbour_table
-
-    source = Path(args.source) if getattr(args, "source", None) else DEFAULT_OFFICIAL_SOURCE
-    out = Path(args.out) if getattr(args, "out", None) else BUNDLED_PANEL
-    panel, areas = build_all(source, progress=True)
-    written = write_panel(panel, out)
-    table = build_neighbour_table(source, areas)
-    neighbours_out = neighbours_path_for(getattr(args, "out", None))
-    write_neighbour_table(table, neighbours_out)
-    print(f"built panel from {source}")
-    for line in summary_lines(panel):
-        print(f"  {line}")
-    print(f"  written: {written}")
-    print(f"  statistical neighbours: {len(table)} rows ({table['la_code'].nunique()} authorities, "
-          f"models {', '.join(map(str, sorted(table['model'].unique())))}) written: {neighbours_out}")
-    return 0

@@ -302,11 +302,6 @@ def coverage(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame.from_records(records)
 
 
-def check_command(args) -> int:
-    """``bayes-lac data check FILE``: validate a panel CSV and say what it holds."""
-    panel = load_panel(args.file)
-    print(describe_panel(panel))
-    return 0
 
 
 def describe_panel(df: pd.DataFrame) -> str:

@@ -77,10 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     build = data_sub.add_parser("build", help="derive the model-ready panel from official files")
     build.add_argument("--source", help="folder of official files (default ../shared/data/official-raw)")
     build.add_argument("--out", help="panel CSV to write (default data/panel.csv)")
-    build.set_defaults(handler=("bayes_lac.official", "build_command"))
+    build.set_defaults(handler=("bayes_lac.cli.commands", "build_command"))
     check = data_sub.add_parser("check", help="validate a panel CSV and say what it holds")
     check.add_argument("file", help="panel CSV")
-    check.set_defaults(handler=("bayes_lac.panel", "check_command"))
+    check.set_defaults(handler=("bayes_lac.cli.commands", "check_command"))
 
     # compare -----------------------------------------------------------------------------
     compare = sub.add_parser(
@@ -90,14 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--panel", help="panel CSV (default: the bundled panel)")
     compare.add_argument("--neighbours", default="2021", help="2021 or 2025 (default 2021)")
     compare.add_argument("--out", default="reports", help="folder for the chart and table")
-    compare.set_defaults(handler=("bayes_lac.explore", "compare_command"))
+    compare.set_defaults(handler=("bayes_lac.cli.commands", "compare_command"))
 
     # fit ---------------------------------------------------------------------------------
     fit = sub.add_parser("fit", help="fit the hierarchical model and save the run")
     fit.add_argument("--la", default=THURROCK_CODE, help="ONS code of the target authority")
     _add_fit_settings(fit)
     fit.add_argument("--out", required=True, help="run file to write (netCDF, e.g. run.nc)")
-    fit.set_defaults(handler=("bayes_lac.model", "fit_command"))
+    fit.set_defaults(handler=("bayes_lac.cli.commands", "fit_command"))
 
     # decompose ---------------------------------------------------------------------------
     dec = sub.add_parser("decompose", help="split a change into demand and supply components")
@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ci(dec)
     dec.add_argument("--allow-unconverged", action="store_true", help="use a run that failed its diagnostics")
     dec.add_argument("--out", required=True, help="CSV to write")
-    dec.set_defaults(handler=("bayes_lac.decompose", "decompose_command"))
+    dec.set_defaults(handler=("bayes_lac.cli.commands", "decompose_command"))
 
     # forecast ----------------------------------------------------------------------------
     fc = sub.add_parser("forecast", help="forecast counts under scenarios")
@@ -127,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     fc.add_argument("--seed", type=int, default=0, help="random seed for predictive draws")
     fc.add_argument("--allow-unconverged", action="store_true", help="use a run that failed its diagnostics")
     fc.add_argument("--out", required=True, help="CSV to write")
-    fc.set_defaults(handler=("bayes_lac.forecast", "forecast_command"))
+    fc.set_defaults(handler=("bayes_lac.cli.commands", "forecast_command"))
 
     # costs -------------------------------------------------------------------------------
     co = sub.add_parser("costs", help="annual cost of looked-after children per scenario")
@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--seed", type=int, default=0)
     co.add_argument("--allow-unconverged", action="store_true", help="use a run that failed its diagnostics")
     co.add_argument("--out", required=True, help="CSV to write")
-    co.set_defaults(handler=("bayes_lac.costs", "costs_command"))
+    co.set_defaults(handler=("bayes_lac.cli.commands", "costs_command"))
 
     # intervention ------------------------------------------------------------------------
     iv = sub.add_parser("intervention", help="invest-to-save case for a preventive service")
@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ci(iv)
     iv.add_argument("--seed", type=int, default=0)
     iv.add_argument("--out", required=True, help="CSV to write")
-    iv.set_defaults(handler=("bayes_lac.intervention", "intervention_command"))
+    iv.set_defaults(handler=("bayes_lac.cli.commands", "intervention_command"))
 
     # sensitivity -------------------------------------------------------------------------
     se = sub.add_parser("sensitivity", help="prior sensitivity: power-scaling and refits")
@@ -174,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     se.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
     se.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
     se.add_argument("--out", required=True, help="CSV to write")
-    se.set_defaults(handler=("bayes_lac.sensitivity", "sensitivity_command"))
+    se.set_defaults(handler=("bayes_lac.cli.commands", "sensitivity_command"))
 
     # backtest ----------------------------------------------------------------------------
     bt = sub.add_parser("backtest", help="forecast from past origins and score against what happened")
@@ -189,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
     bt.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
     bt.add_argument("--out", required=True, help="CSV to write")
-    bt.set_defaults(handler=("bayes_lac.backtest", "backtest_command"))
+    bt.set_defaults(handler=("bayes_lac.cli.commands", "backtest_command"))
 
     # report ------------------------------------------------------------------------------
     rp = sub.add_parser("report", help="board report on one authority (HTML, optional PDF/XLSX)")
@@ -205,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also refit under the weak and tight prior sets for the sensitivity appendix (slower)",
     )
-    rp.set_defaults(handler=("bayes_lac.report", "report_command"))
+    rp.set_defaults(handler=("bayes_lac.cli.commands", "report_command"))
     return parser
 
 

@@ -764,7 +764,13 @@ def plot_intervention(result: InterventionResult, *, ax=None, ci_prob: float = C
     -------
     matplotlib Figure
     """
-    from bayes_lac.style import BAND_ALPHA, NEIGHBOURS_COLOUR, PALETTE, TARGET_COLOUR, get_axes
+    from bayes_lac.style import (
+        BAND_ALPHA,
+        NEIGHBOURS_COLOUR,
+        PALETTE,
+        TARGET_COLOUR,
+        get_axes,
+    )
 
     fig, ax = get_axes(ax)
     spec = result.spec
@@ -792,34 +798,3 @@ def plot_intervention(result: InterventionResult, *, ax=None, ci_prob: float = C
     ax.set_title(f"{spec.name}: net saving\n{subtitle}")
     ax.legend(frameon=False, fontsize="small")
     return fig
-
-
-def intervention_command(args) -> int:
-    """``bayes-lac intervention FILE``: write the summary table (CSV) and print the sentence."""
-    from bayes_lac.config import interval_bounds
-
-    try:
-        interval_bounds(args.ci_prob)
-    except ValueError as err:
-        raise InputFileError(f"--ci-prob: {err}") from err
-    if not args.no_uncertainty and args.draws < 2:
-        raise InputFileError(f"--draws: expected at least 2, got {args.draws}")
-    spec = load_intervention(args.file)
-    result = evaluate_intervention(
-        spec,
-        draws=args.draws,
-        seed=args.seed,
-        uncertainty=not args.no_uncertainty,
-        scenario=args.scenario,
-    )
-    table = intervention_table(result, ci_prob=args.ci_prob)
-    out = Path(args.out)
-    if out.parent and not out.parent.exists():
-        out.parent.mkdir(parents=True)
-    table.to_csv(out, index=False)
-    finding = intervention_finding(result, ci_prob=args.ci_prob)
-    print(finding.sentence)
-    for caveat in finding.caveats:
-        print(f"  - {caveat}")
-    print(f"Wrote {out}")
-    return 0

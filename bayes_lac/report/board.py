@@ -20,9 +20,7 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,15 +30,21 @@ import pandas as pd
 import xarray as xr
 
 from bayes_lac import __version__
-from bayes_lac import backtest as bmod
-from bayes_lac import costs as cmod
-from bayes_lac import decompose as dec
-from bayes_lac import explore as emod
-from bayes_lac import forecast as fmod
-from bayes_lac import intervention as iv
-from bayes_lac import sensitivity as smod
-from bayes_lac.config import BACKTEST_DIR, CI_PROB, MEASURE_LABELS, MEASURES, PROJECT_DIR
-from bayes_lac.errors import BayesLacError, UnconvergedFitError, UnknownAuthorityError
+from bayes_lac.analysis import compare as emod
+from bayes_lac.analysis import costs as cmod
+from bayes_lac.analysis import decompose as dec
+from bayes_lac.analysis import forecast as fmod
+from bayes_lac.analysis import interventions as iv
+from bayes_lac.config import (
+    BACKTEST_DIR,
+    CI_PROB,
+    MEASURE_LABELS,
+    MEASURES,
+    PROJECT_DIR,
+)
+from bayes_lac.errors import BayesLacError, UnknownAuthorityError
+from bayes_lac.studies import backtest as bmod
+from bayes_lac.studies import sensitivity as smod
 from bayes_lac.summaries import Finding, format_money, format_percent, format_rate
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
@@ -616,7 +620,7 @@ def comparison_neighbours(results: xr.DataTree, la: str) -> tuple[list[str], str
     comparison = str(results.attrs.get("comparison", ""))
     codes = [c for c in json.loads(results.attrs.get("neighbours", "[]")) if c != la]
     if comparison == "all" or comparison.startswith("all"):
-        from bayes_lac.neighbours import statistical_neighbours
+        from bayes_lac.data.neighbours import statistical_neighbours
 
         return list(statistical_neighbours(la, model=2021)), "DfE statistical neighbours (2021 model)"
     if comparison.startswith("neighbours-"):
@@ -1128,7 +1132,7 @@ def _model_card_section(ctx: _Context) -> Section:
         _priors_table(_json_attr(results, "priors", {})),
     )
     sec.heading("Convergence diagnostics")
-    from bayes_lac.diagnostics import stored_diagnostics
+    from bayes_lac.model.diagnostics import stored_diagnostics
 
     diag = stored_diagnostics(results)
     sec.paragraph(
@@ -1260,7 +1264,7 @@ def build_report(
     Parameters
     ----------
     results
-        A fitted run (see `bayes_lac.results`).
+        A fitted run (see `bayes_lac.model.results`).
     la
         ONS code of the authority; must be the run's target authority.
     panel
@@ -1279,7 +1283,7 @@ def build_report(
     la = la or results.attrs["target_la"]
     converged, problems = _convergence(results, allow_unconverged)
     if panel is None:
-        from bayes_lac.panel import load_panel
+        from bayes_lac.data.panel import load_panel
 
         panel = load_panel(panel_path)
     target = results.attrs["target_la"]
@@ -1332,7 +1336,7 @@ def _convergence(results: xr.DataTree, allow_unconverged: bool) -> tuple[bool, l
 
     Raises `UnconvergedFitError` (listing the problems) for a failed run unless allowed.
     """
-    from bayes_lac.diagnostics import require_converged
+    from bayes_lac.model.diagnostics import require_converged
 
     diag = require_converged(results, allow_unconverged=allow_unconverged)
     if diag.converged:
@@ -1342,7 +1346,7 @@ def _convergence(results: xr.DataTree, allow_unconverged: bool) -> tuple[bool, l
 
 def _panel_mismatch(results: xr.DataTree, panel: pd.DataFrame) -> str:
     """A notice if `panel` is not the panel the run was fitted on (by its SHA-256), else ''."""
-    from bayes_lac.panel import panel_sha256
+    from bayes_lac.data.panel import panel_sha256
 
     fitted = str(results.attrs.get("panel_sha256", ""))
     if not fitted or fitted == panel_sha256(panel):
@@ -1363,7 +1367,7 @@ def default_fit_settings() -> dict:
 
     They give a converged fit of the bundled data within the time budget of `make report`.
     """
-    from bayes_lac import model
+    from bayes_lac.model import fit as model
 
     return {
         "draws": model.DEFAULT_DRAWS,
@@ -1376,9 +1380,9 @@ def default_fit_settings() -> dict:
 
 def _fit_for_report(args, panel: pd.DataFrame, run_path: Path) -> xr.DataTree:
     """Fit the model with the command's settings, save the run to `run_path`, return it."""
-    from bayes_lac.diagnostics import stored_diagnostics
-    from bayes_lac.model import LACModel
-    from bayes_lac.results import save_run
+    from bayes_lac.model.diagnostics import stored_diagnostics
+    from bayes_lac.model.fit import LACModel
+    from bayes_lac.model.results import save_run
 
     settings = default_fit_settings()
     for key in settings:
@@ -1400,61 +1404,3 @@ def _fit_for_report(args, panel: pd.DataFrame, run_path: Path) -> xr.DataTree:
     print(f"Saved the run to {run_path}")
     print(diag.summary())
     return results
-
-
-def report_command(args) -> int:
-    """`bayes-lac report`: fit (or load) a run and write the HTML report, optionally PDF/XLSX."""
-    from bayes_lac.panel import load_panel
-
-    start = time.perf_counter()
-    out = Path(args.out)
-    if out.suffix.lower() not in (".html", ".htm"):
-        raise BayesLacError(f"--out {out}: expected an HTML file name ending in .html")
-    panel = load_panel(args.panel) if args.panel else load_panel()
-    if args.run:
-        given = [f"--{k}" for k in ("draws", "tune", "chains", "seed", "priors", "until") if getattr(args, k, None) is not None]
-        if given:
-            raise BayesLacError(
-                f"{', '.join(given)} set(s) how to fit the model, but --run {args.run} gives a fitted run; "
-                "drop --run to fit now, or drop the fit settings"
-            )
-        from bayes_lac.results import load_run
-
-        results = load_run(args.run)
-        run_path = Path(args.run)
-    else:
-        run_path = out.with_name(f"{out.stem}_run.nc")
-        results = _fit_for_report(args, panel, run_path)
-    try:
-        _convergence(results, args.allow_unconverged)
-    except UnconvergedFitError as err:
-        raise UnconvergedFitError(
-            f"{err} No report was written. The run is saved in {run_path}; to report on it anyway, "
-            f"marked as unconverged on every page: bayes-lac report --run {run_path} --allow-unconverged "
-            f"--out {out}"
-        ) from None
-    report = build_report(
-        results,
-        la=args.la,
-        panel=panel,
-        panel_path=args.panel,
-        allow_unconverged=args.allow_unconverged,
-        sensitivity_refits=getattr(args, "sensitivity_refits", False),
-        run_path=str(run_path),
-        progress=True,
-    )
-    written = [write_html(report, out)]
-    if args.pdf:
-        written.append(write_pdf(out))
-    if args.xlsx:
-        written.append(write_xlsx(report, out.with_suffix(".xlsx")))
-    if not report.converged:
-        print(
-            "WARNING: the run failed its convergence diagnostics; the report says so on every page:\n"
-            + "\n".join(f"  - {p}" for p in report.problems),
-            file=sys.stderr,
-        )
-    for path in written:
-        print(f"Wrote {path}")
-    print(f"Report done in {time.perf_counter() - start:.0f} s.")
-    return 0

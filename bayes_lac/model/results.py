@@ -78,8 +78,6 @@ names in ``bayes_lac.config.MEASURES``.
 
 from __future__ import annotations
 
-
-
 import json
 
 import numpy as np
@@ -155,7 +153,7 @@ def deviation(results: xr.DataTree, la=None) -> xr.DataArray:
     """Observed distance from the path per draw: ``observed_log_rate - log_rate``.
 
     Dims (chain, draw, measure, [la,] year); NaN where the modelled count is not in the
-    likelihood. Its last year is where a forecast starts (see ``bayes_lac.forecast``).
+    likelihood. Its last year is where a forecast starts (see ``bayes_lac.analysis.forecast``).
     """
     const = _select_la(results["constant_data"].to_dataset(), la)
     obs = _select_la(results["observed_data"].to_dataset(), la)["modelled_count"]

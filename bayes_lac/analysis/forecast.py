@@ -3,7 +3,7 @@
 Everything is computed per posterior draw with numpy from a saved run (no re-sampling of the
 model), so a 20-year forecast of 4,000 draws takes a fraction of a second.
 
-Method, per draw (see `bayes_lac.results` for the model and the names of its scales)
+Method, per draw (see `bayes_lac.model.results` for the model and the names of its scales)
 -------------------------------------------------------------------------------------
 * The common year effect continues as a random walk: each future step is drawn from
   Normal(0, year_sigma) with that draw's ``year_sigma``; there is no drift, so the comparison
@@ -16,7 +16,7 @@ Method, per draw (see `bayes_lac.results` for the model and the names of its sca
   (persistence ** h). This applies to ``trend``, ``population-only`` and the measures a
   ``target`` scenario does not fix; a prescribed rate path (converge, target) has no term.
 * Deprivation is held at its value in the last fitted year.
-* Children aged 0-17: see `bayes_lac.population` (projected per draw from recent growth, or a
+* Children aged 0-17: see `bayes_lac.data.population` (projected per draw from recent growth, or a
   user's file used as given).
 * The modelled count (looked_after: excluding UASC) ~ NegBin(expected, dispersion), variance
   expected + expected**2 / dispersion. Looked-after forecasts add the future UASC count: by
@@ -64,10 +64,17 @@ import pandas as pd
 import xarray as xr
 
 from bayes_lac.config import CI_PROB, MEASURE_LABELS, RATE_PER, interval_bounds
+from bayes_lac.data.population import project_population, read_population_file
 from bayes_lac.errors import BayesLacError, RunFileError, UnknownAuthorityError
-from bayes_lac.population import project_population, read_population_file
-from bayes_lac.results import deviation, log_distance
-from bayes_lac.summaries import Finding, format_chance, format_count, format_percent, format_rate, summarise_draws
+from bayes_lac.model.results import deviation, log_distance
+from bayes_lac.summaries import (
+    Finding,
+    format_chance,
+    format_count,
+    format_percent,
+    format_rate,
+    summarise_draws,
+)
 
 #: Years over which the converge scenarios move to their target.
 CONVERGE_YEARS: int = 5
@@ -249,7 +256,7 @@ def _england_rates(results: xr.DataTree, base_year: int, measures: Sequence[str]
 
 def _neighbour_rates(results: xr.DataTree, base_year: int, measures: Sequence[str], la_code: str) -> tuple[np.ndarray, list[str]]:
     """Per draw, the neighbours' pooled modelled rate of the published measure in `base_year`."""
-    from bayes_lac import results as R
+    from bayes_lac.model import results as R
 
     codes = json.loads(results.attrs.get("neighbours", "[]"))
     present = set(results["constant_data"]["la"].values.tolist())
@@ -277,7 +284,7 @@ def forecast(
     Parameters
     ----------
     results
-        A run (see `bayes_lac.results`).
+        A run (see `bayes_lac.model.results`).
     la
         ONS code of the authority; default the run's target authority.
     horizon
@@ -788,36 +795,11 @@ def load_checked_run(path, allow_unconverged: bool = False) -> xr.DataTree:
     loud convergence warning to standard error)."""
     import sys
 
-    from bayes_lac.diagnostics import convergence_warning, require_converged
-    from bayes_lac.results import load_run
+    from bayes_lac.model.diagnostics import convergence_warning, require_converged
+    from bayes_lac.model.results import load_run
 
     run = load_run(path)
     diag = require_converged(run, allow_unconverged=allow_unconverged)
     if not diag.converged:
         print(convergence_warning(diag), file=sys.stderr)
     return run
-
-
-def forecast_command(args) -> int:
-    """``bayes-lac forecast``: write predictive-count summaries per measure, year and scenario."""
-    run = load_checked_run(args.run, allow_unconverged=args.allow_unconverged)
-    fc = forecast(
-        run,
-        la=args.la,
-        horizon=args.horizon,
-        scenarios=args.scenario,
-        population=args.population,
-        uasc_rate=args.uasc_rate,
-        seed=args.seed,
-    )
-    table = forecast_table(fc, ci_prob=args.ci_prob)
-    table.to_csv(args.out, index=False)
-    print(f"Forecast for {fc.la_name} ({fc.la_code}) from {fc.base_year}, {fc.horizon} years, "
-          f"scenarios: {', '.join(fc.scenario_names)}")
-    if not fc.converged:
-        print("WARNING: this run did not pass its convergence diagnostics; treat the numbers with caution.")
-    print("Assumptions:")
-    for a in fc.assumptions:
-        print(f"  - {a}")
-    print(f"Wrote {len(table)} rows (counts, {format_percent(args.ci_prob)} intervals) to {args.out}")
-    return 0

@@ -1,7 +1,7 @@
 """Simulated panels with known parameters, for tests, recovery checks and development.
 
-`simulate_panel` draws a panel in the schema of ``bayes_lac.panel`` from the model written in
-``bayes_lac.results`` (negative-binomial counts around a log-linear rate per 10,000 children
+`simulate_panel` draws a panel in the schema of ``bayes_lac.data.panel`` from the model written in
+``bayes_lac.model.results`` (negative-binomial counts around a log-linear rate per 10,000 children
 with authority levels and trends, a common random-walk path, a deprivation effect and the
 persistence of each year's deviation into the next), and
 returns the true parameters beside it. It also mimics the gaps of the official data: children
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_lac.config import ENGLAND_CODE, MEASURES, RATE_PER
-from bayes_lac.results import log_distance
+from bayes_lac.model.results import log_distance
 
 #: Default true values, one per measure in `MEASURES` order (log rate per 10,000 children).
 DEFAULT_TRUTH: dict = {
