@@ -30,3 +30,7 @@ class RunFileError(BayesLacError):
 
 class InputFileError(BayesLacError):
     """A user-supplied file other than a panel (priors, intervention, population) is invalid."""
+
+
+class UsageError(BayesLacError):
+    """A command-line argument is missing or cannot be used as given (named in the message)."""

@@ -76,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     build = data_sub.add_parser("build", help="derive the model-ready panel from official files")
     build.add_argument("--source", help="folder of official files (default ../shared/data/official-raw)")
-    build.add_argument("--out", help="panel CSV to write (default data/panel.csv)")
+    build.add_argument(
+        "--out", help="panel CSV to write (default data/panel.csv in a checkout; required when installed from a wheel)"
+    )
     build.set_defaults(handler=("bayes_lac.cli.commands", "build_command"))
     check = data_sub.add_parser("check", help="validate a panel CSV and say what it holds")
     check.add_argument("file", help="panel CSV")

@@ -64,7 +64,7 @@ def backtest_command(args) -> int:
 
 def build_command(args) -> int:
     """``bayes-lac data build [--source DIR] [--out FILE]``."""
-    from bayes_lac.config import BUNDLED_PANEL, DEFAULT_OFFICIAL_SOURCE
+    from bayes_lac.config import BUNDLED_PANEL, DEFAULT_OFFICIAL_SOURCE, IN_CHECKOUT
     from bayes_lac.data.neighbours import build_neighbour_table, write_neighbour_table
     from bayes_lac.data.official import (
         build_all,
@@ -72,7 +72,15 @@ def build_command(args) -> int:
         summary_lines,
         write_panel,
     )
+    from bayes_lac.errors import UsageError
 
+    if not getattr(args, "out", None) and not IN_CHECKOUT:
+        # The default rewrites the repository's data/panel.csv; an installed package's copy
+        # belongs to the installation and is never rewritten.
+        raise UsageError(
+            "--out is required when bayes_lac is installed from a wheel (the default, data/panel.csv, "
+            "exists only in a checkout of the repository); e.g. --out panel.csv"
+        )
     source = Path(args.source) if getattr(args, "source", None) else DEFAULT_OFFICIAL_SOURCE
     out = Path(args.out) if getattr(args, "out", None) else BUNDLED_PANEL
     panel, areas = build_all(source, progress=True)

@@ -38,9 +38,10 @@ from bayes_lac.analysis import interventions as iv
 from bayes_lac.config import (
     BACKTEST_DIR,
     CI_PROB,
+    DATA_README,
     MEASURE_LABELS,
     MEASURES,
-    PROJECT_DIR,
+    bundled_name,
 )
 from bayes_lac.errors import BayesLacError, UnknownAuthorityError
 from bayes_lac.studies import backtest as bmod
@@ -74,8 +75,6 @@ SENSITIVITY_PRIOR_SETS: tuple[str, ...] = ("weak", "tight")
 INTERVENTION_DRAWS = 4000
 #: Interventions whose finding is also a headline.
 HEADLINE_INTERVENTIONS: tuple[str, ...] = ("edge_of_care",)
-#: The data documentation the model card points to.
-DATA_README = PROJECT_DIR / "data" / "README.md"
 #: Backtest results the model card reads, if present (written by `bayes-lac backtest`; the
 #: shipped one is documented in models/backtest/README.md).
 BACKTEST_FILE = BACKTEST_DIR / "backtest_full.csv.gz"
@@ -1106,7 +1105,7 @@ def _model_card_section(ctx: _Context) -> Section:
     ]
     readme = DATA_README
     if readme.is_file():
-        data_items.append(("Data documentation", f"{readme.relative_to(PROJECT_DIR)} in the bayes_lac repository"))
+        data_items.append(("Data documentation", f"{bundled_name(readme)} in the bayes_lac repository"))
     sec.definitions(data_items)
     sec.workbook_table("model_card", "Model card: the run and its data", pd.DataFrame(items + data_items, columns=["item", "value"]))
     for paragraph in _data_sources_summary(ctx.panel):
@@ -1199,7 +1198,7 @@ def _backtest_blocks(sec: Section, ctx: _Context) -> None:
         return
     table = pd.read_csv(BACKTEST_FILE)
     sec.paragraph(
-        f"Forecasts made from past years ({BACKTEST_FILE.relative_to(PROJECT_DIR)}) scored against "
+        f"Forecasts made from past years ({bundled_name(BACKTEST_FILE)}) scored against "
         "the published counts: the share of outcomes inside each credible interval. A calibrated "
         "forecast puts about 90% of outcomes inside its 90% interval. The settings and fit diagnostics "
         "of the shipped backtest are in models/backtest/README.md."
