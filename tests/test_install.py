@@ -8,6 +8,7 @@ bayes_lac it can import is the installed one.
 """
 
 import os
+import re
 import shutil
 import site
 import subprocess
@@ -240,3 +241,19 @@ def test_editable_install_reads_data_and_models_from_the_checkout(tmp_path):
     ]
     assert lines[1] == "True"
 
+
+def test_conda_environment_matches_the_package_and_the_readme():
+    """The Windows/Anaconda route: its Python satisfies requires-python, it installs this
+    package, and the README activates the environment it creates."""
+    text = (REPO / "environment.yml").read_text(encoding="utf-8")
+    with open(REPO / "pyproject.toml", "rb") as fh:
+        requires = tomllib.load(fh)["project"]["requires-python"]
+    (python,) = re.findall(r"^\s*-\s*python=(\d+\.\d+)\s*$", text, flags=re.MULTILINE)
+    (minimum,) = re.findall(r">=\s*(\d+\.\d+)", requires)
+    assert tuple(map(int, python.split("."))) >= tuple(map(int, minimum.split(".")))
+    assert re.search(r"^\s*-\s*-e \.\[dev\]\s*$", text, flags=re.MULTILINE)
+    (name,) = re.findall(r"^name:\s*(\S+)\s*$", text, flags=re.MULTILINE)
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "conda env create -f environment.yml" in readme
+    assert f"conda activate {name}" in readme
+    assert f"bayes-lac report --la {THURROCK_CODE} --out reports\\thurrock.html --xlsx" in readme
