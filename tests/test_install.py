@@ -114,13 +114,19 @@ def test_checkout_uses_the_repository_data_and_models():
     assert config.bundled_name(config.BUNDLED_PANEL) == "data/panel.csv"
 
 
-def test_data_build_without_out_is_refused_when_installed(monkeypatch, capsys):
-    """Installed from a wheel there is no repository data/ to rewrite: --out must be given."""
+@pytest.mark.parametrize(
+    "given, missing", [(["--source", "nowhere"], "--out"), (["--out", "panel.csv"], "--source")]
+)
+def test_data_build_without_out_or_source_is_refused_when_installed(monkeypatch, capsys, tmp_path, given, missing):
+    """Installed from a wheel there is no repository data/ to rewrite and no official files
+    beside a checkout: --out and --source must be given."""
     monkeypatch.setattr(config, "IN_CHECKOUT", False)
-    assert cli.main(["data", "build", "--source", "nowhere"]) == 2
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["data", "build", *given]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    assert "--out is required" in err and "wheel" in err
+    assert f"{missing} is required when bayes_lac is installed from a wheel" in err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_python_dash_m_bayes_lac_is_the_command_line(tmp_path):

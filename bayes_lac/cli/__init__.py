@@ -75,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="build or check a panel")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     build = data_sub.add_parser("build", help="derive the model-ready panel from official files")
-    build.add_argument("--source", help="folder of official files (default ../shared/data/official-raw)")
+    build.add_argument(
+        "--source", help="folder of official files (default ../shared/data/official-raw beside a checkout)"
+    )
     build.add_argument(
         "--out", help="panel CSV to write (default data/panel.csv in a checkout; required when installed from a wheel)"
     )

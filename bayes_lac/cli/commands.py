@@ -74,13 +74,15 @@ def build_command(args) -> int:
     )
     from bayes_lac.errors import UsageError
 
-    if not getattr(args, "out", None) and not IN_CHECKOUT:
-        # The default rewrites the repository's data/panel.csv; an installed package's copy
-        # belongs to the installation and is never rewritten.
-        raise UsageError(
-            "--out is required when bayes_lac is installed from a wheel (the default, data/panel.csv, "
-            "exists only in a checkout of the repository); e.g. --out panel.csv"
-        )
+    if not IN_CHECKOUT:
+        # The defaults are the repository's data/panel.csv and the official files beside the
+        # checkout; an installed package's copy belongs to the installation and is never rewritten.
+        for option, default in (("--out", "data/panel.csv"), ("--source", "../shared/data/official-raw")):
+            if not getattr(args, option.removeprefix("--"), None):
+                raise UsageError(
+                    f"{option} is required when bayes_lac is installed from a wheel (the default, {default}, "
+                    f"is a folder of a checkout of the repository)"
+                )
     source = Path(args.source) if getattr(args, "source", None) else DEFAULT_OFFICIAL_SOURCE
     out = Path(args.out) if getattr(args, "out", None) else BUNDLED_PANEL
     panel, areas = build_all(source, progress=True)
