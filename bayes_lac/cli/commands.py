@@ -68,8 +68,11 @@ def build_command(args) -> int:
     from bayes_lac.data.neighbours import build_neighbour_table, write_neighbour_table
     from bayes_lac.data.official import (
         build_all,
+        la_number_table,
+        la_numbers_path_for,
         neighbours_path_for,
         summary_lines,
+        write_la_number_table,
         write_panel,
     )
 
@@ -80,12 +83,15 @@ def build_command(args) -> int:
     table = build_neighbour_table(source, areas)
     neighbours_out = neighbours_path_for(getattr(args, "out", None))
     write_neighbour_table(table, neighbours_out)
+    numbers = la_number_table(areas)
+    numbers_out = write_la_number_table(numbers, la_numbers_path_for(getattr(args, "out", None)))
     print(f"built panel from {source}")
     for line in summary_lines(panel):
         print(f"  {line}")
     print(f"  written: {written}")
     print(f"  statistical neighbours: {len(table)} rows ({table['la_code'].nunique()} authorities, "
           f"models {', '.join(map(str, sorted(table['model'].unique())))}) written: {neighbours_out}")
+    print(f"  DfE LA numbers: {len(numbers)} numbers with their ONS codes written: {numbers_out}")
     return 0
 
 
