@@ -368,6 +368,11 @@ def report_command(args) -> int:
     if out.suffix.lower() not in (".html", ".htm"):
         raise BayesLacError(f"--out {out}: expected an HTML file name ending in .html")
     panel = load_panel(args.panel) if args.panel else load_panel()
+    # before any fitting: the report's forecast and cost sections need these
+    from bayes_lac.data.panel import COST_COLUMNS, require_columns, require_england
+
+    require_england(panel, "the board report (its forecast shows converge-england)")
+    require_columns(panel, COST_COLUMNS, for_output="the board report (its cost section)", any_of=True)
     if args.run:
         given = [f"--{k}" for k in ("draws", "tune", "chains", "seed", "priors", "until") if getattr(args, k, None) is not None]
         if given:
