@@ -65,6 +65,8 @@ BUNDLED_PANEL = DATA_DIR / "panel.csv"
 BUNDLED_NEIGHBOURS = DATA_DIR / "statistical_neighbours.csv"
 #: Where the panel's columns, sources and derivation are documented.
 DATA_README = DATA_DIR / "README.md"
+#: DfE three-digit LA numbers and their ONS codes (derived by `bayes-lac data build`).
+BUNDLED_LA_NUMBERS = DATA_DIR / "dfe_la_numbers.csv"
 
 #: Where the official source files live in development and CI (a sibling `shared/` folder).
 DEFAULT_OFFICIAL_SOURCE = PROJECT_DIR.parent / "shared" / "data" / "official-raw"

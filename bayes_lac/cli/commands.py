@@ -68,8 +68,11 @@ def build_command(args) -> int:
     from bayes_lac.data.neighbours import build_neighbour_table, write_neighbour_table
     from bayes_lac.data.official import (
         build_all,
+        la_number_table,
+        la_numbers_path_for,
         neighbours_path_for,
         summary_lines,
+        write_la_number_table,
         write_panel,
     )
     from bayes_lac.errors import UsageError
@@ -90,12 +93,15 @@ def build_command(args) -> int:
     table = build_neighbour_table(source, areas)
     neighbours_out = neighbours_path_for(getattr(args, "out", None))
     write_neighbour_table(table, neighbours_out)
+    numbers = la_number_table(areas)
+    numbers_out = write_la_number_table(numbers, la_numbers_path_for(getattr(args, "out", None)))
     print(f"built panel from {source}")
     for line in summary_lines(panel):
         print(f"  {line}")
     print(f"  written: {written}")
     print(f"  statistical neighbours: {len(table)} rows ({table['la_code'].nunique()} authorities, "
           f"models {', '.join(map(str, sorted(table['model'].unique())))}) written: {neighbours_out}")
+    print(f"  DfE LA numbers: {len(numbers)} numbers with their ONS codes written: {numbers_out}")
     return 0
 
 
@@ -372,6 +378,11 @@ def report_command(args) -> int:
     if out.suffix.lower() not in (".html", ".htm"):
         raise BayesLacError(f"--out {out}: expected an HTML file name ending in .html")
     panel = load_panel(args.panel) if args.panel else load_panel()
+    # before any fitting: the report's forecast and cost sections need these
+    from bayes_lac.data.panel import COST_COLUMNS, require_columns, require_england
+
+    require_england(panel, "the board report (its forecast shows converge-england)")
+    require_columns(panel, COST_COLUMNS, for_output="the board report (its cost section)", any_of=True)
     if args.run:
         given = [f"--{k}" for k in ("draws", "tune", "chains", "seed", "priors", "until") if getattr(args, k, None) is not None]
         if given:

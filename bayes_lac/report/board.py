@@ -685,9 +685,16 @@ def _comparison_wide(table: pd.DataFrame) -> pd.DataFrame:
     return wide.reset_index()
 
 
-def decomposition_windows(results: xr.DataTree) -> list[tuple[int, int]]:
-    """Windows decomposed in the report: first to last fitted year, then the 2017 report's."""
+def decomposition_windows(results: xr.DataTree, la: str | None = None) -> list[tuple[int, int]]:
+    """Windows decomposed in the report: first to last fitted year, then the 2017 report's.
+
+    With `la`, only years in which that authority has published counts (a decomposition of
+    years before it existed would be invented history).
+    """
     first, last = _fitted_years(results)
+    span = dec.data_years(results, la) if la is not None else None
+    if span is not None:
+        first, last = max(first, span[0]), min(last, span[1])
     windows = [(first, last)] if last > first else []
     for a, b in EXTRA_DECOMPOSITION_WINDOWS:
         if first <= a < b <= last and (a, b) not in windows:
@@ -705,9 +712,9 @@ def _measure_label(measure: str) -> str:
 
 def _decomposition_section(ctx: _Context) -> Section:
     sec = Section("decomposition", "What drove the change")
-    windows = decomposition_windows(ctx.results)
+    windows = decomposition_windows(ctx.results, ctx.la)
     if not windows:
-        sec.notice("The run covers a single year, so there is no change to decompose.")
+        sec.notice("The run has a single year of counts for this authority, so there is no change to decompose.")
         return sec
     sec.paragraph(
         "The modelled change in each count is split into the part due to the number of children "
