@@ -30,3 +30,7 @@ class RunFileError(BayesLacError):
 
 class InputFileError(BayesLacError):
     """A user-supplied file other than a panel (priors, intervention, population) is invalid."""
+
+
+class OutputFileError(BayesLacError):
+    """An output path cannot be written safely: it is an input, a folder, or under a file."""

@@ -34,6 +34,7 @@ import pandas as pd
 from bayes_lac.config import BUNDLED_NEIGHBOURS, DEFAULT_OFFICIAL_SOURCE, ENGLAND_CODE
 from bayes_lac.data.panel import REQUIRED_COLUMNS
 from bayes_lac.errors import InputFileError
+from bayes_lac.files import write_bytes
 
 FIRST_YEAR = 2010
 LAST_YEAR = 2025
@@ -964,8 +965,7 @@ def write_panel(df: pd.DataFrame, path: Path | str) -> Path:
     """Write the panel CSV (UTF-8, deterministic: same frame, same bytes). Returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(panel_text(df).encode("utf-8"))
-    return path
+    return write_bytes(path, panel_text(df).encode("utf-8"))
 
 
 def neighbours_path_for(out: Path | str | None) -> Path:
