@@ -34,3 +34,7 @@ class InputFileError(BayesLacError):
 
 class UsageError(BayesLacError):
     """A command-line argument is missing or cannot be used as given (named in the message)."""
+
+
+class OutputFileError(BayesLacError):
+    """An output path cannot be written safely: it is an input, a folder, or under a file."""

@@ -39,6 +39,7 @@ from bayes_lac.config import (
 )
 from bayes_lac.data.panel import REQUIRED_COLUMNS
 from bayes_lac.errors import InputFileError
+from bayes_lac.files import write_bytes
 
 FIRST_YEAR = 2010
 LAST_YEAR = 2025
@@ -969,8 +970,7 @@ def write_panel(df: pd.DataFrame, path: Path | str) -> Path:
     """Write the panel CSV (UTF-8, deterministic: same frame, same bytes). Returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(panel_text(df).encode("utf-8"))
-    return path
+    return write_bytes(path, panel_text(df).encode("utf-8"))
 
 
 #: Columns of the DfE LA number table (`la_number_table`), in order.

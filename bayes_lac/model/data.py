@@ -7,6 +7,7 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -588,8 +589,10 @@ def prepare_data(
     if eng["population_0_17"].isna().all():
         notices.append(f"England ({ENGLAND_CODE}) is not in the panel; reference figures are blank.")
 
+    # The panel file's name, not its path: the run is shared, the analyst's folders are not;
+    # the panel itself is identified by its SHA-256 (panel_sha256).
     vintage = panel.attrs.get("data_vintage") or (
-        f"{panel.attrs.get('source', source)}; latest year {int(panel['year'].max())}"
+        f"{Path(str(panel.attrs.get('source', source))).name}; latest year {int(panel['year'].max())}"
     )
     return ModelData(
         la=codes,
