@@ -133,10 +133,10 @@ def test_damped_trend_ets_recovers_a_simulated_process():
     assert np.mean(inside) == pytest.approx(0.8, abs=3 * np.sqrt(0.8 * 0.2 / 300) + 0.02)
 
 
-def test_ets_baseline_needs_six_consecutive_years():
-    counts = history([100, 104, 109, 112, 118])
+def test_ets_baseline_needs_seven_consecutive_years():
+    counts = history([100, 104, 109, 112, 118, 121])
     ets = F.DampedTrendETS(n_draws=100)
-    assert ets.series_draws(counts, history([]), 2014, np.array([1]), np.random.default_rng(0)) is None
+    assert ets.series_draws(counts, history([]), 2015, np.array([1]), np.random.default_rng(0)) is None
     longer = history([100, 104, 109, 112, 118, 121, 125])
     draws = ets.series_draws(longer, history([]), 2016, np.array([1, 2]), np.random.default_rng(0))
     assert draws.shape == (2, 100)

@@ -255,7 +255,10 @@ def fit_damped_trend(x: np.ndarray) -> dict:
     b_t = phi b_{t-1} + beta e_t, e_t ~ Normal(0, sigma^2). The initial level and trend are
     the straight line through the first (up to) 4 points, taken one year before the first;
     (alpha, beta, phi) minimise the sum of squared one-step errors over a grid; sigma^2 is
-    that sum over n - 3 (three smoothing parameters estimated).
+    that sum over n - 5, as five quantities are estimated from the series (the three smoothing
+    parameters and the initial level and trend), the convention of Hyndman's forecast
+    package and statsforecast. (Dividing by n - 3 instead left the 90 % intervals of
+    looked-after counts covering 76 % one year ahead in the backtest, against 86 %.)
 
     Returns
     -------
@@ -263,8 +266,8 @@ def fit_damped_trend(x: np.ndarray) -> dict:
     """
     x = np.asarray(x, float)
     n = len(x)
-    if n < 5:
-        raise ValueError(f"ETS(A,Ad,N) needs at least 5 points, got {n}")
+    if n < 7:
+        raise ValueError(f"ETS(A,Ad,N) needs at least 7 points (five quantities are estimated), got {n}")
     k = min(n, 4)
     slope, intercept = np.polyfit(np.arange(1, k + 1), x[:k], 1)
     alpha, share, phi = (g.ravel() for g in np.meshgrid(_ETS_ALPHA, _ETS_SHARE, _ETS_PHI, indexing="ij"))
@@ -285,7 +288,7 @@ def fit_damped_trend(x: np.ndarray) -> dict:
         "phi": float(phi[best]),
         "level": float(level[best]),
         "trend": float(trend[best]),
-        "sigma": float(np.sqrt(sse[best] / (n - 3))),
+        "sigma": float(np.sqrt(sse[best] / (n - 5))),
     }
 
 
@@ -315,15 +318,17 @@ class DampedTrendETS(_OwnHistory):
     origin (at least `min_years` of them); draws are Normal on the log scale with the model's
     forecast mean and variance (`damped_trend_forecast`).
 
-    Written here rather than taken from statsforecast: statsforecast 2.1 requires pandas < 3
-    (this package runs on pandas 3), refuses series of 6 points or fewer (looked-after counts
-    at the 2014 origin have 5; children in need at 2016 have 4), and in a check its AutoETS
-    intervals for this model did not widen with the horizon.
+    Like statsforecast's AutoETS it needs at least 7 points, so it forecasts looked-after
+    children from the 2016 origin and children in need and child protection from 2019; its
+    earlier cells are missing (and leave its paired comparisons). Written here rather than
+    taken from statsforecast because statsforecast 2.1 requires pandas < 3 (installing it
+    downgrades this package's pandas 3); its point forecasts agreed with this fit's within a
+    few per cent (at most 6 %) on five simulated series.
     """
 
     name: str = "ets_damped"
     n_draws: int = BASELINE_DRAWS
-    min_years: int = 6
+    min_years: int = 7
 
     def series_draws(self, history, population, origin, horizons, rng):
         run = consecutive_run(history, origin)
