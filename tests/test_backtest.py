@@ -250,6 +250,9 @@ def test_target_finding_names_the_misses(small_panel):
     narrow = result.table.copy()
     narrow.loc[narrow["method"] == "model", "upper_90"] = narrow["lower_90"] - 1  # empty intervals
     assert "miss the coverage target" in B.target_finding(narrow).sentence
+    high = result.table.copy()
+    high.loc[high["method"] == "model", "pit"] = 0.2  # outcomes low in the predictive distribution
+    assert "2 (0.200, forecasts too high)" in B.target_finding(high).sentence
 
 
 def test_calibration_chart_draws_its_table_twins(small_panel):

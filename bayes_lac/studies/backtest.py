@@ -1065,10 +1065,13 @@ def target_finding(table: pd.DataFrame, measure: str = "looked_after", method: s
     else:
         parts.append(
             f"The PIT mean is outside {low:.2f}-{high:.2f} at horizon(s) "
-            + ", ".join(f"{int(r.horizon)} ({r.pit_mean:.3f})" for r in off.itertuples())
-            + " (above 0.5: forecasts too low)."
+            + ", ".join(
+                f"{int(r.horizon)} ({r.pit_mean:.3f}, forecasts too {'low' if r.pit_mean > high else 'high'})"
+                for r in off.itertuples()
+            )
+            + "."
         )
-    if measure == "looked_after":
+    if measure == "looked_after" and method != CRPS_TARGET_BASELINE:
         ratios = crps_ratios(select_measure(table, measure), reference=method)
         ratios = ratios[(ratios["baseline"] == CRPS_TARGET_BASELINE) & ratios["horizon"].isin(CRPS_TARGET_HORIZONS)]
         if ratios.empty:
