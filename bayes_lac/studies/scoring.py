@@ -311,7 +311,7 @@ def pooled_coverage(table: pd.DataFrame, method: str = "model", la: str | None =
     Returns
     -------
     DataFrame with ``measure, nominal, coverage, n, origins, horizons`` (the last two as
-    text, e.g. "2014-2022" and "1-5").
+    text, e.g. "2014-2022" and "1-5": those of the scored forecasts).
     """
     sub = select(table, method=method, la=la)
     rows = []
@@ -324,8 +324,8 @@ def pooled_coverage(table: pd.DataFrame, method: str = "model", la: str | None =
                     "nominal": level,
                     "coverage": float(inside.mean()) if len(inside) else np.nan,
                     "n": len(inside),
-                    "origins": span(g["origin"]),
-                    "horizons": span(g["horizon"]),
+                    "origins": span(g.loc[g["crps"].notna(), "origin"]),
+                    "horizons": span(g.loc[g["crps"].notna(), "horizon"]),
                 }
             )
     return pd.DataFrame(rows, columns=["measure", "nominal", "coverage", "n", "origins", "horizons"])
