@@ -36,53 +36,76 @@ def _prior_file(priors: str | None) -> str | None:
 
 
 def backtest_command(args) -> int:
-    """``bayes-lac backtest [--panel CSV] --origins 2014-2022 --horizons 1-5 ... --out CSV``.
+    """``bayes-lac backtest [--panel CSV] [--origins 2014-2022] [--methods model,baselines] ... --out CSV``.
 
-    Writes the per-forecast rows to ``--out`` and the summary by method, measure and horizon
-    to ``<out>_summary.csv``; prints the summary, the CRPS ratios, the targets and the wall time.
+    Writes the per-forecast rows to ``--out`` and, beside it, the summary, CRPS ratios, PIT
+    histograms, origins' status, vintages and a manifest (`bayes_lac.studies.backtest.output_paths`);
+    origins already scored in the cache folder beside ``--out`` are read back unless ``--rerun``.
+    Prints the scores, the ratios, the targets, the origins that failed and where the time went.
     """
+    from bayes_lac.config import CI_PROB, MEASURES
     from bayes_lac.data.panel import load_panel
-    from bayes_lac.model.fit import DEFAULT_CHAINS, DEFAULT_DRAWS, DEFAULT_TUNE
     from bayes_lac.studies.backtest import (
+        MODEL_METHOD,
+        ModelForecaster,
         backtest,
-        crps_ratios,
+        output_paths,
+        parse_methods,
         parse_years,
-        summarise_backtest,
+        save_backtest,
+        summary_tables,
         target_finding,
+        time_table,
     )
 
-    out = Path(args.out)
-    stem = out.name.removesuffix(".gz").removesuffix(".csv")
-    summary_out = out.with_name(stem + "_summary.csv")
-    prepare_outputs({"--out": out, "the summary (named from --out)": summary_out}, {"--panel": args.panel})
+    paths = output_paths(args.out)
+    prepare_outputs(
+        {("--out" if k == "forecasts" else f"the {k} table (named from --out)"): p for k, p in paths.items() if k != "cache"},
+        {"--panel": args.panel},
+    )
     panel = load_panel(args.panel)
     origins = parse_years(args.origins, "origins")
-    horizons = parse_years(args.horizons, "horizons")
-    measures = [m.strip() for m in args.measures.split(",") if m.strip()]
+    horizons = parse_years(args.horizons, "horizons") if args.horizons else None
+    measures = MEASURES if args.measures == "all" else [m.strip() for m in args.measures.split(",") if m.strip()]
     las = args.las if args.las == "all" else [c.strip() for c in args.las.split(",") if c.strip()]
-    settings = {
-        "draws": DEFAULT_DRAWS if args.draws is None else args.draws,
-        "tune": DEFAULT_TUNE if args.tune is None else args.tune,
-        "chains": DEFAULT_CHAINS if args.chains is None else args.chains,
-    }
-    result = backtest(
-        panel, origins, horizons, measures, las, workers=args.workers, scheduler=args.scheduler, **settings
+    model = ModelForecaster(
+        draws=args.draws,
+        tune=args.tune,
+        chains=args.chains,
+        sampler=args.sampler,
+        allow_unconverged=args.allow_unconverged,
+        # origins already run in parallel processes: one process per fit's chains
+        cores=1 if (args.workers > 1 or args.scheduler) else None,
     )
-    write_csv(result.table, out)
-    summary = summarise_backtest(result.table)
-    write_csv(summary, summary_out)
-    with pd.option_context("display.width", 160, "display.max_columns", 20, "display.precision", 3):
-        print(summary.to_string(index=False))
-        print()
-        print(crps_ratios(result.table).to_string(index=False))
-    print()
-    for measure in result.measures:
-        print(target_finding(result.table, measure).sentence)
+    forecasters = parse_methods(args.methods, model=model)
+    result = backtest(
+        panel, forecasters, origins, horizons, measures, las, quantity=args.quantity, seed=args.seed,
+        workers=args.workers, scheduler=args.scheduler, cache_dir=paths["cache"], rerun=args.rerun,
+    )
+    tables = summary_tables(result)
+    save_backtest(result, args.out, tables)
+    summary = tables["summary"]
+    summary = summary[summary["outcome"] == "latest"]
+    show = ["method", "horizon", "n_scored", "n_missing", "coverage_50", "coverage_80", "coverage_90", "pit_mean", "crps", "mae", "bias"]
+    ratios = tables["ratios"]
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 3):
+        for measure in result.measures:
+            print(f"== {measure}")
+            print(summary.loc[summary["measure"] == measure, show].to_string(index=False))
+            r = ratios[(ratios["measure"] == measure) & (ratios["split"] == "all")]
+            if not r.empty:
+                print(f"CRPS of {r['reference'].iloc[0]} / each method (paired cells; {100 * CI_PROB:.0f}% bootstrap-over-origins interval):")
+                print(r[["baseline", "horizon", "n_pairs", "n_origins", "ratio", "lower", "upper"]].to_string(index=False))
+            if MODEL_METHOD in result.methods:
+                print(target_finding(result.table, measure).sentence)
+            print()
+        print("Where the time went (seconds):")
+        print(time_table(result).to_string(index=False))
     for note in result.notes:
         print(note)
-    fits = ", ".join(f"{o}: {s:.0f} s" for o, s in result.fit_seconds.items())
-    print(f"Fit time per origin ({result.workers}): {fits}.")
-    print(f"Wall time: {result.wall_seconds:.0f} s ({result.wall_seconds / 60:.1f} min). Wrote {out} and {summary_out}.")
+    written = ", ".join(str(p) for k, p in paths.items() if k != "cache")
+    print(f"Wall time: {result.wall_seconds:.0f} s ({result.wall_seconds / 60:.1f} min, {result.workers}). Wrote {written}.")
+    print(f"Per-origin results are cached in {paths['cache']} (an origin there is not run again unless --rerun).")
     return 0
 
 
