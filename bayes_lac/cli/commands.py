@@ -455,11 +455,6 @@ def report_command(args) -> int:
                 "drop --run to fit now, or drop the fit settings"
             )
     panel = load_panel(args.panel) if args.panel else load_panel()
-    # before any fitting: the report's forecast and cost sections need these
-    from bayes_lac.data.panel import COST_COLUMNS, require_columns, require_england
-
-    require_england(panel, "the board report (its forecast shows converge-england)")
-    require_columns(panel, COST_COLUMNS, for_output="the board report (its cost section)", any_of=True)
     out = Path(args.out) if args.out is not None else Path("reports") / f"{_report_name(panel, args.la)}.html"
     xlsx_out = out.with_suffix(".xlsx") if args.xlsx else None
     engine = find_chromium() if args.pdf else None
@@ -474,6 +469,11 @@ def report_command(args) -> int:
         },
         {"--panel": args.panel, "--run": args.run, "--priors": _prior_file(args.priors)},
     )
+    # before any fitting: the report's forecast and cost sections need these
+    from bayes_lac.data.panel import COST_COLUMNS, require_columns, require_england
+
+    require_england(panel, "the board report (its forecast shows converge-england)")
+    require_columns(panel, COST_COLUMNS, for_output="the board report (its cost section)", any_of=True)
     _check_priors(args.priors)
     if run_out is not None and run_out.exists() and not args.overwrite:
         raise OutputFileError(
