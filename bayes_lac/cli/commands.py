@@ -234,7 +234,7 @@ def decompose_command(args) -> int:
 def fit_command(args) -> int:
     """``bayes-lac fit``: fit, print notices and diagnostics, save the run."""
     from bayes_lac import load_panel
-    from bayes_lac.model.diagnostics import check_convergence, convergence_warning
+    from bayes_lac.model.diagnostics import convergence_warning
     from bayes_lac.model.fit import (
         DEFAULT_CHAINS,
         DEFAULT_DRAWS,
@@ -243,13 +243,10 @@ def fit_command(args) -> int:
         DEFAULT_TUNE,
         LACModel,
     )
-    from bayes_lac.model.results import save_run
+    from bayes_lac.model.results import run_info, save_run
 
     panel = load_panel(args.panel) if args.panel else load_panel()
-    neighbours = args.neighbours
-    if neighbours not in ("2021", "2025", "all"):
-        neighbours = [c.strip() for c in neighbours.split(",") if c.strip()]
-    model = LACModel(args.la, neighbours=neighbours, until=args.until, priors=args.priors or "default")
+    model = LACModel(args.la, neighbours=args.neighbours, until=args.until, priors=args.priors or "default")
     data = model.prepare(panel, source=str(args.panel or "bundled panel"))
     print(
         f"Fitting {args.la} with {len(data.la) - 1} comparison authorities ({data.comparison}), "
@@ -267,7 +264,7 @@ def fit_command(args) -> int:
         sampler=getattr(args, "sampler", None) or DEFAULT_SAMPLER,
         progressbar=True,
     )
-    diag = check_convergence(run)
+    diag = run_info(run).diagnostics
     print(diag.summary())
     save_run(run, args.out)
     print(f"Saved the run to {args.out}")

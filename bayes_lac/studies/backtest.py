@@ -59,7 +59,6 @@ histogram.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Sequence
@@ -651,13 +650,15 @@ def model_origin_forecasts(task: dict) -> dict:
         width = max((b.shape[1] for b in blocks[m] if b is not None), default=1)
         samples = np.vstack([np.full((len(horizons), width), np.nan) if b is None else b for b in blocks[m]])
         frames.append(_score_block(keys, samples, _series(panel, m), m, origin, MODEL_METHOD, task["seed"]))
-    diagnostics = json.loads(run.attrs.get("diagnostics", "{}") or "{}")
+    from bayes_lac.model.results import run_info
+
+    diagnostics = run_info(run).diagnostics
     return {
         "table": _concat(frames),
         "fit_seconds": fit_seconds,
         "forecast_seconds": time.perf_counter() - start,
-        "converged": str(run.attrs.get("converged", "true")).lower() == "true",
-        "problems": diagnostics.get("problems", []),
+        "converged": diagnostics.converged,
+        "problems": list(diagnostics.problems),
         "notes": notes,
     }
 

@@ -37,7 +37,6 @@ about 0.4 posterior standard deviations), or when its interval becomes more than
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -49,6 +48,7 @@ import xarray as xr
 
 from bayes_lac.config import CI_PROB, MEASURE_LABELS
 from bayes_lac.errors import BayesLacError, InputFileError, RunFileError
+from bayes_lac.model.results import run_info
 from bayes_lac.summaries import (
     Finding,
     format_count,
@@ -142,7 +142,7 @@ def prior_log_density(results: xr.DataTree) -> xr.Dataset:
     Dataset of log densities with dims (chain, draw[, measure]).
     """
     post = results["posterior"].to_dataset()
-    priors = json.loads(results.attrs.get("priors", "{}") or "{}")
+    priors = run_info(results).priors
     if not priors:
         raise RunFileError("the run records no priors (attribute 'priors'), so its prior cannot be power-scaled")
     measures = [str(m) for m in post["intercept"]["measure"].values]
@@ -228,8 +228,8 @@ def power_scaling(
     scaled = xr.DataTree.from_dict(
         {"posterior": posterior, "log_likelihood": results["log_likelihood"].to_dataset(), "log_prior": log_prior}
     )
-    target = results.attrs.get("target_la")
-    coords = {"la": [target]} if target and "la" in posterior.dims else None
+    target = run_info(results).target_la
+    coords = {"la": [target]} if "la" in posterior.dims else None
     prior = az.psense(scaled, var_names=names, group="prior", coords=coords)
     likelihood = az.psense(scaled, var_names=names, group="likelihood", coords=coords)
     rows = []
@@ -291,10 +291,6 @@ def _parameter_label(row) -> str:
 # Conclusions a board reads
 
 
-def _years(results: xr.DataTree) -> np.ndarray:
-    return np.asarray(results["posterior"]["year_effect"]["year"].values, int)
-
-
 def conclusions(
     results: xr.DataTree,
     unit_costs=None,
@@ -323,10 +319,9 @@ def conclusions(
     from bayes_lac.analysis.forecast import forecast
     from bayes_lac.model import results as R
 
-    la = results.attrs["target_la"]
-    years = _years(results)
-    first, last = int(years.min()), int(years.max())
-    converged = str(results.attrs.get("converged", "true")).lower() == "true"
+    info = run_info(results)
+    la = info.target_la
+    first, last = info.first_year, info.last_year
     tables = []
 
     def add(draws: xr.DataArray, name: str, year: int, units: str | None = None):
@@ -360,8 +355,8 @@ def conclusions(
         for h in horizons:
             add(cost.sel(year=last + h), f"cost_{h}", last + h)
     out = pd.concat(tables, ignore_index=True)
-    out["prior_set"] = prior_set if prior_set is not None else results.attrs.get("prior_set", "")
-    out["converged"] = converged
+    out["prior_set"] = prior_set if prior_set is not None else info.prior_set
+    out["converged"] = info.converged
     return out[list(CONCLUSION_COLUMNS)]
 
 
@@ -498,7 +493,7 @@ def _data_only(results: xr.DataTree) -> xr.DataTree:
 def sampler_settings(results: xr.DataTree, **overrides) -> dict:
     """The run's sampler settings (draws, tune, chains, seed, sampler, target_accept), with
     any override that is not None."""
-    stored = json.loads(results.attrs.get("sampler", "{}"))
+    stored = run_info(results).sampler
     keys = ("draws", "tune", "chains", "seed", "sampler", "target_accept")
     settings = {k: stored[k] for k in keys if k in stored}
     settings.update({k: v for k, v in overrides.items() if v is not None})
@@ -526,11 +521,12 @@ def refit_conclusions(task: dict) -> dict:
     run.attrs["prior_set"] = task["prior_set"]
     seconds = time.perf_counter() - start
     table = conclusions(run, unit_costs=task["unit_costs"], seed=task["seed"], prior_set=task["prior_set"])
+    info = run_info(run)
     return {
         "table": table,
-        "converged": str(run.attrs.get("converged", "true")).lower() == "true",
+        "converged": info.converged,
         "seconds": seconds,
-        "diagnostics": run.attrs.get("diagnostics", ""),
+        "diagnostics": info.diagnostics.to_json(),
     }
 
 
@@ -621,9 +617,10 @@ def sensitivity(
     from bayes_lac.studies.parallel import run_tasks
 
     start = time.perf_counter()
+    info = run_info(results)
     power = power_scaling(results)
-    power_finding = power_scaling_finding(power, converged=str(results.attrs.get("converged", "true")).lower() == "true")
-    reference = str(results.attrs.get("prior_set", "default"))
+    power_finding = power_scaling_finding(power, converged=info.converged)
+    reference = info.prior_set or "default"
     reference_label = _prior_label(reference)
     if not prior_sets:
         return Sensitivity(
@@ -737,7 +734,8 @@ def _bundled_unit_costs(results: xr.DataTree):
 
     if not BUNDLED_PANEL.exists():
         return None, "Costs left out: no bundled panel to read unit costs from."
+    info = run_info(results)
     panel = load_panel()
-    if panel_sha256(panel) != results.attrs.get("panel_sha256"):
+    if panel_sha256(panel) != info.panel_sha256:
         return None, "Costs left out: the run was not fitted on the bundled panel, so its unit costs are not known."
-    return unit_cost_history(panel, results.attrs["target_la"]), "Costs use the target's unit-cost history in the bundled panel."
+    return unit_cost_history(panel, info.target_la), "Costs use the target's unit-cost history in the bundled panel."
