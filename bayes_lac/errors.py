@@ -30,3 +30,11 @@ class RunFileError(BayesLacError):
 
 class InputFileError(BayesLacError):
     """A user-supplied file other than a panel (priors, intervention, population) is invalid."""
+
+
+class MissingDependencyError(BayesLacError):
+    """An optional part of bayes_lac was asked for without the package it needs installed.
+
+    The message names the package and the extra that installs it, e.g.
+    ``pip install 'bayes_lac[dask]'``.
+    """

@@ -243,3 +243,20 @@ def test_cli_refuses_the_edited_run_with_one_line(tmp_path, capsys):
     status = main(["decompose", path, "--from", "2015", "--to", "2020", "--out", str(out)])
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1 and "R-hat" in err and not out.exists()
+
+
+def test_load_run_reads_only_the_groups_an_analysis_needs(tmp_path):
+    from bayes_lac.model.results import ANALYSIS_GROUPS
+
+    run = make_toy_results()
+    run["log_likelihood"] = xr.DataTree(xr.Dataset({"modelled_count": (("chain", "draw", "obs"), np.zeros((2, 500, 4)))}))
+    path = _save(run, tmp_path / "run.nc")
+    full, light = load_run(path), load_run(path, groups=ANALYSIS_GROUPS)
+    assert "log_likelihood" in full.children and "log_likelihood" not in light.children
+    assert set(ANALYSIS_GROUPS) <= set(light.children)
+    assert dict(light.attrs) == dict(full.attrs)
+    xr.testing.assert_identical(light["posterior"].to_dataset(), full["posterior"].to_dataset())
+    # the gate runs whatever is read
+    edited = _save(_stuck_chain(), tmp_path / "edited.nc", converged="true")
+    with pytest.raises(RunFileError, match="converged"):
+        load_run(edited, groups=ANALYSIS_GROUPS)

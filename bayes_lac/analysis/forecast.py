@@ -794,9 +794,9 @@ def load_checked_run(path, allow_unconverged: bool = False) -> xr.DataTree:
     import sys
 
     from bayes_lac.model.diagnostics import convergence_warning, require_converged
-    from bayes_lac.model.results import load_run
+    from bayes_lac.model.results import ANALYSIS_GROUPS, load_run
 
-    run = load_run(path)
+    run = load_run(path, groups=ANALYSIS_GROUPS)
     diag = require_converged(run, allow_unconverged=allow_unconverged)
     if not diag.converged:
         print(convergence_warning(diag), file=sys.stderr)

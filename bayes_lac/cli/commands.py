@@ -205,9 +205,9 @@ def decompose_command(args) -> int:
     """``bayes-lac decompose RUN --la CODE --from YEAR --to YEAR --out CSV``."""
     from bayes_lac.analysis.decompose import decompose
     from bayes_lac.model.diagnostics import require_converged
-    from bayes_lac.model.results import load_run
+    from bayes_lac.model.results import ANALYSIS_GROUPS, load_run
 
-    results = load_run(args.run)
+    results = load_run(args.run, groups=ANALYSIS_GROUPS)
     if not require_converged(results, allow_unconverged=args.allow_unconverged).converged:
         print(
             "bayes-lac decompose: warning: the run failed its convergence diagnostics; "

@@ -88,6 +88,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -527,6 +528,10 @@ REQUIRED_ATTRS: tuple[str, ...] = (
 )
 #: Groups every saved run must carry.
 REQUIRED_GROUPS: tuple[str, ...] = ("posterior", "constant_data", "observed_data")
+#: Groups the analyses of a run read (decompose, forecast, costs) and the gate needs: what
+#: `load_run` reads for them, leaving out the pointwise log-likelihood and log-prior (reading
+#: a group's metadata takes a noticeable share of a command's time).
+ANALYSIS_GROUPS: tuple[str, ...] = ("posterior", "sample_stats", "constant_data", "observed_data", "reference")
 
 
 def _release(version: str) -> tuple[int, int] | None:
@@ -577,7 +582,25 @@ def save_run(results: xr.DataTree, path) -> None:
     results.to_netcdf(path, engine="h5netcdf", encoding=encoding)
 
 
-def load_run(path) -> xr.DataTree:
+def _read(path, groups: Sequence[str] | None) -> xr.DataTree:
+    """The run in `path`, fully in memory: every group, or the root attrs and `groups`."""
+    if groups is None:
+        with xr.open_datatree(path, engine="h5netcdf") as tree:
+            return tree.load()
+    import h5py
+
+    with h5py.File(path, "r") as handle:
+        present = [g for g in groups if g in handle]
+    parts = {}
+    for group in ["/", *present]:
+        with xr.open_dataset(path, engine="h5netcdf", group=group) as ds:
+            parts[group] = ds.load()
+    tree = xr.DataTree.from_dict({g: ds for g, ds in parts.items() if g != "/"})
+    tree.attrs.update(parts["/"].attrs)
+    return tree
+
+
+def load_run(path, groups: Sequence[str] | None = None) -> xr.DataTree:
     """Read a run saved by `save_run`, fully into memory, and check it before anything uses it.
 
     The checks: the file is a bayes_lac run of a version this one reads; its attrs are what a
@@ -585,6 +608,14 @@ def load_run(path) -> xr.DataTree:
     draws as the run records (R-hat, ESS, divergences and E-BFMI are recomputed,
     ``bayes_lac.model.diagnostics.check_convergence``). The recomputed diagnostics replace
     the stored ones in the returned run, so they are the only ones anything reads.
+
+    Parameters
+    ----------
+    path
+        The run file.
+    groups
+        Groups to read (e.g. `ANALYSIS_GROUPS`, for commands that need no log-likelihood);
+        default every group. Those of `REQUIRED_GROUPS` and ``sample_stats`` are always read.
 
     Raises
     ------
@@ -601,9 +632,10 @@ def load_run(path) -> xr.DataTree:
     path = Path(path)
     if not path.is_file():
         raise RunFileError(f"run file {path} not found; expected a netCDF file from `bayes-lac fit`")
+    if groups is not None:
+        groups = list(dict.fromkeys([*REQUIRED_GROUPS, "sample_stats", *groups]))
     try:
-        with xr.open_datatree(path, engine="h5netcdf") as tree:
-            results = tree.load()
+        results = _read(path, groups)
     except (OSError, ValueError) as err:
         raise RunFileError(f"{path} is not a readable netCDF run file: {err}") from None
     missing = [a for a in REQUIRED_ATTRS if a not in results.attrs]
