@@ -38,3 +38,11 @@ class UsageError(BayesLacError):
 
 class OutputFileError(BayesLacError):
     """An output path cannot be written safely: it is an input, a folder, or under a file."""
+
+
+class MissingDependencyError(BayesLacError):
+    """An optional part of bayes_lac was asked for without the package it needs installed.
+
+    The message names the package and the extra that installs it, e.g.
+    ``pip install 'bayes_lac[dask]'``.
+    """

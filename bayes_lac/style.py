@@ -7,7 +7,8 @@ the package take an optional ``ax``, return the figure, and never call ``plt.sho
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
+# matplotlib is imported by `get_axes`, when a chart is drawn: analyses import this module
+# for its names, and a command that draws nothing should not pay for matplotlib.
 
 #: Okabe-Ito colours, in the order series are drawn.
 PALETTE: tuple[str, ...] = (
@@ -42,6 +43,8 @@ def series_style(i: int) -> dict:
 def get_axes(ax=None, figsize=(8, 4.5)):
     """The axes to draw on and their figure: `ax` if given, else a new figure."""
     if ax is None:
+        import matplotlib.pyplot as plt
+
         fig, ax = plt.subplots(figsize=figsize, layout="constrained")
     else:
         fig = ax.figure

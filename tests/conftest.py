@@ -16,14 +16,16 @@ import xarray as xr
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("PYTENSOR_FLAGS", "blas__ldflags=")
 
+from bayes_lac import __version__  # noqa: E402
 from bayes_lac.config import MEASURES  # noqa: E402
+from bayes_lac.model.diagnostics import attach_diagnostics  # noqa: E402
 
 
 def make_toy_results(
     n_la: int = 4,
     years: tuple[int, int] = (2010, 2020),
     chains: int = 2,
-    draws: int = 200,
+    draws: int = 500,
     intercept=(4.0, 5.8, 3.8),
     la_trend=0.02,
     year_step=0.01,
@@ -43,6 +45,12 @@ def make_toy_results(
     negatives spread so trends sum to zero. ``year_effect`` rises by ``year_step`` a year.
     ``population``/``uasc``/``deprivation`` default to constant 40,000 / 10 / 20.0 and may be
     arrays of shape (n_la, n_years).
+
+    The run passes the convergence gate honestly: its draws are independent and its
+    ``sample_stats`` hold no divergence, and its stored diagnostics are those the gate
+    computes from them (so a saved and loaded toy run is accepted). ``converged=False`` adds
+    three divergent transitions, so the gate fails it. A converged toy needs enough draws for
+    an effective sample size of 400 (about 2 x 500); asking for one with fewer raises.
     """
     rng = np.random.default_rng(seed)
     la = [f"E0600{9000 + i:04d}" for i in range(n_la)]
@@ -99,12 +107,25 @@ def make_toy_results(
         },
         coords={"measure": list(MEASURES), "la": la, "year": yrs},
     )
+    diverging = np.zeros((chains, draws), bool)
+    if not converged:
+        diverging[0, :3] = True
+    sample_stats = xr.Dataset(
+        {"diverging": (("chain", "draw"), diverging), "energy": (("chain", "draw"), rng.normal(size=(chains, draws)))},
+        coords={"chain": np.arange(chains), "draw": np.arange(draws)},
+    )
     tree = xr.DataTree.from_dict(
-        {"posterior": posterior, "constant_data": constant, "observed_data": observed, "reference": reference}
+        {
+            "posterior": posterior,
+            "sample_stats": sample_stats,
+            "constant_data": constant,
+            "observed_data": observed,
+            "reference": reference,
+        }
     )
     tree.attrs.update(
         {
-            "bayes_lac_version": "test",
+            "bayes_lac_version": __version__,
             "target_la": la[0],
             "comparison": "list",
             "neighbours": json.dumps(la[1:]),
@@ -119,10 +140,14 @@ def make_toy_results(
             "data_vintage": "synthetic",
             "created_utc": "2026-01-01T00:00:00Z",
             "imputations": json.dumps([]),
-            "diagnostics": json.dumps({"converged": converged}),
-            "converged": "true" if converged else "false",
         }
     )
+    diagnostics = attach_diagnostics(tree)
+    if diagnostics.converged != converged:
+        raise ValueError(
+            f"make_toy_results(converged={converged}) made a run the gate judges otherwise: "
+            f"{'; '.join(diagnostics.problems)}; give it more draws"
+        )
     return tree
 
 

@@ -30,7 +30,7 @@ BASE = 2020
 
 @pytest.fixture(scope="module")
 def fc():
-    return forecast(make_toy_results(draws=300), horizon=10, scenarios=["trend", "population-only", "converge-england"], seed=2)
+    return forecast(make_toy_results(), horizon=10, scenarios=["trend", "population-only", "converge-england"], seed=2)
 
 
 def _constant_children(fc, n=100.0):
@@ -193,7 +193,7 @@ def test_cli_costs(tmp_path, capsys, monkeypatch):
     import bayes_lac.data.panel
     from bayes_lac.cli import main
 
-    run = make_toy_results(draws=100)
+    run = make_toy_results()
     la = run.attrs["target_la"]
     run_path = tmp_path / "run.nc"
     save_run(run, run_path)

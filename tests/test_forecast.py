@@ -34,7 +34,7 @@ BASE = 2020
 
 @pytest.fixture(scope="module")
 def run():
-    return make_toy_results(draws=300)
+    return make_toy_results()
 
 
 @pytest.fixture(scope="module")
@@ -56,10 +56,10 @@ def _population_file(tmp_path, years, pops, name="pop.csv", la_code=None):
     return path
 
 
-def test_dataset_layout_and_units(fc):
+def test_dataset_layout_and_units(run, fc):
     d = fc.data
     assert d["predicted"].dims == ("draw", "measure", "scenario", "year")
-    assert d.sizes["draw"] == 2 * 300  # chain x draw stacked
+    assert d.sizes["draw"] == run["posterior"].sizes["chain"] * run["posterior"].sizes["draw"]  # stacked
     assert list(d["year"].values) == list(range(BASE + 1, BASE + 11))
     assert fc.base_year == BASE and fc.horizon == 10
     assert np.allclose(d["rate"], d["expected_reported"] / d["population_0_17"] * 10_000)
@@ -311,7 +311,7 @@ def _save(run, path):
 def test_cli_forecast_writes_exact_columns(tmp_path, capsys):
     from bayes_lac.cli import main
 
-    run_path = _save(make_toy_results(draws=100), tmp_path / "run.nc")
+    run_path = _save(make_toy_results(), tmp_path / "run.nc")
     out = tmp_path / "forecast.csv"
     status = main(["forecast", run_path, "--horizon", "4", "--scenario", "trend,target:50@2023",
                    "--ci-prob", "0.8", "--out", str(out)])
@@ -339,7 +339,7 @@ def test_cli_refuses_unconverged_unless_allowed(tmp_path, capsys):
 
 def _above_path(persistence: float, share: float = 1.25):
     """A toy run whose target authority's last count sits `share` times its path."""
-    run = make_toy_results(draws=300, persistence=persistence)
+    run = make_toy_results(persistence=persistence)
     path = R.expected(run, run.attrs["target_la"]).sel(year=BASE).median(("chain", "draw"))
     counts = run["observed_data"]["modelled_count"].copy()
     counts.loc[dict(la=run.attrs["target_la"], year=BASE)] = np.round(share * path.values)
@@ -369,8 +369,8 @@ def test_persistence_starts_forecasts_where_the_authority_is_and_fades():
 
 def test_persistence_feedback_widens_long_horizon_intervals():
     # with persistence, each year's noise carries forward, so ten-year intervals are wider
-    wide = forecast(make_toy_results(draws=300, persistence=0.8), horizon=10, scenarios=("trend",), seed=3)
-    narrow = forecast(make_toy_results(draws=300, persistence=0.0), horizon=10, scenarios=("trend",), seed=3)
+    wide = forecast(make_toy_results(persistence=0.8), horizon=10, scenarios=("trend",), seed=3)
+    narrow = forecast(make_toy_results(persistence=0.0), horizon=10, scenarios=("trend",), seed=3)
 
     def width(fc):
         p = fc.data["predicted"].sel(scenario="trend", measure="looked_after", year=BASE + 10)

@@ -373,8 +373,7 @@ def test_uasc_equals_ees_characteristics_file(panel):
     DfE's dashboard rds. Opt-in: the rds takes 100-200 s to parse with the `rdata` package."""
     import warnings
 
-    import rdata
-
+    rdata = pytest.importorskip("rdata", reason="rdata is the 'official' extra: pip install 'bayes_lac[official]'")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         rds = rdata.read_rds(DEFAULT_OFFICIAL_SOURCE / "dfe_CSC_outcomes_and_enablers/data/combined_cla_31_march_data.rds")

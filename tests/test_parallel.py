@@ -84,3 +84,24 @@ def test_dask_local_cluster_matches_local_processes():
     assert [r["seed"] for r in on_dask] == [5, 1, 4, 2, 3]
     assert [r["value"] for r in by_address] == [r["value"] for r in local[:2]]
     assert os.getpid() not in {r["pid"] for r in on_dask}
+
+
+def test_scheduler_without_dask_installed_says_which_extra_to_install(monkeypatch):
+    """Dask is an optional extra: asking for a scheduler without it is a clear error, raised
+    before any task runs."""
+    import importlib.util
+
+    from bayes_lac.errors import MissingDependencyError
+
+    real_find_spec = importlib.util.find_spec
+
+    def no_dask(name, *args, **kwargs):
+        if name == "dask" or name.startswith("dask."):
+            return None
+        return real_find_spec(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib.util, "find_spec", no_dask)
+    ran = []
+    with pytest.raises(MissingDependencyError, match=r"pip install 'bayes_lac\[dask\]'"):
+        run_tasks(ran.append, [1, 2], scheduler="tcp://127.0.0.1:8786", progress=False)
+    assert ran == []

@@ -70,7 +70,7 @@ def _with_published_counts(results):
 @functools.cache
 def built_toy_report():
     """One synthetic run and its report, built once per process (shared with test_browser)."""
-    run = _with_published_counts(make_toy_results(years=(2009, 2020), draws=100))
+    run = _with_published_counts(make_toy_results(years=(2009, 2020)))
     return run, R.build_report(run, panel=toy_panel(run))
 
 
@@ -149,7 +149,7 @@ def test_print_css(toy_html):
 
 def test_decomposition_windows_include_2017_report_window(toy_run):
     assert R.decomposition_windows(toy_run) == [(2009, 2020), (2010, 2017)]
-    short = make_toy_results(years=(2012, 2020), draws=20)
+    short = make_toy_results(years=(2012, 2020))
     assert R.decomposition_windows(short) == [(2012, 2020)]
 
 
@@ -344,9 +344,9 @@ def test_report_command_fits_saves_and_reports(tmp_path, capsys):
     else:
         assert code == 2 and not again.exists()
         assert "convergence diagnostics" in err
-        from bayes_lac.model.diagnostics import stored_diagnostics
+        from bayes_lac.model.results import run_info
 
-        for problem in stored_diagnostics(run).problems:
+        for problem in run_info(run).diagnostics.problems:
             assert problem.rstrip(".") in err
 
 

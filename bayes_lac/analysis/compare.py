@@ -340,16 +340,18 @@ def coverage_notes(table: pd.DataFrame) -> list[str]:
     return notes
 
 
-def _neighbour_codes(la_code: str, choice: str) -> list[str]:
-    choice = str(choice).strip()
-    if choice in ("2021", "2025"):
-        from bayes_lac.data.neighbours import statistical_neighbours
+def _neighbour_codes(la_code: str, choice) -> list[str]:
+    """The published comparison's authorities for a ``--neighbours`` setting (read by
+    ``bayes_lac.data.neighbours.parse_neighbours``): a DfE model's statistical neighbours of
+    `la_code`, or the codes given."""
+    from bayes_lac.data.neighbours import parse_neighbours, statistical_neighbours
 
-        return list(statistical_neighbours(la_code, model=int(choice)))
-    codes = [c.strip() for c in choice.split(",") if c.strip()]
-    if codes and all(c[:1] in "EWSN" and len(c) == 9 for c in codes):
-        return codes
-    raise BayesLacError(
-        f"--neighbours: expected 2021 or 2025 (DfE statistical-neighbour models) or a "
-        f"comma-separated list of ONS codes, got {choice!r}"
-    )
+    setting = parse_neighbours(choice)
+    if setting == "all":
+        raise BayesLacError(
+            "--neighbours all: the comparison chart shows an authority against a few others; give 2021 "
+            "or 2025 (DfE statistical-neighbour models) or a comma-separated list of ONS codes"
+        )
+    if setting in ("2021", "2025"):
+        return list(statistical_neighbours(la_code, model=int(setting)))
+    return list(setting)

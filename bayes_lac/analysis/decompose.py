@@ -90,8 +90,9 @@ change). Areas:
 
 * the authority;
 * ``neighbours``: the comparison authorities combined: for the run's target authority the
-  codes in the run's ``neighbours`` attribute that are modelled; for any other authority (or
-  if that list is empty) every other modelled authority. Expected counts and components are
+  run's neighbours (the rest of its comparison set; in a national run its DfE statistical
+  neighbours), for any other authority every other modelled authority
+  (``bayes_lac.model.results.RunInfo.neighbours_of``). Expected counts and components are
   summed over them before dividing by their summed year-``a`` count, so this is their
   count-weighted average;
 * ``england``: in a national run (``comparison == "all"``) the sum over all modelled
@@ -119,7 +120,6 @@ say how large it is.
 
 from __future__ import annotations
 
-import json
 import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -133,10 +133,10 @@ import xarray as xr
 from bayes_lac.config import CI_PROB, MEASURE_LABELS, MEASURES
 from bayes_lac.errors import BayesLacError, UnknownAuthorityError
 from bayes_lac.model.results import (
-    attr_json,
     expected,
     expected_reported,
     log_rate_terms,
+    run_info,
     uasc_component,
 )
 from bayes_lac.style import (
@@ -259,9 +259,7 @@ def shapley_split(start: xr.DataArray, log_ratios: Mapping[str, xr.DataArray]) -
 
 
 def _run_years(results: xr.DataTree) -> np.ndarray:
-    const_years = results["constant_data"]["year"].values
-    post_years = results["posterior"]["year_effect"]["year"].values
-    return np.intersect1d(const_years, post_years).astype(int)
+    return np.array(run_info(results).years, dtype=int)
 
 
 def _check_window(results: xr.DataTree, from_year: int, to_year: int) -> None:
@@ -278,15 +276,12 @@ def _check_window(results: xr.DataTree, from_year: int, to_year: int) -> None:
 
 
 def _check_la(results: xr.DataTree, la) -> str:
-    codes = [str(c) for c in results["constant_data"]["la"].values]
-    if la is None:
-        la = results.attrs.get("target_la")
-        if la is None:
-            raise BayesLacError("the run has no target_la attribute; pass la= (an ONS code)")
-    la = str(la)
-    if la not in codes:
+    info = run_info(results)
+    la = info.target_la if la is None else str(la)
+    if la not in info.authorities:
         raise UnknownAuthorityError(
-            f"authority {la} is not modelled in this run; the run holds {len(codes)} authorities: {', '.join(codes)}"
+            f"authority {la} is not modelled in this run; the run holds {len(info.authorities)} authorities: "
+            f"{', '.join(info.authorities)}"
         )
     return la
 
@@ -323,10 +318,7 @@ def _check_data_years(results: xr.DataTree, la: str, from_year: int, to_year: in
 
 
 def _la_name(results: xr.DataTree, la: str) -> str:
-    const = results["constant_data"]
-    if "la_name" in const.coords:
-        return str(const["la_name"].sel(la=la).values)
-    return la
+    return run_info(results).la_name(la)
 
 
 def _published(results: xr.DataTree, measure: str, la: str, year: int) -> float:
@@ -372,20 +364,8 @@ def _choose_measures(results, la, from_year, to_year, measures) -> tuple[tuple[s
 
 
 def _neighbour_codes(results: xr.DataTree, la: str) -> list[str]:
-    """The run's listed neighbours that are modelled (for its target), else every other authority."""
-    codes = [str(c) for c in results["constant_data"]["la"].values]
-    listed = []
-    if la == str(results.attrs.get("target_la")):
-        try:
-            listed = [str(c) for c in attr_json(results, "neighbours")]
-        except (KeyError, json.JSONDecodeError):
-            listed = []
-    chosen = [c for c in listed if c in codes and c != la]
-    return chosen or [c for c in codes if c != la]
-
-
-def _is_national(results: xr.DataTree) -> bool:
-    return str(results.attrs.get("comparison", "")).lower() == "all"
+    """The authorities `la` is compared with (`bayes_lac.model.results.RunInfo.neighbours_of`)."""
+    return list(run_info(results).neighbours_of(la))
 
 
 def _imputation_caveats(results: xr.DataTree, las: Sequence[str], years: Sequence[int], who: str) -> list[str]:
@@ -418,10 +398,7 @@ def _imputation_caveats(results: xr.DataTree, las: Sequence[str], years: Sequenc
 
 def _run_notices(results: xr.DataTree, caveats: Sequence[str]) -> list[str]:
     """The run's own imputation notices for the inputs the caveats say were imputed."""
-    try:
-        notices = [str(n) for n in attr_json(results, "imputations")]
-    except (KeyError, json.JSONDecodeError):
-        return []
+    notices = run_info(results).imputations
     text = " ".join(caveats)
     wanted = []
     if "deprivation in" in text:
@@ -658,10 +635,11 @@ def decompose(
         starts["neighbours"] = nb_start.sum("la")
         caveats += _imputation_caveats(results, neighbours, [from_year, to_year], "at least one comparison authority")
     else:
-        caveats.append("The run models no other authority, so there is no neighbours comparison.")
-    national = _is_national(results)
+        caveats.append("The run has no neighbours of this authority, so there is no neighbours comparison.")
+    info = run_info(results)
+    national = info.is_national
     if national:
-        all_codes = [str(c) for c in results["constant_data"]["la"].values]
+        all_codes = list(info.authorities)
         if neighbours and set(neighbours) | {la} == set(all_codes):
             areas["england"] = areas["neighbours"] + draws
             starts["england"] = starts["neighbours"] + start

@@ -54,7 +54,6 @@ differences that the scenarios make, plus independent Poisson noise.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -67,7 +66,7 @@ from bayes_lac.config import CI_PROB, MEASURE_LABELS, RATE_PER, interval_bounds
 from bayes_lac.data.panel import missing_england
 from bayes_lac.data.population import project_population, read_population_file
 from bayes_lac.errors import BayesLacError, RunFileError, UnknownAuthorityError
-from bayes_lac.model.results import deviation, log_distance
+from bayes_lac.model.results import deviation, log_distance, run_info
 from bayes_lac.summaries import (
     Finding,
     format_chance,
@@ -263,14 +262,13 @@ def _england_rates(results: xr.DataTree, base_year: int, measures: Sequence[str]
 
 
 def _neighbour_rates(results: xr.DataTree, base_year: int, measures: Sequence[str], la_code: str) -> tuple[np.ndarray, list[str]]:
-    """Per draw, the neighbours' pooled modelled rate of the published measure in `base_year`."""
+    """Per draw, the pooled modelled rate of the published measure in `base_year` of the
+    authority's neighbours in the run (`bayes_lac.model.results.RunInfo.neighbours_of`)."""
     from bayes_lac.model import results as R
 
-    codes = json.loads(results.attrs.get("neighbours", "[]"))
-    present = set(results["constant_data"]["la"].values.tolist())
-    codes = [c for c in codes if c in present and c != la_code]
+    codes = list(R.run_info(results).neighbours_of(la_code))
     if not codes:
-        raise BayesLacError("converge-neighbours needs the run's neighbours, but the run has none besides the target")
+        raise BayesLacError(f"converge-neighbours needs the run's neighbours of {la_code}, but the run has none")
     exp = R.expected_reported(results, la=codes).sel(year=base_year)
     pop = results["constant_data"]["population_0_17"].sel(la=codes, year=base_year)
     pooled = exp.sum("la") / float(pop.sum()) * RATE_PER
@@ -321,23 +319,23 @@ def forecast(
     scens = parse_scenarios(scenarios)
     rng = np.random.default_rng(seed)
 
+    info = run_info(results)
     post = results["posterior"].to_dataset()
     const = results["constant_data"].to_dataset()
-    la_code = la or results.attrs.get("target_la")
-    if la_code not in const["la"].values:
-        raise UnknownAuthorityError(f"authority {la_code} is not in this run (it holds {', '.join(map(str, const['la'].values))})")
+    la_code = la or info.target_la
+    if la_code not in info.authorities:
+        raise UnknownAuthorityError(f"authority {la_code} is not in this run (it holds {', '.join(info.authorities)})")
     measures = [str(m) for m in post["intercept"]["measure"].values]
     for s in scens:
         if s.kind == "target" and s.measure not in measures:
             raise BayesLacError(f"scenario {s.name}: measure {s.measure!r} is not in this run ({', '.join(measures)})")
-    fitted_years = post["year_effect"]["year"].values
-    base_year = int(fitted_years.max())
+    base_year = info.last_year
     years = np.arange(base_year + 1, base_year + horizon + 1)
     steps = np.arange(1, horizon + 1)
-    reference_year = int(results.attrs["reference_year"])
-    centre = float(results.attrs["deprivation_centre"])
+    reference_year = info.reference_year
+    centre = info.deprivation_centre
     is_lac = np.array([m == "looked_after" for m in measures])
-    la_name = str(const["la_name"].sel(la=la_code).values) if "la_name" in const.coords else la_code
+    la_name = info.la_name(la_code)
     assumptions: list[str] = []
 
     # Per-draw parameters, shape (N, M).
@@ -547,7 +545,7 @@ def forecast(
         assumptions=tuple(assumptions),
         history=_history(results, la_code, measures),
         base=base,
-        converged=str(results.attrs.get("converged", "true")).lower() == "true",
+        converged=info.converged,
     )
 
 
@@ -804,9 +802,9 @@ def load_checked_run(path, allow_unconverged: bool = False) -> xr.DataTree:
     import sys
 
     from bayes_lac.model.diagnostics import convergence_warning, require_converged
-    from bayes_lac.model.results import load_run
+    from bayes_lac.model.results import ANALYSIS_GROUPS, load_run
 
-    run = load_run(path)
+    run = load_run(path, groups=ANALYSIS_GROUPS)
     diag = require_converged(run, allow_unconverged=allow_unconverged)
     if not diag.converged:
         print(convergence_warning(diag), file=sys.stderr)

@@ -9,12 +9,6 @@ import xarray as xr
 from bayes_lac.config import ENGLAND_CODE, MEASURES, RATE_PER
 
 # ---------------------------------------------------------------------------------------
-# Model data: the arrays the model is built from (from a panel, or back from a saved run)
-# ---------------------------------------------------------------------------------------
-
-
-
-# ---------------------------------------------------------------------------------------
 # Comparison with neighbours: where the target's level and trend sit
 # ---------------------------------------------------------------------------------------
 
@@ -31,18 +25,18 @@ def trend_table(results: xr.DataTree, ci_prob: float | None = None) -> pd.DataFr
     same years (no interval: published figures).
     """
     from bayes_lac.config import CI_PROB
-    from bayes_lac.model.results import log_rate_terms
+    from bayes_lac.model.results import log_rate_terms, run_info
     from bayes_lac.summaries import summarise_draws
 
+    info = run_info(results)
     ci_prob = CI_PROB if ci_prob is None else ci_prob
-    ref_year = int(results.attrs["reference_year"])
+    ref_year = info.reference_year
     terms = log_rate_terms(results)
     log_rate = terms["log_rate"]
-    first = int(log_rate["year"].values[0])
     rate_ref = np.exp(log_rate.sel(year=ref_year))
     post = results["posterior"]
     ye = post["year_effect"]
-    years = results["constant_data"]["year"].values
+    years = np.array(info.years)
     # Common yearly change over the years the measure has data, plus the authority's own slope.
     obs = results["observed_data"]["modelled_count"]
     rows = []
@@ -94,11 +88,9 @@ def trend_table(results: xr.DataTree, ci_prob: float | None = None) -> pd.DataFr
                 )
             )
     out = pd.concat(rows, ignore_index=True)
-    names = dict(zip(results["constant_data"]["la"].values, results["constant_data"]["la_name"].values))
-    names[ENGLAND_CODE] = "England"
+    names = {**info.la_names, ENGLAND_CODE: "England"}
     out["la_name"] = out["la"].map(names)
-    target = results.attrs["target_la"]
-    out["is_target"] = out["la"] == target
+    out["is_target"] = out["la"] == info.target_la
     out["reference_year"] = ref_year
     out["ci_prob"] = ci_prob
     out["order"] = np.where(out["is_target"], 0, np.where(out["la"] == ENGLAND_CODE, 2, 1))

@@ -273,10 +273,10 @@ def decompose_command(args) -> int:
     """``bayes-lac decompose RUN --la CODE --from YEAR --to YEAR --out CSV``."""
     from bayes_lac.analysis.decompose import decompose
     from bayes_lac.model.diagnostics import require_converged
-    from bayes_lac.model.results import load_run
+    from bayes_lac.model.results import ANALYSIS_GROUPS, load_run
 
     prepare_outputs({"--out": args.out}, {"the run file": args.run})
-    results = load_run(args.run)
+    results = load_run(args.run, groups=ANALYSIS_GROUPS)
     if not require_converged(results, allow_unconverged=args.allow_unconverged).converged:
         print(
             "bayes-lac decompose: warning: the run failed its convergence diagnostics; "
@@ -303,7 +303,7 @@ def decompose_command(args) -> int:
 def fit_command(args) -> int:
     """``bayes-lac fit``: fit, print notices and diagnostics, save the run."""
     from bayes_lac import load_panel
-    from bayes_lac.model.diagnostics import check_convergence, convergence_warning
+    from bayes_lac.model.diagnostics import convergence_warning
     from bayes_lac.model.fit import (
         DEFAULT_CHAINS,
         DEFAULT_DRAWS,
@@ -312,17 +312,14 @@ def fit_command(args) -> int:
         DEFAULT_TUNE,
         LACModel,
     )
-    from bayes_lac.model.results import save_run
+    from bayes_lac.model.results import run_info, save_run
 
     # The output path is checked (and its folder made) before sampling, so a bad path never
     # costs a fit.
     prepare_outputs({"--out": args.out}, {"--panel": args.panel, "--priors": _prior_file(args.priors)})
     _check_priors(args.priors)
     panel = load_panel(args.panel) if args.panel else load_panel()
-    neighbours = args.neighbours
-    if neighbours not in ("2021", "2025", "all"):
-        neighbours = [c.strip() for c in neighbours.split(",") if c.strip()]
-    model = LACModel(args.la, neighbours=neighbours, until=args.until, priors=args.priors or "default")
+    model = LACModel(args.la, neighbours=args.neighbours, until=args.until, priors=args.priors or "default")
     data = model.prepare(panel, source=str(args.panel or "bundled panel"))
     print(
         f"Fitting {args.la} with {len(data.la) - 1} comparison authorities ({data.comparison}), "
@@ -340,7 +337,7 @@ def fit_command(args) -> int:
         sampler=getattr(args, "sampler", None) or DEFAULT_SAMPLER,
         progressbar=True,
     )
-    diag = check_convergence(run)
+    diag = run_info(run).diagnostics
     print(diag.summary())
     save_run(run, args.out)
     print(f"Saved the run to {args.out}")

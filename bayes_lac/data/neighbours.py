@@ -23,6 +23,8 @@ from bayes_lac.errors import InputFileError, UnknownAuthorityError
 from bayes_lac.files import write_bytes
 
 MODELS: dict[int, str] = {2021: "sn_2021", 2025: "sn_2025"}
+#: Comparison-set settings besides a list of codes: a DfE model's neighbours, or every authority.
+NEIGHBOUR_CHOICES: tuple[str, ...] = ("2021", "2025", "all")
 NEIGHBOUR_COLUMNS: tuple[str, ...] = (
     "model",
     "la_code",
@@ -34,6 +36,55 @@ NEIGHBOUR_COLUMNS: tuple[str, ...] = (
     "list",
 )
 N_NEIGHBOURS = 10
+
+
+def parse_neighbours(value) -> str | tuple[str, ...]:
+    """What a comparison-set setting (``--neighbours``, ``neighbours=``) asks for.
+
+    The one reading of the setting, used by fitting, reports and the compare command.
+
+    Parameters
+    ----------
+    value
+        ``"2021"`` or ``"2025"`` (an authority's DfE statistical neighbours under that model;
+        the numbers 2021 and 2025 too), ``"all"`` (every local authority), or ONS codes: a
+        comma-separated string or a sequence of strings.
+
+    Returns
+    -------
+    ``"2021"``, ``"2025"``, ``"all"``, or a tuple of codes (stripped, duplicates dropped,
+    order kept).
+
+    Raises
+    ------
+    UnknownAuthorityError
+        The setting names no model and no code.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in NEIGHBOUR_CHOICES:
+            return text.lower()
+        listed = text.split(",")
+    else:
+        try:
+            listed = [str(v) for v in value]
+        except TypeError:
+            listed = []
+    codes = tuple(dict.fromkeys(c.strip() for c in listed if c.strip()))
+    if len(codes) == 1 and len(codes[0]) == 4 and codes[0].isdigit():
+        # a lone four-digit number is a model year, never an area code
+        raise UnknownAuthorityError(
+            f"--neighbours {codes[0]}: DfE's statistical-neighbour models are "
+            f"{' and '.join(NEIGHBOUR_CHOICES[:2])}; or give all, or a comma-separated list of ONS codes"
+        )
+    if not codes:
+        raise UnknownAuthorityError(
+            f"--neighbours: expected 2021 or 2025 (DfE statistical-neighbour models), all, or a "
+            f"comma-separated list of ONS codes, got {value!r}"
+        )
+    return codes
 
 
 def _model(model: int | str) -> int:

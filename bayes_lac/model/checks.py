@@ -1,14 +1,9 @@
 """Model checks on a fitted run: posterior and prior predictive coverage, rootograms, LOO."""
 
-
-
-
 from __future__ import annotations
 
-import json
 import math
 
-import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -99,6 +94,8 @@ def rootogram_table(ppc: xr.DataTree, measure: str, bins: int = 20) -> pd.DataFr
 
 def loo_table(results: xr.DataTree) -> pd.DataFrame:
     """PSIS-LOO of the run: elpd, its standard error, p_loo and Pareto-k counts, by measure too."""
+    import arviz as az
+
     loo = az.loo(results, pointwise=True)
     k = np.asarray(loo.pareto_k).ravel()
     elpd_i = np.asarray(loo.elpd_i).ravel()
@@ -135,8 +132,10 @@ def model_checks(results: xr.DataTree, ci_prob: float = CI_PROB, seed: int | Non
     every measure, stacked), ``loo`` (`loo_table`) and ``ppc`` (the predictive DataTree, for
     ArviZ plots such as ``az.plot_ppc_rootogram``).
     """
+    from bayes_lac.model.results import run_info
+
     ppc = posterior_predictive(results, seed=seed)
-    measures = json.loads(results.attrs["measures"])
+    measures = run_info(results).measures
     return {
         "coverage": coverage_table(ppc, ci_prob),
         "rootogram": pd.concat([rootogram_table(ppc, m) for m in measures], ignore_index=True),

@@ -14,8 +14,9 @@ import pandas as pd
 import xarray as xr
 
 from bayes_lac.config import ENGLAND_CODE, MEASURES
+from bayes_lac.data.neighbours import parse_neighbours
 from bayes_lac.data.panel import is_authority
-from bayes_lac.errors import PanelError, UnknownAuthorityError
+from bayes_lac.errors import BayesLacError, PanelError, UnknownAuthorityError
 
 #: Value used for a suppressed UASC count (DfE "x": 1 to 5 children): the midpoint.
 UASC_SUPPRESSED_VALUE = 3.0
@@ -68,6 +69,7 @@ class ModelData:
     imputations: list[str] = field(default_factory=list)
     panel_sha256: str = ""
     data_vintage: str = "unknown"
+    panel_name: str = ""
 
     # -- observed cells, flattened in (measure, la, year) order ---------------------------
     def observed_index(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -126,29 +128,30 @@ class ModelData:
         return {
             "target_la": self.target_la,
             "comparison": self.comparison,
-            "neighbours": json.dumps([c for c in self.la if c != self.target_la]),
+            "neighbours": json.dumps([c for c in self.neighbours if c in self.la and c != self.target_la]),
             "until_year": str(int(self.until_year)),
             "reference_year": str(int(self.reference_year)),
             "deprivation_centre": repr(float(self.deprivation_centre)),
             "measures": json.dumps(list(self.measures)),
             "panel_sha256": self.panel_sha256,
+            "panel_name": self.panel_name,
             "data_vintage": self.data_vintage,
             "imputations": json.dumps(self.imputations),
         }
 
     @classmethod
-    def from_run(cls, results: xr.DataTree) -> "ModelData":
+    def from_run(cls, results: xr.DataTree) -> ModelData:
         """The model data stored in a run (no panel file needed)."""
+        from bayes_lac.model.results import run_info
+
+        info = run_info(results)
         const = results["constant_data"].to_dataset()
-        obs = results["observed_data"].to_dataset()
-        attrs = results.attrs
-        measures = tuple(json.loads(attrs["measures"]))
-        obs = obs.sel(measure=list(measures))
+        obs = results["observed_data"].to_dataset().sel(measure=list(info.measures))
         return cls(
-            la=[str(c) for c in const["la"].values],
-            la_name=[str(n) for n in const["la_name"].values],
-            year=const["year"].values.astype(int),
-            measures=measures,
+            la=list(info.authorities),
+            la_name=[info.la_name(c) for c in info.authorities],
+            year=np.array(info.years, dtype=int),
+            measures=info.measures,
             population_0_17=const["population_0_17"].values.astype(float),
             uasc=const["uasc"].values.astype(float),
             uasc_imputed=const["uasc_imputed"].values.astype(bool),
@@ -157,15 +160,16 @@ class ModelData:
             modelled_count=obs["modelled_count"].values.astype(float),
             reported_count=obs["reported_count"].values.astype(float),
             reference=results["reference"].to_dataset() if "reference" in results.children else xr.Dataset(),
-            reference_year=int(attrs["reference_year"]),
-            deprivation_centre=float(attrs["deprivation_centre"]),
-            target_la=attrs["target_la"],
-            comparison=attrs["comparison"],
-            neighbours=json.loads(attrs["neighbours"]),
-            until_year=int(attrs["until_year"]),
-            imputations=json.loads(attrs.get("imputations", "[]")),
-            panel_sha256=attrs.get("panel_sha256", ""),
-            data_vintage=attrs.get("data_vintage", "unknown"),
+            reference_year=info.reference_year,
+            deprivation_centre=info.deprivation_centre,
+            target_la=info.target_la,
+            comparison=info.comparison,
+            neighbours=list(info.neighbours),
+            until_year=info.until_year,
+            imputations=list(info.imputations),
+            panel_sha256=info.panel_sha256,
+            data_vintage=info.data_vintage or "unknown",
+            panel_name=info.panel_name,
         )
 
 
@@ -231,7 +235,8 @@ def comparison_set(
         codes only), ``"all"`` (every authority row of the panel: codes for which
         `bayes_lac.data.panel.is_authority` holds, i.e. not England, regions or other ONS
         aggregates, and, where the panel has ``geographic_level``, rows marked "Local
-        authority") or a list (or comma-separated string) of area codes.
+        authority") or a list (or comma-separated string) of area codes; read by
+        ``bayes_lac.data.neighbours.parse_neighbours``.
     """
     codes_in_panel = set(panel["la_code"].astype(str))
     if target_la not in codes_in_panel:
@@ -242,7 +247,8 @@ def comparison_set(
             "aggregates are never modelled units; expected e.g. E06000034, W06000015 or your own code)"
         )
     notices: list[str] = []
-    if isinstance(neighbours, str) and neighbours in ("2021", "2025"):
+    choice = parse_neighbours(neighbours)
+    if choice in ("2021", "2025"):
         from bayes_lac.data.neighbours import statistical_neighbours
 
         if not target_la.startswith(LA_PREFIXES):
@@ -252,16 +258,16 @@ def comparison_set(
                 "or a comma-separated list of codes"
             )
 
-        listed = [str(c) for c in statistical_neighbours(target_la, neighbours)]
+        listed = [str(c) for c in statistical_neighbours(target_la, choice)]
         missing = [c for c in listed if c not in codes_in_panel]
         if missing:
             notices.append(
-                f"Comparison set: {len(missing)} of the {neighbours} statistical neighbours of "
+                f"Comparison set: {len(missing)} of the {choice} statistical neighbours of "
                 f"{target_la} are not in the panel and were left out: {', '.join(missing)}."
             )
         codes = [target_la] + [c for c in listed if c in codes_in_panel and c != target_la]
-        label = f"neighbours-{neighbours}"
-    elif isinstance(neighbours, str) and neighbours == "all":
+        label = f"neighbours-{choice}"
+    elif choice == "all":
         is_la = panel["la_code"].astype(str).map(is_authority).astype(bool)
         if "geographic_level" in panel.columns:
             is_la &= panel["geographic_level"].astype(str).str.lower().eq("local authority")
@@ -269,8 +275,7 @@ def comparison_set(
         codes = [target_la] + others
         label = "all"
     else:
-        listed = neighbours.split(",") if isinstance(neighbours, str) else list(neighbours)
-        listed = [str(c).strip() for c in listed if str(c).strip()]
+        listed = list(choice)
         unknown = [c for c in listed if c not in codes_in_panel]
         if unknown:
             raise UnknownAuthorityError(
@@ -594,6 +599,11 @@ def prepare_data(
     vintage = panel.attrs.get("data_vintage") or (
         f"{Path(str(panel.attrs.get('source', source))).name}; latest year {int(panel['year'].max())}"
     )
+    if label == "all":
+        # the run's neighbours in the national model: the target's DfE statistical neighbours
+        neighbours = _statistical_neighbours_in(target_la, codes, notices)
+    else:
+        neighbours = [c for c in codes if c != target_la]
     return ModelData(
         la=codes,
         la_name=names,
@@ -611,11 +621,27 @@ def prepare_data(
         deprivation_centre=centre,
         target_la=target_la,
         comparison=label,
-        neighbours=codes[1:],
+        neighbours=neighbours,
         until_year=int(until) if until is not None else int(years[-1]),
         imputations=notices,
         panel_sha256=_panel_hash(panel),
         data_vintage=vintage,
+        panel_name=Path(str(panel.attrs.get("source", source))).name,
     )
+
+
+def _statistical_neighbours_in(target_la: str, codes: Sequence[str], notices: list[str]) -> list[str]:
+    """The target's DfE statistical neighbours (2021 model) among `codes`; a notice if it has none."""
+    from bayes_lac.data.neighbours import statistical_neighbours
+
+    try:
+        listed = statistical_neighbours(target_la, 2021)
+    except BayesLacError as err:
+        notices.append(
+            f"Neighbours: {err}. The national run has no neighbours of {target_la}, so comparisons "
+            "with neighbours are left out."
+        )
+        return []
+    return [c for c in listed if c in set(codes) and c != target_la]
 
 

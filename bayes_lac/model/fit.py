@@ -14,6 +14,7 @@ import xarray as xr
 
 from bayes_lac import __version__
 from bayes_lac.config import MEASURES
+from bayes_lac.data.neighbours import parse_neighbours
 from bayes_lac.model.data import ModelData, prepare_data
 from bayes_lac.model.graph import DEFAULT_PARAMETERISATION, build_model
 from bayes_lac.model.priors import load_priors, prior_set_name, priors_json
@@ -26,12 +27,6 @@ DEFAULT_SEED = 20260331
 DEFAULT_SAMPLER = "nutpie"
 DEFAULT_TARGET_ACCEPT = 0.95
 SAMPLERS: tuple[str, ...] = ("pymc", "nutpie", "numpyro")
-
-
-# ---------------------------------------------------------------------------------------
-# Model data: the arrays the model is built from (from a panel, or back from a saved run)
-# ---------------------------------------------------------------------------------------
-
 
 
 def _obs_coords(data: ModelData) -> dict:
@@ -112,11 +107,6 @@ def assemble_run(
     return run
 
 
-def _stored_partition(text: str):
-    """The parameterisation recorded in a run: a partition dict (JSON) or a mode name."""
-    return json.loads(text) if text.strip().startswith("{") else text
-
-
 class LACModel:
     """The hierarchical model of one authority among its comparison set.
 
@@ -129,7 +119,8 @@ class LACModel:
         ONS code of the authority of interest, e.g. ``"E06000034"`` (Thurrock).
     neighbours
         Comparison set: ``"2021"`` or ``"2025"`` (DfE statistical neighbours), ``"all"``
-        (every local authority in the panel: the national model) or a list of ONS codes.
+        (every local authority in the panel: the national model) or ONS codes (a list or a
+        comma-separated string); see ``bayes_lac.data.neighbours.parse_neighbours``.
     until
         Use only data up to and including this year (for backtests).
     priors
@@ -154,7 +145,7 @@ class LACModel:
         parameterisation=DEFAULT_PARAMETERISATION,
     ):
         self.target_la = target_la
-        self.neighbours = neighbours
+        self.neighbours = parse_neighbours(neighbours)
         self.until = until
         self.priors = priors
         self.measures = tuple(measures)
@@ -186,21 +177,19 @@ class LACModel:
         return self.model_
 
     @classmethod
-    def from_run(cls, results: xr.DataTree) -> "LACModel":
+    def from_run(cls, results: xr.DataTree) -> LACModel:
         """The model of a saved run, rebuilt from its stored data and priors (no panel)."""
-        attrs = results.attrs
-        comparison = attrs["comparison"]
-        neighbours = comparison.removeprefix("neighbours-") if comparison.startswith("neighbours-") else (
-            "all" if comparison == "all" else json.loads(attrs["neighbours"])
-        )
+        from bayes_lac.model.results import run_info
+
+        info = run_info(results)
         data = ModelData.from_run(results)
         self = cls(
-            attrs["target_la"],
-            neighbours=neighbours,
-            until=int(attrs["until_year"]),
-            priors=json.loads(attrs["priors"]),
+            info.target_la,
+            neighbours=info.neighbours_setting,
+            until=info.until_year,
+            priors=info.priors,
             measures=data.measures,
-            parameterisation=_stored_partition(attrs.get("parameterisation", "auto")),
+            parameterisation=info.parameterisation,
         )
         self.data_ = data
         self.build()

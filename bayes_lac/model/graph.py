@@ -38,16 +38,11 @@ from pymc.distributions.transforms import ZeroSumTransform
 
 from bayes_lac.config import RATE_PER
 from bayes_lac.model.data import ModelData
+from bayes_lac.model.priors import LKJ, NORMAL, PRIORS
 
 #: How the sampler sees the parameters by default (see `choose_parameterisation`).
 DEFAULT_PARAMETERISATION = "non_centred"
 PARAMETERISATIONS: tuple[str, ...] = ("auto", "centred", "non_centred", "baseline")
-
-
-# ---------------------------------------------------------------------------------------
-# Model data: the arrays the model is built from (from a panel, or back from a saved run)
-# ---------------------------------------------------------------------------------------
-
 
 
 # ---------------------------------------------------------------------------------------
@@ -220,25 +215,26 @@ def _random_walk_levels(name: str, loc, scale, is_first: np.ndarray, dims):
     )
 
 
-def _by_measure(value, measures) -> np.ndarray:
-    return np.array([value[m] for m in measures], dtype=float)
-
-
-def _covariance(name: str, prior: dict, measures) -> pt.TensorVariable:
+def _covariance(name: str, priors: dict, measures) -> pt.TensorVariable:
     """Cholesky factor of the covariance across measures of an authority effect.
 
-    Stores ``{name}_sd`` (measure) and, for several measures, ``{name}_corr``.
+    The sds and the correlation matrix take their priors from ``PRIORS["{name}_sd"]`` and
+    ``PRIORS["{name}_corr"]``. Stores ``{name}_sd`` (measure) and, for several measures,
+    ``{name}_corr``.
     """
     n_m = len(measures)
-    sd_scale = _by_measure(prior["sd_scale"], measures)
+    sd_prior, corr_prior = PRIORS[f"{name}_sd"], PRIORS[f"{name}_corr"]
+    sd_parameters = sd_prior.parameters(priors, measures)
     if n_m == 1:
-        sds = pm.HalfNormal(f"{name}_sd", sigma=sd_scale, dims="measure")
+        sds = sd_prior.family.variable(f"{name}_sd", sd_parameters, dims="measure")
         return pt.diag(sds)
+    if corr_prior.family is not LKJ:
+        raise NotImplementedError(f"the model builds {name}_corr with an LKJ prior, not {corr_prior.family.name}")
     chol, corr, sds = pm.LKJCholeskyCov(
         f"{name}_chol",
         n=n_m,
-        eta=prior["lkj_eta"],
-        sd_dist=pm.HalfNormal.dist(sigma=sd_scale, shape=n_m),
+        eta=corr_prior.parameters(priors, measures)["eta"],
+        sd_dist=sd_prior.family.dist(sd_parameters, shape=n_m),
         compute_corr=True,
         store_in_trace=False,
     )
@@ -446,29 +442,25 @@ def build_model(data: ModelData, priors: dict, parameterisation=DEFAULT_PARAMETE
     mid_year = np.array([data.year[t_idx][m_idx == k].mean() for k in range(n_m)])
     own_mid = (has * data.year[None, None, :]).sum(axis=2) / np.maximum(n_years, 1)
     la_mid_year = np.where(n_years > 0, own_mid, mid_year[:, None]).T  # (la, measure)
-    prior = {
-        k: _by_measure(priors[s][k2], measures)
-        for k, (s, k2) in {
-            "intercept_mu": ("intercept", "mean"),
-            "intercept_sd": ("intercept", "sd"),
-            "dep_mu": ("deprivation_effect", "mean"),
-            "dep_sd": ("deprivation_effect", "sd"),
-            "step_scale": ("year_effect", "step_sd_scale"),
-            "cv_scale": ("dispersion", "cv_scale"),
-            "persist_mean": ("persistence", "mean"),
-            "persist_conc": ("persistence", "concentration"),
-        }.items()
-    }
+    def prior(name: str):
+        """A variable with its prior from the table in bayes_lac.model.priors."""
+        return PRIORS[name].family.variable(name, PRIORS[name].parameters(priors, measures), dims="measure")
+
+    # the common level is sampled as shifted levels, or as the first cell of a random walk of
+    # normal steps: both need the intercept's prior to be normal
+    if PRIORS["intercept"].family is not NORMAL:
+        raise NotImplementedError(f"the model needs a normal intercept prior, not {PRIORS['intercept'].family.name}")
+    intercept_prior = PRIORS["intercept"].parameters(priors, measures)
     after = (np.arange(n_y)[None, :] >= first_t[:, None]).astype(float)
 
     with pm.Model(coords=coords) as model:
-        d = pm.Normal("deprivation_effect", mu=prior["dep_mu"], sigma=prior["dep_sd"], dims="measure")
-        chol_level = _covariance("la_intercept", priors["la_intercept"], measures)
-        chol_trend = _covariance("la_trend", priors["la_trend"], measures)
-        year_sigma = pm.HalfNormal("year_sigma", sigma=prior["step_scale"], dims="measure")
+        d = prior("deprivation_effect")
+        chol_level = _covariance("la_intercept", priors, measures)
+        chol_trend = _covariance("la_trend", priors, measures)
+        year_sigma = prior("year_sigma")
 
         if mode == "baseline":
-            intercept = pm.Normal("intercept", mu=prior["intercept_mu"], sigma=prior["intercept_sd"], dims="measure")
+            intercept = prior("intercept")
             model.add_coord("la_all", data.la)
             z_trend = pm.ZeroSumNormal("la_trend_z", sigma=1.0, dims=("measure", "la_all"), n_zerosum_axes=1)
             la_trend = pm.Deterministic("la_trend", (chol_trend @ z_trend).T, dims=("la", "measure"))
@@ -526,9 +518,9 @@ def build_model(data: ModelData, priors: dict, parameterisation=DEFAULT_PARAMETE
                 follow = ~is_first
                 step_of = np.array([np.flatnonzero((step_m == k) & (step_t == t))[0] for k, t in zip(cell_m[follow], cell_t[follow])], int)
                 loc = pt.zeros(len(cell_m))
-                loc = pt.set_subtensor(loc[np.flatnonzero(is_first)], (prior["intercept_mu"] + level_shift)[rw])
+                loc = pt.set_subtensor(loc[np.flatnonzero(is_first)], (intercept_prior["mu"] + level_shift)[rw])
                 scale = pt.zeros(len(cell_m))
-                scale = pt.set_subtensor(scale[np.flatnonzero(is_first)], prior["intercept_sd"][rw])
+                scale = pt.set_subtensor(scale[np.flatnonzero(is_first)], intercept_prior["sigma"][rw])
                 if follow.any():
                     loc = pt.set_subtensor(loc[np.flatnonzero(follow)], step_shift[step_of])
                     scale = pt.set_subtensor(scale[np.flatnonzero(follow)], year_sigma[cell_m[follow]])
@@ -539,10 +531,9 @@ def build_model(data: ModelData, priors: dict, parameterisation=DEFAULT_PARAMETE
             nc = np.flatnonzero(~centred_year)
             if nc.size:
                 model.add_coord("measure_noncentred", list(np.array(measures)[nc]))
-                level_nc = pm.Normal(
+                level_nc = NORMAL.variable(
                     "level",
-                    mu=(prior["intercept_mu"] + level_shift)[nc],
-                    sigma=prior["intercept_sd"][nc],
+                    {"mu": (intercept_prior["mu"] + level_shift)[nc], "sigma": intercept_prior["sigma"][nc]},
                     dims="measure_noncentred",
                 )
                 level = pt.set_subtensor(level[nc], level_nc)
@@ -576,16 +567,11 @@ def build_model(data: ModelData, priors: dict, parameterisation=DEFAULT_PARAMETE
         # persistence: a share of last year's observed distance from the path carries into
         # this year (an observation-driven autoregressive term; see bayes_lac.model.results)
         previous, has_previous = data.previous_deviation_data()
-        persistence = pm.Beta(
-            "persistence",
-            alpha=prior["persist_mean"] * prior["persist_conc"],
-            beta=(1.0 - prior["persist_mean"]) * prior["persist_conc"],
-            dims="measure",
-        )
+        persistence = prior("persistence")
         previous_path = pt.concatenate([pt.zeros((n_m, n_la, 1)), log_rate[:, :, :-1]], axis=2)
         log_rate = log_rate + persistence[:, None, None] * has_previous * (previous - previous_path)
 
-        cv = pm.HalfNormal("dispersion_cv", sigma=prior["cv_scale"], dims="measure")
+        cv = prior("dispersion_cv")
         dispersion = pm.Deterministic("dispersion", 1.0 / cv**2, dims="measure")
         # one gather from the flattened grid to the observed cells (its gradient is a single
         # increment-by-index)

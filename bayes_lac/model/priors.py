@@ -8,6 +8,14 @@ may give only the keys it changes: the others come from the set named by its ``b
 The loaded priors are a dict ``{section: {key: value}}`` where a per-measure value is a dict
 ``{measure: float}`` over every measure and the LKJ shape ``lkj_eta`` is a single float. The
 dict is JSON-serialisable, so a run records exactly the priors it used.
+
+Prior families are declared once, here (`PRIORS`): for each model variable with a prior the
+file sets, its family (`Family`: how PyMC builds it and its log-density in numpy) and which
+keys of the file give the family's parameters. The model graph
+(``bayes_lac.model.graph``) builds its variables from this table and power-scaling
+(``bayes_lac.studies.sensitivity.prior_log_density``) evaluates the same densities from
+it, so the two cannot drift apart; ``tests/test_priors.py`` checks that they agree at random
+points for every prior of every shipped prior set.
 """
 
 from __future__ import annotations
@@ -16,7 +24,11 @@ import copy
 import json
 import math
 import tomllib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from bayes_lac.config import MEASURES, PRIORS_DIR
 from bayes_lac.errors import InputFileError
@@ -34,6 +46,127 @@ SCHEMA: dict[str, dict[str, tuple[str, bool]]] = {
     "deprivation_effect": {"mean": ("real", True), "sd": ("positive", True)},
     "dispersion": {"cv_scale": ("positive", True)},
     "persistence": {"mean": ("unit", True), "concentration": ("positive", True)},
+}
+
+
+# ---------------------------------------------------------------------------------------
+# Prior families, declared once
+# ---------------------------------------------------------------------------------------
+
+
+def _normal_logpdf(x, mu, sigma):
+    return -0.5 * ((x - mu) / sigma) ** 2 - np.log(sigma) - 0.5 * np.log(2 * np.pi)
+
+
+def _half_normal_logpdf(x, sigma):
+    return -0.5 * (x / sigma) ** 2 - np.log(sigma) + 0.5 * np.log(2 / np.pi)
+
+
+def _beta_mean_logpdf(x, mean, concentration):
+    from scipy.special import betaln
+
+    a, b = mean * concentration, (1.0 - mean) * concentration
+    return (a - 1.0) * np.log(x) + (b - 1.0) * np.log1p(-x) - betaln(a, b)
+
+
+def _lkj_logpdf(x, eta):
+    # x: correlation matrices (..., n, n); the normalising constant depends on eta and n only
+    _, logdet = np.linalg.slogdet(np.asarray(x, float))
+    return (eta - 1.0) * logdet
+
+
+def _beta_from_mean(mean, concentration) -> dict:
+    return {"alpha": mean * concentration, "beta": (1.0 - mean) * concentration}
+
+
+@dataclass(frozen=True)
+class Family:
+    """A distribution family a prior may take.
+
+    Attributes
+    ----------
+    name
+        Short name, e.g. ``"normal"``.
+    parameters
+        The family's parameters, as the prior table names them.
+    pymc_class
+        Name of the PyMC distribution that builds it.
+    to_pymc
+        The family's parameters -> PyMC's keyword arguments.
+    logpdf
+        ``logpdf(x, **parameters)``: the log-density in numpy (works on xarray objects too).
+    """
+
+    name: str
+    parameters: tuple[str, ...]
+    pymc_class: str
+    to_pymc: Callable[..., dict]
+    logpdf: Callable
+
+    def dist(self, parameters: dict, **kwargs):
+        """A PyMC distribution of this family (``pm.<class>.dist``); `kwargs` such as ``shape``."""
+        import pymc as pm
+
+        return getattr(pm, self.pymc_class).dist(**self.to_pymc(**parameters), **kwargs)
+
+    def variable(self, name: str, parameters: dict, **kwargs):
+        """A named PyMC variable of this family, inside a model context; `kwargs` such as ``dims``."""
+        import pymc as pm
+
+        return getattr(pm, self.pymc_class)(name, **self.to_pymc(**parameters), **kwargs)
+
+
+NORMAL = Family("normal", ("mu", "sigma"), "Normal", lambda mu, sigma: {"mu": mu, "sigma": sigma}, _normal_logpdf)
+HALF_NORMAL = Family("half_normal", ("sigma",), "HalfNormal", lambda sigma: {"sigma": sigma}, _half_normal_logpdf)
+#: Beta given by its mean and concentration (alpha + beta), as the prior files give it.
+BETA_MEAN = Family("beta_mean", ("mean", "concentration"), "Beta", _beta_from_mean, _beta_mean_logpdf)
+#: LKJ on a correlation matrix (log-density up to a constant in eta and the dimension). PyMC
+#: builds it as the Cholesky factor of the matrix (``LKJCorr``; in the model, through
+#: ``LKJCholeskyCov``).
+LKJ = Family("lkj", ("eta",), "LKJCorr", lambda eta: {"eta": eta}, _lkj_logpdf)
+
+
+@dataclass(frozen=True)
+class Prior:
+    """The prior of one model variable: its family and the prior-file keys of its parameters.
+
+    Attributes
+    ----------
+    section
+        Section of the prior file, e.g. ``"intercept"``.
+    family
+        The `Family`.
+    keys
+        Family parameter -> key of the section, e.g. ``{"mu": "mean", "sigma": "sd"}``.
+    """
+
+    section: str
+    family: Family
+    keys: dict[str, str]
+
+    def parameters(self, priors: dict, measures: Sequence[str]) -> dict:
+        """The family's parameters under `priors`: arrays over `measures` for per-measure
+        keys, floats for single values (the LKJ shape)."""
+        out = {}
+        for parameter, key in self.keys.items():
+            value = priors[self.section][key]
+            out[parameter] = np.array([value[m] for m in measures], dtype=float) if isinstance(value, dict) else float(value)
+        return out
+
+
+#: Every prior a prior file sets, by the model variable it is the prior of (in the graph;
+#: ``dispersion_cv`` is 1 / sqrt(dispersion), the sds and correlations are those of the
+#: authority effects across measures).
+PRIORS: dict[str, Prior] = {
+    "intercept": Prior("intercept", NORMAL, {"mu": "mean", "sigma": "sd"}),
+    "deprivation_effect": Prior("deprivation_effect", NORMAL, {"mu": "mean", "sigma": "sd"}),
+    "year_sigma": Prior("year_effect", HALF_NORMAL, {"sigma": "step_sd_scale"}),
+    "dispersion_cv": Prior("dispersion", HALF_NORMAL, {"sigma": "cv_scale"}),
+    "persistence": Prior("persistence", BETA_MEAN, {"mean": "mean", "concentration": "concentration"}),
+    "la_intercept_sd": Prior("la_intercept", HALF_NORMAL, {"sigma": "sd_scale"}),
+    "la_intercept_corr": Prior("la_intercept", LKJ, {"eta": "lkj_eta"}),
+    "la_trend_sd": Prior("la_trend", HALF_NORMAL, {"sigma": "sd_scale"}),
+    "la_trend_corr": Prior("la_trend", LKJ, {"eta": "lkj_eta"}),
 }
 
 

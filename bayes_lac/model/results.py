@@ -67,10 +67,18 @@ Groups and variables
 ``sample_stats``: from the sampler.
 
 Root attrs (strings, JSON where structured): bayes_lac_version, target_la, comparison
-(e.g. "neighbours-2021"), neighbours (JSON list of codes), until_year, reference_year,
+(e.g. "neighbours-2021"), neighbours (JSON list of codes: the target's neighbours among the
+modelled authorities, see `RunInfo.neighbours`), until_year, reference_year,
 deprivation_centre, measures (JSON list), priors (JSON), prior_set, sampler (JSON: draws,
-tune, chains, seed, sampler name), panel_sha256, data_vintage, created_utc, imputations
-(JSON list of human-readable notices), diagnostics (JSON), converged ("true"/"false").
+tune, chains, seed, sampler name), panel_sha256, panel_name, data_vintage, created_utc,
+imputations (JSON list of human-readable notices), diagnostics (JSON), converged
+("true"/"false").
+
+Facts about a run are read once
+-------------------------------
+`run_info` reads these attrs, checks them and returns a frozen `RunInfo`; `load_run` does so
+for every file it reads (and recomputes the convergence verdict from the draws). No other
+module parses a run's attrs: analyses, reports and commands ask `run_info`.
 
 Coordinates: ``la`` holds ONS codes, ``year`` integers (31 March year), ``measure`` the
 names in ``bayes_lac.config.MEASURES``.
@@ -79,19 +87,327 @@ names in ``bayes_lac.config.MEASURES``.
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import xarray as xr
 
-from bayes_lac.config import RATE_PER
+from bayes_lac.config import MEASURES, RATE_PER
+from bayes_lac.errors import RunFileError
+from bayes_lac.model.diagnostics import Diagnostics
+
+# ---------------------------------------------------------------------------------------
+# Facts about a run, read once
+# ---------------------------------------------------------------------------------------
+
+#: DfE statistical-neighbour models a comparison set can be built from.
+NEIGHBOUR_MODELS: tuple[str, ...] = ("2021", "2025")
 
 
-def attr_json(results: xr.DataTree, key: str):
-    """A structured root attribute of a run, decoded from JSON."""
+@dataclass(frozen=True)
+class RunInfo:
+    """What a run is about, read once from its attrs and coordinates by `run_info`.
+
+    Attributes
+    ----------
+    target_la
+        ONS code of the authority the run was fitted for.
+    authorities
+        Codes of every modelled authority, in the run's order (the target first in a fit).
+    la_names
+        Name of each modelled authority, by code.
+    years
+        The fitted years (31 March), in order.
+    until_year
+        The last year of data the fit was allowed to use.
+    reference_year
+        Year at which authority trends are centred.
+    deprivation_centre
+        Deprivation value at which the deprivation effect is zero (share of children in
+        relative low-income families, %).
+    measures
+        Measures fitted.
+    first_data_year
+        ``{la: {measure: year}}``: the first year whose count is in the likelihood, None
+        when the authority has no count of that measure in the run.
+    comparison
+        How the comparison set was chosen: ``"neighbours-2021"``, ``"neighbours-2025"``,
+        ``"all"`` or ``"list"``; `comparison_chosen` says it in words.
+    neighbours
+        The run's neighbours of its target, all modelled: the comparison set less the target,
+        except in a national run (``"all"``), where they are the target's DfE statistical
+        neighbours (2021 model); `neighbours_source` says it in words. `neighbours_of`
+        gives them for any modelled authority.
+    converged, diagnostics
+        The convergence verdict and its diagnostics (recomputed from the draws when a run is
+        loaded, see `load_run`).
+    version
+        bayes_lac version that made the run.
+    data_vintage, panel_sha256, panel_name
+        The data: its vintage, the SHA-256 of the panel and the panel's file name.
+    prior_set, priors
+        The prior set's name and the priors used (``{section: {key: value}}``).
+    sampler
+        Sampler settings (draws, tune, chains, seed, sampler, target_accept) as recorded.
+    parameterisation
+        How the sampler saw the parameters (a partition dict, or a mode name).
+    created_utc
+        When the fit finished.
+    imputations
+        The fit's notices about imputed and excluded inputs.
+    """
+
+    target_la: str
+    authorities: tuple[str, ...]
+    la_names: dict[str, str] = field(repr=False)
+    years: tuple[int, ...]
+    until_year: int
+    reference_year: int
+    deprivation_centre: float
+    measures: tuple[str, ...]
+    first_data_year: dict[str, dict[str, int | None]] = field(repr=False)
+    comparison: str
+    neighbours: tuple[str, ...]
+    converged: bool
+    diagnostics: Diagnostics = field(repr=False)
+    version: str
+    data_vintage: str = ""
+    panel_sha256: str = ""
+    panel_name: str = ""
+    prior_set: str = ""
+    priors: dict = field(default_factory=dict, repr=False)
+    sampler: dict = field(default_factory=dict, repr=False)
+    parameterisation: dict | str = field(default="auto", repr=False)
+    created_utc: str = ""
+    imputations: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def first_year(self) -> int:
+        """The first fitted year."""
+        return self.years[0]
+
+    @property
+    def last_year(self) -> int:
+        """The last fitted year: forecasts start the year after, costs are priced in it."""
+        return self.years[-1]
+
+    @property
+    def is_national(self) -> bool:
+        """Whether the comparison set is every local authority (the national model)."""
+        return self.comparison == "all"
+
+    @property
+    def comparison_chosen(self) -> str:
+        """How the comparison set was chosen, in words."""
+        if self.comparison.startswith("neighbours-"):
+            model = self.comparison.removeprefix("neighbours-")
+            return f"{self.target_la} and its DfE statistical neighbours ({model} model) found in the panel"
+        if self.is_national:
+            return "every local authority in the panel (the national model)"
+        return "a list of authorities given when fitting"
+
+    @property
+    def neighbours_source(self) -> str:
+        """Where `neighbours` come from, in words."""
+        if self.comparison.startswith("neighbours-"):
+            return f"DfE statistical neighbours ({self.comparison.removeprefix('neighbours-')} model), as in the fit"
+        if self.is_national:
+            return "DfE statistical neighbours (2021 model) of the target, all in the national model"
+        return "the run's comparison authorities"
+
+    @property
+    def neighbours_setting(self) -> str | tuple[str, ...]:
+        """The comparison-set setting that rebuilds this run's set (`LACModel`'s ``neighbours``)."""
+        if self.comparison.startswith("neighbours-"):
+            return self.comparison.removeprefix("neighbours-")
+        if self.is_national:
+            return "all"
+        return tuple(c for c in self.authorities if c != self.target_la)
+
+    def neighbours_of(self, la: str) -> tuple[str, ...]:
+        """The authorities `la` is compared with: the run's `neighbours` for its target, every
+        other modelled authority for any other authority of the run."""
+        if la == self.target_la:
+            return self.neighbours
+        if la not in self.authorities:
+            from bayes_lac.errors import UnknownAuthorityError
+
+            raise UnknownAuthorityError(
+                f"authority {la} is not modelled in this run; it holds {len(self.authorities)} "
+                f"authorities: {', '.join(self.authorities)}"
+            )
+        return tuple(c for c in self.authorities if c != la)
+
+    def la_name(self, la: str) -> str:
+        """The name of a modelled authority (its code if the run has no names)."""
+        return self.la_names.get(la, la)
+
+
+def _shown(text) -> str:
+    text = str(text)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _parse(attrs, key: str, parse, expected: str, default=None, required: bool = True):
+    """Attribute `key` parsed by `parse`, or a `RunFileError` naming it and what was expected."""
+    if key not in attrs:
+        if required:
+            raise RunFileError(f"the run has no attribute {key!r}; is it a bayes_lac run?")
+        return default
+    text = attrs[key]
     try:
-        return json.loads(results.attrs[key])
-    except KeyError:
-        raise KeyError(f"the run has no attribute {key!r}; is it a bayes_lac run?") from None
+        return parse(text)
+    except (TypeError, ValueError):  # json.JSONDecodeError is a ValueError
+        raise RunFileError(f"the run's attribute {key!r} is {_shown(text)!r}; expected {expected}") from None
+
+
+def _whole(text) -> int:
+    value = str(text).strip()
+    if not value.lstrip("-").isdigit():
+        raise TypeError(value)
+    return int(value)
+
+
+def _finite(text) -> float:
+    value = float(str(text).strip())
+    if not math.isfinite(value):
+        raise TypeError(value)
+    return value
+
+
+def _json_of(kind: type):
+    def parse(text):
+        value = json.loads(text)
+        if not isinstance(value, kind):
+            raise TypeError(value)
+        return value
+
+    return parse
+
+
+def _json_strings(text) -> tuple[str, ...]:
+    value = json.loads(text)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TypeError(value)
+    return tuple(value)
+
+
+def _flag(text) -> bool:
+    if text not in ("true", "false"):
+        raise TypeError(text)
+    return text == "true"
+
+
+def _partition(text):
+    text = str(text)
+    return json.loads(text) if text.strip().startswith("{") else text
+
+
+def run_info(results: xr.DataTree) -> RunInfo:
+    """The facts about a run (`RunInfo`), read from its attrs and coordinates and checked.
+
+    Raises
+    ------
+    RunFileError
+        An attribute is missing or not what a run holds (e.g. priors that are not JSON, a
+        reference year that is not a year, a converged flag that disagrees with the stored
+        diagnostics); the message names the attribute and what was expected.
+    """
+    attrs = results.attrs
+    if "constant_data" not in results.children:
+        raise RunFileError("the run has no constant_data group; is it a bayes_lac run?")
+    const = results["constant_data"]
+    authorities = tuple(str(c) for c in const["la"].values)
+    years = tuple(int(y) for y in const["year"].values)
+    names = (
+        {str(c): str(n) for c, n in zip(const["la"].values, const["la_name"].values)}
+        if "la_name" in const.coords
+        else {}
+    )
+    # a run without its draws (sent to workers to refit) still has its facts
+    post = results["posterior"] if "posterior" in results.children else xr.Dataset()
+    if "year_effect" in post and tuple(int(y) for y in post["year_effect"]["year"].values) != years:
+        raise RunFileError("the run's posterior and constant_data cover different years; the file is damaged")
+
+    target = _parse(attrs, "target_la", str, "an ONS code")
+    if target not in authorities:
+        raise RunFileError(f"the run's attribute 'target_la' is {_shown(target)!r}, which the run does not model")
+    comparison = _parse(attrs, "comparison", str, "neighbours-2021, neighbours-2025, all or list")
+    if comparison not in ("all", "list") + tuple(f"neighbours-{m}" for m in NEIGHBOUR_MODELS):
+        raise RunFileError(
+            f"the run's attribute 'comparison' is {_shown(comparison)!r}; expected neighbours-2021, "
+            "neighbours-2025, all or list"
+        )
+    neighbours = _parse(attrs, "neighbours", _json_strings, "a JSON list of ONS codes")
+    stray = [c for c in neighbours if c not in authorities or c == target]
+    if stray:
+        raise RunFileError(
+            f"the run's attribute 'neighbours' lists {', '.join(stray[:5])}, which the run does not model "
+            "besides its target"
+        )
+    reference_year = _parse(attrs, "reference_year", _whole, "a year such as 2025")
+    if reference_year not in years:
+        raise RunFileError(
+            f"the run's attribute 'reference_year' is {reference_year}, outside its years {years[0]}-{years[-1]}"
+        )
+    measures = _parse(attrs, "measures", _json_strings, "a JSON list of measures")
+    run_measures = [str(m) for m in post["intercept"]["measure"].values] if "intercept" in post else list(measures)
+    unknown = [m for m in measures if m not in MEASURES or m not in run_measures]
+    if not measures or unknown:
+        raise RunFileError(
+            f"the run's attribute 'measures' is {_shown(attrs['measures'])!r}; expected a JSON list of the "
+            f"measures in its posterior ({', '.join(run_measures)})"
+        )
+    diagnostics = _parse(attrs, "diagnostics", Diagnostics.from_json, "the JSON diagnostics a fit stores")
+    converged = _parse(attrs, "converged", _flag, '"true" or "false"')
+    if converged != diagnostics.converged:
+        raise RunFileError(
+            f"the run's attribute 'converged' is {attrs['converged']!r} but its stored diagnostics say "
+            f"{'converged' if diagnostics.converged else 'not converged'}; the file was edited"
+        )
+    first: dict[str, dict[str, int | None]] = {la: {} for la in authorities}
+    if "observed_data" in results.children and "modelled_count" in results["observed_data"]:
+        counts = results["observed_data"]["modelled_count"]
+        have = counts.notnull().transpose("measure", "la", "year").values
+        obs_measures = [str(m) for m in counts["measure"].values]
+        obs_las = [str(c) for c in counts["la"].values]
+        obs_years = [int(y) for y in counts["year"].values]
+        for k, m in enumerate(obs_measures):
+            if m not in measures:
+                continue
+            for i, la in enumerate(obs_las):
+                hits = np.flatnonzero(have[k, i])
+                if la in first:
+                    first[la][m] = obs_years[hits[0]] if hits.size else None
+    return RunInfo(
+        target_la=target,
+        authorities=authorities,
+        la_names=names,
+        years=years,
+        until_year=_parse(attrs, "until_year", _whole, "a year such as 2025", default=years[-1], required=False),
+        reference_year=reference_year,
+        deprivation_centre=_parse(attrs, "deprivation_centre", _finite, "a finite number"),
+        measures=measures,
+        first_data_year=first,
+        comparison=comparison,
+        neighbours=neighbours,
+        converged=converged,
+        diagnostics=diagnostics,
+        version=_parse(attrs, "bayes_lac_version", str, "a version such as 0.2.0"),
+        data_vintage=str(attrs.get("data_vintage", "")),
+        panel_sha256=str(attrs.get("panel_sha256", "")),
+        panel_name=str(attrs.get("panel_name", "")),
+        prior_set=str(attrs.get("prior_set", "")),
+        priors=_parse(attrs, "priors", _json_of(dict), "the priors as a JSON object"),
+        sampler=_parse(attrs, "sampler", _json_of(dict), "the sampler settings as a JSON object", {}, required=False),
+        parameterisation=_parse(
+            attrs, "parameterisation", _partition, "a parameterisation (JSON) or its name", "auto", required=False
+        ),
+        created_utc=str(attrs.get("created_utc", "")),
+        imputations=_parse(attrs, "imputations", _json_strings, "a JSON list of notices", (), required=False),
+    )
 
 
 def _select_la(ds: xr.Dataset, la) -> xr.Dataset:
@@ -110,8 +426,10 @@ def log_rate_terms(results: xr.DataTree, la=None) -> xr.Dataset:
     """
     post = results["posterior"].to_dataset()
     const = _select_la(results["constant_data"].to_dataset(), la)
-    reference_year = int(results.attrs["reference_year"])
-    centre = float(results.attrs["deprivation_centre"])
+    # read here rather than through run_info: analyses call this on views of a run cut to a
+    # few years (see bayes_lac.analysis.decompose), which are not whole runs
+    reference_year = _parse(results.attrs, "reference_year", _whole, "a year such as 2025")
+    centre = _parse(results.attrs, "deprivation_centre", _finite, "a finite number")
     la_intercept = _select_la(post["la_intercept"].to_dataset(), la)["la_intercept"]
     la_trend = _select_la(post["la_trend"].to_dataset(), la)["la_trend"]
     years = const["year"]
@@ -200,24 +518,34 @@ REQUIRED_ATTRS: tuple[str, ...] = (
     "bayes_lac_version",
     "target_la",
     "comparison",
+    "neighbours",
     "reference_year",
     "deprivation_centre",
     "measures",
     "priors",
+    "diagnostics",
     "converged",
 )
 #: Groups every saved run must carry.
 REQUIRED_GROUPS: tuple[str, ...] = ("posterior", "constant_data", "observed_data")
+#: Groups the analyses of a run read (decompose, forecast, costs) and the gate needs: what
+#: `load_run` reads for them, leaving out the pointwise log-likelihood and log-prior (reading
+#: a group's metadata takes a noticeable share of a command's time).
+ANALYSIS_GROUPS: tuple[str, ...] = ("posterior", "sample_stats", "constant_data", "observed_data", "reference")
+
+
+def _release(version: str) -> tuple[int, int] | None:
+    """(major, minor) of a version string such as "0.2.0", None if it is not one."""
+    parts = str(version).strip().split(".")
+    if len(parts) < 2 or not all(p.isdigit() for p in parts[:2]):
+        return None
+    return int(parts[0]), int(parts[1])
 
 
 def _version_compatible(saved: str, current: str) -> bool:
-    """Runs are readable across patch releases; before 1.0, minor releases may break them."""
-    if saved == "test":
-        return True
-    try:
-        s = [int(x) for x in saved.split(".")[:2]]
-        c = [int(x) for x in current.split(".")[:2]]
-    except ValueError:
+    """Runs are readable across patch releases; before 1.0, a minor release may change them."""
+    s, c = _release(saved), _release(current)
+    if s is None or c is None:
         return False
     if c[0] == 0:
         return s == c
@@ -236,8 +564,6 @@ def save_run(results: xr.DataTree, path) -> None:
         replaced atomically (see `bayes_lac.files.atomic_path`).
     """
     from pathlib import Path
-
-    from bayes_lac.errors import RunFileError
 
     path = Path(path)
     missing = [a for a in REQUIRED_ATTRS if a not in results.attrs]
@@ -261,40 +587,91 @@ def save_run(results: xr.DataTree, path) -> None:
         results.to_netcdf(temp, engine="h5netcdf", encoding=encoding)
 
 
-def load_run(path) -> xr.DataTree:
-    """Read a run saved by `save_run`, fully into memory, and check it is usable.
+def _read(path, groups: Sequence[str] | None) -> xr.DataTree:
+    """The run in `path`, fully in memory: every group, or the root attrs and `groups`."""
+    if groups is None:
+        with xr.open_datatree(path, engine="h5netcdf") as tree:
+            return tree.load()
+    import h5py
+
+    with h5py.File(path, "r") as handle:
+        present = [g for g in groups if g in handle]
+    parts = {}
+    for group in ["/", *present]:
+        with xr.open_dataset(path, engine="h5netcdf", group=group) as ds:
+            parts[group] = ds.load()
+    tree = xr.DataTree.from_dict({g: ds for g, ds in parts.items() if g != "/"})
+    tree.attrs.update(parts["/"].attrs)
+    return tree
+
+
+def load_run(path, groups: Sequence[str] | None = None) -> xr.DataTree:
+    """Read a run saved by `save_run`, fully into memory, and check it before anything uses it.
+
+    The checks: the file is a bayes_lac run of a version this one reads; its attrs are what a
+    run holds (`run_info`); and the convergence gate passes the same verdict on the stored
+    draws as the run records (R-hat, ESS, divergences and E-BFMI are recomputed,
+    ``bayes_lac.model.diagnostics.check_convergence``). The recomputed diagnostics replace
+    the stored ones in the returned run, so they are the only ones anything reads.
+
+    Parameters
+    ----------
+    path
+        The run file.
+    groups
+        Groups to read (e.g. `ANALYSIS_GROUPS`, for commands that need no log-likelihood);
+        default every group. Those of `REQUIRED_GROUPS` and ``sample_stats`` are always read.
 
     Raises
     ------
     RunFileError
-        The file is missing, not netCDF, not a bayes_lac run, or from an incompatible
-        version of bayes_lac.
+        The file is missing, not netCDF, not a bayes_lac run, from an incompatible version of
+        bayes_lac, has attrs that are not what a run holds, or records a verdict its draws do
+        not support. The message starts with the file's path.
     """
     from pathlib import Path
 
     from bayes_lac import __version__
-    from bayes_lac.errors import RunFileError
+    from bayes_lac.model.diagnostics import check_convergence
 
     path = Path(path)
     if not path.is_file():
         raise RunFileError(f"run file {path} not found; expected a netCDF file from `bayes-lac fit`")
+    if groups is not None:
+        groups = list(dict.fromkeys([*REQUIRED_GROUPS, "sample_stats", *groups]))
     try:
-        with xr.open_datatree(path, engine="h5netcdf") as tree:
-            results = tree.load()
+        results = _read(path, groups)
     except (OSError, ValueError) as err:
         raise RunFileError(f"{path} is not a readable netCDF run file: {err}") from None
     missing = [a for a in REQUIRED_ATTRS if a not in results.attrs]
     if missing:
-        raise RunFileError(
-            f"{path} is not a bayes_lac run: it lacks the attrs {', '.join(missing)}"
-        )
+        raise RunFileError(f"{path} is not a bayes_lac run: it lacks the attrs {', '.join(missing)}")
     groups = [g for g in REQUIRED_GROUPS if g not in results.children]
     if groups:
         raise RunFileError(f"{path} is not a complete bayes_lac run: no {', '.join(groups)} group")
     saved = str(results.attrs["bayes_lac_version"])
     if not _version_compatible(saved, __version__):
+        made = f"bayes_lac {_shown(saved)}" if _release(saved) else f"an unknown version ({_shown(saved)!r})"
         raise RunFileError(
-            f"{path} was written by bayes_lac {saved}, which this version ({__version__}) "
-            "cannot read; refit the model with this version"
+            f"{path} was written by {made}; this is bayes_lac {__version__}, which reads runs written by "
+            f"{'.'.join(__version__.split('.')[:2])}.x only (what a run holds may change between minor "
+            "versions before 1.0). Refit the model with this version"
         )
+    try:
+        info = run_info(results)
+    except RunFileError as err:
+        raise RunFileError(f"{path}: {err}") from None
+    recomputed = check_convergence(results)
+    if recomputed.converged != info.converged:
+        if info.converged:
+            why = "; ".join(p.rstrip(".") for p in recomputed.problems)
+            raise RunFileError(
+                f"{path} is marked converged, but its draws fail the convergence checks: {why}. The file "
+                "was edited, or its verdict was made by other checks; refit the model"
+            )
+        raise RunFileError(
+            f"{path} is marked not converged, but its draws pass the convergence checks; the file was "
+            "edited; refit the model"
+        )
+    results.attrs["diagnostics"] = recomputed.to_json()
     return results

@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import io
-import json
 import os
 import re
 import shutil
@@ -48,6 +47,7 @@ from bayes_lac.config import (
 )
 from bayes_lac.errors import UnknownAuthorityError
 from bayes_lac.files import atomic_path, is_formula_like, write_bytes, write_files, write_text
+from bayes_lac.model.results import run_info
 from bayes_lac.studies import backtest as bmod
 from bayes_lac.studies import sensitivity as smod
 from bayes_lac.summaries import Finding, format_money, format_percent, format_rate
@@ -748,35 +748,11 @@ class _Context:
     unit_costs: pd.DataFrame | None = None
 
 
-def _la_name(results: xr.DataTree, la: str) -> str:
-    const = results["constant_data"]
-    if "la_name" in const.coords:
-        names = dict(zip(const["la"].values.tolist(), const["la_name"].values.tolist()))
-        if la in names:
-            return str(names[la])
-    return la
-
-
-def _fitted_years(results: xr.DataTree) -> tuple[int, int]:
-    years = results["constant_data"]["year"].values
-    return int(years.min()), int(years.max())
-
-
 def comparison_neighbours(results: xr.DataTree, la: str) -> tuple[list[str], str]:
-    """The authorities the report compares `la` with, and where the list comes from.
-
-    The run's own comparison set when it was fitted on statistical neighbours (or a list);
-    for a national run, DfE's 2021 statistical neighbours of `la`.
-    """
-    comparison = str(results.attrs.get("comparison", ""))
-    codes = [c for c in json.loads(results.attrs.get("neighbours", "[]")) if c != la]
-    if comparison == "all" or comparison.startswith("all"):
-        from bayes_lac.data.neighbours import statistical_neighbours
-
-        return list(statistical_neighbours(la, model=2021)), "DfE statistical neighbours (2021 model)"
-    if comparison.startswith("neighbours-"):
-        return codes, f"DfE statistical neighbours ({comparison.removeprefix('neighbours-')} model), as in the fit"
-    return codes, "the run's comparison authorities"
+    """The authorities the report compares `la` (the run's target) with, and where the list
+    comes from: the run's neighbours (`bayes_lac.model.results.RunInfo.neighbours`)."""
+    info = run_info(results)
+    return list(info.neighbours_of(la)), info.neighbours_source
 
 
 def _comparison_section(ctx: _Context) -> Section:
@@ -843,7 +819,8 @@ def decomposition_windows(results: xr.DataTree, la: str | None = None) -> list[t
     With `la`, only years in which that authority has published counts (a decomposition of
     years before it existed would be invented history).
     """
-    first, last = _fitted_years(results)
+    info = run_info(results)
+    first, last = info.first_year, info.last_year
     span = dec.data_years(results, la) if la is not None else None
     if span is not None:
         first, last = max(first, span[0]), min(last, span[1])
@@ -1197,11 +1174,6 @@ def _sensitivity_section(ctx: _Context) -> Section:
     return sec
 
 
-def _json_attr(results: xr.DataTree, key: str, default):
-    text = results.attrs.get(key)
-    return default if text is None else json.loads(text)
-
-
 def _priors_table(priors: dict) -> pd.DataFrame:
     """The priors a run used, one row per section, key and measure."""
     rows = []
@@ -1238,30 +1210,30 @@ MODEL_DESCRIPTION: tuple[str, ...] = (
 def _model_card_section(ctx: _Context) -> Section:
     sec = Section("model-card", "Appendix B: model card")
     results = ctx.results
-    attrs = results.attrs
-    sampler = _json_attr(results, "sampler", {})
+    info = run_info(results)
+    sampler = info.sampler
     sec.heading("The run")
     items = [
         ("Authority", f"{ctx.la_name} ({ctx.la})"),
-        ("Comparison set", str(attrs.get("comparison", ""))),
-        ("Years fitted", "{} to {} (31 March)".format(*_fitted_years(results))),
-        ("Measures", ", ".join(_measure_label(m) for m in _json_attr(results, "measures", list(MEASURES)))),
-        ("Prior set", str(attrs.get("prior_set", ""))),
+        ("Comparison set", f"{info.comparison} ({info.comparison_chosen})"),
+        ("Years fitted", f"{info.first_year} to {info.last_year} (31 March)"),
+        ("Measures", ", ".join(_measure_label(m) for m in info.measures)),
+        ("Prior set", info.prior_set),
         (
             "Sampler",
             ", ".join(f"{k} {v}" for k, v in sampler.items()) if sampler else "not recorded",
         ),
-        ("Fitted", str(attrs.get("created_utc", ""))),
-        ("bayes_lac version of the fit", str(attrs.get("bayes_lac_version", ""))),
+        ("Fitted", info.created_utc),
+        ("bayes_lac version of the fit", info.version),
         ("Run file", ctx.run_path or "fitted for this report, not saved"),
     ]
     sec.definitions(items)
     sec.heading("Data sources and vintage")
     data_items = [
-        ("Data vintage", str(attrs.get("data_vintage", "not recorded"))),
+        ("Data vintage", info.data_vintage or "not recorded"),
         # the file's name only: a board does not need the analyst's folders
         ("Panel", Path(str(ctx.panel.attrs.get("source", ctx.panel_path or "given in memory"))).name),
-        ("Panel SHA-256 (at fit)", str(attrs.get("panel_sha256", ""))),
+        ("Panel SHA-256 (at fit)", info.panel_sha256),
     ]
     readme = DATA_README
     if readme.is_file():
@@ -1287,13 +1259,11 @@ def _model_card_section(ctx: _Context) -> Section:
     sec.heading("Priors used")
     sec.table(
         "priors",
-        f"Priors of the fit (prior set {attrs.get('prior_set', '')}; scales in models/priors/default.toml)",
-        _priors_table(_json_attr(results, "priors", {})),
+        f"Priors of the fit (prior set {info.prior_set}; scales in models/priors/default.toml)",
+        _priors_table(info.priors),
     )
     sec.heading("Convergence diagnostics")
-    from bayes_lac.model.diagnostics import stored_diagnostics
-
-    diag = stored_diagnostics(results)
+    diag = info.diagnostics
     sec.paragraph(
         "Thresholds: no divergent transitions, R-hat at most 1.01, bulk and tail effective sample "
         "size at least 400, E-BFMI at least 0.3 in every chain. "
@@ -1310,7 +1280,7 @@ def _model_card_section(ctx: _Context) -> Section:
     )
     sec.table("diagnostics", "Convergence diagnostics of the fit", table, formats={"value": _diagnostic_value})
     sec.heading("Imputations and exclusions")
-    imputations = _json_attr(results, "imputations", [])
+    imputations = info.imputations
     if imputations:
         for line in imputations:
             sec.notice(line)
@@ -1439,13 +1409,14 @@ def build_report(
     progress
         Show a progress bar over the sections.
     """
-    la = la or results.attrs["target_la"]
+    info = run_info(results)
+    la = la or info.target_la
     converged, problems = _convergence(results, allow_unconverged)
     if panel is None:
         from bayes_lac.data.panel import load_panel
 
         panel = load_panel(panel_path)
-    target = results.attrs["target_la"]
+    target = info.target_la
     if la != target:
         # the run's comparison set, decomposition and neighbours are those of its target
         raise UnknownAuthorityError(
@@ -1455,7 +1426,7 @@ def build_report(
     ctx = _Context(
         results=results,
         la=la,
-        la_name=_la_name(results, la),
+        la_name=info.la_name(la),
         panel=panel,
         panel_path=panel_path,
         sensitivity_refits=sensitivity_refits,
@@ -1507,7 +1478,7 @@ def _panel_mismatch(results: xr.DataTree, panel: pd.DataFrame) -> str:
     """A notice if `panel` is not the panel the run was fitted on (by its SHA-256), else ''."""
     from bayes_lac.data.panel import panel_sha256
 
-    fitted = str(results.attrs.get("panel_sha256", ""))
+    fitted = run_info(results).panel_sha256
     if not fitted or fitted == panel_sha256(panel):
         return ""
     return (
@@ -1539,7 +1510,6 @@ def default_fit_settings() -> dict:
 
 def _fit_for_report(args, panel: pd.DataFrame, run_path: Path) -> xr.DataTree:
     """Fit the model with the command's settings, save the run to `run_path`, return it."""
-    from bayes_lac.model.diagnostics import stored_diagnostics
     from bayes_lac.model.fit import LACModel
     from bayes_lac.model.results import save_run
 
@@ -1547,10 +1517,7 @@ def _fit_for_report(args, panel: pd.DataFrame, run_path: Path) -> xr.DataTree:
     for key in settings:
         if getattr(args, key, None) is not None:
             settings[key] = getattr(args, key)
-    neighbours = args.neighbours
-    if neighbours not in ("2021", "2025", "all"):
-        neighbours = [c.strip() for c in neighbours.split(",") if c.strip()]
-    model = LACModel(args.la, neighbours=neighbours, until=args.until, priors=args.priors or "default")
+    model = LACModel(args.la, neighbours=args.neighbours, until=args.until, priors=args.priors or "default")
     data = model.prepare(panel, source=str(args.panel or "bundled panel"))
     print(
         f"Fitting {args.la} with {len(data.la) - 1} comparison authorities ({data.comparison}), "
@@ -1559,7 +1526,7 @@ def _fit_for_report(args, panel: pd.DataFrame, run_path: Path) -> xr.DataTree:
     )
     results = model.fit(progressbar=True, **settings)
     save_run(results, run_path)
-    diag = stored_diagnostics(results)
+    diag = run_info(results).diagnostics
     print(f"Saved the run to {run_path}")
     print(diag.summary())
     return results

@@ -42,7 +42,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from tqdm.auto import tqdm
 
-from bayes_lac.errors import BayesLacError
+from bayes_lac.errors import BayesLacError, MissingDependencyError
 
 #: Environment every worker gets unless the caller's environment already sets it: no BLAS
 #: link attempt (the machines have no BLAS development libraries; the warning is harmless),
@@ -146,6 +146,8 @@ def run_tasks(
     tasks = list(tasks)
     if not callable(function):
         raise TypeError(f"function must be callable, got {function!r}")
+    if scheduler is not None:
+        require_dask()
     if scheduler is None and workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     if not tasks:
@@ -196,6 +198,25 @@ def _run_local(function, tasks, workers, bar) -> list:
             pool.shutdown(wait=True, cancel_futures=True)
             raise
     return results
+
+
+def require_dask() -> None:
+    """Raise `MissingDependencyError` unless ``dask.distributed`` can be imported.
+
+    Dask is an optional extra (``pip install 'bayes_lac[dask]'``): only a scheduler
+    (``--scheduler``) needs it; local processes do not.
+    """
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("dask.distributed") is not None
+    except ModuleNotFoundError:  # no dask at all
+        found = False
+    if not found:
+        raise MissingDependencyError(
+            "a Dask scheduler (--scheduler) needs Dask's distributed scheduler, which is not installed: "
+            "pip install 'bayes_lac[dask]', or leave out --scheduler to use local processes"
+        )
 
 
 def _run_dask(function, tasks, scheduler, bar) -> list:

@@ -37,7 +37,6 @@ about 0.4 posterior standard deviations), or when its interval becomes more than
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -49,6 +48,7 @@ import xarray as xr
 
 from bayes_lac.config import CI_PROB, MEASURE_LABELS
 from bayes_lac.errors import BayesLacError, InputFileError, RunFileError
+from bayes_lac.model.results import run_info
 from bayes_lac.summaries import (
     Finding,
     format_count,
@@ -95,31 +95,22 @@ POWER_COLUMNS: tuple[str, ...] = ("parameter", "measure", "la_code", "prior_sens
 # Power-scaling
 
 
-def _measure_values(priors: dict, section: str, key: str, measures) -> xr.DataArray:
-    value = priors[section][key]
-    values = [value[m] for m in measures] if isinstance(value, dict) else [value] * len(measures)
-    return xr.DataArray(np.asarray(values, float), coords={"measure": list(measures)}, dims="measure")
-
-
-def _normal_logpdf(x, mean, sd):
-    return -0.5 * ((x - mean) / sd) ** 2 - np.log(sd) - 0.5 * np.log(2 * np.pi)
-
-
-def _half_normal_logpdf(x, scale):
-    return -0.5 * (x / scale) ** 2 - np.log(scale) + 0.5 * np.log(2 / np.pi)
-
-
-def _beta_logpdf(x, a, b):
-    from scipy.special import betaln
-
-    return (a - 1.0) * np.log(x) + (b - 1.0) * np.log1p(-x) - betaln(a, b)
+def _prior_value(posterior: xr.Dataset, name: str) -> xr.DataArray | None:
+    """The draws of the variable a prior is on, None if the run does not hold it."""
+    if name in posterior:
+        return posterior[name]
+    if name == "dispersion_cv" and "dispersion" in posterior:
+        # the coefficient of variation the prior is set on is 1 / sqrt(dispersion)
+        return 1.0 / np.sqrt(posterior["dispersion"])
+    return None
 
 
 def prior_log_density(results: xr.DataTree) -> xr.Dataset:
     """Log density, per draw, of the top-level priors written in the run's prior file.
 
-    The terms, each evaluated at the posterior draws of the run with the priors recorded in
-    its ``priors`` attribute (see ``models/priors/default.toml``):
+    Every prior of ``bayes_lac.model.priors.PRIORS`` (the table the model graph is built
+    from) that the run holds, evaluated at the run's posterior draws with the priors recorded
+    in its ``priors`` attribute (see ``models/priors/default.toml``):
 
     * ``intercept`` ~ Normal(mean, sd) and ``deprivation_effect`` ~ Normal(mean, sd), per measure;
     * ``year_sigma`` ~ HalfNormal(step_sd_scale);
@@ -127,7 +118,7 @@ def prior_log_density(results: xr.DataTree) -> xr.Dataset:
     * ``persistence`` ~ Beta(mean * concentration, (1 - mean) * concentration);
     * ``la_intercept_sd``, ``la_trend_sd`` ~ HalfNormal(sd_scale) and, with several measures,
       ``la_intercept_corr``, ``la_trend_corr`` ~ LKJ(lkj_eta) (log density (eta - 1) log det R,
-      up to a constant), where the run holds them.
+      up to a constant).
 
     These are the prior beliefs a user sets. The population model (authority effects given
     their spread, random-walk steps given their sd) is left out: power-scaling it would
@@ -141,37 +132,33 @@ def prior_log_density(results: xr.DataTree) -> xr.Dataset:
     -------
     Dataset of log densities with dims (chain, draw[, measure]).
     """
+    from bayes_lac.model.priors import LKJ, PRIORS
+
     post = results["posterior"].to_dataset()
-    priors = json.loads(results.attrs.get("priors", "{}") or "{}")
+    priors = run_info(results).priors
     if not priors:
         raise RunFileError("the run records no priors (attribute 'priors'), so its prior cannot be power-scaled")
     measures = [str(m) for m in post["intercept"]["measure"].values]
     terms = {}
-    terms["intercept"] = _normal_logpdf(
-        post["intercept"], _measure_values(priors, "intercept", "mean", measures), _measure_values(priors, "intercept", "sd", measures)
-    )
-    terms["deprivation_effect"] = _normal_logpdf(
-        post["deprivation_effect"],
-        _measure_values(priors, "deprivation_effect", "mean", measures),
-        _measure_values(priors, "deprivation_effect", "sd", measures),
-    )
-    terms["year_sigma"] = _half_normal_logpdf(post["year_sigma"], _measure_values(priors, "year_effect", "step_sd_scale", measures))
-    terms["dispersion_cv"] = _half_normal_logpdf(
-        1.0 / np.sqrt(post["dispersion"]), _measure_values(priors, "dispersion", "cv_scale", measures)
-    )
-    if "persistence" in post and "persistence" in priors:
-        mean = _measure_values(priors, "persistence", "mean", measures)
-        conc = _measure_values(priors, "persistence", "concentration", measures)
-        terms["persistence"] = _beta_logpdf(post["persistence"], mean * conc, (1.0 - mean) * conc)
-    for effect in ("la_intercept", "la_trend"):
-        if f"{effect}_sd" in post:
-            terms[f"{effect}_sd"] = _half_normal_logpdf(post[f"{effect}_sd"], _measure_values(priors, effect, "sd_scale", measures))
-        corr = f"{effect}_corr"
-        if corr in post and len(measures) > 1:
-            eta = float(priors[effect]["lkj_eta"])
-            matrices = post[corr].transpose("chain", "draw", ...).values
-            _, logdet = np.linalg.slogdet(matrices)
-            terms[corr] = xr.DataArray((eta - 1.0) * logdet, coords={"chain": post["chain"], "draw": post["draw"]}, dims=("chain", "draw"))
+    for name, prior in PRIORS.items():
+        value = _prior_value(post, name)
+        if value is None or prior.section not in priors:
+            continue
+        parameters = {
+            k: xr.DataArray(v, coords={"measure": measures}, dims="measure") if np.ndim(v) else v
+            for k, v in prior.parameters(priors, measures).items()
+        }
+        if prior.family is LKJ:
+            if len(measures) < 2:
+                continue
+            matrices = value.transpose("chain", "draw", ...).values
+            terms[name] = xr.DataArray(
+                prior.family.logpdf(matrices, **parameters),
+                coords={"chain": post["chain"], "draw": post["draw"]},
+                dims=("chain", "draw"),
+            )
+        else:
+            terms[name] = prior.family.logpdf(value, **parameters)
     return xr.Dataset(terms)
 
 
@@ -228,8 +215,8 @@ def power_scaling(
     scaled = xr.DataTree.from_dict(
         {"posterior": posterior, "log_likelihood": results["log_likelihood"].to_dataset(), "log_prior": log_prior}
     )
-    target = results.attrs.get("target_la")
-    coords = {"la": [target]} if target and "la" in posterior.dims else None
+    target = run_info(results).target_la
+    coords = {"la": [target]} if "la" in posterior.dims else None
     prior = az.psense(scaled, var_names=names, group="prior", coords=coords)
     likelihood = az.psense(scaled, var_names=names, group="likelihood", coords=coords)
     rows = []
@@ -291,10 +278,6 @@ def _parameter_label(row) -> str:
 # Conclusions a board reads
 
 
-def _years(results: xr.DataTree) -> np.ndarray:
-    return np.asarray(results["posterior"]["year_effect"]["year"].values, int)
-
-
 def conclusions(
     results: xr.DataTree,
     unit_costs=None,
@@ -323,10 +306,9 @@ def conclusions(
     from bayes_lac.analysis.forecast import forecast
     from bayes_lac.model import results as R
 
-    la = results.attrs["target_la"]
-    years = _years(results)
-    first, last = int(years.min()), int(years.max())
-    converged = str(results.attrs.get("converged", "true")).lower() == "true"
+    info = run_info(results)
+    la = info.target_la
+    first, last = info.first_year, info.last_year
     tables = []
 
     def add(draws: xr.DataArray, name: str, year: int, units: str | None = None):
@@ -360,8 +342,8 @@ def conclusions(
         for h in horizons:
             add(cost.sel(year=last + h), f"cost_{h}", last + h)
     out = pd.concat(tables, ignore_index=True)
-    out["prior_set"] = prior_set if prior_set is not None else results.attrs.get("prior_set", "")
-    out["converged"] = converged
+    out["prior_set"] = prior_set if prior_set is not None else info.prior_set
+    out["converged"] = info.converged
     return out[list(CONCLUSION_COLUMNS)]
 
 
@@ -498,7 +480,7 @@ def _data_only(results: xr.DataTree) -> xr.DataTree:
 def sampler_settings(results: xr.DataTree, **overrides) -> dict:
     """The run's sampler settings (draws, tune, chains, seed, sampler, target_accept), with
     any override that is not None."""
-    stored = json.loads(results.attrs.get("sampler", "{}"))
+    stored = run_info(results).sampler
     keys = ("draws", "tune", "chains", "seed", "sampler", "target_accept")
     settings = {k: stored[k] for k in keys if k in stored}
     settings.update({k: v for k, v in overrides.items() if v is not None})
@@ -526,11 +508,12 @@ def refit_conclusions(task: dict) -> dict:
     run.attrs["prior_set"] = task["prior_set"]
     seconds = time.perf_counter() - start
     table = conclusions(run, unit_costs=task["unit_costs"], seed=task["seed"], prior_set=task["prior_set"])
+    info = run_info(run)
     return {
         "table": table,
-        "converged": str(run.attrs.get("converged", "true")).lower() == "true",
+        "converged": info.converged,
         "seconds": seconds,
-        "diagnostics": run.attrs.get("diagnostics", ""),
+        "diagnostics": info.diagnostics.to_json(),
     }
 
 
@@ -621,9 +604,10 @@ def sensitivity(
     from bayes_lac.studies.parallel import run_tasks
 
     start = time.perf_counter()
+    info = run_info(results)
     power = power_scaling(results)
-    power_finding = power_scaling_finding(power, converged=str(results.attrs.get("converged", "true")).lower() == "true")
-    reference = str(results.attrs.get("prior_set", "default"))
+    power_finding = power_scaling_finding(power, converged=info.converged)
+    reference = info.prior_set or "default"
     reference_label = _prior_label(reference)
     if not prior_sets:
         return Sensitivity(
@@ -737,7 +721,8 @@ def _bundled_unit_costs(results: xr.DataTree):
 
     if not BUNDLED_PANEL.exists():
         return None, "Costs left out: no bundled panel to read unit costs from."
+    info = run_info(results)
     panel = load_panel()
-    if panel_sha256(panel) != results.attrs.get("panel_sha256"):
+    if panel_sha256(panel) != info.panel_sha256:
         return None, "Costs left out: the run was not fitted on the bundled panel, so its unit costs are not known."
-    return unit_cost_history(panel, results.attrs["target_la"]), "Costs use the target's unit-cost history in the bundled panel."
+    return unit_cost_history(panel, info.target_la), "Costs use the target's unit-cost history in the bundled panel."
