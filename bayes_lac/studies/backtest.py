@@ -258,6 +258,7 @@ class ModelForecaster:
         from bayes_lac.analysis.forecast import forecast
         from bayes_lac.model.diagnostics import require_converged
         from bayes_lac.model.fit import LACModel
+        from bayes_lac.model.results import run_info
 
         config = self.config()
         origin = int(origin)
@@ -282,10 +283,11 @@ class ModelForecaster:
             log_density=False,
         )
         fit_seconds = time.perf_counter() - start
-        last = int(run["posterior"]["year_effect"]["year"].max())
+        info = run_info(run)
+        last = info.last_year
         if last != origin:
             raise PanelError(f"backtest origin {origin}: the panel's latest year up to {origin} is {last}; expected data for {origin}")
-        converged = str(run.attrs.get("converged", "true")).lower() == "true"
+        converged = info.converged
         if not self.allow_unconverged:
             require_converged(run)
         in_run = {str(c) for c in run["constant_data"]["la"].values}
