@@ -124,7 +124,7 @@ def test_unit_cost_history_refuses_in_one_line_without_cost_columns(tmp_path):
 
 
 def _run_without_england(tmp_path: Path) -> str:
-    run = make_toy_results(draws=60)
+    run = make_toy_results()
     reference = run["reference"].to_dataset()
     run["reference"] = reference.map(lambda v: v * np.nan)
     path = tmp_path / "run.nc"
@@ -147,7 +147,7 @@ def test_forecast_converge_england_without_england_rows_says_what_is_missing(tmp
 
 def test_costs_without_unit_cost_columns_says_what_is_missing(tmp_path, capsys):
     run = str(tmp_path / "run.nc")
-    R.save_run(make_toy_results(draws=60), run)
+    R.save_run(make_toy_results(), run)
     panel = write(tmp_path, panel_text())
     out = tmp_path / "costs.csv"
 

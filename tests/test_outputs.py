@@ -48,7 +48,7 @@ def run_file(tmp_path_factory) -> Path:
     from bayes_lac.model.results import save_run
 
     path = tmp_path_factory.mktemp("run") / "run.nc"
-    save_run(make_toy_results(draws=20), path)
+    save_run(make_toy_results(), path)
     return path
 
 
@@ -98,7 +98,7 @@ def test_save_run_is_atomic(tmp_path, monkeypatch):
     from bayes_lac.model.results import load_run, save_run
 
     path = tmp_path / "run.nc"
-    save_run(make_toy_results(draws=10), path)
+    save_run(make_toy_results(), path)
     before = _digest(path)
 
     def interrupted(self, target, *args, **kwargs):
@@ -107,7 +107,7 @@ def test_save_run_is_atomic(tmp_path, monkeypatch):
 
     monkeypatch.setattr(xr.DataTree, "to_netcdf", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        save_run(make_toy_results(draws=10, seed=1), path)
+        save_run(make_toy_results(seed=1), path)
     assert _digest(path) == before and _leftovers(tmp_path) == []
     monkeypatch.undo()
     assert load_run(path).attrs["target_la"]

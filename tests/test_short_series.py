@@ -26,7 +26,7 @@ WEST_NORTHANTS = "E06000062"
 def run_with_a_new_authority(first_year: int = 2022, last_year: int | None = None) -> xr.DataTree:
     """A toy run 2010-2025 whose second authority is West Northamptonshire, with published
     counts only from `first_year` (to `last_year`); the others have counts every year."""
-    run = make_toy_results(years=(2010, 2025), draws=60)
+    run = make_toy_results(years=(2010, 2025))
     old = str(run["constant_data"]["la"].values[1])
     codes = [WEST_NORTHANTS if str(c) == old else str(c) for c in run["constant_data"]["la"].values]
     names = ["West Northamptonshire" if c == WEST_NORTHANTS else f"Area {i}" for i, c in enumerate(codes)]
