@@ -19,10 +19,13 @@ $(BIN)/bayes-lac: pyproject.toml
 install: $(BIN)/bayes-lac
 
 # The report is written even if the fit fails its convergence checks, and then says so on
-# every page; `bayes-lac report` without --allow-unconverged refuses such a fit.
+# every page; `bayes-lac report` without --allow-unconverged refuses such a fit. It is named
+# after the authority (reports/thurrock.html for the default LA); --overwrite replaces the run
+# of an earlier `make report` (reports/<name>_run.nc). Without Chromium, Chrome or Edge the
+# PDF is skipped with a note and the HTML and workbook are still written.
 report: install
 	$(BIN)/bayes-lac compare --la $(LA) --out reports
-	$(BIN)/bayes-lac report --la $(LA) --out reports/thurrock.html --pdf --xlsx --allow-unconverged
+	$(BIN)/bayes-lac report --la $(LA) --pdf --xlsx --allow-unconverged --overwrite
 
 test: install
 	$(BIN)/python -m pytest -q -n 2 --durations=15

@@ -30,3 +30,11 @@ class RunFileError(BayesLacError):
 
 class InputFileError(BayesLacError):
     """A user-supplied file other than a panel (priors, intervention, population) is invalid."""
+
+
+class UsageError(BayesLacError):
+    """A command-line argument is missing or cannot be used as given (named in the message)."""
+
+
+class OutputFileError(BayesLacError):
+    """An output path cannot be written safely: it is an input, a folder, or under a file."""

@@ -7,10 +7,12 @@ Skipped, with the reason, when no Chromium is installed; CI installs Debian's `c
 
 from __future__ import annotations
 
+import http.server
 import json
 import re
 import shutil
 import subprocess
+import threading
 import unicodedata
 
 import pytest
@@ -86,6 +88,11 @@ def test_page_loads_images_decode_and_headlines_show(rendered, tmp_path):
         + "</script>"
         + PROBE
     )
+    # The report forbids scripts (its Content-Security-Policy); the probe's own inline script
+    # is let in, and everything else the policy says is kept.
+    policy = "default-src 'none'; img-src data:; style-src 'unsafe-inline';"
+    assert policy in page
+    page = page.replace(policy, policy + " script-src 'unsafe-inline';")
     probed = tmp_path / "probed.html"
     probed.write_text(page.replace("</body>", probe + "</body>"), encoding="utf-8")
     proc = R.run_chromium(probed.as_uri(), "--virtual-time-budget=10000", "--dump-dom", timeout=120)
@@ -117,3 +124,76 @@ def test_unconverged_warning_on_every_pdf_page(rendered, tmp_path):
     header = _squash(rep.unconverged_header)
     missing = [i + 1 for i, text in enumerate(pages) if header not in _squash(text)]
     assert not missing, f"pages without the unconverged warning: {missing}"
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """Records every request a browser makes to the loopback server."""
+
+    requests: list[str] = []
+
+    def do_GET(self):  # noqa: N802 (the name http.server calls)
+        type(self).requests.append(self.path)
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def loopback_server():
+    """An HTTP server on 127.0.0.1 that records what is fetched from it."""
+    _Recorder.requests = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", _Recorder.requests
+    server.shutdown()
+    server.server_close()
+
+
+def _fetching_page(base: str) -> str:
+    return (
+        "<!DOCTYPE html><html><head><style>body { background: url(" + base + "/css) }</style>"
+        '<link rel="stylesheet" href="' + base + '/link"></head><body>'
+        '<img src="' + base + '/img" alt="x"><iframe src="' + base + '/frame"></iframe></body></html>'
+    )
+
+
+def test_chromium_runs_with_the_network_cut_off(loopback_server, tmp_path):
+    """A page asking for four loopback URLs gets none of them through `run_chromium`; the
+    same browser without the package's flags fetches them (so the check can fail)."""
+    base, requests = loopback_server
+    page = tmp_path / "fetching.html"
+    page.write_text(_fetching_page(base), encoding="utf-8")
+    R.run_chromium(page.as_uri(), "--virtual-time-budget=3000", "--dump-dom", timeout=120)
+    assert requests == []
+
+    plain = [f for f in R.CHROMIUM_FLAGS if not f.startswith(("--proxy", "--host-resolver"))]
+    with __import__("tempfile").TemporaryDirectory() as profile:
+        subprocess.run(
+            [R.find_chromium(), *plain, f"--user-data-dir={profile}", "--virtual-time-budget=3000", "--dump-dom",
+             page.as_uri()],
+            capture_output=True, timeout=120, check=False,
+        )
+    assert requests, "control: without the network flags the page should have fetched from loopback"
+
+
+def test_authority_name_cannot_make_the_pdf_fetch_anything(loopback_server, tmp_path):
+    """The defect: a form feed in an authority's name broke out of the page-margin CSS and made
+    Chromium fetch a URL while printing. Now the name is escaped, the page's policy forbids
+    fetches and the browser has no network: nothing is requested, and the PDF is written."""
+    base, requests = loopback_server
+    name = "Thurrock\f} body { background: url(" + base + "/css) } @page { x: \"<img src=" + base + "/img>"
+    section = R.Section("s", "Section")
+    section.paragraph(name)
+    report = R.Report(la="E06000034", la_name=name, sections=[section])
+    html_path = R.write_html(report, tmp_path / "evil.html")
+    text = html_path.read_text(encoding="utf-8")
+    style = text.split("<style>")[1].split("</style>")[0]
+    # the name is inside one CSS string literal, and nowhere else in the style sheet
+    assert "url(" + base not in style.replace(R._css_string(report.short_title), "")
+    pdf = R.write_pdf(html_path)
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    assert requests == []

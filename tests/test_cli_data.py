@@ -69,6 +69,26 @@ def _unnamed_column_with_data(tmp_path: Path) -> bytes:
     return ("\n".join([lines[0] + ","] + [line + ",5" for line in lines[1:]]) + "\n").encode()
 
 
+def _stray_cp1252_byte(tmp_path: Path) -> bytes:
+    """A UTF-8 file (an en dash in line 4) with one Windows-1252 en dash typed into line 5."""
+    text = small_panel_text().replace("Southend-on-Sea,2016", "Southend-on-Sea \u2013 Borough,2016")
+    return text.encode("utf-8").replace(b"Southend-on-Sea,2017", b"Southend\x96on-Sea,2017")
+
+
+def _byte_undefined_in_cp1252(tmp_path: Path) -> bytes:
+    return small_panel_text().encode("utf-8").replace(b"Thurrock,2017", b"Thurrock\x81,2017")
+
+
+def _with_note_column(value: str) -> bytes:
+    rows = list(csv.reader(io.StringIO(small_panel_text())))
+    rows[0].append("note")
+    for i, row in enumerate(rows[1:], start=2):
+        row.append(value if i == 4 else "")
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue().encode()
+
+
 # (case id, function tmp_path -> file bytes, substrings the message must contain)
 BAD_FILES = [
     ("empty", lambda t: b"", ["is empty (0 bytes)", "expected a CSV with a header line", "la_code,la_name,year"]),
@@ -164,27 +184,18 @@ BAD_FILES = [
     (
         "blank-la-code",
         lambda t: set_cell(small_panel_text(), 5, "la_code", "  ").encode(),
-        ["line 5, column 'la_code': is blank", "expected an English ONS (GSS) code: E followed by 8 digits"],
+        ["line 5, column 'la_code': is blank", "expected an area code: an ONS (GSS) code such as E06000034"],
     ),
     (
         "malformed-la-code",
         lambda t: set_cell(small_panel_text(), 3, "la_code", "E0600034").encode(),
-        ["line 3 (E0600034, 2017), column 'la_code': found 'E0600034'", "expected an English ONS (GSS) code"],
-    ),
-    (
-        "old-dfe-number",
-        lambda t: set_cell(small_panel_text(), 3, "la_code", "883").encode(),
-        ["line 3 (883, 2017), column 'la_code': found '883'", "DfE 3-digit LA number: use the ONS code"],
+        ["line 3 (E0600034, 2017), column 'la_code': found 'E0600034', which looks like an ONS code but has 7 digits",
+         "expected an area code"],
     ),
     (
         "lower-case-la-code",
         lambda t: set_cell(small_panel_text(), 2, "la_code", "e06000034").encode(),
-        ["line 2 (e06000034, 2016), column 'la_code'", "ONS codes start with a capital E"],
-    ),
-    (
-        "welsh-code",
-        lambda t: set_cell(small_panel_text(), 2, "la_code", "W06000015").encode(),
-        ["line 2 (W06000015, 2016), column 'la_code'", "the panel covers England"],
+        ["line 2 (e06000034, 2016), column 'la_code'", "ONS codes start with a capital letter (E06000034)"],
     ),
     (
         "blank-la-name",
@@ -221,7 +232,7 @@ BAD_FILES = [
         "non-numeric-deprivation",
         lambda t: set_cell(small_panel_text(), 5, "deprivation", "high").encode(),
         ["line 5 (E06000033, 2017), column 'deprivation': found 'high', which is not a number",
-         "expected a number (blank if not available)"],
+         "expected a number from 0 to 100, e.g. a percentage (blank if not available)"],
     ),
     (
         "unquoted-thousands",
@@ -238,7 +249,130 @@ BAD_FILES = [
         _unnamed_column_with_data,
         ["column 10 has no name in the header but holds data (line 2: '5')", "expected a column name"],
     ),
+    # values as written: control and invisible characters are refused with their line
+    (
+        "form-feed-in-name-broke-out-of-report-css",
+        lambda t: set_cell(small_panel_text(), 3, "la_name", "Thurrock\x0c}body{").encode(),
+        ["line 3 (E06000034, 2017), column 'la_name': found 'Thurrock\\x0c}body{'",
+         "U+000C (FORM FEED) at character 9", "expected the name of the area in plain text"],
+    ),
+    (
+        "nul-in-name-was-binary-without-a-line",
+        lambda t: set_cell(small_panel_text(), 4, "la_name", "Southend\x00").encode(),
+        ["line 4 (E06000033, 2016), column 'la_name'", "U+0000 (NUL)"],
+    ),
+    (
+        "escape-in-code",
+        lambda t: set_cell(small_panel_text(), 3, "la_code", "E06000034\x1b[0m").encode(),
+        ["line 3 (E06000034\\x1b[0m, 2017), column 'la_code'", "U+001B (ESCAPE) at character 10",
+         "expected an area code"],
+    ),
+    (
+        "bidi-override-in-name",
+        lambda t: set_cell(small_panel_text(), 5, "la_name", "Southend\u202eaes-no").encode(),
+        ["line 5 (E06000033, 2017), column 'la_name'", "U+202E (RIGHT-TO-LEFT OVERRIDE)"],
+    ),
+    (
+        "vertical-tab-in-extra-column",
+        lambda t: _with_note_column("see\x0bnote"),
+        ["line 4 (E06000033, 2016), column 'note'", "U+000B (VERTICAL TAB)", "expected plain text"],
+    ),
+    # values as written: numbers
+    (
+        "scientific-notation-count-read-as-1400",
+        lambda t: set_cell(small_panel_text(), 3, "looked_after", "1.4E+03").encode(),
+        ["line 3 (E06000034, 2017), column 'looked_after': found '1.4E+03', a number in scientific notation",
+         "any whole number from 1,350 to 1,449", "format the column as 'Number'",
+         "expected a whole number of children"],
+    ),
+    (
+        "scientific-notation-population",
+        lambda t: set_cell(small_panel_text(), 2, "population_0_17", "4.1E+04").encode(),
+        ["line 2 (E06000034, 2016), column 'population_0_17': found '4.1E+04', a number in scientific notation"],
+    ),
+    (
+        "arabic-indic-digits-in-code-made-a-phantom-authority",
+        lambda t: set_cell(small_panel_text(), 3, "la_code", "E06\u0660\u0660\u066034").encode(),
+        ["line 3 (E06\u0660\u0660\u066034, 2017), column 'la_code'",
+         "a digit other than 0-9: '\u0660' U+0660 (ARABIC-INDIC DIGIT ZERO)"],
+    ),
+    (
+        "full-width-digits-in-count",
+        lambda t: set_cell(small_panel_text(), 3, "looked_after", "\uff13\uff10\uff11").encode(),
+        ["line 3 (E06000034, 2017), column 'looked_after'", "U+FF13 (FULLWIDTH DIGIT THREE)",
+         "expected a whole number of children"],
+    ),
+    (
+        "full-width-digits-in-year",
+        lambda t: set_cell(small_panel_text(), 3, "year", "\uff12\uff10\uff11\uff17").encode(),
+        ["column 'year'", "U+FF12 (FULLWIDTH DIGIT TWO)"],
+    ),
+    # values as written: encodings
+    (
+        "stray-cp1252-byte-garbled-every-name",
+        _stray_cp1252_byte,
+        ["is UTF-8 but holds 1 byte(s) that are not: line 5 (character 19: byte 0x96, '\u2013' in Windows-1252)",
+         "expected one encoding for the whole file"],
+    ),
+    (
+        "byte-that-is-no-text-in-any-encoding",
+        _byte_undefined_in_cp1252,
+        ["line 3: byte 0x81 is not text in UTF-8 or Windows-1252"],
+    ),
+    # values as written: absurd magnitudes
+    (
+        "population-1e20-gave-a-traceback",
+        lambda t: set_cell(small_panel_text(), 3, "population_0_17", "1e20").encode(),
+        ["line 3 (E06000034, 2017), column 'population_0_17': found '1e20', more than 20,000,000 children"],
+    ),
+    (
+        "population-above-20-million",
+        lambda t: set_cell(small_panel_text(), 7, "population_0_17", "21000000").encode(),
+        ["line 7 (E92000001, 2017), column 'population_0_17': found '21000000', more than 20,000,000"],
+    ),
+    (
+        "count-above-20-million-without-population",
+        lambda t: set_cell(set_cell(small_panel_text(), 3, "population_0_17", ""), 3, "children_in_need", "25000000").encode(),
+        ["line 3 (E06000034, 2017), column 'children_in_need': found '25000000', more than 20,000,000"],
+    ),
+    (
+        "deprivation-1e400-made-the-density-nan",
+        lambda t: set_cell(small_panel_text(), 3, "deprivation", "1e400").encode(),
+        ["line 3 (E06000034, 2017), column 'deprivation': found '1e400', which is too large to be a number",
+         "reads as infinity"],
+    ),
+    (
+        "deprivation-outside-0-100",
+        lambda t: set_cell(small_panel_text(), 3, "deprivation", "150").encode(),
+        ["column 'deprivation': found '150', outside 0 to 100", "expected a number from 0 to 100"],
+    ),
+    (
+        "negative-deprivation",
+        lambda t: set_cell(small_panel_text(), 3, "deprivation", "-2").encode(),
+        ["column 'deprivation': found '-2', outside 0 to 100"],
+    ),
+    (
+        "weekly-cost-in-scientific-notation",
+        lambda t: _with_cost_column("1.2E+03"),
+        ["line 4 (E06000033, 2016), column 'weekly_cost_per_child': found '1.2E+03', a number in scientific notation"],
+    ),
+    (
+        "negative-weekly-cost",
+        lambda t: _with_cost_column("-5"),
+        ["line 4 (E06000033, 2016), column 'weekly_cost_per_child': found '-5', which is negative",
+         "expected £ per child per week, 0 or more"],
+    ),
 ]
+
+
+def _with_cost_column(value: str) -> bytes:
+    rows = list(csv.reader(io.StringIO(small_panel_text())))
+    rows[0].append("weekly_cost_per_child")
+    for i, row in enumerate(rows[1:], start=2):
+        row.append(value if i == 4 else "1500")
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue().encode()
 
 
 @pytest.mark.parametrize("make, expected", [c[1:] for c in BAD_FILES], ids=[c[0] for c in BAD_FILES])
@@ -254,6 +388,8 @@ def test_bad_panel_exits_2_with_a_message_naming_file_place_column_and_expectati
     assert status == 2
     assert captured.err.startswith(PREFIX + str(path))
     assert "Traceback" not in captured.err
+    assert captured.err.count("\n") == 1  # one line, ending the output
+    assert captured.err.rstrip("\n").isprintable()  # no raw control character echoed back
     for part in expected:
         assert part in captured.err, f"{part!r} not in {captured.err!r}"
     assert captured.out == ""
@@ -342,9 +478,7 @@ def test_installed_command_prints_no_traceback(tmp_path):
 @pytest.mark.parametrize("value", ["0", "-5", "many"])
 def test_sampler_settings_must_be_whole_numbers_above_zero(option, value, tmp_path, capsys):
     # 0 used to fall back silently to the default; now it is refused before any work
-    with pytest.raises(SystemExit) as exit_info:
-        main(["fit", "--la", "E06000034", option, value, "--out", str(tmp_path / "run.nc")])
-    assert exit_info.value.code == 2
+    assert main(["fit", "--la", "E06000034", option, value, "--out", str(tmp_path / "run.nc")]) == 2
     err = capsys.readouterr().err
     assert option in err and "whole number above 0" in err
     assert not (tmp_path / "run.nc").exists()

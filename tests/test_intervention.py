@@ -1,11 +1,17 @@
 """Invest-to-save cases: exact reproduction of the 2017 Thurrock report, uncertainty, errors, CLI."""
 
 import copy
+import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import matplotlib
 import numpy as np
 import pytest
+from scipy import stats
 
 from bayes_lac import cli
 from bayes_lac.analysis.interventions import (
@@ -267,3 +273,142 @@ def test_cli_bad_file_exits_2(tmp_path, capsys):
     assert cli.main(["intervention", str(bad), "--out", str(tmp_path / "x.csv")]) == 2
     assert "bad.toml" in capsys.readouterr().err
     assert not (tmp_path / "x.csv").exists()
+
+
+# --- files that contradict themselves or are implausible (refused through the CLI) ------------
+
+
+def toml_text(data: dict) -> str:
+    """A TOML file for `data` (top-level scalars and lists, then one table per quantity)."""
+
+    def value(v):
+        if isinstance(v, str):
+            return json.dumps(v)
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + "}"
+        return repr(v)
+
+    lines = [f"{k} = {value(v)}" for k, v in data.items() if not isinstance(v, dict)]
+    for key, table in data.items():
+        if isinstance(table, dict):
+            lines.append(f"[{key}]")
+            lines += [f"{k} = {value(v)}" for k, v in table.items()]
+    return "\n".join(lines) + "\n"
+
+
+def with_changes(**changes) -> dict:
+    data = copy.deepcopy(BASE)
+    data.update(changes)
+    return data
+
+
+PAUSE_LIKE = with_changes(
+    reach={"point": 15, "unit": "women", "unit_singular": "woman"},
+    effect={"point": 3.5, "low": 2, "high": 5, "per": "year", "uncertainty": {"dist": "uniform", "lower": 2, "upper": 5}},
+    duration={"point": 1.0, "unit": "years"},
+)
+
+CONTRADICTIONS = [
+    # The defect: a point effect of 0.16 quoted in the sentence, savings drawn around 0.9.
+    ("point_outside_uncertainty", with_changes(
+        effect={"point": 0.16, "uncertainty": {"dist": "beta", "mean": 0.9, "sd": 0.05}}), "effect.point"),
+    ("low_outside_uniform", with_changes(
+        effect={"point": 0.1, "low": 0.01, "uncertainty": {"dist": "uniform", "lower": 0.05, "upper": 0.15}}),
+     "effect.low"),
+    ("high_outside_lognormal", with_changes(
+        unit_cost={"point": 50000, "high": 500000, "per": "year",
+                   "uncertainty": {"dist": "lognormal", "mean": 50000, "sd": 10000}}), "unit_cost.high"),
+    # A free service "saves" for certain: >99% chance it saves.
+    ("zero_cost", with_changes(cost_per_participant={"point": 0}), "cost_per_participant.point"),
+    ("negative_cost", with_changes(cost_per_participant=-2000), "cost_per_participant.point"),
+    ("zero_unit_cost", with_changes(unit_cost={"point": 0, "per": "year"}), "unit_cost.point"),
+    ("uniform_cost_from_zero", with_changes(
+        cost_per_participant={"point": 2000, "uncertainty": {"dist": "uniform", "lower": 0, "upper": 4000}}),
+     "cost_per_participant.uncertainty"),
+    ("huge_horizon", with_changes(years=1_000_000_000), "years"),
+    ("horizon_above_max", with_changes(years=51), "years"),
+    ("implausible_reach", with_changes(reach={"point": 2e6, "unit": "families"}), "reach.point"),
+    ("implausible_effect", with_changes(effect={"point": 160}), "effect.point"),
+    ("implausible_effect_distribution", with_changes(
+        effect={"point": 20, "uncertainty": {"dist": "gamma", "mean": 20, "sd": 40}}), "effect.uncertainty"),
+    ("implausible_effect_per_year", {**PAUSE_LIKE, "effect": {"point": 3000, "per": "year"}}, "effect.point"),
+    ("implausible_at_risk", with_changes(at_risk={"point": 500}), "at_risk.point"),
+    ("duration_beyond_childhood", with_changes(duration={"point": 30, "unit": "years"}), "duration.point"),
+    ("cost_in_pence", with_changes(unit_cost={"point": 7_079_200_000, "per": "year"}), "unit_cost.point"),
+]
+
+
+@pytest.mark.parametrize("name, data, key", CONTRADICTIONS, ids=[c[0] for c in CONTRADICTIONS])
+def test_cli_refuses_contradictory_or_implausible_file_naming_file_and_key(tmp_path, capsys, name, data, key):
+    path = write(tmp_path, toml_text(data), name=f"{name}.toml")
+    out = tmp_path / "out.csv"
+    assert cli.main(["intervention", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert f"{name}.toml: '{key}': expected" in err
+    assert not out.exists()
+
+
+def test_pause_like_file_without_the_defect_is_accepted(tmp_path, capsys):
+    # The fixture for implausible_effect_per_year is valid apart from its effect.
+    path = write(tmp_path, toml_text(PAUSE_LIKE), name="fine.toml")
+    assert cli.main(["intervention", str(path), "--draws", "200", "--out", str(tmp_path / "fine.csv")]) == 0
+    assert (tmp_path / "fine.csv").exists()
+
+
+def test_horizon_of_max_years_is_accepted():
+    from bayes_lac.analysis.interventions import MAX_YEARS
+
+    r = evaluate_intervention(spec_with(years=MAX_YEARS), uncertainty=False)
+    assert r.point("participants") == 100 * MAX_YEARS
+
+
+def test_values_at_the_bounds_of_a_uniform_are_inside_its_range():
+    # Pause gives the source's low and high cases as the bounds of its uniform effect.
+    spec = load_intervention("pause")
+    assert spec.quantities["effect"].low == spec.quantities["effect"].uncertainty_range()[0] == 2
+
+
+@pytest.mark.parametrize(
+    "dist",
+    [
+        {"dist": "normal", "mean": 2000, "sd": 600},
+        {"dist": "lognormal", "mean": 50000, "sd": 20000},
+        {"dist": "gamma", "mean": 1.9, "sd": 0.7},
+        {"dist": "beta", "mean": 0.16, "sd": 0.05},
+    ],
+    ids=lambda d: d["dist"],
+)
+def test_uncertainty_range_is_the_range_of_the_draws(dist):
+    """The range the point is checked against is that of the distribution the draws come from."""
+    from bayes_lac.analysis.interventions import Quantity
+
+    q = Quantity("x", dist["mean"], dist["mean"], dist["mean"], dist)
+    lo, hi = q.uncertainty_range(0.99)
+    draws = q.sample(np.random.default_rng(0), 400_000)
+    np.testing.assert_allclose(np.quantile(draws, [0.005, 0.995]), [lo, hi], rtol=0.02)
+
+
+def test_python_dash_m_refuses_point_outside_uncertainty_in_one_line(tmp_path):
+    name, data, key = CONTRADICTIONS[0]
+    path = write(tmp_path, toml_text(data), name=f"{name}.toml")
+    out = tmp_path / "out.csv"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    result = subprocess.run(
+        [sys.executable, "-m", "bayes_lac", "intervention", str(path), "--out", str(out)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    # beta with mean 0.9 and sd 0.05 is Beta(31.5, 3.5): nu = 0.9 * 0.1 / 0.05**2 - 1 = 35.
+    lo, hi = stats.beta(31.5, 3.5).ppf([0.005, 0.995])
+    expected = (
+        f"bayes-lac intervention: error: {path}: '{key}': expected a value inside the central 99% range of "
+        f"effect.uncertainty (beta, mean 0.9, sd 0.05: {lo:.4g} to {hi:.4g}), got 0.16; the sentence quotes the "
+        "point value and the savings are drawn from the distribution, so the two must agree"
+    )
+    assert result.stderr.strip().splitlines() == [expected]
+    assert not out.exists()

@@ -16,6 +16,7 @@ import pytest
 
 from bayes_lac.cli import main
 from bayes_lac.config import (
+    BUNDLED_LA_NUMBERS,
     BUNDLED_NEIGHBOURS,
     BUNDLED_PANEL,
     DATA_DIR,
@@ -27,6 +28,7 @@ from bayes_lac.data.official import (
     SOURCE_FILES,
     build_panel,
     format_number,
+    la_numbers_path_for,
     neighbours_path_for,
     panel_text,
     parse_values,
@@ -266,6 +268,11 @@ def test_neighbours_file_goes_beside_a_custom_panel(tmp_path):
     assert neighbours_path_for(tmp_path / "my panel.csv") == tmp_path / "my panel_neighbours.csv"
 
 
+def test_dfe_number_table_goes_beside_a_custom_panel(tmp_path):
+    assert la_numbers_path_for(None) == BUNDLED_LA_NUMBERS
+    assert la_numbers_path_for(tmp_path / "my panel.csv") == tmp_path / "my panel_la_numbers.csv"
+
+
 def test_missing_source_folder_is_named(tmp_path):
     with pytest.raises(InputFileError, match="official source folder not found"):
         build_panel(tmp_path / "nowhere")
@@ -285,6 +292,7 @@ def test_build_reproduces_committed_files_byte_for_byte(tmp_path, capsys):
     assert status == 0
     assert out.read_bytes() == BUNDLED_PANEL.read_bytes()
     assert (tmp_path / "panel_neighbours.csv").read_bytes() == BUNDLED_NEIGHBOURS.read_bytes()
+    assert (tmp_path / "panel_la_numbers.csv").read_bytes() == BUNDLED_LA_NUMBERS.read_bytes()
     printed = capsys.readouterr().out
     assert "rows: 2592" in printed and "interpolated" in printed and str(out) in printed
     assert elapsed < 30

@@ -179,9 +179,9 @@ def test_extra_columns_are_kept_typed_and_reported(tmp_path):
     assert panel.loc[1, "weekly_cost_per_child"] == pytest.approx(5000.5)
     assert panel["note"].tolist()[:3] == ["note 1", "x", "note 3"]  # text column keeps its text
     assert panel["spend"].dtype == "Int64" and pd.isna(panel.loc[2, "spend"])
+    # weekly_cost_per_child is read by costs and the report: it used to be called "not used"
     assert panel.attrs["notices"][0] == (
-        "ignored extra column(s), kept in the table but not used by the models: "
-        "old_la_code, weekly_cost_per_child, note, spend"
+        "extra column(s) not read by any output, kept in the table: old_la_code, note, spend"
     )
 
 
@@ -210,11 +210,67 @@ def test_blank_lines_and_trailing_empty_columns_are_skipped_with_notices(tmp_pat
     ]
 
 
+def with_column(text: str, name: str, values: dict[int, str]) -> str:
+    """The CSV text with a column added (cells by editor line number; others blank)."""
+    rows = list(csv.reader(io.StringIO(text)))
+    rows[0].append(name)
+    for line, row in enumerate(rows[1:], start=2):
+        row.append(values.get(line, ""))
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue()
+
+
 def test_line_numbers_count_quoted_line_breaks(tmp_path):
-    text = set_cell(small_panel_text(), 2, "la_name", "Thurrock\n(unitary)")
+    text = with_column(small_panel_text(), "note", {2: "two\nlines"})
     text = set_cell(text, 4, "looked_after", "many")
-    with pytest.raises(PanelError, match=r"line 5 \(E06000033, 2016\), column 'looked_after'"):
+    with pytest.raises(PanelError, match=r"^\S+: line 5 \(E06000033, 2016\), column 'looked_after'"):
         load_panel(write(tmp_path, text))
+
+
+def test_line_breaks_and_tabs_are_kept_in_free_text_columns_but_refused_in_names(tmp_path):
+    text = with_column(small_panel_text(), "note", {2: "two\nlines", 3: "a\ttab"})
+    panel = load_panel(write(tmp_path, text))
+    assert panel.loc[0, "note"] == "two\nlines" and panel.loc[1, "note"] == "a\ttab"
+
+    named = set_cell(small_panel_text(), 2, "la_name", "Thurrock\n(unitary)")
+    with pytest.raises(PanelError, match=r"line 2 \(E06000034, 2016\), column 'la_name'.*U\+000A \(LINE FEED\)"):
+        load_panel(write(tmp_path, named, "named.csv"))
+
+
+def test_windows_1252_notice_names_the_lines_to_check(tmp_path):
+    text = small_panel_text().replace("Southend-on-Sea,2017", "Southend-on-S\u00e9a,2017")
+    panel = load_panel(write(tmp_path, text.encode("cp1252")))
+    assert panel.loc[3, "la_name"] == "Southend-on-S\u00e9a"
+    assert any("check the accented or special characters on line(s) 5;" in n for n in panel.attrs["notices"])
+
+
+def test_deprivation_in_scientific_notation_is_read_as_written_with_a_notice(tmp_path):
+    # counts refuse scientific notation (the count may not be exact); a 0-100 measure is
+    # read exactly as written, and the notice says so
+    panel = load_panel(write(tmp_path, set_cell(small_panel_text(), 3, "deprivation", "1.89E+01")))
+    assert panel.loc[1, "deprivation"] == pytest.approx(18.9)
+    assert any(
+        n.startswith("deprivation: read 1 number(s) written in scientific notation (first at line 3: '1.89E+01')")
+        for n in panel.attrs["notices"]
+    )
+
+
+def test_notebook_dataframe_with_infinite_or_absurd_values_is_refused():
+    df = load_panel(SMALL_PANEL)
+    df["deprivation"] = df["deprivation"].astype(float)
+    df.loc[1, "deprivation"] = float("inf")
+    df["population_0_17"] = df["population_0_17"].astype(float)
+    df.loc[2, "population_0_17"] = 1e20
+    df["la_name"] = df["la_name"].astype(object)
+    df.loc[3, "la_name"] = "Southend\x0c"
+    with pytest.raises(PanelError) as err:
+        validate_panel(df, source="frame")
+    message = str(err.value)
+    assert message.startswith("frame: 3 problems:")
+    assert "row with index 1 (E06000034, 2017), column 'deprivation': found 'inf', which is too large" in message
+    assert "row with index 2 (E06000033, 2016), column 'population_0_17': found '1e+20', more than 20,000,000" in message
+    assert "row with index 3 (E06000033, 2017), column 'la_name'" in message and "FORM FEED" in message
 
 
 def test_error_lists_every_problem_and_names_the_file(tmp_path):

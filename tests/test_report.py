@@ -242,8 +242,31 @@ def test_cell_formats():
     assert [row[1][0] for row in table.rows] == ["£2.00m", "25%"]
 
 
-def test_css_string_cannot_break_out_of_style():
-    assert R._css_string('a"b</style><script>') == '"a\\"b\\3C /style>\\3C script>"'
+def _css_unescape(literal: str) -> str:
+    """The text of a double-quoted CSS string literal (hex escapes and backslash escapes)."""
+    assert literal[0] == literal[-1] == '"'
+    body = literal[1:-1]
+    return re.sub(r"\\([0-9A-Fa-f]{1,6}) ?|\\(.)", lambda m: chr(int(m[1], 16)) if m[1] else m[2], body)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        'a"b</style><script>',
+        # a form feed ends a CSS string: this name once broke out of the page-margin rule and
+        # made Chromium fetch a URL while printing
+        "Thurrock\f} body { background: url(http://127.0.0.1:9/x) } @page { x: \"",
+        "line\nbreak\r\\ and ' quote & <b>",
+        "Ynys Môn\u2028\x00\x7f",
+    ],
+)
+def test_css_string_cannot_break_out_of_style(name):
+    literal = R._css_string(name)
+    body = literal[1:-1]
+    # nothing that can end the string, the <style> element or the rule survives unescaped
+    assert not re.search(r'["<>{}\n\r\f\x00-\x1f\x7f\u2028]', body)
+    assert "\\" not in re.sub(r"\\[0-9A-F]{1,6} ", "", body)
+    assert _css_unescape(literal) == name
 
 
 def test_report_command_rejects_fit_settings_with_a_run(tmp_path, capsys):

@@ -49,6 +49,7 @@ import xarray as xr
 
 from bayes_lac.analysis.forecast import Forecast
 from bayes_lac.config import CI_PROB, interval_bounds
+from bayes_lac.data.panel import COST_COLUMNS, require_columns
 from bayes_lac.errors import BayesLacError, PanelError, UnknownAuthorityError
 from bayes_lac.summaries import (
     Finding,
@@ -86,13 +87,7 @@ def unit_cost_history(panel: pd.DataFrame, la_code: str) -> pd.DataFrame:
     Years with neither are left out (there is nothing to show for them); zero or negative
     costs are not used and listed in ``attrs["notices"]``.
     """
-    has_weekly = "weekly_cost_per_child" in panel.columns
-    has_spend = "spend_looked_after" in panel.columns and "looked_after" in panel.columns
-    if not (has_weekly or has_spend):
-        raise PanelError(
-            "the panel has no unit-cost columns: expected weekly_cost_per_child (£ per child per week) "
-            "or spend_looked_after (£ per year) with looked_after"
-        )
+    require_columns(panel, COST_COLUMNS, for_output="costs (and the board report's cost section)", any_of=True)
     rows = panel[panel["la_code"] == la_code].sort_values("year")
     if rows.empty:
         raise UnknownAuthorityError(f"authority {la_code} is not in the panel")

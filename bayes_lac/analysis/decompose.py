@@ -291,6 +291,37 @@ def _check_la(results: xr.DataTree, la) -> str:
     return la
 
 
+def data_years(results: xr.DataTree, la: str) -> tuple[int, int] | None:
+    """First and last year in which `la` has a published count of any measure in the run.
+
+    None if it has none. Windows of `decompose` and `counterfactual_table` must lie inside.
+    """
+    reported = results["observed_data"]["reported_count"].sel(la=la)
+    years = reported["year"].values[reported.notnull().any("measure").values].astype(int)
+    return (int(years.min()), int(years.max())) if years.size else None
+
+
+def _check_data_years(results: xr.DataTree, la: str, from_year: int, to_year: int) -> None:
+    """Refuse a window that reaches outside the years in which `la` has published counts.
+
+    The model gives every authority a value in every fitted year, also before it existed or
+    after it ended (e.g. West Northamptonshire, created in 2021, in 2010); those values are the
+    model's extrapolation, not history, so no decomposition or counterfactual spans them.
+    """
+    span = data_years(results, la)
+    name = _la_name(results, la)
+    if span is None:
+        raise BayesLacError(f"{name} ({la}) has no published counts in this run; there is nothing to decompose")
+    first, last = span
+    if from_year < first or to_year > last:
+        outside = f"starts in {first}" if from_year < first else f"ends in {last}"
+        raise BayesLacError(
+            f"{name} ({la}) has published counts for {first}-{last} only (first year {first}); a "
+            f"window from {from_year} to {to_year} would describe years it has no data for, "
+            f"because its series {outside}; choose years from {first} to {last}"
+        )
+
+
 def _la_name(results: xr.DataTree, la: str) -> str:
     const = results["constant_data"]
     if "la_name" in const.coords:
@@ -593,6 +624,7 @@ def decompose(
     from_year, to_year = int(from_year), int(to_year)
     _check_window(results, from_year, to_year)
     la = _check_la(results, la)
+    _check_data_years(results, la, from_year, to_year)
     name = _la_name(results, la)
     chosen, measure_caveats = _choose_measures(results, la, from_year, to_year, measures)
     caveats += measure_caveats
@@ -901,6 +933,7 @@ def counterfactual_table(
     from_year, to_year = int(from_year), int(to_year)
     _check_window(results, from_year, to_year)
     la = _check_la(results, la)
+    _check_data_years(results, la, from_year, to_year)
     run_measures = [str(m) for m in results["posterior"]["intercept"]["measure"].values]
     if measure not in run_measures:
         raise BayesLacError(f"measure {measure} is not in the run; it models {', '.join(run_measures)}")

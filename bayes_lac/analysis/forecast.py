@@ -64,6 +64,7 @@ import pandas as pd
 import xarray as xr
 
 from bayes_lac.config import CI_PROB, MEASURE_LABELS, RATE_PER, interval_bounds
+from bayes_lac.data.panel import missing_england
 from bayes_lac.data.population import project_population, read_population_file
 from bayes_lac.errors import BayesLacError, RunFileError, UnknownAuthorityError
 from bayes_lac.model.results import deviation, log_distance
@@ -240,6 +241,13 @@ def _england_rates(results: xr.DataTree, base_year: int, measures: Sequence[str]
     if "reference" not in results.children:
         raise RunFileError("the run has no 'reference' group (England's counts), needed by converge-england")
     ref = results["reference"].to_dataset()
+    if ref["population_0_17"].isnull().all() and ref["count"].isnull().all():
+        raise missing_england(
+            "the forecast scenario converge-england",
+            "the panel this run was fitted on",
+            hint=", and refit; or choose other scenarios, e.g. --scenario trend,population-only "
+            "(the board report always shows converge-england)",
+        )
     rates, notes = [], []
     for m in measures:
         count = ref["count"].sel(measure=m)

@@ -35,7 +35,8 @@ description            optional, one or two sentences
 source                 attribution of the figures (report, year, page)
 assumptions            optional list of strings: assumptions added to the source's figures;
                        they are carried into every finding as caveats
-years                  optional, whole years the service runs at this scale (default 1)
+years                  optional, whole years the service runs at this scale (default 1, at
+                       most 50)
 discount_rate          optional, annual discount rate for years > 1 (default 0; HM Treasury
                        Green Book: 0.035)
 [outcome]              ``name`` (what is prevented, e.g. "children kept out of care") and
@@ -71,8 +72,22 @@ quantity with only a point value may be written as a number (``cost_per_particip
 * ``{dist = "uniform", lower = L, upper = U}``;
 * ``{dist = "triangular", lower = L, mode = C, upper = U}``.
 
-Mistakes (unknown keys, missing keys, impossible values) raise
-`bayes_lac.errors.InputFileError` naming the file, the key and what was expected.
+Checks, besides the keys and types: a file is refused, with an
+`bayes_lac.errors.InputFileError` naming the file, the key and what was expected, when
+
+* a ``point``, ``low`` or ``high`` value lies outside its ``uncertainty`` distribution's
+  range (lower to upper for uniform and triangular, the central 99% for the others): the
+  sentence quotes the point value and the savings are drawn from the distribution, so they
+  must describe the same thing;
+* a cost (``cost_per_participant``, ``unit_cost``) is zero or negative, or a uniform or
+  triangular cost starts at zero;
+* a value is beyond plausible bounds (point, low, high and the top of the distribution's
+  central 99%): reach above 1,000,000 participants a year; more than 100 outcomes prevented
+  (or, for ``at_risk``, expected) per participant a year, and for ``per = "year"`` more than
+  100 per participant; a duration beyond 18 years (936 weeks); a £ figure above £100 million;
+* ``years`` is above 50 (`MAX_YEARS`).
+
+The bounds are the module constants ``MAX_*`` and `POINT_RANGE_PROB`.
 """
 
 from __future__ import annotations
@@ -103,6 +118,19 @@ from bayes_lac.summaries import (
 
 SCENARIOS: tuple[str, ...] = ("central", "low", "high")
 
+#: Longest horizon a file may give, in years. Preventive services are planned over a few
+#: years; beyond a working life the discounted arithmetic means nothing (and 10**9 hangs).
+MAX_YEARS = 50
+#: Probability of the central range a quantity's point, low and high values must lie in when
+#: it has an uncertainty distribution (for uniform and triangular: their lower to upper).
+POINT_RANGE_PROB = 0.99
+#: Largest plausible values, to catch a slipped decimal point or a figure in the wrong unit.
+#: Checked on point, low, high and the upper end of the distribution's 99% range.
+MAX_REACH = 1_000_000  # participants a year: more than the children aged 0-17 of any English authority
+MAX_OUTCOMES_PER_PARTICIPANT = 100  # outcomes prevented (or expected, at_risk) per participant a year
+MAX_DURATION = {"years": 18.0, "weeks": 18 * 52.0}  # a child leaves care at 18 at the latest
+MAX_POUNDS = 100_000_000  # £ per participant, per week, year or outcome
+
 _TOP_KEYS = {
     "name", "description", "source", "assumptions", "years", "discount_rate",
     "outcome", "reach", "cost_per_participant", "effect", "at_risk", "duration",
@@ -128,6 +156,23 @@ _DIST_PARAMS: dict[str, tuple[str, ...]] = {
     "uniform": ("lower", "upper"),
     "triangular": ("lower", "mode", "upper"),
 }
+
+
+def _natural_parameters(d: Mapping) -> tuple[float, float]:
+    """Parameters of a mean/sd distribution as numpy and scipy take them.
+
+    lognormal: (mu, sigma) of the log; gamma: (shape, scale); beta: (a, b); normal: (mean, sd).
+    """
+    kind, m, s = d["dist"], d["mean"], d["sd"]
+    if kind == "lognormal":
+        sigma2 = math.log1p((s / m) ** 2)
+        return math.log(m) - sigma2 / 2, math.sqrt(sigma2)
+    if kind == "gamma":
+        return (m / s) ** 2, s**2 / m
+    if kind == "beta":
+        nu = m * (1 - m) / s**2 - 1
+        return m * nu, (1 - m) * nu
+    return m, s
 
 
 def _suggest(word: str, options) -> str:
@@ -179,20 +224,45 @@ class Quantity:
                 return stats.truncnorm.rvs(a, np.inf, loc=d["mean"], scale=d["sd"], size=size, random_state=rng)
             return rng.normal(d["mean"], d["sd"], size)
         if kind == "lognormal":
-            sigma2 = math.log1p((d["sd"] / d["mean"]) ** 2)
-            return rng.lognormal(math.log(d["mean"]) - sigma2 / 2, math.sqrt(sigma2), size)
+            return rng.lognormal(*_natural_parameters(d), size)
         if kind == "gamma":
-            shape = (d["mean"] / d["sd"]) ** 2
-            return rng.gamma(shape, d["sd"] ** 2 / d["mean"], size)
+            return rng.gamma(*_natural_parameters(d), size)
         if kind == "beta":
-            m, s = d["mean"], d["sd"]
-            nu = m * (1 - m) / s**2 - 1
-            return rng.beta(m * nu, (1 - m) * nu, size)
+            return rng.beta(*_natural_parameters(d), size)
         if kind == "uniform":
             return rng.uniform(d["lower"], d["upper"], size)
         if kind == "triangular":
             return rng.triangular(d["lower"], d["mode"], d["upper"], size)
         raise AssertionError(f"unvalidated distribution {kind!r}")  # validation prevents this
+
+    def uncertainty_range(self, prob: float = POINT_RANGE_PROB) -> tuple[float, float]:
+        """The central range of the distribution holding `prob` of its draws (same units).
+
+        Equal-tailed quantiles of the distribution `sample` draws from; for uniform and
+        triangular, whose range is written in the file, their lower and upper bounds.
+        Without a distribution: the scenario values (low, high).
+        """
+        if self.dist is None:
+            return self.low, self.high
+        d = dict(self.dist)
+        kind = d["dist"]
+        if kind in ("uniform", "triangular"):
+            return d["lower"], d["upper"]
+        if kind == "normal" and self.lower_bound == 0.0:
+            frozen = stats.truncnorm((0.0 - d["mean"]) / d["sd"], np.inf, loc=d["mean"], scale=d["sd"])
+        elif kind == "normal":
+            frozen = stats.norm(d["mean"], d["sd"])
+        elif kind == "lognormal":
+            mu, sigma = _natural_parameters(d)
+            frozen = stats.lognorm(sigma, scale=math.exp(mu))
+        elif kind == "gamma":
+            shape, scale = _natural_parameters(d)
+            frozen = stats.gamma(shape, scale=scale)
+        else:
+            frozen = stats.beta(*_natural_parameters(d))
+        tail = (1 - prob) / 2
+        lo, hi = frozen.ppf([tail, 1 - tail])
+        return float(lo), float(hi)
 
 
 @dataclass(frozen=True)
@@ -236,6 +306,8 @@ def _number(source: str, key: str, value, lower: float, upper: float, *, open_lo
         raise _error(source, key, f"a number, got {value!r}")
     lo_ok = value > lower if open_lower else value >= lower
     if not lo_ok or value > upper:
+        if open_lower and lower == 0 and math.isinf(upper):
+            raise _error(source, key, f"a number above 0, got {value!r}")
         bracket = "(" if open_lower else "["
         hi = "infinity)" if math.isinf(upper) else f"{upper:g}]"
         raise _error(source, key, f"a number in {bracket}{lower:g}, {hi}, got {value!r}")
@@ -252,7 +324,7 @@ def _check_keys(source: str, where: str, table: Mapping, allowed: set[str]) -> N
             )
 
 
-def _parse_dist(source: str, key: str, spec, lower: float, upper: float) -> dict:
+def _parse_dist(source: str, key: str, spec, lower: float, upper: float, *, open_lower=False) -> dict:
     if not isinstance(spec, Mapping):
         raise _error(source, key, 'an inline table such as {dist = "normal", mean = 1, sd = 0.1}')
     kind = spec.get("dist")
@@ -296,8 +368,10 @@ def _parse_dist(source: str, key: str, spec, lower: float, upper: float) -> dict
                 f"{math.sqrt(max(d['mean'] * (1 - d['mean']), 0)):.4g}, got mean {d['mean']:g}, sd {d['sd']:g}",
             )
     if kind in ("uniform", "triangular"):
-        if not lower <= d["lower"] < d["upper"] <= upper:
-            raise _error(source, key, f"lower < upper, both {bounds}, got {d['lower']:g} and {d['upper']:g}")
+        lower_ok = d["lower"] > lower if open_lower else d["lower"] >= lower
+        if not (lower_ok and d["lower"] < d["upper"] <= upper):
+            within = f"above {lower:g}" if open_lower and not math.isfinite(upper) else bounds
+            raise _error(source, key, f"lower < upper, both {within}, got {d['lower']:g} and {d['upper']:g}")
         if kind == "triangular" and not d["lower"] <= d["mode"] <= d["upper"]:
             raise _error(source, f"{key}.mode", f"a value between lower and upper, got {d['mode']:g}")
     return d
@@ -320,7 +394,7 @@ def _parse_quantity(source: str, data: Mapping, key: str, lower: float, upper: f
         raise _error(source, f"{key}.low", f"a value no greater than {key}.high ({high:g}), got {low:g}")
     dist = None
     if "uncertainty" in table:
-        dist = _parse_dist(source, f"{key}.uncertainty", table["uncertainty"], lower, upper)
+        dist = _parse_dist(source, f"{key}.uncertainty", table["uncertainty"], lower, upper, open_lower=open_lower)
     extra_values = {}
     for name, allowed in extras.items():
         if name in table:
@@ -331,6 +405,83 @@ def _parse_quantity(source: str, data: Mapping, key: str, lower: float, upper: f
             extra_values[name] = v
     q = Quantity(key, point, low, high, dist, lower, upper)
     return q, extra_values
+
+
+def _describe(dist: Mapping) -> str:
+    """'beta, mean 0.9, sd 0.05' for messages."""
+    return ", ".join([dist["dist"], *(f"{k} {v:g}" for k, v in dist.items() if k != "dist")])
+
+
+def _check_point_in_range(source: str, key: str, q: Quantity) -> None:
+    """Refuse a point, low or high value outside the range of the quantity's distribution.
+
+    Without uncertainty the sentence and the savings use the point value; with it the savings
+    come from the distribution while the sentence still quotes the point as the source's
+    figure. A point of 0.16 beside a distribution around 0.9 would make them disagree.
+    """
+    if q.dist is None:
+        return
+    lo, hi = q.uncertainty_range(POINT_RANGE_PROB)
+    slack = 1e-9 * max(abs(lo), abs(hi), 1.0)  # values written to the bounds of a uniform
+    if q.dist["dist"] in ("uniform", "triangular"):
+        where = f"within the range of {key}.uncertainty ({_describe(q.dist)})"
+    else:
+        where = (f"inside the central {POINT_RANGE_PROB:.0%} range of {key}.uncertainty "
+                 f"({_describe(q.dist)}: {lo:.4g} to {hi:.4g})")
+    for name in ("point", "low", "high"):
+        value = getattr(q, name)
+        if not lo - slack <= value <= hi + slack:
+            why = (
+                "the sentence quotes the point value and the savings are drawn from the distribution, "
+                "so the two must agree" if name == "point"
+                else "the source's low and high cases must lie within the uncertainty given for them"
+            )
+            raise _error(source, f"{key}.{name}", f"a value {where}, got {value:g}; {why}")
+
+
+def _check_at_most(source: str, key: str, q: Quantity, maximum: float, what: str, money: bool = False) -> None:
+    """Refuse values of `q` (point, low, high, upper end of its range) above `maximum` `what`."""
+    limit = f"£{maximum:,.10g} {what}" if money else f"{maximum:,.10g} {what}"
+    for name in ("point", "low", "high"):
+        value = getattr(q, name)
+        if value > maximum:
+            raise _error(source, f"{key}.{name}", f"at most {limit}, got {value:,.10g}")
+    if q.dist is not None:
+        top = q.uncertainty_range(POINT_RANGE_PROB)[1]
+        if top > maximum:
+            raise _error(
+                source, f"{key}.uncertainty",
+                f"a distribution whose central {POINT_RANGE_PROB:.0%} range stays at or below {limit}, "
+                f"got {_describe(q.dist)}, whose range reaches {top:,.4g}",
+            )
+
+
+def _check_plausible(
+    source: str, q: Mapping[str, Quantity], effect_per: str, unit_cost_per: str, duration_unit: str | None
+) -> None:
+    """Refuse inputs beyond the plausible bounds set at the top of this module."""
+    _check_at_most(source, "reach", q["reach"], MAX_REACH,
+                   "participants a year (more than the children of any English local authority)")
+    if "at_risk" in q:
+        _check_at_most(source, "at_risk", q["at_risk"], MAX_OUTCOMES_PER_PARTICIPANT,
+                       "outcomes expected per participant a year")
+    if effect_per == "participant" and "at_risk" not in q:
+        _check_at_most(source, "effect", q["effect"], MAX_OUTCOMES_PER_PARTICIPANT,
+                       "outcomes prevented per participant a year")
+    elif effect_per == "year":
+        reach_top = max(q["reach"].high, q["reach"].uncertainty_range(POINT_RANGE_PROB)[1])
+        _check_at_most(
+            source, "effect", q["effect"], MAX_OUTCOMES_PER_PARTICIPANT * reach_top,
+            f"outcomes prevented a year ({MAX_OUTCOMES_PER_PARTICIPANT} per participant for up to "
+            f"{reach_top:,.10g} participants)",
+        )
+    if "duration" in q and duration_unit in MAX_DURATION:
+        _check_at_most(source, "duration", q["duration"], MAX_DURATION[duration_unit],
+                       f"{duration_unit} (a child leaves care at 18 at the latest)")
+    pence = "(a figure in pence, or a total rather than a unit cost?)"
+    _check_at_most(source, "cost_per_participant", q["cost_per_participant"], MAX_POUNDS,
+                   f"per participant {pence}", money=True)
+    _check_at_most(source, "unit_cost", q["unit_cost"], MAX_POUNDS, f"per {unit_cost_per} {pence}", money=True)
 
 
 def _string(source: str, data: Mapping, key: str, default: str | None = None) -> str:
@@ -381,11 +532,11 @@ def intervention_from_dict(data: Mapping, source: str = "<dict>") -> Interventio
     extras: dict[str, dict] = {}
     bounds = {
         "reach": (0.0, math.inf, True),
-        "cost_per_participant": (0.0, math.inf, False),
+        "cost_per_participant": (0.0, math.inf, True),  # a free service would "save" for certain
         "effect": (0.0, math.inf, False),
         "at_risk": (0.0, math.inf, True),
         "duration": (0.0, math.inf, True),
-        "unit_cost": (0.0, math.inf, False),
+        "unit_cost": (0.0, math.inf, True),
         "cashable_share": (0.0, 1.0, False),
     }
     if "at_risk" in data:
@@ -416,12 +567,16 @@ def intervention_from_dict(data: Mapping, source: str = "<dict>") -> Interventio
                 "(give both per week or both per year)",
             )
 
+    for key, q in quantities.items():
+        _check_point_in_range(source, key, q)
+    _check_plausible(source, quantities, effect_per, unit_cost_per, duration_unit)
+
     assumptions = data.get("assumptions", [])
     if not isinstance(assumptions, list) or not all(isinstance(a, str) for a in assumptions):
         raise _error(source, "assumptions", "a list of strings")
     years = data.get("years", 1)
-    if isinstance(years, bool) or not isinstance(years, int) or years < 1:
-        raise _error(source, "years", f"a whole number of years, at least 1, got {years!r}")
+    if isinstance(years, bool) or not isinstance(years, int) or not 1 <= years <= MAX_YEARS:
+        raise _error(source, "years", f"a whole number of years from 1 to {MAX_YEARS}, got {years!r}")
     discount_rate = _number(source, "discount_rate", data.get("discount_rate", 0.0), 0.0, 1.0)
 
     reach_extra = extras["reach"]

@@ -1,32 +1,159 @@
 """The ``bayes-lac`` command line.
 
-Every subcommand's arguments are declared here; the work is done by a ``*_command(args)``
-function in the module that owns the idea (imported only when that subcommand runs, so
-``bayes-lac --help`` is instant). A user error (``BayesLacError``) prints one clear message
-and exits with status 2, never a traceback.
+Every subcommand's arguments are declared here, and each is checked as it is parsed (a
+probability strictly between 0 and 1, a seed of 0 or more, a four-digit year, ...); the work
+is done by a ``*_command(args)`` function in `bayes_lac.cli.commands` (imported only when that
+subcommand runs, so ``bayes-lac --help`` is instant).
+
+Whatever goes wrong, the user sees one line on stderr, never a traceback:
+
+* a bad argument or a user error (``BayesLacError``): ``bayes-lac CMD: error: ...``, exit 2;
+* an interrupt (Ctrl-C): exit 130;
+* anything else (a bug, a full disk): ``bayes-lac CMD: unexpected error: ...`` with a hint to
+  run again with ``--debug``, which shows the traceback; exit 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import os
+import re
 import sys
+import traceback
 
 from bayes_lac import __version__
 from bayes_lac.config import CI_PROB, THURROCK_CODE
 from bayes_lac.errors import BayesLacError
 
+#: Longest forecast horizon accepted by --horizon (``bayes_lac.analysis.forecast.MAX_HORIZON``;
+#: not imported from there, which would load the analysis stack to parse arguments).
+MAX_HORIZON = 20
+#: Most Monte Carlo draws of an invest-to-save evaluation.
+MAX_INTERVENTION_DRAWS = 1_000_000
+#: Largest random seed (numpy and PyMC accept any 32-bit unsigned integer).
+MAX_SEED = 2**32 - 1
+#: Years accepted for --until, --from and --to: four digits.
+YEAR_PATTERN = re.compile(r"\d{4}")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line on stderr (no usage block), exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
+def _whole_number(text: str) -> int:
+    if not re.fullmatch(r"\s*[+-]?\d+\s*", text):
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    return int(text)
+
+
+def _int_in(low: int, high: int | None = None, what: str = "a whole number"):
+    """argparse type: a whole number from `low` to `high` (no upper bound if None)."""
+
+    def parse(text: str) -> int:
+        value = _whole_number(text)
+        if value < low or (high is not None and value > high):
+            bound = f"from {low:,} to {high:,}" if high is not None else f"of {low:,} or more"
+            raise argparse.ArgumentTypeError(f"expected {what} {bound}, got {text!r}")
+        return value
+
+    parse.__name__ = what.replace(" ", "_")
+    return parse
+
 
 def _positive_int(text: str) -> int:
     """argparse type: a whole number above 0 (draws, tuning steps, chains)."""
+    if not re.fullmatch(r"\s*\+?\d+\s*", text) or int(text) <= 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number above 0, got {text!r}")
+    return int(text)
+
+
+_seed = _int_in(0, MAX_SEED, "a seed (whole number)")
+_workers = _int_in(1, None, "a number of worker processes")
+_horizon = _int_in(1, MAX_HORIZON, "a horizon in years")
+_intervention_draws = _int_in(1, MAX_INTERVENTION_DRAWS, "a number of draws")
+
+
+def _year(text: str) -> int:
+    """argparse type: a four-digit year, e.g. 2017."""
+    if not YEAR_PATTERN.fullmatch(text.strip()):
+        raise argparse.ArgumentTypeError(f"expected a four-digit year such as 2017, got {text!r}")
+    return int(text)
+
+
+def _finite(text: str) -> float:
     try:
-        value = int(text)
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number above 0, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number above 0, got {value}")
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     return value
+
+
+def _probability(text: str) -> float:
+    """argparse type: a probability strictly between 0 and 1, e.g. 0.9."""
+    value = _finite(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected a probability strictly between 0 and 1, e.g. 0.9; got {text!r}")
+    return value
+
+
+def _share(text: str) -> float:
+    """argparse type: a share from 0 (inclusive) to 1 (exclusive), e.g. 0.001."""
+    value = _finite(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a share from 0 up to (not including) 1, e.g. 0.001; got {text!r}")
+    return value
+
+
+def _inflation(text: str) -> float:
+    """argparse type: an annual rate of change above -1 and below 1, e.g. 0.02 for 2 % a year."""
+    value = _finite(text)
+    if not -1 < value < 1:
+        raise argparse.ArgumentTypeError(f"expected an annual rate between -1 and 1, e.g. 0.02 for 2%; got {text!r}")
+    return value
+
+
+def _money(text: str) -> float:
+    """argparse type: an amount of money above 0 (£)."""
+    value = _finite(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected an amount in £ above 0, got {text!r}")
+    return value
+
+
+def _year_list(text: str) -> str:
+    """argparse type: four-digit years such as 2014-2022 or 2014,2016 (kept as text)."""
+    for part in text.split(","):
+        if not re.fullmatch(r"\s*\d{4}\s*(-\s*\d{4}\s*)?", part):
+            raise argparse.ArgumentTypeError(f"expected four-digit years such as 2014-2022 or 2014,2016; got {text!r}")
+    return text
+
+
+def _horizon_list(text: str) -> str:
+    """argparse type: horizons such as 1-5 or 1,3,5, each from 1 to MAX_HORIZON (kept as text)."""
+    for part in text.split(","):
+        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        numbers = [int(g) for g in match.groups() if g is not None] if match else []
+        if not numbers or not all(1 <= n <= MAX_HORIZON for n in numbers):
+            raise argparse.ArgumentTypeError(
+                f"expected horizons from 1 to {MAX_HORIZON} such as 1-5 or 1,3,5; got {text!r}"
+            )
+    return text
+
+
+def _add_debug(p: argparse.ArgumentParser, default=argparse.SUPPRESS) -> None:
+    p.add_argument(
+        "--debug",
+        action="store_true",
+        default=default,
+        help="on an unexpected error, show the full traceback",
+    )
 
 
 def _add_run(p: argparse.ArgumentParser) -> None:
@@ -36,7 +163,7 @@ def _add_run(p: argparse.ArgumentParser) -> None:
 def _add_ci(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--ci-prob",
-        type=float,
+        type=_probability,
         default=CI_PROB,
         help=f"probability of the equal-tailed credible interval (default {CI_PROB})",
     )
@@ -50,12 +177,12 @@ def _add_fit_settings(p: argparse.ArgumentParser) -> None:
         help="comparison set: 2021 or 2025 (DfE statistical neighbours), 'all', "
         "or a comma-separated list of ONS codes (default 2021)",
     )
-    p.add_argument("--until", type=int, help="use only data up to and including this year")
+    p.add_argument("--until", type=_year, help="use only data up to and including this year")
     p.add_argument("--draws", type=_positive_int, help="posterior draws per chain")
     p.add_argument("--tune", type=_positive_int, help="tuning steps per chain")
     p.add_argument("--chains", type=_positive_int, help="number of chains")
     p.add_argument("--sampler", choices=("nutpie", "pymc", "numpyro"), help="NUTS implementation (default nutpie)")
-    p.add_argument("--seed", type=int, help="random seed")
+    p.add_argument("--seed", type=_seed, help="random seed (0 or more)")
     p.add_argument(
         "--priors",
         help="prior file (TOML) or the name of a shipped prior set: default, weak, tight",
@@ -63,20 +190,25 @@ def _add_fit_settings(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="bayes-lac",
         description="Bayesian models of looked-after children, children in need and child "
         "protection for English local authorities.",
     )
     parser.add_argument("--version", action="version", version=f"bayes-lac {__version__}")
+    _add_debug(parser, default=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     # data --------------------------------------------------------------------------------
     data = sub.add_parser("data", help="build or check a panel")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     build = data_sub.add_parser("build", help="derive the model-ready panel from official files")
-    build.add_argument("--source", help="folder of official files (default ../shared/data/official-raw)")
-    build.add_argument("--out", help="panel CSV to write (default data/panel.csv)")
+    build.add_argument(
+        "--source", help="folder of official files (default ../shared/data/official-raw beside a checkout)"
+    )
+    build.add_argument(
+        "--out", help="panel CSV to write (default data/panel.csv in a checkout; required when installed from a wheel)"
+    )
     build.set_defaults(handler=("bayes_lac.cli.commands", "build_command"))
     check = data_sub.add_parser("check", help="validate a panel CSV and say what it holds")
     check.add_argument("file", help="panel CSV")
@@ -103,8 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     dec = sub.add_parser("decompose", help="split a change into demand and supply components")
     _add_run(dec)
     dec.add_argument("--la", help="ONS code (default: the run's target authority)")
-    dec.add_argument("--from", dest="from_year", type=int, required=True, help="start year")
-    dec.add_argument("--to", dest="to_year", type=int, required=True, help="end year")
+    dec.add_argument("--from", dest="from_year", type=_year, required=True, help="start year")
+    dec.add_argument("--to", dest="to_year", type=_year, required=True, help="end year")
     _add_ci(dec)
     dec.add_argument("--allow-unconverged", action="store_true", help="use a run that failed its diagnostics")
     dec.add_argument("--out", required=True, help="CSV to write")
@@ -114,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     fc = sub.add_parser("forecast", help="forecast counts under scenarios")
     _add_run(fc)
     fc.add_argument("--la", help="ONS code (default: the run's target authority)")
-    fc.add_argument("--horizon", type=int, default=10, help="years ahead, 1-20 (default 10)")
+    fc.add_argument("--horizon", type=_horizon, default=10, help=f"years ahead, 1-{MAX_HORIZON} (default 10)")
     fc.add_argument(
         "--scenario",
         default="trend,population-only,converge-england",
@@ -122,9 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
         "converge-neighbours, or target:RATE@YEAR (default trend,population-only,converge-england)",
     )
     fc.add_argument("--population", help="CSV of projected population_0_17 by year (optional)")
-    fc.add_argument("--uasc-rate", type=float, help="future UASC as a share of the child population, e.g. 0.001")
+    fc.add_argument("--uasc-rate", type=_share, help="future UASC as a share of the child population, e.g. 0.001")
     _add_ci(fc)
-    fc.add_argument("--seed", type=int, default=0, help="random seed for predictive draws")
+    fc.add_argument("--seed", type=_seed, default=0, help="random seed for predictive draws (0 or more)")
     fc.add_argument("--allow-unconverged", action="store_true", help="use a run that failed its diagnostics")
     fc.add_argument("--out", required=True, help="CSV to write")
     fc.set_defaults(handler=("bayes_lac.cli.commands", "forecast_command"))
@@ -133,10 +265,12 @@ def build_parser() -> argparse.ArgumentParser:
     co = sub.add_parser("costs", help="annual cost of looked-after children per scenario")
     _add_run(co)
     co.add_argument("--la", help="ONS code (default: the run's target authority)")
-    co.add_argument("--horizon", type=int, default=10, help="years ahead (default 10)")
+    co.add_argument("--horizon", type=_horizon, default=10, help=f"years ahead, 1-{MAX_HORIZON} (default 10)")
     co.add_argument("--scenario", default="trend,population-only,converge-england")
     co.add_argument("--panel", help="panel CSV holding the unit-cost history (default: the bundled panel)")
-    co.add_argument("--inflation", type=float, default=0.02, help="annual inflation of unit costs (default 0.02)")
+    co.add_argument(
+        "--inflation", type=_inflation, default=0.02, help="annual inflation of unit costs, -1 to 1 (default 0.02)"
+    )
     co.add_argument(
         "--unit-cost-method",
         choices=("flat", "trend", "resample"),
@@ -144,9 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="how the weekly unit cost moves in real terms: flat (no real growth, default), "
         "trend (the authority's log-linear trend continues) or resample (recent years at random)",
     )
-    co.add_argument("--budget", type=float, help="£ per year: report P(cost > budget)")
+    co.add_argument("--budget", type=_money, help="£ per year: report P(cost > budget)")
     _add_ci(co)
-    co.add_argument("--seed", type=int, default=0)
+    co.add_argument("--seed", type=_seed, default=0, help="random seed (0 or more)")
     co.add_argument("--allow-unconverged", action="store_true", help="use a run that failed its diagnostics")
     co.add_argument("--out", required=True, help="CSV to write")
     co.set_defaults(handler=("bayes_lac.cli.commands", "costs_command"))
@@ -154,7 +288,12 @@ def build_parser() -> argparse.ArgumentParser:
     # intervention ------------------------------------------------------------------------
     iv = sub.add_parser("intervention", help="invest-to-save case for a preventive service")
     iv.add_argument("file", help="intervention file (TOML), e.g. models/interventions/edge_of_care.toml")
-    iv.add_argument("--draws", type=int, default=4000, help="Monte Carlo draws (default 4000)")
+    iv.add_argument(
+        "--draws",
+        type=_intervention_draws,
+        default=4000,
+        help=f"Monte Carlo draws, 1-{MAX_INTERVENTION_DRAWS:,} (default 4000)",
+    )
     iv.add_argument("--no-uncertainty", action="store_true", help="point values only (reproduces the source report)")
     iv.add_argument(
         "--scenario",
@@ -163,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="which of the file's point cases to use (e.g. Pause has low and high; default central)",
     )
     _add_ci(iv)
-    iv.add_argument("--seed", type=int, default=0)
+    iv.add_argument("--seed", type=_seed, default=0, help="random seed (0 or more)")
     iv.add_argument("--out", required=True, help="CSV to write")
     iv.set_defaults(handler=("bayes_lac.cli.commands", "intervention_command"))
 
@@ -171,24 +310,35 @@ def build_parser() -> argparse.ArgumentParser:
     se = sub.add_parser("sensitivity", help="prior sensitivity: power-scaling and refits")
     _add_run(se)
     se.add_argument("--prior-sets", default="", help="comma-separated prior sets or files to refit under")
-    se.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
+    se.add_argument("--workers", type=_workers, default=2, help="parallel processes, 1 or more (default 2)")
     se.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
     se.add_argument("--out", required=True, help="CSV to write")
     se.set_defaults(handler=("bayes_lac.cli.commands", "sensitivity_command"))
 
     # backtest ----------------------------------------------------------------------------
-    bt = sub.add_parser("backtest", help="forecast from past origins and score against what happened")
+    bt = sub.add_parser("backtest", help="forecast from past origins with the model and baselines; score against what happened")
     bt.add_argument("--panel", help="panel CSV (default: the bundled panel)")
-    bt.add_argument("--origins", default="2014-2022", help="origin years, e.g. 2014-2022")
-    bt.add_argument("--horizons", default="1-5", help="horizons, e.g. 1-5")
-    bt.add_argument("--measures", default="looked_after", help="comma-separated measures")
-    bt.add_argument("--las", default="all", help="'all' or comma-separated ONS codes")
-    bt.add_argument("--draws", type=_positive_int)
-    bt.add_argument("--tune", type=_positive_int)
-    bt.add_argument("--chains", type=_positive_int)
-    bt.add_argument("--workers", type=int, default=2, help="parallel processes (default 2)")
+    bt.add_argument("--origins", type=_year_list, default="2014-2022", help="origin years, e.g. 2014-2022")
+    bt.add_argument("--horizons", type=_horizon_list, help="horizons for every measure, e.g. 1-5 (default 1-5, and 8 for looked_after)")
+    bt.add_argument("--measures", default="all", help="'all' or comma-separated measures")
+    bt.add_argument("--las", default="all", help="'all' or comma-separated ONS codes to score")
+    bt.add_argument(
+        "--methods",
+        default="model,baselines",
+        help="comma-separated: model, baselines (all of them) or pooled_growth, ets_damped, rw_drift, "
+        "last_value, linear_trend, constant_rate (default model,baselines)",
+    )
+    bt.add_argument("--quantity", choices=("count", "spend"), default="count", help="what is forecast and scored (default count)")
+    bt.add_argument("--draws", type=_positive_int, help="model: posterior draws per chain (default: a report's)")
+    bt.add_argument("--tune", type=_positive_int, help="model: tuning steps per chain")
+    bt.add_argument("--chains", type=_positive_int, help="model: number of chains")
+    bt.add_argument("--sampler", choices=("nutpie", "pymc", "numpyro"), help="model: NUTS implementation")
+    bt.add_argument("--allow-unconverged", action="store_true", help="model: score fits that fail their convergence gate")
+    bt.add_argument("--seed", type=_seed, default=0, help="seed of every method's draws (default 0)")
+    bt.add_argument("--workers", type=_workers, default=2, help="origins run in this many processes, 1 or more (default 2)")
     bt.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
-    bt.add_argument("--out", required=True, help="CSV to write")
+    bt.add_argument("--rerun", action="store_true", help="rerun origins already scored in the cache beside --out")
+    bt.add_argument("--out", required=True, help="per-forecast CSV to write (summaries and a manifest go beside it)")
     bt.set_defaults(handler=("bayes_lac.cli.commands", "backtest_command"))
 
     # report ------------------------------------------------------------------------------
@@ -196,10 +346,24 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--la", default=THURROCK_CODE, help="ONS code of the authority")
     rp.add_argument("--run", help="a saved run; fitted now if not given")
     _add_fit_settings(rp)
-    rp.add_argument("--out", default="reports/report.html", help="HTML file to write")
-    rp.add_argument("--pdf", action="store_true", help="also write a PDF beside the HTML")
+    rp.add_argument(
+        "--out",
+        help="HTML file to write (default reports/<authority name>.html, e.g. reports/thurrock.html); "
+        "when the model is fitted, the run is saved beside it as <name>_run.nc",
+    )
+    rp.add_argument(
+        "--pdf",
+        action="store_true",
+        help="also write a PDF beside the HTML, printed by Chromium, Chrome or Edge (found at their usual "
+        "places, or set BAYES_LAC_CHROMIUM); without one the HTML and workbook are still written",
+    )
     rp.add_argument("--xlsx", action="store_true", help="also write every table to an XLSX workbook")
     rp.add_argument("--allow-unconverged", action="store_true", help="report on a run that failed its diagnostics, marked on every page")
+    rp.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run file <name>_run.nc if it exists (without this, an existing run is refused)",
+    )
     rp.add_argument(
         "--sensitivity-refits",
         action="store_true",
@@ -209,21 +373,54 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_debug_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Accept --debug after any subcommand as well as before it."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _add_debug(sub)
+                _add_debug_everywhere(sub)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (0 done, 1 unexpected error, 2 user error)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    _add_debug_everywhere(parser)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:
+        # argparse has printed its one line (or --help / --version); return its status
+        return stop.code if isinstance(stop.code, int) else 2
     module_name, function_name = args.handler
+    command = args.command
     # Commands draw charts to files only; never open a window.
     os.environ.setdefault("MPLBACKEND", "Agg")
     try:
         handler = getattr(importlib.import_module(module_name), function_name)
         return int(handler(args) or 0)
     except BayesLacError as err:
-        print(f"bayes-lac {args.command}: error: {err}", file=sys.stderr)
+        if args.debug:
+            traceback.print_exc()
+        print(f"bayes-lac {command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("bayes-lac: interrupted", file=sys.stderr)
+        if args.debug:
+            traceback.print_exc()
+        print(f"bayes-lac {command}: interrupted; no partly written file was left in place", file=sys.stderr)
         return 130
+    except Exception as err:  # the last resort of the command line: one line, not a traceback
+        if args.debug:
+            traceback.print_exc()
+        print(
+            f"bayes-lac {command}: unexpected error: {type(err).__name__}: {_one_line(err) or '(no message)'} "
+            "(run again with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

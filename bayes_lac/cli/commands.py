@@ -1,6 +1,11 @@
 """The work behind each ``bayes-lac`` subcommand: read inputs, call the analyses, write files, print.
 
 Analyses return results and print nothing; everything a command says to the user is said here.
+
+Every command first checks its output paths (`bayes_lac.files.prepare_outputs`: not an input,
+not under a file, folder created), so a bad path fails in the first second, not after a fit;
+every file is then written atomically, and CSV text that a spreadsheet would run as a formula
+is written with a leading single quote (`bayes_lac.files.write_csv`).
 """
 
 from __future__ import annotations
@@ -10,82 +15,141 @@ from pathlib import Path
 
 import pandas as pd
 
+from bayes_lac.files import atomic_path, file_slug, prepare_outputs, write_csv
+
+
+def _check_priors(priors: str | None) -> None:
+    """Read and validate --priors now, so that a bad prior file fails before any fit."""
+    if priors is not None:
+        from bayes_lac.model.priors import load_priors
+
+        load_priors(priors)
+
+
+def _prior_file(priors: str | None) -> str | None:
+    """The --priors value if it names a file (not a shipped prior set), for the input checks."""
+    from bayes_lac.config import PRIORS_DIR
+
+    if priors is None or (PRIORS_DIR / f"{priors}.toml").is_file():
+        return None
+    return priors
+
 
 def backtest_command(args) -> int:
-    """``bayes-lac backtest [--panel CSV] --origins 2014-2022 --horizons 1-5 ... --out CSV``.
+    """``bayes-lac backtest [--panel CSV] [--origins 2014-2022] [--methods model,baselines] ... --out CSV``.
 
-    Writes the per-forecast rows to ``--out`` and the summary by method, measure and horizon
-    to ``<out>_summary.csv``; prints the summary, the CRPS ratios, the targets and the wall time.
+    Writes the per-forecast rows to ``--out`` and, beside it, the summary, CRPS ratios, PIT
+    histograms, origins' status, vintages and a manifest (`bayes_lac.studies.backtest.output_paths`);
+    origins already scored in the cache folder beside ``--out`` are read back unless ``--rerun``.
+    Prints the scores, the ratios, the targets, the origins that failed and where the time went.
     """
+    from bayes_lac.config import CI_PROB, MEASURES
     from bayes_lac.data.panel import load_panel
-    from bayes_lac.model.fit import DEFAULT_CHAINS, DEFAULT_DRAWS, DEFAULT_TUNE
     from bayes_lac.studies.backtest import (
+        MODEL_METHOD,
+        ModelForecaster,
         backtest,
-        crps_ratios,
+        output_paths,
+        parse_methods,
         parse_years,
-        summarise_backtest,
+        save_backtest,
+        summary_tables,
         target_finding,
+        time_table,
     )
 
+    paths = output_paths(args.out)
+    prepare_outputs(
+        {("--out" if k == "forecasts" else f"the {k} table (named from --out)"): p for k, p in paths.items() if k != "cache"},
+        {"--panel": args.panel},
+    )
     panel = load_panel(args.panel)
     origins = parse_years(args.origins, "origins")
-    horizons = parse_years(args.horizons, "horizons")
-    measures = [m.strip() for m in args.measures.split(",") if m.strip()]
+    horizons = parse_years(args.horizons, "horizons") if args.horizons else None
+    measures = MEASURES if args.measures == "all" else [m.strip() for m in args.measures.split(",") if m.strip()]
     las = args.las if args.las == "all" else [c.strip() for c in args.las.split(",") if c.strip()]
-    settings = {
-        "draws": DEFAULT_DRAWS if args.draws is None else args.draws,
-        "tune": DEFAULT_TUNE if args.tune is None else args.tune,
-        "chains": DEFAULT_CHAINS if args.chains is None else args.chains,
-    }
-    result = backtest(
-        panel, origins, horizons, measures, las, workers=args.workers, scheduler=args.scheduler, **settings
+    model = ModelForecaster(
+        draws=args.draws,
+        tune=args.tune,
+        chains=args.chains,
+        sampler=args.sampler,
+        allow_unconverged=args.allow_unconverged,
+        # origins already run in parallel processes: one process per fit's chains
+        cores=1 if (args.workers > 1 or args.scheduler) else None,
     )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    result.table.to_csv(out, index=False)
-    summary = summarise_backtest(result.table)
-    stem = out.name.removesuffix(".gz").removesuffix(".csv")
-    summary_out = out.with_name(stem + "_summary.csv")
-    summary.to_csv(summary_out, index=False)
-    with pd.option_context("display.width", 160, "display.max_columns", 20, "display.precision", 3):
-        print(summary.to_string(index=False))
-        print()
-        print(crps_ratios(result.table).to_string(index=False))
-    print()
-    for measure in result.measures:
-        print(target_finding(result.table, measure).sentence)
+    forecasters = parse_methods(args.methods, model=model)
+    result = backtest(
+        panel, forecasters, origins, horizons, measures, las, quantity=args.quantity, seed=args.seed,
+        workers=args.workers, scheduler=args.scheduler, cache_dir=paths["cache"], rerun=args.rerun,
+    )
+    tables = summary_tables(result)
+    save_backtest(result, args.out, tables)
+    summary = tables["summary"]
+    summary = summary[summary["outcome"] == "latest"]
+    show = ["method", "horizon", "n_scored", "n_missing", "coverage_50", "coverage_80", "coverage_90", "pit_mean", "crps", "mae", "bias"]
+    ratios = tables["ratios"]
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 3):
+        for measure in result.measures:
+            print(f"== {measure}")
+            print(summary.loc[summary["measure"] == measure, show].to_string(index=False))
+            r = ratios[(ratios["measure"] == measure) & (ratios["split"] == "all")]
+            if not r.empty:
+                print(f"CRPS of {r['reference'].iloc[0]} / each method (paired cells; {100 * CI_PROB:.0f}% bootstrap-over-origins interval):")
+                print(r[["baseline", "horizon", "n_pairs", "n_origins", "ratio", "lower", "upper"]].to_string(index=False))
+            if MODEL_METHOD in result.methods:
+                print(target_finding(result.table, measure).sentence)
+            print()
+        print("Where the time went (seconds):")
+        print(time_table(result).to_string(index=False))
     for note in result.notes:
         print(note)
-    fits = ", ".join(f"{o}: {s:.0f} s" for o, s in result.fit_seconds.items())
-    print(f"Fit time per origin ({result.workers}): {fits}.")
-    print(f"Wall time: {result.wall_seconds:.0f} s ({result.wall_seconds / 60:.1f} min). Wrote {out} and {summary_out}.")
+    written = ", ".join(str(p) for k, p in paths.items() if k != "cache")
+    print(f"Wall time: {result.wall_seconds:.0f} s ({result.wall_seconds / 60:.1f} min, {result.workers}). Wrote {written}.")
+    print(f"Per-origin results are cached in {paths['cache']} (an origin there is not run again unless --rerun).")
     return 0
 
 
 def build_command(args) -> int:
     """``bayes-lac data build [--source DIR] [--out FILE]``."""
-    from bayes_lac.config import BUNDLED_PANEL, DEFAULT_OFFICIAL_SOURCE
+    from bayes_lac.config import BUNDLED_PANEL, DEFAULT_OFFICIAL_SOURCE, IN_CHECKOUT
     from bayes_lac.data.neighbours import build_neighbour_table, write_neighbour_table
     from bayes_lac.data.official import (
         build_all,
+        la_number_table,
+        la_numbers_path_for,
         neighbours_path_for,
         summary_lines,
+        write_la_number_table,
         write_panel,
     )
+    from bayes_lac.errors import UsageError
 
+    if not IN_CHECKOUT:
+        # The defaults are the repository's data/panel.csv and the official files beside the
+        # checkout; an installed package's copy belongs to the installation and is never rewritten.
+        for option, default in (("--out", "data/panel.csv"), ("--source", "../shared/data/official-raw")):
+            if not getattr(args, option.removeprefix("--"), None):
+                raise UsageError(
+                    f"{option} is required when bayes_lac is installed from a wheel (the default, {default}, "
+                    f"is a folder of a checkout of the repository)"
+                )
     source = Path(args.source) if getattr(args, "source", None) else DEFAULT_OFFICIAL_SOURCE
     out = Path(args.out) if getattr(args, "out", None) else BUNDLED_PANEL
-    panel, areas = build_all(source, progress=True)
-    written = write_panel(panel, out)
-    table = build_neighbour_table(source, areas)
     neighbours_out = neighbours_path_for(getattr(args, "out", None))
+    prepare_outputs({"--out": out, "the neighbour table (named from --out)": neighbours_out})
+    panel, areas = build_all(source, progress=True)
+    table = build_neighbour_table(source, areas)
+    written = write_panel(panel, out)
     write_neighbour_table(table, neighbours_out)
+    numbers = la_number_table(areas)
+    numbers_out = write_la_number_table(numbers, la_numbers_path_for(getattr(args, "out", None)))
     print(f"built panel from {source}")
     for line in summary_lines(panel):
         print(f"  {line}")
     print(f"  written: {written}")
     print(f"  statistical neighbours: {len(table)} rows ({table['la_code'].nunique()} authorities, "
           f"models {', '.join(map(str, sorted(table['model'].unique())))}) written: {neighbours_out}")
+    print(f"  DfE LA numbers: {len(numbers)} numbers with their ONS codes written: {numbers_out}")
     return 0
 
 
@@ -110,6 +174,10 @@ def compare_command(args) -> int:
     from bayes_lac.config import ENGLAND_CODE
     from bayes_lac.data.panel import load_panel
 
+    out = Path(args.out)
+    csv_path = out / f"{args.la}_comparison.csv"
+    png_path = out / f"{args.la}_comparison.png"
+    prepare_outputs({"the table": csv_path, "the chart": png_path}, {"--panel": args.panel}, folders={"--out": out})
     panel = load_panel(args.panel) if args.panel else load_panel()
     notices = list(panel.attrs.get("notices", []))
     for notice in notices[:5]:
@@ -118,16 +186,15 @@ def compare_command(args) -> int:
         print(f"Panel: ... and {len(notices) - 5} more notices (see `bayes-lac data check {args.panel}`)")
     neighbours = _neighbour_codes(args.la, args.neighbours)
     table = comparison_table(panel, args.la, neighbours)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    csv_path = out / f"{args.la}_comparison.csv"
-    png_path = out / f"{args.la}_comparison.png"
-    table.to_csv(csv_path, index=False)
+    write_csv(table, csv_path)
     fig = plot_comparison(table)
-    fig.savefig(png_path, dpi=150)
     import matplotlib.pyplot as plt
 
-    plt.close(fig)
+    try:
+        with atomic_path(png_path) as temp:
+            fig.savefig(temp, dpi=150, format="png")
+    finally:
+        plt.close(fig)
     print(f"Wrote {png_path}")
     print(f"Wrote {csv_path}")
     label = f"DfE {args.neighbours} model" if args.neighbours in ("2021", "2025") else "as given"
@@ -156,6 +223,7 @@ def costs_command(args) -> int:
     from bayes_lac.data.panel import load_panel
     from bayes_lac.summaries import format_money, format_percent
 
+    prepare_outputs({"--out": args.out}, {"the run file": args.run, "--panel": args.panel})
     run = load_checked_run(args.run, allow_unconverged=args.allow_unconverged)
     fc = forecast(run, la=args.la, horizon=args.horizon, scenarios=args.scenario, seed=args.seed)
     panel = load_panel(args.panel)
@@ -172,7 +240,7 @@ def costs_command(args) -> int:
                 probs.append(float((cost.sel(scenario=s, year=y) > args.budget).mean()))
         table["budget_gbp_per_year"] = args.budget
         table["prob_exceeds_budget"] = probs
-    table.to_csv(args.out, index=False)
+    write_csv(table, args.out)
 
     print(f"Annual cost of children looked after, {co.la_name} ({co.la_code}), base year {financial_year(co.base_year)}")
     if not co.converged:
@@ -207,6 +275,7 @@ def decompose_command(args) -> int:
     from bayes_lac.model.diagnostics import require_converged
     from bayes_lac.model.results import load_run
 
+    prepare_outputs({"--out": args.out}, {"the run file": args.run})
     results = load_run(args.run)
     if not require_converged(results, allow_unconverged=args.allow_unconverged).converged:
         print(
@@ -222,7 +291,7 @@ def decompose_command(args) -> int:
         ci_prob=args.ci_prob,
         allow_unconverged=args.allow_unconverged,
     )
-    decomposition.table.to_csv(args.out, index=False)
+    write_csv(decomposition.table, args.out)
     for finding in decomposition.findings:
         print(f"{finding.title}\n  {finding.sentence}\n")
     for caveat in decomposition.caveats:
@@ -245,6 +314,10 @@ def fit_command(args) -> int:
     )
     from bayes_lac.model.results import save_run
 
+    # The output path is checked (and its folder made) before sampling, so a bad path never
+    # costs a fit.
+    prepare_outputs({"--out": args.out}, {"--panel": args.panel, "--priors": _prior_file(args.priors)})
+    _check_priors(args.priors)
     panel = load_panel(args.panel) if args.panel else load_panel()
     neighbours = args.neighbours
     if neighbours not in ("2021", "2025", "all"):
@@ -281,6 +354,7 @@ def forecast_command(args) -> int:
     from bayes_lac.analysis.forecast import forecast, forecast_table, load_checked_run
     from bayes_lac.summaries import format_percent
 
+    prepare_outputs({"--out": args.out}, {"the run file": args.run, "--population": args.population})
     run = load_checked_run(args.run, allow_unconverged=args.allow_unconverged)
     fc = forecast(
         run,
@@ -292,7 +366,7 @@ def forecast_command(args) -> int:
         seed=args.seed,
     )
     table = forecast_table(fc, ci_prob=args.ci_prob)
-    table.to_csv(args.out, index=False)
+    write_csv(table, args.out)
     print(f"Forecast for {fc.la_name} ({fc.la_code}) from {fc.base_year}, {fc.horizon} years, "
           f"scenarios: {', '.join(fc.scenario_names)}")
     if not fc.converged:
@@ -312,15 +386,12 @@ def intervention_command(args) -> int:
         intervention_table,
         load_intervention,
     )
-    from bayes_lac.config import interval_bounds
     from bayes_lac.errors import InputFileError
 
-    try:
-        interval_bounds(args.ci_prob)
-    except ValueError as err:
-        raise InputFileError(f"--ci-prob: {err}") from err
     if not args.no_uncertainty and args.draws < 2:
-        raise InputFileError(f"--draws: expected at least 2, got {args.draws}")
+        raise InputFileError(f"--draws: expected at least 2 to give an interval, got {args.draws}")
+    out = Path(args.out)
+    prepare_outputs({"--out": out}, {"the intervention file": args.file})
     spec = load_intervention(args.file)
     result = evaluate_intervention(
         spec,
@@ -330,10 +401,7 @@ def intervention_command(args) -> int:
         scenario=args.scenario,
     )
     table = intervention_table(result, ci_prob=args.ci_prob)
-    out = Path(args.out)
-    if out.parent and not out.parent.exists():
-        out.parent.mkdir(parents=True)
-    table.to_csv(out, index=False)
+    write_csv(table, out)
     finding = intervention_finding(result, ci_prob=args.ci_prob)
     print(finding.sentence)
     for caveat in finding.caveats:
@@ -342,26 +410,43 @@ def intervention_command(args) -> int:
     return 0
 
 
+def _report_name(panel: pd.DataFrame, la: str) -> str:
+    """File-name stem of the default report: the authority's latest name in the panel, slugified
+    (``Thurrock`` -> ``thurrock``), or its code if the panel does not hold it."""
+    rows = panel[panel["la_code"] == la]
+    if rows.empty:
+        return file_slug(la)
+    name = rows.sort_values("year")["la_name"].iloc[-1]
+    return file_slug(str(name), fallback=la)
+
+
 def report_command(args) -> int:
-    """`bayes-lac report`: fit (or load) a run and write the HTML report, optionally PDF/XLSX."""
+    """`bayes-lac report`: fit (or load) a run and write the HTML report, optionally XLSX and PDF.
+
+    Before any work: the output paths are checked (and folders made), the run file a fit would
+    write (``<out stem>_run.nc``) is refused if it exists unless ``--overwrite``, and with
+    ``--pdf`` a PDF engine is looked for. The HTML and the workbook are written together (both
+    or neither), then the PDF; without a PDF engine the command says so in one line and still
+    succeeds.
+    """
     import time
 
     from bayes_lac.data.panel import load_panel
-    from bayes_lac.errors import BayesLacError, UnconvergedFitError
+    from bayes_lac.errors import BayesLacError, OutputFileError, UnconvergedFitError
     from bayes_lac.report.board import (
+        PdfEngineError,
         _convergence,
         _fit_for_report,
         build_report,
-        write_html,
+        find_chromium,
+        pdf_engine_help,
         write_pdf,
-        write_xlsx,
+        write_report_files,
     )
 
     start = time.perf_counter()
-    out = Path(args.out)
-    if out.suffix.lower() not in (".html", ".htm"):
-        raise BayesLacError(f"--out {out}: expected an HTML file name ending in .html")
-    panel = load_panel(args.panel) if args.panel else load_panel()
+    if args.out is not None and Path(args.out).suffix.lower() not in (".html", ".htm"):
+        raise BayesLacError(f"--out {args.out}: expected an HTML file name ending in .html")
     if args.run:
         given = [f"--{k}" for k in ("draws", "tune", "chains", "seed", "priors", "until") if getattr(args, k, None) is not None]
         if given:
@@ -369,13 +454,43 @@ def report_command(args) -> int:
                 f"{', '.join(given)} set(s) how to fit the model, but --run {args.run} gives a fitted run; "
                 "drop --run to fit now, or drop the fit settings"
             )
+    panel = load_panel(args.panel) if args.panel else load_panel()
+    out = Path(args.out) if args.out is not None else Path("reports") / f"{_report_name(panel, args.la)}.html"
+    xlsx_out = out.with_suffix(".xlsx") if args.xlsx else None
+    engine = find_chromium() if args.pdf else None
+    pdf_out = out.with_suffix(".pdf") if engine else None
+    run_out = None if args.run else out.with_name(f"{out.stem}_run.nc")
+    prepare_outputs(
+        {
+            "--out": out,
+            "the workbook (named from --out)": xlsx_out,
+            "the PDF (named from --out)": pdf_out,
+            "the run file (named from --out)": run_out,
+        },
+        {"--panel": args.panel, "--run": args.run, "--priors": _prior_file(args.priors)},
+    )
+    # before any fitting: the report's forecast and cost sections need these
+    from bayes_lac.data.panel import COST_COLUMNS, require_columns, require_england
+
+    require_england(panel, "the board report (its forecast shows converge-england)")
+    require_columns(panel, COST_COLUMNS, for_output="the board report (its cost section)", any_of=True)
+    _check_priors(args.priors)
+    if run_out is not None and run_out.exists() and not args.overwrite:
+        raise OutputFileError(
+            f"{run_out} exists (a saved run); to report on it: --run {run_out}; to fit again and "
+            "replace it: --overwrite; or choose another --out"
+        )
+    if args.run:
         from bayes_lac.model.results import load_run
 
         results = load_run(args.run)
         run_path = Path(args.run)
     else:
-        run_path = out.with_name(f"{out.stem}_run.nc")
+        run_path = run_out
+        replaced = run_out.exists()
         results = _fit_for_report(args, panel, run_path)
+        if replaced:
+            print(f"Replaced the earlier run in {run_path} (--overwrite)")
     try:
         _convergence(results, args.allow_unconverged)
     except UnconvergedFitError as err:
@@ -394,11 +509,10 @@ def report_command(args) -> int:
         run_path=str(run_path),
         progress=True,
     )
-    written = [write_html(report, out)]
-    if args.pdf:
-        written.append(write_pdf(out))
-    if args.xlsx:
-        written.append(write_xlsx(report, out.with_suffix(".xlsx")))
+    # HTML and workbook first, together, so that a failed PDF never costs them.
+    written = write_report_files(report, out, xlsx_out)
+    if run_out is not None:
+        written.append(run_out)
     if not report.converged:
         print(
             "WARNING: the run failed its convergence diagnostics; the report says so on every page:\n"
@@ -407,6 +521,22 @@ def report_command(args) -> int:
         )
     for path in written:
         print(f"Wrote {path}")
+    what = "the HTML and the workbook were" if xlsx_out else "the HTML was"
+    stale = out.with_suffix(".pdf")
+    older = f" (the older {stale} is from an earlier report)" if stale.exists() else ""
+    if args.pdf and engine is None:
+        print(f"PDF not written: {pdf_engine_help()}; {what} written{older}.")
+    elif args.pdf:
+        try:
+            write_pdf(out, pdf_out, engine=engine)
+            print(f"Wrote {pdf_out}")
+        except PdfEngineError as err:
+            print(
+                f"bayes-lac report: error: the PDF was not written ({' '.join(str(err).split())}); "
+                f"{what} written{older}.",
+                file=sys.stderr,
+            )
+            return 1
     print(f"Report done in {time.perf_counter() - start:.0f} s.")
     return 0
 
@@ -420,21 +550,26 @@ def sensitivity_command(args) -> int:
     from bayes_lac.model.results import load_run
     from bayes_lac.studies.sensitivity import _bundled_unit_costs, sensitivity
 
-    results = load_run(args.run)
     prior_sets = [p.strip() for p in args.prior_sets.split(",") if p.strip()]
+    out = Path(args.out)
+    power_out = out.with_name(out.stem + "_power_scaling.csv") if prior_sets else None
+    prior_files = {f"the prior file {p}": _prior_file(p) for p in prior_sets}
+    prepare_outputs(
+        {"--out": out, "the power-scaling table (named from --out)": power_out},
+        {"the run file": args.run, **prior_files},
+    )
+    results = load_run(args.run)
     unit_costs, note = (None, "")
     if prior_sets:
         unit_costs, note = _bundled_unit_costs(results)
     result = sensitivity(results, prior_sets=prior_sets, workers=args.workers, scheduler=args.scheduler, unit_costs=unit_costs)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     if result.comparison is not None:
-        result.comparison.to_csv(out, index=False)
-        power_out = out.with_name(out.stem + "_power_scaling.csv")
-        result.power.to_csv(power_out, index=False)
+        power_out = power_out or out.with_name(out.stem + "_power_scaling.csv")
+        write_csv(result.comparison, out)
+        write_csv(result.power, power_out)
         print(f"Wrote {out} and {power_out}.")
     else:
-        result.power.to_csv(out, index=False)
+        write_csv(result.power, out)
         print(f"Wrote {out}.")
     for finding in result.findings:
         print(str(finding))

@@ -20,6 +20,7 @@ import pandas as pd
 
 from bayes_lac.config import BUNDLED_NEIGHBOURS
 from bayes_lac.errors import InputFileError, UnknownAuthorityError
+from bayes_lac.files import write_bytes
 
 MODELS: dict[int, str] = {2021: "sn_2021", 2025: "sn_2025"}
 NEIGHBOUR_COLUMNS: tuple[str, ...] = (
@@ -131,8 +132,7 @@ def write_neighbour_table(table: pd.DataFrame, path: Path | str) -> Path:
     writer.writerow(NEIGHBOUR_COLUMNS)
     for row in table[list(NEIGHBOUR_COLUMNS)].itertuples(index=False, name=None):
         writer.writerow([str(v) for v in row])
-    path.write_bytes(buffer.getvalue().encode("utf-8"))
-    return path
+    return write_bytes(path, buffer.getvalue().encode("utf-8"))
 
 
 def neighbour_table(model: int | str = 2021, path: Path | str | None = None) -> pd.DataFrame:

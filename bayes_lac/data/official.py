@@ -31,9 +31,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bayes_lac.config import BUNDLED_NEIGHBOURS, DEFAULT_OFFICIAL_SOURCE, ENGLAND_CODE
+from bayes_lac.config import (
+    BUNDLED_LA_NUMBERS,
+    BUNDLED_NEIGHBOURS,
+    DEFAULT_OFFICIAL_SOURCE,
+    ENGLAND_CODE,
+)
 from bayes_lac.data.panel import REQUIRED_COLUMNS
 from bayes_lac.errors import InputFileError
+from bayes_lac.files import write_bytes
 
 FIRST_YEAR = 2010
 LAST_YEAR = 2025
@@ -964,8 +970,53 @@ def write_panel(df: pd.DataFrame, path: Path | str) -> Path:
     """Write the panel CSV (UTF-8, deterministic: same frame, same bytes). Returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(panel_text(df).encode("utf-8"))
+    return write_bytes(path, panel_text(df).encode("utf-8"))
+
+
+#: Columns of the DfE LA number table (`la_number_table`), in order.
+LA_NUMBER_COLUMNS: tuple[str, ...] = ("old_la_code", "la_code", "la_name", "first_year", "last_year")
+
+
+def la_number_table(areas: Areas) -> pd.DataFrame:
+    """DfE's three-digit LA numbers and the ONS code each stands for, one row per number.
+
+    Derived from the number/code pairs printed side by side in DfE's own files (SFR
+    underlying data 2011-2017, EES ``old_la_code``/``new_la_code``), as `build_areas` reads
+    them: where ONS re-issued the code of an unchanged area, the number maps to the current
+    code. ``first_year``/``last_year`` are the 31 March years in which DfE's LA-level files
+    list the authority (within 2010-2025). A panel may use these numbers as ``la_code``;
+    `bayes_lac.data.panel.load_panel` reads them as the ONS code, with a notice.
+    """
+    las = areas.table[areas.table["geographic_level"] == LEVEL_LA]
+    table = las[list(LA_NUMBER_COLUMNS)].copy()
+    duplicated = table["la_code"].duplicated(keep=False)
+    if duplicated.any():
+        shown = ", ".join(sorted(set(table.loc[duplicated, "la_code"])))
+        raise InputFileError(
+            f"DfE LA numbers: ONS code(s) {shown} carry more than one DfE number; expected one number per authority"
+        )
+    return table.sort_values("old_la_code").reset_index(drop=True)
+
+
+def write_la_number_table(table: pd.DataFrame, path: Path | str) -> Path:
+    """Write the DfE LA number table as CSV (UTF-8, '\\n' line ends, fixed order). Returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(LA_NUMBER_COLUMNS)
+    for row in table[list(LA_NUMBER_COLUMNS)].itertuples(index=False, name=None):
+        writer.writerow([str(v) for v in row])
+    path.write_bytes(buffer.getvalue().encode("utf-8"))
     return path
+
+
+def la_numbers_path_for(out: Path | str | None) -> Path:
+    """Where the build writes the DfE LA number table: beside the default panel, or <stem>_la_numbers.csv."""
+    if out is None:
+        return BUNDLED_LA_NUMBERS
+    out = Path(out)
+    return out.with_name(f"{out.stem}_la_numbers.csv")
 
 
 def neighbours_path_for(out: Path | str | None) -> Path:

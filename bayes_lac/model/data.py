@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
 from bayes_lac.config import ENGLAND_CODE, MEASURES
+from bayes_lac.data.panel import is_authority
 from bayes_lac.errors import PanelError, UnknownAuthorityError
 
 #: Value used for a suppressed UASC count (DfE "x": 1 to 5 children): the midpoint.
@@ -19,8 +22,13 @@ UASC_SUPPRESSED_VALUE = 3.0
 
 #: Fewest years with counts (and a population) for an authority to be modelled.
 MIN_YEARS = 2
+#: Authorities with fewer years of counts than this are named in a fit's notices.
+SHORT_SERIES_YEARS = 5
 
-#: Local-authority code prefixes modelled in the national ("all") comparison set.
+#: English children's services authority code prefixes (E06, E08, E09, E10). The comparison
+#: set accepts any authority code (`bayes_lac.data.panel.is_authority`: Welsh, Scottish and
+#: Northern Irish codes and a user's own codes too); this is kept for code that asks about
+#: English ONS codes only.
 LA_PREFIXES: tuple[str, ...] = ("E06", "E08", "E09", "E10")
 
 
@@ -219,20 +227,30 @@ def comparison_set(
     Parameters
     ----------
     neighbours
-        ``"2021"`` or ``"2025"`` (target plus its 10 DfE statistical neighbours), ``"all"``
-        (every local authority in the panel: E06/E08/E09/E10 codes) or a list (or
-        comma-separated string) of ONS codes.
+        ``"2021"`` or ``"2025"`` (target plus its 10 DfE statistical neighbours; English ONS
+        codes only), ``"all"`` (every authority row of the panel: codes for which
+        `bayes_lac.data.panel.is_authority` holds, i.e. not England, regions or other ONS
+        aggregates, and, where the panel has ``geographic_level``, rows marked "Local
+        authority") or a list (or comma-separated string) of area codes.
     """
     codes_in_panel = set(panel["la_code"].astype(str))
     if target_la not in codes_in_panel:
         raise UnknownAuthorityError(f"authority {target_la!r} is not in the panel")
-    if target_la == ENGLAND_CODE or not target_la.startswith(LA_PREFIXES):
+    if not is_authority(target_la):
         raise UnknownAuthorityError(
-            f"{target_la!r} is not a local authority code (expected E06, E08, E09 or E10)"
+            f"{target_la!r} is not a local authority code (England, regions and other ONS "
+            "aggregates are never modelled units; expected e.g. E06000034, W06000015 or your own code)"
         )
     notices: list[str] = []
     if isinstance(neighbours, str) and neighbours in ("2021", "2025"):
         from bayes_lac.data.neighbours import statistical_neighbours
+
+        if not target_la.startswith(LA_PREFIXES):
+            raise UnknownAuthorityError(
+                f"{target_la!r} is not an English authority's ONS code, and DfE's statistical "
+                f"neighbours ({neighbours}) list English authorities only; use --neighbours all "
+                "or a comma-separated list of codes"
+            )
 
         listed = [str(c) for c in statistical_neighbours(target_la, neighbours)]
         missing = [c for c in listed if c not in codes_in_panel]
@@ -244,7 +262,7 @@ def comparison_set(
         codes = [target_la] + [c for c in listed if c in codes_in_panel and c != target_la]
         label = f"neighbours-{neighbours}"
     elif isinstance(neighbours, str) and neighbours == "all":
-        is_la = panel["la_code"].astype(str).str.startswith(LA_PREFIXES)
+        is_la = panel["la_code"].astype(str).map(is_authority).astype(bool)
         if "geographic_level" in panel.columns:
             is_la &= panel["geographic_level"].astype(str).str.lower().eq("local authority")
         others = sorted(set(panel.loc[is_la, "la_code"].astype(str)) - {target_la})
@@ -259,11 +277,11 @@ def comparison_set(
                 f"comparison authorities not in the panel: {', '.join(unknown)} "
                 "(expected ONS codes such as E06000034, or 2021, 2025, all)"
             )
-        not_la = [c for c in listed if c == ENGLAND_CODE or not c.startswith(LA_PREFIXES)]
+        not_la = [c for c in listed if not is_authority(c)]
         if not_la:
             raise UnknownAuthorityError(
-                f"not local authority codes: {', '.join(not_la)} (England and regions are never "
-                "modelled units; expected E06, E08, E09 or E10 codes)"
+                f"not local authority codes: {', '.join(not_la)} (England, regions and other ONS "
+                "aggregates are never modelled units; expected authority codes such as E06000034)"
             )
         codes = [target_la] + [c for c in dict.fromkeys(listed) if c != target_la]
         label = "list"
@@ -406,6 +424,30 @@ def prepare_data(
         reported, population, no_pop = reported[:, keep], population[keep], no_pop[keep]
         if len(codes) < 3:
             raise PanelError(f"{source}: fewer than 3 authorities with enough data in the comparison set of {target_la}")
+    # how many years each authority has, said every time: a short series leans on the
+    # comparison set for its level and trend, and windows before its first year are refused
+    has_data = ((~np.isnan(reported)) & ~no_pop[None]).any(axis=0)
+    years_each = has_data.sum(axis=1)
+    by_count = Counter(int(n) for n in years_each)
+    notices.append(
+        "Years with counts (and a population) per authority: "
+        + ", ".join(
+            f"{n} years: {k} authorit{'y' if k == 1 else 'ies'}" for n, k in sorted(by_count.items(), reverse=True)
+        )
+        + "."
+    )
+    short = np.flatnonzero(years_each < SHORT_SERIES_YEARS)
+    if short.size:
+        listed = "; ".join(
+            f"{name(i)}: {int(years_each[i])} year{'s' if years_each[i] != 1 else ''} "
+            f"({_years_text(years[has_data[i]])})"
+            for i in short
+        )
+        notices.append(
+            f"Short series: {short.size} authorit{'y has' if short.size == 1 else 'ies have'} fewer "
+            f"than {SHORT_SERIES_YEARS} years with counts ({listed}); their level and trend "
+            "lean on the comparison set, and a decomposition of years outside their data is refused."
+        )
     if no_pop.all(axis=1).any():
         i = int(np.flatnonzero(no_pop.all(axis=1))[0])
         raise PanelError(
@@ -547,8 +589,10 @@ def prepare_data(
     if eng["population_0_17"].isna().all():
         notices.append(f"England ({ENGLAND_CODE}) is not in the panel; reference figures are blank.")
 
+    # The panel file's name, not its path: the run is shared, the analyst's folders are not;
+    # the panel itself is identified by its SHA-256 (panel_sha256).
     vintage = panel.attrs.get("data_vintage") or (
-        f"{panel.attrs.get('source', source)}; latest year {int(panel['year'].max())}"
+        f"{Path(str(panel.attrs.get('source', source))).name}; latest year {int(panel['year'].max())}"
     )
     return ModelData(
         la=codes,

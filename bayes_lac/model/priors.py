@@ -43,14 +43,27 @@ def prior_set_path(name: str) -> Path:
 
 
 def _read_toml(path: Path) -> dict:
+    if path.is_dir():
+        raise InputFileError(f"prior file {path} is a folder; expected a TOML file")
     try:
-        with open(path, "rb") as fh:
-            return tomllib.load(fh)
+        data = path.read_bytes()
     except FileNotFoundError:
         raise InputFileError(
             f"prior file {path} not found; give a TOML file or one of the prior sets "
             f"{', '.join(PRIOR_SETS)}"
         ) from None
+    except OSError as err:
+        raise InputFileError(f"prior file {path} cannot be read: {err.strerror or err}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise InputFileError(
+            f"prior file {path}, line {line}: byte 0x{data[err.start]:02X} is not UTF-8 text; "
+            "save the file as UTF-8"
+        ) from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise InputFileError(f"prior file {path} is not valid TOML: {err}") from None
 
@@ -190,9 +203,13 @@ def _load_all(name_or_path: str | Path = "default") -> dict:
 
 
 def prior_set_name(name_or_path: str | Path) -> str:
-    """The label a run records for a prior set: the set's name, or the file's path."""
+    """The label a run records for a prior set: the set's name, or the file's name.
+
+    Only the name: the run holds the priors themselves (``priors``), and a run shared with
+    others should not carry the analyst's folders.
+    """
     name = str(name_or_path)
-    return name if name in PRIOR_SETS else str(Path(name).resolve())
+    return name if name in PRIOR_SETS else Path(name).name
 
 
 def priors_json(priors: dict) -> str:

@@ -232,7 +232,8 @@ def save_run(results: xr.DataTree, path) -> None:
     results
         A run from ``bayes_lac.model.fit``.
     path
-        File to write (conventionally ``*.nc``); its folder is created if needed.
+        File to write (conventionally ``*.nc``); its folder is created if needed. The file is
+        replaced atomically (see `bayes_lac.files.atomic_path`).
     """
     from pathlib import Path
 
@@ -243,6 +244,8 @@ def save_run(results: xr.DataTree, path) -> None:
     if missing:
         raise RunFileError(f"refusing to save {path}: the run lacks attrs {', '.join(missing)}")
     path.parent.mkdir(parents=True, exist_ok=True)
+    from bayes_lac.files import atomic_path
+
     encoding = {}
     for node in results.subtree:
         ds = node.to_dataset(inherit=False)
@@ -253,7 +256,9 @@ def save_run(results: xr.DataTree, path) -> None:
         }
         if enc:
             encoding[node.path if node.path != "/" else "/"] = enc
-    results.to_netcdf(path, engine="h5netcdf", encoding=encoding)
+    # Written to a temporary file and renamed: an interrupted save never leaves a partial run.
+    with atomic_path(path) as temp:
+        results.to_netcdf(temp, engine="h5netcdf", encoding=encoding)
 
 
 def load_run(path) -> xr.DataTree:

@@ -2,8 +2,10 @@
 
 `build_report` assembles the analyses of a fitted run into a `Report` (sections of headings,
 paragraphs, findings, charts and tables); `render_html` turns it into a single HTML file with
-the charts embedded as PNG (no network fetches, no web fonts); `write_pdf` prints that file
-with headless Chromium; `write_xlsx` puts every table into one workbook.
+the charts embedded as PNG (no network fetches, no web fonts; a Content-Security-Policy forbids
+the page any), `write_pdf` prints that file with headless Chromium, Chrome or Edge started with
+its network cut off, and `write_xlsx` puts every table into one workbook (text that Excel would
+run as a formula is stored as text). Every file is written atomically (`bayes_lac.files`).
 
 The report fails loudly rather than printing a wrong number: nothing here catches a general
 exception, and a run that failed its convergence diagnostics is refused unless the caller
@@ -20,6 +22,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -38,11 +41,13 @@ from bayes_lac.analysis import interventions as iv
 from bayes_lac.config import (
     BACKTEST_DIR,
     CI_PROB,
+    DATA_README,
     MEASURE_LABELS,
     MEASURES,
-    PROJECT_DIR,
+    bundled_name,
 )
-from bayes_lac.errors import BayesLacError, UnknownAuthorityError
+from bayes_lac.errors import UnknownAuthorityError
+from bayes_lac.files import atomic_path, is_formula_like, write_bytes, write_files, write_text
 from bayes_lac.studies import backtest as bmod
 from bayes_lac.studies import sensitivity as smod
 from bayes_lac.summaries import Finding, format_money, format_percent, format_rate
@@ -74,26 +79,42 @@ SENSITIVITY_PRIOR_SETS: tuple[str, ...] = ("weak", "tight")
 INTERVENTION_DRAWS = 4000
 #: Interventions whose finding is also a headline.
 HEADLINE_INTERVENTIONS: tuple[str, ...] = ("edge_of_care",)
-#: The data documentation the model card points to.
-DATA_README = PROJECT_DIR / "data" / "README.md"
 #: Backtest results the model card reads, if present (written by `bayes-lac backtest`; the
 #: shipped one is documented in models/backtest/README.md).
 BACKTEST_FILE = BACKTEST_DIR / "backtest_full.csv.gz"
 
-#: Chromium binaries tried, in order, when BAYES_LAC_CHROMIUM is not set.
-CHROMIUM_NAMES: tuple[str, ...] = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-#: Flags for a headless, offline, throw-away Chromium (root needs --no-sandbox).
+#: Environment variable naming the browser that prints the PDF (overrides the search).
+CHROMIUM_ENV = "BAYES_LAC_CHROMIUM"
+#: Browser commands looked for on the PATH, in order, when BAYES_LAC_CHROMIUM is not set.
+CHROMIUM_NAMES: tuple[str, ...] = (
+    "chromium",
+    "chromium-browser",
+    "google-chrome",
+    "google-chrome-stable",
+    "chrome",
+    "microsoft-edge",
+    "microsoft-edge-stable",
+    "msedge",
+)
+#: Flags for a headless, throw-away Chromium with no network (root needs --no-sandbox). Every
+#: request, loopback included (``<-loopback>``), goes to a proxy at the discard port of
+#: 127.0.0.1, where nothing listens, and no host name resolves; the report itself needs none.
 CHROMIUM_FLAGS: tuple[str, ...] = (
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
     "--disable-quic",
     "--no-first-run",
+    "--no-default-browser-check",
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
     "--disable-extensions",
+    "--disable-default-apps",
     "--mute-audio",
+    "--proxy-server=127.0.0.1:9",
+    "--proxy-bypass-list=<-loopback>",
+    "--host-resolver-rules=MAP * ~NOTFOUND",
 )
 
 
@@ -428,9 +449,19 @@ def _unit_formatter(unit) -> Callable | None:
     return None
 
 
+#: Characters kept as they are in a CSS string; every other is written as a hex escape.
+_CSS_PLAIN = re.compile(r"[A-Za-z0-9 ,.()_:;!?%£+*=/#@-]")
+
+
 def _css_string(text: str) -> str:
-    """A quoted CSS string literal, safe inside a <style> element."""
-    escaped = str(text).replace("\\", "\\\\").replace('"', '\\"').replace("<", "\\3C ").replace("\n", " ")
+    """A quoted CSS string literal, safe inside a <style> element.
+
+    Everything but letters, digits, spaces and harmless punctuation is written as a CSS hex
+    escape (``\\22 `` for a double quote): quotes, backslashes and ``<`` cannot end the string
+    or the element, and no control character (a form feed or a newline ends a CSS string)
+    can break out of it.
+    """
+    escaped = "".join(ch if _CSS_PLAIN.fullmatch(ch) else f"\\{ord(ch):X} " for ch in str(text))
     return f'"{escaped}"'
 
 
@@ -456,59 +487,155 @@ def render_html(report: Report) -> str:
 
 
 def write_html(report: Report, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(report), encoding="utf-8")
-    return path
+    """Write the report as one HTML file (UTF-8), atomically. The folder must exist."""
+    return write_text(path, render_html(report))
+
+
+def write_report_files(report: Report, html_path, xlsx_path=None) -> list[Path]:
+    """Write the HTML and (if `xlsx_path`) the workbook together: both are replaced, or neither.
+
+    Both are built in memory first, so a failure or an interrupt while building leaves the
+    files of an earlier report untouched rather than a new page beside an old workbook.
+    """
+    contents = {Path(html_path): render_html(report).encode("utf-8")}
+    if xlsx_path is not None:
+        contents[Path(xlsx_path)] = xlsx_bytes(report)
+    return write_files(contents)
+
+
+class PdfEngineError(RuntimeError):
+    """The browser that prints the PDF failed, timed out or could not be started."""
+
+
+def pdf_engine_candidates(platform: str | None = None, environ: dict | None = None) -> list[Path]:
+    """Where Chromium, Chrome and Edge are usually installed on `platform` (default: this one).
+
+    Looked at after the PATH, in order: Chromium, then Chrome, then Edge.
+    """
+    platform = sys.platform if platform is None else platform
+    environ = os.environ if environ is None else environ
+    if platform.startswith("win"):
+        roots = [environ.get(k) for k in ("PROGRAMFILES", "PROGRAMFILES(X86)", "LOCALAPPDATA")]
+        tails = (
+            r"Chromium\Application\chrome.exe",
+            r"Google\Chrome\Application\chrome.exe",
+            r"Microsoft\Edge\Application\msedge.exe",
+        )
+        return [Path(root) / tail for tail in tails for root in roots if root]
+    if platform == "darwin":
+        apps = (
+            "Chromium.app/Contents/MacOS/Chromium",
+            "Google Chrome.app/Contents/MacOS/Google Chrome",
+            "Microsoft Edge.app/Contents/MacOS/Microsoft Edge",
+        )
+        homes = [Path("/Applications")]
+        if environ.get("HOME"):
+            homes.append(Path(environ["HOME"]) / "Applications")
+        return [home / app for app in apps for home in homes]
+    return [
+        Path(p)
+        for p in (
+            "/usr/bin/chromium",
+            "/usr/bin/chromium-browser",
+            "/snap/bin/chromium",
+            "/usr/lib/chromium/chromium",
+            "/usr/bin/google-chrome",
+            "/usr/bin/google-chrome-stable",
+            "/opt/google/chrome/chrome",
+            "/usr/bin/microsoft-edge",
+            "/opt/microsoft/msedge/msedge",
+        )
+    ]
 
 
 def find_chromium() -> str | None:
-    """Path of a Chromium (or Chrome) binary: $BAYES_LAC_CHROMIUM, else the first on PATH."""
-    env = os.environ.get("BAYES_LAC_CHROMIUM")
+    """The browser that prints the PDF: $BAYES_LAC_CHROMIUM if set, else Chromium, Chrome or
+    Edge on the PATH or at their usual places (`pdf_engine_candidates`); None if none is found."""
+    env = os.environ.get(CHROMIUM_ENV)
     if env:
-        return env if Path(env).exists() else None
+        return env if Path(env).is_file() else None
     for name in CHROMIUM_NAMES:
         found = shutil.which(name)
         if found:
             return found
+    for path in pdf_engine_candidates():
+        if path.is_file():
+            return str(path)
     return None
 
 
-def run_chromium(url: str, *extra: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    """Run headless Chromium on `url` with a throw-away profile; returns the finished process.
+def pdf_engine_help() -> str:
+    """Why no PDF engine was found and how to get one, in one sentence."""
+    env = os.environ.get(CHROMIUM_ENV)
+    if env:
+        return f"{CHROMIUM_ENV} is set to {env}, which is not a file; set it to a Chromium, Chrome or Edge program"
+    return (
+        "no Chromium, Chrome or Edge was found on the PATH or at its usual place; install one "
+        f"(Debian/Ubuntu: apt-get install chromium) or set {CHROMIUM_ENV} to its program"
+    )
 
-    Raises BayesLacError if no Chromium is installed, and RuntimeError if it fails.
+
+def run_chromium(url: str, *extra: str, timeout: float = 180, binary: str | None = None) -> subprocess.CompletedProcess:
+    """Run headless Chromium on `url` with a throw-away profile and no network access.
+
+    Parameters
+    ----------
+    url
+        The page (a ``file://`` URL of the report).
+    *extra
+        More command-line flags (``--print-to-pdf=...``, ``--dump-dom``).
+    timeout
+        Seconds before the browser is stopped.
+    binary
+        The browser; found with `find_chromium` if None.
+
+    Raises
+    ------
+    PdfEngineError
+        No browser was found, it could not be started, it timed out or it failed.
     """
-    binary = find_chromium()
+    binary = binary or find_chromium()
     if binary is None:
-        raise BayesLacError(
-            "this needs Chromium to print the report to PDF, and none was found on the PATH; "
-            "install it (Debian/Ubuntu: apt-get install chromium) or set BAYES_LAC_CHROMIUM to "
-            "a Chromium or Chrome binary"
-        )
+        raise PdfEngineError(pdf_engine_help())
     with tempfile.TemporaryDirectory(prefix="bayes_lac_chromium_") as profile:
         cmd = [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *extra, url]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            raise PdfEngineError(f"{binary} did not finish within {timeout:.0f} s") from None
+        except OSError as err:
+            raise PdfEngineError(f"{binary} could not be started: {err}") from None
     if proc.returncode != 0:
-        raise RuntimeError(f"Chromium exited with status {proc.returncode}: {proc.stderr.strip()[-2000:]}")
+        last = proc.stderr.strip().splitlines()[-1:] or ["(no message)"]
+        raise PdfEngineError(f"{binary} exited with status {proc.returncode}: {last[0][:300]}")
     return proc
 
 
-def write_pdf(html_path, pdf_path=None) -> Path:
-    """Print the HTML report to an A4 PDF with headless Chromium, beside it by default."""
+def write_pdf(html_path, pdf_path=None, *, engine: str | None = None) -> Path:
+    """Print the HTML report to an A4 PDF with headless Chromium, beside it by default.
+
+    The PDF is printed to a temporary file and renamed into place only when the browser has
+    written a complete PDF, so an older PDF is never left half-replaced.
+
+    Raises
+    ------
+    PdfEngineError
+        No browser, or the browser failed or wrote no PDF.
+    """
     html_path = Path(html_path).resolve()
     pdf_path = Path(pdf_path) if pdf_path is not None else html_path.with_suffix(".pdf")
     pdf_path = pdf_path.resolve()
-    if pdf_path.exists():
-        pdf_path.unlink()
-    run_chromium(
-        html_path.as_uri(),
-        "--no-pdf-header-footer",
-        "--virtual-time-budget=10000",
-        f"--print-to-pdf={pdf_path}",
-    )
-    if not pdf_path.exists() or pdf_path.stat().st_size == 0:
-        raise RuntimeError(f"Chromium reported success but wrote no PDF at {pdf_path}")
+    with atomic_path(pdf_path) as temp:
+        run_chromium(
+            html_path.as_uri(),
+            "--no-pdf-header-footer",
+            "--virtual-time-budget=10000",
+            f"--print-to-pdf={temp}",
+            binary=engine,
+        )
+        with open(temp, "rb") as fh:
+            if fh.read(5) != b"%PDF-":
+                raise PdfEngineError(f"the browser reported success but wrote no PDF for {pdf_path}")
     return pdf_path
 
 
@@ -533,9 +660,18 @@ def sheet_names(keys: Sequence[str], reserved: Sequence[str] = ("Contents",)) ->
 
 
 def write_xlsx(report: Report, path) -> Path:
-    """Every table of the report in one workbook: a contents sheet, then one sheet per table."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Every table of the report in one workbook (see `xlsx_bytes`), written atomically."""
+    return write_bytes(path, xlsx_bytes(report))
+
+
+def xlsx_bytes(report: Report) -> bytes:
+    """Every table of the report in one workbook: a contents sheet, then one sheet per table.
+
+    Numbers are stored as numbers, unformatted. Text that starts with ``=``, ``+``, ``-``,
+    ``@``, a tab or a carriage return (an authority named ``=HYPERLINK(...)``, a threshold
+    written ``= 0``) is stored as a text cell with Excel's quote prefix, so it is shown as
+    written and never run as a formula.
+    """
     tables = report.tables()
     names = sheet_names([t.key for _, t in tables])
     contents = pd.DataFrame(
@@ -546,14 +682,14 @@ def write_xlsx(report: Report, path) -> Path:
             "rows": [len(t.frame) for _, t in tables],
         }
     )
-    with pd.ExcelWriter(path, engine="openpyxl") as writer:
+    buffer = io.BytesIO()
+    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
         header = pd.DataFrame({"": [report.title, report.subtitle, report.footer]})
         header.to_excel(writer, sheet_name="Contents", index=False, header=False)
         contents.to_excel(writer, sheet_name="Contents", index=False, startrow=len(header) + 1)
         if not report.converged:
-            pd.DataFrame({"": [report.unconverged_header, *report.problems]}).to_excel(
-                writer, sheet_name="Contents", index=False, header=False, startrow=len(header) + len(contents) + 3
-            )
+            warning = pd.DataFrame({"": [report.unconverged_header, *report.problems]})
+            warning.to_excel(writer, sheet_name="Contents", index=False, header=False, startrow=len(header) + len(contents) + 3)
         for name, (_, table) in zip(names, tables):
             table.frame.to_excel(writer, sheet_name=name, index=False)
             sheet = writer.sheets[name]
@@ -563,7 +699,22 @@ def write_xlsx(report: Report, path) -> Path:
         contents_sheet = writer.sheets["Contents"]
         for letter, width in zip("ABCD", (34, 50, 90, 8)):
             contents_sheet.column_dimensions[letter].width = width
-    return path
+        for sheet in writer.book.worksheets:
+            _cells_as_text(sheet)
+    return buffer.getvalue()
+
+
+def _cells_as_text(sheet) -> None:
+    """Store every formula-like text cell of an openpyxl sheet as text, never as a formula.
+
+    openpyxl turns any string starting with ``=`` into a formula cell; pandas hands it the
+    cell values as they are. Nothing in a report is meant to be a formula.
+    """
+    for row in sheet.iter_rows():
+        for cell in row:
+            if cell.data_type == "f" or is_formula_like(cell.value):
+                cell.data_type = "s"
+                cell.quotePrefix = True
 
 
 def _excel_column(i: int) -> str:
@@ -686,9 +837,16 @@ def _comparison_wide(table: pd.DataFrame) -> pd.DataFrame:
     return wide.reset_index()
 
 
-def decomposition_windows(results: xr.DataTree) -> list[tuple[int, int]]:
-    """Windows decomposed in the report: first to last fitted year, then the 2017 report's."""
+def decomposition_windows(results: xr.DataTree, la: str | None = None) -> list[tuple[int, int]]:
+    """Windows decomposed in the report: first to last fitted year, then the 2017 report's.
+
+    With `la`, only years in which that authority has published counts (a decomposition of
+    years before it existed would be invented history).
+    """
     first, last = _fitted_years(results)
+    span = dec.data_years(results, la) if la is not None else None
+    if span is not None:
+        first, last = max(first, span[0]), min(last, span[1])
     windows = [(first, last)] if last > first else []
     for a, b in EXTRA_DECOMPOSITION_WINDOWS:
         if first <= a < b <= last and (a, b) not in windows:
@@ -706,9 +864,9 @@ def _measure_label(measure: str) -> str:
 
 def _decomposition_section(ctx: _Context) -> Section:
     sec = Section("decomposition", "What drove the change")
-    windows = decomposition_windows(ctx.results)
+    windows = decomposition_windows(ctx.results, ctx.la)
     if not windows:
-        sec.notice("The run covers a single year, so there is no change to decompose.")
+        sec.notice("The run has a single year of counts for this authority, so there is no change to decompose.")
         return sec
     sec.paragraph(
         "The modelled change in each count is split into the part due to the number of children "
@@ -1101,12 +1259,13 @@ def _model_card_section(ctx: _Context) -> Section:
     sec.heading("Data sources and vintage")
     data_items = [
         ("Data vintage", str(attrs.get("data_vintage", "not recorded"))),
-        ("Panel", str(ctx.panel.attrs.get("source", ctx.panel_path or "given in memory"))),
+        # the file's name only: a board does not need the analyst's folders
+        ("Panel", Path(str(ctx.panel.attrs.get("source", ctx.panel_path or "given in memory"))).name),
         ("Panel SHA-256 (at fit)", str(attrs.get("panel_sha256", ""))),
     ]
     readme = DATA_README
     if readme.is_file():
-        data_items.append(("Data documentation", f"{readme.relative_to(PROJECT_DIR)} in the bayes_lac repository"))
+        data_items.append(("Data documentation", f"{bundled_name(readme)} in the bayes_lac repository"))
     sec.definitions(data_items)
     sec.workbook_table("model_card", "Model card: the run and its data", pd.DataFrame(items + data_items, columns=["item", "value"]))
     for paragraph in _data_sources_summary(ctx.panel):
@@ -1199,7 +1358,7 @@ def _backtest_blocks(sec: Section, ctx: _Context) -> None:
         return
     table = pd.read_csv(BACKTEST_FILE)
     sec.paragraph(
-        f"Forecasts made from past years ({BACKTEST_FILE.relative_to(PROJECT_DIR)}) scored against "
+        f"Forecasts made from past years ({bundled_name(BACKTEST_FILE)}) scored against "
         "the published counts: the share of outcomes inside each credible interval. A calibrated "
         "forecast puts about 90% of outcomes inside its 90% interval. The settings and fit diagnostics "
         "of the shipped backtest are in models/backtest/README.md."

@@ -1,544 +1,1096 @@
-"""Backtests: forecast from past origins, score against what happened, and check calibration.
+"""Backtests: forecast from past origins with every method, and score against what happened.
 
-For each origin year ``T`` the national model (every authority in the panel as the comparison
-set, ``neighbours="all"``) is fitted on the data up to and including ``T`` and forecast
-``h = 1..H`` years ahead under the trend scenario; the forecasts are compared with the counts
-DfE later published for ``T + h``. Simple baselines are scored on the same forecasts.
+For each origin year ``T`` every forecaster (the model and the baselines of
+`bayes_lac.studies.baselines`, behind one interface described there) gets the panel cut at
+``T`` and forecasts ``h`` years ahead; the forecasts are scored (`bayes_lac.studies.scoring`)
+against the figures DfE later published for ``T + h``, on exactly the same cells for every
+method.
 
-Scores (per forecast, then averaged by method, measure and horizon)
--------------------------------------------------------------------
-* coverage: whether the published count lies inside the equal-tailed 50 %, 80 % and 90 %
-  predictive intervals (bounds included; sample quantiles). Well calibrated intervals cover
-  the published count in about 50 %, 80 % and 90 % of forecasts.
-* CRPS: the continuous ranked probability score of the predictive sample, in children (lower
-  is better; for a point forecast it equals the absolute error). Computed by ``scoringrules``:
-  the "fair" energy form E|X - y| - E|X - X'| / 2 with the unbiased pair term (so methods
-  with different numbers of draws are scored alike), evaluated through its identical
-  probability-weighted-moment form (``estimator="pwm"``), which sorts the draws instead of
-  forming all pairs and so needs no n_draws x n_draws memory.
-* MAE: absolute error of the predictive median, in children.
-* PIT: the probability integral transform, P(X < y) + U * P(X = y) with U uniform (the
-  randomised PIT for counts; U is seeded). Uniform on [0, 1] for a calibrated forecast.
+What is scored
+--------------
+* Origins 2014-2022 by default. A measure is scored from the first origin with
+  `MIN_HISTORY_YEARS` years of its data (children in need and child protection start in 2013,
+  so from 2016); horizons 1-5, plus 8 for looked-after children (`DEFAULT_HORIZONS`).
+  Forecasts of years after the last published one can never be scored: they are left out,
+  with a note.
+* Cells: every local authority in the panel (or those asked for) that exists at the origin
+  (has a row for that year) x measure x horizon. A cell a method cannot forecast (too short a
+  history, a count suppressed at the origin) or whose outcome is not published (an authority
+  abolished before ``T + h``) is kept with empty scores and counted as missing.
+* A forecaster whose fit fails its convergence gate (`UnconvergedFitError`) has that origin
+  reported as failed in the origins table and none of its cells scored.
+* Each row also carries the figure DfE first published for ``T + h`` where the panel keeps it
+  (looked-after children, 2010-2017) and the scores against it: a sensitivity row for the
+  revisions (see `vintage_table`).
+* Each row carries two strata for split tables: ``size_quartile`` (quartile of the authority's
+  child population at the origin among all authorities that year) and ``uasc_change`` (did the
+  UASC share of the authority's looked-after children rise, fall or stay within
+  `UASC_FLAT_BAND` between ``T`` and ``T + h``).
 
-Baselines (their predictive distributions, defined from each authority's own history)
--------------------------------------------------------------------------------------
-Each baseline is a point forecast plus a spread learnt only from the authority's published
-counts up to the origin (never from later years), drawn as `BASELINE_DRAWS` samples:
+Operations
+----------
+Origins run in parallel through `bayes_lac.studies.parallel.run_tasks` (local processes or a
+Dask cluster), with a progress bar over origins. With a ``cache_dir`` each origin's scored
+rows and status are written there as soon as the origin is done, and an origin already there
+is read back instead of being run again (unless ``rerun=True``); the cache records a
+fingerprint of the settings, panel and forecasters, and a mismatch is an error rather than a
+silent mix. A Dask cluster's workers must see the cache folder. Each origin records the time
+spent fitting, forecasting and scoring per method.
 
-* ``last_value`` (last value carried forward): the count in ``T``. Spread: a random walk,
-  Normal with sd = sigma * sqrt(h), sigma the root mean square of the authority's
-  year-to-year changes up to ``T``. Needs the count in ``T`` and at least 2 changes.
-* ``linear_trend``: ordinary least squares line through the counts of the last 5 years
-  ``T-4..T`` (the published ones; at least 4), extrapolated. Spread: the textbook OLS
-  prediction interval, Student-t with n - 2 degrees of freedom and scale
-  s * sqrt(1 + 1/n + (x - mean x)^2 / Sxx).
-* ``constant_rate`` (the 2017 report's population-growth method): the rate per 10,000
-  children in ``T`` times the projected child population. The population is projected as the
-  model's forecasts project it (`bayes_lac.data.population.project_population`: growth drawn from
-  the last five annual growth rates up to ``T``); the rate is a random walk on the log scale,
-  sd = sigma * sqrt(h), sigma the root mean square of the yearly changes of the log rate
-  (years with a count of zero have no log rate and do not enter sigma).
-
-The Normal and Student-t baselines can put some mass below zero for small counts; they are
-scored as they are (no clipping). Where a baseline cannot be formed (e.g. no count in ``T``)
-its row is kept with empty scores and counted in the summary's ``n_missing``; so are the
-model's rows for authorities not in an origin's fit (created later) and forecasts whose
-published count is missing (e.g. an authority abolished before ``T + h``). Forecasts of years
-after the last published year are left out, with a note.
-
-The published count is the panel's ``looked_after`` (``children_in_need``,
-``child_protection``) column, the figure the model is fitted on: looked_after includes UASC.
-
-Outputs
--------
-`backtest` returns one row per forecast (`FORECAST_COLUMNS`); `summarise_backtest`,
-`coverage_table`, `crps_ratios`, `pit_histogram_table` and `pooled_coverage` turn it into the
-tables the report quotes, and `plot_calibration` draws coverage by horizon and the PIT
-histogram.
+Shipped results
+---------------
+`save_backtest` writes the per-forecast table and its summaries beside a JSON manifest with
+the package version and the hash of the model's configuration (`current_model_signature`);
+`stale_reasons` says why a saved backtest no longer describes the package's model (a test
+runs it on ``models/backtest``).
 """
 
 from __future__ import annotations
 
+import datetime as _dt
+import hashlib
 import json
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, is_dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from bayes_lac.config import MEASURES, RATE_PER, THURROCK_CODE
-from bayes_lac.errors import BayesLacError, PanelError, UnknownAuthorityError
+from bayes_lac import __version__
+from bayes_lac.config import BACKTEST_DIR, MEASURES, THURROCK_CODE
+from bayes_lac.errors import (
+    BayesLacError,
+    PanelError,
+    UnconvergedFitError,
+    UnknownAuthorityError,
+)
+from bayes_lac.studies.baselines import (
+    BASELINES,
+    FIRST_RELEASE_COLUMNS,
+    MODEL_METHOD,
+    check_draws,
+    default_baselines,
+    empty_draws,
+    local_authorities,
+    method_name,
+    outcome_column,
+    wide,
+)
+from bayes_lac.studies.scoring import (
+    LEVELS,
+    SCORE_COLUMNS,
+    coverage_table,
+    crps_ratios,
+    level_name,
+    pit_histogram_table,
+    pit_histograms,
+    pooled_coverage,
+    score_samples,
+    span,
+    summarise_backtest,
+)
 from bayes_lac.summaries import Finding
 
-#: Nominal probabilities of the predictive intervals scored.
-LEVELS: tuple[float, ...] = (0.5, 0.8, 0.9)
-#: Samples drawn from each baseline's predictive distribution.
-BASELINE_DRAWS: int = 4000
-#: Baseline methods, in the order they appear in tables.
-BASELINES: tuple[str, ...] = ("last_value", "linear_trend", "constant_rate")
-MODEL_METHOD = "model"
-#: Years of history the linear-trend baseline fits, and the fewest published it needs.
-TREND_WINDOW, TREND_MIN_POINTS = 5, 4
-#: Default sampler settings of the backtest fits (per origin): enough for interval ends.
-DEFAULT_DRAWS, DEFAULT_TUNE, DEFAULT_CHAINS = 500, 500, 2
-#: Targets the report states (not tuned to): 90 % coverage within this range at every
-#: horizon, and a model CRPS below every baseline from this horizon on.
-COVERAGE_90_TARGET: tuple[float, float] = (0.85, 0.95)
-CRPS_TARGET_FROM_HORIZON: int = 2
+__all__ = [
+    "BASELINES",
+    "DEFAULT_HORIZONS",
+    "DEFAULT_ORIGINS",
+    "FORECAST_COLUMNS",
+    "LEVELS",
+    "MODEL_METHOD",
+    "Backtest",
+    "ModelForecaster",
+    "backtest",
+    "check_shipped_backtest",
+    "coverage_table",
+    "crps_ratios",
+    "current_model_signature",
+    "local_authorities",
+    "parse_years",
+    "pit_histogram_table",
+    "pit_histograms",
+    "plot_calibration",
+    "pooled_coverage",
+    "save_backtest",
+    "stale_reasons",
+    "summarise_backtest",
+    "target_finding",
+    "vintage_table",
+]
 
+#: Origins of the full backtest (31 March years).
+DEFAULT_ORIGINS: tuple[int, ...] = tuple(range(2014, 2023))
+#: Horizons scored per measure (years ahead); 8 years only where outcomes exist (origins to 2017).
+DEFAULT_HORIZONS: dict[str, tuple[int, ...]] = {
+    "looked_after": (1, 2, 3, 4, 5, 8),
+    "children_in_need": (1, 2, 3, 4, 5),
+    "child_protection": (1, 2, 3, 4, 5),
+}
+#: A measure is scored from the first origin with this many years of its data.
+MIN_HISTORY_YEARS: int = 4
+#: Labels of the size strata: quartiles of the child population (0-17) at the origin.
+SIZE_QUARTILES: tuple[str, ...] = ("Q1 smallest", "Q2", "Q3", "Q4 largest")
+#: Change of the UASC share of looked-after children (share points) within which it is "flat".
+UASC_FLAT_BAND: float = 0.01
+#: Targets set in advance (issue 12), not tuned to: 90 % coverage in this range at every
+#: horizon and measure; PIT mean in this range; CRPS at most this multiple of the pooled
+#: baseline's at these horizons for looked-after children.
+COVERAGE_90_TARGET: tuple[float, float] = (0.87, 0.93)
+PIT_MEAN_TARGET: tuple[float, float] = (0.45, 0.55)
+CRPS_TARGET_RATIO: float = 0.90
+CRPS_TARGET_BASELINE: str = "pooled_growth"
+CRPS_TARGET_HORIZONS: tuple[int, ...] = (2, 3, 4, 5)
 
-def _level_name(level: float) -> str:
-    return f"{round(100 * level)}"
-
-
-#: Columns of the per-forecast table, in order.
+#: Columns of the per-forecast table, in order. Units: children (quantity "count") or £ per
+#: year, cash (quantity "spend"); pit in [0, 1].
 FORECAST_COLUMNS: tuple[str, ...] = (
-    "la_code",
+    "method",
+    "quantity",
     "measure",
+    "la_code",
     "origin",
     "horizon",
     "year",
+    "value_at_origin",
+    "size_quartile",
+    "uasc_change",
     "observed",
-    "median",
-    *[f"{side}_{_level_name(level)}" for level in LEVELS for side in ("lower", "upper")],
-    "pit",
-    "crps",
+    *SCORE_COLUMNS,
+    "observed_first_release",
+    "pit_first_release",
+    "crps_first_release",
+)
+#: Columns of the origins table (one row per origin and method).
+ORIGIN_COLUMNS: tuple[str, ...] = (
+    "origin",
     "method",
+    "status",
+    "message",
+    "fit_seconds",
+    "forecast_seconds",
+    "scoring_seconds",
+    "from_cache",
 )
 
 
 # --------------------------------------------------------------------------------------
-# Scoring
+# The model as a forecaster
 
 
-def score_samples(samples: np.ndarray, observed: np.ndarray, seed: int = 0) -> pd.DataFrame:
-    """Score predictive samples against observed values.
+@dataclass(frozen=True)
+class ModelForecaster:
+    """The package's model (`bayes_lac.model.fit.LACModel`) as a backtest forecaster.
+
+    At each origin the model is fitted once on the panel cut at the origin with the comparison
+    set `neighbours` (``"all"``: the national model, every authority) and all of
+    `fit_measures` jointly, as a report fits them, whichever measures are scored at that
+    origin; each authority's predictive counts under `scenario` are read off that one fit. A fit that fails its
+    convergence diagnostics raises `UnconvergedFitError` (the backtest reports the origin as
+    failed and scores none of its cells) unless `allow_unconverged`.
 
     Parameters
     ----------
-    samples
-        Array (n_forecasts, n_draws) of predictive draws (children). A row of all-NaN
-        samples means "no forecast" and gets NaN scores.
-    observed
-        Array (n_forecasts,) of what happened (children); NaN where not published (NaN
-        scores, interval bounds still given).
-    seed
-        Seed of the uniform draws of the randomised PIT.
-
-    Returns
-    -------
-    DataFrame with ``median``, ``lower_50``, ``upper_50``, ..., ``upper_90`` (children),
-    ``pit`` (in [0, 1]), ``crps`` (children), one row per forecast.
+    priors
+        Prior set name or TOML file.
+    draws, tune, chains, sampler, target_accept
+        Sampler settings; None takes the package's defaults (`bayes_lac.model.fit`), which
+        are those of a report's fit.
+    scenario
+        Forecast scenario (`bayes_lac.analysis.forecast`), ``"trend"`` as in a report.
+    fit_measures
+        Measures fitted jointly (default all three, as a report fits them).
+    allow_unconverged
+        Score a fit that fails its convergence diagnostics (recorded in the origins table).
+    cores
+        Processes for the chains (1 when origins already run in parallel processes).
     """
-    import scoringrules
 
-    samples = np.asarray(samples, float)
-    observed = np.asarray(observed, float)
-    if samples.ndim != 2 or samples.shape[0] != observed.shape[0]:
-        raise ValueError(
-            f"samples must be (n_forecasts, n_draws) matching observed {observed.shape}; got {samples.shape}"
+    name: str = MODEL_METHOD
+    neighbours: str = "all"
+    priors: str = "default"
+    draws: int | None = None
+    tune: int | None = None
+    chains: int | None = None
+    sampler: str | None = None
+    target_accept: float | None = None
+    scenario: str = "trend"
+    fit_measures: tuple[str, ...] = MEASURES
+    allow_unconverged: bool = False
+    cores: int | None = None
+
+    def config(self) -> dict:
+        """The settings that define the forecasts (priors in full; not the seed or cores)."""
+        from bayes_lac.model import fit as model_fit
+        from bayes_lac.model.graph import DEFAULT_PARAMETERISATION
+        from bayes_lac.model.priors import load_priors
+
+        return {
+            "model": "LACModel",
+            "neighbours": self.neighbours,
+            "priors": load_priors(self.priors),
+            "parameterisation": DEFAULT_PARAMETERISATION,
+            "draws": self.draws or model_fit.DEFAULT_DRAWS,
+            "tune": self.tune or model_fit.DEFAULT_TUNE,
+            "chains": self.chains or model_fit.DEFAULT_CHAINS,
+            "sampler": self.sampler or model_fit.DEFAULT_SAMPLER,
+            "target_accept": self.target_accept or model_fit.DEFAULT_TARGET_ACCEPT,
+            "scenario": self.scenario,
+            "fit_measures": list(self.fit_measures),
+            "allow_unconverged": bool(self.allow_unconverged),
+        }
+
+    def config_hash(self) -> str:
+        """`config_hash` of `config`."""
+        return config_hash(self.config())
+
+    def signature(self) -> str:
+        return f"{self.name}:{__version__}:{self.config_hash()}"
+
+    def __call__(self, panel, origin, horizons, measures, *, las, quantity="count", seed=0):
+        if quantity != "count":
+            raise BayesLacError(
+                f"the model forecaster forecasts counts only, not {quantity!r}; a spend forecaster "
+                "(counts x unit costs) plugs into the same backtest with quantity='spend'"
+            )
+        from bayes_lac.analysis.forecast import forecast
+        from bayes_lac.model.diagnostics import require_converged
+        from bayes_lac.model.fit import LACModel
+
+        config = self.config()
+        origin = int(origin)
+        not_fitted = [m for m in measures if m not in self.fit_measures]
+        if not_fitted:
+            raise BayesLacError(f"the model forecaster fits {', '.join(self.fit_measures)}; asked for {', '.join(not_fitted)}")
+        fitted_las = local_authorities(panel)
+        target = THURROCK_CODE if THURROCK_CODE in fitted_las else fitted_las[0]
+        start = time.perf_counter()
+        model = LACModel(target, neighbours=self.neighbours, until=origin, priors=self.priors, measures=self.fit_measures)
+        # log_likelihood and log_prior are not needed to forecast; leaving them out saves two compilations
+        run = model.fit(
+            panel,
+            draws=config["draws"],
+            tune=config["tune"],
+            chains=config["chains"],
+            seed=int(seed) + origin,
+            progressbar=False,
+            sampler=config["sampler"],
+            cores=self.cores,
+            target_accept=config["target_accept"],
+            log_density=False,
         )
-    n = samples.shape[0]
-    have = ~np.isnan(samples).any(axis=1)
-    out: dict[str, np.ndarray] = {"median": np.full(n, np.nan)}
-    quantiles = [0.5] + [q for level in LEVELS for q in ((1 - level) / 2, (1 + level) / 2)]
-    if have.any():
-        qs = np.quantile(samples[have], quantiles, axis=1)
-        out["median"][have] = qs[0]
-    for k, level in enumerate(LEVELS):
-        for j, side in enumerate(("lower", "upper")):
-            column = np.full(n, np.nan)
-            if have.any():
-                column[have] = qs[1 + 2 * k + j]
-            out[f"{side}_{_level_name(level)}"] = column
-    scored = have & ~np.isnan(observed)
-    pit = np.full(n, np.nan)
-    crps = np.full(n, np.nan)
-    if scored.any():
-        x, y = samples[scored], observed[scored][:, None]
-        u = np.random.default_rng(seed).uniform(size=int(scored.sum()))
-        pit[scored] = (x < y).mean(axis=1) + u * (x == y).mean(axis=1)
-        crps[scored] = scoringrules.crps_ensemble(observed[scored], x, estimator="pwm", backend="numpy")
-    out["pit"] = pit
-    out["crps"] = crps
-    return pd.DataFrame(out)
+        fit_seconds = time.perf_counter() - start
+        last = int(run["posterior"]["year_effect"]["year"].max())
+        if last != origin:
+            raise PanelError(f"backtest origin {origin}: the panel's latest year up to {origin} is {last}; expected data for {origin}")
+        converged = str(run.attrs.get("converged", "true")).lower() == "true"
+        if not self.allow_unconverged:
+            require_converged(run)
+        in_run = {str(c) for c in run["constant_data"]["la"].values}
+        years = [origin + int(h) for h in horizons]
+        n_draws = config["chains"] * config["draws"]
+        out = empty_draws(measures, las, horizons, n_draws)
+        for j, la in enumerate(las):
+            if la not in in_run:
+                continue  # created after the origin: no forecast, counted as missing
+            fc = forecast(run, la=la, horizon=max(int(h) for h in horizons), scenarios=(self.scenario,), seed=int(seed) + origin)
+            predicted = fc.data["predicted"].sel(scenario=self.scenario, year=years)
+            for i, measure in enumerate(measures):
+                out.values[i, j] = predicted.sel(measure=measure).transpose("year", "draw").values
+        out.attrs.update(fit_seconds=fit_seconds, converged=converged)
+        return out
+
+
+def config_hash(config: dict) -> str:
+    """SHA-256 (first 16 hex digits) of a configuration as sorted JSON."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def current_model_signature() -> dict:
+    """What the shipped backtest must have been made with: the package version and the hash of
+    the default model forecaster's configuration (`ModelForecaster.config_hash`)."""
+    forecaster = ModelForecaster()
+    return {"package_version": __version__, "model_config_hash": forecaster.config_hash()}
+
+
+def forecaster_signature(forecaster) -> str:
+    """A text that changes whenever a forecaster's settings do (for cache fingerprints)."""
+    if hasattr(forecaster, "signature"):
+        return str(forecaster.signature())
+    if is_dataclass(forecaster):
+        return repr(forecaster)
+    return f"{getattr(forecaster, '__module__', '')}.{getattr(forecaster, '__qualname__', repr(forecaster))}"
 
 
 # --------------------------------------------------------------------------------------
-# Data helpers
+# What each origin scores
 
 
-def _series(panel: pd.DataFrame, column: str) -> pd.DataFrame:
-    """Wide (la_code x year) float table of one panel column; NaN where not available."""
-    values = panel[column].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
-    frame = pd.DataFrame({"la_code": panel["la_code"].astype(str), "year": panel["year"].astype(int), "v": values})
-    return frame.pivot_table(index="la_code", columns="year", values="v", aggfunc="first", dropna=False)
+def first_origin(panel: pd.DataFrame, measure: str, quantity: str = "count") -> int:
+    """The first origin with `MIN_HISTORY_YEARS` years of the measure's data (any authority)."""
+    column = outcome_column(measure, quantity)
+    las = set(local_authorities(panel))
+    years = panel.loc[panel["la_code"].astype(str).isin(las) & panel[column].notna(), "year"]
+    if years.empty:
+        raise PanelError(f"the panel has no published {column} for any local authority")
+    return int(years.min()) + MIN_HISTORY_YEARS - 1
 
 
-def local_authorities(panel: pd.DataFrame) -> list[str]:
-    """ONS codes of the authorities the national model fits (as `bayes_lac.model.comparison_set`
-    with ``neighbours="all"``: E06/E08/E09/E10 codes at local-authority level)."""
-    from bayes_lac.model.data import LA_PREFIXES
-
-    is_la = panel["la_code"].astype(str).str.startswith(LA_PREFIXES)
-    if "geographic_level" in panel.columns:
-        is_la &= panel["geographic_level"].astype(str).str.lower().eq("local authority")
-    return sorted(set(panel.loc[is_la, "la_code"].astype(str)))
+def last_published(panel: pd.DataFrame, measure: str, quantity: str = "count") -> int:
+    """The last year with the measure's data for any local authority."""
+    column = outcome_column(measure, quantity)
+    las = set(local_authorities(panel))
+    return int(panel.loc[panel["la_code"].astype(str).isin(las) & panel[column].notna(), "year"].max())
 
 
-def parse_years(text: str, what: str) -> list[int]:
-    """'2014-2022' or '2014,2016,2018' (or a mix) as a sorted list of integers."""
-    years: set[int] = set()
-    for part in str(text).split(","):
-        part = part.strip()
-        match = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part)
-        if match:
-            a, b = int(match[1]), int(match[2])
-            if b < a:
-                raise BayesLacError(f"--{what}: range {part!r} runs backwards; write it as {b}-{a}")
-            years.update(range(a, b + 1))
-        elif re.fullmatch(r"\d+", part):
-            years.add(int(part))
-        else:
-            raise BayesLacError(f"--{what}: expected e.g. 2014-2022 or 2014,2016; got {text!r}")
-    return sorted(years)
-
-
-# --------------------------------------------------------------------------------------
-# Baselines
-
-
-def _rms(x: np.ndarray) -> float:
-    x = x[~np.isnan(x)]
-    return float(np.sqrt(np.mean(x**2))) if len(x) else np.nan
-
-
-def _consecutive_changes(history: pd.Series) -> np.ndarray:
-    """Year-to-year changes between consecutive published years only (gaps are not bridged)."""
-    h = history.sort_index()
-    if len(h) < 2:
-        return np.array([])
-    diff = h.diff()
-    consecutive = np.diff(np.asarray(h.index, int), prepend=h.index[0] - 2) == 1
-    return diff[consecutive].dropna().to_numpy(float)
-
-
-def baseline_samples(
-    counts: pd.Series,
-    population: pd.Series,
-    origin: int,
-    horizons: Sequence[int],
-    method: str,
-    rng: np.random.Generator,
-    n_draws: int = BASELINE_DRAWS,
-) -> np.ndarray:
-    """Predictive draws of one baseline for one authority and measure.
-
-    Parameters
-    ----------
-    counts, population
-        The authority's published counts and children aged 0-17, indexed by year; only years
-        up to `origin` are used.
-    origin
-        Last year of data the forecast may use.
-    horizons
-        Years ahead.
-    method
-        One of `BASELINES` (see the module docstring for their definitions).
+def plan_backtest(
+    panel: pd.DataFrame,
+    origins: Sequence[int],
+    horizons: dict[str, Sequence[int]],
+    quantity: str = "count",
+) -> tuple[dict[int, tuple[tuple[str, tuple[int, ...]], ...]], list[str]]:
+    """Which (measure, horizons) each origin scores, and notes on what is left out and why.
 
     Returns
     -------
-    Array (len(horizons), n_draws) of children; all NaN for a horizon the baseline cannot
-    forecast from this history.
+    (plan, notes): plan maps origin -> ((measure, horizons), ...), measures in `horizons`
+    order; origins with nothing to score are absent.
     """
-    horizons = np.asarray(list(horizons), int)
-    out = np.full((len(horizons), n_draws), np.nan)
-    y = counts[counts.index <= origin].dropna()
-    if origin not in y.index:
-        return out
-    last = float(y.loc[origin])
-    z = rng.standard_normal((len(horizons), n_draws))
-    if method == "last_value":
-        changes = _consecutive_changes(y)
-        if len(changes) < 2:
-            return out
-        sigma = _rms(changes)
-        return last + sigma * np.sqrt(horizons)[:, None] * z
-    if method == "linear_trend":
-        window = y[y.index > origin - TREND_WINDOW]
-        n = len(window)
-        if n < TREND_MIN_POINTS:
-            return out
-        x = np.asarray(window.index, float)
-        v = window.to_numpy(float)
-        slope, intercept = np.polyfit(x, v, 1)
-        resid = v - (intercept + slope * x)
-        s = np.sqrt(np.sum(resid**2) / (n - 2))
-        x0 = origin + horizons.astype(float)
-        scale = s * np.sqrt(1 + 1 / n + (x0 - x.mean()) ** 2 / np.sum((x - x.mean()) ** 2))
-        t = rng.standard_t(n - 2, size=(len(horizons), n_draws))
-        return (intercept + slope * x0)[:, None] + scale[:, None] * t
-    if method == "constant_rate":
-        from bayes_lac.data.population import project_population
-
-        pop = population[population.index <= origin].dropna()
-        if origin not in pop.index or len(pop) < 2:
-            return out
-        rate = (y / pop * RATE_PER).dropna()
-        log_changes = _consecutive_changes(np.log(rate[rate > 0]))
-        if len(log_changes) < 2:
-            return out
-        sigma = _rms(log_changes)
-        projected, _ = project_population(pop, int(horizons.max()), n_draws, rng)
-        future_pop = projected[:, horizons - 1].T  # (horizon, draw)
-        last_rate = float(rate.loc[origin])
-        return last_rate * np.exp(sigma * np.sqrt(horizons)[:, None] * z) * future_pop / RATE_PER
-    raise ValueError(f"unknown baseline {method!r}; expected one of {', '.join(BASELINES)}")
+    notes = []
+    plan: dict[int, list] = {int(o): [] for o in origins}
+    for measure, hs in horizons.items():
+        start, last = first_origin(panel, measure, quantity), last_published(panel, measure, quantity)
+        early = [o for o in plan if o < start]
+        if early:
+            notes.append(
+                f"{measure}: origin(s) {span(early)} have fewer than {MIN_HISTORY_YEARS} years of data "
+                f"(the series starts in {start - MIN_HISTORY_YEARS + 1}); not scored."
+            )
+        beyond = [(o, h) for o in plan for h in hs if o >= start and o + h > last]
+        if beyond:
+            notes.append(
+                f"{measure}: {len(beyond)} origin-horizon pairs forecast years after {last}, the last published year, "
+                f"and are left out (origins {span([o for o, _ in beyond])}, horizons {span([h for _, h in beyond])})."
+            )
+        for origin, scored in plan.items():
+            keep = tuple(int(h) for h in hs if origin >= start and origin + h <= last)
+            if keep:
+                scored.append((measure, keep))
+    return {o: tuple(p) for o, p in plan.items() if p}, notes
 
 
-def baseline_forecasts(
-    panel: pd.DataFrame,
-    origin: int,
-    horizons: Sequence[int],
-    measures: Sequence[str],
-    las: Sequence[str],
-    methods: Sequence[str] = BASELINES,
-    seed: int = 0,
-    n_draws: int = BASELINE_DRAWS,
+def cell_table(
+    panel: pd.DataFrame, origin: int, measure: str, horizons: Sequence[int], las: Sequence[str], quantity: str = "count"
 ) -> pd.DataFrame:
-    """Scored baseline forecasts from one origin, in the layout of `FORECAST_COLUMNS`."""
-    population = _series(panel, "population_0_17")
-    frames = []
-    for measure in measures:
-        counts = _series(panel, measure)
-        for method in methods:
-            rng = np.random.default_rng([seed, origin, MEASURES.index(measure), BASELINES.index(method)])
-            keys, blocks = [], []
-            for la in las:
-                if la not in counts.index:
-                    continue
-                blocks.append(
-                    baseline_samples(counts.loc[la], population.loc[la], origin, horizons, method, rng, n_draws)
-                )
-                keys.extend((la, h) for h in horizons)
-            if not blocks:
-                continue
-            frames.append(_score_block(keys, np.vstack(blocks), counts, measure, origin, method, seed))
-    return _concat(frames)
+    """The cells of one origin and measure: outcome, first release, value at the origin, strata.
 
+    Returns
+    -------
+    DataFrame with ``la_code, horizon, year, value_at_origin, size_quartile, uasc_change,
+    observed, observed_first_release`` in (authority, horizon) order.
+    """
+    values = wide(panel, outcome_column(measure, quantity))
+    first_column = FIRST_RELEASE_COLUMNS.get((quantity, measure))
+    first = wide(panel, first_column) if first_column and first_column in panel.columns else None
+    keys = pd.MultiIndex.from_product([list(las), [int(h) for h in horizons]], names=["la_code", "horizon"])
+    cells = keys.to_frame(index=False)
+    cells["year"] = origin + cells["horizon"]
 
-def _score_block(keys, samples, counts: pd.DataFrame, measure, origin, method, seed) -> pd.DataFrame:
-    index = pd.DataFrame(keys, columns=["la_code", "horizon"])
-    index["measure"] = measure
-    index["origin"] = origin
-    index["year"] = origin + index["horizon"]
-    index["observed"] = [
-        counts.at[la, year] if (la in counts.index and year in counts.columns) else np.nan
-        for la, year in zip(index["la_code"], index["year"])
+    def lookup(table, years):
+        if table is None or table.empty:
+            return np.full(len(cells), np.nan)
+        return np.array(
+            [table.at[la, y] if la in table.index and y in table.columns else np.nan for la, y in zip(cells["la_code"], years)],
+            float,
+        )
+
+    cells["value_at_origin"] = lookup(values, np.full(len(cells), origin))
+    cells["size_quartile"] = cells["la_code"].map(size_quartiles(panel, origin)).fillna("unknown")
+    shares = uasc_shares(panel)
+    cells["uasc_change"] = [
+        uasc_change(before, after)
+        for before, after in zip(lookup(shares, np.full(len(cells), origin)), lookup(shares, cells["year"]))
     ]
-    scores = score_samples(samples, index["observed"].to_numpy(float), seed=seed + origin)
-    table = pd.concat([index, scores], axis=1)
-    table["method"] = method
-    return table[list(FORECAST_COLUMNS)]
+    cells["observed"] = lookup(values, cells["year"])
+    cells["observed_first_release"] = lookup(first, cells["year"])
+    return cells
 
 
-def _concat(frames) -> pd.DataFrame:
-    frames = [f for f in frames if len(f)]
-    if not frames:
-        return pd.DataFrame({c: [] for c in FORECAST_COLUMNS})
-    return pd.concat(frames, ignore_index=True)
+def size_quartiles(panel: pd.DataFrame, origin: int) -> pd.Series:
+    """Quartile label (`SIZE_QUARTILES`) of each local authority's child population at the
+    origin, among all authorities with a population that year; authorities without one are
+    absent (their cells are labelled "unknown")."""
+    las = local_authorities(panel)
+    rows = panel[(panel["year"].astype(int) == origin) & panel["la_code"].astype(str).isin(las)]
+    pop = pd.to_numeric(rows.set_index(rows["la_code"].astype(str))["population_0_17"], errors="raise").astype(float).dropna()
+    if len(pop) < len(SIZE_QUARTILES):
+        return pd.Series(dtype=str)
+    return pd.qcut(pop, len(SIZE_QUARTILES), labels=list(SIZE_QUARTILES)).astype(str)
+
+
+def uasc_shares(panel: pd.DataFrame) -> pd.DataFrame:
+    """UASC as a share of looked-after children, authority x year; NaN where either count is
+    suppressed or missing, or no child is looked after."""
+    if "uasc" not in panel.columns:
+        return pd.DataFrame()
+    lac = wide(panel, "looked_after")
+    return wide(panel, "uasc") / lac.where(lac > 0)
+
+
+def uasc_change(before: float, after: float) -> str:
+    """"rose", "fell" or "flat" (within `UASC_FLAT_BAND` share points) from share `before` to
+    share `after`; "unknown" where either is NaN (a suppressed or unpublished UASC count)."""
+    if np.isnan(before) or np.isnan(after):
+        return "unknown"
+    change = after - before
+    if change > UASC_FLAT_BAND:
+        return "rose"
+    if change < -UASC_FLAT_BAND:
+        return "fell"
+    return "flat"
 
 
 # --------------------------------------------------------------------------------------
-# Summaries
+# One origin (a worker task)
 
 
-def _select(table: pd.DataFrame, method: str | None = None, la: str | None = None, measure: str | None = None) -> pd.DataFrame:
-    out = table
-    if method is not None:
-        out = out[out["method"] == method]
-    if la is not None:
-        if la not in set(table["la_code"]):
-            raise UnknownAuthorityError(f"{la} has no forecasts in this backtest table")
-        out = out[out["la_code"] == la]
-    if measure is not None:
-        out = out[out["measure"] == measure]
-    return out
+@dataclass(frozen=True)
+class OriginTask:
+    """Everything one origin needs: plain, picklable values (sent to a worker process)."""
+
+    panel: pd.DataFrame = field(repr=False)
+    origin: int
+    plan: tuple[tuple[str, tuple[int, ...]], ...]
+    las: tuple[str, ...]
+    forecasters: tuple
+    quantity: str
+    seed: int
+    fingerprint: str
+    cache_dir: str | None = None
 
 
-def _covered(table: pd.DataFrame, level: float) -> pd.Series:
-    name = _level_name(level)
-    inside = (table[f"lower_{name}"] <= table["observed"]) & (table["observed"] <= table[f"upper_{name}"])
-    return inside.where(table["crps"].notna())
+@dataclass(frozen=True)
+class OriginResult:
+    """Scored rows (`FORECAST_COLUMNS`) and the status of every method at one origin (`ORIGIN_COLUMNS`)."""
+
+    origin: int
+    table: pd.DataFrame = field(repr=False)
+    status: pd.DataFrame = field(repr=False)
 
 
-def summarise_backtest(table: pd.DataFrame, la: str | None = None) -> pd.DataFrame:
-    """Scores by method, measure and horizon, pooled over authorities and origins.
+def _empty(columns) -> pd.DataFrame:
+    return pd.DataFrame({c: [] for c in columns})
 
-    Parameters
+
+def score_origin(draws, cells: dict[str, pd.DataFrame], plan, origin: int, method: str, quantity: str, seed: int) -> pd.DataFrame:
+    """Rows of `FORECAST_COLUMNS` for one method at one origin, from its checked draws."""
+    frames = []
+    for k, (measure, horizons) in enumerate(plan):
+        sub = draws.sel(measure=measure, horizon=list(horizons)).transpose("la", "horizon", "draw")
+        samples = sub.values.reshape(-1, sub.sizes["draw"])
+        table = cells[measure].copy()
+        scores = score_samples(samples, table["observed"].to_numpy(float), seed=seed + origin + 101 * k)
+        table = pd.concat([table.reset_index(drop=True), scores], axis=1)
+        first = table["observed_first_release"].to_numpy(float)
+        table["pit_first_release"] = np.nan
+        table["crps_first_release"] = np.nan
+        has_first = ~np.isnan(first)
+        if has_first.any():
+            again = score_samples(samples[has_first], first[has_first], seed=seed + origin + 101 * k + 7)
+            table.loc[has_first, "pit_first_release"] = again["pit"].to_numpy()
+            table.loc[has_first, "crps_first_release"] = again["crps"].to_numpy()
+        table["method"] = method
+        table["quantity"] = quantity
+        table["measure"] = measure
+        table["origin"] = origin
+        frames.append(table[list(FORECAST_COLUMNS)])
+    return pd.concat(frames, ignore_index=True) if frames else _empty(FORECAST_COLUMNS)
+
+
+def run_origin(task: OriginTask) -> OriginResult:
+    """Forecast from one origin with every forecaster, score, and cache the result if asked.
+
+    The forecasters see only the panel's rows up to the origin; the outcomes come from the
+    whole panel. A forecaster raising `UnconvergedFitError` is recorded as failed at this
+    origin (no rows); any other error propagates (and nothing is cached for the origin).
+    """
+    origin = int(task.origin)
+    cut = task.panel[task.panel["year"].astype(int) <= origin]
+    measures = [m for m, _ in task.plan]
+    horizons = sorted({h for _, hs in task.plan for h in hs})
+    cells = {m: cell_table(task.panel, origin, m, hs, task.las, task.quantity) for m, hs in task.plan}
+    tables, status = [], []
+    for forecaster in task.forecasters:
+        method = method_name(forecaster)
+        start = time.perf_counter()
+        try:
+            draws = forecaster(cut, origin, horizons, measures, las=list(task.las), quantity=task.quantity, seed=task.seed)
+        except UnconvergedFitError as err:
+            status.append(
+                {"origin": origin, "method": method, "status": "failed", "message": str(err),
+                 "fit_seconds": time.perf_counter() - start, "forecast_seconds": 0.0, "scoring_seconds": 0.0}
+            )
+            continue
+        elapsed = time.perf_counter() - start
+        fit_seconds = float(draws.attrs.get("fit_seconds", 0.0)) if hasattr(draws, "attrs") else 0.0
+        draws = check_draws(draws, method, measures, task.las, horizons)
+        start = time.perf_counter()
+        tables.append(score_origin(draws, cells, task.plan, origin, method, task.quantity, task.seed))
+        converged = bool(draws.attrs.get("converged", True))
+        status.append(
+            {
+                "origin": origin,
+                "method": method,
+                "status": "scored" if converged else "scored (unconverged fit allowed)",
+                "message": "" if converged else "the fit failed its convergence diagnostics; scored because allow_unconverged was set",
+                "fit_seconds": fit_seconds,
+                "forecast_seconds": elapsed - fit_seconds,
+                "scoring_seconds": time.perf_counter() - start,
+            }
+        )
+    table = pd.concat(tables, ignore_index=True) if tables else _empty(FORECAST_COLUMNS)
+    status_table = pd.DataFrame(status).assign(from_cache=False).reindex(columns=list(ORIGIN_COLUMNS))
+    result = OriginResult(origin, table, status_table)
+    if task.cache_dir is not None:
+        _write_cached(Path(task.cache_dir), result, task.fingerprint)
+    return result
+
+
+# --------------------------------------------------------------------------------------
+# The cache of scored origins
+
+
+def _cache_files(cache_dir: Path, origin: int) -> tuple[Path, Path]:
+    return cache_dir / f"origin_{origin}.csv.gz", cache_dir / f"origin_{origin}.json"
+
+
+def _write_cached(cache_dir: Path, result: OriginResult, fingerprint: str) -> None:
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    rows, meta = _cache_files(cache_dir, result.origin)
+    result.table.to_csv(rows, index=False)
+    # The JSON is written last, through a temporary name: an origin counts as done only once it exists.
+    partial = meta.with_suffix(".json.partial")
+    partial.write_text(
+        json.dumps({"origin": result.origin, "fingerprint": fingerprint, "status": result.status.to_dict("records")}, indent=1)
+    )
+    partial.replace(meta)
+
+
+_TEXT_COLUMNS = {"method": str, "quantity": str, "measure": str, "la_code": str, "size_quartile": str, "uasc_change": str}
+
+
+def read_cached(cache_dir: Path, origin: int, fingerprint: str) -> OriginResult | None:
+    """The cached result of `origin`, or None if it has not been scored there.
+
+    Raises
+    ------
+    BayesLacError
+        if the origin was scored with other settings, forecasters or panel (a different
+        fingerprint), or its rows file is missing.
+    """
+    rows, meta = _cache_files(Path(cache_dir), origin)
+    if not meta.is_file():
+        return None
+    stored = json.loads(meta.read_text())
+    if stored.get("fingerprint") != fingerprint:
+        raise BayesLacError(
+            f"{meta} holds origin {origin} scored with other settings, forecasters or panel than this run "
+            f"(fingerprint {stored.get('fingerprint')!r}, this run {fingerprint!r}); pass --rerun (rerun=True) "
+            "to replace the cached origins, or write to another --out"
+        )
+    if not rows.is_file():
+        raise BayesLacError(f"{meta} marks origin {origin} as scored but its rows file {rows} is missing; pass --rerun")
+    table = pd.read_csv(rows, dtype=_TEXT_COLUMNS, keep_default_na=False, na_values=[""])
+    status = pd.DataFrame(stored["status"]).assign(from_cache=True).reindex(columns=list(ORIGIN_COLUMNS))
+    return OriginResult(origin, table.reindex(columns=list(FORECAST_COLUMNS)), status)
+
+
+def panel_hash(panel: pd.DataFrame) -> str:
+    """SHA-256 (16 hex digits) of the panel's values, column names and order."""
+    digest = hashlib.sha256(",".join(map(str, panel.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(panel, index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _fingerprint(panel_digest, origin, plan, las, forecasters, quantity, seed) -> str:
+    content = {
+        "package_version": __version__,
+        "panel": panel_digest,
+        "origin": int(origin),
+        "plan": [[m, list(hs)] for m, hs in plan],
+        "las": list(las),
+        "forecasters": [forecaster_signature(f) for f in forecasters],
+        "quantity": quantity,
+        "seed": int(seed),
+    }
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------------------
+# The backtest
+
+
+@dataclass(frozen=True)
+class Backtest:
+    """A backtest: every scored forecast and how the run went.
+
+    Attributes
     ----------
     table
-        The per-forecast table of `backtest` (columns `FORECAST_COLUMNS`).
-    la
-        Only this authority's forecasts (ONS code); None pools every authority.
+        One row per forecast cell and method (`FORECAST_COLUMNS`).
+    origins
+        One row per origin and method (`ORIGIN_COLUMNS`): status (``scored``, ``failed``),
+        the failure message, seconds spent fitting, forecasting and scoring, and whether the
+        result came from the cache.
+    plan
+        Origin -> ((measure, horizons), ...) scored.
+    methods, quantity
+        Method labels (table order) and what was forecast.
+    notes
+        What a reader must know (what was left out and why, failed fits, cached origins).
+    wall_seconds
+        Wall time of the whole backtest (seconds).
+    workers
+        Local processes used (or the Dask scheduler address).
+    """
+
+    table: pd.DataFrame = field(repr=False)
+    origins: pd.DataFrame = field(repr=False)
+    plan: dict
+    methods: tuple[str, ...]
+    quantity: str = "count"
+    notes: tuple[str, ...] = ()
+    wall_seconds: float = 0.0
+    workers: str = ""
+    panel_hash: str = ""
+    seed: int = 0
+    model_config: dict | None = None
+
+    @property
+    def measures(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(m for p in self.plan.values() for m, _ in p))
+
+
+def _horizons_by_measure(horizons, measures) -> dict[str, tuple[int, ...]]:
+    if horizons is None:
+        return {m: DEFAULT_HORIZONS[m] for m in measures}
+    if isinstance(horizons, dict):
+        unknown = [m for m in horizons if m not in measures]
+        if unknown:
+            raise BayesLacError(f"horizons given for measure(s) not backtested: {', '.join(unknown)}")
+        return {m: tuple(sorted(int(h) for h in horizons.get(m, DEFAULT_HORIZONS[m]))) for m in measures}
+    return {m: tuple(sorted(int(h) for h in horizons)) for m in measures}
+
+
+def backtest(
+    panel: pd.DataFrame,
+    forecasters: Sequence | None = None,
+    origins: Sequence[int] = DEFAULT_ORIGINS,
+    horizons: Sequence[int] | dict[str, Sequence[int]] | None = None,
+    measures: Sequence[str] = MEASURES,
+    las: Sequence[str] | str = "all",
+    quantity: str = "count",
+    seed: int = 0,
+    workers: int = 1,
+    scheduler=None,
+    cache_dir: str | Path | None = None,
+    rerun: bool = False,
+    progress: bool = True,
+) -> Backtest:
+    """Forecast from each origin with every forecaster; score against the published figures.
+
+    Parameters
+    ----------
+    panel
+        The panel (all years: later years are the outcomes the forecasts are scored on).
+    forecasters
+        Forecasters (see `bayes_lac.studies.baselines`); default the model (`ModelForecaster`)
+        and every baseline. Names must be distinct.
+    origins
+        Last year of data of each forecast (31 March years).
+    horizons
+        Years ahead: one list for every measure, a dict measure -> list, or None for
+        `DEFAULT_HORIZONS`.
+    measures
+        Measures to score.
+    las
+        ``"all"`` (every local authority in the panel) or ONS codes to score.
+    quantity
+        ``"count"`` or ``"spend"`` (see the forecaster interface).
+    seed
+        Seed of every forecaster's draws and of the randomised PIT.
+    workers, scheduler
+        Origins run in parallel (`bayes_lac.studies.parallel.run_tasks`): local processes, or a
+        Dask scheduler address / cluster.
+    cache_dir
+        Folder of per-origin results: origins found there are read back, not run again.
+    rerun
+        Run every origin even if it is in `cache_dir` (its files are replaced).
+    progress
+        Show a progress bar over origins.
 
     Returns
     -------
-    DataFrame with ``method, measure, horizon, n_forecasts`` (rows), ``n_scored`` (with a
-    forecast and a published count), ``n_missing`` (the rest), ``coverage_50``,
-    ``coverage_80``, ``coverage_90`` (share of scored forecasts whose interval holds the
-    published count), ``crps`` and ``mae`` (mean, children), ``pit_mean`` (0.5 if unbiased).
+    `Backtest`
     """
-    sub = _select(table, la=la).copy()
-    for level in LEVELS:
-        sub[f"coverage_{_level_name(level)}"] = _covered(sub, level).astype(float)
-    sub["abs_error"] = (sub["median"] - sub["observed"]).abs().where(sub["crps"].notna())
-    grouped = sub.groupby(["method", "measure", "horizon"], sort=False)
-    summary = grouped.agg(
-        n_forecasts=("crps", "size"),
-        n_scored=("crps", "count"),
-        **{f"coverage_{_level_name(v)}": (f"coverage_{_level_name(v)}", "mean") for v in LEVELS},
-        crps=("crps", "mean"),
-        mae=("abs_error", "mean"),
-        pit_mean=("pit", "mean"),
-    ).reset_index()
-    summary["n_missing"] = summary["n_forecasts"] - summary["n_scored"]
-    order = {m: i for i, m in enumerate((MODEL_METHOD, *BASELINES))}
-    summary = summary.sort_values(
-        ["measure", "method", "horizon"], key=lambda s: s.map(order).fillna(99) if s.name == "method" else s
+    from bayes_lac.studies.parallel import run_tasks
+
+    start = time.perf_counter()
+    forecasters = tuple(forecasters) if forecasters is not None else (ModelForecaster(), *default_baselines())
+    methods = tuple(method_name(f) for f in forecasters)
+    if not forecasters:
+        raise BayesLacError("give at least one forecaster")
+    if len(set(methods)) != len(methods):
+        raise BayesLacError(f"forecaster names must be distinct; got {', '.join(methods)}")
+    measures = tuple(measures)
+    unknown = [m for m in measures if m not in MEASURES]
+    if unknown:
+        raise BayesLacError(f"unknown measure(s) {', '.join(unknown)}; expected some of {', '.join(MEASURES)}")
+    for m in measures:
+        outcome_column(m, quantity)
+    origins = sorted({int(o) for o in origins})
+    horizon_map = _horizons_by_measure(horizons, measures)
+    if not origins or not any(horizon_map.values()):
+        raise BayesLacError("give at least one origin and one horizon")
+    bad = sorted({h for hs in horizon_map.values() for h in hs if h < 1})
+    if bad:
+        raise BayesLacError(f"horizons are years ahead, 1 or more; got {bad}")
+    all_las = local_authorities(panel)
+    if isinstance(las, str) and las == "all":
+        chosen = tuple(all_las)
+    else:
+        chosen = tuple(str(c).strip() for c in (las.split(",") if isinstance(las, str) else las) if str(c).strip())
+        missing = [c for c in chosen if c not in all_las]
+        if missing:
+            raise UnknownAuthorityError(f"authorities not in the panel as local authorities: {', '.join(missing)}")
+    years = set(panel["year"].astype(int))
+    early = [o for o in origins if o not in years]
+    if early:
+        raise PanelError(f"origin year(s) {', '.join(map(str, early))} not in the panel (years {min(years)}-{max(years)})")
+    plan, notes = plan_backtest(panel, origins, horizon_map, quantity)
+    digest = panel_hash(panel)
+    cache = Path(cache_dir) if cache_dir is not None else None
+    done: dict[int, OriginResult] = {}
+    tasks = []
+    years_of = panel.groupby(panel["la_code"].astype(str))["year"].agg(lambda y: set(y.astype(int)))
+    for origin, origin_plan in plan.items():
+        # an authority is forecast from the origins at which it exists (has a row in the panel)
+        existing = tuple(la for la in chosen if origin in years_of.get(la, ()))
+        fingerprint = _fingerprint(digest, origin, origin_plan, existing, forecasters, quantity, seed)
+        cached = None if (cache is None or rerun) else read_cached(cache, origin, fingerprint)
+        if cached is not None:
+            done[origin] = cached
+            continue
+        tasks.append(OriginTask(panel, origin, origin_plan, existing, forecasters, quantity, int(seed), fingerprint,
+                                str(cache) if cache is not None else None))
+    if done:
+        notes.append(f"origin(s) {span(done)} read from {cache} (already scored with the same settings; rerun to replace).")
+    outputs = run_tasks(run_origin, tasks, workers=workers, scheduler=scheduler, progress=progress, description="backtest origins")
+    done.update({r.origin: r for r in outputs})
+    results = [done[o] for o in sorted(done)]
+    tables = [r.table for r in results if len(r.table)]
+    table = pd.concat(tables, ignore_index=True) if tables else _empty(FORECAST_COLUMNS)
+    origins_table = pd.concat([r.status for r in results], ignore_index=True) if results else _empty(ORIGIN_COLUMNS)
+    for row in origins_table[origins_table["status"] == "failed"].itertuples():
+        notes.append(f"origin {row.origin}, {row.method}: not scored, {row.message}")
+    model_config = next((f.config() for f in forecasters if isinstance(f, ModelForecaster)), None)
+    return Backtest(
+        table=table,
+        origins=origins_table,
+        plan=plan,
+        methods=methods,
+        quantity=quantity,
+        notes=tuple(notes),
+        wall_seconds=time.perf_counter() - start,
+        workers=str(getattr(scheduler, "scheduler_address", scheduler)) if scheduler is not None else f"{workers} local process(es)",
+        panel_hash=digest,
+        seed=int(seed),
+        model_config=model_config,
     )
-    columns = ["method", "measure", "horizon", "n_forecasts", "n_scored", "n_missing"]
-    columns += [f"coverage_{_level_name(v)}" for v in LEVELS] + ["crps", "mae", "pit_mean"]
-    return summary[columns].reset_index(drop=True)
 
 
-def crps_ratios(table: pd.DataFrame, la: str | None = None) -> pd.DataFrame:
-    """Model CRPS over each baseline's CRPS, by measure and horizon, on the same forecasts.
+def time_table(result: Backtest) -> pd.DataFrame:
+    """Where the time went: seconds fitting, forecasting and scoring, by origin (all methods)
+    and in total by method; origins read from the cache show the times of the run that made them."""
+    o = result.origins
+    if o.empty:
+        return _empty(["origin", "method", "fit_seconds", "forecast_seconds", "scoring_seconds", "from_cache"])
+    seconds = ["fit_seconds", "forecast_seconds", "scoring_seconds"]
+    by_origin = o.groupby("origin", as_index=False).agg(**{c: (c, "sum") for c in seconds}, from_cache=("from_cache", "all"))
+    by_origin.insert(1, "method", "all")
+    by_method = o.groupby("method", as_index=False, sort=False)[seconds].sum()
+    by_method.insert(0, "origin", "all")
+    by_method["from_cache"] = ""
+    return pd.concat([by_origin, by_method], ignore_index=True)
 
-    Only forecasts (authority, measure, origin, horizon) that both the model and the baseline
-    scored enter a ratio, so a baseline that could not forecast an authority does not shift it.
+
+# --------------------------------------------------------------------------------------
+# Vintages: which inputs come from publications later than the origin
+
+
+#: Sources of the bundled panel's inputs, by year range, and the year each was published
+#: (see data/README.md). An origin T stands for forecasts made when year T's figures came out
+#: (autumn of T), so a source published in year T or earlier was available then.
+VINTAGES: tuple[dict, ...] = (
+    {"input": "looked_after", "first": 2010, "last": 2014, "published": None,
+     "source": "DfE SFRs 2010-2014 (first release, each published in the autumn of its year)"},
+    {"input": "looked_after", "first": 2015, "last": 2015, "published": 2025,
+     "source": "LAIT version of 2025-05-28 (revised figures)"},
+    {"input": "looked_after", "first": 2016, "last": 2025, "published": 2026,
+     "source": "LAIT version of 2026-04-08 (revised figures)"},
+    {"input": "uasc", "first": 2011, "last": 2014, "published": None,
+     "source": "DfE SFRs 2011-2014 (first release)"},
+    {"input": "uasc", "first": 2015, "last": 2025, "published": 2026,
+     "source": "LAIT versions of 2025-05-28 (2015) and 2026-04-08 (revised figures)"},
+    {"input": "population_0_17", "first": 2010, "last": 2010, "published": None,
+     "source": "mid-2009 ONS estimate as printed in SFR 27/2010, rounded to 100"},
+    {"input": "population_0_17", "first": 2011, "last": 2012, "published": 2023,
+     "source": "interpolated between mid-2009 and the Census-2021-rebased mid-2012 estimate"},
+    {"input": "population_0_17", "first": 2013, "last": 2025, "published": 2023,
+     "source": "ONS mid-year estimates rebased to Census 2021 (Nov 2023), as republished by DfE in 2025"},
+    {"input": "children_in_need", "first": 2013, "last": 2025, "published": 2025,
+     "source": "DfE Characteristics of children in need 2025, table B1 (time series as last published)"},
+    {"input": "child_protection", "first": 2013, "last": 2025, "published": 2025,
+     "source": "DfE Characteristics of children in need 2025, table D5 (time series as last published)"},
+    {"input": "deprivation", "first": 2015, "last": 2024, "published": 2026,
+     "source": "DWP children in low-income families, pre-revision series, LAIT version of 2026-03-20"},
+)
+
+
+def vintage_table(origins: Sequence[int] = DEFAULT_ORIGINS) -> pd.DataFrame:
+    """Which inputs each origin's forecasts used, and whether they were published after the origin.
+
+    The bundled panel holds one vintage of each series, mostly later than the backtest's
+    origins: a forecaster at origin T in the backtest sees revised looked-after counts (DfE
+    revises them after first release; the panel has first-release figures only for
+    2010-2014) and the child population rebased to Census 2021 in November 2023, neither of
+    which an analyst had at the time. Scores against first-release outcomes (where the panel
+    keeps them, 2010-2017) are the sensitivity row for the outcome side.
 
     Returns
     -------
-    DataFrame with ``measure, horizon, baseline, n_pairs, crps_model, crps_baseline``
-    (mean CRPS, children) and ``ratio`` (below 1: the model forecasts better).
+    DataFrame with ``origin, input, years`` (the years up to the origin from this source),
+    ``source``, ``published`` (year; blank if each year's figure was published in that year)
+    and ``later_than_origin``.
     """
-    sub = _select(table, la=la)
-    keys = ["la_code", "measure", "origin", "horizon"]
-    model = sub[sub["method"] == MODEL_METHOD][keys + ["crps"]].dropna()
     rows = []
-    for baseline in [b for b in pd.unique(sub["method"]) if b != MODEL_METHOD]:
-        base = sub[sub["method"] == baseline][keys + ["crps"]].dropna()
-        pairs = model.merge(base, on=keys, suffixes=("_model", "_baseline"))
-        for (measure, horizon), g in pairs.groupby(["measure", "horizon"]):
+    for origin in origins:
+        for v in VINTAGES:
+            if v["first"] > origin:
+                continue
+            published = v["published"]
             rows.append(
                 {
-                    "measure": measure,
-                    "horizon": int(horizon),
-                    "baseline": baseline,
-                    "n_pairs": len(g),
-                    "crps_model": g["crps_model"].mean(),
-                    "crps_baseline": g["crps_baseline"].mean(),
+                    "origin": int(origin),
+                    "input": v["input"],
+                    "years": span(range(v["first"], min(v["last"], origin) + 1)),
+                    "source": v["source"],
+                    "published": published,
+                    "later_than_origin": published is not None and published > origin,
                 }
             )
-    out = pd.DataFrame(rows, columns=["measure", "horizon", "baseline", "n_pairs", "crps_model", "crps_baseline"])
-    out["ratio"] = out["crps_model"] / out["crps_baseline"]
-    return out.sort_values(["measure", "baseline", "horizon"]).reset_index(drop=True)
+    return pd.DataFrame(rows, columns=["origin", "input", "years", "source", "published", "later_than_origin"])
 
 
-def coverage_table(table: pd.DataFrame, method: str = MODEL_METHOD, la: str | None = None) -> pd.DataFrame:
-    """Empirical coverage by measure, horizon and nominal level: the numbers `plot_coverage` draws.
+# --------------------------------------------------------------------------------------
+# Saving, the manifest and the staleness check
+
+
+MANIFEST_SUFFIX = "_manifest.json"
+
+
+def output_paths(out: str | Path) -> dict[str, Path]:
+    """Files a backtest writes beside `out` (the per-forecast table, CSV, optionally .gz)."""
+    out = Path(out)
+    stem = out.name.removesuffix(".gz").removesuffix(".csv")
+    return {
+        "forecasts": out,
+        "summary": out.with_name(stem + "_summary.csv"),
+        "ratios": out.with_name(stem + "_ratios.csv"),
+        "pit": out.with_name(stem + "_pit.csv"),
+        "origins": out.with_name(stem + "_origins.csv"),
+        "vintages": out.with_name(stem + "_vintages.csv"),
+        "manifest": out.with_name(stem + MANIFEST_SUFFIX),
+        "cache": out.with_name(stem + "_cache"),
+    }
+
+
+def reference_method(methods: Sequence[str]) -> str:
+    """The method CRPS ratios are taken of: the model if it ran, else the pooled baseline."""
+    return MODEL_METHOD if MODEL_METHOD in methods else "pooled_growth"
+
+
+def summary_tables(result: Backtest, n_boot: int = 2000) -> dict[str, pd.DataFrame]:
+    """The tables a backtest is read from.
 
     Returns
     -------
-    DataFrame with ``measure, horizon, nominal`` (0.5, 0.8, 0.9), ``coverage`` (share of
-    scored forecasts inside the interval) and ``n`` (scored forecasts).
+    dict with ``summary`` (`summarise_backtest` by method, measure and horizon, for the latest
+    figures and, as ``outcome == "first_release"`` rows, DfE's first release), ``ratios``
+    (`crps_ratios` of `reference_method` to every other method: all cells, then split by size
+    quartile and by UASC change; column ``split`` names the stratum column, ``group`` its
+    value), ``pit`` (`pit_histograms`) and ``vintages`` (`vintage_table`).
     """
-    sub = _select(table, method=method, la=la)
-    rows = []
-    for (measure, horizon), g in sub.groupby(["measure", "horizon"]):
-        for level in LEVELS:
-            inside = _covered(g, level).dropna()
-            rows.append(
-                {
-                    "measure": measure,
-                    "horizon": int(horizon),
-                    "nominal": level,
-                    "coverage": float(inside.mean()) if len(inside) else np.nan,
-                    "n": int(len(inside)),
-                }
-            )
-    return pd.DataFrame(rows, columns=["measure", "horizon", "nominal", "coverage", "n"])
-
-
-def pooled_coverage(table: pd.DataFrame, method: str = MODEL_METHOD, la: str | None = None) -> pd.DataFrame:
-    """Empirical coverage of the 50 %, 80 % and 90 % intervals pooled over every horizon.
-
-    The figure a model card quotes ("the 90 % intervals held the published count in X % of
-    N backtest forecasts"). Pooled over authorities (or for `la`), origins and horizons.
-
-    Returns
-    -------
-    DataFrame with ``measure, nominal, coverage, n, origins, horizons`` (the last two as
-    text, e.g. "2014-2022" and "1-5").
-    """
-    sub = _select(table, method=method, la=la)
-    rows = []
-    for measure, g in sub.groupby("measure"):
-        for level in LEVELS:
-            inside = _covered(g, level).dropna()
-            rows.append(
-                {
-                    "measure": measure,
-                    "nominal": level,
-                    "coverage": float(inside.mean()) if len(inside) else np.nan,
-                    "n": int(len(inside)),
-                    "origins": _span(g["origin"]),
-                    "horizons": _span(g["horizon"]),
-                }
-            )
-    return pd.DataFrame(rows, columns=["measure", "nominal", "coverage", "n", "origins", "horizons"])
-
-
-def _span(values: pd.Series) -> str:
-    v = sorted(set(int(x) for x in values))
-    if not v:
-        return ""
-    if v == list(range(v[0], v[-1] + 1)):
-        return f"{v[0]}-{v[-1]}" if len(v) > 1 else str(v[0])
-    return ",".join(str(x) for x in v)
-
-
-def pit_histogram_table(
-    table: pd.DataFrame,
-    method: str = MODEL_METHOD,
-    la: str | None = None,
-    measure: str | None = None,
-    bins: int = 10,
-) -> pd.DataFrame:
-    """PIT histogram counts: the numbers `plot_pit` draws.
-
-    Returns
-    -------
-    DataFrame with ``bin_lower, bin_upper, count, share`` and ``expected_share`` (1 / bins,
-    what a calibrated forecast gives). A U shape means intervals too narrow; a hump, too
-    wide; a slope, biased forecasts.
-    """
-    pit = _select(table, method=method, la=la, measure=measure)["pit"].dropna().to_numpy(float)
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    counts, _ = np.histogram(pit, bins=edges)
-    total = counts.sum()
-    return pd.DataFrame(
-        {
-            "bin_lower": edges[:-1],
-            "bin_upper": edges[1:],
-            "count": counts,
-            "share": counts / total if total else np.full(bins, np.nan),
-            "expected_share": np.full(bins, 1.0 / bins),
-        }
+    table = result.table
+    summary = pd.concat(
+        [summarise_backtest(table).assign(outcome="latest")]
+        + ([summarise_backtest(table, outcome="first_release").assign(outcome="first_release")]
+           if table["observed_first_release"].notna().any() else []),
+        ignore_index=True,
     )
+    reference = reference_method(result.methods)
+    ratios = [crps_ratios(table, reference=reference, n_boot=n_boot).assign(split="all", group="all")]
+    for split in ("size_quartile", "uasc_change"):
+        r = crps_ratios(table, reference=reference, by=("measure", "horizon", split), n_boot=n_boot)
+        ratios.append(r.rename(columns={split: "group"}).assign(split=split))
+    ratios = pd.concat(ratios, ignore_index=True)
+    ratios.insert(0, "reference", reference)
+    lead = ["reference", "measure", "baseline", "split", "group", "horizon"]
+    ratios = ratios[lead + [c for c in ratios.columns if c not in lead]]
+    return {
+        "summary": summary,
+        "ratios": ratios,
+        "pit": pit_histograms(table),
+        "vintages": vintage_table(sorted(result.plan)),
+    }
+
+
+def save_backtest(result: Backtest, out: str | Path, tables: dict | None = None) -> dict[str, Path]:
+    """Write the per-forecast table, the summary tables and the manifest (see `output_paths`).
+
+    The manifest (JSON) records the package version, the model's configuration and its hash
+    (null when the model was not among the methods), the methods, plan, seed, panel hash,
+    origins' status, wall time and workers: what `stale_reasons` checks.
+    """
+    paths = output_paths(out)
+    paths["forecasts"].parent.mkdir(parents=True, exist_ok=True)
+    tables = tables if tables is not None else summary_tables(result)
+    from bayes_lac.files import write_csv, write_text
+
+    write_csv(result.table, paths["forecasts"])
+    for name in ("summary", "ratios", "pit", "vintages"):
+        write_csv(tables[name], paths[name])
+    write_csv(result.origins, paths["origins"])
+    config = result.model_config
+    manifest = {
+        "package_version": __version__,
+        "model_config_hash": config_hash(config) if config else None,
+        "model_config": config,
+        "methods": list(result.methods),
+        "quantity": result.quantity,
+        "plan": {str(o): {m: span(hs) for m, hs in p} for o, p in result.plan.items()},
+        "seed": result.seed,
+        "panel_sha256_16": result.panel_hash,
+        "origins_failed": result.origins.loc[result.origins["status"] == "failed", ["origin", "method"]].to_dict("records"),
+        "wall_seconds": round(result.wall_seconds, 1),
+        "workers": result.workers,
+        "created_utc": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "files": {k: p.name for k, p in paths.items() if k not in ("manifest", "cache")},
+    }
+    write_text(paths["manifest"], json.dumps(manifest, indent=1, sort_keys=True, default=str) + "\n")
+    return paths
+
+
+def stale_reasons(manifest: dict, current: dict | None = None) -> list[str]:
+    """Why a saved backtest does not describe the package's current model (empty if it does).
+
+    Parameters
+    ----------
+    manifest
+        The saved backtest's manifest (see `save_backtest`).
+    current
+        `current_model_signature()` (computed if not given).
+    """
+    current = current if current is not None else current_model_signature()
+    reasons = []
+    if manifest.get("model_config_hash") is None:
+        reasons.append("it holds no model forecasts (the model was not among its methods)")
+    elif manifest["model_config_hash"] != current["model_config_hash"]:
+        reasons.append(
+            f"it was made with model configuration {manifest['model_config_hash']}, the package's is "
+            f"{current['model_config_hash']} (priors, comparison set, sampler settings or scenario changed)"
+        )
+    if manifest.get("package_version") != current["package_version"]:
+        reasons.append(f"it was made by bayes_lac {manifest.get('package_version')}, this is {current['package_version']}")
+    return reasons
+
+
+def check_shipped_backtest(folder: str | Path = BACKTEST_DIR, stem: str = "backtest_full") -> list[str]:
+    """`stale_reasons` of the backtest shipped in `folder` (a missing manifest is a reason)."""
+    manifest = Path(folder) / f"{stem}{MANIFEST_SUFFIX}"
+    if not manifest.is_file():
+        return [f"{manifest} is missing: the shipped backtest has no record of the model it scored"]
+    reasons = stale_reasons(json.loads(manifest.read_text()))
+    if reasons:
+        command = f"bayes-lac backtest --out {Path(folder) / (stem + '.csv.gz')}"
+        reasons.append(f"regenerate it: {command} (see models/backtest/README.md)")
+    return reasons
+
+
+# --------------------------------------------------------------------------------------
+# Targets
+
+
+def target_finding(table: pd.DataFrame, measure: str = "looked_after", method: str = MODEL_METHOD) -> Finding:
+    """Plain sentences: does `method` meet the backtest targets for `measure`, and where does it miss?
+
+    Targets (set in advance, not tuned to): 90 % coverage within `COVERAGE_90_TARGET` and PIT
+    mean within `PIT_MEAN_TARGET` at every horizon; for looked-after children, a CRPS at most
+    `CRPS_TARGET_RATIO` times the pooled baseline's at horizons `CRPS_TARGET_HORIZONS`.
+    """
+    from bayes_lac.summaries import format_percent
+
+    summary = summarise_backtest(select_measure(table, measure))
+    rows = summary[summary["method"] == method]
+    if rows.empty:
+        return Finding(title="Backtest targets", sentence=f"{method} has no scored forecasts of {measure}.", table=rows)
+    parts = []
+    low, high = COVERAGE_90_TARGET
+    misses = rows[(rows["coverage_90"] < low) | (rows["coverage_90"] > high)]
+    if misses.empty:
+        parts.append(
+            f"The 90% intervals held the published figure in {format_percent(rows['coverage_90'].min())} to "
+            f"{format_percent(rows['coverage_90'].max())} of forecasts at every horizon (target {format_percent(low)}-{format_percent(high)})."
+        )
+    else:
+        parts.append(
+            f"The 90% intervals miss the coverage target ({format_percent(low)}-{format_percent(high)}) at horizon(s) "
+            + ", ".join(f"{int(r.horizon)} ({100 * r.coverage_90:.1f}%)" for r in misses.itertuples())
+            + "."
+        )
+    low, high = PIT_MEAN_TARGET
+    off = rows[(rows["pit_mean"] < low) | (rows["pit_mean"] > high)]
+    if off.empty:
+        parts.append(f"The PIT mean is within {low:.2f}-{high:.2f} at every horizon.")
+    else:
+        parts.append(
+            f"The PIT mean is outside {low:.2f}-{high:.2f} at horizon(s) "
+            + ", ".join(
+                f"{int(r.horizon)} ({r.pit_mean:.3f}, forecasts too {'low' if r.pit_mean > high else 'high'})"
+                for r in off.itertuples()
+            )
+            + "."
+        )
+    if measure == "looked_after" and method != CRPS_TARGET_BASELINE:
+        ratios = crps_ratios(select_measure(table, measure), reference=method)
+        ratios = ratios[(ratios["baseline"] == CRPS_TARGET_BASELINE) & ratios["horizon"].isin(CRPS_TARGET_HORIZONS)]
+        if ratios.empty:
+            parts.append(f"The {CRPS_TARGET_BASELINE} baseline was not scored, so the CRPS target cannot be checked.")
+        else:
+            worse = ratios[ratios["ratio"] > CRPS_TARGET_RATIO]
+            listed = ", ".join(f"{int(r.horizon)}: {r.ratio:.2f}" for r in ratios.itertuples())
+            verdict = "meets" if worse.empty else "misses"
+            parts.append(
+                f"Its CRPS relative to the {CRPS_TARGET_BASELINE} baseline {verdict} the target of at most "
+                f"{CRPS_TARGET_RATIO:.2f} at horizons {span(CRPS_TARGET_HORIZONS)} (by horizon, {listed})."
+            )
+    return Finding(title=f"Backtest targets: {measure}", sentence=" ".join(parts), table=rows.reset_index(drop=True))
+
+
+def select_measure(table: pd.DataFrame, measure: str) -> pd.DataFrame:
+    return table[table["measure"] == measure]
 
 
 # --------------------------------------------------------------------------------------
@@ -546,7 +1098,7 @@ def pit_histogram_table(
 
 
 def plot_coverage(table: pd.DataFrame, *, method: str = MODEL_METHOD, la: str | None = None, measure: str | None = None, ax=None):
-    """Empirical coverage by horizon against the nominal level (dashed). Table twin: `coverage_table`."""
+    """Empirical coverage by horizon against the nominal level (dotted). Table twin: `coverage_table`."""
     from bayes_lac.style import get_axes, series_style
 
     fig, ax = get_axes(ax)
@@ -555,14 +1107,14 @@ def plot_coverage(table: pd.DataFrame, *, method: str = MODEL_METHOD, la: str | 
         cov = cov[cov["measure"] == measure]
     for i, ((m, level), g) in enumerate(cov.groupby(["measure", "nominal"])):
         style = series_style(i)
-        label = f"{_level_name(level)}% interval" + (f" ({m})" if cov["measure"].nunique() > 1 else "")
+        label = f"{level_name(level)}% interval" + (f" ({m})" if cov["measure"].nunique() > 1 else "")
         ax.plot(g["horizon"], g["coverage"], label=label, **style)
         ax.axhline(level, color=style["color"], linestyle=":", linewidth=1)
     ax.set_xlabel("Years ahead (horizon)")
     ax.set_ylabel("Share of published counts inside the interval")
     ax.set_ylim(0, 1)
     ax.set_xticks(sorted(cov["horizon"].unique()))
-    ax.set_title("Coverage of predictive intervals (dotted: nominal)")
+    ax.set_title(f"Coverage of predictive intervals, {method} (dotted: nominal)")
     ax.legend(frameon=False)
     return fig
 
@@ -579,7 +1131,7 @@ def plot_pit(table: pd.DataFrame, *, method: str = MODEL_METHOD, la: str | None 
     ax.set_xlabel("PIT (where the published count fell in the predictive distribution)")
     ax.set_ylabel("Share of forecasts")
     ax.set_xlim(0, 1)
-    ax.set_title("PIT histogram")
+    ax.set_title(f"PIT histogram, {method}")
     ax.legend(frameon=False)
     return fig
 
@@ -601,277 +1153,44 @@ def plot_calibration(table: pd.DataFrame, *, method: str = MODEL_METHOD, la: str
 
 
 # --------------------------------------------------------------------------------------
-# The model's forecasts from one origin (a worker task)
+# Command-line helpers
 
 
-def model_origin_forecasts(task: dict) -> dict:
-    """Worker task: fit the national model up to one origin and score its forecasts.
-
-    `task` holds ``panel`` (the whole panel: later years are used only as the observed
-    outcomes), ``origin``, ``horizons``, ``measures``, ``las``, ``target_la`` (any authority
-    in the panel; the national model needs one), ``priors``, ``sampler`` (settings for
-    `LACModel.fit`), ``cores`` and ``seed``.
-
-    Returns a dict with ``table`` (scored rows, method ``"model"``), ``fit_seconds``,
-    ``forecast_seconds``, ``converged``, ``problems`` (diagnostic messages) and ``notes``.
-    """
-    from bayes_lac.analysis.forecast import forecast
-    from bayes_lac.model.fit import LACModel
-
-    origin, horizons = int(task["origin"]), list(task["horizons"])
-    panel = task["panel"]
-    start = time.perf_counter()
-    model = LACModel(task["target_la"], neighbours="all", until=origin, priors=task["priors"], measures=task["measures"])
-    # log_likelihood and log_prior are not needed to forecast; leaving them out saves two compilations
-    run = model.fit(panel, progressbar=False, cores=task["cores"], log_density=False, **task["sampler"])
-    fit_seconds = time.perf_counter() - start
-    last = int(run["posterior"]["year_effect"]["year"].max())
-    if last != origin:
-        raise PanelError(f"backtest origin {origin}: the panel's latest year up to {origin} is {last}; expected data for {origin}")
-    start = time.perf_counter()
-    in_run = set(str(c) for c in run["constant_data"]["la"].values)
-    notes = []
-    absent = [la for la in task["las"] if la not in in_run]
-    if absent:
-        notes.append(f"origin {origin}: {len(absent)} authorities not in the fitted set (no forecast): {', '.join(absent)}")
-    years = [origin + h for h in horizons]
-    blocks: dict[str, list] = {m: [] for m in task["measures"]}
-    for la in task["las"]:
-        if la in in_run:
-            fc = forecast(run, la=la, horizon=max(horizons), scenarios=("trend",), seed=task["seed"] + origin)
-            predicted = fc.data["predicted"].sel(scenario="trend", year=years)
-            for m in task["measures"]:
-                blocks[m].append(predicted.sel(measure=m).transpose("year", "draw").values)
+def parse_years(text: str, what: str) -> list[int]:
+    """'2014-2022' or '2014,2016,2018' (or a mix) as a sorted list of integers."""
+    years: set[int] = set()
+    for part in str(text).split(","):
+        part = part.strip()
+        match = re.fullmatch(r"(\d+)\s*-\s*(\d+)", part)
+        if match:
+            a, b = int(match[1]), int(match[2])
+            if b < a:
+                raise BayesLacError(f"--{what}: range {part!r} runs backwards; write it as {b}-{a}")
+            years.update(range(a, b + 1))
+        elif re.fullmatch(r"\d+", part):
+            years.add(int(part))
         else:
-            for m in task["measures"]:
-                blocks[m].append(None)
-    keys = [(la, h) for la in task["las"] for h in horizons]
-    frames = []
-    for m in task["measures"]:
-        width = max((b.shape[1] for b in blocks[m] if b is not None), default=1)
-        samples = np.vstack([np.full((len(horizons), width), np.nan) if b is None else b for b in blocks[m]])
-        frames.append(_score_block(keys, samples, _series(panel, m), m, origin, MODEL_METHOD, task["seed"]))
-    diagnostics = json.loads(run.attrs.get("diagnostics", "{}") or "{}")
-    return {
-        "table": _concat(frames),
-        "fit_seconds": fit_seconds,
-        "forecast_seconds": time.perf_counter() - start,
-        "converged": str(run.attrs.get("converged", "true")).lower() == "true",
-        "problems": diagnostics.get("problems", []),
-        "notes": notes,
-    }
+            raise BayesLacError(f"--{what}: expected e.g. 2014-2022 or 2014,2016; got {text!r}")
+    return sorted(years)
 
 
-# --------------------------------------------------------------------------------------
-# The backtest
+def parse_methods(text: str, model: ModelForecaster | None = None, n_draws: int | None = None) -> tuple:
+    """Forecasters from ``--methods``: comma-separated names of `BASELINES`, ``model``, or
+    ``baselines`` (all of them)."""
+    from bayes_lac.studies.baselines import BASELINE_DRAWS
 
-
-@dataclass(frozen=True)
-class Backtest:
-    """A backtest: every scored forecast and how the run went.
-
-    Attributes
-    ----------
-    table
-        One row per forecast (`FORECAST_COLUMNS`): the model's and the baselines'.
-    origins, horizons, measures
-        What was backtested.
-    fit_seconds
-        Wall time of each origin's fit (seconds), by origin.
-    converged
-        Whether each origin's fit passed its convergence diagnostics, by origin.
-    notes
-        What a reader must know (authorities without forecasts, unconverged fits).
-    wall_seconds
-        Wall time of the whole backtest (seconds).
-    workers
-        Local processes used (or the Dask scheduler address).
-    """
-
-    table: pd.DataFrame = field(repr=False)
-    origins: tuple[int, ...]
-    horizons: tuple[int, ...]
-    measures: tuple[str, ...]
-    fit_seconds: dict = field(default_factory=dict)
-    converged: dict = field(default_factory=dict)
-    notes: tuple[str, ...] = ()
-    wall_seconds: float = 0.0
-    workers: str = ""
-
-
-def backtest(
-    panel: pd.DataFrame,
-    origins: Sequence[int],
-    horizons: Sequence[int] = (1, 2, 3, 4, 5),
-    measures: Sequence[str] = ("looked_after",),
-    las: Sequence[str] | str = "all",
-    target_la: str | None = None,
-    priors="default",
-    draws: int = DEFAULT_DRAWS,
-    tune: int = DEFAULT_TUNE,
-    chains: int = DEFAULT_CHAINS,
-    seed: int = 0,
-    baselines: Sequence[str] = BASELINES,
-    workers: int = 2,
-    scheduler=None,
-    progress: bool = True,
-) -> Backtest:
-    """Forecast from each origin with the national model and the baselines; score against the published counts.
-
-    Parameters
-    ----------
-    panel
-        The panel (all years: later years are the outcomes the forecasts are scored on).
-    origins
-        Last year of data of each fit (31 March years).
-    horizons
-        Years ahead to score.
-    measures
-        Measures to score (the model is fitted on these only).
-    las
-        ``"all"`` (every local authority in the panel) or ONS codes to score. The model is
-        always fitted on every authority (``neighbours="all"``).
-    target_la
-        Authority the national model is built around (it makes no difference to the
-        forecasts of a national fit); default Thurrock if in the panel, else the first.
-    priors
-        Prior set name, TOML file or dict.
-    draws, tune, chains, seed
-        Sampler settings of each origin's fit.
-    baselines
-        Baselines to score beside the model (`BASELINES`).
-    workers, scheduler
-        Origins run in parallel (`bayes_lac.studies.parallel.run_tasks`): local processes, or a
-        Dask scheduler address.
-
-    Returns
-    -------
-    `Backtest`
-    """
-    from bayes_lac.model.priors import load_priors
-    from bayes_lac.studies.parallel import run_tasks
-
-    start = time.perf_counter()
-    origins = sorted(int(o) for o in origins)
-    horizons = sorted(int(h) for h in horizons)
-    measures = tuple(measures)
-    if not origins or not horizons:
-        raise BayesLacError("give at least one origin and one horizon")
-    unknown = [m for m in measures if m not in MEASURES]
-    if unknown:
-        raise BayesLacError(f"unknown measure(s) {', '.join(unknown)}; expected some of {', '.join(MEASURES)}")
-    all_las = local_authorities(panel)
-    if isinstance(las, str) and las == "all":
-        chosen = all_las
-    else:
-        chosen = [str(c).strip() for c in (las.split(",") if isinstance(las, str) else las) if str(c).strip()]
-        missing = [c for c in chosen if c not in all_las]
-        if missing:
-            raise UnknownAuthorityError(f"authorities not in the panel as local authorities: {', '.join(missing)}")
-    if target_la is None:
-        target_la = THURROCK_CODE if THURROCK_CODE in all_las else all_las[0]
-    years = set(panel["year"].astype(int))
-    early = [o for o in origins if o not in years]
-    if early:
-        raise PanelError(f"origin year(s) {', '.join(map(str, early))} not in the panel")
-    priors_dict = priors if isinstance(priors, dict) else load_priors(priors)
-    sampler = {"draws": int(draws), "tune": int(tune), "chains": int(chains), "seed": int(seed)}
-    parallel = scheduler is not None or workers > 1
-    tasks = [
-        {
-            "panel": panel,
-            "origin": o,
-            "horizons": horizons,
-            "measures": measures,
-            "las": chosen,
-            "target_la": target_la,
-            "priors": priors_dict,
-            "sampler": {**sampler, "seed": int(seed) + o},
-            "cores": 1 if parallel else None,
-            "seed": int(seed),
-        }
-        for o in origins
-    ]
-    outputs = run_tasks(model_origin_forecasts, tasks, workers=workers, scheduler=scheduler, progress=progress, description="backtest origins")
-    frames = [o["table"] for o in outputs]
-    for origin in origins:
-        frames.append(baseline_forecasts(panel, origin, horizons, measures, chosen, methods=baselines, seed=seed))
-    notes = [n for o in outputs for n in o["notes"]]
-    table = _concat(frames)
-    # Forecasts of years after the last published one can never be scored: leave them out,
-    # and say so, rather than count them as missing outcomes.
-    last_published = {m: int(panel.loc[panel[m].notna(), "year"].max()) for m in measures}
-    beyond = table["year"] > table["measure"].map(last_published)
-    if beyond.any():
-        for m in measures:
-            cut = table[beyond & (table["measure"] == m)]
-            if len(cut):
-                notes.append(
-                    f"{m}: {len(cut)} forecasts of years after {last_published[m]}, the last published year, "
-                    f"are left out (origins {_span(cut['origin'])}, horizons {_span(cut['horizon'])})."
-                )
-        table = table[~beyond].reset_index(drop=True)
-    for origin, o in zip(origins, outputs):
-        if not o["converged"]:
-            notes.append(f"origin {origin}: the fit failed its convergence diagnostics ({'; '.join(p.rstrip('.') for p in o['problems'][:3])}).")
-    return Backtest(
-        table=table,
-        origins=tuple(origins),
-        horizons=tuple(horizons),
-        measures=measures,
-        fit_seconds={o: out["fit_seconds"] for o, out in zip(origins, outputs)},
-        converged={o: out["converged"] for o, out in zip(origins, outputs)},
-        notes=tuple(notes),
-        wall_seconds=time.perf_counter() - start,
-        workers=str(getattr(scheduler, "scheduler_address", scheduler)) if scheduler is not None else f"{workers} local processes",
-    )
-
-
-# --------------------------------------------------------------------------------------
-# Targets and the command line
-
-
-def target_finding(table: pd.DataFrame, measure: str = "looked_after") -> Finding:
-    """Plain sentences: does the model meet the backtest targets, and by how much does it miss?
-
-    Targets (stated in advance, not tuned to): 90 % interval coverage within
-    `COVERAGE_90_TARGET` at every horizon, and a CRPS below every baseline's from horizon
-    `CRPS_TARGET_FROM_HORIZON` on.
-    """
-    from bayes_lac.summaries import format_percent
-
-    cov = coverage_table(table)
-    cov = cov[(cov["measure"] == measure) & (cov["nominal"] == 0.9)]
-    low, high = COVERAGE_90_TARGET
-    misses = cov[(cov["coverage"] < low) | (cov["coverage"] > high)]
-    parts = []
-    if misses.empty:
-        parts.append(
-            f"The 90% intervals held the published count in {format_percent(cov['coverage'].min())} to "
-            f"{format_percent(cov['coverage'].max())} of forecasts at every horizon (target {format_percent(low)}-{format_percent(high)})."
-        )
-    else:
-        parts.append(
-            "The 90% intervals miss the coverage target "
-            f"({format_percent(low)}-{format_percent(high)}) at horizon(s) "
-            + ", ".join(f"{int(r.horizon)} ({format_percent(r.coverage)})" for r in misses.itertuples())
-            + "."
-        )
-    ratios = crps_ratios(table)
-    ratios = ratios[(ratios["measure"] == measure) & (ratios["horizon"] >= CRPS_TARGET_FROM_HORIZON)]
-    worse = ratios[ratios["ratio"] >= 1]
-    if ratios.empty:
-        parts.append("No baseline was scored, so the CRPS target cannot be checked.")
-    elif worse.empty:
-        parts.append(
-            f"From horizon {CRPS_TARGET_FROM_HORIZON} the model's CRPS is below every baseline's "
-            f"(ratios {ratios['ratio'].min():.2f} to {ratios['ratio'].max():.2f})."
-        )
-    else:
-        parts.append(
-            f"From horizon {CRPS_TARGET_FROM_HORIZON} the model's CRPS is not below "
-            + "; ".join(f"{r.baseline} at horizon {int(r.horizon)} (ratio {r.ratio:.2f})" for r in worse.itertuples())
-            + "."
-        )
-    table_out = summarise_backtest(table)
-    return Finding(title="Backtest calibration and accuracy", sentence=" ".join(parts), table=table_out[table_out["measure"] == measure])
+    baselines = {f.name: f for f in default_baselines(n_draws or BASELINE_DRAWS)}
+    chosen = []
+    for name in [p.strip() for p in str(text).split(",") if p.strip()]:
+        if name == "baselines":
+            chosen.extend(baselines.values())
+        elif name == MODEL_METHOD:
+            chosen.append(model if model is not None else ModelForecaster())
+        elif name in baselines:
+            chosen.append(baselines[name])
+        else:
+            raise BayesLacError(f"--methods: unknown method {name!r}; expected model, baselines or some of {', '.join(BASELINES)}")
+    unique = {method_name(f): f for f in chosen}
+    if not unique:
+        raise BayesLacError("--methods: give at least one method")
+    return tuple(unique.values())
