@@ -66,7 +66,7 @@ def series_arrays(data: ModelData, until: int | None = None) -> dict[str, np.nda
         dep = np.where((data.year <= until)[None, :], dep, np.nan)
     has_dep = np.isfinite(dep)
     dep_mean = np.array([np.nanmean(row) if np.isfinite(row).any() else np.nan for row in dep])
-    centre = np.nanmean(dep_mean)
+    centre = float(np.nanmean(dep_mean)) if np.isfinite(dep_mean).any() else 0.0
     between = np.where(np.isfinite(dep_mean), dep_mean - centre, 0.0)
     within = np.where(has_dep, dep - dep_mean[:, None], 0.0)
     return {
@@ -231,12 +231,12 @@ def kalman_loglik_scan(resid, obs_var, observed, *, level_start_var, trend_start
             total,
         )
 
-    outputs, _ = pytensor.scan(
+    outputs = pytensor.scan(
         step,
         sequences=[pt.as_tensor(first), seq_r, seq_h, seq_o],
         outputs_info=[zero, zero, level_start_var + zero, zero, trend_start_var + zero, zero],
         non_sequences=[level_var + zero, trend_var + zero, damping + zero],
-        return_updates=True,
+        return_updates=False,
     )
     return outputs[-1][-1]
 
