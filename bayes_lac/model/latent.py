@@ -1,0 +1,386 @@
+"""The latent-state model: each authority's own path, with its states integrated out.
+
+For measure ``m``, authority ``i`` and year ``t`` (the modelled count is looked-after children
+excluding UASC, children in need, or child protection plans)::
+
+    y[m, i, t]      = log((count + 0.5) / (population_0_17 / 10,000))      observed log rate
+    y[m, i, t]      = x[m, i, t] + e[m, i, t],   e ~ Normal(0, 1 / (count + 0.5) + noise[m]**2)
+    x[m, i, t]      = national[m, t] + deprivation parts + level[m, i, t]
+    level[t]        = level[t - 1] + trend[t - 1] + Normal(0, level_sd[m])
+    trend[t]        = damping[m] * trend[t - 1] + Normal(0, trend_sd[m])
+    national[m, t]  = national[m, t - 1] + drift[m] + Normal(0, national_sd[m])
+
+The observation variance is the log-scale variance of a count (Poisson part, ``1 / count``)
+plus extra noise; counts of English authorities are large, so this Gaussian approximation on
+the log scale is close to a negative binomial likelihood. Each authority's level starts at a
+pooled mean (``intercept[m] + between-authority deprivation effect``) with spread
+``level_start_sd[m]``, and its trend starts at zero with spread ``trend_start_sd[m]``; the trend
+is damped towards the national drift, so forecasts follow the authority's recent movement and
+then the country's.
+
+Because the states enter linearly and the noise is Gaussian, each (measure, authority) series
+is multivariate normal given the hyper-parameters: the likelihood integrates the states out
+with one small Cholesky factor per series, and NUTS samples only a few dozen hyper-parameters
+and the national path. The states are drawn afterwards, per posterior draw, from their exact
+conditional distribution (`draw_states`).
+
+Cells that are not published (suppressed, before an authority existed, after ``until``) leave
+the likelihood; nothing is extrapolated backwards: an authority's path is reported only from
+its first published year.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pymc as pm
+import pytensor.tensor as pt
+
+from bayes_lac.model.data import ModelData
+
+#: Years per deprivation unit: deprivation (% of children in low-income families) enters per
+#: 10 percentage points, so its coefficients are on a readable scale.
+DEPRIVATION_UNIT = 10.0
+
+
+def series_arrays(data: ModelData, until: int | None = None) -> dict[str, np.ndarray]:
+    """Observed log rates, their count variances and masks, on the (measure, la, year) grid.
+
+    With `until`, cells after that year leave the likelihood (a fit on data up to `until` on
+    the same grid, so that one compiled model serves every origin of a backtest).
+    """
+    count = data.modelled_count
+    population = data.population_0_17[None] / 10_000
+    observed = np.isfinite(count) & np.isfinite(population) & (population > 0)
+    if until is not None:
+        observed = observed & (data.year <= until)[None, None, :]
+    safe = np.where(observed, count, 0.0)
+    y = np.where(observed, np.log(safe + 0.5) - np.log(np.where(observed, population, 1.0)), 0.0)
+    count_var = np.where(observed, 1.0 / (safe + 0.5), 1.0)
+    # A suppressed UASC count (1-5) makes the non-UASC count uncertain by about +-2 children.
+    if "looked_after" in data.measures:
+        k = data.measures.index("looked_after")
+        extra = np.where(data.uasc_imputed & observed[k], 2.0 / (safe[k] + 0.5) ** 2, 0.0)
+        count_var[k] = count_var[k] + extra
+    dep = data.deprivation / DEPRIVATION_UNIT
+    if until is not None:
+        dep = np.where((data.year <= until)[None, :], dep, np.nan)
+    has_dep = np.isfinite(dep)
+    dep_mean = np.array([np.nanmean(row) if np.isfinite(row).any() else np.nan for row in dep])
+    centre = float(np.nanmean(dep_mean)) if np.isfinite(dep_mean).any() else 0.0
+    between = np.where(np.isfinite(dep_mean), dep_mean - centre, 0.0)
+    within = np.where(has_dep, dep - dep_mean[:, None], 0.0)
+    return {
+        "y": y,
+        "count_var": count_var,
+        "observed": observed,
+        "dep_between": between,
+        "dep_within": within,
+        "dep_centre": centre,
+    }
+
+
+def _state_loadings(n_years: int, damping):
+    """Loadings of the level path on its start, start trend and innovations (tensor or array).
+
+    Returns ``(g, k_level, k_trend)``: ``g[t]`` the loading of the starting trend on the level
+    at t (sum of damping**k for k < t), ``k_level[t, u] = min(t, u)`` the covariance of the
+    cumulated level innovations, and ``k_trend`` that of the cumulated trend innovations.
+    """
+    lib = pt if isinstance(damping, pt.TensorVariable) else np
+    t = np.arange(n_years)
+    lag = t[:, None] - t[None, :]  # t - s
+    # G_k = sum_{j<k} damping**j = (1 - damping**k) / (1 - damping)
+    g = (1 - damping ** t) / (1 - damping)
+    gk = lib.where((lag >= 1) & (t[None, :] >= 1), (1 - damping ** np.maximum(lag, 0)) / (1 - damping), 0.0)
+    k_level = np.minimum(t[:, None], t[None, :]).astype(float)
+    k_trend = gk @ gk.T
+    return g, k_level, k_trend
+
+
+DATA_NAMES = ("y", "count_var", "observed", "dep_between", "dep_within")
+
+
+def build_latent_model(data: ModelData, priors: dict | None = None, use_scan: bool = True, until: int | None = None) -> pm.Model:
+    """The PyMC model with the authority states integrated out (see the module docstring).
+
+    The observed arrays are ``pm.Data`` (`DATA_NAMES`), so a compiled model can be refitted on
+    the same grid with fewer years (`series_arrays` with ``until``) without compiling again.
+    """
+    arrays = series_arrays(data, until)
+    n_m, n_la, n_t = data.modelled_count.shape
+    full = series_arrays(data)["observed"]
+    first = np.array([int(np.argmax(full[k].any(axis=0))) if full[k].any() else n_t for k in range(n_m)])
+    # National steps exist from each measure's second published year.
+    step_mask = np.zeros((n_m, n_t))
+    for k in range(n_m):
+        step_mask[k, first[k] + 1 :] = 1.0
+    coords = {"measure": list(data.measures), "la": list(data.la), "year": data.year.astype(int)}
+    with pm.Model(coords=coords) as model:
+        y_data = pm.Data("y", arrays["y"], dims=("measure", "la", "year"))
+        count_var = pm.Data("count_var", arrays["count_var"], dims=("measure", "la", "year"))
+        observed = pm.Data("observed", arrays["observed"].astype(float), dims=("measure", "la", "year"))
+        between = pm.Data("dep_between", arrays["dep_between"], dims="la")
+        within = pm.Data("dep_within", arrays["dep_within"], dims=("la", "year"))
+        intercept = pm.Normal("intercept", 4.0, 1.5, dims="measure")
+        level_start_sd = pm.HalfNormal("level_start_sd", 1.0, dims="measure")
+        trend_start_sd = pm.HalfNormal("trend_start_sd", 0.1, dims="measure")
+        level_sd = pm.HalfNormal("level_sd", 0.1, dims="measure")
+        trend_sd = pm.HalfNormal("trend_sd", 0.05, dims="measure")
+        damping = pm.Beta("damping", 6.0, 2.0, dims="measure")
+        noise = pm.HalfNormal("noise", 0.1, dims="measure")
+        dep_between = pm.Normal("deprivation_between", 0.0, 0.5, dims="measure")
+        dep_within = pm.Normal("deprivation_within", 0.0, 0.5, dims="measure")
+        drift = pm.Normal("drift", 0.0, 0.05, dims="measure")
+        national_sd = pm.HalfNormal("national_sd", 0.05, dims="measure")
+        national_z = pm.Normal("national_z", 0.0, 1.0, dims=("measure", "year"))
+        steps = (drift[:, None] + national_sd[:, None] * national_z) * step_mask
+        national = pm.Deterministic("national", pt.cumsum(steps, axis=1), dims=("measure", "year"))
+
+        mean = (
+            national[:, None, :]
+            + intercept[:, None, None]
+            + dep_between[:, None, None] * between[None, :, None]
+            + dep_within[:, None, None] * within[None]
+        )
+        resid = observed * (y_data - mean)
+
+        obs_var = count_var + noise[:, None, None] ** 2
+        loglik = (kalman_loglik_scan if use_scan else kalman_loglik)(
+            resid,
+            obs_var,
+            observed,
+            level_start_var=level_start_sd[:, None] ** 2,
+            trend_start_var=trend_start_sd[:, None] ** 2,
+            level_var=level_sd[:, None] ** 2,
+            trend_var=trend_sd[:, None] ** 2,
+            damping=damping[:, None],
+        )
+        pm.Potential("series_loglik", pt.sum(loglik))
+    return model
+
+
+def kalman_loglik(resid, obs_var, observed, *, level_start_var, trend_start_var, level_var, trend_var, damping):
+    """Log-likelihood of each series with its (level, trend) state integrated out.
+
+    A Kalman filter written out over the years (16 or so) with every operation vectorised over
+    the (measure, la) series, so the graph is small and its gradient cheap. ``resid`` is the
+    observed log rate minus the known mean (national path, intercept, deprivation); unobserved
+    cells skip the update step. Works on tensors (in the model) and on arrays.
+    """
+    lib = pt if any(isinstance(v, pt.TensorVariable) for v in (resid, damping, level_var)) else np
+    n_t = observed.shape[-1]
+    level = lib.zeros_like(resid[..., 0])
+    trend = lib.zeros_like(resid[..., 0])
+    p11 = level_start_var + 0 * level
+    p12 = 0 * level
+    p22 = trend_start_var + 0 * level
+    total = 0.0
+    for t in range(n_t):
+        if t > 0:
+            level, trend = level + trend, damping * trend
+            p11, p12, p22 = (
+                p11 + 2 * p12 + p22 + level_var,
+                damping * (p12 + p22),
+                damping**2 * p22 + trend_var,
+            )
+        seen = observed[..., t]
+        f = p11 + obs_var[..., t]
+        v = resid[..., t] - level
+        k1, k2 = p11 / f, p12 / f
+        total = total + lib.where(seen, -0.5 * (np.log(2 * np.pi) + lib.log(f) + v**2 / f), 0.0)
+        level = lib.where(seen, level + k1 * v, level)
+        trend = lib.where(seen, trend + k2 * v, trend)
+        p11, p12, p22 = (
+            lib.where(seen, p11 - k1 * p11, p11),
+            lib.where(seen, p12 - k1 * p12, p12),
+            lib.where(seen, p22 - k2 * p12, p22),
+        )
+    return total
+
+
+def kalman_loglik_scan(resid, obs_var, observed, *, level_start_var, trend_start_var, level_var, trend_var, damping):
+    """`kalman_loglik` as a pytensor scan over the years (a smaller graph: faster to compile)."""
+    import pytensor
+
+    seq_r = pt.moveaxis(pt.as_tensor(resid), -1, 0)
+    seq_h = pt.moveaxis(pt.as_tensor(obs_var), -1, 0)
+    observed = pt.as_tensor(observed)
+    seq_o = pt.moveaxis(pt.cast(observed, "float64"), -1, 0)
+    n_t = resid.type.shape[-1] if hasattr(resid, "type") and resid.type.shape[-1] else observed.shape[-1]
+    first = pt.eq(pt.arange(n_t), 0).astype("float64")
+    zero = pt.zeros_like(pt.as_tensor(resid)[..., 0])
+
+    def step(is_first, r, h, seen, level, trend, p11, p12, p22, total, level_var, trend_var, damping):
+        keep = 1.0 - is_first
+        level_p = level + keep * trend
+        trend_p = trend * (is_first + keep * damping)
+        p11_p = p11 + keep * (2 * p12 + p22 + level_var)
+        p12_p = p12 * is_first + keep * damping * (p12 + p22)
+        p22_p = p22 * is_first + keep * (damping**2 * p22 + trend_var)
+        f = p11_p + h
+        v = r - level_p
+        k1 = seen * p11_p / f
+        k2 = seen * p12_p / f
+        total = total + seen * (-0.5 * (np.log(2 * np.pi) + pt.log(f) + v**2 / f))
+        return (
+            level_p + k1 * v,
+            trend_p + k2 * v,
+            p11_p - k1 * p11_p,
+            p12_p - k1 * p12_p,
+            p22_p - k2 * p12_p,
+            total,
+        )
+
+    outputs = pytensor.scan(
+        step,
+        sequences=[pt.as_tensor(first), seq_r, seq_h, seq_o],
+        outputs_info=[zero, zero, level_start_var + zero, zero, trend_start_var + zero, zero],
+        non_sequences=[level_var + zero, trend_var + zero, damping + zero],
+        return_updates=False,
+    )
+    return outputs[-1][-1]
+
+
+# ---------------------------------------------------------------------------------------
+# After the fit: states drawn from their conditional distribution, and forecasts
+# ---------------------------------------------------------------------------------------
+
+HYPER = (
+    "intercept",
+    "level_start_sd",
+    "trend_start_sd",
+    "level_sd",
+    "trend_sd",
+    "damping",
+    "noise",
+    "deprivation_between",
+    "deprivation_within",
+    "drift",
+    "national_sd",
+)
+
+
+def posterior_draws(posterior, n_draws: int | None, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Flatten (chain, draw) and keep `n_draws` of them at random (all if None)."""
+    out = {}
+    total = posterior.sizes["chain"] * posterior.sizes["draw"]
+    pick = np.sort(rng.choice(total, n_draws, replace=False)) if n_draws and n_draws < total else np.arange(total)
+    for name in (*HYPER, "national"):
+        values = np.asarray(posterior[name].values)
+        out[name] = values.reshape(total, *values.shape[2:])[pick]
+    return out
+
+
+def draw_states(data: ModelData, draws: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Forward filter, backward sample: one (level, trend) path per posterior draw and series.
+
+    Returns ``level`` and ``trend`` with dims (draw, measure, la, year) and ``mean`` (the known
+    part of the log rate: national path, intercept, deprivation), so that the latent log rate is
+    ``mean + level``.
+    """
+    arrays = series_arrays(data)
+    obs = arrays["observed"]
+    n_d = draws["intercept"].shape[0]
+    shape = (n_d, *obs.shape[:2])
+
+    def per_measure(name):
+        return draws[name][:, :, None]
+
+    mean = (
+        draws["national"][:, :, None, :]
+        + draws["intercept"][:, :, None, None]
+        + draws["deprivation_between"][:, :, None, None] * arrays["dep_between"][None, None, :, None]
+        + draws["deprivation_within"][:, :, None, None] * arrays["dep_within"][None, None]
+    )
+    resid = arrays["y"][None] - mean
+    h_all = arrays["count_var"][None] + draws["noise"][:, :, None, None] ** 2
+    phi = per_measure("damping")
+    q_level = per_measure("level_sd") ** 2
+    q_trend = per_measure("trend_sd") ** 2
+    n_t = obs.shape[-1]
+    a_f = np.zeros((n_t, *shape, 2))
+    p_f = np.zeros((n_t, *shape, 2, 2))
+    a = np.zeros((*shape, 2))
+    p = np.zeros((*shape, 2, 2))
+    p[..., 0, 0] = per_measure("level_start_sd") ** 2
+    p[..., 1, 1] = per_measure("trend_start_sd") ** 2
+    transition = np.zeros((*shape, 2, 2))
+    transition[..., 0, 0] = 1.0
+    transition[..., 0, 1] = 1.0
+    transition[..., 1, 1] = phi
+    q = np.zeros((*shape, 2, 2))
+    q[..., 0, 0] = q_level
+    q[..., 1, 1] = q_trend
+    for t in range(n_t):
+        if t > 0:
+            a = np.einsum("...ij,...j->...i", transition, a)
+            p = transition @ p @ np.swapaxes(transition, -1, -2) + q
+        seen = obs[None, :, :, t]
+        f = p[..., 0, 0] + h_all[..., t]
+        v = resid[..., t] - a[..., 0]
+        gain = p[..., :, 0] / f[..., None]
+        a = np.where(seen[..., None], a + gain * v[..., None], a)
+        p = np.where(seen[..., None, None], p - gain[..., :, None] * p[..., None, 0, :], p)
+        a_f[t], p_f[t] = a, p
+    # backward sampling
+    jitter = 1e-12 * np.eye(2)
+    states = np.zeros((n_t, *shape, 2))
+    states[-1] = _mvn(a_f[-1], p_f[-1] + jitter, rng)
+    for t in range(n_t - 2, -1, -1):
+        p_pred = transition @ p_f[t] @ np.swapaxes(transition, -1, -2) + q + jitter
+        a_pred = np.einsum("...ij,...j->...i", transition, a_f[t])
+        gain = p_f[t] @ np.swapaxes(transition, -1, -2) @ np.linalg.inv(p_pred)
+        m = a_f[t] + np.einsum("...ij,...j->...i", gain, states[t + 1] - a_pred)
+        c = p_f[t] - gain @ p_pred @ np.swapaxes(gain, -1, -2)
+        states[t] = _mvn(m, 0.5 * (c + np.swapaxes(c, -1, -2)) + jitter, rng)
+    states = np.moveaxis(states, 0, -2)  # (draw, measure, la, year, 2)
+    return {"level": states[..., 0], "trend": states[..., 1], "mean": mean}
+
+
+def _mvn(mean: np.ndarray, cov: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Draws from N(mean, cov) for batches of 2-vectors (eigen route: safe for semi-definite)."""
+    w, v = np.linalg.eigh(cov)
+    z = rng.standard_normal(mean.shape) * np.sqrt(np.clip(w, 0.0, None))
+    return mean + np.einsum("...ij,...j->...i", v, z)
+
+
+def forecast_log_rates(
+    data: ModelData, draws: dict[str, np.ndarray], states: dict[str, np.ndarray], horizon: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Latent log rates 1..`horizon` years after the last fitted year, per draw.
+
+    Returns an array (draw, measure, la, horizon). The authority's state continues its damped
+    trend with fresh innovations; the national path continues its random walk with drift;
+    deprivation is held at its last value.
+    """
+    arrays = series_arrays(data)
+    n_d, n_m, n_la, _ = states["level"].shape
+    level = states["level"][..., -1].copy()
+    trend = states["trend"][..., -1].copy()
+    national = draws["national"][:, :, -1].copy()[:, :, None]
+    phi = draws["damping"][:, :, None]
+    out = np.zeros((n_d, n_m, n_la, horizon))
+    fixed = (
+        draws["intercept"][:, :, None]
+        + draws["deprivation_between"][:, :, None] * arrays["dep_between"][None, None, :]
+        + draws["deprivation_within"][:, :, None] * arrays["dep_within"][None, None, :, -1]
+    )
+    for h in range(horizon):
+        level = level + trend + draws["level_sd"][:, :, None] * rng.standard_normal(level.shape)
+        trend = phi * trend + draws["trend_sd"][:, :, None] * rng.standard_normal(trend.shape)
+        national = national + draws["drift"][:, :, None] + draws["national_sd"][:, :, None] * rng.standard_normal(
+            national.shape
+        )
+        out[..., h] = national + fixed + level
+    return out
+
+
+def predictive_counts(log_rate: np.ndarray, population: np.ndarray, noise: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Predictive modelled counts: Poisson around the rate with the model's extra log-scale noise.
+
+    ``log_rate`` (draw, ...), ``population`` broadcastable to it (children aged 0-17), ``noise``
+    (draw,) or broadcastable: the same observation model as the likelihood's.
+    """
+    eps = rng.standard_normal(log_rate.shape)
+    mu = np.exp(log_rate + noise * eps) * population / 10_000
+    return rng.poisson(np.clip(mu, 0, 1e9)).astype(float)

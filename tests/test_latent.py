@@ -1,0 +1,124 @@
+"""The latent-state model's likelihood and state draws against the exact Gaussian they stand for.
+
+No sampling: the Kalman filter's log-likelihood must equal the multivariate normal density of
+each series with its states integrated out (built densely from the state loadings), the scan
+used in the PyMC graph must equal the filter, and the backward-sampled states must follow their
+exact conditional distribution given the data.
+"""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from bayes_lac.model import latent as L
+
+N_T = 9
+
+
+def dense_cov(level_start_var, trend_start_var, level_var, trend_var, damping, obs_var):
+    g, k_level, k_trend = L._state_loadings(N_T, damping)
+    cov = level_start_var + trend_start_var * np.outer(g, g) + level_var * k_level + trend_var * k_trend
+    return cov + np.diag(obs_var)
+
+
+def random_series(rng, n_series=6):
+    params = dict(
+        level_start_var=rng.uniform(0.05, 0.3, n_series),
+        trend_start_var=rng.uniform(0.001, 0.01, n_series),
+        level_var=rng.uniform(1e-4, 0.01, n_series),
+        trend_var=rng.uniform(1e-4, 0.005, n_series),
+        damping=rng.uniform(0.3, 0.95, n_series),
+    )
+    obs_var = rng.uniform(0.001, 0.05, (n_series, N_T))
+    observed = rng.uniform(size=(n_series, N_T)) > 0.25
+    observed[0, :4] = False  # an authority that starts late: nothing before its first year
+    observed[1, -3:] = False  # a series that stops (suppressed or after `until`)
+    resid = rng.normal(0, 0.4, (n_series, N_T))
+    return params, obs_var, observed, resid
+
+
+def exact_loglik(params, obs_var, observed, resid):
+    out = []
+    for i in range(resid.shape[0]):
+        cov = dense_cov(*(params[k][i] for k in ("level_start_var", "trend_start_var", "level_var", "trend_var", "damping")), obs_var[i])
+        keep = observed[i]
+        out.append(stats.multivariate_normal(np.zeros(keep.sum()), cov[np.ix_(keep, keep)]).logpdf(resid[i, keep]) if keep.any() else 0.0)
+    return np.array(out)
+
+
+def test_kalman_filter_equals_the_dense_gaussian_likelihood():
+    rng = np.random.default_rng(1)
+    params, obs_var, observed, resid = random_series(rng)
+    got = L.kalman_loglik(resid, obs_var, observed, **params)
+    np.testing.assert_allclose(got, exact_loglik(params, obs_var, observed, resid), rtol=1e-9, atol=1e-9)
+
+
+def test_a_wrong_damping_changes_the_likelihood():
+    # the comparison above can fail: the same data under another damping give another value
+    rng = np.random.default_rng(2)
+    params, obs_var, observed, resid = random_series(rng)
+    other = dict(params, damping=params["damping"] * 0.5)
+    assert not np.allclose(L.kalman_loglik(resid, obs_var, observed, **other), exact_loglik(params, obs_var, observed, resid))
+
+
+def test_the_graphs_scan_equals_the_filter():
+    import pytensor.tensor as pt
+
+    rng = np.random.default_rng(3)
+    params, obs_var, observed, resid = random_series(rng)
+    scan = L.kalman_loglik_scan(
+        pt.as_tensor(resid), pt.as_tensor(obs_var), observed, **{k: pt.as_tensor(v) for k, v in params.items()}
+    ).eval()
+    np.testing.assert_allclose(scan, L.kalman_loglik(resid, obs_var, observed, **params), rtol=1e-10)
+
+
+def test_backward_sampled_states_follow_their_exact_conditional_distribution():
+    """Level at the last and a middle year: FFBS draws against the dense Gaussian conditional."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(4)
+    n_draws = 4000
+    level_start_sd, trend_start_sd, level_sd, trend_sd, damping, noise = 0.4, 0.08, 0.05, 0.03, 0.7, 0.05
+    counts = np.array([[120, 130, 150, 160, np.nan, 190, 200, 230, 240]], float)
+    population = np.full((1, N_T), 50_000.0)
+    data = SimpleNamespace(
+        modelled_count=counts[None], population_0_17=population, measures=("children_in_need",),
+        uasc_imputed=np.zeros((1, N_T), bool), deprivation=np.full((1, N_T), np.nan), year=np.arange(2010, 2010 + N_T),
+    )
+    arrays = L.series_arrays(data)
+    one = lambda v: np.full((n_draws, 1), v)  # noqa: E731
+    draws = {
+        "intercept": one(3.0), "level_start_sd": one(level_start_sd), "trend_start_sd": one(trend_start_sd),
+        "level_sd": one(level_sd), "trend_sd": one(trend_sd), "damping": one(damping), "noise": one(noise),
+        "deprivation_between": one(0.0), "deprivation_within": one(0.0), "drift": one(0.0), "national_sd": one(0.0),
+        "national": np.zeros((n_draws, 1, N_T)),
+    }
+    states = L.draw_states(data, draws, rng)
+    level = states["level"][:, 0, 0, :]
+    # exact conditional of the level path given the observed cells
+    g, k_level, k_trend = L._state_loadings(N_T, damping)
+    prior = level_start_sd**2 + trend_start_sd**2 * np.outer(g, g) + level_sd**2 * k_level + trend_sd**2 * k_trend
+    keep = arrays["observed"][0, 0]
+    obs_cov = prior[np.ix_(keep, keep)] + np.diag(arrays["count_var"][0, 0, keep] + noise**2)
+    resid = arrays["y"][0, 0, keep] - 3.0
+    cross = prior[:, keep]
+    mean = cross @ np.linalg.solve(obs_cov, resid)
+    cov = prior - cross @ np.linalg.solve(obs_cov, cross.T)
+    for t in (N_T - 1, 4):  # the last year, and a year with no count
+        sd = np.sqrt(cov[t, t])
+        assert abs(level[:, t].mean() - mean[t]) < 4 * sd / np.sqrt(n_draws)
+        assert level[:, t].std() == pytest.approx(sd, rel=0.06)
+
+
+def test_the_model_compiles_with_a_finite_gradient(tmp_path):
+    from bayes_lac.model.simulate import simulate_panel
+
+    from bayes_lac.model.data import prepare_data
+
+    panel, _ = simulate_panel(n_la=5, years=(2013, 2020), seed=3)
+    code = panel.loc[panel.la_code.str.startswith("E0"), "la_code"].iloc[0]
+    data = prepare_data(panel, code, neighbours="all")
+    model = L.build_latent_model(data)
+    point = model.initial_point()
+    assert np.isfinite(model.compile_logp()(point))
+    assert np.all(np.isfinite(model.compile_dlogp()(point)))
