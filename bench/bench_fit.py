@@ -47,9 +47,8 @@ def _child(case: str, parameterisation: str, sampler: str | None, out: str, save
     import resource
 
     from bayes_lac import load_panel
-    from bayes_lac.model.fit import DEFAULT_SAMPLER
     from bayes_lac.model.diagnostics import check_convergence
-    from bayes_lac.model.fit import LACModel
+    from bayes_lac.model.fit import DEFAULT_SAMPLER, LACModel
     from bayes_lac.model.results import save_run
 
     la, neighbours = CASES[case]
@@ -140,7 +139,7 @@ def main(argv=None) -> None:
             base = _fit_in_process(case, "baseline", args.sampler)
             print(_row(base), flush=True)
             print(f"    slowest: {base['worst']}")
-            def ratio(key):
+            def ratio(key, default=default, base=base):
                 return default[key] / base[key] if base[key] > 0 else float("inf")
 
             print(

@@ -48,7 +48,7 @@ def _time(argv: list[str], program: str, repeat: int) -> tuple[float, float, flo
     for _ in range(repeat):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-c", program, *argv], env=ENV, capture_output=True, text=True)
+        done = subprocess.run([sys.executable, "-c", program, *argv], env=ENV, cwd=ROOT, capture_output=True, text=True)
         walls.append(time.perf_counter() - start)
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpus.append((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime))

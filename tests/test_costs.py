@@ -204,6 +204,11 @@ def test_cli_costs(tmp_path, capsys, monkeypatch):
     assert status == 0
     t = pd.read_csv(out)
     assert {"scenario", "year", "mean_gbp_per_year", "lower_gbp_per_year", "prob_exceeds_budget"} <= set(t.columns)
-    assert t["prob_exceeds_budget"].between(0, 1).all()
+    # P(cost > budget) is the share of cost draws above the budget, year by year
+    fc = forecast(run, horizon=10, scenarios=["trend", "population-only", "converge-england"], seed=0)
+    cost = costs(fc, unit_cost_history(panel, la), seed=0).data["cost_nominal"]
+    row = t[(t["scenario"] == "trend") & (t["year"] == 2030)].iloc[0]
+    assert row["prob_exceeds_budget"] == pytest.approx(float((cost.sel(scenario="trend", year=2030) > 30_000_000).mean()))
+    assert 0 < t["prob_exceeds_budget"].max() and t["prob_exceeds_budget"].min() < 1  # the budget splits the draws
     printed = capsys.readouterr().out
     assert "Change against 2019-20" in printed and "converge-england" in printed

@@ -150,7 +150,7 @@ def test_table_columns_and_summaries():
     assert (d.table["ci_prob"] == 0.8).all()
     assert (d.table["lower"] <= d.table["median"]).all() and (d.table["median"] <= d.table["upper"]).all()
     # means of the parts add up to the mean of the total
-    for m, t in d.table.groupby("measure"):
+    for _, t in d.table.groupby("measure"):
         parts = t.set_index("component").loc[list(D.ADDITIVE_COMPONENTS), "mean"].sum()
         assert parts == pytest.approx(t.set_index("component").loc["total", "mean"], rel=1e-9)
 

@@ -118,3 +118,11 @@ def test_every_free_variable_of_the_model_is_checked(parameterisation):
     assert free <= checked, free - checked
     assert (free | deterministic) - checked <= deterministic
     assert "persistence" in checked
+
+
+def test_too_few_draws_to_compute_the_diagnostics_fail_the_gate():
+    from tests.conftest import make_toy_results
+
+    diag = check_convergence(make_toy_results(draws=3, converged=False))
+    assert not diag.converged
+    assert sum("fewer than 4 draws" in p for p in diag.problems) == 3  # R-hat, bulk and tail ESS

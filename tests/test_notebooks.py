@@ -1,4 +1,5 @@
-"""Every notebook in notebooks/ runs top to bottom, with small settings, through papermill.
+"""Every notebook in notebooks/ runs top to bottom, with small settings, through papermill,
+and ends by checking the numbers it showed (a cell tagged 'checks').
 
 Notebooks are discovered by glob, so a new one is covered without editing this file. Each is
 run through its ``parameters`` cell with small sampler settings (only the parameters the
@@ -51,6 +52,18 @@ def test_notebooks_have_a_parameters_cell_and_no_outputs():
         assert not with_outputs, f"{path.name}: committed outputs in code cells {with_outputs}"
 
 
+def test_notebooks_end_by_checking_their_numbers():
+    """A notebook that runs without an error could still show wrong numbers: each ends with a
+    cell tagged 'checks' that asserts the numbers it showed against each other and the data."""
+    import nbformat
+
+    for path in NOTEBOOKS:
+        code = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+        last = code[-1]
+        assert "checks" in last.metadata.get("tags", []), f"{path.name}: the last code cell is not tagged 'checks'"
+        assert "assert" in last.source and "Checked:" in last.source, f"{path.name}: its checks cell asserts nothing"
+
+
 # Measured on the shared 2-core machine: 01-06 take about 8 minutes together (05, which refits
 # under two more prior sets, about 4), so the runs are marked slow.
 @pytest.mark.slow
@@ -76,3 +89,7 @@ def test_notebook_runs(path: Path, tmp_path: Path):
     ]
     assert not errors
     assert all(c.get("execution_count") for c in executed.cells if c.cell_type == "code" and c.source.strip())
+    # the checks cell ran to its end: its assertions on the notebook's numbers held
+    checks = [c for c in executed.cells if c.cell_type == "code" and "checks" in c.metadata.get("tags", [])]
+    printed = "".join(o.get("text", "") for c in checks for o in c.get("outputs", []) if o.get("output_type") == "stream")
+    assert "Checked:" in printed

@@ -2,7 +2,8 @@
 
 The fit is tiny (5 authorities, 7 years, 2 chains x 100 draws), so it may not meet the
 convergence thresholds; these tests check the run's structure and round trip, not its
-statistics (tests/test_recovery.py does that)."""
+statistics (tests/test_recovery.py does that). The model is fitted once, here; the command
+line's test replaces the sampler rather than fitting the same model again."""
 
 from __future__ import annotations
 
@@ -107,23 +108,43 @@ def test_load_run_refuses_other_files(tmp_path):
         load_run(text)
 
 
-def test_cli_fit_writes_a_run(panel, codes, tmp_path, capsys):
+@pytest.mark.parametrize("converged", [True, False], ids=["converged", "unconverged"])
+def test_cli_fit_passes_its_settings_saves_the_run_and_warns_when_unconverged(
+    panel, codes, tmp_path, capsys, monkeypatch, converged
+):
+    """The command's plumbing, without a second fit of the module's model: the sampler gets
+    the settings typed, the run is saved, its diagnostics are printed, and a run that failed
+    them is announced loudly (and only then)."""
+    from bayes_lac.model.results import run_info
+    from tests.conftest import make_toy_results
+
+    fitted_run = make_toy_results(converged=converged)
+    calls = []
+
+    def fake_fit(self, panel=None, **settings):
+        calls.append((self.target_la, self.neighbours, settings))
+        return fitted_run
+
+    monkeypatch.setattr(LACModel, "fit", fake_fit)
     csv = tmp_path / "panel.csv"
     panel.to_csv(csv, index=False)
     out = tmp_path / "cli_run.nc"
     argv = ["fit", "--panel", str(csv), "--la", codes[0], "--neighbours", ",".join(codes[1:]),
-            "--draws", "100", "--tune", "100", "--chains", "2", "--seed", "3", "--out", str(out)]
+            "--draws", "100", "--tune", "150", "--chains", "3", "--seed", "7", "--sampler", "pymc", "--out", str(out)]
     status = main(argv)
     captured = capsys.readouterr()
     assert status == 0
-    run = load_run(out)
-    assert run.attrs["target_la"] == codes[0]
-    assert run["posterior"].sizes["draw"] == 100
-    assert "Diagnostics" in captured.out
-    if run.attrs["converged"] == "false":
-        assert "FAILED ITS CONVERGENCE DIAGNOSTICS" in captured.err
-    else:
-        assert "FAILED" not in captured.err
+    [(target, neighbours, settings)] = calls
+    assert target == codes[0] and neighbours == tuple(codes[1:])
+    assert {k: settings[k] for k in ("draws", "tune", "chains", "seed", "sampler")} == {
+        "draws": 100, "tune": 150, "chains": 3, "seed": 7, "sampler": "pymc"
+    }
+    saved = run_info(load_run(out))
+    assert saved.diagnostics == run_info(fitted_run).diagnostics
+    assert saved.diagnostics.summary() in captured.out
+    assert ("FAILED ITS CONVERGENCE DIAGNOSTICS" in captured.err) is (not converged)
+    for problem in saved.diagnostics.problems:
+        assert problem in captured.err
 
 
 def test_cli_fit_bad_la(panel, tmp_path, capsys):
@@ -143,7 +164,14 @@ def test_predictive_tables_and_loo(fitted):
     cov = coverage_table(ppc, ci_prob=0.9)
     assert set(cov["measure"]) == {"looked_after", "children_in_need", "child_protection"}
     assert cov["cells"].sum() == n_obs
-    assert cov["share_inside"].between(0, 1).all()
+    # the counts inside, recomputed from the predictive draws
+    pred = ppc["posterior_predictive"]["modelled_count"]
+    lower, upper = pred.quantile(0.05, ("chain", "draw")), pred.quantile(0.95, ("chain", "draw"))
+    obs = ppc["observed_data"]["modelled_count"]
+    assert cov["inside"].sum() == int(((obs >= lower) & (obs <= upper)).sum())
+    assert (cov["share_inside"] == cov["inside"] / cov["cells"]).all()
+    # data simulated from the model: its 90 % predictive intervals hold most of them
+    assert cov["inside"].sum() / n_obs > 0.75
     root = rootogram_table(ppc, "looked_after")
     sel = ppc["observed_data"]["obs_measure"].values == "looked_after"
     assert root["observed"].sum() == sel.sum()

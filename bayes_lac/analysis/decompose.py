@@ -1051,7 +1051,7 @@ def plot_decomposition(decomposition: Decomposition, *, measure: str = "looked_a
     fig, ax = get_axes(ax, figsize=(9, 4.5))
     x = np.arange(len(table))
     colours = []
-    for comp, mean in zip(table["component"], table["mean"]):
+    for comp in table["component"]:
         if comp in ("start", "end"):
             colours.append("#999999")
         elif comp in ("supply_national", "supply_local"):

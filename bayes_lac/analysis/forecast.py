@@ -140,7 +140,7 @@ class Scenario:
             object.__setattr__(self, "name", name)
 
     @classmethod
-    def parse(cls, text: str) -> "Scenario":
+    def parse(cls, text: str) -> Scenario:
         """A scenario from its command-line form: a kind, or ``target:RATE@YEAR``."""
         text = text.strip()
         match = _TARGET_PATTERN.match(text)

@@ -197,7 +197,10 @@ def compare_command(args) -> int:
         plt.close(fig)
     print(f"Wrote {png_path}")
     print(f"Wrote {csv_path}")
-    label = f"DfE {args.neighbours} model" if args.neighbours in ("2021", "2025") else "as given"
+    from bayes_lac.data.neighbours import parse_neighbours
+
+    setting = parse_neighbours(args.neighbours)
+    label = f"DfE {setting} model" if setting in ("2021", "2025") else "as given"
     names = table.drop_duplicates("la_code").set_index("la_code")["la_name"]
     listed = [f"{names.get(c) or '(not in the panel)'} ({c})" for c in neighbours]
     print(f"Statistical neighbours ({label}): {'; '.join(listed) if listed else 'none'}")

@@ -376,6 +376,10 @@ def check_convergence(results: xr.DataTree) -> Diagnostics:
     if n_chains < 2:
         # R-hat compares chains; with one chain it cannot detect non-convergence
         worst_rhat = (math.inf, "(one chain: R-hat needs at least 2)")
+    if post.sizes.get("draw", 0) < 4:
+        # nothing can be computed, and what cannot be computed must not pass
+        few = (math.nan, "(fewer than 4 draws per chain)")
+        worst_rhat, worst_bulk, worst_tail = few, few, few
 
     stats = results["sample_stats"].to_dataset() if "sample_stats" in results.children else xr.Dataset()
     divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0

@@ -132,7 +132,7 @@ def simulate_panel(
         counts[:, :, t] = rng.poisson(lam)
         previous = log_distance(counts[:, :, t], path[:, :, t])
         previous[year < first_year] = 0.0
-    for k, name in enumerate(MEASURES):
+    for k in range(len(MEASURES)):
         counts[k][:, yrs < first_year[k]] = np.nan
 
     uasc = rng.poisson(np.exp(rng.normal(np.log(4.0), 0.8, n_la))[:, None] * pop / 40_000 * np.ones(n_y)).astype(float)

@@ -182,8 +182,8 @@ class ReportFigure:
 
     @classmethod
     def from_matplotlib(
-        cls, fig, *, alt: str, caption: str, twin: "ReportTable", dpi: int = FIGURE_DPI
-    ) -> "ReportFigure":
+        cls, fig, *, alt: str, caption: str, twin: ReportTable, dpi: int = FIGURE_DPI
+    ) -> ReportFigure:
         """Render a matplotlib figure to PNG and close it; `twin` holds the numbers it draws."""
         import matplotlib.pyplot as plt
 
@@ -285,7 +285,7 @@ class Section:
         caveats = tuple(c for c in finding.caveats if c not in set(shown))
         self.blocks.append(FindingBlock(finding.title, finding.sentence, caveats))
 
-    def figure(self, fig, *, alt: str, caption: str, table: "ReportTable") -> None:
+    def figure(self, fig, *, alt: str, caption: str, table: ReportTable) -> None:
         """Add a chart and its table twin: the twin follows it if short, else goes to Appendix C."""
         self.blocks.append(ReportFigure.from_matplotlib(fig, alt=alt, caption=caption, twin=table))
         if len(table.frame) <= MAX_INLINE_TWIN_ROWS:
@@ -293,13 +293,13 @@ class Section:
         else:
             self.twins.append(table)
 
-    def table(self, key: str, caption: str, frame: pd.DataFrame, **kwargs) -> "ReportTable":
+    def table(self, key: str, caption: str, frame: pd.DataFrame, **kwargs) -> ReportTable:
         """Add a table in the text (see `make_table`) and return it."""
         table = make_table(key, caption, frame, **kwargs)
         self.blocks.append(table)
         return table
 
-    def workbook_table(self, key: str, caption: str, frame: pd.DataFrame, **kwargs) -> "ReportTable":
+    def workbook_table(self, key: str, caption: str, frame: pd.DataFrame, **kwargs) -> ReportTable:
         """Add a table that goes to the XLSX workbook only (too detailed to print)."""
         table = make_table(key, caption, frame, **kwargs)
         self.workbook_only.append(table)
@@ -1456,7 +1456,7 @@ def build_report(
         sections=sections,
         converged=converged,
         problems=tuple(problems),
-        generated_utc=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        generated_utc=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         run_description=run_description,
     )
 
