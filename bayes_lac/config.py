@@ -25,6 +25,7 @@ RATE_PER: int = 10_000
 ENGLAND_CODE = "E92000001"
 THURROCK_CODE = "E06000034"
 
+
 def _package_dir() -> Path:
     """The folder of the imported ``bayes_lac`` package, found with `importlib.resources`."""
     root = importlib.resources.files("bayes_lac")

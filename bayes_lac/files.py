@@ -171,11 +171,7 @@ def is_formula_like(value: object) -> bool:
     True for a ``str`` starting with one of `FORMULA_TRIGGERS`, unless it is a plain decimal
     number such as ``"-12.5"`` (which a spreadsheet reads as that number).
     """
-    return (
-        isinstance(value, str)
-        and value.startswith(FORMULA_TRIGGERS)
-        and _PLAIN_NUMBER.fullmatch(value) is None
-    )
+    return isinstance(value, str) and value.startswith(FORMULA_TRIGGERS) and _PLAIN_NUMBER.fullmatch(value) is None
 
 
 def text_safe(value: object) -> object:
@@ -272,9 +268,7 @@ def _check_folder(label: str, folder: Path) -> None:
         return
     base = _existing_ancestor(folder)
     if not base.is_dir():
-        raise OutputFileError(
-            f"{label} {folder}: cannot create the folder because {base} is a file, not a folder"
-        )
+        raise OutputFileError(f"{label} {folder}: cannot create the folder because {base} is a file, not a folder")
 
 
 def _create_folder(label: str, folder: Path) -> None:

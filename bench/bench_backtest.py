@@ -72,7 +72,9 @@ def main(argv=None) -> None:
     baselines = B.run_origin(origin_task(panel, args.origin, default_baselines()))
     baseline_total = time.perf_counter() - start
     report(f"baselines at origin {args.origin} in this process", baselines, baseline_total)
-    print(f"baselines, full backtest on one worker: about {baseline_total * n_origins / 60:.0f} min (less the one-off compilation)")
+    print(
+        f"baselines, full backtest on one worker: about {baseline_total * n_origins / 60:.0f} min (less the one-off compilation)"
+    )
 
     if args.model:
         model = B.ModelForecaster(draws=args.draws, tune=args.draws, cores=1, allow_unconverged=True)

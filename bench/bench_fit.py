@@ -53,8 +53,10 @@ def _child(case: str, parameterisation: str, sampler: str | None, out: str, save
 
     la, neighbours = CASES[case]
     panel = load_panel()
-    model = LACModel(la, neighbours=neighbours) if parameterisation == "default" else LACModel(
-        la, neighbours=neighbours, parameterisation=parameterisation
+    model = (
+        LACModel(la, neighbours=neighbours)
+        if parameterisation == "default"
+        else LACModel(la, neighbours=neighbours, parameterisation=parameterisation)
     )
     start = time.perf_counter()
     kwargs = {"progressbar": False}
@@ -93,7 +95,11 @@ def _child(case: str, parameterisation: str, sampler: str | None, out: str, save
         # ru_maxrss is in KiB on Linux
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "run_file_mib": None if size is None else size / 2**20,
-        "partition": {k: (len(v) if isinstance(v, list) else {m: len(c) for m, c in v.items()}) for k, v in json.loads(run.attrs["parameterisation"]).items() if k != "mode"},
+        "partition": {
+            k: (len(v) if isinstance(v, list) else {m: len(c) for m, c in v.items()})
+            for k, v in json.loads(run.attrs["parameterisation"]).items()
+            if k != "mode"
+        },
     }
     Path(out).write_text(json.dumps(result, default=float))
 
@@ -133,12 +139,15 @@ def main(argv=None) -> None:
         default = _fit_in_process(case, "default", args.sampler, save=save)
         Path(save).unlink(missing_ok=True)
         print(_row(default), flush=True)
-        print(f"    settings: {default['settings']}; slowest: {default['worst']}; centred blocks: {default['partition']}")
+        print(
+            f"    settings: {default['settings']}; slowest: {default['worst']}; centred blocks: {default['partition']}"
+        )
         results.append(default)
         if not args.no_baseline:
             base = _fit_in_process(case, "baseline", args.sampler)
             print(_row(base), flush=True)
             print(f"    slowest: {base['worst']}")
+
             def ratio(key, default=default, base=base):
                 return default[key] / base[key] if base[key] > 0 else float("inf")
 

@@ -129,7 +129,9 @@ def main() -> None:
             for dask, program in (("installed", WITH_DASK), ("blocked", WITHOUT_DASK)):
                 median, fastest, cpu = _time(argv, program, args.repeat)
                 print(f"{name:<62} {dask:>8} {median:>9.2f} {fastest:>10.2f} {cpu:>6.2f}", flush=True)
-        print(f"Load average during the run: {', '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores.")
+        print(
+            f"Load average during the run: {', '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} cores."
+        )
 
 
 if __name__ == "__main__":

@@ -8,28 +8,47 @@ the backtest machinery (bayes_lac.studies.backtest) beside the pooled-growth bas
 cells. Prints the fit times, the convergence diagnostics per origin, coverage, PIT mean, CRPS and
 the paired CRPS ratios. A measurement, not a test.
 """
+
 import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-import numpy as np, pandas as pd
+import pandas as pd
+from latent_forecaster import LatentForecaster
+
 from bayes_lac.data.panel import load_panel
 from bayes_lac.studies.backtest import backtest, summary_tables
 from bayes_lac.studies.baselines import PooledGrowth
-from latent_forecaster import LatentForecaster
 
 origins = [int(o) for o in sys.argv[1].split(",")]
 panel = load_panel()
-lf = LatentForecaster(draws=int(sys.argv[2]) if len(sys.argv) > 2 else 500, tune=int(sys.argv[2]) if len(sys.argv) > 2 else 500)
+lf = LatentForecaster(
+    draws=int(sys.argv[2]) if len(sys.argv) > 2 else 500, tune=int(sys.argv[2]) if len(sys.argv) > 2 else 500
+)
 t0 = time.time()
-res = backtest(panel, [lf, PooledGrowth()], origins, None, ["looked_after", "children_in_need", "child_protection"], "all", workers=1)
+res = backtest(
+    panel,
+    [lf, PooledGrowth()],
+    origins,
+    None,
+    ["looked_after", "children_in_need", "child_protection"],
+    "all",
+    workers=1,
+)
 print("wall", time.time() - t0)
-print(json.dumps(lf.timings, indent=0)); print(json.dumps(lf.diagnostics, indent=0))
+print(json.dumps(lf.timings, indent=0))
+print(json.dumps(lf.diagnostics, indent=0))
 tab = summary_tables(res, n_boot=500)
-s = tab["summary"]; s = s[s.outcome == "latest"]
+s = tab["summary"]
+s = s[s.outcome == "latest"]
 pd.set_option("display.width", 250)
-print(s[["method", "measure", "horizon", "n_scored", "coverage_50", "coverage_90", "pit_mean", "crps"]].to_string(index=False))
-r = tab["ratios"]; r = r[r.split == "all"]
+print(
+    s[["method", "measure", "horizon", "n_scored", "coverage_50", "coverage_90", "pit_mean", "crps"]].to_string(
+        index=False
+    )
+)
+r = tab["ratios"]
+r = r[r.split == "all"]
 print(r.to_string(index=False))

@@ -1,16 +1,15 @@
 """Backtest forecaster for the latent-state model: one compiled model refitted at every origin."""
+
 import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
-import xarray as xr
 
-from bayes_lac.config import MEASURES
 from bayes_lac.data.population import project_population
-from bayes_lac.model.data import prepare_data
 from bayes_lac.model import latent as L
-from bayes_lac.studies.baselines import empty_draws, PooledGrowth
+from bayes_lac.model.data import prepare_data
+from bayes_lac.studies.baselines import PooledGrowth, empty_draws
 
 GRID_END = 2025
 
@@ -20,11 +19,13 @@ def pad_years(data, last_year=GRID_END):
     extra = len(years) - len(data.year)
     if extra <= 0:
         return data
+
     def pad(a):
         widths = [(0, 0)] * (a.ndim - 1) + [(0, extra)]
         if a.dtype == bool:
             return np.pad(a, widths, constant_values=False)
         return np.pad(a.astype(float), widths, constant_values=np.nan)
+
     return replace(
         data,
         year=years,
@@ -52,6 +53,7 @@ class LatentForecaster:
     def __call__(self, panel, origin, horizons, measures, *, las, quantity="count", seed=0):
         import arviz as az
         import nutpie
+
         t0 = time.time()
         data = prepare_data(panel, "E06000034", neighbours="all", until=int(origin))
         data = pad_years(data)
@@ -64,27 +66,46 @@ class LatentForecaster:
             self._compiled[key] = nutpie.compile_pymc_model(L.build_latent_model(data, until=int(origin)))
         compiled = self._compiled[key]
         c = compiled.with_data(
-            y=arrays["y"], count_var=arrays["count_var"], observed=arrays["observed"].astype(float),
-            dep_between=arrays["dep_between"], dep_within=arrays["dep_within"],
+            y=arrays["y"],
+            count_var=arrays["count_var"],
+            observed=arrays["observed"].astype(float),
+            dep_between=arrays["dep_between"],
+            dep_within=arrays["dep_within"],
         )
         t1 = time.time()
-        tr = nutpie.sample(c, draws=self.draws, tune=self.tune, chains=self.chains, cores=2, seed=int(seed) + int(origin), progress_bar=False)
+        tr = nutpie.sample(
+            c,
+            draws=self.draws,
+            tune=self.tune,
+            chains=self.chains,
+            cores=2,
+            seed=int(seed) + int(origin),
+            progress_bar=False,
+        )
         t2 = time.time()
         post = tr.posterior if hasattr(tr, "posterior") else tr["posterior"]
         names = [v for v in L.HYPER]
         summ = az.summary(tr, var_names=names + ["national_z"], round_to="none")
         self.diagnostics[int(origin)] = {
-            "rhat_max": float(summ["r_hat"].max()), "ess_bulk_min": float(summ["ess_bulk"].min()),
+            "rhat_max": float(summ["r_hat"].max()),
+            "ess_bulk_min": float(summ["ess_bulk"].min()),
             "ess_tail_min": float(summ["ess_tail"].min()),
             "divergences": int(np.asarray(tr.sample_stats["diverging"]).sum()),
         }
         rng = np.random.default_rng([int(seed), int(origin), 7])
         # cut the grid back at the origin for the state draws and forecasts
         k = int(np.nonzero(data.year == int(origin))[0][0])
-        cut = replace(data, year=data.year[: k + 1], population_0_17=data.population_0_17[:, : k + 1],
-                      uasc=data.uasc[:, : k + 1], uasc_imputed=data.uasc_imputed[:, : k + 1],
-                      deprivation=data.deprivation[:, : k + 1], deprivation_imputed=data.deprivation_imputed[:, : k + 1],
-                      modelled_count=data.modelled_count[..., : k + 1], reported_count=data.reported_count[..., : k + 1])
+        cut = replace(
+            data,
+            year=data.year[: k + 1],
+            population_0_17=data.population_0_17[:, : k + 1],
+            uasc=data.uasc[:, : k + 1],
+            uasc_imputed=data.uasc_imputed[:, : k + 1],
+            deprivation=data.deprivation[:, : k + 1],
+            deprivation_imputed=data.deprivation_imputed[:, : k + 1],
+            modelled_count=data.modelled_count[..., : k + 1],
+            reported_count=data.reported_count[..., : k + 1],
+        )
         draws = L.posterior_draws(post, self.n_draws, rng)
         draws["national"] = draws["national"][..., : k + 1]
         states = L.draw_states(cut, draws, rng)
@@ -92,7 +113,7 @@ class LatentForecaster:
         log_rate = L.forecast_log_rates(cut, draws, states, hmax, rng)  # (draw, m, la, h)
         # population projections per authority
         pop = np.full((self.n_draws, len(cut.la), hmax), np.nan)
-        for j, la in enumerate(cut.la):
+        for j in range(len(cut.la)):
             hist = pd.Series(cut.population_0_17[j], index=cut.year).dropna()
             if len(hist) >= 2:
                 pop[:, j, :], _ = project_population(hist, hmax, self.n_draws, rng)
@@ -106,11 +127,15 @@ class LatentForecaster:
             for kh, h in enumerate(horizons):
                 c_h = counts[:, mk, :, int(h) - 1]
                 if m == "looked_after":
-                    pool = PooledGrowth.changes(uasc_wide.reindex(columns=range(2010, int(origin) + 1)), int(origin), int(h))
+                    pool = PooledGrowth.changes(
+                        uasc_wide.reindex(columns=range(2010, int(origin) + 1)), int(origin), int(h)
+                    )
                     u_t = cut.uasc[:, -1]
                     if len(pool) < 30:
                         continue  # no UASC change that long before the origin: cannot forecast
-                    u_future = (np.nan_to_num(u_t)[None, :] + 1) * np.exp(rng.choice(pool, size=(self.n_draws, len(cut.la)))) - 1
+                    u_future = (np.nan_to_num(u_t)[None, :] + 1) * np.exp(
+                        rng.choice(pool, size=(self.n_draws, len(cut.la)))
+                    ) - 1
                     c_h = c_h + np.round(np.clip(u_future, 0, None))
                 for jl, la in enumerate(las):
                     j = la_index.get(la)

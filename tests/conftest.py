@@ -67,13 +67,19 @@ def make_toy_results(
         {
             "intercept": (("chain", "draw", "measure"), np.array(intercept)[None, None] + jitter((m,))),
             "la_intercept": (("chain", "draw", "la", "measure"), np.zeros((n_la, m))[None, None] + jitter((n_la, m))),
-            "la_trend": (("chain", "draw", "la", "measure"), np.repeat(trend_truth[:, None], m, 1)[None, None] + jitter((n_la, m)) / 10),
+            "la_trend": (
+                ("chain", "draw", "la", "measure"),
+                np.repeat(trend_truth[:, None], m, 1)[None, None] + jitter((n_la, m)) / 10,
+            ),
             "year_effect": (
                 ("chain", "draw", "measure", "year"),
                 np.broadcast_to(year_step * np.arange(n_y), (chains, draws, m, n_y)).copy(),
             ),
             "year_sigma": (("chain", "draw", "measure"), np.full((chains, draws, m), 0.05)),
-            "deprivation_effect": (("chain", "draw", "measure"), np.array(deprivation_effect)[None, None] + jitter((m,)) / 10),
+            "deprivation_effect": (
+                ("chain", "draw", "measure"),
+                np.array(deprivation_effect)[None, None] + jitter((m,)) / 10,
+            ),
             "dispersion": (("chain", "draw", "measure"), np.full((chains, draws, m), dispersion)),
             "persistence": (("chain", "draw", "measure"), np.full((chains, draws, m), persistence)),
         },

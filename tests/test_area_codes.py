@@ -74,7 +74,8 @@ def test_dfe_number_was_refused_and_is_read_as_its_ons_code(tmp_path, capsys):
     assert panel.loc[1, "la_code"] == "E06000034"  # one Thurrock series, not a phantom '883'
     assert panel["la_code"].nunique() == 4
     assert any(
-        "1 row(s) use DfE LA numbers, read as the ONS code DfE gives for each" in n and "883 -> E06000034 (Thurrock)" in n
+        "1 row(s) use DfE LA numbers, read as the ONS code DfE gives for each" in n
+        and "883 -> E06000034 (Thurrock)" in n
         for n in panel.attrs["notices"]
     )
     status, out, _ = check(tmp_path, text, capsys)
@@ -166,7 +167,10 @@ def test_neighbours_all_respects_geographic_level_when_given():
 def test_dfe_neighbour_lists_on_a_non_english_code_say_what_to_use_instead():
     panel, _ = simulate_panel(n_la=4, years=(2016, 2022), seed=2)
     panel["la_code"] = panel["la_code"].replace({"E06990000": "W06000015"})
-    with pytest.raises(UnknownAuthorityError, match="DfE's statistical neighbours \\(2021\\) list English authorities only; use --neighbours all"):
+    with pytest.raises(
+        UnknownAuthorityError,
+        match="DfE's statistical neighbours \\(2021\\) list English authorities only; use --neighbours all",
+    ):
         comparison_set(panel, "W06000015", "2021")
     with pytest.raises(UnknownAuthorityError, match="not a local authority code"):
         comparison_set(panel, ENGLAND_CODE, "all")
@@ -214,7 +218,9 @@ def test_missing_dfe_number_table_keeps_numbers_as_own_codes(tmp_path, monkeypat
     path.write_text(set_cell(SMALL_PANEL.read_text(), 3, "la_code", "883"))
     panel = load_panel(path)
     assert panel.loc[1, "la_code"] == "883"
-    assert any("883: 3-digit number(s) not in data/dfe_la_numbers.csv, kept as given" in n for n in panel.attrs["notices"])
+    assert any(
+        "883: 3-digit number(s) not in data/dfe_la_numbers.csv, kept as given" in n for n in panel.attrs["notices"]
+    )
 
 
 def test_broken_dfe_number_table_is_named(tmp_path, monkeypatch):

@@ -64,7 +64,9 @@ def test_plan_starts_children_in_need_after_four_years_and_drops_unpublished_hor
 
 def test_forecasters_see_only_the_years_up_to_the_origin(small_panel):
     CALLS.clear()
-    result = B.backtest(small_panel, [Oracle()], origins=[2015, 2017], measures=["looked_after"], horizons=[1, 2], progress=False)
+    result = B.backtest(
+        small_panel, [Oracle()], origins=[2015, 2017], measures=["looked_after"], horizons=[1, 2], progress=False
+    )
     assert sorted((o, seen) for _, o, seen in CALLS) == [(2015, 2015), (2017, 2017)]
     table = result.table
     assert len(table) == 6 * 2 * 2
@@ -79,15 +81,21 @@ def test_forecasters_see_only_the_years_up_to_the_origin(small_panel):
 def test_authorities_are_forecast_only_from_origins_at_which_they_exist(small_panel):
     late = "E06990005"
     panel = small_panel[~((small_panel["la_code"] == late) & (small_panel["year"] < 2016))]
-    table = B.backtest(panel, [Oracle()], origins=[2015, 2016], measures=["looked_after"], horizons=[1], progress=False).table
+    table = B.backtest(
+        panel, [Oracle()], origins=[2015, 2016], measures=["looked_after"], horizons=[1], progress=False
+    ).table
     assert set(table.loc[table["origin"] == 2015, "la_code"]) == set(B.local_authorities(panel)) - {late}
     assert late in set(table.loc[table["origin"] == 2016, "la_code"])
 
 
 def test_an_origin_whose_fit_failed_is_reported_and_not_scored(small_panel):
     result = B.backtest(
-        small_panel, [Oracle("model", fail_at=(2016,)), PooledGrowth(n_draws=200, min_changes=5)],
-        origins=[2015, 2016, 2017], measures=["looked_after"], horizons=[1], progress=False,
+        small_panel,
+        [Oracle("model", fail_at=(2016,)), PooledGrowth(n_draws=200, min_changes=5)],
+        origins=[2015, 2016, 2017],
+        measures=["looked_after"],
+        horizons=[1],
+        progress=False,
     )
     status = result.origins.set_index(["origin", "method"])["status"]
     assert status[(2016, "model")] == "failed" and status[(2015, "model")] == "scored"
@@ -117,15 +125,26 @@ def test_strata_size_quartile_and_uasc_change():
     rows = []
     for i, pop in enumerate([1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000]):
         for year, uasc in ((2015, 5), (2016, 5 + 10 * (i % 2))):
-            rows.append({"la_code": f"E06{i:06d}", "year": year, "geographic_level": "Local authority",
-                         "population_0_17": pop, "looked_after": 100, "uasc": uasc})
+            rows.append(
+                {
+                    "la_code": f"E06{i:06d}",
+                    "year": year,
+                    "geographic_level": "Local authority",
+                    "population_0_17": pop,
+                    "looked_after": 100,
+                    "uasc": uasc,
+                }
+            )
     panel = pd.DataFrame(rows)
     quartiles = B.size_quartiles(panel, 2015)
     assert quartiles["E06000000"] == "Q1 smallest" and quartiles["E06000007"] == "Q4 largest"
     assert quartiles.value_counts().to_dict() == dict.fromkeys(B.SIZE_QUARTILES, 2)
     cells = B.cell_table(panel, 2015, "looked_after", [1, 2], ["E06000000", "E06000001"])
     assert cells.set_index(["la_code", "horizon"])["uasc_change"].to_dict() == {
-        ("E06000000", 1): "flat", ("E06000000", 2): "unknown", ("E06000001", 1): "rose", ("E06000001", 2): "unknown",
+        ("E06000000", 1): "flat",
+        ("E06000000", 2): "unknown",
+        ("E06000001", 1): "rose",
+        ("E06000001", 2): "unknown",
     }
 
 
@@ -145,7 +164,13 @@ def test_first_release_outcomes_are_scored_as_a_sensitivity_row(small_panel):
 
 
 def test_an_origin_already_scored_is_read_back_not_rerun(small_panel, tmp_path):
-    settings = {"origins": [2015, 2016], "measures": ["looked_after"], "horizons": [1], "cache_dir": tmp_path / "cache", "progress": False}
+    settings = {
+        "origins": [2015, 2016],
+        "measures": ["looked_after"],
+        "horizons": [1],
+        "cache_dir": tmp_path / "cache",
+        "progress": False,
+    }
     CALLS.clear()
     first = B.backtest(small_panel, [Oracle()], **settings)
     assert sorted(o for _, o, _ in CALLS) == [2015, 2016]
@@ -171,7 +196,13 @@ def test_an_origin_already_scored_is_read_back_not_rerun(small_panel, tmp_path):
 
 
 def test_a_failed_origin_is_cached_as_failed(small_panel, tmp_path):
-    settings = {"origins": [2016], "measures": ["looked_after"], "horizons": [1], "cache_dir": tmp_path, "progress": False}
+    settings = {
+        "origins": [2016],
+        "measures": ["looked_after"],
+        "horizons": [1],
+        "cache_dir": tmp_path,
+        "progress": False,
+    }
     B.backtest(small_panel, [Oracle("model", fail_at=(2016,))], **settings)
     CALLS.clear()
     again = B.backtest(small_panel, [Oracle("model", fail_at=(2016,))], **settings)
@@ -183,7 +214,9 @@ def test_a_failed_origin_is_cached_as_failed(small_panel, tmp_path):
 
 def test_the_manifest_records_version_and_model_configuration(small_panel, tmp_path):
     model = B.ModelForecaster()
-    result = B.backtest(small_panel, [Oracle()], origins=[2016], measures=["looked_after"], horizons=[1], progress=False)
+    result = B.backtest(
+        small_panel, [Oracle()], origins=[2016], measures=["looked_after"], horizons=[1], progress=False
+    )
     result = dataclasses.replace(result, model_config=model.config())
     paths = B.save_backtest(result, tmp_path / "bt.csv.gz", B.summary_tables(result, n_boot=50))
     for key in ("forecasts", "summary", "ratios", "pit", "origins", "vintages", "manifest"):
@@ -248,8 +281,12 @@ def test_vintage_table_matches_the_bundled_panel_sources():
 
 def test_target_finding_names_the_misses(small_panel):
     result = B.backtest(
-        small_panel, [Oracle("model"), PooledGrowth(n_draws=200, min_changes=5)],
-        origins=[2015, 2016], measures=["looked_after"], horizons=[2], progress=False,
+        small_panel,
+        [Oracle("model"), PooledGrowth(n_draws=200, min_changes=5)],
+        origins=[2015, 2016],
+        measures=["looked_after"],
+        horizons=[2],
+        progress=False,
     )
     sentence = B.target_finding(result.table).sentence
     assert "90% intervals" in sentence and "PIT mean" in sentence and "pooled_growth" in sentence
@@ -264,10 +301,14 @@ def test_target_finding_names_the_misses(small_panel):
 def test_calibration_chart_draws_its_table_twins(small_panel):
     import matplotlib.pyplot as plt
 
-    table = B.backtest(small_panel, [Oracle("model")], origins=[2015, 2016], measures=["looked_after"], horizons=[1, 2], progress=False).table
+    table = B.backtest(
+        small_panel, [Oracle("model")], origins=[2015, 2016], measures=["looked_after"], horizons=[1, 2], progress=False
+    ).table
     fig = B.plot_calibration(table)
     left, right = fig.axes[:2]
-    drawn = np.concatenate([line.get_ydata() for line in left.get_lines() if len(line.get_xdata()) == 2 and line.get_linestyle() != ":"])
+    drawn = np.concatenate(
+        [line.get_ydata() for line in left.get_lines() if len(line.get_xdata()) == 2 and line.get_linestyle() != ":"]
+    )
     assert set(np.round(B.coverage_table(table)["coverage"], 6)) == set(np.round(drawn.astype(float), 6))
     assert [p.get_height() for p in right.patches] == pytest.approx(B.pit_histogram_table(table)["share"].tolist())
     plt.close(fig)
@@ -298,9 +339,32 @@ def test_backtest_command_with_a_tiny_model_fit(small_panel, tmp_path, capsys):
     small_panel.drop(columns=["geographic_level"]).to_csv(panel_file, index=False)
     out = tmp_path / "bt.csv.gz"
     argv = [
-        "backtest", "--panel", str(panel_file), "--origins", "2017", "--horizons", "1,3", "--measures", "looked_after",
-        "--las", "E06990000,E06990001", "--methods", "model,last_value", "--draws", "100", "--tune", "100",
-        "--chains", "2", "--sampler", "pymc", "--allow-unconverged", "--workers", "1", "--out", str(out),
+        "backtest",
+        "--panel",
+        str(panel_file),
+        "--origins",
+        "2017",
+        "--horizons",
+        "1,3",
+        "--measures",
+        "looked_after",
+        "--las",
+        "E06990000,E06990001",
+        "--methods",
+        "model,last_value",
+        "--draws",
+        "100",
+        "--tune",
+        "100",
+        "--chains",
+        "2",
+        "--sampler",
+        "pymc",
+        "--allow-unconverged",
+        "--workers",
+        "1",
+        "--out",
+        str(out),
     ]
     assert main(argv) == 0
     table = pd.read_csv(out)
@@ -324,8 +388,13 @@ def test_small_backtest_on_a_dask_local_cluster(small_panel):
     distributed = pytest.importorskip("dask.distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         result = B.backtest(
-            small_panel, [LastValue(n_draws=100), PooledGrowth(n_draws=100, min_changes=5)],
-            origins=[2016, 2017], measures=["looked_after"], horizons=[1, 2], scheduler=cluster, progress=False,
+            small_panel,
+            [LastValue(n_draws=100), PooledGrowth(n_draws=100, min_changes=5)],
+            origins=[2016, 2017],
+            measures=["looked_after"],
+            horizons=[1, 2],
+            scheduler=cluster,
+            progress=False,
         )
     assert set(result.table["origin"]) == {2016, 2017}
     assert result.origins["status"].eq("scored").all()

@@ -81,7 +81,9 @@ def test_random_walk_with_drift_on_the_log_scale():
     counts = history([100, 110, 118, 131, 140, 152])
     x = np.log1p(counts.to_numpy())
     d = np.diff(x)
-    draws = F.RandomWalkDrift(n_draws=40_000).series_draws(counts, history([]), 2015, np.array([1, 3]), np.random.default_rng(1))
+    draws = F.RandomWalkDrift(n_draws=40_000).series_draws(
+        counts, history([]), 2015, np.array([1, 3]), np.random.default_rng(1)
+    )
     logs = np.log1p(draws)
     assert logs.mean(axis=1) == pytest.approx(x[-1] + np.array([1, 3]) * d.mean(), abs=0.002)
     expected_sd = d.std(ddof=1) * np.sqrt(np.array([1, 3]) * (1 + np.array([1, 3]) / len(d)))
@@ -145,7 +147,9 @@ def test_ets_baseline_needs_seven_consecutive_years():
 
 def test_last_value_is_a_random_walk_from_the_origin():
     counts = history([100, 104, 99, 103, 101, 105])
-    draws = F.LastValue(n_draws=20_000).series_draws(counts, history([]), 2015, np.array([1, 4]), np.random.default_rng(1))
+    draws = F.LastValue(n_draws=20_000).series_draws(
+        counts, history([]), 2015, np.array([1, 4]), np.random.default_rng(1)
+    )
     assert np.median(draws, axis=1) == pytest.approx([105, 105], abs=0.3)
     sigma = np.sqrt(np.mean(np.diff(counts.to_numpy()) ** 2))
     assert draws.std(axis=1) == pytest.approx([sigma, 2 * sigma], rel=0.03)
@@ -153,10 +157,14 @@ def test_last_value_is_a_random_walk_from_the_origin():
 
 def test_linear_trend_extrapolates_the_last_five_years_only():
     counts = history([50, 50, 50, 50, 50, 60, 70, 80, 90, 100, 110])  # +10 a year from 2015
-    draws = F.LinearTrend(n_draws=4000).series_draws(counts, history([]), 2020, np.array([1, 3]), np.random.default_rng(2))
+    draws = F.LinearTrend(n_draws=4000).series_draws(
+        counts, history([]), 2020, np.array([1, 3]), np.random.default_rng(2)
+    )
     assert np.median(draws, axis=1) == pytest.approx([120, 140], abs=1e-6)
     noisy = counts + np.array([0, 0, 0, 0, 0, 0, 3, -2, 1, -3, 2])
-    draws = F.LinearTrend(n_draws=20_000).series_draws(noisy, history([]), 2020, np.array([1, 3]), np.random.default_rng(2))
+    draws = F.LinearTrend(n_draws=20_000).series_draws(
+        noisy, history([]), 2020, np.array([1, 3]), np.random.default_rng(2)
+    )
     assert np.median(draws[0]) == pytest.approx(120, abs=3)
     assert draws[1].std() > draws[0].std()
 

@@ -173,9 +173,17 @@ def test_chromium_runs_with_the_network_cut_off(loopback_server, tmp_path):
     plain = [f for f in R.CHROMIUM_FLAGS if not f.startswith(("--proxy", "--host-resolver"))]
     with __import__("tempfile").TemporaryDirectory() as profile:
         subprocess.run(
-            [R.find_chromium(), *plain, f"--user-data-dir={profile}", "--virtual-time-budget=3000", "--dump-dom",
-             page.as_uri()],
-            capture_output=True, timeout=120, check=False,
+            [
+                R.find_chromium(),
+                *plain,
+                f"--user-data-dir={profile}",
+                "--virtual-time-budget=3000",
+                "--dump-dom",
+                page.as_uri(),
+            ],
+            capture_output=True,
+            timeout=120,
+            check=False,
         )
     assert requests, "control: without the network flags the page should have fetched from loopback"
 
@@ -185,7 +193,7 @@ def test_authority_name_cannot_make_the_pdf_fetch_anything(loopback_server, tmp_
     Chromium fetch a URL while printing. Now the name is escaped, the page's policy forbids
     fetches and the browser has no network: nothing is requested, and the PDF is written."""
     base, requests = loopback_server
-    name = "Thurrock\f} body { background: url(" + base + "/css) } @page { x: \"<img src=" + base + "/img>"
+    name = "Thurrock\f} body { background: url(" + base + '/css) } @page { x: "<img src=' + base + "/img>"
     section = R.Section("s", "Section")
     section.paragraph(name)
     report = R.Report(la="E06000034", la_name=name, sections=[section])

@@ -133,48 +133,66 @@ BAD_FILES = [
     (
         "non-numeric-count",
         lambda t: set_cell(small_panel_text(), 3, "looked_after", "abc").encode(),
-        ["line 3 (E06000034, 2017), column 'looked_after': found 'abc', which is not a number",
-         "expected a whole number of children, 0 or more (blank if not available)"],
+        [
+            "line 3 (E06000034, 2017), column 'looked_after': found 'abc', which is not a number",
+            "expected a whole number of children, 0 or more (blank if not available)",
+        ],
     ),
     (
         "fractional-count",
         lambda t: set_cell(small_panel_text(), 2, "children_in_need", "12.5").encode(),
-        ["line 2 (E06000034, 2016), column 'children_in_need': found '12.5', which is not a whole number",
-         "expected a whole number of children"],
+        [
+            "line 2 (E06000034, 2016), column 'children_in_need': found '12.5', which is not a whole number",
+            "expected a whole number of children",
+        ],
     ),
     (
         "fractional-population",
         lambda t: set_cell(small_panel_text(), 4, "population_0_17", "37900.4").encode(),
-        ["line 4 (E06000033, 2016), column 'population_0_17': found '37900.4', which is not a whole number",
-         "expected a whole number of children aged 0-17, above 0"],
+        [
+            "line 4 (E06000033, 2016), column 'population_0_17': found '37900.4', which is not a whole number",
+            "expected a whole number of children aged 0-17, above 0",
+        ],
     ),
     (
         "negative-count",
         lambda t: set_cell(small_panel_text(), 5, "uasc", "-3").encode(),
-        ["line 5 (E06000033, 2017), column 'uasc': found '-3', which is negative",
-         "expected a whole number of children, 0 or more"],
+        [
+            "line 5 (E06000033, 2017), column 'uasc': found '-3', which is negative",
+            "expected a whole number of children, 0 or more",
+        ],
     ),
     (
         "zero-population",
         lambda t: set_cell(small_panel_text(), 2, "population_0_17", "0").encode(),
-        ["line 2 (E06000034, 2016), column 'population_0_17': found 0", "expected a whole number of children aged 0-17, above 0"],
+        [
+            "line 2 (E06000034, 2016), column 'population_0_17': found 0",
+            "expected a whole number of children aged 0-17, above 0",
+        ],
     ),
     (
         "count-above-population",
         lambda t: set_cell(small_panel_text(), 3, "children_in_need", "50000").encode(),
-        ["line 3 (E06000034, 2017), column 'children_in_need': 50,000 is more than population_0_17 (41,650)",
-         "expected a count no larger than the children aged 0-17"],
+        [
+            "line 3 (E06000034, 2017), column 'children_in_need': 50,000 is more than population_0_17 (41,650)",
+            "expected a count no larger than the children aged 0-17",
+        ],
     ),
     (
         "uasc-above-looked-after",
         lambda t: set_cell(small_panel_text(), 4, "uasc", "400").encode(),
-        ["line 4 (E06000033, 2016), column 'uasc': 400 is more than looked_after (330)", "expected at most looked_after"],
+        [
+            "line 4 (E06000033, 2016), column 'uasc': 400 is more than looked_after (330)",
+            "expected at most looked_after",
+        ],
     ),
     (
         "plans-above-children-in-need",
         lambda t: set_cell(small_panel_text(), 6, "child_protection", "40000").encode(),
-        ["line 6 (E12000006, 2017), column 'child_protection': 40,000 is more than children_in_need (30,110)",
-         "expected at most children_in_need"],
+        [
+            "line 6 (E12000006, 2017), column 'child_protection': 40,000 is more than children_in_need (30,110)",
+            "expected at most children_in_need",
+        ],
     ),
     (
         "duplicate-area-year",
@@ -189,8 +207,10 @@ BAD_FILES = [
     (
         "malformed-la-code",
         lambda t: set_cell(small_panel_text(), 3, "la_code", "E0600034").encode(),
-        ["line 3 (E0600034, 2017), column 'la_code': found 'E0600034', which looks like an ONS code but has 7 digits",
-         "expected an area code"],
+        [
+            "line 3 (E0600034, 2017), column 'la_code': found 'E0600034', which looks like an ONS code but has 7 digits",
+            "expected an area code",
+        ],
     ),
     (
         "lower-case-la-code",
@@ -205,8 +225,11 @@ BAD_FILES = [
     (
         "year-1890",
         lambda t: set_cell(small_panel_text(), 2, "year", "1890").encode(),
-        ["line 2 (E06000034, 1890), column 'year': found '1890'", "expected a whole year from 1990 to 20",
-         "31 March snapshot"],
+        [
+            "line 2 (E06000034, 1890), column 'year': found '1890'",
+            "expected a whole year from 1990 to 20",
+            "31 March snapshot",
+        ],
     ),
     (
         "year-2099",
@@ -231,8 +254,10 @@ BAD_FILES = [
     (
         "non-numeric-deprivation",
         lambda t: set_cell(small_panel_text(), 5, "deprivation", "high").encode(),
-        ["line 5 (E06000033, 2017), column 'deprivation': found 'high', which is not a number",
-         "expected a number from 0 to 100, e.g. a percentage (blank if not available)"],
+        [
+            "line 5 (E06000033, 2017), column 'deprivation': found 'high', which is not a number",
+            "expected a number from 0 to 100, e.g. a percentage (blank if not available)",
+        ],
     ),
     (
         "unquoted-thousands",
@@ -253,8 +278,11 @@ BAD_FILES = [
     (
         "form-feed-in-name-broke-out-of-report-css",
         lambda t: set_cell(small_panel_text(), 3, "la_name", "Thurrock\x0c}body{").encode(),
-        ["line 3 (E06000034, 2017), column 'la_name': found 'Thurrock\\x0c}body{'",
-         "U+000C (FORM FEED) at character 9", "expected the name of the area in plain text"],
+        [
+            "line 3 (E06000034, 2017), column 'la_name': found 'Thurrock\\x0c}body{'",
+            "U+000C (FORM FEED) at character 9",
+            "expected the name of the area in plain text",
+        ],
     ),
     (
         "nul-in-name-was-binary-without-a-line",
@@ -264,8 +292,11 @@ BAD_FILES = [
     (
         "escape-in-code",
         lambda t: set_cell(small_panel_text(), 3, "la_code", "E06000034\x1b[0m").encode(),
-        ["line 3 (E06000034\\x1b[0m, 2017), column 'la_code'", "U+001B (ESCAPE) at character 10",
-         "expected an area code"],
+        [
+            "line 3 (E06000034\\x1b[0m, 2017), column 'la_code'",
+            "U+001B (ESCAPE) at character 10",
+            "expected an area code",
+        ],
     ),
     (
         "bidi-override-in-name",
@@ -281,9 +312,12 @@ BAD_FILES = [
     (
         "scientific-notation-count-read-as-1400",
         lambda t: set_cell(small_panel_text(), 3, "looked_after", "1.4E+03").encode(),
-        ["line 3 (E06000034, 2017), column 'looked_after': found '1.4E+03', a number in scientific notation",
-         "any whole number from 1,350 to 1,449", "format the column as 'Number'",
-         "expected a whole number of children"],
+        [
+            "line 3 (E06000034, 2017), column 'looked_after': found '1.4E+03', a number in scientific notation",
+            "any whole number from 1,350 to 1,449",
+            "format the column as 'Number'",
+            "expected a whole number of children",
+        ],
     ),
     (
         "scientific-notation-population",
@@ -293,14 +327,19 @@ BAD_FILES = [
     (
         "arabic-indic-digits-in-code-made-a-phantom-authority",
         lambda t: set_cell(small_panel_text(), 3, "la_code", "E06\u0660\u0660\u066034").encode(),
-        ["line 3 (E06\u0660\u0660\u066034, 2017), column 'la_code'",
-         "a digit other than 0-9: '\u0660' U+0660 (ARABIC-INDIC DIGIT ZERO)"],
+        [
+            "line 3 (E06\u0660\u0660\u066034, 2017), column 'la_code'",
+            "a digit other than 0-9: '\u0660' U+0660 (ARABIC-INDIC DIGIT ZERO)",
+        ],
     ),
     (
         "full-width-digits-in-count",
         lambda t: set_cell(small_panel_text(), 3, "looked_after", "\uff13\uff10\uff11").encode(),
-        ["line 3 (E06000034, 2017), column 'looked_after'", "U+FF13 (FULLWIDTH DIGIT THREE)",
-         "expected a whole number of children"],
+        [
+            "line 3 (E06000034, 2017), column 'looked_after'",
+            "U+FF13 (FULLWIDTH DIGIT THREE)",
+            "expected a whole number of children",
+        ],
     ),
     (
         "full-width-digits-in-year",
@@ -311,8 +350,10 @@ BAD_FILES = [
     (
         "stray-cp1252-byte-garbled-every-name",
         _stray_cp1252_byte,
-        ["is UTF-8 but holds 1 byte(s) that are not: line 5 (character 19: byte 0x96, '\u2013' in Windows-1252)",
-         "expected one encoding for the whole file"],
+        [
+            "is UTF-8 but holds 1 byte(s) that are not: line 5 (character 19: byte 0x96, '\u2013' in Windows-1252)",
+            "expected one encoding for the whole file",
+        ],
     ),
     (
         "byte-that-is-no-text-in-any-encoding",
@@ -332,14 +373,18 @@ BAD_FILES = [
     ),
     (
         "count-above-20-million-without-population",
-        lambda t: set_cell(set_cell(small_panel_text(), 3, "population_0_17", ""), 3, "children_in_need", "25000000").encode(),
+        lambda t: set_cell(
+            set_cell(small_panel_text(), 3, "population_0_17", ""), 3, "children_in_need", "25000000"
+        ).encode(),
         ["line 3 (E06000034, 2017), column 'children_in_need': found '25000000', more than 20,000,000"],
     ),
     (
         "deprivation-1e400-made-the-density-nan",
         lambda t: set_cell(small_panel_text(), 3, "deprivation", "1e400").encode(),
-        ["line 3 (E06000034, 2017), column 'deprivation': found '1e400', which is too large to be a number",
-         "reads as infinity"],
+        [
+            "line 3 (E06000034, 2017), column 'deprivation': found '1e400', which is too large to be a number",
+            "reads as infinity",
+        ],
     ),
     (
         "deprivation-outside-0-100",
@@ -359,8 +404,10 @@ BAD_FILES = [
     (
         "negative-weekly-cost",
         lambda t: _with_cost_column("-5"),
-        ["line 4 (E06000033, 2016), column 'weekly_cost_per_child': found '-5', which is negative",
-         "expected £ per child per week, 0 or more"],
+        [
+            "line 4 (E06000033, 2016), column 'weekly_cost_per_child': found '-5', which is negative",
+            "expected £ per child per week, 0 or more",
+        ],
     ),
 ]
 
@@ -376,9 +423,7 @@ def _with_cost_column(value: str) -> bytes:
 
 
 @pytest.mark.parametrize("make, expected", [c[1:] for c in BAD_FILES], ids=[c[0] for c in BAD_FILES])
-def test_bad_panel_exits_2_with_a_message_naming_file_place_column_and_expectation(
-    tmp_path, capsys, make, expected
-):
+def test_bad_panel_exits_2_with_a_message_naming_file_place_column_and_expectation(tmp_path, capsys, make, expected):
     path = tmp_path / "user panel.csv"
     path.write_bytes(make(tmp_path))
 
@@ -445,7 +490,9 @@ def test_check_prints_what_a_valid_panel_holds(tmp_path, capsys):
 
 def test_check_shows_gaps_in_years(tmp_path, capsys):
     rows = small_panel_text().splitlines()
-    body = [rows[0]] + [f"E06000034,Thurrock,{y},41000,{'' if y == 2012 else 300},1400,200,20,18" for y in range(2010, 2015)]
+    body = [rows[0]] + [
+        f"E06000034,Thurrock,{y},41000,{'' if y == 2012 else 300},1400,200,20,18" for y in range(2010, 2015)
+    ]
     path = tmp_path / "gaps.csv"
     path.write_text("\n".join(body) + "\n")
 
@@ -463,9 +510,7 @@ def test_installed_command_prints_no_traceback(tmp_path):
     path = tmp_path / "bad.csv"
     path.write_text(set_cell(small_panel_text(), 3, "looked_after", "abc"))
 
-    result = subprocess.run(
-        [str(command), "data", "check", str(path)], capture_output=True, text=True, timeout=120
-    )
+    result = subprocess.run([str(command), "data", "check", str(path)], capture_output=True, text=True, timeout=120)
 
     assert result.returncode == 2
     assert result.stdout == ""

@@ -20,9 +20,42 @@ EDGE_OF_CARE = str(PROJECT / "models" / "interventions" / "edge_of_care.toml")
 BAD_ARGUMENTS: dict[str, list[str]] = {
     "decompose --ci-prob 0": ["decompose", "RUN", "--from", "2010", "--to", "2020", "--ci-prob", "0", "--out", "OUT"],
     "decompose --ci-prob 1": ["decompose", "RUN", "--from", "2010", "--to", "2020", "--ci-prob", "1", "--out", "OUT"],
-    "decompose --ci-prob 1.5": ["decompose", "RUN", "--from", "2010", "--to", "2020", "--ci-prob", "1.5", "--out", "OUT"],
-    "decompose --ci-prob nan": ["decompose", "RUN", "--from", "2010", "--to", "2020", "--ci-prob", "nan", "--out", "OUT"],
-    "decompose --ci-prob inf": ["decompose", "RUN", "--from", "2010", "--to", "2020", "--ci-prob", "inf", "--out", "OUT"],
+    "decompose --ci-prob 1.5": [
+        "decompose",
+        "RUN",
+        "--from",
+        "2010",
+        "--to",
+        "2020",
+        "--ci-prob",
+        "1.5",
+        "--out",
+        "OUT",
+    ],
+    "decompose --ci-prob nan": [
+        "decompose",
+        "RUN",
+        "--from",
+        "2010",
+        "--to",
+        "2020",
+        "--ci-prob",
+        "nan",
+        "--out",
+        "OUT",
+    ],
+    "decompose --ci-prob inf": [
+        "decompose",
+        "RUN",
+        "--from",
+        "2010",
+        "--to",
+        "2020",
+        "--ci-prob",
+        "inf",
+        "--out",
+        "OUT",
+    ],
     "decompose --from 17": ["decompose", "RUN", "--from", "17", "--to", "2020", "--out", "OUT"],
     "decompose --to 2020.5": ["decompose", "RUN", "--from", "2010", "--to", "2020.5", "--out", "OUT"],
     "forecast --horizon 0": ["forecast", "RUN", "--horizon", "0", "--out", "OUT"],
@@ -84,7 +117,9 @@ def test_bad_value_gives_one_line_and_exit_2(argv, tmp_path, capsys, monkeypatch
     blocker = tmp_path / "a_file"
     blocker.write_text("a regular file")
     filled = [
-        a.replace("RUN", str(tmp_path / "missing_run.nc")).replace("FILE", str(blocker)).replace("OUT", str(tmp_path / "out"))
+        a.replace("RUN", str(tmp_path / "missing_run.nc"))
+        .replace("FILE", str(blocker))
+        .replace("OUT", str(tmp_path / "out"))
         for a in argv
     ]
     assert main(filled) == 2

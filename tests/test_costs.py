@@ -37,16 +37,24 @@ def _constant_children(fc, n=100.0):
     """The forecast with exactly `n` children looked after in every draw, scenario and year."""
     data = fc.data.copy()
     data["predicted"] = data["predicted"] * 0 + n
-    history = pd.DataFrame({"measure": ["looked_after"], "year": [BASE], "reported_count": [n],
-                            "population_0_17": [40_000.0], "reported_rate": [n / 4]})
+    history = pd.DataFrame(
+        {
+            "measure": ["looked_after"],
+            "year": [BASE],
+            "reported_count": [n],
+            "population_0_17": [40_000.0],
+            "reported_rate": [n / 4],
+        }
+    )
     return dataclasses.replace(fc, data=data, history=history)
 
 
 def _history(la_code, growth=1.05, noise=0.0, years=range(2011, 2021), start=1000.0, seed=0):
     yrs = np.array(list(years))
     eps = np.random.default_rng(seed).normal(0, noise, len(yrs))
-    return pd.DataFrame({"la_code": la_code, "year": yrs,
-                         "weekly_cost_per_child": start * growth ** (yrs - yrs[0]) * np.exp(eps)})
+    return pd.DataFrame(
+        {"la_code": la_code, "year": yrs, "weekly_cost_per_child": start * growth ** (yrs - yrs[0]) * np.exp(eps)}
+    )
 
 
 def test_constant_unit_cost_and_children_give_5_218m_a_year(fc):
@@ -147,9 +155,19 @@ def test_prob_cost_exceeds_and_finding(fc):
 def test_tables_and_chart(fc):
     c = costs(fc, _history(fc.la_code, noise=0.02))
     t = cost_table(c)
-    assert list(t.columns) == ["la_code", "scenario", "year", "financial_year", "years_ahead", "prices",
-                               "mean_gbp_per_year", "median_gbp_per_year", "lower_gbp_per_year",
-                               "upper_gbp_per_year", "ci_prob"]
+    assert list(t.columns) == [
+        "la_code",
+        "scenario",
+        "year",
+        "financial_year",
+        "years_ahead",
+        "prices",
+        "mean_gbp_per_year",
+        "median_gbp_per_year",
+        "lower_gbp_per_year",
+        "upper_gbp_per_year",
+        "ci_prob",
+    ]
     assert len(t) == 3 * 11 and (t.loc[t["years_ahead"] == 0, "year"] == BASE).all()
     change = cost_change_table(c, years_ahead=(3, 5, 10))
     assert len(change) == 9 and set(change["years_ahead"]) == {3, 5, 10}
@@ -164,13 +182,15 @@ def test_tables_and_chart(fc):
 
 
 def test_unit_cost_history_published_and_derived():
-    panel = pd.DataFrame({
-        "la_code": ["E06000034"] * 3 + ["E06000001"],
-        "year": [2016, 2017, 2018, 2017],
-        "looked_after": pd.array([300, 320, 0, 10], dtype="Int64"),
-        "weekly_cost_per_child": [1085.0, np.nan, np.nan, 900.0],
-        "spend_looked_after": [np.nan, 320 * 1500 * WEEKS_PER_YEAR, 5.0, np.nan],
-    })
+    panel = pd.DataFrame(
+        {
+            "la_code": ["E06000034"] * 3 + ["E06000001"],
+            "year": [2016, 2017, 2018, 2017],
+            "looked_after": pd.array([300, 320, 0, 10], dtype="Int64"),
+            "weekly_cost_per_child": [1085.0, np.nan, np.nan, 900.0],
+            "spend_looked_after": [np.nan, 320 * 1500 * WEEKS_PER_YEAR, 5.0, np.nan],
+        }
+    )
     h = unit_cost_history(panel, "E06000034")
     assert list(h["year"]) == [2016, 2017]
     assert np.allclose(h["weekly_cost_per_child"], [1085.0, 1500.0])
@@ -208,7 +228,9 @@ def test_cli_costs(tmp_path, capsys, monkeypatch):
     fc = forecast(run, horizon=10, scenarios=["trend", "population-only", "converge-england"], seed=0)
     cost = costs(fc, unit_cost_history(panel, la), seed=0).data["cost_nominal"]
     row = t[(t["scenario"] == "trend") & (t["year"] == 2030)].iloc[0]
-    assert row["prob_exceeds_budget"] == pytest.approx(float((cost.sel(scenario="trend", year=2030) > 30_000_000).mean()))
+    assert row["prob_exceeds_budget"] == pytest.approx(
+        float((cost.sel(scenario="trend", year=2030) > 30_000_000).mean())
+    )
     assert 0 < t["prob_exceeds_budget"].max() and t["prob_exceeds_budget"].min() < 1  # the budget splits the draws
     printed = capsys.readouterr().out
     assert "Change against 2019-20" in printed and "converge-england" in printed

@@ -31,7 +31,9 @@ def published(run: xr.DataTree, measures=("looked_after", "children_in_need", "c
     obs = run["observed_data"].to_dataset()
     exp = R.expected_reported(run).median(("chain", "draw")).transpose("measure", "la", "year")
     filled = obs["reported_count"].copy(data=np.round(exp.values))
-    keep = xr.DataArray(np.isin(obs["measure"].values, list(measures)), dims="measure", coords={"measure": obs["measure"]})
+    keep = xr.DataArray(
+        np.isin(obs["measure"].values, list(measures)), dims="measure", coords={"measure": obs["measure"]}
+    )
     obs["reported_count"] = filled.where(keep)
     out = run.copy(deep=False)
     out["observed_data"] = xr.DataTree(obs)
@@ -62,9 +64,13 @@ def test_components_add_up_to_the_modelled_change_in_every_draw():
     parts = d.draws.sel(component=list(D.ADDITIVE_COMPONENTS)).sum("component")
     total = d.draws.sel(component="total")
     la = run.attrs["target_la"]
-    modelled = (R.expected_reported(run, la=la).sel(year=2019) - R.expected_reported(run, la=la).sel(year=2011))
+    modelled = R.expected_reported(run, la=la).sel(year=2019) - R.expected_reported(run, la=la).sel(year=2011)
     np.testing.assert_allclose(parts.values, total.values, rtol=1e-10, atol=1e-9)
-    np.testing.assert_allclose(total.transpose("chain", "draw", "measure").values, modelled.transpose("chain", "draw", "measure").values, rtol=1e-12)
+    np.testing.assert_allclose(
+        total.transpose("chain", "draw", "measure").values,
+        modelled.transpose("chain", "draw", "measure").values,
+        rtol=1e-12,
+    )
     # every factor moved, so every part is non-zero (UASC only counts for looked_after)
     moved = d.draws.drop_sel(component="uasc")
     assert (np.abs(moved) > 1e-6).all()
@@ -165,7 +171,9 @@ def test_unpublished_measure_is_left_out_with_a_caveat():
 def test_imputed_inputs_are_named_in_the_caveats():
     run = mixed_run()
     const = run["constant_data"].to_dataset()
-    const["deprivation_imputed"] = const["deprivation_imputed"].copy(data=np.asarray(const["year"] < 2015)[None, :].repeat(N_LA, 0))
+    const["deprivation_imputed"] = const["deprivation_imputed"].copy(
+        data=np.asarray(const["year"] < 2015)[None, :].repeat(N_LA, 0)
+    )
     run["constant_data"] = xr.DataTree(const)
     run.attrs["imputations"] = json.dumps(
         ["Deprivation: published for 2015-2020; 40 authority-years carry the nearest published year.", "UASC: none."]
@@ -208,7 +216,10 @@ def test_comparison_percentages_and_differences():
     others = json.loads(run.attrs["neighbours"])
     er = R.expected_reported(run, la=others)
     by_hand = 100 * (er.sel(year=2020) - er.sel(year=2010)).sum("la") / er.sel(year=2010).sum("la")
-    np.testing.assert_allclose(cd.sel(area="neighbours", component="total"), by_hand.transpose(*cd.sel(area="neighbours", component="total").dims))
+    np.testing.assert_allclose(
+        cd.sel(area="neighbours", component="total"),
+        by_hand.transpose(*cd.sel(area="neighbours", component="total").dims),
+    )
     # components still add up on the percentage scale
     parts = cd.sel(component=list(D.ADDITIVE_COMPONENTS)).sum("component")
     np.testing.assert_allclose(parts, cd.sel(component="total"), rtol=1e-9, atol=1e-9)
@@ -227,7 +238,9 @@ def test_england_from_published_counts_has_no_model_uncertainty():
     assert eng.loc["total", "mean"] == pytest.approx(32.0)
     assert (eng["lower"] == eng["upper"]).all()
     assert eng["source"].str.contains("no model uncertainty").all()
-    diff = D.comparison_table(d, "looked_after").query("area == 'target_minus_england' and component == 'total'").iloc[0]
+    diff = (
+        D.comparison_table(d, "looked_after").query("area == 'target_minus_england' and component == 'total'").iloc[0]
+    )
     tgt = D.comparison_table(d, "looked_after").query("area == 'target' and component == 'total'").iloc[0]
     assert diff["mean"] == pytest.approx(tgt["mean"] - 32.0)
 
@@ -249,7 +262,9 @@ def test_national_run_models_england_as_the_sum_of_authorities():
 
 
 def test_counterfactual_paths_by_hand():
-    run = published(make_toy_results(population=grid(40_000, 44_000), uasc=grid(10, 30), la_trend=0.0, year_step=0.0, noise_sd=0.0))
+    run = published(
+        make_toy_results(population=grid(40_000, 44_000), uasc=grid(10, 30), la_trend=0.0, year_step=0.0, noise_sd=0.0)
+    )
     t = D.counterfactual_table(run, from_year=2012, to_year=2018)
     assert set(t["series"]) == set(D.COUNTERFACTUAL_SERIES)
     assert sorted(t["year"].unique()) == list(range(2012, 2019))
@@ -314,10 +329,23 @@ def test_command_writes_the_csv_and_prints_the_summary(tmp_path, capsys):
     run = mixed_run()
     R.save_run(run, tmp_path / "run.nc")
     out = tmp_path / "d.csv"
-    code = main(["decompose", str(tmp_path / "run.nc"), "--from", "2010", "--to", "2017", "--ci-prob", "0.8", "--out", str(out)])
+    code = main(
+        ["decompose", str(tmp_path / "run.nc"), "--from", "2010", "--to", "2017", "--ci-prob", "0.8", "--out", str(out)]
+    )
     assert code == 0
     table = pd.read_csv(out)
-    assert list(table.columns) == ["la_code", "measure", "from_year", "to_year", "component", "mean", "median", "lower", "upper", "ci_prob"]
+    assert list(table.columns) == [
+        "la_code",
+        "measure",
+        "from_year",
+        "to_year",
+        "component",
+        "mean",
+        "median",
+        "lower",
+        "upper",
+        "ci_prob",
+    ]
     assert set(table["measure"]) == {"looked_after", "children_in_need", "child_protection"}
     assert (table["la_code"] == run.attrs["target_la"]).all() and (table["ci_prob"] == 0.8).all()
     assert "not explained by the measured demand factors" in capsys.readouterr().out
@@ -325,7 +353,9 @@ def test_command_writes_the_csv_and_prints_the_summary(tmp_path, capsys):
 
 def test_command_names_the_run_years_for_a_bad_window(tmp_path, capsys):
     R.save_run(mixed_run(), tmp_path / "run.nc")
-    code = main(["decompose", str(tmp_path / "run.nc"), "--from", "2005", "--to", "2017", "--out", str(tmp_path / "d.csv")])
+    code = main(
+        ["decompose", str(tmp_path / "run.nc"), "--from", "2005", "--to", "2017", "--out", str(tmp_path / "d.csv")]
+    )
     assert code == 2
     assert "2010-2020" in capsys.readouterr().err
     assert not (tmp_path / "d.csv").exists()

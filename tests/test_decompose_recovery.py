@@ -104,9 +104,13 @@ def _panel(truth: dict, seed: int = 12) -> pd.DataFrame:
                     "deprivation": float(truth["deprivation"][i, j]),
                 }
             )
-    england = pd.DataFrame(rows).groupby("year", as_index=False)[
-        ["population_0_17", "looked_after", "children_in_need", "child_protection", "uasc"]
-    ].sum()
+    england = (
+        pd.DataFrame(rows)
+        .groupby("year", as_index=False)[
+            ["population_0_17", "looked_after", "children_in_need", "child_protection", "uasc"]
+        ]
+        .sum()
+    )
     england["la_code"], england["la_name"], england["deprivation"] = "E92000001", "England", np.nan
     return pd.concat([pd.DataFrame(rows), england], ignore_index=True)
 
@@ -152,12 +156,16 @@ def fitted():
 
 def _check(fitted, la_index: int, must_be_zero: tuple[str, ...], must_contain: tuple[str, ...]):
     truth, run = fitted
-    d = D.decompose(run, la=CODES[la_index], from_year=FROM, to_year=TO, measures="looked_after", ci_prob=CI, allow_unconverged=True)
+    d = D.decompose(
+        run, la=CODES[la_index], from_year=FROM, to_year=TO, measures="looked_after", ci_prob=CI, allow_unconverged=True
+    )
     table = d.table.set_index("component")
     true = _true_components(truth, la_index)
     for comp in must_contain:
         row = table.loc[comp]
-        assert row["lower"] <= true[comp] <= row["upper"], f"{CODES[la_index]} {comp}: truth {true[comp]:.1f}, got {row.to_dict()}"
+        assert row["lower"] <= true[comp] <= row["upper"], (
+            f"{CODES[la_index]} {comp}: truth {true[comp]:.1f}, got {row.to_dict()}"
+        )
     for comp in must_be_zero:
         row = table.loc[comp]
         assert row["lower"] <= 0.0 <= row["upper"], f"{CODES[la_index]} {comp} should be near 0, got {row.to_dict()}"
@@ -175,19 +183,31 @@ def test_small_fit_is_sane(fitted):
 
 
 def test_pure_population_growth(fitted):
-    d, true = _check(fitted, 0, must_be_zero=("supply_local", "supply_national", "not_explained", "deprivation"), must_contain=("population", "total"))
+    d, true = _check(
+        fitted,
+        0,
+        must_be_zero=("supply_local", "supply_national", "not_explained", "deprivation"),
+        must_contain=("population", "total"),
+    )
     assert true["population"] > 50  # the scenario really moved
     pop_mean = float(d.table.set_index("component").loc["population", "mean"])
     assert pop_mean == pytest.approx(true["population"], rel=0.15)
 
 
 def test_pure_uasc_influx(fitted):
-    d, true = _check(fitted, 1, must_be_zero=("supply_local", "supply_national", "deprivation"), must_contain=("total",))
+    d, true = _check(
+        fitted, 1, must_be_zero=("supply_local", "supply_national", "deprivation"), must_contain=("total",)
+    )
     assert float(d.table.set_index("component").loc["uasc", "mean"]) == pytest.approx(true["uasc"])
 
 
 def test_pure_local_supply_rise(fitted):
-    d, true = _check(fitted, 2, must_be_zero=("supply_national", "deprivation"), must_contain=("supply_local", "not_explained", "total"))
+    d, true = _check(
+        fitted,
+        2,
+        must_be_zero=("supply_national", "deprivation"),
+        must_contain=("supply_local", "not_explained", "total"),
+    )
     assert true["supply_local"] > 100
     row = d.table.set_index("component").loc["supply_local"]
     assert row["lower"] > 0  # a rise the model can see

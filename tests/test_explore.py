@@ -32,14 +32,28 @@ def panel() -> pd.DataFrame:
         NB[0]: ("Alphaton", 30_000, (150, 180, 210), (900, 950, 1000), (90, 95, 100)),
         NB[1]: ("Betaby", 50_000, (400, 410, 420), (1500, 1550, 1600), (200, 210, 220)),
         NB[2]: ("Gammaford", 20_000, (100, 110, 120), (600, 650, 700), (60, 65, 70)),
-        ENGLAND_CODE: ("England", 12_000_000, (69_000, 70_000, 72_000), (390_000, 395_000, 390_000), (50_000, 50_500, 51_000)),
+        ENGLAND_CODE: (
+            "England",
+            12_000_000,
+            (69_000, 70_000, 72_000),
+            (390_000, 395_000, 390_000),
+            (50_000, 50_500, 51_000),
+        ),
     }
     for code, (name, pop, lac, cin, cpp) in spec.items():
         for i, y in enumerate(YEARS):
             rows.append(
-                dict(la_code=code, la_name=name, year=y, population_0_17=pop + 100 * i,
-                     looked_after=lac[i], children_in_need=cin[i], child_protection=cpp[i],
-                     uasc=5, deprivation=20.0)
+                dict(
+                    la_code=code,
+                    la_name=name,
+                    year=y,
+                    population_0_17=pop + 100 * i,
+                    looked_after=lac[i],
+                    children_in_need=cin[i],
+                    child_protection=cpp[i],
+                    uasc=5,
+                    deprivation=20.0,
+                )
             )
     df = pd.DataFrame(rows)
     # Gammaford did not exist in 2015 (a reorganised authority) and suppressed its 2016 CPP count.

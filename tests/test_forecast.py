@@ -283,7 +283,10 @@ def test_population_file_used_as_given(run, tmp_path):
         ("year,population_0_17\n2021,40000\n2022,lots\n", r"line 3, column population_0_17: 'lots' is not a number"),
         ("year,population_0_17\n2021,40000\n2022,-5\n", r"line 3, column population_0_17.*positive"),
         ("year,population_0_17\n2021,40000\n2021-22,40000\n", r"line 3, column year: '2021-22'"),
-        ("year,population_0_17\n2021,40000\n2021,41000\n", r"lines 2, 3, column year: year 2021 appears more than once"),
+        (
+            "year,population_0_17\n2021,40000\n2021,41000\n",
+            r"lines 2, 3, column year: year 2021 appears more than once",
+        ),
         ("year,population_0_17\n2021,40000\n", r"no population_0_17 for year\(s\) 2022, 2023"),
         ("la_code,year,population_0_17\nE06000001,2021,40000\n", r"no rows with la_code E06000034"),
     ],
@@ -314,11 +317,33 @@ def test_cli_forecast_writes_exact_columns(tmp_path, capsys):
 
     run_path = _save(make_toy_results(), tmp_path / "run.nc")
     out = tmp_path / "forecast.csv"
-    status = main(["forecast", run_path, "--horizon", "4", "--scenario", "trend,target:50@2023",
-                   "--ci-prob", "0.8", "--out", str(out)])
+    status = main(
+        [
+            "forecast",
+            run_path,
+            "--horizon",
+            "4",
+            "--scenario",
+            "trend,target:50@2023",
+            "--ci-prob",
+            "0.8",
+            "--out",
+            str(out),
+        ]
+    )
     assert status == 0
     table = pd.read_csv(out)
-    assert list(table.columns) == ["la_code", "measure", "year", "scenario", "mean", "median", "lower", "upper", "ci_prob"]
+    assert list(table.columns) == [
+        "la_code",
+        "measure",
+        "year",
+        "scenario",
+        "mean",
+        "median",
+        "lower",
+        "upper",
+        "ci_prob",
+    ]
     assert set(table["scenario"]) == {"trend", "target:50@2023"}
     assert (table["ci_prob"] == 0.8).all() and len(table) == 3 * 2 * 4
     assert "Assumptions" in capsys.readouterr().out

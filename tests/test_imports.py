@@ -66,7 +66,9 @@ def test_analysis_of_a_saved_run_imports_no_model_or_plotting_library(tmp_path, 
     save_run(run, tmp_path / "run.nc")
     # the unit-cost history the costs command reads from the panel
     years = np.arange(2011, 2021)
-    costs = pd.DataFrame({"la_code": run.attrs["target_la"], "year": years, "weekly_cost_per_child": 1000.0 * 1.03 ** (years - 2011)})
+    costs = pd.DataFrame(
+        {"la_code": run.attrs["target_la"], "year": years, "weekly_cost_per_child": 1000.0 * 1.03 ** (years - 2011)}
+    )
     costs.to_csv(tmp_path / "costs.csv", index=False)
     filled = [a.format(run=tmp_path / "run.nc", out=tmp_path / "out.csv") for a in argv]
     # dask is blocked as if the optional extra were not installed (xarray imports it whenever

@@ -33,7 +33,9 @@ BUNDLED_FOLDERS = {"data": "bayes_lac/_bundled/data", "models": "bayes_lac/_bund
 
 def _run(cmd, cwd, env, timeout=300):
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
-    assert result.returncode == 0, f"{' '.join(map(str, cmd))} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    assert result.returncode == 0, (
+        f"{' '.join(map(str, cmd))} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    )
     return result
 
 
@@ -114,9 +116,7 @@ def test_checkout_uses_the_repository_data_and_models():
     assert config.bundled_name(config.BUNDLED_PANEL) == "data/panel.csv"
 
 
-@pytest.mark.parametrize(
-    "given, missing", [(["--source", "nowhere"], "--out"), (["--out", "panel.csv"], "--source")]
-)
+@pytest.mark.parametrize("given, missing", [(["--source", "nowhere"], "--out"), (["--out", "panel.csv"], "--source")])
 def test_data_build_without_out_or_source_is_refused_when_installed(monkeypatch, capsys, tmp_path, given, missing):
     """Installed from a wheel there is no repository data/ to rewrite and no official files
     beside a checkout: --out and --source must be given."""
@@ -135,7 +135,12 @@ def test_python_dash_m_bayes_lac_is_the_command_line(tmp_path):
     assert result.stdout.strip() == f"bayes-lac {__version__}"
     bad = subprocess.run(
         [sys.executable, "-m", "bayes_lac", "intervention", "no_such_case", "--out", str(tmp_path / "x.csv")],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [bad.stderr.strip()]
@@ -154,9 +159,21 @@ def test_wheel_installed_in_a_fresh_venv_carries_its_data_and_runs_anywhere(tmp_
     # Build: no index, no isolation (the running environment has setuptools), no network.
     dist = tmp_path / "dist"
     _run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-         "--quiet", "-w", str(dist), str(src)],
-        cwd=tmp_path, env=env,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--quiet",
+            "-w",
+            str(dist),
+            str(src),
+        ],
+        cwd=tmp_path,
+        env=env,
     )
     (wheel,) = dist.glob("bayes_lac-*.whl")
     with zipfile.ZipFile(wheel) as zf:
@@ -172,9 +189,20 @@ def test_wheel_installed_in_a_fresh_venv_carries_its_data_and_runs_anywhere(tmp_
     # made visible only afterwards so that pip never sees another bayes_lac.
     python, purelib = _fresh_venv(tmp_path / "venv", env)
     _run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index",
-         "--quiet", str(wheel)],
-        cwd=tmp_path, env=env,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--quiet",
+            str(wheel),
+        ],
+        cwd=tmp_path,
+        env=env,
     )
     _reuse_dependencies(purelib)
 
@@ -195,7 +223,9 @@ def test_wheel_installed_in_a_fresh_venv_carries_its_data_and_runs_anywhere(tmp_
 
     # compare: reads the bundled panel and neighbour lists.
     out = tmp_path / "out"
-    result = _run([str(python), "-m", "bayes_lac", "compare", "--la", THURROCK_CODE, "--out", str(out)], cwd=work, env=env)
+    result = _run(
+        [str(python), "-m", "bayes_lac", "compare", "--la", THURROCK_CODE, "--out", str(out)], cwd=work, env=env
+    )
     assert "Statistical neighbours (DfE 2021 model)" in result.stdout
     table = pd.read_csv(out / f"{THURROCK_CODE}_comparison.csv", dtype={"la_code": str})
     thurrock = table[(table["la_code"] == THURROCK_CODE) & (table["measure"] == "looked_after")]
@@ -206,9 +236,27 @@ def test_wheel_installed_in_a_fresh_venv_carries_its_data_and_runs_anywhere(tmp_
     # A short fit: reads the bundled prior set too, and saves the run.
     run = tmp_path / "run.nc"
     _run(
-        [str(python), "-m", "bayes_lac", "fit", "--la", THURROCK_CODE, "--draws", "50", "--tune", "50",
-         "--chains", "1", "--sampler", "pymc", "--out", str(run)],
-        cwd=work, env=env, timeout=600,
+        [
+            str(python),
+            "-m",
+            "bayes_lac",
+            "fit",
+            "--la",
+            THURROCK_CODE,
+            "--draws",
+            "50",
+            "--tune",
+            "50",
+            "--chains",
+            "1",
+            "--sampler",
+            "pymc",
+            "--out",
+            str(run),
+        ],
+        cwd=work,
+        env=env,
+        timeout=600,
     )
     with xr.open_datatree(run) as saved:
         assert saved.posterior.sizes["chain"] == 1 and saved.posterior.sizes["draw"] == 50
@@ -227,9 +275,22 @@ def test_editable_install_reads_data_and_models_from_the_checkout(tmp_path):
     # pip sees the running environment's bayes_lac and leaves it alone (outside this venv).
     _reuse_dependencies(purelib)
     _run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index",
-         "--no-build-isolation", "--quiet", "-e", str(src)],
-        cwd=tmp_path, env=env,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--no-build-isolation",
+            "--quiet",
+            "-e",
+            str(src),
+        ],
+        cwd=tmp_path,
+        env=env,
     )
     work = tmp_path / "elsewhere"
     work.mkdir()

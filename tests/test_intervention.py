@@ -60,7 +60,10 @@ def pounds(result: InterventionResult, quantity: str) -> float:
 
 def test_shipped_files_are_the_reports_four_cases():
     assert set(bundled_interventions()) >= {
-        "edge_of_care", "pause", "domestic_abuse_victims", "domestic_abuse_perpetrators"
+        "edge_of_care",
+        "pause",
+        "domestic_abuse_victims",
+        "domestic_abuse_perpetrators",
     }
 
 
@@ -123,7 +126,9 @@ def test_pause_uncertain_effect_spans_report_range():
 def test_probability_of_net_saving_is_monotone_in_effect():
     probs = []
     for shift in (0.0, 0.01, 0.02, 0.04, 0.08):
-        spec = spec_with(effect={"point": 0.02 + shift, "uncertainty": {"dist": "uniform", "lower": shift, "upper": 0.08 + shift}})
+        spec = spec_with(
+            effect={"point": 0.02 + shift, "uncertainty": {"dist": "uniform", "lower": shift, "upper": 0.08 + shift}}
+        )
         probs.append(evaluate_intervention(spec, draws=3000, seed=3).prob_net_saving)
     assert all(0 <= p <= 1 for p in probs)
     assert probs == sorted(probs)
@@ -225,7 +230,10 @@ def test_unknown_key_is_named_with_a_suggestion(tmp_path):
         ({"effect": None}, r"'effect'.*required"),
         ({"cashable_share": {"point": 1.5}}, r"'cashable_share.point'.*\[0, 1\]"),
         ({"effect": {"point": 0.1, "uncertainty": {"dist": "betta", "mean": 0.1, "sd": 0.01}}}, r"did you mean 'beta'"),
-        ({"effect": {"point": 0.1, "uncertainty": {"dist": "beta", "mean": 0.1, "sd": 0.5}}}, r"'effect.uncertainty'.*sd below"),
+        (
+            {"effect": {"point": 0.1, "uncertainty": {"dist": "beta", "mean": 0.1, "sd": 0.5}}},
+            r"'effect.uncertainty'.*sd below",
+        ),
         ({"effect": {"point": 0.1, "uncertainty": {"dist": "normal", "mean": 0.1}}}, r"'effect.uncertainty.sd'"),
         ({"effect": {"point": 0.1, "uncertainty": {"dist": "normal", "mean": 0.1, "sd": 0.1}}}, r"mean >= 3 \* sd"),
         ({"duration": {"point": 10, "unit": "weeks"}}, r"'duration.unit'.*'years'"),
@@ -306,33 +314,62 @@ def with_changes(**changes) -> dict:
 
 PAUSE_LIKE = with_changes(
     reach={"point": 15, "unit": "women", "unit_singular": "woman"},
-    effect={"point": 3.5, "low": 2, "high": 5, "per": "year", "uncertainty": {"dist": "uniform", "lower": 2, "upper": 5}},
+    effect={
+        "point": 3.5,
+        "low": 2,
+        "high": 5,
+        "per": "year",
+        "uncertainty": {"dist": "uniform", "lower": 2, "upper": 5},
+    },
     duration={"point": 1.0, "unit": "years"},
 )
 
 CONTRADICTIONS = [
     # The defect: a point effect of 0.16 quoted in the sentence, savings drawn around 0.9.
-    ("point_outside_uncertainty", with_changes(
-        effect={"point": 0.16, "uncertainty": {"dist": "beta", "mean": 0.9, "sd": 0.05}}), "effect.point"),
-    ("low_outside_uniform", with_changes(
-        effect={"point": 0.1, "low": 0.01, "uncertainty": {"dist": "uniform", "lower": 0.05, "upper": 0.15}}),
-     "effect.low"),
-    ("high_outside_lognormal", with_changes(
-        unit_cost={"point": 50000, "high": 500000, "per": "year",
-                   "uncertainty": {"dist": "lognormal", "mean": 50000, "sd": 10000}}), "unit_cost.high"),
+    (
+        "point_outside_uncertainty",
+        with_changes(effect={"point": 0.16, "uncertainty": {"dist": "beta", "mean": 0.9, "sd": 0.05}}),
+        "effect.point",
+    ),
+    (
+        "low_outside_uniform",
+        with_changes(
+            effect={"point": 0.1, "low": 0.01, "uncertainty": {"dist": "uniform", "lower": 0.05, "upper": 0.15}}
+        ),
+        "effect.low",
+    ),
+    (
+        "high_outside_lognormal",
+        with_changes(
+            unit_cost={
+                "point": 50000,
+                "high": 500000,
+                "per": "year",
+                "uncertainty": {"dist": "lognormal", "mean": 50000, "sd": 10000},
+            }
+        ),
+        "unit_cost.high",
+    ),
     # A free service "saves" for certain: >99% chance it saves.
     ("zero_cost", with_changes(cost_per_participant={"point": 0}), "cost_per_participant.point"),
     ("negative_cost", with_changes(cost_per_participant=-2000), "cost_per_participant.point"),
     ("zero_unit_cost", with_changes(unit_cost={"point": 0, "per": "year"}), "unit_cost.point"),
-    ("uniform_cost_from_zero", with_changes(
-        cost_per_participant={"point": 2000, "uncertainty": {"dist": "uniform", "lower": 0, "upper": 4000}}),
-     "cost_per_participant.uncertainty"),
+    (
+        "uniform_cost_from_zero",
+        with_changes(
+            cost_per_participant={"point": 2000, "uncertainty": {"dist": "uniform", "lower": 0, "upper": 4000}}
+        ),
+        "cost_per_participant.uncertainty",
+    ),
     ("huge_horizon", with_changes(years=1_000_000_000), "years"),
     ("horizon_above_max", with_changes(years=51), "years"),
     ("implausible_reach", with_changes(reach={"point": 2e6, "unit": "families"}), "reach.point"),
     ("implausible_effect", with_changes(effect={"point": 160}), "effect.point"),
-    ("implausible_effect_distribution", with_changes(
-        effect={"point": 20, "uncertainty": {"dist": "gamma", "mean": 20, "sd": 40}}), "effect.uncertainty"),
+    (
+        "implausible_effect_distribution",
+        with_changes(effect={"point": 20, "uncertainty": {"dist": "gamma", "mean": 20, "sd": 40}}),
+        "effect.uncertainty",
+    ),
     ("implausible_effect_per_year", {**PAUSE_LIKE, "effect": {"point": 3000, "per": "year"}}, "effect.point"),
     ("implausible_at_risk", with_changes(at_risk={"point": 500}), "at_risk.point"),
     ("duration_beyond_childhood", with_changes(duration={"point": 30, "unit": "years"}), "duration.point"),
@@ -399,7 +436,12 @@ def test_python_dash_m_refuses_point_outside_uncertainty_in_one_line(tmp_path):
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
     result = subprocess.run(
         [sys.executable, "-m", "bayes_lac", "intervention", str(path), "--out", str(out)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 2
     assert result.stdout == ""

@@ -40,9 +40,16 @@ def random_series(rng, n_series=6):
 def exact_loglik(params, obs_var, observed, resid):
     out = []
     for i in range(resid.shape[0]):
-        cov = dense_cov(*(params[k][i] for k in ("level_start_var", "trend_start_var", "level_var", "trend_var", "damping")), obs_var[i])
+        cov = dense_cov(
+            *(params[k][i] for k in ("level_start_var", "trend_start_var", "level_var", "trend_var", "damping")),
+            obs_var[i],
+        )
         keep = observed[i]
-        out.append(stats.multivariate_normal(np.zeros(keep.sum()), cov[np.ix_(keep, keep)]).logpdf(resid[i, keep]) if keep.any() else 0.0)
+        out.append(
+            stats.multivariate_normal(np.zeros(keep.sum()), cov[np.ix_(keep, keep)]).logpdf(resid[i, keep])
+            if keep.any()
+            else 0.0
+        )
     return np.array(out)
 
 
@@ -58,7 +65,9 @@ def test_a_wrong_damping_changes_the_likelihood():
     rng = np.random.default_rng(2)
     params, obs_var, observed, resid = random_series(rng)
     other = dict(params, damping=params["damping"] * 0.5)
-    assert not np.allclose(L.kalman_loglik(resid, obs_var, observed, **other), exact_loglik(params, obs_var, observed, resid))
+    assert not np.allclose(
+        L.kalman_loglik(resid, obs_var, observed, **other), exact_loglik(params, obs_var, observed, resid)
+    )
 
 
 def test_the_graphs_scan_equals_the_filter():
@@ -82,15 +91,27 @@ def test_backward_sampled_states_follow_their_exact_conditional_distribution():
     counts = np.array([[120, 130, 150, 160, np.nan, 190, 200, 230, 240]], float)
     population = np.full((1, N_T), 50_000.0)
     data = SimpleNamespace(
-        modelled_count=counts[None], population_0_17=population, measures=("children_in_need",),
-        uasc_imputed=np.zeros((1, N_T), bool), deprivation=np.full((1, N_T), np.nan), year=np.arange(2010, 2010 + N_T),
+        modelled_count=counts[None],
+        population_0_17=population,
+        measures=("children_in_need",),
+        uasc_imputed=np.zeros((1, N_T), bool),
+        deprivation=np.full((1, N_T), np.nan),
+        year=np.arange(2010, 2010 + N_T),
     )
     arrays = L.series_arrays(data)
     one = lambda v: np.full((n_draws, 1), v)  # noqa: E731
     draws = {
-        "intercept": one(3.0), "level_start_sd": one(level_start_sd), "trend_start_sd": one(trend_start_sd),
-        "level_sd": one(level_sd), "trend_sd": one(trend_sd), "damping": one(damping), "noise": one(noise),
-        "deprivation_between": one(0.0), "deprivation_within": one(0.0), "drift": one(0.0), "national_sd": one(0.0),
+        "intercept": one(3.0),
+        "level_start_sd": one(level_start_sd),
+        "trend_start_sd": one(trend_start_sd),
+        "level_sd": one(level_sd),
+        "trend_sd": one(trend_sd),
+        "damping": one(damping),
+        "noise": one(noise),
+        "deprivation_between": one(0.0),
+        "deprivation_within": one(0.0),
+        "drift": one(0.0),
+        "national_sd": one(0.0),
         "national": np.zeros((n_draws, 1, N_T)),
     }
     states = L.draw_states(data, draws, rng)
@@ -111,9 +132,8 @@ def test_backward_sampled_states_follow_their_exact_conditional_distribution():
 
 
 def test_the_model_compiles_with_a_finite_gradient(tmp_path):
-    from bayes_lac.model.simulate import simulate_panel
-
     from bayes_lac.model.data import prepare_data
+    from bayes_lac.model.simulate import simulate_panel
 
     panel, _ = simulate_panel(n_la=5, years=(2013, 2020), seed=3)
     code = panel.loc[panel.la_code.str.startswith("E0"), "la_code"].iloc[0]

@@ -47,7 +47,9 @@ def test_notebooks_have_a_parameters_cell_and_no_outputs():
         nb = nbformat.read(path, as_version=4)
         code = [c for c in nb.cells if c.cell_type == "code"]
         assert code, f"{path.name} has no code cells"
-        assert "parameters" in code[0].metadata.get("tags", []), f"{path.name}: first code cell is not tagged 'parameters'"
+        assert "parameters" in code[0].metadata.get("tags", []), (
+            f"{path.name}: first code cell is not tagged 'parameters'"
+        )
         with_outputs = [i for i, c in enumerate(code) if c.get("outputs") or c.get("execution_count")]
         assert not with_outputs, f"{path.name}: committed outputs in code cells {with_outputs}"
 
@@ -85,11 +87,17 @@ def test_notebook_runs(path: Path, tmp_path: Path):
 
     executed = nbformat.read(out, as_version=4)
     errors = [
-        o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"
+        o
+        for c in executed.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "error"
     ]
     assert not errors
     assert all(c.get("execution_count") for c in executed.cells if c.cell_type == "code" and c.source.strip())
     # the checks cell ran to its end: its assertions on the notebook's numbers held
     checks = [c for c in executed.cells if c.cell_type == "code" and "checks" in c.metadata.get("tags", [])]
-    printed = "".join(o.get("text", "") for c in checks for o in c.get("outputs", []) if o.get("output_type") == "stream")
+    printed = "".join(
+        o.get("text", "") for c in checks for o in c.get("outputs", []) if o.get("output_type") == "stream"
+    )
     assert "Checked:" in printed

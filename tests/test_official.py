@@ -70,7 +70,9 @@ def test_thurrock_first_release_before_2015_and_revised_after(panel):
 
 def test_no_duplicate_area_year_and_rows_sorted(panel):
     assert not panel.duplicated(["la_code", "year"]).any()
-    assert panel[["la_code", "year"]].equals(panel[["la_code", "year"]].sort_values(["la_code", "year"]).reset_index(drop=True))
+    assert panel[["la_code", "year"]].equals(
+        panel[["la_code", "year"]].sort_values(["la_code", "year"]).reset_index(drop=True)
+    )
 
 
 def test_every_area_has_every_year_of_its_lifetime(panel):
@@ -112,7 +114,13 @@ def test_reorganised_areas_start_and_end_as_documented(panel, code, first, last)
 
 @pytest.mark.parametrize(
     "current, former",
-    [("E08000037", "E08000020"), ("E06000057", "E06000048"), ("E06000060", "E10000002"), ("E06000065", "E10000023"), ("E06000066", "E10000027")],
+    [
+        ("E08000037", "E08000020"),
+        ("E06000057", "E06000048"),
+        ("E06000060", "E10000002"),
+        ("E06000065", "E10000023"),
+        ("E06000066", "E10000027"),
+    ],
 )
 def test_code_changes_keep_one_series_under_the_current_code(panel, current, former):
     assert _rows(panel, current).index.tolist() == list(range(2010, 2026))
@@ -121,7 +129,14 @@ def test_code_changes_keep_one_series_under_the_current_code(panel, current, for
 
 
 def test_counts_are_whole_and_consistent(panel):
-    for col in ("population_0_17", "looked_after", "children_in_need", "child_protection", "uasc", "looked_after_first_release"):
+    for col in (
+        "population_0_17",
+        "looked_after",
+        "children_in_need",
+        "child_protection",
+        "uasc",
+        "looked_after_first_release",
+    ):
         values = panel[col].dropna()
         assert (values == values.round()).all() and (values >= 0).all(), col
     assert (panel["population_0_17"].dropna() > 0).all()
@@ -320,7 +335,10 @@ def test_counts_and_denominators_equal_the_latest_ees_release(panel):
     """LAIT (used for LAC) and DfE's 2025 EES release agree for 2021-2025, and the ONS file
     the panel uses is exactly the denominator that release prints."""
     ees = pd.read_csv(
-        DEFAULT_OFFICIAL_SOURCE / SOURCE_FILES["ees_cla_2021_2025"], dtype=str, keep_default_na=False, encoding="utf-8-sig"
+        DEFAULT_OFFICIAL_SOURCE / SOURCE_FILES["ees_cla_2021_2025"],
+        dtype=str,
+        keep_default_na=False,
+        encoding="utf-8-sig",
     )
     ees = ees[ees["population_type"].str.contains("31 March") & (ees["geographic_level"] == "Local authority")]
     number_to_code = dict(zip(panel["old_la_code"].dropna(), panel["la_code"]))
@@ -376,7 +394,9 @@ def test_uasc_equals_ees_characteristics_file(panel):
     rdata = pytest.importorskip("rdata", reason="rdata is the 'official' extra: pip install 'bayes_lac[official]'")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        rds = rdata.read_rds(DEFAULT_OFFICIAL_SOURCE / "dfe_CSC_outcomes_and_enablers/data/combined_cla_31_march_data.rds")
+        rds = rdata.read_rds(
+            DEFAULT_OFFICIAL_SOURCE / "dfe_CSC_outcomes_and_enablers/data/combined_cla_31_march_data.rds"
+        )
     u = rds[(rds["characteristic"] == "UASC") & rds["population_count"].str.contains("31 March")]
     u = u[u["geographic_level"] == "Local authority"]
     number_to_code = dict(zip(panel["old_la_code"].dropna(), panel["la_code"]))
@@ -417,7 +437,15 @@ def test_readme_coverage_table_matches_the_panel(panel):
         "rows": panel.groupby("year").size().tolist(),
         "local authorities": panel[panel["geographic_level"] == "Local authority"].groupby("year").size().tolist(),
     }
-    for col in ("population_0_17", "looked_after", "children_in_need", "child_protection", "uasc", "deprivation",
-                "weekly_cost_per_child", "spend_looked_after"):
+    for col in (
+        "population_0_17",
+        "looked_after",
+        "children_in_need",
+        "child_protection",
+        "uasc",
+        "deprivation",
+        "weekly_cost_per_child",
+        "spend_looked_after",
+    ):
         expected[col] = panel.groupby("year")[col].count().tolist()
     assert table == expected

@@ -78,7 +78,9 @@ def test_data_check_says_which_outputs_a_panel_without_england_or_costs_cannot_p
     assert "  forecast: available except the scenario converge-england, which needs England's rows (E92000001)" in out
     assert "  compare: available, without the England line" in out
     assert "  costs: unavailable: needs weekly_cost_per_child or spend_looked_after" in out
-    assert "  report: unavailable: needs England's rows (E92000001) and weekly_cost_per_child or spend_looked_after" in out
+    assert (
+        "  report: unavailable: needs England's rows (E92000001) and weekly_cost_per_child or spend_looked_after" in out
+    )
 
 
 def test_output_needs_with_costs_but_no_england_points_costs_at_other_scenarios(tmp_path):
@@ -93,7 +95,9 @@ def test_require_columns_names_output_columns_units_and_that_other_outputs_work(
     with pytest.raises(PanelError) as err:
         require_columns(panel, COST_COLUMNS, for_output="costs", any_of=True)
     message = str(err.value)
-    assert message.startswith(f"{tmp_path / 'panel.csv'}: costs needs a column weekly_cost_per_child (£ per child per week)")
+    assert message.startswith(
+        f"{tmp_path / 'panel.csv'}: costs needs a column weekly_cost_per_child (£ per child per week)"
+    )
     assert "or spend_looked_after (£ per year); the panel has no such column" in message
     assert "outputs that do not read it work without it" in message
     assert "\n" not in message
@@ -119,7 +123,9 @@ def test_require_england_refuses_a_panel_without_usable_england_rows(tmp_path):
 
 def test_unit_cost_history_refuses_in_one_line_without_cost_columns(tmp_path):
     panel = load_panel(write(tmp_path, panel_text()))
-    with pytest.raises(PanelError, match=r"costs \(and the board report's cost section\) needs a column weekly_cost_per_child"):
+    with pytest.raises(
+        PanelError, match=r"costs \(and the board report's cost section\) needs a column weekly_cost_per_child"
+    ):
         unit_cost_history(panel, "E06000034")
 
 
@@ -161,7 +167,11 @@ def test_costs_without_unit_cost_columns_says_what_is_missing(tmp_path, capsys):
 @pytest.mark.parametrize(
     "england, costs, expected",
     [
-        (False, {"weekly_cost_per_child": "1500"}, "the board report (its forecast shows converge-england) needs England's rows"),
+        (
+            False,
+            {"weekly_cost_per_child": "1500"},
+            "the board report (its forecast shows converge-england) needs England's rows",
+        ),
         (True, None, "the board report (its cost section) needs a column weekly_cost_per_child"),
     ],
 )
@@ -169,7 +179,10 @@ def test_report_refuses_before_fitting_when_the_panel_lacks_what_it_needs(tmp_pa
     panel = write(tmp_path, panel_text(england=england, costs=costs))
     html = tmp_path / "report.html"
 
-    assert main(["report", "--la", "E06000034", "--panel", str(panel), "--neighbours", "E06000033", "--out", str(html)]) == 2
+    assert (
+        main(["report", "--la", "E06000034", "--panel", str(panel), "--neighbours", "E06000033", "--out", str(html)])
+        == 2
+    )
 
     err = one_line_error(capsys)
     assert expected in err

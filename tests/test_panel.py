@@ -89,7 +89,9 @@ def test_excel_export_with_bom_crlf_and_quoted_thousands_is_accepted(tmp_path):
     assert panel.loc[5, "children_in_need"] == 389_430
     assert panel_sha256(panel) == panel_sha256(load_panel(SMALL_PANEL))
     notices = " | ".join(panel.attrs["notices"])
-    assert "population_0_17: read 1 number(s) written with thousands separators (first at line 6: '1,320,000')" in notices
+    assert (
+        "population_0_17: read 1 number(s) written with thousands separators (first at line 6: '1,320,000')" in notices
+    )
     assert "children_in_need: read 1 number(s)" in notices
 
 
@@ -269,7 +271,9 @@ def test_notebook_dataframe_with_infinite_or_absurd_values_is_refused():
     message = str(err.value)
     assert message.startswith("frame: 3 problems:")
     assert "row with index 1 (E06000034, 2017), column 'deprivation': found 'inf', which is too large" in message
-    assert "row with index 2 (E06000033, 2016), column 'population_0_17': found '1e+20', more than 20,000,000" in message
+    assert (
+        "row with index 2 (E06000033, 2016), column 'population_0_17': found '1e+20', more than 20,000,000" in message
+    )
     assert "row with index 3 (E06000033, 2017), column 'la_name'" in message and "FORM FEED" in message
 
 
@@ -330,7 +334,10 @@ def test_validate_panel_names_the_row_by_index_label():
         validate_panel(df, source="my frame")
     message = str(err.value)
     assert message.startswith("my frame: 2 problems:")
-    assert "row with index 'c' (E06000033, 2016), column 'looked_after': found '12.5', which is not a whole number" in message
+    assert (
+        "row with index 'c' (E06000033, 2016), column 'looked_after': found '12.5', which is not a whole number"
+        in message
+    )
     assert "rows with index 'a' and 'e' both hold E06000034 for 2016" in message
 
 
@@ -388,5 +395,7 @@ def test_missing_bundled_panel_says_how_to_build_it(tmp_path, monkeypatch):
     import bayes_lac.data.panel as panel_module
 
     monkeypatch.setattr(panel_module, "BUNDLED_PANEL", tmp_path / "data" / "panel.csv")
-    with pytest.raises(PanelError, match=r"the bundled panel .*panel\.csv is missing; build it with `bayes-lac data build`"):
+    with pytest.raises(
+        PanelError, match=r"the bundled panel .*panel\.csv is missing; build it with `bayes-lac data build`"
+    ):
         load_panel()

@@ -73,9 +73,7 @@ def test_empty_and_bad_arguments():
 def test_dask_local_cluster_matches_local_processes():
     distributed = pytest.importorskip("dask.distributed")
     local = run_tasks(seeded_sum, TASKS, workers=2, progress=False)
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster:
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         on_dask = run_tasks(seeded_sum, TASKS, scheduler=cluster, progress=False)
         by_address = run_tasks(seeded_sum, TASKS[:2], scheduler=cluster.scheduler_address, progress=False)
         with pytest.raises(TaskError, match=r"task 4 of 5 \(3\)"):

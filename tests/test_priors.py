@@ -37,7 +37,7 @@ def test_sets_differ_where_they_should():
 
 def test_user_file_overrides_one_value(tmp_path):
     path = tmp_path / "mine.toml"
-    path.write_text('[la_trend]\nsd_scale = { looked_after = 0.01 }\n\n[year_effect]\nstep_sd_scale = 0.07\n')
+    path.write_text("[la_trend]\nsd_scale = { looked_after = 0.01 }\n\n[year_effect]\nstep_sd_scale = 0.07\n")
     default = load_priors("default")
     mine = load_priors(path)
     assert mine["la_trend"]["sd_scale"]["looked_after"] == 0.01
@@ -87,8 +87,14 @@ def test_missing_file(tmp_path):
 
 def test_weak_is_wider_and_tight_narrower_than_default():
     default, weak, tight = (load_priors(n) for n in ("default", "weak", "tight"))
-    for section, key in [("la_intercept", "sd_scale"), ("la_trend", "sd_scale"), ("year_effect", "step_sd_scale"),
-                         ("deprivation_effect", "sd"), ("intercept", "sd"), ("dispersion", "cv_scale")]:
+    for section, key in [
+        ("la_intercept", "sd_scale"),
+        ("la_trend", "sd_scale"),
+        ("year_effect", "step_sd_scale"),
+        ("deprivation_effect", "sd"),
+        ("intercept", "sd"),
+        ("dispersion", "cv_scale"),
+    ]:
         for m in MEASURES:
             assert weak[section][key][m] > default[section][key][m] > tight[section][key][m], (section, key, m)
 
@@ -170,12 +176,16 @@ def test_the_graph_builds_its_priors_from_the_table():
     post = run["posterior"].to_dataset()
     direct = ["intercept", "deprivation_effect", "year_sigma", "dispersion_cv", "persistence"]
     values = {name: _random_points(PRIORS[name].family, len(MEASURES), rng, size=1)[0] for name in direct}
-    post = post.assign({name: (("chain", "draw", "measure"), np.broadcast_to(v, (2, 500, 3)).copy()) for name, v in values.items()})
+    post = post.assign(
+        {name: (("chain", "draw", "measure"), np.broadcast_to(v, (2, 500, 3)).copy()) for name, v in values.items()}
+    )
     run["posterior"] = xr.DataTree(post)
     terms = prior_log_density(run)
     for name in direct:
         graph = pm.logp(model[name], values[name]).eval()
-        np.testing.assert_allclose(graph, PRIORS[name].family.logpdf(values[name], **PRIORS[name].parameters(priors, MEASURES)))
+        np.testing.assert_allclose(
+            graph, PRIORS[name].family.logpdf(values[name], **PRIORS[name].parameters(priors, MEASURES))
+        )
         np.testing.assert_allclose(terms[name].isel(chain=0, draw=0).values, graph, rtol=1e-9)
 
 

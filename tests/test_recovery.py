@@ -23,7 +23,11 @@ def _interval(da, prob=0.9):
 
 def test_recovers_known_parameters():
     panel, truth = simulate_panel(
-        n_la=8, years=(2012, 2024), seed=21, deprivation_years=None, uasc_gaps=False,
+        n_la=8,
+        years=(2012, 2024),
+        seed=21,
+        deprivation_years=None,
+        uasc_gaps=False,
         truth={"persistence": (0.5, 0.4, 0.6)},
     )
     codes = [c for c in panel["la_code"].unique() if c != ENGLAND_CODE]
@@ -35,13 +39,23 @@ def test_recovers_known_parameters():
     years = list(truth["year"])
     checks = []
     for k, m in enumerate(truth["measure"]):
-        checks.append((f"deprivation_effect[{m}]", post["deprivation_effect"].sel(measure=m), truth["deprivation_effect"][k]))
-        checks.append((f"la_trend[{codes[0]}, {m}]", post["la_trend"].sel(la=codes[0], measure=m), truth["la_trend"][0, k]))
+        checks.append(
+            (f"deprivation_effect[{m}]", post["deprivation_effect"].sel(measure=m), truth["deprivation_effect"][k])
+        )
+        checks.append(
+            (f"la_trend[{codes[0]}, {m}]", post["la_trend"].sel(la=codes[0], measure=m), truth["la_trend"][0, k])
+        )
         checks.append((f"dispersion[{m}]", post["dispersion"].sel(measure=m), truth["dispersion"][k]))
         checks.append((f"persistence[{m}]", post["persistence"].sel(measure=m), truth["persistence"][k]))
     for year in (2016, 2020, 2024):
         t = years.index(year)
-        checks.append((f"year_effect[looked_after, {year}]", post["year_effect"].sel(measure="looked_after", year=year), truth["year_effect"][0, t]))
+        checks.append(
+            (
+                f"year_effect[looked_after, {year}]",
+                post["year_effect"].sel(measure="looked_after", year=year),
+                truth["year_effect"][0, t],
+            )
+        )
     misses = []
     for name, draws, true in checks:
         lo, hi = _interval(draws)

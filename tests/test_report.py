@@ -47,9 +47,15 @@ def toy_panel(results) -> pd.DataFrame:
             )
     ref = results["reference"]
     for y in years:
-        row = {"la_code": ENGLAND_CODE, "la_name": "England", "year": y,
-               "population_0_17": float(ref["population_0_17"].sel(year=y)), "uasc": np.nan, "deprivation": np.nan,
-               "weekly_cost_per_child": np.nan}
+        row = {
+            "la_code": ENGLAND_CODE,
+            "la_name": "England",
+            "year": y,
+            "population_0_17": float(ref["population_0_17"].sel(year=y)),
+            "uasc": np.nan,
+            "deprivation": np.nan,
+            "weekly_cost_per_child": np.nan,
+        }
         for m in MEASURES:
             row[m] = float(ref["count"].sel(measure=m, year=y))
         rows.append(row)
@@ -91,7 +97,16 @@ def toy_html(toy_report):
 
 def test_report_has_every_section_in_order(toy_report):
     keys = [s.key for s in toy_report.sections]
-    expected = ["headlines", "comparison", "decomposition", "forecasts", "costs", "interventions", "sensitivity", "model-card"]
+    expected = [
+        "headlines",
+        "comparison",
+        "decomposition",
+        "forecasts",
+        "costs",
+        "interventions",
+        "sensitivity",
+        "model-card",
+    ]
     assert keys[: len(expected)] == expected
     assert toy_report.converged
 
@@ -142,7 +157,7 @@ def test_semantic_headings(toy_report, toy_html):
 
 def test_print_css(toy_html):
     assert "@page" in toy_html and "break-before: page" in toy_html
-    assert 'counter(page)' in toy_html
+    assert "counter(page)" in toy_html
     # a converged report carries no warning header
     assert "@top-center" not in toy_html
 
@@ -189,7 +204,9 @@ def test_unconverged_run_allowed_gives_its_problems():
 
 def unconverged_version(report):
     """The same report as if its run had failed its diagnostics (rendering is what is tested)."""
-    return replace(report, converged=False, problems=("R-hat 1.200 for la_trend exceeds 1.01.", "3 divergent transitions"))
+    return replace(
+        report, converged=False, problems=("R-hat 1.200 for la_trend exceeds 1.01.", "3 divergent transitions")
+    )
 
 
 def test_unconverged_report_is_marked_on_every_section(toy_report):
@@ -237,8 +254,12 @@ def test_cell_formats():
     assert R._format_cell("year", np.int64(2017)) == ("2017", True)
     assert R._format_cell("mean", float("nan")) == ("–", True)
     assert R._format_cell("measure", "looked_after") == ("Children looked after", False)
-    table = R.make_table("t", "c", pd.DataFrame({"quantity": ["cost", "p"], "mean": [2e6, 0.25],
-                                               "unit": ["£ a year", "probability"]}), unit_column="unit")
+    table = R.make_table(
+        "t",
+        "c",
+        pd.DataFrame({"quantity": ["cost", "p"], "mean": [2e6, 0.25], "unit": ["£ a year", "probability"]}),
+        unit_column="unit",
+    )
     assert [row[1][0] for row in table.rows] == ["£2.00m", "25%"]
 
 
@@ -255,7 +276,7 @@ def _css_unescape(literal: str) -> str:
         'a"b</style><script>',
         # a form feed ends a CSS string: this name once broke out of the page-margin rule and
         # made Chromium fetch a URL while printing
-        "Thurrock\f} body { background: url(http://127.0.0.1:9/x) } @page { x: \"",
+        'Thurrock\f} body { background: url(http://127.0.0.1:9/x) } @page { x: "',
         "line\nbreak\r\\ and ' quote & <b>",
         "Ynys Môn\u2028\x00\x7f",
     ],
@@ -310,7 +331,9 @@ def test_report_command_on_a_saved_run(toy_run, tmp_path, capsys):
         expected = in_memory[key]
         numeric = [c for c in expected.columns if pd.api.types.is_numeric_dtype(expected[c])]
         assert len(sheet) == len(expected), key
-        np.testing.assert_allclose(sheet[numeric].to_numpy(float), expected[numeric].to_numpy(float), rtol=1e-9, err_msg=key)
+        np.testing.assert_allclose(
+            sheet[numeric].to_numpy(float), expected[numeric].to_numpy(float), rtol=1e-9, err_msg=key
+        )
     assert "cost_3_5_10" in in_memory
     assert toy_run.attrs["target_la"] in out.read_text(encoding="utf-8")
 

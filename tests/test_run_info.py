@@ -249,7 +249,9 @@ def test_load_run_reads_only_the_groups_an_analysis_needs(tmp_path):
     from bayes_lac.model.results import ANALYSIS_GROUPS
 
     run = make_toy_results()
-    run["log_likelihood"] = xr.DataTree(xr.Dataset({"modelled_count": (("chain", "draw", "obs"), np.zeros((2, 500, 4)))}))
+    run["log_likelihood"] = xr.DataTree(
+        xr.Dataset({"modelled_count": (("chain", "draw", "obs"), np.zeros((2, 500, 4)))})
+    )
     path = _save(run, tmp_path / "run.nc")
     full, light = load_run(path), load_run(path, groups=ANALYSIS_GROUPS)
     assert "log_likelihood" in full.children and "log_likelihood" not in light.children

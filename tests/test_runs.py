@@ -49,7 +49,15 @@ def fitted(panel, codes):
 
 def test_run_follows_contract(fitted, codes):
     _, run = fitted
-    for group in ("posterior", "constant_data", "observed_data", "reference", "log_likelihood", "log_prior", "sample_stats"):
+    for group in (
+        "posterior",
+        "constant_data",
+        "observed_data",
+        "reference",
+        "log_likelihood",
+        "log_prior",
+        "sample_stats",
+    ):
         assert group in run.children, group
     post = run["posterior"]
     assert post["la_trend"].dims == ("chain", "draw", "la", "measure")
@@ -129,15 +137,38 @@ def test_cli_fit_passes_its_settings_saves_the_run_and_warns_when_unconverged(
     csv = tmp_path / "panel.csv"
     panel.to_csv(csv, index=False)
     out = tmp_path / "cli_run.nc"
-    argv = ["fit", "--panel", str(csv), "--la", codes[0], "--neighbours", ",".join(codes[1:]),
-            "--draws", "100", "--tune", "150", "--chains", "3", "--seed", "7", "--sampler", "pymc", "--out", str(out)]
+    argv = [
+        "fit",
+        "--panel",
+        str(csv),
+        "--la",
+        codes[0],
+        "--neighbours",
+        ",".join(codes[1:]),
+        "--draws",
+        "100",
+        "--tune",
+        "150",
+        "--chains",
+        "3",
+        "--seed",
+        "7",
+        "--sampler",
+        "pymc",
+        "--out",
+        str(out),
+    ]
     status = main(argv)
     captured = capsys.readouterr()
     assert status == 0
     [(target, neighbours, settings)] = calls
     assert target == codes[0] and neighbours == tuple(codes[1:])
     assert {k: settings[k] for k in ("draws", "tune", "chains", "seed", "sampler")} == {
-        "draws": 100, "tune": 150, "chains": 3, "seed": 7, "sampler": "pymc"
+        "draws": 100,
+        "tune": 150,
+        "chains": 3,
+        "seed": 7,
+        "sampler": "pymc",
     }
     saved = run_info(load_run(out))
     assert saved.diagnostics == run_info(fitted_run).diagnostics

@@ -27,9 +27,13 @@ def test_fair_crps_equals_the_pairwise_fair_estimator():
     x = rng.gamma(3.0, 20.0, size=(40, 30))
     y = rng.gamma(3.0, 20.0, size=40)
     m = x.shape[1]
-    pairwise = np.abs(x - y[:, None]).mean(axis=1) - np.abs(x[:, :, None] - x[:, None, :]).sum(axis=(1, 2)) / (2 * m * (m - 1))
+    pairwise = np.abs(x - y[:, None]).mean(axis=1) - np.abs(x[:, :, None] - x[:, None, :]).sum(axis=(1, 2)) / (
+        2 * m * (m - 1)
+    )
     assert S.fair_crps(x, y) == pytest.approx(pairwise, abs=1e-9)
-    assert S.fair_crps(x, y) == pytest.approx(scoringrules.crps_ensemble(y, x, estimator="fair", backend="numpy"), abs=1e-9)
+    assert S.fair_crps(x, y) == pytest.approx(
+        scoringrules.crps_ensemble(y, x, estimator="fair", backend="numpy"), abs=1e-9
+    )
 
 
 def test_fair_crps_matches_the_normal_closed_form():
@@ -152,7 +156,16 @@ def paired_table(crps_model: dict, crps_base: dict) -> pd.DataFrame:
     rows = []
     for method, values in (("model", crps_model), ("pooled_growth", crps_base)):
         for (origin, la), crps in values.items():
-            rows.append({"method": method, "measure": "looked_after", "la_code": la, "origin": origin, "horizon": 1, "crps": crps})
+            rows.append(
+                {
+                    "method": method,
+                    "measure": "looked_after",
+                    "la_code": la,
+                    "origin": origin,
+                    "horizon": 1,
+                    "crps": crps,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -182,6 +195,7 @@ def test_bootstrap_interval_matches_the_exact_resampling_distribution():
     idx = np.array(np.meshgrid(*[range(3)] * 3, indexing="ij")).reshape(3, -1).T
     exact = ref[idx].sum(axis=1) / other[idx].sum(axis=1)
     _, low, high = S.bootstrap_ratio(ref, other, n_boot=200_000, ci_prob=0.8, rng=np.random.default_rng(7))
+
     def below(v, strict=False):  # share of the exact resampling distribution below v
         return np.mean(exact < v - 1e-12) if strict else np.mean(exact <= v + 1e-12)
 
@@ -202,9 +216,17 @@ def test_ratios_use_only_cells_both_methods_scored():
 def test_first_release_view_scores_only_rows_with_a_first_release():
     table = pd.DataFrame(
         {
-            "method": "model", "measure": "looked_after", "la_code": ["A", "B"], "origin": 2014, "horizon": 1,
-            "observed": [10.0, 20.0], "pit": [0.1, 0.2], "crps": [1.0, 2.0],
-            "observed_first_release": [11.0, np.nan], "pit_first_release": [0.3, np.nan], "crps_first_release": [1.5, np.nan],
+            "method": "model",
+            "measure": "looked_after",
+            "la_code": ["A", "B"],
+            "origin": 2014,
+            "horizon": 1,
+            "observed": [10.0, 20.0],
+            "pit": [0.1, 0.2],
+            "crps": [1.0, 2.0],
+            "observed_first_release": [11.0, np.nan],
+            "pit_first_release": [0.3, np.nan],
+            "crps_first_release": [1.5, np.nan],
         }
     )
     view = S.outcome_view(table, "first_release")

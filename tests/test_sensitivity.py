@@ -186,7 +186,9 @@ def test_refit_under_wrong_prior_changes_the_conclusions(sensible_run, wrong_pri
     # recent rate roughly in place but makes the forecasts far less certain.
     assert wrong.loc["forecast_10", "width_ratio"] > S.WIDTH_CHANGE
     assert wrong.loc["forecast_10", "changes"]
-    assert {"forecast_5", "forecast_10", "recent_trend", "unexplained_change", "unexplained_share"} <= set(comparison["conclusion"])
+    assert {"forecast_5", "forecast_10", "recent_trend", "unexplained_change", "unexplained_share"} <= set(
+        comparison["conclusion"]
+    )
     assert "change under other priors" in result.finding.sentence
 
 

@@ -60,7 +60,9 @@ def test_decompose_from_before_an_authority_existed_is_refused_through_the_cli(t
     assert "West Northamptonshire (E06000062) has published counts for 2022-2025 only (first year 2022)" in err
     assert "choose years from 2022 to 2025" in err
     assert not out.exists()
-    assert main(["decompose", str(path), "--la", WEST_NORTHANTS, "--from", "2022", "--to", "2025", "--out", str(out)]) == 0
+    assert (
+        main(["decompose", str(path), "--la", WEST_NORTHANTS, "--from", "2022", "--to", "2025", "--out", str(out)]) == 0
+    )
     assert out.exists()
 
 
@@ -94,7 +96,9 @@ def test_fit_notices_list_authorities_with_short_series():
     data = prepare_data(panel, codes[0], codes[1:], None, MEASURES, "simulated.csv")
 
     summary = next(n for n in data.imputations if n.startswith("Years with counts"))
-    assert summary == "Years with counts (and a population) per authority: 11 years: 5 authorities, 3 years: 1 authority."
+    assert (
+        summary == "Years with counts (and a population) per authority: 11 years: 5 authorities, 3 years: 1 authority."
+    )
     short = next(n for n in data.imputations if n.startswith("Short series"))
     assert f"fewer than {SHORT_SERIES_YEARS} years" in short
     assert f"{codes[3]} (Simulated 3): 3 years (2020-2022)" in short

@@ -191,7 +191,9 @@ def comparison_table(
     order = {"target": 0, "neighbours_average": 1, "england": 2}
     table["_order"] = table["group"].map(order).fillna(3)
     table["_measure"] = table["measure"].map({m: i for i, m in enumerate(measures)})
-    table = table.sort_values(["_measure", "year", "_order", "group"], kind="stable").drop(columns=["_order", "_measure"])
+    table = table.sort_values(["_measure", "year", "_order", "group"], kind="stable").drop(
+        columns=["_order", "_measure"]
+    )
     table["year"] = table["year"].astype(int)
     return table[list(TABLE_COLUMNS)].reset_index(drop=True)
 
@@ -230,7 +232,9 @@ def plot_comparison(table: pd.DataFrame, *, measure: str | None = None, ax=None,
         measures += [m for m in dict.fromkeys(table["measure"]) if m not in measures]
         if ax is not None:
             raise ValueError("give `measure` to draw on an existing axes; the full chart makes its own figure")
-        fig, axes = plt.subplots(1, len(measures), figsize=(5 * len(measures), 4.5), layout="constrained", squeeze=False)
+        fig, axes = plt.subplots(
+            1, len(measures), figsize=(5 * len(measures), 4.5), layout="constrained", squeeze=False
+        )
         for m, a in zip(measures, axes[0]):
             plot_comparison(table, measure=m, ax=a, years=years)
         target = table.loc[table["group"] == "target", "la_name"].iloc[0]
@@ -244,19 +248,48 @@ def plot_comparison(table: pd.DataFrame, *, measure: str | None = None, ax=None,
     neighbour_groups = [g for g in dict.fromkeys(t["group"]) if g not in ("target", "neighbours_average", "england")]
     for i, g in enumerate(neighbour_groups):
         s = t[t["group"] == g]
-        ax.plot(s["year"], s["rate"], color=NEIGHBOURS_COLOUR, linewidth=0.8, alpha=0.6,
-                label="each statistical neighbour" if i == 0 else "_nolegend_")
+        ax.plot(
+            s["year"],
+            s["rate"],
+            color=NEIGHBOURS_COLOUR,
+            linewidth=0.8,
+            alpha=0.6,
+            label="each statistical neighbour" if i == 0 else "_nolegend_",
+        )
     s = t[t["group"] == "neighbours_average"]
     if len(s):
-        ax.plot(s["year"], s["rate"], color=NEIGHBOURS_COLOUR, linewidth=2.2, linestyle="-.", marker="s",
-                markersize=4, label="statistical neighbours (pooled)")
+        ax.plot(
+            s["year"],
+            s["rate"],
+            color=NEIGHBOURS_COLOUR,
+            linewidth=2.2,
+            linestyle="-.",
+            marker="s",
+            markersize=4,
+            label="statistical neighbours (pooled)",
+        )
     s = t[t["group"] == "england"]
     if len(s):
-        ax.plot(s["year"], s["rate"], color=ENGLAND_COLOUR, linewidth=1.8, linestyle="--", marker="^",
-                markersize=4, label="England")
+        ax.plot(
+            s["year"],
+            s["rate"],
+            color=ENGLAND_COLOUR,
+            linewidth=1.8,
+            linestyle="--",
+            marker="^",
+            markersize=4,
+            label="England",
+        )
     s = t[t["group"] == "target"]
-    ax.plot(s["year"], s["rate"], color=TARGET_COLOUR, linewidth=2.8, marker="o", markersize=5,
-            label=s["la_name"].iloc[0] if len(s) else "target")
+    ax.plot(
+        s["year"],
+        s["rate"],
+        color=TARGET_COLOUR,
+        linewidth=2.8,
+        marker="o",
+        markersize=5,
+        label=s["la_name"].iloc[0] if len(s) else "target",
+    )
     ax.set_xlim(years[0] - 0.5, years[1] + 0.5)
     ax.set_xlabel("Year (31 March)")
     ax.set_ylabel("Rate per 10,000 children aged 0-17")
@@ -281,7 +314,9 @@ def comparison_findings(table: pd.DataFrame) -> list[Finding]:
         year = int(target["year"].max())
         row = target[target["year"] == year].iloc[0]
         at_year = t[t["year"] == year].set_index("group")
-        parts = [f"{row['la_name']} {format_rate(row['rate'])} per 10,000 children aged 0-17 ({format_count(row['count'])} children)"]
+        parts = [
+            f"{row['la_name']} {format_rate(row['rate'])} per 10,000 children aged 0-17 ({format_count(row['count'])} children)"
+        ]
         caveats = []
         if "neighbours_average" in at_year.index and pd.notna(at_year.at["neighbours_average", "rate"]):
             nb = at_year.loc["neighbours_average"]
@@ -295,8 +330,12 @@ def comparison_findings(table: pd.DataFrame) -> list[Finding]:
             parts.append(f"England {format_rate(at_year.at['england', 'rate'])}")
         sentence = f"{MEASURE_LABELS.get(m, m)} at 31 March {year}: " + "; ".join(parts) + "."
         findings.append(
-            Finding(title=MEASURE_LABELS.get(m, m), sentence=sentence, table=t[t["year"] == year].reset_index(drop=True),
-                    caveats=tuple(caveats))
+            Finding(
+                title=MEASURE_LABELS.get(m, m),
+                sentence=sentence,
+                table=t[t["year"] == year].reset_index(drop=True),
+                caveats=tuple(caveats),
+            )
         )
     return findings
 
@@ -330,7 +369,9 @@ def coverage_notes(table: pd.DataFrame) -> list[str]:
     for (m, missing), rows in avg.groupby(["measure", "neighbours_missing"], sort=False):
         label, years = MEASURE_LABELS.get(m, m), _year_ranges(rows["year"])
         if (rows["n_neighbours_reporting"] == 0).all():
-            notes.append(f"{label}: no neighbour has a figure in the panel for {years}, so there is no neighbours' average.")
+            notes.append(
+                f"{label}: no neighbour has a figure in the panel for {years}, so there is no neighbours' average."
+            )
             continue
         codes = missing.split(",")
         notes.append(

@@ -101,9 +101,7 @@ def unit_cost_history(panel: pd.DataFrame, la_code: str) -> pd.DataFrame:
         bad = given & ~np.isfinite(values)
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise PanelError(
-                f"panel column {column}, {la_code} {years[i]}: {rows[column].iloc[i]!r} is not a number"
-            )
+            raise PanelError(f"panel column {column}, {la_code} {years[i]}: {rows[column].iloc[i]!r} is not a number")
         return values
 
     weekly = numbers("weekly_cost_per_child")
@@ -118,8 +116,12 @@ def unit_cost_history(panel: pd.DataFrame, la_code: str) -> pd.DataFrame:
             out.append((la_code, int(year), float(weekly[i]), "published weekly unit cost (s251)"))
         elif np.isfinite(spend[i]) and np.isfinite(count[i]) and spend[i] > 0 and count[i] > 0:
             out.append(
-                (la_code, int(year), spend[i] / count[i] / WEEKS_PER_YEAR,
-                 "derived: spend_looked_after / looked_after at 31 March / 52.18")
+                (
+                    la_code,
+                    int(year),
+                    spend[i] / count[i] / WEEKS_PER_YEAR,
+                    "derived: spend_looked_after / looked_after at 31 March / 52.18",
+                )
             )
     table = pd.DataFrame(out, columns=["la_code", "year", "weekly_cost_per_child", "source"])
     if table.empty:
@@ -173,7 +175,9 @@ class Costs:
 
 def _check_prices(prices: str) -> None:
     if prices not in ("nominal", "real"):
-        raise ValueError(f"prices must be 'nominal' (cash prices of each year) or 'real' (base-year prices), got {prices!r}")
+        raise ValueError(
+            f"prices must be 'nominal' (cash prices of each year) or 'real' (base-year prices), got {prices!r}"
+        )
 
 
 def financial_year(year: int) -> str:
@@ -256,7 +260,9 @@ def costs(
 
     if isinstance(unit_costs, (int, float, np.number)):
         if not unit_costs > 0:
-            raise BayesLacError(f"a constant weekly unit cost must be positive (£ per child per week), got {unit_costs}")
+            raise BayesLacError(
+                f"a constant weekly unit cost must be positive (£ per child per week), got {unit_costs}"
+            )
         method_used = "constant"
         log_real = np.full((n_draws, H + 1), np.log(float(unit_costs)))
         history = pd.DataFrame(columns=["year", "weekly_cost_per_child", "weekly_cost_real", "source"])
@@ -318,9 +324,7 @@ def costs(
             assumptions.append(
                 f"Weekly unit cost: each future year's real unit cost is one of the {len(hist)} years {span}, drawn at random (no trend)."
             )
-        assumptions.append(
-            f"History deflated to {T} prices and future costs inflated at {100 * inflation:g}% a year."
-        )
+        assumptions.append(f"History deflated to {T} prices and future costs inflated at {100 * inflation:g}% a year.")
 
     real_weekly = np.exp(log_real[:, 1:])
     nominal_weekly = real_weekly * (1 + inflation) ** ahead[None, :]
@@ -335,7 +339,9 @@ def costs(
         base_children = np.full(n_draws, float(hist_lac["reported_count"].iloc[0]))
     else:
         base_children = forecast.base["expected_reported"].sel(measure="looked_after").values
-        assumptions.append(f"No published looked-after count for {T}: the base-year count is the modelled expected count.")
+        assumptions.append(
+            f"No published looked-after count for {T}: the base-year count is the modelled expected count."
+        )
     base_cost = base_children * base_unit * WEEKS_PER_YEAR
 
     dims = ("draw", "year")
@@ -459,8 +465,13 @@ def cost_change_table(
             change = (c - base).values
             rows.append(
                 {
-                    "la_code": costs.la_code, "scenario": s, "years_ahead": h, "year": y,
-                    "financial_year": financial_year(y), "prices": prices, "base_year": costs.base_year,
+                    "la_code": costs.la_code,
+                    "scenario": s,
+                    "years_ahead": h,
+                    "year": y,
+                    "financial_year": financial_year(y),
+                    "prices": prices,
+                    "base_year": costs.base_year,
                     "base_cost_gbp_per_year": float(base.median()),
                     "median_cost_gbp_per_year": float(c.median()),
                     "mean_change_gbp_per_year": float(change.mean()),
@@ -474,7 +485,9 @@ def cost_change_table(
     return pd.DataFrame(rows)
 
 
-def prob_cost_exceeds(costs: Costs, budget: float, year: int, scenario: str = "trend", prices: str = "nominal") -> float:
+def prob_cost_exceeds(
+    costs: Costs, budget: float, year: int, scenario: str = "trend", prices: str = "nominal"
+) -> float:
     """Probability that the annual cost in `year` exceeds `budget` (£ per year, in `prices`)."""
     _check_scenarios(costs, [scenario])
     if year not in costs.data["year"].values:
@@ -536,10 +549,23 @@ def plot_costs(
     for i, s in enumerate(table["scenario"].unique()):
         t = table[table["scenario"] == s]
         style = series_style(i + 1)
-        ax.fill_between(t["year"], t["lower_gbp_per_year"] / 1e6, t["upper_gbp_per_year"] / 1e6,
-                        color=style["color"], alpha=BAND_ALPHA, linewidth=0)
-        ax.plot(t["year"], t["median_gbp_per_year"] / 1e6, color=style["color"], linestyle=style["linestyle"],
-                marker=style["marker"], markersize=3, label=f"{s} (median)")
+        ax.fill_between(
+            t["year"],
+            t["lower_gbp_per_year"] / 1e6,
+            t["upper_gbp_per_year"] / 1e6,
+            color=style["color"],
+            alpha=BAND_ALPHA,
+            linewidth=0,
+        )
+        ax.plot(
+            t["year"],
+            t["median_gbp_per_year"] / 1e6,
+            color=style["color"],
+            linestyle=style["linestyle"],
+            marker=style["marker"],
+            markersize=3,
+            label=f"{s} (median)",
+        )
     ax.set_title(f"{costs.la_name}: annual cost of children looked after from {financial_year(costs.base_year)}")
     ax.set_xlabel("Financial year ending 31 March")
     ax.set_ylabel(f"£m a year, {costs.prices_label(prices)}")

@@ -272,7 +272,9 @@ def _check_window(results: xr.DataTree, from_year: int, to_year: int) -> None:
                 f"choose years between {years.min()} and {years.max()}"
             )
     if int(from_year) >= int(to_year):
-        raise BayesLacError(f"the from year ({from_year}) must be before the to year ({to_year}); the run covers {span}")
+        raise BayesLacError(
+            f"the from year ({from_year}) must be before the to year ({to_year}); the run covers {span}"
+        )
 
 
 def _check_la(results: xr.DataTree, la) -> str:
@@ -546,7 +548,9 @@ def _england_published(results, from_year, to_year, measures) -> tuple[pd.DataFr
 
 
 def _with_other(draws: xr.DataArray) -> xr.DataArray:
-    other = (draws.sel(component="total", drop=True) - draws.sel(component="population", drop=True)).expand_dims("component")
+    other = (draws.sel(component="total", drop=True) - draws.sel(component="population", drop=True)).expand_dims(
+        "component"
+    )
     names = [str(c) for c in draws["component"].values] + ["other_than_population"]
     stacked = xr.concat([draws.drop_vars("component"), other], dim="component")
     return stacked.assign_coords(component=np.array(names)).transpose(*draws.dims)
@@ -654,7 +658,9 @@ def decompose(
     if "england" in pct:
         pct["target_minus_england"] = pct["target"] - pct["england"]
     comparison_draws = xr.concat(list(pct.values()), dim="area").assign_coords(area=np.array(list(pct)))
-    comparison_draws = comparison_draws.transpose("chain", "draw", "measure", "area", "component").rename("percentage_points")
+    comparison_draws = comparison_draws.transpose("chain", "draw", "measure", "area", "component").rename(
+        "percentage_points"
+    )
 
     comparison = summarise_draws(comparison_draws, ci_prob=ci_prob)
     comparison["source"] = "model"
@@ -943,7 +949,15 @@ def counterfactual_table(
     pieces.insert(
         0,
         pd.DataFrame(
-            {"year": years, "mean": actual, "median": actual, "lower": np.nan, "upper": np.nan, "ci_prob": ci_prob, "series": "actual"}
+            {
+                "year": years,
+                "mean": actual,
+                "median": actual,
+                "lower": np.nan,
+                "upper": np.nan,
+                "ci_prob": ci_prob,
+                "series": "actual",
+            }
         ),
     )
     table = pd.concat(pieces, ignore_index=True)
@@ -977,8 +991,12 @@ def plot_counterfactuals(
             continue
         style = series_style(i + 1) if key != "modelled" else {"color": TARGET_COLOUR, "linestyle": "-", "marker": None}
         # several bands overlap, so each is fainter than the house default
-        ax.fill_between(part["year"], part["lower"], part["upper"], color=style["color"], alpha=BAND_ALPHA / 2, linewidth=0)
-        ax.plot(part["year"], part["median"], color=style["color"], linestyle=style["linestyle"], label=SERIES_LABELS[key])
+        ax.fill_between(
+            part["year"], part["lower"], part["upper"], color=style["color"], alpha=BAND_ALPHA / 2, linewidth=0
+        )
+        ax.plot(
+            part["year"], part["median"], color=style["color"], linestyle=style["linestyle"], label=SERIES_LABELS[key]
+        )
     act = table[(table["series"] == "actual") & table["mean"].notna()]
     ax.plot(act["year"], act["mean"], linestyle="none", marker="o", color=TARGET_COLOUR, label=SERIES_LABELS["actual"])
     ax.set_xlabel("Year (31 March)")
@@ -1003,14 +1021,23 @@ def decomposition_table(decomposition: Decomposition, measure: str = "looked_aft
     (NaN where not published), drawn as a dot.
     """
     if measure not in decomposition.measures:
-        raise BayesLacError(f"measure {measure} was not decomposed; this decomposition has {', '.join(decomposition.measures)}")
+        raise BayesLacError(
+            f"measure {measure} was not decomposed; this decomposition has {', '.join(decomposition.measures)}"
+        )
     t = decomposition.table[decomposition.table["measure"] == measure].set_index("component")
     start = summarise_draws(decomposition.start.sel(measure=measure), ci_prob=decomposition.ci_prob).iloc[0]
     end = summarise_draws(
         decomposition.start.sel(measure=measure) + decomposition.draws.sel(measure=measure, component="total"),
         ci_prob=decomposition.ci_prob,
     ).iloc[0]
-    rows = [{"component": "start", **start[["mean", "median", "lower", "upper", "ci_prob"]].to_dict(), "bar_bottom": 0.0, "bar_top": start["mean"]}]
+    rows = [
+        {
+            "component": "start",
+            **start[["mean", "median", "lower", "upper", "ci_prob"]].to_dict(),
+            "bar_bottom": 0.0,
+            "bar_top": start["mean"],
+        }
+    ]
     level = start["mean"]
     for comp in ADDITIVE_COMPONENTS:
         r = t.loc[comp]
@@ -1023,7 +1050,14 @@ def decomposition_table(decomposition: Decomposition, measure: str = "looked_aft
             }
         )
         level += r["mean"]
-    rows.append({"component": "end", **end[["mean", "median", "lower", "upper", "ci_prob"]].to_dict(), "bar_bottom": 0.0, "bar_top": end["mean"]})
+    rows.append(
+        {
+            "component": "end",
+            **end[["mean", "median", "lower", "upper", "ci_prob"]].to_dict(),
+            "bar_bottom": 0.0,
+            "bar_top": end["mean"],
+        }
+    )
     out = pd.DataFrame(rows)
     labels = {
         **COMPONENT_LABELS,
@@ -1079,10 +1113,19 @@ def plot_decomposition(decomposition: Decomposition, *, measure: str = "looked_a
     for xi, (comp, mean, top) in enumerate(zip(table["component"], table["mean"], table["bar_top"])):
         text = format_count(mean) if comp in ("start", "end") else _signed(mean)
         below = comp not in ("start", "end") and mean < 0
-        ax.annotate(text, (xi + 0.42, top), textcoords="offset points", xytext=(2, -10 if below else 2), fontsize="small")
+        ax.annotate(
+            text, (xi + 0.42, top), textcoords="offset points", xytext=(2, -10 if below else 2), fontsize="small"
+        )
     pub = table["published"].notna()
     if pub.any():
-        ax.plot(x[pub.to_numpy()], table["published"][pub], linestyle="none", marker="o", color=TARGET_COLOUR, label="Published count")
+        ax.plot(
+            x[pub.to_numpy()],
+            table["published"][pub],
+            linestyle="none",
+            marker="o",
+            color=TARGET_COLOUR,
+            label="Published count",
+        )
         ax.legend(frameon=False, fontsize="small", loc="upper left")
     ax.set_xticks(x, [textwrap.fill(s, 14) for s in table["label"]], fontsize="small")
     ax.set_ylabel(f"{MEASURE_LABELS.get(measure, measure)} (count)")
@@ -1106,7 +1149,9 @@ def comparison_table(decomposition: Decomposition, measure: str = "looked_after"
     component, mean, median, lower, upper, ci_prob, source, from_year, to_year``.
     """
     if measure not in decomposition.measures:
-        raise BayesLacError(f"measure {measure} was not decomposed; this decomposition has {', '.join(decomposition.measures)}")
+        raise BayesLacError(
+            f"measure {measure} was not decomposed; this decomposition has {', '.join(decomposition.measures)}"
+        )
     c = decomposition.comparison
     return c[c["measure"] == measure].reset_index(drop=True)
 
@@ -1127,7 +1172,9 @@ def plot_comparison(decomposition: Decomposition, *, measure: str = "looked_afte
     for i, area in enumerate(areas):
         part = table[table["area"] == area].set_index("component").reindex(comps)
         pos = x - 0.4 + width * (i + 0.5)
-        ax.bar(pos, part["mean"], width=width, color=colours[area], alpha=0.85, label=part["area_name"].dropna().iloc[0])
+        ax.bar(
+            pos, part["mean"], width=width, color=colours[area], alpha=0.85, label=part["area_name"].dropna().iloc[0]
+        )
         ok = part["mean"].notna() & (part["upper"] > part["lower"])
         ax.errorbar(
             pos[ok.to_numpy()],

@@ -84,7 +84,17 @@ MAX_HORIZON: int = 20
 INNER_PROB: float = 0.5
 
 SCENARIO_KINDS: tuple[str, ...] = ("trend", "population-only", "converge-england", "converge-neighbours", "target")
-FORECAST_TABLE_COLUMNS: tuple[str, ...] = ("la_code", "measure", "year", "scenario", "mean", "median", "lower", "upper", "ci_prob")
+FORECAST_TABLE_COLUMNS: tuple[str, ...] = (
+    "la_code",
+    "measure",
+    "year",
+    "scenario",
+    "mean",
+    "median",
+    "lower",
+    "upper",
+    "ci_prob",
+)
 
 _TARGET_PATTERN = re.compile(r"^target:\s*([0-9]*\.?[0-9]+)\s*@\s*([0-9]{4})$")
 
@@ -253,7 +263,9 @@ def _england_rates(results: xr.DataTree, base_year: int, measures: Sequence[str]
         pop = ref["population_0_17"]
         ok = (count.notnull() & pop.notnull() & (pop > 0) & (count["year"] <= base_year)).values
         if not ok.any():
-            raise RunFileError(f"the run's reference group has no England count and population for {m} up to {base_year}")
+            raise RunFileError(
+                f"the run's reference group has no England count and population for {m} up to {base_year}"
+            )
         year = int(count["year"].values[ok].max())
         r = float(count.sel(year=year)) / float(pop.sel(year=year)) * RATE_PER
         rates.append(r)
@@ -261,7 +273,9 @@ def _england_rates(results: xr.DataTree, base_year: int, measures: Sequence[str]
     return np.array(rates), notes
 
 
-def _neighbour_rates(results: xr.DataTree, base_year: int, measures: Sequence[str], la_code: str) -> tuple[np.ndarray, list[str]]:
+def _neighbour_rates(
+    results: xr.DataTree, base_year: int, measures: Sequence[str], la_code: str
+) -> tuple[np.ndarray, list[str]]:
     """Per draw, the pooled modelled rate of the published measure in `base_year` of the
     authority's neighbours in the run (`bayes_lac.model.results.RunInfo.neighbours_of`)."""
     from bayes_lac.model import results as R
@@ -372,7 +386,9 @@ def forecast(
     log_rate_last = level + la_trend * (base_year - reference_year) + ye_last + dep_term
     rw_steps = rng.standard_normal((n_draws, len(measures), horizon)) * year_sigma[:, :, None]
     ye_future = ye_last[:, :, None] + np.cumsum(rw_steps, axis=2)
-    log_rate_trend = level[:, :, None] + la_trend[:, :, None] * (years - reference_year) + ye_future + dep_term[:, :, None]
+    log_rate_trend = (
+        level[:, :, None] + la_trend[:, :, None] * (years - reference_year) + ye_future + dep_term[:, :, None]
+    )
     assumptions.append(
         "The common year effect continues as a random walk without drift (steps drawn with each draw's "
         "year_sigma); the authority's own trend continues on the log scale."
@@ -403,9 +419,13 @@ def forecast(
         return share * pop
 
     if uasc_rate is None:
-        assumptions.append(f"Future UASC looked after held at the {base_year} count ({uasc_last:g}); its uncertainty is not modelled.")
+        assumptions.append(
+            f"Future UASC looked after held at the {base_year} count ({uasc_last:g}); its uncertainty is not modelled."
+        )
     else:
-        assumptions.append(f"Future UASC looked after = {100 * uasc_rate:g}% of the child population; its uncertainty is not modelled.")
+        assumptions.append(
+            f"Future UASC looked after = {100 * uasc_rate:g}% of the child population; its uncertainty is not modelled."
+        )
 
     rate_last = (np.exp(log_rate_last) * pop_last / RATE_PER + is_lac * uasc_last) / pop_last * RATE_PER
     targets_needed = {s.kind for s in scens}
@@ -455,7 +475,9 @@ def forecast(
             else:
                 years_to = int(s.target_year) - base_year
                 if years_to < 1:
-                    raise BayesLacError(f"scenario {s.name}: the target year must be after the last fitted year {base_year}")
+                    raise BayesLacError(
+                        f"scenario {s.name}: the target year must be after the last fitted year {base_year}"
+                    )
                 target = rate_last.copy()
                 j = measures.index(s.measure)
                 target[:, j] = s.target_rate
@@ -501,7 +523,9 @@ def forecast(
 
     # Negative-binomial noise as a gamma-Poisson mixture; the gamma factor is shared by the
     # scenarios (common random numbers) so per-draw differences are not swamped by noise.
-    gamma = rng.gamma(shape=dispersion[:, :, None], scale=1.0 / dispersion[:, :, None], size=(n_draws, len(measures), horizon))
+    gamma = rng.gamma(
+        shape=dispersion[:, :, None], scale=1.0 / dispersion[:, :, None], size=(n_draws, len(measures), horizon)
+    )
     predicted = np.empty(shape)
     dev_prev = np.broadcast_to(dev0, shape[:3])
     for h in range(horizon):
@@ -655,11 +679,19 @@ def fan_chart_table(
             v = q.sel(scenario=s, year=y).values
             rows.append(
                 {
-                    "scenario": s, "year": int(y), "observed": np.nan, "median": v[2],
-                    "lower_inner": v[1], "upper_inner": v[3], "lower": v[0], "upper": v[4],
+                    "scenario": s,
+                    "year": int(y),
+                    "observed": np.nan,
+                    "median": v[2],
+                    "lower_inner": v[1],
+                    "upper_inner": v[3],
+                    "lower": v[0],
+                    "upper": v[4],
                 }
             )
-    table = pd.DataFrame(rows, columns=["scenario", "year", "observed", "median", "lower_inner", "upper_inner", "lower", "upper"])
+    table = pd.DataFrame(
+        rows, columns=["scenario", "year", "observed", "median", "lower_inner", "upper_inner", "lower", "upper"]
+    )
     table.insert(0, "measure", measure)
     table.insert(0, "la_code", forecast.la_code)
     table["inner_prob"] = inner_prob
@@ -685,7 +717,9 @@ def plot_forecast(
 
     from bayes_lac.style import BAND_ALPHA, TARGET_COLOUR, get_axes, series_style
 
-    table = fan_chart_table(forecast, measure=measure, scenarios=scenarios, scale=scale, ci_prob=ci_prob, inner_prob=inner_prob)
+    table = fan_chart_table(
+        forecast, measure=measure, scenarios=scenarios, scale=scale, ci_prob=ci_prob, inner_prob=inner_prob
+    )
     fig, ax = get_axes(ax)
     obs = table[table["scenario"] == "observed"]
     if not obs.empty:
@@ -694,9 +728,18 @@ def plot_forecast(
         t = table[table["scenario"] == s]
         style = series_style(i + 1)
         ax.fill_between(t["year"], t["lower"], t["upper"], color=style["color"], alpha=BAND_ALPHA * 0.6, linewidth=0)
-        ax.fill_between(t["year"], t["lower_inner"], t["upper_inner"], color=style["color"], alpha=BAND_ALPHA, linewidth=0)
-        ax.plot(t["year"], t["median"], color=style["color"], linestyle=style["linestyle"], marker=style["marker"],
-                markersize=3, label=f"{s} (median)")
+        ax.fill_between(
+            t["year"], t["lower_inner"], t["upper_inner"], color=style["color"], alpha=BAND_ALPHA, linewidth=0
+        )
+        ax.plot(
+            t["year"],
+            t["median"],
+            color=style["color"],
+            linestyle=style["linestyle"],
+            marker=style["marker"],
+            markersize=3,
+            label=f"{s} (median)",
+        )
     label = MEASURE_LABELS.get(measure, measure)
     ax.set_title(f"{forecast.la_name}: {label.lower()}, forecast from {forecast.base_year}")
     ax.set_xlabel("Year (31 March)")
@@ -721,7 +764,9 @@ def prob_exceeds(
     """
     _check_names(forecast, [measure], [scenario])
     if year not in forecast.data["year"].values:
-        raise ValueError(f"year {year} is not in the forecast ({forecast.base_year + 1}-{forecast.base_year + forecast.horizon})")
+        raise ValueError(
+            f"year {year} is not in the forecast ({forecast.base_year + 1}-{forecast.base_year + forecast.horizon})"
+        )
     da = _variable(forecast, scale).sel(measure=measure, scenario=scenario, year=year)
     return float((da > threshold).mean())
 
@@ -788,7 +833,21 @@ def scenario_difference(
     table.insert(0, "measure", measure)
     table.insert(0, "la_code", forecast.la_code)
     table["prob_higher"] = (diff > 0).mean("draw").values
-    return table[["la_code", "measure", "year", "scenario", "baseline", "mean", "median", "lower", "upper", "ci_prob", "prob_higher"]]
+    return table[
+        [
+            "la_code",
+            "measure",
+            "year",
+            "scenario",
+            "baseline",
+            "mean",
+            "median",
+            "lower",
+            "upper",
+            "ci_prob",
+            "prob_higher",
+        ]
+    ]
 
 
 # --------------------------------------------------------------------------------------------

@@ -132,9 +132,20 @@ MAX_DURATION = {"years": 18.0, "weeks": 18 * 52.0}  # a child leaves care at 18 
 MAX_POUNDS = 100_000_000  # £ per participant, per week, year or outcome
 
 _TOP_KEYS = {
-    "name", "description", "source", "assumptions", "years", "discount_rate",
-    "outcome", "reach", "cost_per_participant", "effect", "at_risk", "duration",
-    "unit_cost", "cashable_share",
+    "name",
+    "description",
+    "source",
+    "assumptions",
+    "years",
+    "discount_rate",
+    "outcome",
+    "reach",
+    "cost_per_participant",
+    "effect",
+    "at_risk",
+    "duration",
+    "unit_cost",
+    "cashable_share",
 }
 _REQUIRED_TOP = ("name", "source", "outcome", "reach", "cost_per_participant", "effect", "unit_cost")
 _QUANTITY_KEYS = {"point", "low", "high", "uncertainty"}
@@ -319,8 +330,7 @@ def _check_keys(source: str, where: str, table: Mapping, allowed: set[str]) -> N
         if k not in allowed:
             name = f"{where}.{k}" if where else k
             raise InputFileError(
-                f"{source}: unknown key '{name}'{_suggest(k, allowed)}; expected one of "
-                f"{', '.join(sorted(allowed))}"
+                f"{source}: unknown key '{name}'{_suggest(k, allowed)}; expected one of {', '.join(sorted(allowed))}"
             )
 
 
@@ -350,7 +360,8 @@ def _parse_dist(source: str, key: str, spec, lower: float, upper: float, *, open
             raise _error(source, f"{key}.dist", f"a distribution that stays in {bounds} (beta or uniform), not normal")
         if lower == 0.0 and d["mean"] < 3 * d["sd"]:
             raise _error(
-                source, key,
+                source,
+                key,
                 f"mean >= 3 * sd for a normal on a quantity that cannot be negative (got mean "
                 f"{d['mean']:g}, sd {d['sd']:g}); use lognormal or gamma for a skewed quantity",
             )
@@ -363,7 +374,8 @@ def _parse_dist(source: str, key: str, spec, lower: float, upper: float, *, open
             raise _error(source, f"{key}.dist", f"a distribution within {bounds}; beta draws lie between 0 and 1")
         if not 0 < d["mean"] < 1 or d["sd"] ** 2 >= d["mean"] * (1 - d["mean"]):
             raise _error(
-                source, key,
+                source,
+                key,
                 f"a beta mean in (0, 1) and sd below sqrt(mean * (1 - mean)) = "
                 f"{math.sqrt(max(d['mean'] * (1 - d['mean']), 0)):.4g}, got mean {d['mean']:g}, sd {d['sd']:g}",
             )
@@ -426,14 +438,17 @@ def _check_point_in_range(source: str, key: str, q: Quantity) -> None:
     if q.dist["dist"] in ("uniform", "triangular"):
         where = f"within the range of {key}.uncertainty ({_describe(q.dist)})"
     else:
-        where = (f"inside the central {POINT_RANGE_PROB:.0%} range of {key}.uncertainty "
-                 f"({_describe(q.dist)}: {lo:.4g} to {hi:.4g})")
+        where = (
+            f"inside the central {POINT_RANGE_PROB:.0%} range of {key}.uncertainty "
+            f"({_describe(q.dist)}: {lo:.4g} to {hi:.4g})"
+        )
     for name in ("point", "low", "high"):
         value = getattr(q, name)
         if not lo - slack <= value <= hi + slack:
             why = (
                 "the sentence quotes the point value and the savings are drawn from the distribution, "
-                "so the two must agree" if name == "point"
+                "so the two must agree"
+                if name == "point"
                 else "the source's low and high cases must lie within the uncertainty given for them"
             )
             raise _error(source, f"{key}.{name}", f"a value {where}, got {value:g}; {why}")
@@ -450,7 +465,8 @@ def _check_at_most(source: str, key: str, q: Quantity, maximum: float, what: str
         top = q.uncertainty_range(POINT_RANGE_PROB)[1]
         if top > maximum:
             raise _error(
-                source, f"{key}.uncertainty",
+                source,
+                f"{key}.uncertainty",
                 f"a distribution whose central {POINT_RANGE_PROB:.0%} range stays at or below {limit}, "
                 f"got {_describe(q.dist)}, whose range reaches {top:,.4g}",
             )
@@ -460,27 +476,43 @@ def _check_plausible(
     source: str, q: Mapping[str, Quantity], effect_per: str, unit_cost_per: str, duration_unit: str | None
 ) -> None:
     """Refuse inputs beyond the plausible bounds set at the top of this module."""
-    _check_at_most(source, "reach", q["reach"], MAX_REACH,
-                   "participants a year (more than the children of any English local authority)")
+    _check_at_most(
+        source,
+        "reach",
+        q["reach"],
+        MAX_REACH,
+        "participants a year (more than the children of any English local authority)",
+    )
     if "at_risk" in q:
-        _check_at_most(source, "at_risk", q["at_risk"], MAX_OUTCOMES_PER_PARTICIPANT,
-                       "outcomes expected per participant a year")
+        _check_at_most(
+            source, "at_risk", q["at_risk"], MAX_OUTCOMES_PER_PARTICIPANT, "outcomes expected per participant a year"
+        )
     if effect_per == "participant" and "at_risk" not in q:
-        _check_at_most(source, "effect", q["effect"], MAX_OUTCOMES_PER_PARTICIPANT,
-                       "outcomes prevented per participant a year")
+        _check_at_most(
+            source, "effect", q["effect"], MAX_OUTCOMES_PER_PARTICIPANT, "outcomes prevented per participant a year"
+        )
     elif effect_per == "year":
         reach_top = max(q["reach"].high, q["reach"].uncertainty_range(POINT_RANGE_PROB)[1])
         _check_at_most(
-            source, "effect", q["effect"], MAX_OUTCOMES_PER_PARTICIPANT * reach_top,
+            source,
+            "effect",
+            q["effect"],
+            MAX_OUTCOMES_PER_PARTICIPANT * reach_top,
             f"outcomes prevented a year ({MAX_OUTCOMES_PER_PARTICIPANT} per participant for up to "
             f"{reach_top:,.10g} participants)",
         )
     if "duration" in q and duration_unit in MAX_DURATION:
-        _check_at_most(source, "duration", q["duration"], MAX_DURATION[duration_unit],
-                       f"{duration_unit} (a child leaves care at 18 at the latest)")
+        _check_at_most(
+            source,
+            "duration",
+            q["duration"],
+            MAX_DURATION[duration_unit],
+            f"{duration_unit} (a child leaves care at 18 at the latest)",
+        )
     pence = "(a figure in pence, or a total rather than a unit cost?)"
-    _check_at_most(source, "cost_per_participant", q["cost_per_participant"], MAX_POUNDS,
-                   f"per participant {pence}", money=True)
+    _check_at_most(
+        source, "cost_per_participant", q["cost_per_participant"], MAX_POUNDS, f"per participant {pence}", money=True
+    )
     _check_at_most(source, "unit_cost", q["unit_cost"], MAX_POUNDS, f"per {unit_cost_per} {pence}", money=True)
 
 
@@ -562,7 +594,8 @@ def intervention_from_dict(data: Mapping, source: str = "<dict>") -> Interventio
             raise _error(source, "duration.unit", "'weeks' or 'years'")
         if duration_unit != unit_cost_per + "s":
             raise _error(
-                source, "duration.unit",
+                source,
+                "duration.unit",
                 f"'{unit_cost_per}s' to match unit_cost per '{unit_cost_per}', got '{duration_unit}' "
                 "(give both per week or both per year)",
             )
@@ -829,8 +862,14 @@ def intervention_table(result: InterventionResult, ci_prob: float = CI_PROB) -> 
         row.insert(0, "quantity", name)
         rows.append(row)
     prob = pd.DataFrame(
-        {"quantity": ["prob_net_saving"], "mean": [result.prob_net_saving], "median": [np.nan],
-         "lower": [np.nan], "upper": [np.nan], "ci_prob": [ci_prob]}
+        {
+            "quantity": ["prob_net_saving"],
+            "mean": [result.prob_net_saving],
+            "median": [np.nan],
+            "lower": [np.nan],
+            "upper": [np.nan],
+            "ci_prob": [ci_prob],
+        }
     )
     table = pd.concat(rows + [prob], ignore_index=True)
     table["unit"] = table["quantity"].map(units)
@@ -934,8 +973,14 @@ def plot_intervention(result: InterventionResult, *, ax=None, ci_prob: float = C
     scale, label = (1e3, "£ thousand") if np.nanmax(np.abs(net)) < 2e6 else (1e6, "£ million")
     if result.uncertainty:
         ax.hist(net / scale, bins=60, color=PALETTE[2], label="draws of net saving")
-        ax.axvspan(row["lower"] / scale, row["upper"] / scale, color=NEIGHBOURS_COLOUR, alpha=BAND_ALPHA,
-                   zorder=0, label=f"{format_percent(ci_prob)} credible interval")
+        ax.axvspan(
+            row["lower"] / scale,
+            row["upper"] / scale,
+            color=NEIGHBOURS_COLOUR,
+            alpha=BAND_ALPHA,
+            zorder=0,
+            label=f"{format_percent(ci_prob)} credible interval",
+        )
         ax.axvline(row["median"] / scale, color=TARGET_COLOUR, linestyle="-", label="median")
         ax.set_ylabel("Number of draws")
         p = result.prob_net_saving

@@ -62,12 +62,12 @@ def trend_table(results: xr.DataTree, ci_prob: float | None = None) -> pd.DataFr
         if ref is not None and "count" in ref:
             count = ref["count"].sel(measure=m)
             pop = ref["population_0_17"]
-            eng_rate = (count / pop * RATE_PER)
+            eng_rate = count / pop * RATE_PER
             r1 = float(eng_rate.sel(year=y1)) if y1 in eng_rate["year"] else np.nan
             r0 = float(eng_rate.sel(year=y0)) if y0 in eng_rate["year"] else np.nan
             if m == "looked_after" and "uasc" in ref:
                 # compare like with like: the modelled looked-after count excludes UASC
-                ex = ((count - ref["uasc"]) / pop * RATE_PER)
+                ex = (count - ref["uasc"]) / pop * RATE_PER
                 r1 = float(ex.sel(year=y1))
                 r0 = float(ex.sel(year=y0))
             eng_trend = 100 * ((r1 / r0) ** (1 / max(y1 - y0, 1)) - 1) if r0 > 0 else np.nan
@@ -96,8 +96,20 @@ def trend_table(results: xr.DataTree, ci_prob: float | None = None) -> pd.DataFr
     out["order"] = np.where(out["is_target"], 0, np.where(out["la"] == ENGLAND_CODE, 2, 1))
     out = out.sort_values(["measure", "order", "rate_mean"], ascending=[True, True, False], kind="stable")
     cols = [
-        "measure", "la", "la_name", "is_target", "reference_year", "from_year", "to_year",
-        "rate_mean", "rate_lower", "rate_upper", "trend_pct_mean", "trend_pct_lower", "trend_pct_upper", "ci_prob",
+        "measure",
+        "la",
+        "la_name",
+        "is_target",
+        "reference_year",
+        "from_year",
+        "to_year",
+        "rate_mean",
+        "rate_lower",
+        "rate_upper",
+        "trend_pct_mean",
+        "trend_pct_lower",
+        "trend_pct_upper",
+        "ci_prob",
     ]
     measure_order = {m: i for i, m in enumerate(MEASURES)}
     out = out.sort_values(["measure"], key=lambda s: s.map(measure_order), kind="stable")
@@ -128,8 +140,16 @@ def plot_trend_forest(results: xr.DataTree, measure: str = "looked_after", ci_pr
     ypos = np.arange(len(las))
     for y, (_, row) in zip(ypos, las.iterrows()):
         colour = TARGET_COLOUR if row["is_target"] else NEIGHBOURS_COLOUR
-        ax.plot([row["trend_pct_lower"], row["trend_pct_upper"]], [y, y], color=colour, lw=2.5 if row["is_target"] else 1.5)
-        ax.plot(row["trend_pct_mean"], y, marker="o" if row["is_target"] else "s", color=colour, ms=7 if row["is_target"] else 5)
+        ax.plot(
+            [row["trend_pct_lower"], row["trend_pct_upper"]], [y, y], color=colour, lw=2.5 if row["is_target"] else 1.5
+        )
+        ax.plot(
+            row["trend_pct_mean"],
+            y,
+            marker="o" if row["is_target"] else "s",
+            color=colour,
+            ms=7 if row["is_target"] else 5,
+        )
     if not eng.empty and np.isfinite(eng["trend_pct_mean"].iloc[0]):
         ax.axvline(eng["trend_pct_mean"].iloc[0], color=ENGLAND_COLOUR, linestyle="--", label="England (published)")
         ax.legend(loc="lower right", frameon=False)
@@ -146,5 +166,3 @@ def plot_trend_forest(results: xr.DataTree, measure: str = "looked_after", ci_pr
 # ---------------------------------------------------------------------------------------
 # Command line
 # ---------------------------------------------------------------------------------------
-
-

@@ -215,9 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(handler=("bayes_lac.cli.commands", "check_command"))
 
     # compare -----------------------------------------------------------------------------
-    compare = sub.add_parser(
-        "compare", help="chart an authority against its statistical neighbours and England"
-    )
+    compare = sub.add_parser("compare", help="chart an authority against its statistical neighbours and England")
     compare.add_argument("--la", default=THURROCK_CODE, help="ONS code of the authority")
     compare.add_argument("--panel", help="panel CSV (default: the bundled panel)")
     compare.add_argument("--neighbours", default="2021", help="2021 or 2025 (default 2021)")
@@ -316,10 +314,16 @@ def build_parser() -> argparse.ArgumentParser:
     se.set_defaults(handler=("bayes_lac.cli.commands", "sensitivity_command"))
 
     # backtest ----------------------------------------------------------------------------
-    bt = sub.add_parser("backtest", help="forecast from past origins with the model and baselines; score against what happened")
+    bt = sub.add_parser(
+        "backtest", help="forecast from past origins with the model and baselines; score against what happened"
+    )
     bt.add_argument("--panel", help="panel CSV (default: the bundled panel)")
     bt.add_argument("--origins", type=_year_list, default="2014-2022", help="origin years, e.g. 2014-2022")
-    bt.add_argument("--horizons", type=_horizon_list, help="horizons for every measure, e.g. 1-5 (default 1-5, and 8 for looked_after)")
+    bt.add_argument(
+        "--horizons",
+        type=_horizon_list,
+        help="horizons for every measure, e.g. 1-5 (default 1-5, and 8 for looked_after)",
+    )
     bt.add_argument("--measures", default="all", help="'all' or comma-separated measures")
     bt.add_argument("--las", default="all", help="'all' or comma-separated ONS codes to score")
     bt.add_argument(
@@ -328,14 +332,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated: model, baselines (all of them) or pooled_growth, ets_damped, rw_drift, "
         "last_value, linear_trend, constant_rate (default model,baselines)",
     )
-    bt.add_argument("--quantity", choices=("count", "spend"), default="count", help="what is forecast and scored (default count)")
+    bt.add_argument(
+        "--quantity", choices=("count", "spend"), default="count", help="what is forecast and scored (default count)"
+    )
     bt.add_argument("--draws", type=_positive_int, help="model: posterior draws per chain (default: a report's)")
     bt.add_argument("--tune", type=_positive_int, help="model: tuning steps per chain")
     bt.add_argument("--chains", type=_positive_int, help="model: number of chains")
     bt.add_argument("--sampler", choices=("nutpie", "pymc", "numpyro"), help="model: NUTS implementation")
-    bt.add_argument("--allow-unconverged", action="store_true", help="model: score fits that fail their convergence gate")
+    bt.add_argument(
+        "--allow-unconverged", action="store_true", help="model: score fits that fail their convergence gate"
+    )
     bt.add_argument("--seed", type=_seed, default=0, help="seed of every method's draws (default 0)")
-    bt.add_argument("--workers", type=_workers, default=2, help="origins run in this many processes, 1 or more (default 2)")
+    bt.add_argument(
+        "--workers", type=_workers, default=2, help="origins run in this many processes, 1 or more (default 2)"
+    )
     bt.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
     bt.add_argument("--rerun", action="store_true", help="rerun origins already scored in the cache beside --out")
     bt.add_argument("--out", required=True, help="per-forecast CSV to write (summaries and a manifest go beside it)")
@@ -358,7 +368,11 @@ def build_parser() -> argparse.ArgumentParser:
         "places, or set BAYES_LAC_CHROMIUM); without one the HTML and workbook are still written",
     )
     rp.add_argument("--xlsx", action="store_true", help="also write every table to an XLSX workbook")
-    rp.add_argument("--allow-unconverged", action="store_true", help="report on a run that failed its diagnostics, marked on every page")
+    rp.add_argument(
+        "--allow-unconverged",
+        action="store_true",
+        help="report on a run that failed its diagnostics, marked on every page",
+    )
     rp.add_argument(
         "--overwrite",
         action="store_true",

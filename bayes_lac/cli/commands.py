@@ -60,7 +60,11 @@ def backtest_command(args) -> int:
 
     paths = output_paths(args.out)
     prepare_outputs(
-        {("--out" if k == "forecasts" else f"the {k} table (named from --out)"): p for k, p in paths.items() if k != "cache"},
+        {
+            ("--out" if k == "forecasts" else f"the {k} table (named from --out)"): p
+            for k, p in paths.items()
+            if k != "cache"
+        },
         {"--panel": args.panel},
     )
     panel = load_panel(args.panel)
@@ -79,14 +83,36 @@ def backtest_command(args) -> int:
     )
     forecasters = parse_methods(args.methods, model=model)
     result = backtest(
-        panel, forecasters, origins, horizons, measures, las, quantity=args.quantity, seed=args.seed,
-        workers=args.workers, scheduler=args.scheduler, cache_dir=paths["cache"], rerun=args.rerun,
+        panel,
+        forecasters,
+        origins,
+        horizons,
+        measures,
+        las,
+        quantity=args.quantity,
+        seed=args.seed,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        cache_dir=paths["cache"],
+        rerun=args.rerun,
     )
     tables = summary_tables(result)
     save_backtest(result, args.out, tables)
     summary = tables["summary"]
     summary = summary[summary["outcome"] == "latest"]
-    show = ["method", "horizon", "n_scored", "n_missing", "coverage_50", "coverage_80", "coverage_90", "pit_mean", "crps", "mae", "bias"]
+    show = [
+        "method",
+        "horizon",
+        "n_scored",
+        "n_missing",
+        "coverage_50",
+        "coverage_80",
+        "coverage_90",
+        "pit_mean",
+        "crps",
+        "mae",
+        "bias",
+    ]
     ratios = tables["ratios"]
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 3):
         for measure in result.measures:
@@ -94,8 +120,12 @@ def backtest_command(args) -> int:
             print(summary.loc[summary["measure"] == measure, show].to_string(index=False))
             r = ratios[(ratios["measure"] == measure) & (ratios["split"] == "all")]
             if not r.empty:
-                print(f"CRPS of {r['reference'].iloc[0]} / each method (paired cells; {100 * CI_PROB:.0f}% bootstrap-over-origins interval):")
-                print(r[["baseline", "horizon", "n_pairs", "n_origins", "ratio", "lower", "upper"]].to_string(index=False))
+                print(
+                    f"CRPS of {r['reference'].iloc[0]} / each method (paired cells; {100 * CI_PROB:.0f}% bootstrap-over-origins interval):"
+                )
+                print(
+                    r[["baseline", "horizon", "n_pairs", "n_origins", "ratio", "lower", "upper"]].to_string(index=False)
+                )
             if MODEL_METHOD in result.methods:
                 print(target_finding(result.table, measure).sentence)
             print()
@@ -104,7 +134,9 @@ def backtest_command(args) -> int:
     for note in result.notes:
         print(note)
     written = ", ".join(str(p) for k, p in paths.items() if k != "cache")
-    print(f"Wall time: {result.wall_seconds:.0f} s ({result.wall_seconds / 60:.1f} min, {result.workers}). Wrote {written}.")
+    print(
+        f"Wall time: {result.wall_seconds:.0f} s ({result.wall_seconds / 60:.1f} min, {result.workers}). Wrote {written}."
+    )
     print(f"Per-origin results are cached in {paths['cache']} (an origin there is not run again unless --rerun).")
     return 0
 
@@ -147,8 +179,10 @@ def build_command(args) -> int:
     for line in summary_lines(panel):
         print(f"  {line}")
     print(f"  written: {written}")
-    print(f"  statistical neighbours: {len(table)} rows ({table['la_code'].nunique()} authorities, "
-          f"models {', '.join(map(str, sorted(table['model'].unique())))}) written: {neighbours_out}")
+    print(
+        f"  statistical neighbours: {len(table)} rows ({table['la_code'].nunique()} authorities, "
+        f"models {', '.join(map(str, sorted(table['model'].unique())))}) written: {neighbours_out}"
+    )
     print(f"  DfE LA numbers: {len(numbers)} numbers with their ONS codes written: {numbers_out}")
     return 0
 
@@ -245,14 +279,18 @@ def costs_command(args) -> int:
         table["prob_exceeds_budget"] = probs
     write_csv(table, args.out)
 
-    print(f"Annual cost of children looked after, {co.la_name} ({co.la_code}), base year {financial_year(co.base_year)}")
+    print(
+        f"Annual cost of children looked after, {co.la_name} ({co.la_code}), base year {financial_year(co.base_year)}"
+    )
     if not co.converged:
         print("WARNING: this run did not pass its convergence diagnostics; treat the numbers with caution.")
     horizons = [h for h in (3, 5, 10) if h <= fc.horizon]
     if horizons:
         change = cost_change_table(co, years_ahead=horizons, ci_prob=args.ci_prob)
-        print(f"\nChange against {financial_year(co.base_year)} (£m a year, {co.prices_label('nominal')}, "
-              f"median and {format_percent(args.ci_prob)} credible interval):")
+        print(
+            f"\nChange against {financial_year(co.base_year)} (£m a year, {co.prices_label('nominal')}, "
+            f"median and {format_percent(args.ci_prob)} credible interval):"
+        )
         shown = change.assign(
             base=(change["base_cost_gbp_per_year"] / 1e6).round(2),
             cost=(change["median_cost_gbp_per_year"] / 1e6).round(2),
@@ -367,8 +405,10 @@ def forecast_command(args) -> int:
     )
     table = forecast_table(fc, ci_prob=args.ci_prob)
     write_csv(table, args.out)
-    print(f"Forecast for {fc.la_name} ({fc.la_code}) from {fc.base_year}, {fc.horizon} years, "
-          f"scenarios: {', '.join(fc.scenario_names)}")
+    print(
+        f"Forecast for {fc.la_name} ({fc.la_code}) from {fc.base_year}, {fc.horizon} years, "
+        f"scenarios: {', '.join(fc.scenario_names)}"
+    )
     if not fc.converged:
         print("WARNING: this run did not pass its convergence diagnostics; treat the numbers with caution.")
     print("Assumptions:")
@@ -448,7 +488,11 @@ def report_command(args) -> int:
     if args.out is not None and Path(args.out).suffix.lower() not in (".html", ".htm"):
         raise BayesLacError(f"--out {args.out}: expected an HTML file name ending in .html")
     if args.run:
-        given = [f"--{k}" for k in ("draws", "tune", "chains", "seed", "priors", "until") if getattr(args, k, None) is not None]
+        given = [
+            f"--{k}"
+            for k in ("draws", "tune", "chains", "seed", "priors", "until")
+            if getattr(args, k, None) is not None
+        ]
         if given:
             raise BayesLacError(
                 f"{', '.join(given)} set(s) how to fit the model, but --run {args.run} gives a fitted run; "
@@ -562,7 +606,9 @@ def sensitivity_command(args) -> int:
     unit_costs, note = (None, "")
     if prior_sets:
         unit_costs, note = _bundled_unit_costs(results)
-    result = sensitivity(results, prior_sets=prior_sets, workers=args.workers, scheduler=args.scheduler, unit_costs=unit_costs)
+    result = sensitivity(
+        results, prior_sets=prior_sets, workers=args.workers, scheduler=args.scheduler, unit_costs=unit_costs
+    )
     if result.comparison is not None:
         power_out = power_out or out.with_name(out.stem + "_power_scaling.csv")
         write_csv(result.comparison, out)
@@ -579,5 +625,3 @@ def sensitivity_command(args) -> int:
         times = ", ".join(f"{k} {v:.0f} s" for k, v in result.fit_seconds.items())
         print(f"Refit times: {times}; wall time {result.wall_seconds:.0f} s.")
     return 0
-
-

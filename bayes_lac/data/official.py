@@ -297,9 +297,7 @@ def _sfr_frame(src: _Source, year: int) -> pd.DataFrame:
                     f"underlying-data layout (New_geog_code, geog_l, geog_c, geog_n, {count_col}, ...)"
                 )
         code = frame["New_geog_code"]
-        level = np.where(
-            code.str.match(r"^E92"), "NATIONAL", np.where(code.str.match(r"^E1[23]"), "REGION", "LA")
-        )
+        level = np.where(code.str.match(r"^E92"), "NATIONAL", np.where(code.str.match(r"^E1[23]"), "REGION", "LA"))
         out = pd.DataFrame(
             {
                 "number": frame["geog_c"],
@@ -425,9 +423,7 @@ def build_areas(src: _Source, b1: pd.DataFrame, population: pd.DataFrame, sfr: d
 def skeleton(areas: Areas) -> pd.DataFrame:
     """One row per area and year of its lifetime, 2010-2025."""
     rows = [
-        (r.la_code, year)
-        for r in areas.table.itertuples()
-        for year in range(int(r.first_year), int(r.last_year) + 1)
+        (r.la_code, year) for r in areas.table.itertuples() for year in range(int(r.first_year), int(r.last_year) + 1)
     ]
     frame = pd.DataFrame(rows, columns=["la_code", "year"])
     return frame.merge(areas.table[["la_code", "la_name", "old_la_code", "geographic_level"]], on="la_code")
@@ -435,6 +431,7 @@ def skeleton(areas: Areas) -> pd.DataFrame:
 
 # -- measures -------------------------------------------------------------------------------
 # Each extractor returns a long frame: la_code, year, value (float), note (str), source (str).
+
 
 def _long(codes, years, raw, source: str) -> pd.DataFrame:
     """Long frame from parallel sequences; `source` labels every row and every note."""
@@ -537,9 +534,7 @@ def national_time_series(src: _Source) -> dict[str, pd.DataFrame]:
     for name, label in series.items():
         rows = frame[frame["population_count"] == label]
         if rows.empty:
-            raise InputFileError(
-                f"{src.path('ees_national_time_series')}: no rows with population_count {label!r}"
-            )
+            raise InputFileError(f"{src.path('ees_national_time_series')}: no rows with population_count {label!r}")
         out[name] = _long([ENGLAND_CODE] * len(rows), rows["time_period"].astype(int), rows["number"], EES_TIME_SERIES)
     return out
 
@@ -851,8 +846,7 @@ def build_all(source: Path | str = DEFAULT_OFFICIAL_SOURCE, progress: bool = Fal
     _pick(panel, "deprivation", [(dep, range(2015, 2025))], "")
     panel.loc[panel["year"] < 2015, "deprivation_note"] = "not available: DWP local CiLIF series starts FYE 2015"
     panel.loc[panel["year"] == LAST_YEAR, "deprivation_note"] = (
-        "not available on the pre-revision basis: DWP revised the series in 2026 "
-        "(see child_poverty_current_series)"
+        "not available on the pre-revision basis: DWP revised the series in 2026 (see child_poverty_current_series)"
     )
     # DWP publishes on current boundaries only: former authorities have '-' in LAIT.
     former = panel["deprivation"].isna() & panel["deprivation_note"].str.startswith("- in ")
@@ -1050,8 +1044,7 @@ def summary_lines(df: pd.DataFrame) -> list[str]:
         f"population_0_17: {int((flag == 'interpolated').sum())} cells interpolated, "
         f"{int((flag == 'mid-2009 rounded').sum())} mid-2009 rounded, "
         f"{int(flag.str.startswith('missing').sum())} missing",
-        "suppressed or marked cells (blank, note kept): "
-        + ", ".join(f"{k} {v}" for k, v in suppressed.items()),
+        "suppressed or marked cells (blank, note kept): " + ", ".join(f"{k} {v}" for k, v in suppressed.items()),
         "deprivation: "
         f"{int(df['deprivation'].notna().sum())} cells with a value, "
         f"{int(df['deprivation'].isna().sum())} blank (flagged)",

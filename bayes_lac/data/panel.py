@@ -136,8 +136,7 @@ COST_COLUMNS: tuple[str, ...] = ("weekly_cost_per_child", "spend_looked_after")
 #: Columns outside the schema that some output reads: name -> what it is and who reads it.
 OPTIONAL_COLUMNS: dict[str, str] = {
     "weekly_cost_per_child": (
-        "unit cost, £ per child per week, financial year ending 31 March of `year`: "
-        "read by costs and the board report"
+        "unit cost, £ per child per week, financial year ending 31 March of `year`: read by costs and the board report"
     ),
     "spend_looked_after": (
         "spend on children looked after, £ per year: read by costs and the board report "
@@ -215,35 +214,50 @@ class _NumberRule:
     too_large: str  # why a value above `high` is refused
 
 
-_CHILDREN_TOO_LARGE = (
-    f"more than {MAX_CHILDREN:,} children (England has about 12 million children aged 0-17)"
-)
+_CHILDREN_TOO_LARGE = f"more than {MAX_CHILDREN:,} children (England has about 12 million children aged 0-17)"
 _RULES: dict[str, _NumberRule] = {
     "population_0_17": _NumberRule(
-        True, 1, MAX_CHILDREN, False,
-        "a whole number of children aged 0-17, above 0 (blank if not available)", _CHILDREN_TOO_LARGE,
+        True,
+        1,
+        MAX_CHILDREN,
+        False,
+        "a whole number of children aged 0-17, above 0 (blank if not available)",
+        _CHILDREN_TOO_LARGE,
     ),
     **{
         column: _NumberRule(
-            True, 0, MAX_CHILDREN, False,
-            "a whole number of children, 0 or more (blank if not available)", _CHILDREN_TOO_LARGE,
+            True,
+            0,
+            MAX_CHILDREN,
+            False,
+            "a whole number of children, 0 or more (blank if not available)",
+            _CHILDREN_TOO_LARGE,
         )
         for column in COUNT_COLUMNS
     },
     "deprivation": _NumberRule(
-        False, DEPRIVATION_RANGE[0], DEPRIVATION_RANGE[1], True,
+        False,
+        DEPRIVATION_RANGE[0],
+        DEPRIVATION_RANGE[1],
+        True,
         f"a number from {DEPRIVATION_RANGE[0]:g} to {DEPRIVATION_RANGE[1]:g}, e.g. a percentage "
         "(blank if not available)",
         f"outside {DEPRIVATION_RANGE[0]:g} to {DEPRIVATION_RANGE[1]:g}, the measure's documented "
         "scale (the priors are set per percentage point)",
     ),
     "weekly_cost_per_child": _NumberRule(
-        False, 0, 100_000, False,
+        False,
+        0,
+        100_000,
+        False,
         "£ per child per week, 0 or more (blank if not available)",
         "more than £100,000 per child per week",
     ),
     "spend_looked_after": _NumberRule(
-        False, 0, 1e11, False,
+        False,
+        0,
+        1e11,
+        False,
         "£ per year, 0 or more (blank if not available)",
         "more than £100 billion a year",
     ),
@@ -260,9 +274,7 @@ def _expected(column: str) -> str:
     if column == "la_name":
         return "the name of the area"
     if column == "year":
-        return (
-            f"a whole year from {FIRST_YEAR} to {_last_year()}: the year of the 31 March snapshot"
-        )
+        return f"a whole year from {FIRST_YEAR} to {_last_year()}: the year of the 31 March snapshot"
     if column in _RULES:
         return _RULES[column].expected
     return "a number (blank if not available)"
@@ -303,8 +315,7 @@ def load_panel(path: str | Path | None = None) -> pd.DataFrame:
     source = str(file)
     if path is None and not file.exists():
         raise PanelError(
-            f"the bundled panel {source} is missing; build it with `bayes-lac data build` "
-            "or pass a panel CSV"
+            f"the bundled panel {source} is missing; build it with `bayes-lac data build` or pass a panel CSV"
         )
     text, notices = _read_text(file, source)
     header, rows, lines, split_notices = _split_csv(text, source)
@@ -486,9 +497,7 @@ def require_columns(
     blank = [c for c in missing if c in panel.columns]
     described = [f"{c} ({_COLUMN_UNITS[c]})" if c in _COLUMN_UNITS else c for c in (columns if any_of else missing)]
     wanted = ("a column " + " or ".join(described)) if any_of else "column(s) " + ", ".join(described)
-    found = (
-        f"the panel has {', '.join(blank)} but blank in every row" if blank else "the panel has no such column"
-    )
+    found = f"the panel has {', '.join(blank)} but blank in every row" if blank else "the panel has no such column"
     raise PanelError(
         f"{source + ': ' if source else ''}{for_output} needs {wanted}; {found}. Add it (README, "
         "'Your own data' lists what each output needs); outputs that do not read it work without it"
@@ -551,9 +560,7 @@ def output_needs(panel: pd.DataFrame) -> list[tuple[str, str]]:
         ),
         (
             "forecast",
-            "available"
-            if england
-            else f"available except the scenario converge-england, which needs {no_england}",
+            "available" if england else f"available except the scenario converge-england, which needs {no_england}",
         ),
         (
             "compare",
@@ -600,8 +607,6 @@ def coverage(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame.from_records(records)
 
 
-
-
 def describe_panel(df: pd.DataFrame) -> str:
     """A few lines for a terminal: rows, areas, years, coverage per column, notices."""
     kinds = Counter(area_type(code) for code in df["la_code"].unique())
@@ -626,9 +631,7 @@ def describe_panel(df: pd.DataFrame) -> str:
         f"  {'column':<18} {'years with data':<28} not available",
     ]
     for row in coverage(df).itertuples(index=False):
-        lines.append(
-            f"  {row.column:<18} {row.years_with_data:<28} {row.not_available:,} of {row.cells:,} cells"
-        )
+        lines.append(f"  {row.column:<18} {row.years_with_data:<28} {row.not_available:,} of {row.cells:,} cells")
     optional = [c for c in OPTIONAL_COLUMNS if c in df.columns]
     unused = [str(c) for c in df.columns if c not in REQUIRED_COLUMNS and c not in OPTIONAL_COLUMNS]
     lines.append("")
@@ -685,10 +688,7 @@ def _read_text(path: Path, source: str) -> tuple[str, list[str]]:
     # A few control characters are stray keystrokes in cells (refused later, with their
     # line); many mean the file is not text at all.
     if controls > max(8, _BINARY_SHARE * len(sample)):
-        raise PanelError(
-            f"{source} is not a text CSV (it holds binary data); expected a comma-separated "
-            "text file"
-        )
+        raise PanelError(f"{source} is not a text CSV (it holds binary data); expected a comma-separated text file")
     return text, notices
 
 
@@ -751,10 +751,7 @@ def _refuse_binary(data: bytes, source: str) -> None:
     # many (e.g. UTF-16 without a byte-order mark, where every other byte is NUL) mean binary.
     controls = len(re.findall(rb"[\x00-\x08\x0e-\x1f]", head))
     if controls > max(8, _BINARY_SHARE * len(head)) and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise PanelError(
-            f"{source} is not a text CSV (it holds binary data); expected a comma-separated "
-            "text file"
-        )
+        raise PanelError(f"{source} is not a text CSV (it holds binary data); expected a comma-separated text file")
 
 
 def _split_csv(text: str, source: str) -> tuple[list[str], list[list[str]], list[int], list[str]]:
@@ -782,8 +779,7 @@ def _split_csv(text: str, source: str) -> tuple[list[str], list[list[str]], list
     _refuse_other_delimiters(header, header_line, text, source)
     if not rows:
         raise PanelError(
-            f"{source} has a header (line {header_line}) but no data rows; expected one row per "
-            "area and year below it"
+            f"{source} has a header (line {header_line}) but no data rows; expected one row per area and year below it"
         )
 
     problems: list[tuple[int, str]] = []
@@ -793,10 +789,13 @@ def _split_csv(text: str, source: str) -> tuple[list[str], list[list[str]], list
             if len(fields) > len(header):
                 hint = "; a number with a thousands separator (1,234) must be in double quotes"
             if any("\n" in f or "\r" in f for f in fields):
-                hint += "; a double quote (\") left open joins lines together"
+                hint += '; a double quote (") left open joins lines together'
             problems.append(
-                (n, f"line {n} has {len(fields)} fields but the header has {len(header)}; "
-                    f"expected one value per column{hint}")
+                (
+                    n,
+                    f"line {n} has {len(fields)} fields but the header has {len(header)}; "
+                    f"expected one value per column{hint}",
+                )
             )
     if problems:
         raise PanelError(_format_problems(source, problems))
@@ -810,8 +809,11 @@ def _split_csv(text: str, source: str) -> tuple[list[str], list[list[str]], list
         for i in with_values:
             n, fields = next((n, f) for n, f in rows if f[i].strip())
             problems.append(
-                (n, f"column {i + 1} has no name in the header but holds data (line {n}: "
-                    f"{fields[i].strip()!r}); expected a column name, or delete the column")
+                (
+                    n,
+                    f"column {i + 1} has no name in the header but holds data (line {n}: "
+                    f"{fields[i].strip()!r}); expected a column name, or delete the column",
+                )
             )
         if problems:
             raise PanelError(_format_problems(source, problems))
@@ -881,9 +883,7 @@ def _validate(
     notices = list(code_notices)
     unused = [c for c in raw.columns if c not in REQUIRED_COLUMNS and c not in OPTIONAL_COLUMNS]
     if unused and report_extras:
-        notices.append(
-            f"extra column(s) not read by any output, kept in the table: {', '.join(map(str, unused))}"
-        )
+        notices.append(f"extra column(s) not read by any output, kept in the table: {', '.join(map(str, unused))}")
     for column in numeric:
         if not_available[column]:
             found = ", ".join(f"'{k}': {n:,}" for k, n in not_available[column].most_common())
@@ -917,14 +917,12 @@ def _check_columns(raw: pd.DataFrame, source: str) -> None:
     if hidden:
         i, name, what = hidden[0]
         raise PanelError(
-            f"{source}: the header's column {i + 1} ({name!r}) holds {what}; expected a column "
-            "name in plain text"
+            f"{source}: the header's column {i + 1} ({name!r}) holds {what}; expected a column name in plain text"
         )
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         where = "; ".join(
-            f"'{n}' at columns {', '.join(str(i + 1) for i, m in enumerate(names) if m == n)}"
-            for n in repeated
+            f"'{n}' at columns {', '.join(str(i + 1) for i, m in enumerate(names) if m == n)}" for n in repeated
         )
         raise PanelError(f"{source}: column name(s) repeated in the header: {where}; expected each once")
     missing = [c for c in REQUIRED_COLUMNS if c not in names]
@@ -994,7 +992,12 @@ def _check_text(cells: pd.Series, column: str, labels: list[str], problems: list
             what = _hidden_character(cell, layout=layout)
             if what:
                 flagged.add(i)
-                problems.append((i, f"{labels[i]}, column '{_shown(column)}': found {cell!r}, which holds {what}; expected {expected}"))
+                problems.append(
+                    (
+                        i,
+                        f"{labels[i]}, column '{_shown(column)}': found {cell!r}, which holds {what}; expected {expected}",
+                    )
+                )
     return flagged
 
 
@@ -1120,10 +1123,7 @@ def _parse_years(years: pd.Series, labels: list[str], problems: list, skip: set[
             end_year = int(start[:2] + end) if len(end) == 2 else int(end)
             if end_year < int(start):
                 end_year += 100
-            hint = (
-                f"; a financial or academic year goes under the year it ends (31 March "
-                f"{end_year}): use {end_year}"
-            )
+            hint = f"; a financial or academic year goes under the year it ends (31 March {end_year}): use {end_year}"
         elif _DATE.fullmatch(text):
             hint = "; write just the year of the 31 March snapshot, e.g. 2016 for 31/03/2016"
         elif year is not None:
@@ -1255,15 +1255,21 @@ def _check_rows(
         for i, (count, pop) in enumerate(zip(values[column], population)):
             if count is not None and pop is not None and count > pop:
                 problems.append(
-                    (i, f"{labels[i]}, column '{column}': {count:,} is more than population_0_17 "
-                        f"({pop:,}); expected a count no larger than the children aged 0-17")
+                    (
+                        i,
+                        f"{labels[i]}, column '{column}': {count:,} is more than population_0_17 "
+                        f"({pop:,}); expected a count no larger than the children aged 0-17",
+                    )
                 )
     for part, whole, reason in _SUBSETS:
         for i, (a, b) in enumerate(zip(values[part], values[whole])):
             if a is not None and b is not None and a > b:
                 problems.append(
-                    (i, f"{labels[i]}, column '{part}': {a:,} is more than {whole} ({b:,}); "
-                        f"expected at most {whole}, since {reason}")
+                    (
+                        i,
+                        f"{labels[i]}, column '{part}': {a:,} is more than {whole} ({b:,}); "
+                        f"expected at most {whole}, since {reason}",
+                    )
                 )
     seen: dict[tuple[str, int], list[int]] = {}
     for i, key in enumerate(zip(values["la_code"], values["year"])):
@@ -1275,8 +1281,11 @@ def _check_rows(
             numbers = sorted({codes_raw[i] for i in rows if codes_raw[i] != code})
             via = f" ({' and '.join(numbers)} being DfE's number for {code})" if numbers else ""
             problems.append(
-                (rows[1], f"{_places([where[i] for i in rows])} {verb} {code} for {year}{via}; "
-                          "expected one row per area and year (remove or merge the duplicates)")
+                (
+                    rows[1],
+                    f"{_places([where[i] for i in rows])} {verb} {code} for {year}{via}; "
+                    "expected one row per area and year (remove or merge the duplicates)",
+                )
             )
 
 
@@ -1309,9 +1318,7 @@ def _build_frame(raw: pd.DataFrame, values: dict[str, list]) -> pd.DataFrame:
     }
     for column in ("population_0_17", *COUNT_COLUMNS):
         columns[column] = pd.array(values[column], dtype="Int64")
-    columns["deprivation"] = np.array(
-        [np.nan if v is None else v for v in values["deprivation"]], dtype="float64"
-    )
+    columns["deprivation"] = np.array([np.nan if v is None else v for v in values["deprivation"]], dtype="float64")
     for column in raw.columns:
         if column in values and column not in REQUIRED_COLUMNS:
             # checked optional columns (unit costs): the values as validated

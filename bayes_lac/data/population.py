@@ -140,7 +140,7 @@ def growth_summary(history: pd.Series, window: int = GROWTH_WINDOW) -> tuple[flo
     h = h[h > 0]
     if len(h) < 2:
         raise ValueError("at least two years of population are needed to project growth")
-    h = h.iloc[-(window + 1):]
+    h = h.iloc[-(window + 1) :]
     years = np.asarray(h.index, float)
     growth = np.diff(np.log(h.to_numpy(float))) / np.diff(years)
     sd = float(np.std(growth, ddof=1)) if len(growth) > 1 else 0.0

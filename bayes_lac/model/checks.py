@@ -60,7 +60,15 @@ def coverage_table(ppc: xr.DataTree, ci_prob: float = CI_PROB) -> pd.DataFrame:
     rows = []
     for m in pd.unique(measure):
         sel = measure == m
-        rows.append({"measure": m, "cells": int(sel.sum()), "inside": int(inside[sel].sum()), "share_inside": float(inside[sel].mean()), "ci_prob": ci_prob})
+        rows.append(
+            {
+                "measure": m,
+                "cells": int(sel.sum()),
+                "inside": int(inside[sel].sum()),
+                "share_inside": float(inside[sel].mean()),
+                "ci_prob": ci_prob,
+            }
+        )
     return pd.DataFrame(rows)
 
 

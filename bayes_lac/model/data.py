@@ -38,7 +38,6 @@ LA_PREFIXES: tuple[str, ...] = ("E06", "E08", "E09", "E10")
 # ---------------------------------------------------------------------------------------
 
 
-
 @dataclass
 class ModelData:
     """Everything the model graph needs, on the (measure, la, year) grid.
@@ -223,9 +222,7 @@ def _nearest_fill(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return out, source
 
 
-def comparison_set(
-    panel: pd.DataFrame, target_la: str, neighbours
-) -> tuple[list[str], str, list[str]]:
+def comparison_set(panel: pd.DataFrame, target_la: str, neighbours) -> tuple[list[str], str, list[str]]:
     """The authorities modelled with `target_la`, the comparison label and exclusion notices.
 
     Parameters
@@ -428,7 +425,9 @@ def prepare_data(
         rows = rows[rows["la_code"].isin(codes)]
         reported, population, no_pop = reported[:, keep], population[keep], no_pop[keep]
         if len(codes) < 3:
-            raise PanelError(f"{source}: fewer than 3 authorities with enough data in the comparison set of {target_la}")
+            raise PanelError(
+                f"{source}: fewer than 3 authorities with enough data in the comparison set of {target_la}"
+            )
     # how many years each authority has, said every time: a short series leans on the
     # comparison set for its level and trend, and windows before its first year are refused
     has_data = ((~np.isnan(reported)) & ~no_pop[None]).any(axis=0)
@@ -482,10 +481,13 @@ def prepare_data(
         flags = rows.pivot(index="la_code", columns="year", values=flag_col).reindex(index=codes, columns=years)
         text = flags.to_numpy().astype(object)
         # "ons_mye" is the plain published estimate; "missing: ..." is covered above
-        notable = np.vectorize(
-            lambda f: isinstance(f, str) and f.strip() not in ("", "ons_mye") and not f.startswith("missing"),
-            otypes=[bool],
-        )(text) & ~no_pop
+        notable = (
+            np.vectorize(
+                lambda f: isinstance(f, str) and f.strip() not in ("", "ons_mye") and not f.startswith("missing"),
+                otypes=[bool],
+            )(text)
+            & ~no_pop
+        )
         if notable.any():
             kinds = sorted(set(text[notable]))
             notices.append(
@@ -542,8 +544,7 @@ def prepare_data(
         if over.any():
             uasc[over] = lac[over]
             notices.append(
-                f"UASC: {int(over.sum())} imputed UASC values exceeded the looked-after count "
-                "and were lowered to it."
+                f"UASC: {int(over.sum())} imputed UASC values exceeded the looked-after count and were lowered to it."
             )
         modelled[k] = np.where(no_pop, np.nan, lac - uasc)
 
@@ -643,5 +644,3 @@ def _statistical_neighbours_in(target_la: str, codes: Sequence[str], notices: li
         )
         return []
     return [c for c in listed if c in set(codes) and c != target_la]
-
-

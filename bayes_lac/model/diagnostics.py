@@ -106,13 +106,20 @@ class Diagnostics:
             numbers = {k: float(d[k]) for k in fields[1:5]}
             divergences = int(d["divergences"])
         except (TypeError, ValueError):
-            raise ValueError("expected numbers for divergences, max_rhat, min_ess_bulk, min_ess_tail and min_bfmi") from None
+            raise ValueError(
+                "expected numbers for divergences, max_rhat, min_ess_bulk, min_ess_tail and min_bfmi"
+            ) from None
         problems = d.get("problems", [])
         if not isinstance(problems, list) or not all(isinstance(p, str) for p in problems):
             raise ValueError("'problems' must be a list of sentences")
         worst = d.get("worst")
-        return cls(divergences, **numbers, converged=d["converged"], problems=tuple(problems),
-                   worst=worst if isinstance(worst, dict) else None)
+        return cls(
+            divergences,
+            **numbers,
+            converged=d["converged"],
+            problems=tuple(problems),
+            worst=worst if isinstance(worst, dict) else None,
+        )
 
     def summary(self) -> str:
         """A few lines for the screen."""

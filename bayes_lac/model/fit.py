@@ -38,7 +38,9 @@ def _obs_coords(data: ModelData) -> dict:
     }
 
 
-def _sample(model, *, draws, tune, chains, cores, seed, progressbar, sampler, target_accept) -> tuple[xr.DataTree, dict]:
+def _sample(
+    model, *, draws, tune, chains, cores, seed, progressbar, sampler, target_accept
+) -> tuple[xr.DataTree, dict]:
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
     timing: dict = {}
@@ -272,7 +274,9 @@ class LACModel:
         self.timing_ = timing
         return run
 
-    def prior_predictive(self, panel: pd.DataFrame | None = None, draws: int = 500, seed: int | None = DEFAULT_SEED) -> xr.DataTree:
+    def prior_predictive(
+        self, panel: pd.DataFrame | None = None, draws: int = 500, seed: int | None = DEFAULT_SEED
+    ) -> xr.DataTree:
         """Draws from the prior and the prior predictive of the counts (dims ``obs``).
 
         Returns a DataTree with groups ``prior``, ``prior_predictive``, ``observed_data``
@@ -304,5 +308,3 @@ def fit(panel: pd.DataFrame, target_la: str, **kwargs) -> xr.DataTree:
     model_keys = ("neighbours", "until", "priors", "measures", "parameterisation")
     model_kw = {k: kwargs.pop(k) for k in model_keys if k in kwargs}
     return LACModel(target_la, **model_kw).fit(panel, **kwargs)
-
-

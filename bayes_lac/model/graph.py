@@ -82,7 +82,9 @@ def _zero_sum_effect(name: str, chol, mean, centred: np.ndarray, n_measures: int
     n_c, n_nc = len(c_pos), len(nc_pos)
     labels = np.array(model.coords["la"], dtype=object)
     measures = list(model.coords["measure"])
-    cell_labels = np.array([f"{labels[i]} {measures[k]}" for k in range(n_measures) for i in range(n_rows)], dtype=object)
+    cell_labels = np.array(
+        [f"{labels[i]} {measures[k]}" for k in range(n_measures) for i in range(n_rows)], dtype=object
+    )
     basis = ZeroSumTransform([0])
     mean_avg = mean.mean(axis=0, keepdims=True)
     # `mean` in the coordinates of Y (its zero-sum part): centred elements are sampled as
@@ -284,7 +286,14 @@ def informativeness(data: ModelData) -> dict:
     level_ratio = np.full((n_la, n_m), np.inf)
     trend_ratio = np.full((n_la, n_m), np.inf)
     year_ratio = np.full(n_m, np.inf)
-    details: dict = {"cv": [], "residual_autocorrelation": [], "level_sd": [], "trend_sd": [], "year_sd": [], "year_se": []}
+    details: dict = {
+        "cv": [],
+        "residual_autocorrelation": [],
+        "level_sd": [],
+        "trend_sd": [],
+        "year_sd": [],
+        "year_se": [],
+    }
     for k in range(n_m):
         y = data.modelled_count[k]
         have = ~np.isnan(y)
@@ -313,7 +322,11 @@ def informativeness(data: ModelData) -> dict:
         tbar = np.where(wsum > 0, (w * years).sum(axis=1) / np.maximum(wsum, 1e-12), 0.0)
         sxx = (w * (years[None, :] - tbar[:, None]) ** 2).sum(axis=1)
         two_years = have.sum(axis=1) >= 2
-        slope = np.where(two_years, (w * (years[None, :] - tbar[:, None]) * (rate - level[:, None])).sum(axis=1) / np.maximum(sxx, 1e-12), np.nan)
+        slope = np.where(
+            two_years,
+            (w * (years[None, :] - tbar[:, None]) * (rate - level[:, None])).sum(axis=1) / np.maximum(sxx, 1e-12),
+            np.nan,
+        )
         se_slope = np.where(two_years & (sxx > 0), 1.0 / np.sqrt(np.maximum(sxx, 1e-12)), np.inf)
         ok = np.isfinite(se_level)
         # levels include the year mix of each authority's data: a crude but safe spread
@@ -371,8 +384,12 @@ def choose_parameterisation(data: ModelData, parameterisation: str = "auto") -> 
     las = np.array(data.la)
     return {
         "mode": "auto",
-        "centred_level": {m: las[info["level_ratio"][:, k] < CENTRE_BELOW_RATIO].tolist() for k, m in enumerate(measures)},
-        "centred_trend": {m: las[info["trend_ratio"][:, k] < CENTRE_BELOW_RATIO].tolist() for k, m in enumerate(measures)},
+        "centred_level": {
+            m: las[info["level_ratio"][:, k] < CENTRE_BELOW_RATIO].tolist() for k, m in enumerate(measures)
+        },
+        "centred_trend": {
+            m: las[info["trend_ratio"][:, k] < CENTRE_BELOW_RATIO].tolist() for k, m in enumerate(measures)
+        },
         "centred_year": [m for m, r in zip(measures, info["year_ratio"]) if r < CENTRE_BELOW_RATIO],
     }
 
@@ -411,7 +428,9 @@ def build_model(data: ModelData, priors: dict, parameterisation=DEFAULT_PARAMETE
     The contract variables (``intercept``, ``la_intercept``, ``la_trend``, ``year_effect``,
     ...) are deterministics of these.
     """
-    partition = parameterisation if isinstance(parameterisation, dict) else choose_parameterisation(data, parameterisation)
+    partition = (
+        parameterisation if isinstance(parameterisation, dict) else choose_parameterisation(data, parameterisation)
+    )
     mode = partition["mode"]
     measures = data.measures
     n_la, n_m, n_y = len(data.la), len(measures), len(data.year)
@@ -442,6 +461,7 @@ def build_model(data: ModelData, priors: dict, parameterisation=DEFAULT_PARAMETE
     mid_year = np.array([data.year[t_idx][m_idx == k].mean() for k in range(n_m)])
     own_mid = (has * data.year[None, None, :]).sum(axis=2) / np.maximum(n_years, 1)
     la_mid_year = np.where(n_years > 0, own_mid, mid_year[:, None]).T  # (la, measure)
+
     def prior(name: str):
         """A variable with its prior from the table in bayes_lac.model.priors."""
         return PRIORS[name].family.variable(name, PRIORS[name].parameters(priors, measures), dims="measure")
@@ -494,14 +514,21 @@ def build_model(data: ModelData, priors: dict, parameterisation=DEFAULT_PARAMETE
             # la_mid: each authority's level at the middle of its own data; its prior is the
             # hierarchical prior on levels in the measure's middle year, moved along the
             # authority's trend and shifted by its deprivation part
-            dep_shift = (
-                parts["la"][:, None] + parts["la_slope"][:, None] * (la_mid_year - parts["year_centre"])
-            ) * d[None, :]
+            dep_shift = (parts["la"][:, None] + parts["la_slope"][:, None] * (la_mid_year - parts["year_centre"])) * d[
+                None, :
+            ]
             la_mid = _zero_sum_effect(
-                "la_mid", chol_level, la_trend * (la_mid_year - mid_year[None, :]) + dep_shift, centred_level, n_m, model
+                "la_mid",
+                chol_level,
+                la_trend * (la_mid_year - mid_year[None, :]) + dep_shift,
+                centred_level,
+                n_m,
+                model,
             )
             la_intercept = pm.Deterministic(
-                "la_intercept", la_mid - la_trend * (la_mid_year - data.reference_year) - dep_shift, dims=("la", "measure")
+                "la_intercept",
+                la_mid - la_trend * (la_mid_year - data.reference_year) - dep_shift,
+                dims=("la", "measure"),
             )
 
             # the common path: per measure, levels of each year from its first year with data
@@ -516,7 +543,10 @@ def build_model(data: ModelData, priors: dict, parameterisation=DEFAULT_PARAMETE
                 is_first = cell_t == first_t[cell_m]
                 # mean and sd of each cell given the previous one (first cell: the level prior)
                 follow = ~is_first
-                step_of = np.array([np.flatnonzero((step_m == k) & (step_t == t))[0] for k, t in zip(cell_m[follow], cell_t[follow])], int)
+                step_of = np.array(
+                    [np.flatnonzero((step_m == k) & (step_t == t))[0] for k, t in zip(cell_m[follow], cell_t[follow])],
+                    int,
+                )
                 loc = pt.zeros(len(cell_m))
                 loc = pt.set_subtensor(loc[np.flatnonzero(is_first)], (intercept_prior["mu"] + level_shift)[rw])
                 scale = pt.zeros(len(cell_m))
@@ -607,5 +637,3 @@ CONTRACT_VARIABLES: tuple[str, ...] = (
     "dispersion",
     "persistence",
 )
-
-

@@ -90,7 +90,7 @@ def _state_loadings(n_years: int, damping):
     t = np.arange(n_years)
     lag = t[:, None] - t[None, :]  # t - s
     # G_k = sum_{j<k} damping**j = (1 - damping**k) / (1 - damping)
-    g = (1 - damping ** t) / (1 - damping)
+    g = (1 - damping**t) / (1 - damping)
     gk = lib.where((lag >= 1) & (t[None, :] >= 1), (1 - damping ** np.maximum(lag, 0)) / (1 - damping), 0.0)
     k_level = np.minimum(t[:, None], t[None, :]).astype(float)
     k_trend = gk @ gk.T
@@ -100,7 +100,9 @@ def _state_loadings(n_years: int, damping):
 DATA_NAMES = ("y", "count_var", "observed", "dep_between", "dep_within")
 
 
-def build_latent_model(data: ModelData, priors: dict | None = None, use_scan: bool = True, until: int | None = None) -> pm.Model:
+def build_latent_model(
+    data: ModelData, priors: dict | None = None, use_scan: bool = True, until: int | None = None
+) -> pm.Model:
     """The PyMC model with the authority states integrated out (see the module docstring).
 
     The observed arrays are ``pm.Data`` (`DATA_NAMES`), so a compiled model can be refitted on
@@ -368,14 +370,18 @@ def forecast_log_rates(
     for h in range(horizon):
         level = level + trend + draws["level_sd"][:, :, None] * rng.standard_normal(level.shape)
         trend = phi * trend + draws["trend_sd"][:, :, None] * rng.standard_normal(trend.shape)
-        national = national + draws["drift"][:, :, None] + draws["national_sd"][:, :, None] * rng.standard_normal(
-            national.shape
+        national = (
+            national
+            + draws["drift"][:, :, None]
+            + draws["national_sd"][:, :, None] * rng.standard_normal(national.shape)
         )
         out[..., h] = national + fixed + level
     return out
 
 
-def predictive_counts(log_rate: np.ndarray, population: np.ndarray, noise: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def predictive_counts(
+    log_rate: np.ndarray, population: np.ndarray, noise: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """Predictive modelled counts: Poisson around the rate with the model's extra log-scale noise.
 
     ``log_rate`` (draw, ...), ``population`` broadcastable to it (children aged 0-17), ``noise``

@@ -150,7 +150,9 @@ class Prior:
         out = {}
         for parameter, key in self.keys.items():
             value = priors[self.section][key]
-            out[parameter] = np.array([value[m] for m in measures], dtype=float) if isinstance(value, dict) else float(value)
+            out[parameter] = (
+                np.array([value[m] for m in measures], dtype=float) if isinstance(value, dict) else float(value)
+            )
         return out
 
 
@@ -182,8 +184,7 @@ def _read_toml(path: Path) -> dict:
         data = path.read_bytes()
     except FileNotFoundError:
         raise InputFileError(
-            f"prior file {path} not found; give a TOML file or one of the prior sets "
-            f"{', '.join(PRIOR_SETS)}"
+            f"prior file {path} not found; give a TOML file or one of the prior sets {', '.join(PRIOR_SETS)}"
         ) from None
     except OSError as err:
         raise InputFileError(f"prior file {path} cannot be read: {err.strerror or err}") from None
@@ -192,8 +193,7 @@ def _read_toml(path: Path) -> dict:
     except UnicodeDecodeError as err:
         line = data[: err.start].count(b"\n") + 1
         raise InputFileError(
-            f"prior file {path}, line {line}: byte 0x{data[err.start]:02X} is not UTF-8 text; "
-            "save the file as UTF-8"
+            f"prior file {path}, line {line}: byte 0x{data[err.start]:02X} is not UTF-8 text; save the file as UTF-8"
         ) from None
     try:
         return tomllib.loads(text)
@@ -219,10 +219,7 @@ def _validate(raw: dict, path: Path, measures: tuple[str, ...]) -> dict:
         if section == "base":
             continue
         if section not in SCHEMA:
-            raise InputFileError(
-                f"prior file {path}: unknown section [{section}]; expected one of "
-                f"{', '.join(SCHEMA)}"
-            )
+            raise InputFileError(f"prior file {path}: unknown section [{section}]; expected one of {', '.join(SCHEMA)}")
         if not isinstance(body, dict):
             raise InputFileError(f"prior file {path}: [{section}] must be a table of keys")
         out[section] = {}
@@ -327,9 +324,7 @@ def _load_all(name_or_path: str | Path = "default") -> dict:
     raw = _read_toml(path)
     base_name = raw.get("base", "default")
     if base_name not in PRIOR_SETS:
-        raise InputFileError(
-            f"prior file {path}: base = {base_name!r}; expected one of {', '.join(PRIOR_SETS)}"
-        )
+        raise InputFileError(f"prior file {path}: base = {base_name!r}; expected one of {', '.join(PRIOR_SETS)}")
     priors = _merge(_load_all(base_name), _validate(raw, path, measures))
     _complete(priors, path, measures)
     return priors

@@ -1,2 +1,1 @@
-"""Stage 5: the board report (HTML, PDF, Excel) built from analyses and studies.
-"""
+"""Stage 5: the board report (HTML, PDF, Excel) built from analyses and studies."""

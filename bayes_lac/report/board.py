@@ -181,9 +181,7 @@ class ReportFigure:
         return base64.b64encode(self.png).decode("ascii")
 
     @classmethod
-    def from_matplotlib(
-        cls, fig, *, alt: str, caption: str, twin: ReportTable, dpi: int = FIGURE_DPI
-    ) -> ReportFigure:
+    def from_matplotlib(cls, fig, *, alt: str, caption: str, twin: ReportTable, dpi: int = FIGURE_DPI) -> ReportFigure:
         """Render a matplotlib figure to PNG and close it; `twin` holds the numbers it draws."""
         import matplotlib.pyplot as plt
 
@@ -194,8 +192,13 @@ class ReportFigure:
         width, height = (int(round(v)) for v in fig.get_size_inches() * dpi)
         plt.close(fig)
         return cls(
-            png=buf.getvalue(), alt=alt, caption=caption, width=width, height=height,
-            twin_anchor=twin.anchor, twin_caption=twin.caption,
+            png=buf.getvalue(),
+            alt=alt,
+            caption=caption,
+            width=width,
+            height=height,
+            twin_anchor=twin.anchor,
+            twin_caption=twin.caption,
         )
 
 
@@ -222,9 +225,7 @@ class ReportTable:
         # Columns that repeat one value the caption already states are left out of the HTML
         # (the XLSX keeps them).
         return [
-            c
-            for c in self.frame.columns
-            if not (c in HTML_OMIT_CONSTANT and self.frame[c].nunique(dropna=False) <= 1)
+            c for c in self.frame.columns if not (c in HTML_OMIT_CONSTANT and self.frame[c].nunique(dropna=False) <= 1)
         ]
 
     @property
@@ -689,7 +690,9 @@ def xlsx_bytes(report: Report) -> bytes:
         contents.to_excel(writer, sheet_name="Contents", index=False, startrow=len(header) + 1)
         if not report.converged:
             warning = pd.DataFrame({"": [report.unconverged_header, *report.problems]})
-            warning.to_excel(writer, sheet_name="Contents", index=False, header=False, startrow=len(header) + len(contents) + 3)
+            warning.to_excel(
+                writer, sheet_name="Contents", index=False, header=False, startrow=len(header) + len(contents) + 3
+            )
         for name, (_, table) in zip(names, tables):
             table.frame.to_excel(writer, sheet_name=name, index=False)
             sheet = writer.sheets[name]
@@ -858,7 +861,11 @@ def _decomposition_section(ctx: _Context) -> Section:
         main = i == 0
         measures = None if main else ("looked_after",)
         d = dec.decompose(
-            ctx.results, la=ctx.la, from_year=a, to_year=b, measures=measures,
+            ctx.results,
+            la=ctx.la,
+            from_year=a,
+            to_year=b,
+            measures=measures,
             allow_unconverged=ctx.allow_unconverged,
         )
         title = f"{a} to {b}" + ("" if main else " (the window of the 2017 report)")
@@ -877,7 +884,9 @@ def _decomposition_section(ctx: _Context) -> Section:
                 alt=_decomposition_alt(ctx.la_name, label, a, b, table),
                 caption=f"{label}, {ctx.la_name}, March {a} to March {b}: the modelled change split into "
                 "components (bars: posterior means; whiskers: credible intervals).",
-                table=make_table(f"decomp_{m}_{a}_{b}", f"{label}: components of the change, March {a} to {b} (children)", table),
+                table=make_table(
+                    f"decomp_{m}_{a}_{b}", f"{label}: components of the change, March {a} to {b} (children)", table
+                ),
             )
         comp_measure = "looked_after" if "looked_after" in d.measures else d.measures[0]
         comp = dec.comparison_table(d, measure=comp_measure)
@@ -891,7 +900,11 @@ def _decomposition_section(ctx: _Context) -> Section:
             ),
             caption=f"{label}: change as a percentage of the {a} count, by component, against "
             "comparison authorities and England.",
-            table=make_table(f"decomp_compare_{a}_{b}", f"{label}: components of the change {a} to {b}, as percentage points of the {a} count", comp),
+            table=make_table(
+                f"decomp_compare_{a}_{b}",
+                f"{label}: components of the change {a} to {b}, as percentage points of the {a} count",
+                comp,
+            ),
         )
         cf = dec.counterfactual_table(ctx.results, la=ctx.la, from_year=a, to_year=b, measure=comp_measure)
         sec.figure(
@@ -946,7 +959,9 @@ def _forecast_section(ctx: _Context) -> Section:
         if not last.empty:
             row = last.sort_values("year").iloc[-1]
             year = base + min(5, FORECAST_HORIZON)
-            finding = fmod.exceedance_finding(fc, float(row["reported_count"]), year, measure="looked_after", scenario="trend")
+            finding = fmod.exceedance_finding(
+                fc, float(row["reported_count"]), year, measure="looked_after", scenario="trend"
+            )
             finding = replace(finding, title=f"{finding.title} (the March {int(row['year'])} count)")
             sec.finding(finding, shown=fc.assumptions)
             ctx.headlines.append(finding)
@@ -1042,7 +1057,9 @@ def _cost_section(ctx: _Context) -> Section:
         ),
         caption="Annual cost of children looked after by scenario (£m a year, cash prices of each year).",
         table=make_table(
-            "cost_chart", "Annual cost of children looked after by scenario and year (£ a year)", cmod.cost_chart_table(c)
+            "cost_chart",
+            "Annual cost of children looked after by scenario and year (£ a year)",
+            cmod.cost_chart_table(c),
         ),
     )
     sec.heading("Unit-cost history")
@@ -1136,7 +1153,9 @@ def _sensitivity_section(ctx: _Context) -> Section:
             "and labelled."
         ),
         caption="Power-scaling sensitivity of each parameter (unitless; 0 = insensitive).",
-        table=make_table("power_scaling", "Power-scaling sensitivity of each parameter (unitless; 0 = insensitive)", result.power),
+        table=make_table(
+            "power_scaling", "Power-scaling sensitivity of each parameter (unitless; 0 = insensitive)", result.power
+        ),
     )
     sec.heading(f"Refits under the {' and '.join(SENSITIVITY_PRIOR_SETS)} prior sets")
     if not ctx.sensitivity_refits:
@@ -1169,7 +1188,9 @@ def _sensitivity_section(ctx: _Context) -> Section:
             f"{format_percent(CI_PROB)} credible interval."
         ),
         caption="Forecast number of children looked after five years ahead, by prior set.",
-        table=make_table("prior_sets_forecast_5", "Forecast of children looked after five years ahead, by prior set", rows),
+        table=make_table(
+            "prior_sets_forecast_5", "Forecast of children looked after five years ahead, by prior set", rows
+        ),
     )
     return sec
 
@@ -1239,7 +1260,9 @@ def _model_card_section(ctx: _Context) -> Section:
     if readme.is_file():
         data_items.append(("Data documentation", f"{bundled_name(readme)} in the bayes_lac repository"))
     sec.definitions(data_items)
-    sec.workbook_table("model_card", "Model card: the run and its data", pd.DataFrame(items + data_items, columns=["item", "value"]))
+    sec.workbook_table(
+        "model_card", "Model card: the run and its data", pd.DataFrame(items + data_items, columns=["item", "value"])
+    )
     for paragraph in _data_sources_summary(ctx.panel):
         sec.paragraph(paragraph)
     if ctx.panel_mismatch:
@@ -1251,7 +1274,9 @@ def _model_card_section(ctx: _Context) -> Section:
     sec.table(
         "comparison_set",
         "Authorities in the model's comparison set",
-        pd.DataFrame({"la_code": codes, "la_name": names, "role": ["target" if c == ctx.la else "comparison" for c in codes]}),
+        pd.DataFrame(
+            {"la_code": codes, "la_name": names, "role": ["target" if c == ctx.la else "comparison" for c in codes]}
+        ),
     )
     sec.heading("The model in plain words")
     for paragraph in MODEL_DESCRIPTION:
@@ -1273,8 +1298,10 @@ def _model_card_section(ctx: _Context) -> Section:
     # divergences and effective sample sizes are counts; R-hat and E-BFMI need three decimals
     # to compare with 1.01 and 0.3
     table["value"] = pd.Series(
-        [float(v) if q in ("max R-hat", "min E-BFMI") or not np.isfinite(v) else int(round(v))
-         for q, v in zip(table["quantity"], table["value"])],
+        [
+            float(v) if q in ("max R-hat", "min E-BFMI") or not np.isfinite(v) else int(round(v))
+            for q, v in zip(table["quantity"], table["value"])
+        ],
         dtype=object,
         index=table.index,
     )
@@ -1333,7 +1360,11 @@ def _backtest_blocks(sec: Section, ctx: _Context) -> None:
         "forecast puts about 90% of outcomes inside its 90% interval. The settings and fit diagnostics "
         "of the shipped backtest are in models/backtest/README.md."
     )
-    sec.table("backtest_coverage", "Backtest: coverage of forecast intervals, all authorities pooled", bmod.pooled_coverage(table))
+    sec.table(
+        "backtest_coverage",
+        "Backtest: coverage of forecast intervals, all authorities pooled",
+        bmod.pooled_coverage(table),
+    )
 
 
 def _headline_section(ctx: _Context, sections: Sequence[Section]) -> Section:
@@ -1420,8 +1451,7 @@ def build_report(
     if la != target:
         # the run's comparison set, decomposition and neighbours are those of its target
         raise UnknownAuthorityError(
-            f"the run was fitted for {target}, not {la}: report on {target} (--la {target}), or fit a "
-            f"run for {la}"
+            f"the run was fitted for {target}, not {la}: report on {target} (--la {target}), or fit a run for {la}"
         )
     ctx = _Context(
         results=results,
@@ -1491,6 +1521,7 @@ def _panel_mismatch(results: xr.DataTree, panel: pd.DataFrame) -> str:
 # --------------------------------------------------------------------------------------------
 # The command
 # --------------------------------------------------------------------------------------------
+
 
 def default_fit_settings() -> dict:
     """Sampler settings `bayes-lac report` fits with when not given: the model's defaults.

@@ -264,11 +264,15 @@ class ModelForecaster:
         origin = int(origin)
         not_fitted = [m for m in measures if m not in self.fit_measures]
         if not_fitted:
-            raise BayesLacError(f"the model forecaster fits {', '.join(self.fit_measures)}; asked for {', '.join(not_fitted)}")
+            raise BayesLacError(
+                f"the model forecaster fits {', '.join(self.fit_measures)}; asked for {', '.join(not_fitted)}"
+            )
         fitted_las = local_authorities(panel)
         target = THURROCK_CODE if THURROCK_CODE in fitted_las else fitted_las[0]
         start = time.perf_counter()
-        model = LACModel(target, neighbours=self.neighbours, until=origin, priors=self.priors, measures=self.fit_measures)
+        model = LACModel(
+            target, neighbours=self.neighbours, until=origin, priors=self.priors, measures=self.fit_measures
+        )
         # log_likelihood and log_prior are not needed to forecast; leaving them out saves two compilations
         run = model.fit(
             panel,
@@ -286,7 +290,9 @@ class ModelForecaster:
         info = run_info(run)
         last = info.last_year
         if last != origin:
-            raise PanelError(f"backtest origin {origin}: the panel's latest year up to {origin} is {last}; expected data for {origin}")
+            raise PanelError(
+                f"backtest origin {origin}: the panel's latest year up to {origin} is {last}; expected data for {origin}"
+            )
         converged = info.converged
         if not self.allow_unconverged:
             require_converged(run)
@@ -297,7 +303,9 @@ class ModelForecaster:
         for j, la in enumerate(las):
             if la not in in_run:
                 continue  # created after the origin: no forecast, counted as missing
-            fc = forecast(run, la=la, horizon=max(int(h) for h in horizons), scenarios=(self.scenario,), seed=int(seed) + origin)
+            fc = forecast(
+                run, la=la, horizon=max(int(h) for h in horizons), scenarios=(self.scenario,), seed=int(seed) + origin
+            )
             predicted = fc.data["predicted"].sel(scenario=self.scenario, year=years)
             for i, measure in enumerate(measures):
                 out.values[i, j] = predicted.sel(measure=measure).transpose("year", "draw").values
@@ -404,7 +412,10 @@ def cell_table(
         if table is None or table.empty:
             return np.full(len(cells), np.nan)
         return np.array(
-            [table.at[la, y] if la in table.index and y in table.columns else np.nan for la, y in zip(cells["la_code"], years)],
+            [
+                table.at[la, y] if la in table.index and y in table.columns else np.nan
+                for la, y in zip(cells["la_code"], years)
+            ],
             float,
         )
 
@@ -426,7 +437,11 @@ def size_quartiles(panel: pd.DataFrame, origin: int) -> pd.Series:
     absent (their cells are labelled "unknown")."""
     las = local_authorities(panel)
     rows = panel[(panel["year"].astype(int) == origin) & panel["la_code"].astype(str).isin(las)]
-    pop = pd.to_numeric(rows.set_index(rows["la_code"].astype(str))["population_0_17"], errors="raise").astype(float).dropna()
+    pop = (
+        pd.to_numeric(rows.set_index(rows["la_code"].astype(str))["population_0_17"], errors="raise")
+        .astype(float)
+        .dropna()
+    )
     if len(pop) < len(SIZE_QUARTILES):
         return pd.Series(dtype=str)
     return pd.qcut(pop, len(SIZE_QUARTILES), labels=list(SIZE_QUARTILES)).astype(str)
@@ -442,7 +457,7 @@ def uasc_shares(panel: pd.DataFrame) -> pd.DataFrame:
 
 
 def uasc_change(before: float, after: float) -> str:
-    """"rose", "fell" or "flat" (within `UASC_FLAT_BAND` share points) from share `before` to
+    """ "rose", "fell" or "flat" (within `UASC_FLAT_BAND` share points) from share `before` to
     share `after`; "unknown" where either is NaN (a suppressed or unpublished UASC count)."""
     if np.isnan(before) or np.isnan(after):
         return "unknown"
@@ -486,7 +501,9 @@ def _empty(columns) -> pd.DataFrame:
     return pd.DataFrame({c: [] for c in columns})
 
 
-def score_origin(draws, cells: dict[str, pd.DataFrame], plan, origin: int, method: str, quantity: str, seed: int) -> pd.DataFrame:
+def score_origin(
+    draws, cells: dict[str, pd.DataFrame], plan, origin: int, method: str, quantity: str, seed: int
+) -> pd.DataFrame:
     """Rows of `FORECAST_COLUMNS` for one method at one origin, from its checked draws."""
     frames = []
     for k, (measure, horizons) in enumerate(plan):
@@ -528,11 +545,20 @@ def run_origin(task: OriginTask) -> OriginResult:
         method = method_name(forecaster)
         start = time.perf_counter()
         try:
-            draws = forecaster(cut, origin, horizons, measures, las=list(task.las), quantity=task.quantity, seed=task.seed)
+            draws = forecaster(
+                cut, origin, horizons, measures, las=list(task.las), quantity=task.quantity, seed=task.seed
+            )
         except UnconvergedFitError as err:
             status.append(
-                {"origin": origin, "method": method, "status": "failed", "message": str(err),
-                 "fit_seconds": time.perf_counter() - start, "forecast_seconds": 0.0, "scoring_seconds": 0.0}
+                {
+                    "origin": origin,
+                    "method": method,
+                    "status": "failed",
+                    "message": str(err),
+                    "fit_seconds": time.perf_counter() - start,
+                    "forecast_seconds": 0.0,
+                    "scoring_seconds": 0.0,
+                }
             )
             continue
         elapsed = time.perf_counter() - start
@@ -546,7 +572,9 @@ def run_origin(task: OriginTask) -> OriginResult:
                 "origin": origin,
                 "method": method,
                 "status": "scored" if converged else "scored (unconverged fit allowed)",
-                "message": "" if converged else "the fit failed its convergence diagnostics; scored because allow_unconverged was set",
+                "message": ""
+                if converged
+                else "the fit failed its convergence diagnostics; scored because allow_unconverged was set",
                 "fit_seconds": fit_seconds,
                 "forecast_seconds": elapsed - fit_seconds,
                 "scoring_seconds": time.perf_counter() - start,
@@ -575,12 +603,21 @@ def _write_cached(cache_dir: Path, result: OriginResult, fingerprint: str) -> No
     # The JSON is written last, through a temporary name: an origin counts as done only once it exists.
     partial = meta.with_suffix(".json.partial")
     partial.write_text(
-        json.dumps({"origin": result.origin, "fingerprint": fingerprint, "status": result.status.to_dict("records")}, indent=1)
+        json.dumps(
+            {"origin": result.origin, "fingerprint": fingerprint, "status": result.status.to_dict("records")}, indent=1
+        )
     )
     partial.replace(meta)
 
 
-_TEXT_COLUMNS = {"method": str, "quantity": str, "measure": str, "la_code": str, "size_quartile": str, "uasc_change": str}
+_TEXT_COLUMNS = {
+    "method": str,
+    "quantity": str,
+    "measure": str,
+    "la_code": str,
+    "size_quartile": str,
+    "uasc_change": str,
+}
 
 
 def read_cached(cache_dir: Path, origin: int, fingerprint: str) -> OriginResult | None:
@@ -770,7 +807,9 @@ def backtest(
     years = set(panel["year"].astype(int))
     early = [o for o in origins if o not in years]
     if early:
-        raise PanelError(f"origin year(s) {', '.join(map(str, early))} not in the panel (years {min(years)}-{max(years)})")
+        raise PanelError(
+            f"origin year(s) {', '.join(map(str, early))} not in the panel (years {min(years)}-{max(years)})"
+        )
     plan, notes = plan_backtest(panel, origins, horizon_map, quantity)
     digest = panel_hash(panel)
     cache = Path(cache_dir) if cache_dir is not None else None
@@ -785,11 +824,26 @@ def backtest(
         if cached is not None:
             done[origin] = cached
             continue
-        tasks.append(OriginTask(panel, origin, origin_plan, existing, forecasters, quantity, int(seed), fingerprint,
-                                str(cache) if cache is not None else None))
+        tasks.append(
+            OriginTask(
+                panel,
+                origin,
+                origin_plan,
+                existing,
+                forecasters,
+                quantity,
+                int(seed),
+                fingerprint,
+                str(cache) if cache is not None else None,
+            )
+        )
     if done:
-        notes.append(f"origin(s) {span(done)} read from {cache} (already scored with the same settings; rerun to replace).")
-    outputs = run_tasks(run_origin, tasks, workers=workers, scheduler=scheduler, progress=progress, description="backtest origins")
+        notes.append(
+            f"origin(s) {span(done)} read from {cache} (already scored with the same settings; rerun to replace)."
+        )
+    outputs = run_tasks(
+        run_origin, tasks, workers=workers, scheduler=scheduler, progress=progress, description="backtest origins"
+    )
     done.update({r.origin: r for r in outputs})
     results = [done[o] for o in sorted(done)]
     tables = [r.table for r in results if len(r.table)]
@@ -806,7 +860,9 @@ def backtest(
         quantity=quantity,
         notes=tuple(notes),
         wall_seconds=time.perf_counter() - start,
-        workers=str(getattr(scheduler, "scheduler_address", scheduler)) if scheduler is not None else f"{workers} local process(es)",
+        workers=str(getattr(scheduler, "scheduler_address", scheduler))
+        if scheduler is not None
+        else f"{workers} local process(es)",
         panel_hash=digest,
         seed=int(seed),
         model_config=model_config,
@@ -820,7 +876,9 @@ def time_table(result: Backtest) -> pd.DataFrame:
     if o.empty:
         return _empty(["origin", "method", "fit_seconds", "forecast_seconds", "scoring_seconds", "from_cache"])
     seconds = ["fit_seconds", "forecast_seconds", "scoring_seconds"]
-    by_origin = o.groupby("origin", as_index=False).agg(**{c: (c, "sum") for c in seconds}, from_cache=("from_cache", "all"))
+    by_origin = o.groupby("origin", as_index=False).agg(
+        **{c: (c, "sum") for c in seconds}, from_cache=("from_cache", "all")
+    )
     by_origin.insert(1, "method", "all")
     by_method = o.groupby("method", as_index=False, sort=False)[seconds].sum()
     by_method.insert(0, "origin", "all")
@@ -836,28 +894,77 @@ def time_table(result: Backtest) -> pd.DataFrame:
 #: (see data/README.md). An origin T stands for forecasts made when year T's figures came out
 #: (autumn of T), so a source published in year T or earlier was available then.
 VINTAGES: tuple[dict, ...] = (
-    {"input": "looked_after", "first": 2010, "last": 2014, "published": None,
-     "source": "DfE SFRs 2010-2014 (first release, each published in the autumn of its year)"},
-    {"input": "looked_after", "first": 2015, "last": 2015, "published": 2025,
-     "source": "LAIT version of 2025-05-28 (revised figures)"},
-    {"input": "looked_after", "first": 2016, "last": 2025, "published": 2026,
-     "source": "LAIT version of 2026-04-08 (revised figures)"},
-    {"input": "uasc", "first": 2011, "last": 2014, "published": None,
-     "source": "DfE SFRs 2011-2014 (first release)"},
-    {"input": "uasc", "first": 2015, "last": 2025, "published": 2026,
-     "source": "LAIT versions of 2025-05-28 (2015) and 2026-04-08 (revised figures)"},
-    {"input": "population_0_17", "first": 2010, "last": 2010, "published": None,
-     "source": "mid-2009 ONS estimate as printed in SFR 27/2010, rounded to 100"},
-    {"input": "population_0_17", "first": 2011, "last": 2012, "published": 2023,
-     "source": "interpolated between mid-2009 and the Census-2021-rebased mid-2012 estimate"},
-    {"input": "population_0_17", "first": 2013, "last": 2025, "published": 2023,
-     "source": "ONS mid-year estimates rebased to Census 2021 (Nov 2023), as republished by DfE in 2025"},
-    {"input": "children_in_need", "first": 2013, "last": 2025, "published": 2025,
-     "source": "DfE Characteristics of children in need 2025, table B1 (time series as last published)"},
-    {"input": "child_protection", "first": 2013, "last": 2025, "published": 2025,
-     "source": "DfE Characteristics of children in need 2025, table D5 (time series as last published)"},
-    {"input": "deprivation", "first": 2015, "last": 2024, "published": 2026,
-     "source": "DWP children in low-income families, pre-revision series, LAIT version of 2026-03-20"},
+    {
+        "input": "looked_after",
+        "first": 2010,
+        "last": 2014,
+        "published": None,
+        "source": "DfE SFRs 2010-2014 (first release, each published in the autumn of its year)",
+    },
+    {
+        "input": "looked_after",
+        "first": 2015,
+        "last": 2015,
+        "published": 2025,
+        "source": "LAIT version of 2025-05-28 (revised figures)",
+    },
+    {
+        "input": "looked_after",
+        "first": 2016,
+        "last": 2025,
+        "published": 2026,
+        "source": "LAIT version of 2026-04-08 (revised figures)",
+    },
+    {"input": "uasc", "first": 2011, "last": 2014, "published": None, "source": "DfE SFRs 2011-2014 (first release)"},
+    {
+        "input": "uasc",
+        "first": 2015,
+        "last": 2025,
+        "published": 2026,
+        "source": "LAIT versions of 2025-05-28 (2015) and 2026-04-08 (revised figures)",
+    },
+    {
+        "input": "population_0_17",
+        "first": 2010,
+        "last": 2010,
+        "published": None,
+        "source": "mid-2009 ONS estimate as printed in SFR 27/2010, rounded to 100",
+    },
+    {
+        "input": "population_0_17",
+        "first": 2011,
+        "last": 2012,
+        "published": 2023,
+        "source": "interpolated between mid-2009 and the Census-2021-rebased mid-2012 estimate",
+    },
+    {
+        "input": "population_0_17",
+        "first": 2013,
+        "last": 2025,
+        "published": 2023,
+        "source": "ONS mid-year estimates rebased to Census 2021 (Nov 2023), as republished by DfE in 2025",
+    },
+    {
+        "input": "children_in_need",
+        "first": 2013,
+        "last": 2025,
+        "published": 2025,
+        "source": "DfE Characteristics of children in need 2025, table B1 (time series as last published)",
+    },
+    {
+        "input": "child_protection",
+        "first": 2013,
+        "last": 2025,
+        "published": 2025,
+        "source": "DfE Characteristics of children in need 2025, table D5 (time series as last published)",
+    },
+    {
+        "input": "deprivation",
+        "first": 2015,
+        "last": 2024,
+        "published": 2026,
+        "source": "DWP children in low-income families, pre-revision series, LAIT version of 2026-03-20",
+    },
 )
 
 
@@ -938,8 +1045,11 @@ def summary_tables(result: Backtest, n_boot: int = 2000) -> dict[str, pd.DataFra
     table = result.table
     summary = pd.concat(
         [summarise_backtest(table).assign(outcome="latest")]
-        + ([summarise_backtest(table, outcome="first_release").assign(outcome="first_release")]
-           if table["observed_first_release"].notna().any() else []),
+        + (
+            [summarise_backtest(table, outcome="first_release").assign(outcome="first_release")]
+            if table["observed_first_release"].notna().any()
+            else []
+        ),
         ignore_index=True,
     )
     reference = reference_method(result.methods)
@@ -985,7 +1095,9 @@ def save_backtest(result: Backtest, out: str | Path, tables: dict | None = None)
         "plan": {str(o): {m: span(hs) for m, hs in p} for o, p in result.plan.items()},
         "seed": result.seed,
         "panel_sha256_16": result.panel_hash,
-        "origins_failed": result.origins.loc[result.origins["status"] == "failed", ["origin", "method"]].to_dict("records"),
+        "origins_failed": result.origins.loc[result.origins["status"] == "failed", ["origin", "method"]].to_dict(
+            "records"
+        ),
         "wall_seconds": round(result.wall_seconds, 1),
         "workers": result.workers,
         "created_utc": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -1015,7 +1127,9 @@ def stale_reasons(manifest: dict, current: dict | None = None) -> list[str]:
             f"{current['model_config_hash']} (priors, comparison set, sampler settings or scenario changed)"
         )
     if manifest.get("package_version") != current["package_version"]:
-        reasons.append(f"it was made by bayes_lac {manifest.get('package_version')}, this is {current['package_version']}")
+        reasons.append(
+            f"it was made by bayes_lac {manifest.get('package_version')}, this is {current['package_version']}"
+        )
     return reasons
 
 
@@ -1099,7 +1213,9 @@ def select_measure(table: pd.DataFrame, measure: str) -> pd.DataFrame:
 # Charts
 
 
-def plot_coverage(table: pd.DataFrame, *, method: str = MODEL_METHOD, la: str | None = None, measure: str | None = None, ax=None):
+def plot_coverage(
+    table: pd.DataFrame, *, method: str = MODEL_METHOD, la: str | None = None, measure: str | None = None, ax=None
+):
     """Empirical coverage by horizon against the nominal level (dotted). Table twin: `coverage_table`."""
     from bayes_lac.style import get_axes, series_style
 
@@ -1121,14 +1237,29 @@ def plot_coverage(table: pd.DataFrame, *, method: str = MODEL_METHOD, la: str | 
     return fig
 
 
-def plot_pit(table: pd.DataFrame, *, method: str = MODEL_METHOD, la: str | None = None, measure: str | None = None, bins: int = 10, ax=None):
+def plot_pit(
+    table: pd.DataFrame,
+    *,
+    method: str = MODEL_METHOD,
+    la: str | None = None,
+    measure: str | None = None,
+    bins: int = 10,
+    ax=None,
+):
     """Histogram of PIT values with the uniform line a calibrated forecast gives. Table twin: `pit_histogram_table`."""
     from bayes_lac.style import PALETTE, get_axes
 
     fig, ax = get_axes(ax)
     hist = pit_histogram_table(table, method=method, la=la, measure=measure, bins=bins)
-    ax.bar(hist["bin_lower"], hist["share"], width=hist["bin_upper"] - hist["bin_lower"], align="edge",
-           color=PALETTE[2], edgecolor=PALETTE[0], label="backtest forecasts")
+    ax.bar(
+        hist["bin_lower"],
+        hist["share"],
+        width=hist["bin_upper"] - hist["bin_lower"],
+        align="edge",
+        color=PALETTE[2],
+        edgecolor=PALETTE[0],
+        label="backtest forecasts",
+    )
     ax.axhline(1.0 / bins, color=PALETTE[0], linestyle="--", label="calibrated")
     ax.set_xlabel("PIT (where the published count fell in the predictive distribution)")
     ax.set_ylabel("Share of forecasts")
@@ -1138,7 +1269,9 @@ def plot_pit(table: pd.DataFrame, *, method: str = MODEL_METHOD, la: str | None 
     return fig
 
 
-def plot_calibration(table: pd.DataFrame, *, method: str = MODEL_METHOD, la: str | None = None, measure: str | None = None, ax=None):
+def plot_calibration(
+    table: pd.DataFrame, *, method: str = MODEL_METHOD, la: str | None = None, measure: str | None = None, ax=None
+):
     """Coverage by horizon (left) and PIT histogram (right).
 
     `ax` may be a pair of axes; table twins: `coverage_table` and `pit_histogram_table`.
@@ -1191,7 +1324,9 @@ def parse_methods(text: str, model: ModelForecaster | None = None, n_draws: int 
         elif name in baselines:
             chosen.append(baselines[name])
         else:
-            raise BayesLacError(f"--methods: unknown method {name!r}; expected model, baselines or some of {', '.join(BASELINES)}")
+            raise BayesLacError(
+                f"--methods: unknown method {name!r}; expected model, baselines or some of {', '.join(BASELINES)}"
+            )
     unique = {method_name(f): f for f in chosen}
     if not unique:
         raise BayesLacError("--methods: give at least one method")

@@ -142,7 +142,12 @@ def empty_draws(measures: Sequence[str], las: Sequence[str], horizons: Sequence[
     return xr.DataArray(
         np.full((len(measures), len(las), len(horizons), n_draws), np.nan),
         dims=DRAW_DIMS,
-        coords={"measure": list(measures), "la": list(las), "horizon": [int(h) for h in horizons], "draw": np.arange(n_draws)},
+        coords={
+            "measure": list(measures),
+            "la": list(las),
+            "horizon": [int(h) for h in horizons],
+            "draw": np.arange(n_draws),
+        },
     )
 
 

@@ -96,7 +96,7 @@ def _reraise(err: BaseException, index: int, task, n_tasks: int):
     if isinstance(err, BrokenProcessPool):
         hint = (
             " (a worker process died: out of memory, killed, or a script that calls run_tasks "
-            "outside an `if __name__ == \"__main__\":` block, which spawned workers re-run)"
+            'outside an `if __name__ == "__main__":` block, which spawned workers re-run)'
         )
     raise TaskError(f"{where} failed: {type(err).__name__}: {err}{hint}", index, task) from err
 

@@ -88,7 +88,9 @@ def fair_crps(samples: np.ndarray, observed: np.ndarray) -> np.ndarray:
     samples = np.asarray(samples, float)
     if samples.shape[1] < 2:
         raise ValueError("the fair CRPS needs at least 2 draws per forecast")
-    return np.asarray(scoringrules.crps_ensemble(np.asarray(observed, float), samples, estimator="pwm", backend="numpy"))
+    return np.asarray(
+        scoringrules.crps_ensemble(np.asarray(observed, float), samples, estimator="pwm", backend="numpy")
+    )
 
 
 def randomised_pit(samples: np.ndarray, observed: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -121,7 +123,9 @@ def score_samples(samples: np.ndarray, observed: np.ndarray, seed: int = 0) -> p
     samples = np.asarray(samples, float)
     observed = np.asarray(observed, float)
     if samples.ndim != 2 or samples.shape[0] != observed.shape[0]:
-        raise ValueError(f"samples must be (n_forecasts, n_draws) matching observed {observed.shape}; got {samples.shape}")
+        raise ValueError(
+            f"samples must be (n_forecasts, n_draws) matching observed {observed.shape}; got {samples.shape}"
+        )
     n = samples.shape[0]
     have = ~np.isnan(samples).any(axis=1)
     out = {name: np.full(n, np.nan) for name in SCORE_COLUMNS}
@@ -215,7 +219,9 @@ def _sort(frame: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
         return frame.reset_index(drop=True)
     keys = [c for c in by if c in frame.columns]
     order = {m: i for i, m in enumerate(method_order(frame["method"]))} if "method" in frame.columns else {}
-    return frame.sort_values(keys, key=lambda s: s.map(order) if s.name == "method" else s, kind="stable").reset_index(drop=True)
+    return frame.sort_values(keys, key=lambda s: s.map(order) if s.name == "method" else s, kind="stable").reset_index(
+        drop=True
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -274,7 +280,10 @@ def summarise_backtest(
         bias=("error", "mean"),
     ).reset_index()
     summary["n_missing"] = summary["n_forecasts"] - summary["n_scored"]
-    return _sort(summary[columns], [c for c in ("measure", "method") if c in by] + [c for c in by if c not in ("measure", "method")])
+    return _sort(
+        summary[columns],
+        [c for c in ("measure", "method") if c in by] + [c for c in by if c not in ("measure", "method")],
+    )
 
 
 def coverage_table(table: pd.DataFrame, method: str = "model", la: str | None = None) -> pd.DataFrame:
@@ -366,7 +375,10 @@ def _histogram(pit: np.ndarray, bins: int) -> pd.DataFrame:
 
 
 def pit_histograms(
-    table: pd.DataFrame, by: Sequence[str] = ("method", "measure", "horizon"), bins: int = PIT_BINS, outcome: str = "latest"
+    table: pd.DataFrame,
+    by: Sequence[str] = ("method", "measure", "horizon"),
+    bins: int = PIT_BINS,
+    outcome: str = "latest",
 ) -> pd.DataFrame:
     """PIT histograms (`bins` equal bins on [0, 1]) of every group of `by`, in one long table.
 
@@ -385,7 +397,12 @@ def pit_histograms(
         frames.append(hist[by + ["bin_lower", "bin_upper", "count", "share", "expected_share"]])
     if not frames:
         return pd.DataFrame({c: [] for c in by + ["bin_lower", "bin_upper", "count", "share", "expected_share"]})
-    return _sort(pd.concat(frames, ignore_index=True), [c for c in ("measure", "method") if c in by] + [c for c in by if c not in ("measure", "method")] + ["bin_lower"])
+    return _sort(
+        pd.concat(frames, ignore_index=True),
+        [c for c in ("measure", "method") if c in by]
+        + [c for c in by if c not in ("measure", "method")]
+        + ["bin_lower"],
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -498,4 +515,6 @@ def crps_ratios(
     sort_keys = [c for c in ("measure",) if c in by] + ["baseline"] + [c for c in by if c != "measure"]
     if out.empty:
         return out
-    return out.sort_values(sort_keys, key=lambda s: s.map(order) if s.name == "baseline" else s, kind="stable").reset_index(drop=True)
+    return out.sort_values(
+        sort_keys, key=lambda s: s.map(order) if s.name == "baseline" else s, kind="stable"
+    ).reset_index(drop=True)

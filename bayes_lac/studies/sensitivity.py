@@ -60,7 +60,14 @@ from bayes_lac.summaries import (
 
 #: Parameters whose sensitivity is reported (the named parameters of the results contract);
 #: ``la_trend`` is reported for the run's target authority only.
-SENSITIVITY_PARAMETERS: tuple[str, ...] = ("intercept", "la_trend", "year_sigma", "deprivation_effect", "dispersion", "persistence")
+SENSITIVITY_PARAMETERS: tuple[str, ...] = (
+    "intercept",
+    "la_trend",
+    "year_sigma",
+    "deprivation_effect",
+    "dispersion",
+    "persistence",
+)
 #: Power-scaling threshold on both sensitivities (Kallioinen et al. 2024; ArviZ default).
 THRESHOLD: float = 0.05
 #: A conclusion "changes" when its median moves by more than this share of its interval
@@ -77,18 +84,50 @@ TREND_YEARS: int = 5
 #: Conclusions compared across prior sets: name -> (description, units).
 CONCLUSIONS: dict[str, tuple[str, str]] = {
     "current_rate": ("expected rate in the last fitted year", "per 10,000 children aged 0-17"),
-    "recent_trend": (f"average annual change of the expected rate over the last {TREND_YEARS} fitted years", "% per year"),
-    "unexplained_change": ("part of the modelled change in children looked after over the fitted years not explained by population, UASC and deprivation", "children"),
-    "unexplained_share": ("that part as a share of the modelled change (unstable when the change is near zero)", "share of the change"),
+    "recent_trend": (
+        f"average annual change of the expected rate over the last {TREND_YEARS} fitted years",
+        "% per year",
+    ),
+    "unexplained_change": (
+        "part of the modelled change in children looked after over the fitted years not explained by population, UASC and deprivation",
+        "children",
+    ),
+    "unexplained_share": (
+        "that part as a share of the modelled change (unstable when the change is near zero)",
+        "share of the change",
+    ),
     "forecast_5": ("predicted count 5 years after the last fitted year (trend scenario)", "children"),
     "forecast_10": ("predicted count 10 years after the last fitted year (trend scenario)", "children"),
-    "cost_5": ("annual cost 5 years after the last fitted year (trend scenario)", "£ per year, cash prices of that year"),
-    "cost_10": ("annual cost 10 years after the last fitted year (trend scenario)", "£ per year, cash prices of that year"),
+    "cost_5": (
+        "annual cost 5 years after the last fitted year (trend scenario)",
+        "£ per year, cash prices of that year",
+    ),
+    "cost_10": (
+        "annual cost 10 years after the last fitted year (trend scenario)",
+        "£ per year, cash prices of that year",
+    ),
 }
 CONCLUSION_COLUMNS: tuple[str, ...] = (
-    "prior_set", "conclusion", "measure", "year", "units", "mean", "median", "lower", "upper", "ci_prob", "converged",
+    "prior_set",
+    "conclusion",
+    "measure",
+    "year",
+    "units",
+    "mean",
+    "median",
+    "lower",
+    "upper",
+    "ci_prob",
+    "converged",
 )
-POWER_COLUMNS: tuple[str, ...] = ("parameter", "measure", "la_code", "prior_sensitivity", "likelihood_sensitivity", "diagnosis")
+POWER_COLUMNS: tuple[str, ...] = (
+    "parameter",
+    "measure",
+    "la_code",
+    "prior_sensitivity",
+    "likelihood_sensitivity",
+    "diagnosis",
+)
 
 
 # --------------------------------------------------------------------------------------
@@ -261,10 +300,14 @@ def power_scaling_finding(table: pd.DataFrame, threshold: float = THRESHOLD, con
             + ". Prior-data conflict means the prior and the data disagree; weak likelihood means "
             "the prior, not the data, decides. Check these priors before relying on the results."
         )
-    caveats = () if converged else (
-        "The run failed its convergence diagnostics: power-scaling reweights its draws, so with few "
-        "effective draws these sensitivities are noisy and tend to be too high. Refit with more draws "
-        "before reading them.",
+    caveats = (
+        ()
+        if converged
+        else (
+            "The run failed its convergence diagnostics: power-scaling reweights its draws, so with few "
+            "effective draws these sensitivities are noisy and tend to be too high. Refit with more draws "
+            "before reading them.",
+        )
     )
     return Finding(title="Prior sensitivity (power-scaling)", sentence=sentence, table=table, caveats=caveats)
 
@@ -471,7 +514,9 @@ def comparison_finding(
 
 def _data_only(results: xr.DataTree) -> xr.DataTree:
     """The run without its draws: what `LACModel.from_run` needs, small enough to send to workers."""
-    groups = {g: results[g].to_dataset() for g in ("constant_data", "observed_data", "reference") if g in results.children}
+    groups = {
+        g: results[g].to_dataset() for g in ("constant_data", "observed_data", "reference") if g in results.children
+    }
     light = xr.DataTree.from_dict(groups)
     light.attrs.update(results.attrs)
     return light
@@ -640,7 +685,9 @@ def sensitivity(
         )
         labels.append(label)
     own = conclusions(results, unit_costs=unit_costs, seed=int(settings.get("seed") or 0), prior_set=reference_label)
-    outputs = run_tasks(refit_conclusions, tasks, workers=workers, scheduler=scheduler, progress=progress, description="refits")
+    outputs = run_tasks(
+        refit_conclusions, tasks, workers=workers, scheduler=scheduler, progress=progress, description="refits"
+    )
     table = pd.concat([own] + [o["table"] for o in outputs], ignore_index=True)
     comparison = compare_conclusions(table, reference_label, change_share)
     return Sensitivity(
@@ -658,7 +705,9 @@ def sensitivity(
 # Charts
 
 
-def prior_sets_table(comparison: pd.DataFrame, conclusion: str = "forecast_5", measure: str = "looked_after") -> pd.DataFrame:
+def prior_sets_table(
+    comparison: pd.DataFrame, conclusion: str = "forecast_5", measure: str = "looked_after"
+) -> pd.DataFrame:
     """Rows of one conclusion across prior sets: the numbers `plot_prior_sets` draws."""
     rows = comparison[(comparison["conclusion"] == conclusion) & (comparison["measure"] == measure)]
     if rows.empty:
@@ -666,7 +715,9 @@ def prior_sets_table(comparison: pd.DataFrame, conclusion: str = "forecast_5", m
     return rows.reset_index(drop=True)
 
 
-def plot_prior_sets(comparison: pd.DataFrame, *, conclusion: str = "forecast_5", measure: str = "looked_after", ax=None):
+def plot_prior_sets(
+    comparison: pd.DataFrame, *, conclusion: str = "forecast_5", measure: str = "looked_after", ax=None
+):
     """Median and credible interval of one conclusion under each prior set. Table twin: `prior_sets_table`."""
     from bayes_lac.style import get_axes, series_style
 
@@ -675,13 +726,19 @@ def plot_prior_sets(comparison: pd.DataFrame, *, conclusion: str = "forecast_5",
     for i, (_, row) in enumerate(rows.iterrows()):
         style = series_style(i)
         ax.errorbar(
-            row["median"], i, xerr=[[row["median"] - row["lower"]], [row["upper"] - row["median"]]],
-            fmt=style["marker"], color=style["color"], capsize=4,
+            row["median"],
+            i,
+            xerr=[[row["median"] - row["lower"]], [row["upper"] - row["median"]]],
+            fmt=style["marker"],
+            color=style["color"],
+            capsize=4,
         )
     ax.set_yticks(range(len(rows)), rows["prior_set"])
     ax.invert_yaxis()
     ax.set_xlabel(f"{CONCLUSIONS[conclusion][0]} ({rows['units'].iloc[0]})", wrap=True)
-    ax.set_title(f"{MEASURE_LABELS.get(measure, measure)}: median and {format_percent(rows['ci_prob'].iloc[0])} interval by prior set")
+    ax.set_title(
+        f"{MEASURE_LABELS.get(measure, measure)}: median and {format_percent(rows['ci_prob'].iloc[0])} interval by prior set"
+    )
     return fig
 
 
@@ -692,11 +749,21 @@ def plot_power_scaling(table: pd.DataFrame, *, threshold: float = THRESHOLD, ax=
     fig, ax = get_axes(ax, figsize=(6, 5))
     colours = {"": PALETTE[3], "weak likelihood": PALETTE[1], "prior-data conflict": PALETTE[5]}
     for diagnosis, g in table.groupby("diagnosis"):
-        ax.scatter(g["prior_sensitivity"], g["likelihood_sensitivity"], color=colours.get(diagnosis, PALETTE[0]),
-                   label=diagnosis or "not flagged", edgecolor=PALETTE[0])
+        ax.scatter(
+            g["prior_sensitivity"],
+            g["likelihood_sensitivity"],
+            color=colours.get(diagnosis, PALETTE[0]),
+            label=diagnosis or "not flagged",
+            edgecolor=PALETTE[0],
+        )
         for _, row in g.iterrows():
-            ax.annotate(_parameter_label(row), (row["prior_sensitivity"], row["likelihood_sensitivity"]),
-                        fontsize=7, xytext=(3, 3), textcoords="offset points")
+            ax.annotate(
+                _parameter_label(row),
+                (row["prior_sensitivity"], row["likelihood_sensitivity"]),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
     ax.axvline(threshold, color=PALETTE[0], linestyle="--", linewidth=1)
     ax.axhline(threshold, color=PALETTE[0], linestyle="--", linewidth=1)
     ax.set_xlabel("Prior sensitivity")
