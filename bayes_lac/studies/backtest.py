@@ -599,15 +599,16 @@ def _cache_files(cache_dir: Path, origin: int) -> tuple[Path, Path]:
 def _write_cached(cache_dir: Path, result: OriginResult, fingerprint: str) -> None:
     cache_dir.mkdir(parents=True, exist_ok=True)
     rows, meta = _cache_files(cache_dir, result.origin)
-    result.table.to_csv(rows, index=False)
-    # The JSON is written last, through a temporary name: an origin counts as done only once it exists.
-    partial = meta.with_suffix(".json.partial")
-    partial.write_text(
+    from bayes_lac.files import write_csv, write_text
+
+    write_csv(result.table, rows)
+    # The JSON is written last (atomically): an origin counts as done only once it exists.
+    write_text(
+        meta,
         json.dumps(
             {"origin": result.origin, "fingerprint": fingerprint, "status": result.status.to_dict("records")}, indent=1
-        )
+        ),
     )
-    partial.replace(meta)
 
 
 _TEXT_COLUMNS = {
