@@ -529,8 +529,11 @@ def test_no_command_writes_around_the_safe_writers():
     for source in package.rglob("*.py"):
         if source.name == "files.py":
             continue
-        for n, line in enumerate(source.read_text(encoding="utf-8").splitlines(), 1):
-            if writes.search(line) and not allowed.search(line):
+        lines = source.read_text(encoding="utf-8").splitlines()
+        for n, line in enumerate(lines, 1):
+            # a call split over lines by the formatter: its first argument is on the next line
+            call = line + (lines[n].strip() if line.rstrip().endswith("(") and n < len(lines) else "")
+            if writes.search(line) and not allowed.search(call):
                 offenders.append(f"{source.relative_to(package)}:{n}: {line.strip()}")
     assert not offenders, offenders
 
