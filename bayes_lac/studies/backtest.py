@@ -67,6 +67,7 @@ from bayes_lac.errors import (
     UnconvergedFitError,
     UnknownAuthorityError,
 )
+from bayes_lac.files import write_csv, write_text
 from bayes_lac.studies.baselines import (
     BASELINES,
     FIRST_RELEASE_COLUMNS,
@@ -599,8 +600,6 @@ def _cache_files(cache_dir: Path, origin: int) -> tuple[Path, Path]:
 def _write_cached(cache_dir: Path, result: OriginResult, fingerprint: str) -> None:
     cache_dir.mkdir(parents=True, exist_ok=True)
     rows, meta = _cache_files(cache_dir, result.origin)
-    from bayes_lac.files import write_csv, write_text
-
     write_csv(result.table, rows)
     # The JSON is written last (atomically): an origin counts as done only once it exists.
     write_text(
@@ -1080,8 +1079,6 @@ def save_backtest(result: Backtest, out: str | Path, tables: dict | None = None)
     paths = output_paths(out)
     paths["forecasts"].parent.mkdir(parents=True, exist_ok=True)
     tables = tables if tables is not None else summary_tables(result)
-    from bayes_lac.files import write_csv, write_text
-
     write_csv(result.table, paths["forecasts"])
     for name in ("summary", "ratios", "pit", "vintages"):
         write_csv(tables[name], paths[name])
