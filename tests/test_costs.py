@@ -10,6 +10,7 @@ import pytest
 
 from bayes_lac.analysis.costs import (
     WEEKS_PER_YEAR,
+    constant_price_index,
     cost_change_table,
     cost_chart_table,
     cost_finding,
@@ -58,18 +59,18 @@ def _history(la_code, growth=1.05, noise=0.0, years=range(2011, 2021), start=100
 
 
 def test_constant_unit_cost_and_children_give_5_218m_a_year(fc):
-    c = costs(_constant_children(fc), 1000.0, inflation=0.0)
+    c = costs(_constant_children(fc), 1000.0, inflation=0.0, prices=constant_price_index(0.0))
     assert np.allclose(c.data["cost_nominal"], 5_218_000.0)
     assert np.allclose(c.data["cost_real"], 5_218_000.0)
     assert np.allclose(c.data["base_cost"], 5_218_000.0)
     t = cost_table(c)
     assert {"mean_gbp_per_year", "median_gbp_per_year", "lower_gbp_per_year", "upper_gbp_per_year"} <= set(t.columns)
     assert np.allclose(t["median_gbp_per_year"], 5_218_000.0)
-    assert c.data["cost_real"].attrs["units"] == f"£ per year, cash prices of {BASE}"
+    assert c.data["cost_real"].attrs["units"] == f"£ per year, real terms, cash prices of {BASE}"
 
 
 def test_inflation_gives_nominal_and_base_year_prices(fc):
-    c = costs(_constant_children(fc), 1000.0, inflation=0.02)
+    c = costs(_constant_children(fc), 1000.0, inflation=0.02, prices=constant_price_index(0.02))
     nominal = c.data["cost_nominal"].sel(scenario="trend", year=BASE + 10)
     real = c.data["cost_real"].sel(scenario="trend", year=BASE + 10)
     assert np.allclose(nominal, 100 * 1000 * WEEKS_PER_YEAR * 1.02**10)
@@ -85,7 +86,7 @@ def test_inflation_gives_nominal_and_base_year_prices(fc):
 
 def test_unit_cost_trend_recovers_known_growth(fc):
     history = _history(fc.la_code, growth=1.05, noise=0.01)
-    c = costs(_constant_children(fc), history, inflation=0.02, method="trend")
+    c = costs(_constant_children(fc), history, inflation=0.02, method="trend", prices=constant_price_index(0.02))
     weekly_nominal = c.data["weekly_unit_cost_nominal"].median("draw")
     # 5 % a year nominal from £1,000 in 2011: £1,000 * 1.05**19 in 2030
     assert np.isclose(float(weekly_nominal.sel(year=2030)), 1000 * 1.05**19, rtol=0.04)
@@ -99,7 +100,7 @@ def test_unit_cost_trend_recovers_known_growth(fc):
 
 def test_flat_holds_the_base_year_real_unit_cost(fc):
     history = _history(fc.la_code, growth=1.05, noise=0.02)
-    c = costs(_constant_children(fc), history, inflation=0.02, method="flat")
+    c = costs(_constant_children(fc), history, inflation=0.02, method="flat", prices=constant_price_index(0.02))
     unit_2020 = float(history["weekly_cost_per_child"].iloc[-1])
     medians = c.data["weekly_unit_cost_real"].median("draw")
     assert np.allclose(medians, unit_2020, rtol=0.02)
@@ -110,7 +111,7 @@ def test_flat_holds_the_base_year_real_unit_cost(fc):
 
 def test_resample_has_no_trend(fc):
     history = _history(fc.la_code, growth=1.0, noise=0.1, seed=3)
-    c = costs(_constant_children(fc), history, inflation=0.0, method="resample")
+    c = costs(_constant_children(fc), history, inflation=0.0, method="resample", prices=constant_price_index(0.0))
     recent = history["weekly_cost_per_child"].iloc[-5:].to_numpy()
     values = np.unique(np.round(c.data["weekly_unit_cost_real"].values, 6))
     assert set(values) <= set(np.round(recent, 6))
@@ -141,7 +142,7 @@ def test_cost_intervals_combine_count_and_unit_cost_uncertainty(fc):
 
 
 def test_prob_cost_exceeds_and_finding(fc):
-    c = costs(_constant_children(fc), 1000.0, inflation=0.0)
+    c = costs(_constant_children(fc), 1000.0, inflation=0.0, prices=constant_price_index(0.0))
     assert prob_cost_exceeds(c, 5_000_000, BASE + 3) == 1.0
     assert prob_cost_exceeds(c, 6_000_000, BASE + 3) == 0.0
     g = costs(fc, _history(fc.la_code, noise=0.02))
@@ -162,6 +163,8 @@ def test_tables_and_chart(fc):
         "financial_year",
         "years_ahead",
         "prices",
+        "price_basis",
+        "price_base_year",
         "mean_gbp_per_year",
         "median_gbp_per_year",
         "lower_gbp_per_year",
@@ -220,7 +223,20 @@ def test_cli_costs(tmp_path, capsys, monkeypatch):
     panel = _history(la, growth=1.05, noise=0.02)
     monkeypatch.setattr(bayes_lac.data.panel, "load_panel", lambda path=None: panel)
     out = tmp_path / "costs.csv"
-    status = main(["costs", str(run_path), "--horizon", "10", "--budget", "30000000", "--out", str(out)])
+    status = main(
+        [
+            "costs",
+            str(run_path),
+            "--horizon",
+            "10",
+            "--unit-cost-method",
+            "flat",
+            "--budget",
+            "30000000",
+            "--out",
+            str(out),
+        ]
+    )
     assert status == 0
     t = pd.read_csv(out)
     assert {"scenario", "year", "mean_gbp_per_year", "lower_gbp_per_year", "prob_exceeds_budget"} <= set(t.columns)

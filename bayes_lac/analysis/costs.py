@@ -50,6 +50,7 @@ import xarray as xr
 from bayes_lac.analysis.forecast import Forecast
 from bayes_lac.config import CI_PROB, interval_bounds
 from bayes_lac.data.panel import COST_COLUMNS, require_columns
+from bayes_lac.data.prices import PriceIndex, price_index
 from bayes_lac.errors import BayesLacError, PanelError, UnknownAuthorityError
 from bayes_lac.summaries import (
     Finding,
@@ -64,6 +65,8 @@ WEEKS_PER_YEAR: float = 52.18
 #: Years of unit-cost history used by each method when `history_years` is not given.
 DEFAULT_HISTORY_YEARS: dict[str, int] = {"trend": 10, "flat": 10, "resample": 5}
 UNIT_COST_METHODS: tuple[str, ...] = ("trend", "flat", "resample")
+#: Methods a user can name: the modelled unit cost (`bayes_lac.model.unit_cost`) and the scenarios.
+ALL_UNIT_COST_METHODS: tuple[str, ...] = ("model", *UNIT_COST_METHODS)
 
 _GBP = ("mean_gbp_per_year", "median_gbp_per_year", "lower_gbp_per_year", "upper_gbp_per_year")
 
@@ -130,6 +133,97 @@ def unit_cost_history(panel: pd.DataFrame, la_code: str) -> pd.DataFrame:
     return table
 
 
+def modelled_unit_costs(
+    forecast: Forecast,
+    panel: pd.DataFrame,
+    *,
+    fit=None,
+    sampler: str | None = None,
+    seed: int = 0,
+    **fit_kwargs,
+) -> xr.DataArray:
+    """The modelled unit cost of the forecast's authority per draw, for `costs`.
+
+    Fits `bayes_lac.model.unit_cost` to every authority in `panel` with data up to the
+    forecast's base year (on the fly: under a minute with nutpie; pass `fit` to reuse one) and
+    draws the authority's unit cost in each forecast year, one draw per forecast draw.
+
+    Parameters
+    ----------
+    forecast
+        The forecast whose children are costed.
+    panel
+        Panel with ``spend_looked_after`` and ``looked_after`` for all authorities.
+    fit
+        A `UnitCostFit` on data up to the base year, to reuse (default: fit now).
+    sampler
+        NUTS implementation for the fit (default nutpie).
+    seed
+        Seed of the fit and of the future noise.
+
+    Returns
+    -------
+    DataArray (draw, year), £ per child-year in cash prices of each year, with ``attrs``:
+    ``base_unit_cost_gbp_per_child_year`` (the authority's published unit cost in the base
+    year, or NaN), ``history`` (its unit-cost history, as in `Costs.unit_costs`),
+    ``assumptions`` (sentences), ``fit`` (the `UnitCostFit`, not saved).
+    """
+    from bayes_lac.model.unit_cost import (
+        DEFAULT_UNIT_COST_SAMPLER,
+        fit_unit_cost,
+        predict_unit_cost,
+        unit_cost_data,
+    )
+
+    T = forecast.base_year
+    if fit is None:
+        data = unit_cost_data(panel, until=T)
+        kwargs = {"sampler": sampler or DEFAULT_UNIT_COST_SAMPLER, "seed": seed, **fit_kwargs}
+        fit = fit_unit_cost(data, **kwargs)
+    elif fit.data.until is not None and fit.data.until > T:
+        raise BayesLacError(f"the unit-cost fit uses data to {fit.data.until}, after the forecast's base year {T}")
+    last = int(fit.data.years[-1])
+    years = forecast.data["year"].values
+    n_draws = forecast.data.sizes["draw"]
+    draws = predict_unit_cost(fit, forecast.la_code, range(last + 1, int(years.max()) + 1), n_draws=n_draws, seed=seed)
+    out = draws.sel(year=years).assign_coords(draw=forecast.data["draw"].values)
+    table = fit.data.table[fit.data.table["la_code"] == forecast.la_code]
+    at_base = table.loc[table["year"] == T, "unit_cost_gbp_per_child_year"]
+    out.attrs = {
+        "units": draws.attrs["units"],
+        "base_unit_cost_gbp_per_child_year": float(at_base.iloc[0]) if len(at_base) else np.nan,
+        "history": pd.DataFrame(
+            {
+                "year": table["year"].to_numpy(),
+                "weekly_cost_per_child": table["unit_cost_gbp_per_child_year"].to_numpy() / WEEKS_PER_YEAR,
+                "source": "derived: s251 spend_looked_after / looked_after at 31 March / 52.18",
+            }
+        ),
+        "assumptions": [
+            "Weekly unit cost: modelled across all authorities (bayes_lac.model.unit_cost: a national random walk "
+            "with drift in cash terms, each authority's pooled offset and a persistent departure from it, heavy-tailed "
+            "noise); each draw is a posterior predictive unit cost, so its uncertainty is in the interval. The unit "
+            "cost and the number of children are drawn independently.",
+            fit.summary_sentence(),
+            *fit.data.notices(),
+            *(
+                []
+                if fit.converged
+                else ["The unit-cost fit did not pass its diagnostics (R-hat < 1.01, bulk ESS > 200, no divergences)."]
+            ),
+            *(
+                [
+                    f"No unit cost for {forecast.la_name} in {T}: the base-year cost is the first forecast year's unit cost."
+                ]
+                if not len(at_base)
+                else []
+            ),
+        ],
+        "fit": fit,
+    }
+    return out
+
+
 @dataclass(frozen=True)
 class Costs:
     """Annual cost of children looked after, per draw, scenario and year.
@@ -165,19 +259,46 @@ class Costs:
     unit_costs: pd.DataFrame = field(repr=False)
     scenarios: tuple[str, ...] = ()
     converged: bool = True
+    price_index: PriceIndex | None = field(default=None, repr=False)
 
     def prices_label(self, prices: str) -> str:
-        _check_prices(prices)
+        """The price basis of `prices` in words, with its base year."""
+        prices = _check_prices(prices)
         if prices == "real":
-            return f"cash prices of {self.base_year}"
-        return f"cash prices of each year ({100 * self.inflation:g}% a year inflation)"
+            return f"real terms, prices of {financial_year(self.base_year)} (cash prices of {self.base_year})"
+        return "cash prices of each year"
 
 
-def _check_prices(prices: str) -> None:
+def _check_prices(prices: str) -> str:
+    """'nominal' for 'nominal' or 'cash', 'real' for 'real'; anything else is an error."""
+    if prices == "cash":
+        return "nominal"
     if prices not in ("nominal", "real"):
         raise ValueError(
-            f"prices must be 'nominal' (cash prices of each year) or 'real' (base-year prices), got {prices!r}"
+            f"prices must be 'cash' (or 'nominal': cash prices of each year) or 'real' (base-year prices), got {prices!r}"
         )
+    return prices
+
+
+def constant_price_index(inflation: float = 0.02, first: int = 1990, last: int = 2100) -> PriceIndex:
+    """A price index rising at a constant `inflation` a year (for assumptions and tests)."""
+    years = np.arange(first, last + 1)
+    series = pd.Series((1 + inflation) ** (years - first), index=years)
+    return PriceIndex(calendar=series, inflation=float(inflation), source=f"an assumed {100 * inflation:g}% a year")
+
+
+def _price_index_to(index: PriceIndex | None, base_year: int, inflation: float) -> PriceIndex:
+    """`index` (default: the bundled GDP deflator) cut at the base year, extended at `inflation`.
+
+    Deflator years after the base year are not used, so a forecast made at the base year uses
+    only what was known then.
+    """
+    if index is None:
+        index = price_index(None, inflation)
+    calendar = index.calendar.loc[: int(base_year)]
+    if calendar.empty:
+        raise BayesLacError(f"the deflator ({index.source}) starts after the base year {base_year}")
+    return PriceIndex(calendar=calendar, inflation=float(inflation), source=index.source)
 
 
 def financial_year(year: int) -> str:
@@ -214,6 +335,7 @@ def costs(
     seed: int = 0,
     method: str = "flat",
     history_years: int | None = None,
+    prices: PriceIndex | None = None,
 ) -> Costs:
     """Annual cost of children looked after per scenario and year, per draw.
 
@@ -222,12 +344,17 @@ def costs(
     forecast
         From `bayes_lac.analysis.forecast.forecast`; its predictive looked-after counts are used.
     unit_costs
-        The authority's unit-cost history (`unit_cost_history`: columns ``year`` and
-        ``weekly_cost_per_child``, £ per child per week in cash prices of that year), or one
-        number: a constant weekly unit cost in cash prices of the base year.
+        The modelled unit cost (`modelled_unit_costs`: a DataArray (draw, year) of £ per
+        child-year in cash prices of each year; `method` is then ``model``), the authority's
+        unit-cost history (`unit_cost_history`: columns ``year`` and ``weekly_cost_per_child``,
+        £ per child per week in cash prices of that year), or one number: a constant weekly
+        unit cost in cash prices of the base year.
     inflation
-        Annual inflation of unit costs (0.02 = 2 % a year), used to deflate the history to
-        cash prices of the base year and to give nominal costs.
+        Annual inflation (0.02 = 2 % a year) assumed after the deflator's last year used.
+    prices
+        Price index for real terms (`bayes_lac.data.prices.price_index`); default the bundled
+        UK GDP deflator. Only its years up to the base year are used; later years rise at
+        `inflation`.
     seed
         Seed of the unit-cost draws (independent of the forecast's draws).
     method
@@ -249,7 +376,6 @@ def costs(
     years = forecast.data["year"].values
     H = len(years)
     n_draws = forecast.data.sizes["draw"]
-    ahead = years - T
     assumptions = list(forecast.assumptions)
     assumptions.append(
         "Annual cost = children looked after at 31 March (standing for the average number in care through "
@@ -257,8 +383,30 @@ def costs(
         "financial year ending 31 March Y."
     )
     base_unit_observed = None
+    index = _price_index_to(prices, T, inflation)
+    to_base = index.factor(np.concatenate([[T], years]), T)  # cash of each year -> prices of T
 
-    if isinstance(unit_costs, (int, float, np.number)):
+    if isinstance(unit_costs, xr.DataArray):
+        method_used = "model"
+        if "year" not in unit_costs.dims or "draw" not in unit_costs.dims:
+            raise BayesLacError("a modelled unit cost must have dims (draw, year)")
+        missing_years = sorted(set(years.tolist()) - set(unit_costs["year"].values.tolist()))
+        if missing_years:
+            raise BayesLacError(f"the modelled unit cost has no draws for {', '.join(map(str, missing_years))}")
+        if unit_costs.sizes["draw"] != n_draws:
+            raise BayesLacError(
+                f"the modelled unit cost has {unit_costs.sizes['draw']} draws; the forecast has {n_draws}"
+            )
+        cash_weekly = unit_costs.sel(year=years).transpose("draw", "year").values / WEEKS_PER_YEAR
+        log_real = np.empty((n_draws, H + 1))
+        log_real[:, 1:] = np.log(cash_weekly * to_base[None, 1:])
+        observed = unit_costs.attrs.get("base_unit_cost_gbp_per_child_year")
+        if observed is not None and np.isfinite(observed):
+            base_unit_observed = float(observed) / WEEKS_PER_YEAR
+        log_real[:, 0] = np.log(base_unit_observed) if base_unit_observed is not None else log_real[:, 1]
+        history = unit_costs.attrs.get("history", pd.DataFrame(columns=["year", "weekly_cost_per_child"]))
+        assumptions.extend(unit_costs.attrs.get("assumptions", []))
+    elif isinstance(unit_costs, (int, float, np.number)):
         if not unit_costs > 0:
             raise BayesLacError(
                 f"a constant weekly unit cost must be positive (£ per child per week), got {unit_costs}"
@@ -287,7 +435,7 @@ def costs(
         hist = hist[hist["year"] > T - n_keep]
         if (hist["weekly_cost_per_child"] <= 0).any():
             raise BayesLacError("unit costs must be positive (£ per child per week)")
-        hist["weekly_cost_real"] = hist["weekly_cost_per_child"] * (1 + inflation) ** (T - hist["year"])
+        hist["weekly_cost_real"] = hist["weekly_cost_per_child"] * index.factor(hist["year"].to_numpy(), T)
         history = hist.reset_index(drop=True)
         if T in set(hist["year"]):
             base_unit_observed = float(hist.loc[hist["year"] == T, "weekly_cost_per_child"].iloc[0])
@@ -324,15 +472,19 @@ def costs(
             assumptions.append(
                 f"Weekly unit cost: each future year's real unit cost is one of the {len(hist)} years {span}, drawn at random (no trend)."
             )
-        assumptions.append(f"History deflated to {T} prices and future costs inflated at {100 * inflation:g}% a year.")
+        assumptions.append(
+            f"History deflated to {financial_year(T)} prices with the deflator; future costs converted to cash "
+            f"prices at {100 * inflation:g}% a year."
+        )
+    assumptions.extend(index.assumptions(T))
 
     real_weekly = np.exp(log_real[:, 1:])
-    nominal_weekly = real_weekly * (1 + inflation) ** ahead[None, :]
+    nominal_weekly = real_weekly / to_base[None, 1:]
     children = forecast.data["predicted"].sel(measure="looked_after")
 
     # Base year: published where available.
     base_unit = np.full(n_draws, base_unit_observed) if base_unit_observed is not None else np.exp(log_real[:, 0])
-    if base_unit_observed is None and method_used != "constant":
+    if base_unit_observed is None and method_used not in ("constant", "model"):
         assumptions.append(f"No published unit cost for {T}: the base-year unit cost is modelled per draw.")
     hist_lac = forecast.history[(forecast.history["measure"] == "looked_after") & (forecast.history["year"] == T)]
     if len(hist_lac) and np.isfinite(hist_lac["reported_count"].iloc[0]):
@@ -357,9 +509,9 @@ def costs(
     data = data.drop_vars("measure", errors="ignore")
     data["cost_real"] = data["children"] * data["weekly_unit_cost_real"] * WEEKS_PER_YEAR
     data["cost_nominal"] = data["children"] * data["weekly_unit_cost_nominal"] * WEEKS_PER_YEAR
-    data["cost_real"].attrs["units"] = f"£ per year, cash prices of {T}"
+    data["cost_real"].attrs["units"] = f"£ per year, real terms, cash prices of {T}"
     data["cost_nominal"].attrs["units"] = "£ per year, cash prices of each year"
-    data["weekly_unit_cost_real"].attrs["units"] = f"£ per child per week, cash prices of {T}"
+    data["weekly_unit_cost_real"].attrs["units"] = f"£ per child per week, real terms, cash prices of {T}"
     data["weekly_unit_cost_nominal"].attrs["units"] = "£ per child per week, cash prices of each year"
     data = data.transpose("draw", "scenario", "year")
     return Costs(
@@ -373,6 +525,7 @@ def costs(
         unit_costs=history,
         scenarios=tuple(forecast.scenario_names),
         converged=forecast.converged,
+        price_index=index,
     )
 
 
@@ -382,8 +535,17 @@ def costs(
 
 
 def _cost(costs: Costs, prices: str) -> xr.DataArray:
-    _check_prices(prices)
+    prices = _check_prices(prices)
     return costs.data["cost_nominal" if prices == "nominal" else "cost_real"]
+
+
+def _price_columns(table: pd.DataFrame, costs: Costs, prices: str) -> pd.DataFrame:
+    """Add ``prices`` (cash or real), ``price_basis`` (in words) and ``price_base_year``."""
+    prices = _check_prices(prices)
+    table["prices"] = "cash" if prices == "nominal" else "real"
+    table["price_basis"] = costs.prices_label(prices)
+    table["price_base_year"] = costs.base_year if prices == "real" else pd.NA
+    return table
 
 
 def _check_scenarios(costs: Costs, scenarios) -> list[str]:
@@ -423,9 +585,20 @@ def cost_table(
     table["year"] = table["year"].astype(int)
     table["financial_year"] = [financial_year(y) for y in table["year"]]
     table["years_ahead"] = table["year"] - costs.base_year
-    table["prices"] = prices
+    table = _price_columns(table, costs, prices)
     table["la_code"] = costs.la_code
-    cols = ["la_code", "scenario", "year", "financial_year", "years_ahead", "prices", *_GBP, "ci_prob"]
+    cols = [
+        "la_code",
+        "scenario",
+        "year",
+        "financial_year",
+        "years_ahead",
+        "prices",
+        "price_basis",
+        "price_base_year",
+        *_GBP,
+        "ci_prob",
+    ]
     order = {s: i for i, s in enumerate(scenarios)}
     table = table[cols].sort_values(["scenario", "year"], key=lambda c: c.map(order) if c.name == "scenario" else c)
     return table.reset_index(drop=True)
@@ -470,7 +643,6 @@ def cost_change_table(
                     "years_ahead": h,
                     "year": y,
                     "financial_year": financial_year(y),
-                    "prices": prices,
                     "base_year": costs.base_year,
                     "base_cost_gbp_per_year": float(base.median()),
                     "median_cost_gbp_per_year": float(c.median()),
@@ -482,7 +654,8 @@ def cost_change_table(
                     "ci_prob": ci_prob,
                 }
             )
-    return pd.DataFrame(rows)
+    table = _price_columns(pd.DataFrame(rows), costs, prices)
+    return table[[*table.columns[:5], "prices", "price_basis", "price_base_year", *table.columns[5:-3]]]
 
 
 def prob_cost_exceeds(
@@ -493,6 +666,71 @@ def prob_cost_exceeds(
     if year not in costs.data["year"].values:
         raise ValueError(f"year {year} is not in the costs ({costs.base_year + 1}-{int(costs.data['year'].max())})")
     return float((_cost(costs, prices).sel(scenario=scenario, year=year) > budget).mean())
+
+
+#: Horizons of the budget-risk table: next financial year, 3, 5 and 10 years on.
+BUDGET_HORIZONS: tuple[int, ...] = (1, 3, 5, 10)
+
+
+def budget_risk(
+    costs: Costs,
+    budget: float,
+    years_ahead: Sequence[int] = BUDGET_HORIZONS,
+    scenarios: Sequence[str] | None = None,
+    prices: str = "nominal",
+    ci_prob: float = CI_PROB,
+) -> pd.DataFrame:
+    """P(annual cost > budget) per scenario for the next financial year and 3, 5 and 10 years on.
+
+    Parameters
+    ----------
+    costs
+        From `costs`.
+    budget
+        £ per year, on the price basis `prices` (cash: the budget in each year's cash;
+        real: in prices of the base year).
+    years_ahead
+        Horizons; those beyond the forecast are left out and listed in ``attrs["notices"]``.
+
+    Returns
+    -------
+    DataFrame ``la_code, scenario, years_ahead, year, financial_year, prices, price_basis,
+    price_base_year, budget_gbp_per_year, prob_exceeds_budget, median_gbp_per_year,
+    lower_gbp_per_year, upper_gbp_per_year, ci_prob``.
+    """
+    if not np.isfinite(budget) or budget <= 0:
+        raise BayesLacError(f"a budget is £ per year, a positive number; got {budget}")
+    scenarios = _check_scenarios(costs, scenarios)
+    horizon = int(costs.data["year"].max()) - costs.base_year
+    kept = [h for h in years_ahead if 1 <= h <= horizon]
+    lo, hi = interval_bounds(ci_prob)
+    cost = _cost(costs, prices)
+    rows = []
+    for s in scenarios:
+        for h in kept:
+            y = costs.base_year + h
+            c = cost.sel(scenario=s, year=y).values
+            rows.append(
+                {
+                    "la_code": costs.la_code,
+                    "scenario": s,
+                    "years_ahead": h,
+                    "year": y,
+                    "financial_year": financial_year(y),
+                    "budget_gbp_per_year": float(budget),
+                    "prob_exceeds_budget": float((c > budget).mean()),
+                    "median_gbp_per_year": float(np.median(c)),
+                    "lower_gbp_per_year": float(np.quantile(c, lo)),
+                    "upper_gbp_per_year": float(np.quantile(c, hi)),
+                    "ci_prob": ci_prob,
+                }
+            )
+    table = _price_columns(pd.DataFrame(rows), costs, prices)
+    table = table[[*table.columns[:5], "prices", "price_basis", "price_base_year", *table.columns[5:-3]]]
+    table.attrs["notices"] = [
+        f"{h} years ahead is beyond the {horizon}-year forecast; not shown." for h in years_ahead if h not in kept
+    ]
+    return table
 
 
 def cost_finding(

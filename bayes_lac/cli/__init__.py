@@ -267,14 +267,29 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--scenario", default="trend,population-only,converge-england")
     co.add_argument("--panel", help="panel CSV holding the unit-cost history (default: the bundled panel)")
     co.add_argument(
-        "--inflation", type=_inflation, default=0.02, help="annual inflation of unit costs, -1 to 1 (default 0.02)"
+        "--inflation",
+        type=_inflation,
+        default=0.02,
+        help="annual inflation assumed after the deflator's last year, -1 to 1 (default 0.02)",
     )
     co.add_argument(
         "--unit-cost-method",
-        choices=("flat", "trend", "resample"),
-        default="flat",
-        help="how the weekly unit cost moves in real terms: flat (no real growth, default), "
-        "trend (the authority's log-linear trend continues) or resample (recent years at random)",
+        choices=("model", "flat", "trend", "resample"),
+        default="model",
+        help="how the unit cost moves: model (default: modelled across all authorities, fitted on the fly, "
+        "its uncertainty in the interval); scenarios flat (no real growth), trend (the authority's "
+        "log-linear real trend continues) or resample (recent years at random)",
+    )
+    co.add_argument(
+        "--prices",
+        choices=("cash", "real"),
+        default="cash",
+        help="price basis of the CSV and the printout: cash (prices of each year, default) or real "
+        "(prices of the base year, GDP deflator)",
+    )
+    co.add_argument(
+        "--deflator",
+        help="CSV with columns year (calendar year) and gdp_deflator_index (default: the bundled UK GDP deflator)",
     )
     co.add_argument("--budget", type=_money, help="£ per year: report P(cost > budget)")
     _add_ci(co)

@@ -248,27 +248,37 @@ def compare_command(args) -> int:
 
 
 def costs_command(args) -> int:
-    """``bayes-lac costs``: annual cost per scenario and year, and the 3/5/10-year change table."""
+    """``bayes-lac costs``: annual cost per scenario and year, the 3/5/10-year change and budget risk."""
     from bayes_lac.analysis.costs import (
+        budget_risk,
         cost_change_table,
         cost_table,
         costs,
         financial_year,
+        modelled_unit_costs,
         unit_cost_history,
     )
     from bayes_lac.analysis.forecast import forecast, load_checked_run
     from bayes_lac.data.panel import load_panel
+    from bayes_lac.data.prices import price_index
     from bayes_lac.summaries import format_money, format_percent
 
-    prepare_outputs({"--out": args.out}, {"the run file": args.run, "--panel": args.panel})
+    prepare_outputs({"--out": args.out}, {"the run file": args.run, "--panel": args.panel, "--deflator": args.deflator})
+    index = price_index(args.deflator, args.inflation)
     run = load_checked_run(args.run, allow_unconverged=args.allow_unconverged)
     fc = forecast(run, la=args.la, horizon=args.horizon, scenarios=args.scenario, seed=args.seed)
     panel = load_panel(args.panel)
-    history = unit_cost_history(panel, fc.la_code)
-    co = costs(fc, history, inflation=args.inflation, seed=args.seed, method=args.unit_cost_method)
-    table = cost_table(co, ci_prob=args.ci_prob, prices="nominal")
+    if args.unit_cost_method == "model":
+        print("Fitting the unit-cost model to every authority's s251 spend per child (under a minute)...")
+        unit_costs = modelled_unit_costs(fc, panel, seed=args.seed)
+        co = costs(fc, unit_costs, inflation=args.inflation, seed=args.seed, prices=index)
+    else:
+        history = unit_cost_history(panel, fc.la_code)
+        co = costs(fc, history, inflation=args.inflation, seed=args.seed, method=args.unit_cost_method, prices=index)
+    prices = args.prices
+    table = cost_table(co, ci_prob=args.ci_prob, prices=prices)
     if args.budget is not None:
-        cost = co.data["cost_nominal"]
+        cost = co.data["cost_nominal" if prices == "cash" else "cost_real"]
         probs = []
         for s, y in zip(table["scenario"], table["year"]):
             if y == co.base_year:
@@ -279,16 +289,18 @@ def costs_command(args) -> int:
         table["prob_exceeds_budget"] = probs
     write_csv(table, args.out)
 
+    label = co.prices_label(prices)
     print(
-        f"Annual cost of children looked after, {co.la_name} ({co.la_code}), base year {financial_year(co.base_year)}"
+        f"Annual cost of children looked after, {co.la_name} ({co.la_code}), base year {financial_year(co.base_year)}, "
+        f"unit cost: {co.method}"
     )
     if not co.converged:
         print("WARNING: this run did not pass its convergence diagnostics; treat the numbers with caution.")
     horizons = [h for h in (3, 5, 10) if h <= fc.horizon]
     if horizons:
-        change = cost_change_table(co, years_ahead=horizons, ci_prob=args.ci_prob)
+        change = cost_change_table(co, years_ahead=horizons, ci_prob=args.ci_prob, prices=prices)
         print(
-            f"\nChange against {financial_year(co.base_year)} (£m a year, {co.prices_label('nominal')}, "
+            f"\nChange against {financial_year(co.base_year)} (£m a year, {label}, "
             f"median and {format_percent(args.ci_prob)} credible interval):"
         )
         shown = change.assign(
@@ -302,11 +314,20 @@ def costs_command(args) -> int:
     if len(horizons) < 3:
         print(f"(changes beyond the {fc.horizon}-year horizon not shown)")
     if args.budget is not None:
-        print(f"\nP(annual cost > {format_money(args.budget)}) is in column prob_exceeds_budget.")
+        risk = budget_risk(co, args.budget, prices=prices, ci_prob=args.ci_prob)
+        print(f"\nChance the annual cost exceeds {format_money(args.budget)} ({label}):")
+        print(
+            risk.assign(chance=(100 * risk["prob_exceeds_budget"]).round().astype(int).astype(str) + "%")[
+                ["scenario", "years_ahead", "financial_year", "chance"]
+            ].to_string(index=False)
+        )
+        for notice in risk.attrs["notices"]:
+            print(f"  {notice}")
+        print("P(annual cost > budget) for every year is in column prob_exceeds_budget.")
     print("\nAssumptions:")
     for a in co.assumptions:
         print(f"  - {a}")
-    print(f"\nWrote {len(table)} rows (£ per year, {co.prices_label('nominal')}) to {args.out}")
+    print(f"\nWrote {len(table)} rows (£ per year, {label}) to {args.out}")
     return 0
 
 

@@ -1,0 +1,143 @@
+"""The modelled unit cost: the data it uses, recovery on simulated spend, and its draws in costs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from bayes_lac.analysis.costs import WEEKS_PER_YEAR, constant_price_index, costs
+from bayes_lac.errors import BayesLacError, PanelError, UnknownAuthorityError
+from bayes_lac.model.unit_cost import (
+    FIRST_COMPARABLE_YEAR,
+    fit_unit_cost,
+    predict_unit_cost,
+    unit_cost_data,
+    unit_cost_table,
+)
+
+TRUTH = {"growth": 0.05, "national_sd": 0.02, "offset_sd": 0.25, "persistence": 0.6, "sigma": 0.08}
+
+
+def simulate_panel(n_la=20, years=range(2013, 2027), seed=1, truth=TRUTH) -> pd.DataFrame:
+    """Spend and children in care drawn from the unit-cost model with known parameters."""
+    rng = np.random.default_rng(seed)
+    years = np.array(list(years))
+    steps = truth["growth"] + truth["national_sd"] * rng.standard_normal(len(years) - 1)
+    national = np.log(50_000) + np.concatenate([[0.0], np.cumsum(steps)])
+    offset = truth["offset_sd"] * rng.standard_normal(n_la)
+    offset -= offset.mean()
+    rho, sigma = truth["persistence"], truth["sigma"]
+    rows = []
+    for a in range(n_la):
+        dep = sigma / np.sqrt(1 - rho**2) * rng.standard_normal()
+        children = rng.integers(80, 600)
+        for t, year in enumerate(years):
+            if t:
+                dep = rho * dep + sigma * rng.standard_normal()
+            unit = np.exp(national[t] + offset[a] + dep)
+            rows.append(
+                {
+                    "la_code": f"E0600{a:04d}",
+                    "la_name": f"LA {a}",
+                    "year": int(year),
+                    "looked_after": float(children),
+                    "spend_looked_after": float(children * unit),
+                    "geographic_level": "Local authority",
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def recovery_fit():
+    panel = simulate_panel()
+    data = unit_cost_data(panel)
+    return fit_unit_cost(data, sampler="pymc", draws=300, tune=500, chains=2, seed=3)
+
+
+@pytest.mark.slow
+def test_unit_cost_model_recovers_known_growth_persistence_and_noise(recovery_fit):
+    post = recovery_fit.posterior
+    # sigma is the scale of a Student-t; its sd, comparable to the simulated normal noise's, is larger
+    nu = post["nu"].values
+    noise_sd = post["sigma"].values * np.sqrt(np.where(nu > 2, nu / np.maximum(nu - 2, 1e-9), np.inf))
+    draws = {name: post[name].values for name in TRUTH if name != "sigma"} | {"sigma": noise_sd}
+    for name, true in TRUTH.items():
+        lo, hi = np.quantile(draws[name], [0.05, 0.95])
+        assert lo <= true <= hi, f"{name}: truth {true} outside the 90% interval {lo:.3f}-{hi:.3f}"
+    assert recovery_fit.diagnostics["max_rhat"] < 1.05
+
+
+@pytest.mark.slow
+def test_predicted_unit_cost_grows_at_the_national_rate_and_widens(recovery_fit):
+    la = recovery_fit.data.la[0]
+    draws = predict_unit_cost(recovery_fit, la, range(2027, 2037), n_draws=1000, seed=1)
+    assert draws.dims == ("draw", "year") and draws.sizes["draw"] == 1000
+    median = draws.median("draw")
+    growth = float((median.sel(year=2036) / median.sel(year=2031)) ** (1 / 5) - 1)
+    assert 0.02 < growth < 0.08  # the true national growth is 5 % a year
+    width = draws.quantile(0.95, "draw") - draws.quantile(0.05, "draw")
+    assert float(width.sel(year=2036) / median.sel(year=2036)) > float(width.sel(year=2027) / median.sel(year=2027))
+    table = unit_cost_table(recovery_fit, la)
+    assert {"unit_cost_gbp_per_child_year", "national_gbp_per_child_year"} <= set(table.columns)
+
+
+def test_years_before_the_definitional_break_and_tiny_counts_are_listed_not_used():
+    panel = simulate_panel(n_la=3, years=range(2010, 2016))
+    panel.loc[(panel["la_code"] == "E06000001") & (panel["year"] == 2014), "looked_after"] = 5.0
+    panel.loc[(panel["la_code"] == "E06000002") & (panel["year"] == 2015), "spend_looked_after"] = np.nan
+    data = unit_cost_data(panel)
+    assert data.table["year"].min() == FIRST_COMPARABLE_YEAR
+    reasons = data.excluded.set_index(["la_code", "year"])["reason"]
+    assert "definitional break" in reasons[("E06000000", 2012)]
+    assert "fewer than 20" in reasons[("E06000001", 2014)]
+    assert reasons[("E06000002", 2015)] == "no spend_looked_after"
+    assert len(data.table) + len(data.excluded) == len(panel)  # nothing silently dropped
+    assert any("definitional break" in n for n in data.notices())
+
+
+def test_a_change_of_spend_source_is_flagged_as_a_break():
+    panel = simulate_panel(n_la=2, years=range(2013, 2018))
+    panel["spend_looked_after_source"] = np.where(panel["year"] < 2016, "s251 outturn 2013-14", "LAIT@abc")
+    data = unit_cost_data(panel)
+    flagged = data.table[data.table["break_before"]]
+    assert set(flagged["year"]) == {2016} and len(flagged) == 2
+    with pytest.raises(BayesLacError, match="break year"):
+        unit_cost_data(panel, breaks=(2030,))
+
+
+def test_a_spend_that_is_not_a_number_names_the_authority_and_year():
+    panel = simulate_panel(n_la=2, years=range(2013, 2016)).astype({"spend_looked_after": object})
+    panel.loc[1, "spend_looked_after"] = "n/a"
+    with pytest.raises(PanelError, match=r"spend_looked_after, E06000000 2014: 'n/a'"):
+        unit_cost_data(panel)
+
+
+@pytest.mark.slow
+def test_an_authority_without_unit_costs_cannot_be_predicted(recovery_fit):
+    with pytest.raises(UnknownAuthorityError):
+        predict_unit_cost(recovery_fit, "E06009999", [2027])
+
+
+def test_modelled_unit_cost_draws_multiply_the_children_draw_by_draw():
+    from bayes_lac.analysis.forecast import forecast
+    from tests.conftest import make_toy_results
+
+    fc = forecast(make_toy_results(), horizon=3, scenarios=["trend"], seed=0)
+    n = fc.data.sizes["draw"]
+    rng = np.random.default_rng(0)
+    unit = xr.DataArray(
+        rng.lognormal(np.log(80_000), 0.2, size=(n, 3)),
+        dims=("draw", "year"),
+        coords={"draw": fc.data["draw"].values, "year": fc.data["year"].values},
+    )
+    unit.attrs["base_unit_cost_gbp_per_child_year"] = 75_000.0
+    c = costs(fc, unit, inflation=0.0, prices=constant_price_index(0.0))
+    assert c.method == "model"
+    children = fc.data["predicted"].sel(measure="looked_after", scenario="trend").values
+    assert np.allclose(c.data["cost_nominal"].sel(scenario="trend").values, children * unit.values)
+    assert np.allclose(c.data["weekly_unit_cost_nominal"].values, unit.values / WEEKS_PER_YEAR)
+    with pytest.raises(BayesLacError, match="draws"):
+        costs(fc, unit.isel(draw=slice(0, 10)))
