@@ -180,7 +180,7 @@ def test_tables_and_chart(fc):
     fig = plot_costs(c, scenarios=["trend"], prices="real")
     ax = fig.axes[0]
     assert np.allclose(ax.lines[0].get_ydata(), twin["median_gbp_per_year"] / 1e6)
-    assert f"cash prices of {BASE}" in ax.get_ylabel()
+    assert f"real terms, prices of {financial_year(BASE)}" in ax.get_ylabel()
     assert financial_year(2030) == "2029-30"
 
 

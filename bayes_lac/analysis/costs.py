@@ -235,7 +235,8 @@ class Costs:
         ``cost_nominal`` and ``cost_real`` (£ per year; cash prices of each year, and of the
         base year), ``children`` (predictive looked-after count), and, dims (draw, year),
         ``weekly_unit_cost_nominal`` / ``weekly_unit_cost_real`` (£ per child per week);
-        ``base_cost`` (draw): £ per year in the base year.
+        ``base_cost`` (draw): £ per year in the base year; ``base_children`` (draw): children looked
+        after in the base year (published, else modelled).
     la_code, la_name, base_year
         The authority and the last fitted year (prices of the ``real`` variables).
     inflation
@@ -265,7 +266,7 @@ class Costs:
         """The price basis of `prices` in words, with its base year."""
         prices = _check_prices(prices)
         if prices == "real":
-            return f"real terms, prices of {financial_year(self.base_year)} (cash prices of {self.base_year})"
+            return f"real terms, prices of {financial_year(self.base_year)}"
         return "cash prices of each year"
 
 
@@ -503,6 +504,7 @@ def costs(
             "weekly_unit_cost_real": (dims, real_weekly),
             "weekly_unit_cost_nominal": (dims, nominal_weekly),
             "base_cost": (("draw",), base_cost),
+            "base_children": (("draw",), base_children),
         },
         coords={"draw": forecast.data["draw"], "year": years},
     )

@@ -126,6 +126,12 @@ PANEL_COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + (
     "spend_looked_after_source",
     "spend_looked_after_note",
     "spend_looked_after_pre2013_definition",
+    "weekly_cost_fostering",
+    "weekly_cost_residential",
+    "placed_foster_percent",
+    "placed_residential_percent",
+    "placed_independent_living_percent",
+    "placed_parents_others_percent",
     "idaci_rank_2015",
     "idaci_prop10_2015",
     "idaci_score_2019",
@@ -133,6 +139,19 @@ PANEL_COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + (
     "idaci_score_2025",
     "idaci_prop10_2025",
 )
+
+#: Placement-mix columns and their LAIT codes: weekly unit cost per placement (£ per child per
+#: week, s251) and % of children looked after at 31 March by placement type.
+PLACEMENT_COST_CODES: dict[str, str] = {
+    "weekly_cost_fostering": "FosteringFinance",
+    "weekly_cost_residential": "RescareFinance",
+}
+PLACEMENT_SHARE_CODES: dict[str, str] = {
+    "placed_foster_percent": "LAC_Foster_Placements",
+    "placed_residential_percent": "LAC_SecHome_And_ChildHome",
+    "placed_independent_living_percent": "LAC_Ind_SInd_Liv_Arr",
+    "placed_parents_others_percent": "LAC_Parents_OR_Others",
+}
 
 #: Columns holding whole numbers (written without a decimal point).
 INTEGER_COLUMNS: frozenset[str] = frozenset(
@@ -766,7 +785,16 @@ def build_all(source: Path | str = DEFAULT_OFFICIAL_SOURCE, progress: bool = Fal
     england = [ENGLAND_CODE]
     steps.update()
 
-    lait_codes = ["LACnum", "LAC", "Unacc_Asylmn_Seek_Childn", "LACFinance", "TotalLACFinance", "ChildPov"]
+    lait_codes = [
+        "LACnum",
+        "LAC",
+        "Unacc_Asylmn_Seek_Childn",
+        "LACFinance",
+        "TotalLACFinance",
+        "ChildPov",
+        *PLACEMENT_COST_CODES.values(),
+        *PLACEMENT_SHARE_CODES.values(),
+    ]
     head = src.lait("lait_head", lait_codes)
     old = src.lait("lait_2015", lait_codes)
     poverty = src.lait("lait_child_poverty", ["ChildPov"])
@@ -891,6 +919,13 @@ def build_all(source: Path | str = DEFAULT_OFFICIAL_SOURCE, progress: bool = Fal
     )
     old_def = pd.concat([outturn_total_looked_after(src, y, areas) for y in (2010, 2011, 2012)], ignore_index=True)
     panel["spend_looked_after_pre2013_definition"] = _lookup(panel, old_def)
+    # Placement mix: DfE's weekly unit cost per foster / residential placement (LAIT, from FY
+    # 2015-16) and the % of children looked after at 31 March by placement (LAIT, 2020-2025).
+    # Values only: a blank is a year LAIT does not publish or a suppressed cell.
+    for column, code in PLACEMENT_COST_CODES.items():
+        panel[column] = _lookup(panel, lait_series(code, 2016))
+    for column, code in PLACEMENT_SHARE_CODES.items():
+        panel[column] = _lookup(panel, lait_measure(head, code, areas, LAIT_HEAD, range(2020, LAST_YEAR + 1)))
     steps.update()
 
     panel = panel.merge(idaci_columns(src, areas), on="la_code", how="left")

@@ -112,7 +112,7 @@ class PriceIndex:
 
     calendar: pd.Series
     inflation: float = 0.02
-    source: str = "UK GDP deflator (bundled)"
+    source: str = "the bundled UK GDP deflator"
 
     def _calendar(self, year: int) -> float:
         first, last = int(self.calendar.index.min()), int(self.calendar.index.max())
@@ -156,7 +156,7 @@ class PriceIndex:
     def assumptions(self, base_year: int) -> list[str]:
         return [
             f"Real terms: cash £ deflated to prices of the financial year {base_year - 1}-{str(base_year)[-2:]} with "
-            f"the GDP deflator in {self.source} (financial year = 3/4 of the calendar year it starts in + 1/4 of the "
+            f"{self.source} (financial year = 3/4 of the calendar year it starts in + 1/4 of the "
             f"next), extended at {100 * self.inflation:g}% a year after calendar year {self.last_year}."
         ]
 
@@ -164,7 +164,7 @@ class PriceIndex:
 def price_index(path: Path | str | None = None, inflation: float = 0.02) -> PriceIndex:
     """A `PriceIndex` from a deflator file (default the bundled UK GDP deflator)."""
     series = load_deflator(path)
-    name = "the bundled UK GDP deflator (IMF WEO)" if path is None else str(path)
+    name = "the bundled UK GDP deflator (IMF WEO)" if path is None else f"the deflator in {path}"
     return PriceIndex(calendar=series, inflation=float(inflation), source=name)
 
 
