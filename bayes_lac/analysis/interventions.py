@@ -8,9 +8,12 @@ Carlo draws with the package's one credible-interval vocabulary.
 
 The arithmetic, per draw (all money in £, cash prices of the file's year)::
 
-    prevented per year  = reach * at_risk * effect      (effect per participant)
-                        = effect                        (effect per year)
+    effective           = 0 with probability no_effect_probability, else 1 (per draw)
+    effect'             = effect * effective * (1 - deadweight)
+    prevented per year  = reach * at_risk * effect'     (effect per participant)
+                        = effect'                       (effect per year)
     saving per outcome  = duration * unit_cost          (unit_cost per week or per year)
+                          * (1 - delayed_share) + min(delay, duration) * unit_cost * delayed_share
                         = unit_cost                     (unit_cost per outcome)
     programme_cost      = reach * cost_per_participant * A
     gross_saving        = prevented per year * saving per outcome * A
@@ -19,7 +22,13 @@ The arithmetic, per draw (all money in £, cash prices of the file's year)::
                         = cashable_share * net_saving   (basis "net")
     break_even_effect   = the effect at which net_saving = 0, other inputs held at the draw
 
-where ``A = sum_{t=0}^{years-1} (1 + discount_rate) ** -t`` (1 for a one-year case). Savings
+where ``A = sum_{t=0}^{years-1} (1 + discount_rate) ** -t`` (1 for a one-year case).
+``no_effect_probability`` (the evidence that the service may do nothing), ``deadweight``
+(share of the outcomes "prevented" that would not have happened anyway) and ``delayed_share``
+with ``delay`` (entries to care only put off, by ``delay`` in the duration's unit) are optional
+and default to 0; with uncertainty off a no-effect probability enters as its expected value
+(effect x (1 - p)). ``break_even_effect`` is the effect, given that the service works, at which
+the net saving is zero: deadweight and delay raise it, the no-effect probability does not. Savings
 from an outcome prevented in year t are counted in year t. ``break_even_effect`` is in the
 units of ``effect`` and does not depend on ``A``.
 
@@ -54,6 +63,15 @@ discount_rate          optional, annual discount rate for years > 1 (default 0; 
                        incident, then no duration)
 [cashable_share]       optional: share (0 to 1) of savings that is directly cashable;
                        ``basis`` "gross" (default) or "net"
+[no_effect_probability] optional: probability (0 to 1) that the service has no effect at all
+[deadweight]           optional: share (0 to 1) of prevented outcomes that would not have
+                       happened anyway
+[delayed_share]        optional: share (0 to 1) of prevented entries to care that are only
+                       delayed; needs [delay] (same unit as [duration])
+evidence               optional list of strings: the trial evidence behind the effect and
+                       its priors (author, year, title, where published, the figure used)
+price_year             optional: the financial year (ending 31 March) of the £ figures;
+                       `rebase_intervention` moves them to another year's prices
 =====================  =====================================================================
 
 Every quantity table has ``point`` (the value used with uncertainty switched off; the
@@ -96,7 +114,7 @@ import difflib
 import math
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
@@ -146,6 +164,12 @@ _TOP_KEYS = {
     "duration",
     "unit_cost",
     "cashable_share",
+    "no_effect_probability",
+    "deadweight",
+    "delayed_share",
+    "delay",
+    "evidence",
+    "price_year",
 }
 _REQUIRED_TOP = ("name", "source", "outcome", "reach", "cost_per_participant", "effect", "unit_cost")
 _QUANTITY_KEYS = {"point", "low", "high", "uncertainty"}
@@ -158,6 +182,10 @@ _EXTRA_KEYS: dict[str, dict[str, tuple[str, ...] | None]] = {
     "duration": {"unit": ("weeks", "years")},
     "unit_cost": {"per": ("week", "year", "outcome")},
     "cashable_share": {"basis": ("gross", "net")},
+    "no_effect_probability": {},
+    "deadweight": {},
+    "delayed_share": {},
+    "delay": {},
 }
 _DIST_PARAMS: dict[str, tuple[str, ...]] = {
     "normal": ("mean", "sd"),
@@ -296,6 +324,8 @@ class InterventionSpec:
     years: int = 1
     discount_rate: float = 0.0
     path: str = "<dict>"
+    evidence: tuple[str, ...] = ()
+    price_year: int | None = None
 
     @property
     def effect_unit(self) -> str:
@@ -570,6 +600,10 @@ def intervention_from_dict(data: Mapping, source: str = "<dict>") -> Interventio
         "duration": (0.0, math.inf, True),
         "unit_cost": (0.0, math.inf, True),
         "cashable_share": (0.0, 1.0, False),
+        "no_effect_probability": (0.0, 1.0, False),
+        "deadweight": (0.0, 1.0, False),
+        "delayed_share": (0.0, 1.0, False),
+        "delay": (0.0, math.inf, False),
     }
     if "at_risk" in data:
         bounds["effect"] = (0.0, 1.0, False)  # then effect is a share of the at-risk outcomes
@@ -599,6 +633,21 @@ def intervention_from_dict(data: Mapping, source: str = "<dict>") -> Interventio
                 f"'{unit_cost_per}s' to match unit_cost per '{unit_cost_per}', got '{duration_unit}' "
                 "(give both per week or both per year)",
             )
+
+    if ("delayed_share" in quantities) != ("delay" in quantities):
+        raise _error(
+            source, "delay", "both [delayed_share] and [delay] (how long a delayed entry is put off), or neither"
+        )
+    if "delay" in quantities and unit_cost_per == "outcome":
+        raise _error(source, "delay", "no [delay] when unit_cost is per outcome (there is no time in care to shorten)")
+    evidence = data.get("evidence", [])
+    if not isinstance(evidence, list) or not all(isinstance(e, str) and e.strip() for e in evidence):
+        raise _error(source, "evidence", "a list of citations (strings)")
+    price_year = data.get("price_year")
+    if price_year is not None and (
+        isinstance(price_year, bool) or not isinstance(price_year, int) or not 1990 <= price_year <= 2100
+    ):
+        raise _error(source, "price_year", f"a financial year ending 31 March, e.g. 2017, got {price_year!r}")
 
     for key, q in quantities.items():
         _check_point_in_range(source, key, q)
@@ -632,6 +681,8 @@ def intervention_from_dict(data: Mapping, source: str = "<dict>") -> Interventio
         years=years,
         discount_rate=discount_rate,
         path=source,
+        evidence=tuple(e.strip() for e in evidence),
+        price_year=price_year,
     )
 
 
@@ -763,22 +814,36 @@ def evaluate_intervention(
     duration = get("duration")
     unit_cost = get("unit_cost")
     share = get("cashable_share", default=np.nan)
+    # Drawn after the original inputs, so files without them keep their draws.
+    no_effect = get("no_effect_probability", default=0.0)
+    deadweight = get("deadweight", default=0.0)
+    delayed = get("delayed_share", default=0.0)
+    delay = get("delay", default=0.0)
+    if uncertainty:
+        works = (rng.random(n) >= no_effect).astype(float)
+    else:
+        works = 1.0 - no_effect  # the expected value: a point case has no draws to switch off
+    effect = effect * works * (1.0 - deadweight)
 
     annuity = sum((1 + spec.discount_rate) ** -t for t in range(spec.years))
     if spec.effect_per == "year":
         prevented_per_year = effect
     else:
         prevented_per_year = reach * at_risk * effect
-    saving_per_outcome = unit_cost if spec.unit_cost_per == "outcome" else duration * unit_cost
+    if spec.unit_cost_per == "outcome":
+        saving_per_outcome = unit_cost
+    else:
+        saving_per_outcome = unit_cost * ((1.0 - delayed) * duration + delayed * np.minimum(delay, duration))
     cost = reach * cost_pp * annuity
     gross = prevented_per_year * saving_per_outcome * annuity
     net = gross - cost
     with np.errstate(divide="ignore", invalid="ignore"):
         # The effect that makes gross equal cost; it does not depend on the horizon.
+        # Given that the service works: deadweight scales the effect that counts.
         if spec.effect_per == "year":
-            break_even = reach * cost_pp / saving_per_outcome
+            break_even = reach * cost_pp / (saving_per_outcome * (1.0 - deadweight))
         else:
-            break_even = cost_pp / (at_risk * saving_per_outcome)
+            break_even = cost_pp / (at_risk * saving_per_outcome * (1.0 - deadweight))
         per_pound = gross / cost
     variables = {
         "participants": reach * spec.years,
@@ -902,7 +967,7 @@ def intervention_finding(result: InterventionResult, ci_prob: float = CI_PROB) -
     spec = result.spec
     table = intervention_table(result, ci_prob=ci_prob).set_index("quantity")
     period = spec.period
-    caveats = tuple(f"Assumption: {a}" for a in spec.assumptions)
+    caveats = tuple(f"Assumption: {a}" for a in spec.assumptions) + tuple(f"Evidence: {e}" for e in spec.evidence)
     title = f"Invest to save: {spec.name}"
     if not result.uncertainty:
         sentence = (
@@ -998,3 +1063,74 @@ def plot_intervention(result: InterventionResult, *, ax=None, ci_prob: float = C
     ax.set_title(f"{spec.name}: net saving\n{subtitle}")
     ax.legend(frameon=False, fontsize="small")
     return fig
+
+
+def _scaled(q: Quantity, factor: float) -> Quantity:
+    """`q` with its values and distribution multiplied by `factor` (> 0): same relative spread."""
+    dist = None
+    if q.dist is not None:
+        dist = {k: (v * factor if k in ("mean", "sd", "lower", "upper", "mode") else v) for k, v in q.dist.items()}
+    return replace(q, point=q.point * factor, low=q.low * factor, high=q.high * factor, dist=dist)
+
+
+def rebase_intervention(spec: InterventionSpec, panel: pd.DataFrame, la_code: str, year: int, prices=None):
+    """The intervention in the prices and unit costs of `year`, from the data.
+
+    The service's cost per participant moves from the file's ``price_year`` to cash prices of
+    `year` with the deflator (`bayes_lac.data.prices`; default the bundled UK GDP deflator).
+    The unit cost of care (per year or per week) becomes the authority's own s251 spend per
+    child looked after in `year` (``spend_looked_after`` / ``looked_after``; / 52.18 per week),
+    its uncertainty keeping the file's relative spread; a unit cost per outcome is deflated
+    like the service's cost.
+
+    Parameters
+    ----------
+    spec
+        A validated intervention with ``price_year``.
+    panel
+        Panel with the authority's ``spend_looked_after`` and ``looked_after`` in `year`.
+    la_code
+        The authority.
+    year
+        Financial year ending 31 March of the analysis (e.g. 2025 for 2024-25).
+    prices
+        A `bayes_lac.data.prices.PriceIndex` (default the bundled UK GDP deflator).
+
+    Returns
+    -------
+    InterventionSpec with ``price_year`` = `year` and an assumption saying what was rebased.
+    """
+    from bayes_lac.data.prices import price_index
+
+    if spec.price_year is None:
+        raise InputFileError(f"{spec.path}: price_year is needed to move the £ figures to {year} prices")
+    index = prices if prices is not None else price_index()
+    factor = float(index.factor([spec.price_year], int(year))[0])
+    rows = panel[(panel["la_code"] == la_code) & (panel["year"].astype(int) == int(year))]
+    spend = pd.to_numeric(rows["spend_looked_after"], errors="coerce") if len(rows) else pd.Series(dtype=float)
+    children = pd.to_numeric(rows["looked_after"], errors="coerce") if len(rows) else pd.Series(dtype=float)
+    if rows.empty or not np.isfinite(spend.iloc[0]) or not children.iloc[0] > 0:
+        raise InputFileError(
+            f"the panel has no spend_looked_after and looked_after for {la_code} in {year}; the unit cost of "
+            f"{spec.name} cannot be taken from the data"
+        )
+    per_year = float(spend.iloc[0] / children.iloc[0])
+    q = dict(spec.quantities)
+    q["cost_per_participant"] = _scaled(q["cost_per_participant"], factor)
+    old_unit = q["unit_cost"].point
+    if spec.unit_cost_per == "outcome":
+        q["unit_cost"] = _scaled(q["unit_cost"], factor)
+        what = f"the cost per outcome deflated like the service's cost (x {factor:.3f})"
+    else:
+        new_unit = per_year if spec.unit_cost_per == "year" else per_year / 52.18
+        q["unit_cost"] = _scaled(q["unit_cost"], new_unit / old_unit)
+        what = (
+            f"the unit cost of care is {la_code}'s s251 spend per child looked after in {year - 1}-{str(year)[-2:]}, "
+            f"£{new_unit:,.0f} a {spec.unit_cost_per} (the file's £{old_unit:,.0f} in {spec.price_year} prices), "
+            "with the file's relative uncertainty"
+        )
+    note = (
+        f"Rebased to cash prices of {year - 1}-{str(year)[-2:]}: the service's cost moved from {spec.price_year} "
+        f"prices with {index.source} (x {factor:.3f}); {what}."
+    )
+    return replace(spec, quantities=q, price_year=int(year), assumptions=(*spec.assumptions, note))
