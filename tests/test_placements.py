@@ -88,3 +88,18 @@ def test_moving_children_to_foster_care_saves_the_difference_in_unit_costs_per_d
     assert np.allclose(table["median_saving_gbp"], expected) and (table["k"] == 4).all()
     with pytest.raises(BayesLacError, match="between 1 and the 10 children"):
         move_to_foster(flat_costs, panel, k=11)
+
+
+def test_the_placement_chart_draws_its_table_twin():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from bayes_lac.analysis.placements import placement_chart_table, plot_placement_mix
+
+    table = placement_mix_table(pd.DataFrame([_row("A"), _row("B", res=20.0)]), "A", neighbours=["B"])
+    fig = plot_placement_mix(table)
+    twin = placement_chart_table(table)
+    bars = fig.axes[0].patches
+    residential = twin[twin["placement"] == "residential"]["spend_gbp_m"].to_numpy()
+    assert np.allclose([b.get_width() for b in bars[: len(residential)]], residential)
+    assert "2023-24" in fig.axes[0].get_title()

@@ -117,3 +117,14 @@ def test_budget_risk_is_the_share_of_draws_over_budget_next_year_and_at_3_5_10(t
     assert set(short["years_ahead"]) == {1} and "12 years ahead" in short.attrs["notices"][0]
     with pytest.raises(BayesLacError, match="positive"):
         budget_risk(toy_costs, -5)
+
+
+def test_budget_risk_finding_names_each_horizon_with_its_chance(toy_costs):
+    from bayes_lac.analysis.costs import budget_risk_finding
+
+    finding = budget_risk_finding(toy_costs, 3e7)
+    risk = budget_risk(toy_costs, 3e7, scenarios=["trend"])
+    assert list(finding.table["prob_exceeds_budget"]) == list(risk["prob_exceeds_budget"])
+    for fy in ("2020-21", "2022-23", "2024-25", "2029-30"):
+        assert fy in finding.sentence
+    assert "cash prices of each year" in finding.sentence and "90% credible interval" in finding.sentence

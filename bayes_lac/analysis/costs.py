@@ -735,6 +735,38 @@ def budget_risk(
     return table
 
 
+def budget_risk_finding(
+    costs: Costs, budget: float, scenario: str = "trend", prices: str = "nominal", ci_prob: float = CI_PROB
+) -> Finding:
+    """A headline sentence: the chance the cost exceeds `budget` next year and 3, 5 and 10 years on.
+
+    The table is `budget_risk` for `scenario`; the caveats are the cost assumptions.
+    """
+    table = budget_risk(costs, budget, scenarios=[scenario], prices=prices, ci_prob=ci_prob)
+    parts = [
+        f"{format_chance(r.prob_exceeds_budget)} in {r.financial_year}"
+        + (" (next year)" if r.years_ahead == 1 else f" ({r.years_ahead} years on)")
+        for r in table.itertuples()
+    ]
+    first = table.iloc[0]
+    sentence = (
+        f"Under the {scenario} scenario, the chance that the cost of children looked after in {costs.la_name} "
+        f"exceeds {format_money(budget)} a year is {'; '.join(parts)} ({costs.prices_label(prices)}; next year's "
+        f"central estimate {format_money(first['median_gbp_per_year'])}, {format_percent(ci_prob)} credible "
+        f"interval {format_money(first['lower_gbp_per_year'])} to {format_money(first['upper_gbp_per_year'])}; "
+        f"unit cost: {costs.method})."
+    )
+    others = [f"{s}:" for s in costs.scenarios if s != scenario]
+    return Finding(
+        title=f"Budget risk: chance the cost exceeds {format_money(budget)} a year",
+        sentence=sentence,
+        table=table,
+        ci_prob=ci_prob,
+        caveats=tuple(a for a in costs.assumptions if not any(a.startswith(o) for o in others))
+        + tuple(table.attrs.get("notices", ())),
+    )
+
+
 def cost_finding(
     costs: Costs, budget: float, year: int, scenario: str = "trend", prices: str = "nominal", ci_prob: float = CI_PROB
 ) -> Finding:

@@ -252,3 +252,47 @@ def move_to_foster_table(move: PlacementMove, ci_prob: float = CI_PROB) -> pd.Da
             }
         )
     return pd.DataFrame(rows)
+
+
+def placement_chart_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The numbers `plot_placement_mix` draws: implied spend by placement per authority, £m.
+
+    Returns
+    -------
+    DataFrame ``la_name, placement, spend_gbp_m`` (cash prices of the table's year), placement
+    one of ``residential``, ``foster``, ``other``.
+    """
+    long = table.melt(
+        id_vars=["la_name"],
+        value_vars=["residential_spend_gbp", "foster_spend_gbp", "other_spend_gbp"],
+        var_name="placement",
+        value_name="spend_gbp_m",
+    )
+    long["placement"] = long["placement"].str.replace("_spend_gbp", "", regex=False)
+    long["spend_gbp_m"] = long["spend_gbp_m"] / 1e6
+    return long
+
+
+def plot_placement_mix(table: pd.DataFrame, *, ax=None):
+    """Stacked bars: implied spend on residential and foster placements and the rest, per authority.
+
+    `table` is `placement_mix_table`; the numbers drawn are `placement_chart_table(table)`.
+    Returns the figure.
+    """
+    from bayes_lac.style import get_axes, series_style
+
+    data = placement_chart_table(table)
+    fig, ax = get_axes(ax)
+    names = list(dict.fromkeys(data["la_name"]))
+    bottom = np.zeros(len(names))
+    for i, placement in enumerate(("residential", "foster", "other")):
+        values = data[data["placement"] == placement].set_index("la_name").loc[names, "spend_gbp_m"].to_numpy()
+        ax.barh(names, values, left=bottom, color=series_style(i + 1)["color"], label=placement)
+        bottom = bottom + values
+    ax.invert_yaxis()
+    year = int(table["year"].iloc[0])
+    ax.set_xlabel(f"£m a year, {table['price_basis'].iloc[0]}")
+    ax.set_title(f"Spend on children looked after by placement, {financial_year(year)} (implied from DfE unit costs)")
+    ax.legend(fontsize="small")
+    ax.grid(axis="x", alpha=0.3)
+    return fig
