@@ -7,17 +7,23 @@ x 52.18 weeks, per posterior draw:
   31 March count stands for the average number in care through the financial year ending on
   that date, as in DfE's own unit cost (s251 spend / children looked after at 31 March).
 * Year Y is the financial year ending 31 March Y (2030 = 2029-30), as in s251 returns.
-* Weekly unit cost: the authority's own history (`unit_cost_history`: the panel's
-  ``weekly_cost_per_child``, or ``spend_looked_after`` / ``looked_after`` / 52.18 where the
-  former is missing), converted to **cash prices of the base year** (the last fitted year)
-  with the assumed inflation rate, then projected per draw by one of two methods:
+* Weekly unit cost, by one of these methods:
 
-  ``flat`` (default)
+  ``model`` (the default of ``bayes-lac costs``)
+      The unit cost modelled across all authorities (`bayes_lac.model.unit_cost`, fitted on
+      the fly with data up to the base year; `modelled_unit_costs`): each draw's unit cost is a
+      posterior predictive draw of the authority's s251 spend per child, in cash prices of
+      each year, so its uncertainty is in the interval. Pass the DataArray it returns as
+      `unit_costs`.
+
+  The scenarios use the authority's own history (`unit_cost_history`: the panel's
+  ``weekly_cost_per_child``, or ``spend_looked_after`` / ``looked_after`` / 52.18 where the
+  former is missing), deflated to **prices of the base year** with the deflator:
+
+  ``flat`` (the function's default for a history)
       No real growth: the real unit cost stays at the base year's published level (the
       trend's value there if none is published), with the same year-to-year noise as
-      ``trend`` (the residual sd of the log-linear fit, drawn per draw). The default because
-      extrapolating a decade of real unit-cost growth (Thurrock: about 9 % a year) for ten or
-      twenty years gives costs a board should see as a separate, labelled scenario.
+      ``trend`` (the residual sd of the log-linear fit, drawn per draw).
   ``trend``
       A log-linear trend of the real unit cost on year, fitted to the last 10 years up to the
       base year, with its parameter uncertainty (Bayesian linear regression with the
@@ -25,14 +31,16 @@ x 52.18 weeks, per posterior draw:
       slope from a normal given sigma) and residual noise in every future year.
   ``resample``
       Each future year's real unit cost is one of the last 5 years' real unit costs, drawn at
-      random: no trend, the spread of recent years as the uncertainty. Where costs have been
-      rising this sits below the base year's level.
+      random: no trend, the spread of recent years as the uncertainty.
 
   A single number instead of a history is a constant real weekly unit cost (no uncertainty).
-* Prices. ``real`` = cash prices of the base year; ``nominal`` = cash prices of each year,
-  i.e. the real cost inflated at `inflation` a year (default 2 %). History is deflated with
-  the same rate, so under ``trend`` the nominal projection is the nominal history's trend
-  and the inflation rate only splits it into price and real growth.
+* Prices (`bayes_lac.data.prices`). ``nominal`` (or ``cash``) = cash prices of each year;
+  ``real`` = prices of the base year: cash deflated with the GDP deflator (the bundled UK
+  GDP deflator unless `prices` is given), using its years up to the base year only and an
+  assumed `inflation` (default 2 %) a year after. Every table carries ``prices``,
+  ``price_basis`` and ``price_base_year``: one price basis per table.
+* Budget risk: `budget_risk` (P(cost > budget) next year and 3, 5, 10 years on) and
+  `budget_risk_finding` (its headline sentence).
 
 The base-year cost is the published looked-after count in the base year x the published
 unit cost of that year x 52.18 (modelled per draw where either is missing; then said so).

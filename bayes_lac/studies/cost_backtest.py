@@ -19,6 +19,7 @@ import xarray as xr
 
 from bayes_lac.config import CI_PROB, interval_bounds
 from bayes_lac.errors import BayesLacError
+from bayes_lac.studies.scoring import fair_crps
 
 
 def cost_backtest(
@@ -55,8 +56,8 @@ def cost_backtest(
     DataFrame, one row per method and outturn year: ``la_code, origin, method, year,
     years_ahead, outturn_gbp, median_gbp, lower_gbp, upper_gbp, ci_prob, covered``
     (outturn inside the interval), ``width_percent`` (interval width / median x 100),
-    ``error_percent`` ((median - outturn) / outturn x 100); all £ per year in cash prices of
-    each year. ``attrs["unit_cost_fit"]`` holds the unit-cost fit used.
+    ``error_percent`` ((median - outturn) / outturn x 100), ``crps_gbp`` (fair CRPS of the
+    draws against the outturn, £; lower is better); all £ per year in cash prices of each year. ``attrs["unit_cost_fit"]`` holds the unit-cost fit used.
     """
     from bayes_lac.analysis.costs import costs, modelled_unit_costs, unit_cost_history
     from bayes_lac.analysis.forecast import forecast
@@ -100,6 +101,7 @@ def cost_backtest(
                     "covered": bool(lower <= value <= upper),
                     "width_percent": 100 * (upper - lower) / median,
                     "error_percent": 100 * (median - value) / value,
+                    "crps_gbp": float(fair_crps(draws[None, :], np.array([float(value)]))[0]),
                 }
             )
     table = pd.DataFrame(rows)
@@ -109,12 +111,13 @@ def cost_backtest(
 
 def cost_backtest_summary(table: pd.DataFrame) -> pd.DataFrame:
     """Per method: coverage (share of outturns inside the interval), median interval width and
-    median absolute error (% of the median / the outturn), and the error in the last year.
+    median absolute error (% of the median / the outturn), mean CRPS (£m) and the error in the
+    last year.
 
     Returns
     -------
     DataFrame ``method, n, coverage, ci_prob, median_width_percent, median_abs_error_percent,
-    last_year, last_error_percent``.
+    mean_crps_gbp_m, last_year, last_error_percent``.
     """
     out = []
     for method, g in table.groupby("method", sort=False):
@@ -127,6 +130,7 @@ def cost_backtest_summary(table: pd.DataFrame) -> pd.DataFrame:
                 "ci_prob": float(g["ci_prob"].iloc[0]),
                 "median_width_percent": float(g["width_percent"].median()),
                 "median_abs_error_percent": float(g["error_percent"].abs().median()),
+                "mean_crps_gbp_m": float(g["crps_gbp"].mean() / 1e6) if "crps_gbp" in g else np.nan,
                 "last_year": int(last["year"]),
                 "last_error_percent": float(last["error_percent"]),
             }
