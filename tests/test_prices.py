@@ -128,3 +128,18 @@ def test_budget_risk_finding_names_each_horizon_with_its_chance(toy_costs):
     for fy in ("2020-21", "2022-23", "2024-25", "2029-30"):
         assert fy in finding.sentence
     assert "cash prices of each year" in finding.sentence and "90% credible interval" in finding.sentence
+
+
+def test_cli_costs_refuses_a_bad_deflator_in_one_line(tmp_path, capsys):
+    from bayes_lac.cli import main
+    from bayes_lac.model.results import save_run
+
+    run_path = tmp_path / "run.nc"
+    save_run(make_toy_results(), run_path)
+    bad = tmp_path / "deflator.csv"
+    bad.write_text("year,gdp_deflator_index\n2020,abc\n")
+    out = tmp_path / "costs.csv"
+    status = main(["costs", str(run_path), "--unit-cost-method", "flat", "--deflator", str(bad), "--out", str(out)])
+    assert status == 2 and not out.exists()
+    err = capsys.readouterr().err
+    assert "line 2, column gdp_deflator_index" in err and len(err.strip().splitlines()) == 1
