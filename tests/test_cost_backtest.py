@@ -29,6 +29,7 @@ def scored():
     return cost_backtest(run, panel, methods=("flat", "trend"))
 
 
+@pytest.mark.slow
 def test_each_outturn_year_is_scored_once_per_method_with_honest_coverage(scored):
     assert sorted(scored["year"].unique()) == [2021, 2022, 2023, 2024]
     assert (scored.groupby("method").size() == 4).all() and (scored["origin"] == 2020).all()
@@ -40,6 +41,7 @@ def test_each_outturn_year_is_scored_once_per_method_with_honest_coverage(scored
     assert (scored["crps_gbp"] > 0).all()
 
 
+@pytest.mark.slow
 def test_the_summary_is_the_share_covered_and_the_median_errors(scored):
     summary = cost_backtest_summary(scored).set_index("method")
     flat = scored[scored["method"] == "flat"]
