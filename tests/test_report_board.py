@@ -372,3 +372,86 @@ def test_cost_headline_and_workbook_agree_to_the_pound(toy, report, workbook):
     for f in cost.figures:
         assert sheet.loc[f.label, "Value"] == pytest.approx(f.value, rel=1e-12)
     assert isinstance(cmod.financial_year(2030), str) and cmod.financial_year(2030) == format_financial_year(2030)
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. Charts
+# ---------------------------------------------------------------------------------------------
+
+
+def test_every_chart_states_its_message_in_its_alt_text(report):
+    from bayes_lac.report.charts import alt_text_problem
+
+    problems = {f.caption: alt_text_problem(f.alt) for f in report.figures() if alt_text_problem(f.alt)}
+    assert not problems
+
+
+def test_alt_text_that_only_describes_the_drawing_is_refused():
+    import matplotlib.pyplot as plt
+
+    from bayes_lac.report.charts import alt_text_problem
+
+    # the defect: the comparison chart's alt text named colours and markers, not the message
+    old = (
+        "Line chart of the rate by year: Thurrock (solid black line with circles), the comparison "
+        "authorities pooled (dash-dot orange with squares) and England (dashed blue with triangles)."
+    )
+    assert "describes the drawing" in alt_text_problem(old)
+    assert "no number" in alt_text_problem("A chart of the cost by scenario.")
+    assert alt_text_problem("Thurrock had 59.6 per 10,000 children in 2025 against England 67.1.") == ""
+    fig, _ = plt.subplots()
+    table = R.make_table("t", "c", pd.DataFrame({"a": [1]}))
+    with pytest.raises(ValueError, match="does not state its message"):
+        R.ReportFigure.from_matplotlib(fig, alt=old, caption="C", twin=table)
+    plt.close(fig)
+
+
+def test_captions_start_upper_case(report):
+    for f in report.figures():
+        assert f.caption[:1].isupper(), f.caption
+    for _, t in report.tables():
+        assert t.caption[:1].isupper(), t.caption
+
+
+def test_level_axes_start_at_zero_and_bands_have_outlines():
+    import matplotlib.pyplot as plt
+
+    from bayes_lac.report.charts import axes_from_zero, greyscale_safe
+
+    fig, ax = plt.subplots()
+    x = np.arange(5)
+    for i, colour in enumerate(("C0", "C1", "C2")):
+        ax.fill_between(x, 40 + i, 50 + i, color=colour, alpha=0.3)
+        ax.plot(x, 45 + i + x, color=colour, linestyle="-", label=f"s{i}")
+    ax.legend()
+    assert ax.get_ylim()[0] > 0
+    axes_from_zero(fig)
+    assert ax.get_ylim()[0] == 0
+    greyscale_safe(fig)
+    styles = [line.get_linestyle() for line in ax.get_lines()]
+    # three series, three line styles: they differ by more than colour
+    assert len(set(styles)) == 3
+    for band in ax.collections:
+        assert band.get_edgecolor()[0][3] == 1.0 and band.get_linewidth()[0] > 0
+    plt.close(fig)
+
+
+def test_neighbours_are_named_and_highlighted_on_demand(toy):
+    import matplotlib.pyplot as plt
+
+    from bayes_lac.analysis import compare as emod
+    from bayes_lac.report.charts import name_neighbours
+    from tests.test_report import toy_panel
+
+    run = toy[0]
+    neighbours, _ = R.comparison_neighbours(run, run.attrs["target_la"])
+    table = emod.comparison_table(toy_panel(run), run.attrs["target_la"], neighbours, measures=["looked_after"])
+    fig = emod.plot_comparison(table, measure="looked_after")
+    ax = fig.axes[0]
+    names = table.loc[table["group"].isin(neighbours), "la_name"].unique()
+    written = name_neighbours(ax, table, "looked_after", highlight=[neighbours[0]])
+    assert sorted(written) == sorted(names)
+    assert {t.get_text() for t in ax.texts} >= set(names)
+    bold = [t for t in ax.texts if t.get_fontweight() == "bold"]
+    assert [t.get_text() for t in bold] == [table.loc[table["group"] == neighbours[0], "la_name"].iloc[0]]
+    plt.close(fig)

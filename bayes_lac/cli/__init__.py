@@ -369,6 +369,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rp.add_argument("--xlsx", action="store_true", help="also write every table to an XLSX workbook")
     rp.add_argument(
+        "--highlight",
+        help="comparison authorities to draw boldly on the comparison charts, comma-separated ONS codes "
+        "or names (every one is named at the end of its line anyway)",
+    )
+    rp.add_argument(
         "--allow-unconverged",
         action="store_true",
         help="report on a run that failed its diagnostics, marked on every page",

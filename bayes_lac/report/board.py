@@ -59,6 +59,7 @@ from bayes_lac.report.answers import (
     peak,
     published_series,
 )
+from bayes_lac.report.charts import alt_text_problem, axes_from_zero, greyscale_safe, name_neighbours
 from bayes_lac.report.formats import (
     KINDS,
     PLOTTING_COLUMNS,
@@ -72,7 +73,7 @@ from bayes_lac.report.formats import (
 )
 from bayes_lac.studies import backtest as bmod
 from bayes_lac.studies import sensitivity as smod
-from bayes_lac.summaries import Finding, format_money, format_percent, format_probability
+from bayes_lac.summaries import Finding, format_financial_year, format_money, format_percent, format_probability
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 
@@ -214,8 +215,9 @@ class ReportFigure:
         """Render a matplotlib figure to PNG and close it; `twin` holds the numbers it draws."""
         import matplotlib.pyplot as plt
 
-        if not alt.strip():
-            raise ValueError("every chart in the report needs alternative text")
+        problem = alt_text_problem(alt)
+        if problem:
+            raise ValueError(f"the alternative text of the chart {caption!r} does not state its message: {problem}")
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=dpi)
         width, height = (int(round(v)) for v in fig.get_size_inches() * dpi)
@@ -869,6 +871,8 @@ class _Context:
     comparison: pd.DataFrame | None = None
     run_path: str | None = None
     panel_mismatch: str = ""
+    #: Comparison authorities (codes or names) drawn boldly on the comparison charts.
+    highlight: tuple[str, ...] = ()
     unit_costs: pd.DataFrame | None = None
     costs: object = None
     #: Invest-to-save results with uncertainty, in the order evaluated.
@@ -908,16 +912,14 @@ def _comparison_section(ctx: _Context) -> Section:
         t = table[table["measure"] == m]
         wide = _comparison_wide(t)
         sec.heading(label)
+        fig = emod.plot_comparison(table, measure=m)
+        # the chart draws each series in its own line style and marker already
+        name_neighbours(fig.axes[0], table, m, highlight=ctx.highlight)
         sec.figure(
-            emod.plot_comparison(table, measure=m),
-            alt=(
-                f"Line chart of the rate of {label.lower()} per 10,000 children aged 0-17 by year: "
-                f"{ctx.la_name} (solid black line with circles), each comparison authority (thin "
-                "orange lines), the comparison authorities pooled (dash-dot orange with squares) and "
-                "England (dashed blue with triangles)."
-            ),
+            fig,
+            alt=_comparison_alt(t, ctx.la_name, label),
             caption=f"{label}: rate per 10,000 children aged 0-17, {ctx.la_name} against its comparison "
-            "authorities and England (published counts).",
+            "authorities (named at the right; those asked about drawn boldly) and England (published counts).",
             table=make_table(
                 f"compare_{m}",
                 f"{label}: rate per 10,000 children aged 0-17 by area and year (published; counts and "
@@ -928,6 +930,25 @@ def _comparison_section(ctx: _Context) -> Section:
         )
         sec.workbook_table(f"compare_{m}_detail", f"{label}: published counts, populations and rates", t)
     return sec
+
+
+def _comparison_alt(t: pd.DataFrame, la_name: str, label: str) -> str:
+    """The message of a comparison chart: the latest rates, and the authority's peak."""
+    latest = int(t.loc[(t["group"] == "target") & t["rate"].notna(), "year"].max())
+    at = t[t["year"] == latest].set_index("group")["rate"]
+    text = f"{label}: {la_name} had {KINDS['rate'].text(at['target'])} per 10,000 children aged 0-17 in {latest}"
+    others = []
+    if "neighbours_average" in at and pd.notna(at["neighbours_average"]):
+        others.append(f"its comparison authorities {KINDS['rate'].text(at['neighbours_average'])}")
+    if "england" in at and pd.notna(at["england"]):
+        others.append(f"England {KINDS['rate'].text(at['england'])}")
+    if others:
+        text += " against " + " and ".join(others)
+    own = t[(t["group"] == "target") & t["rate"].notna()]
+    top = own.loc[own["rate"].idxmax()]
+    if int(top["year"]) != latest:
+        text += f"; its highest rate was {KINDS['rate'].text(top['rate'])} in {int(top['year'])}"
+    return text + "."
 
 
 def _comparison_wide(table: pd.DataFrame) -> pd.DataFrame:
@@ -1029,8 +1050,10 @@ def _decomposition_section(ctx: _Context) -> Section:
             home = sec if m == "looked_after" or len(d.measures) == 1 else ctx.more_charts
             if home is ctx.more_charts:
                 home.heading(f"{label}: change from March {a} to {b}")
+            waterfall = dec.plot_decomposition(d, measure=m)
+            axes_from_zero(waterfall)
             home.figure(
-                dec.plot_decomposition(d, measure=m),
+                waterfall,
                 alt=_decomposition_alt(ctx.la_name, label, a, b, table),
                 caption=f"{label}, {ctx.la_name}, March {a} to March {b}: the modelled change split into "
                 f"components (bars: averages; whiskers: likely ranges, {format_percent(CI_PROB)}).",
@@ -1049,11 +1072,7 @@ def _decomposition_section(ctx: _Context) -> Section:
         label = _measure_label(comp_measure)
         sec.figure(
             dec.plot_comparison(d, measure=comp_measure),
-            alt=(
-                f"Grouped bar chart comparing the change in {label.lower()} from {a} to {b} in "
-                f"{ctx.la_name}, its comparison authorities and England, each component as a "
-                "percentage of the start-year count."
-            ),
+            alt=_decomp_compare_alt(comp, label, a, b),
             caption=f"{label}: change as a percentage of the {a} count, by component, against "
             "comparison authorities and England.",
             table=make_table(
@@ -1064,13 +1083,11 @@ def _decomposition_section(ctx: _Context) -> Section:
             ),
         )
         cf = dec.counterfactual_table(ctx.results, la=ctx.la, from_year=a, to_year=b, measure=comp_measure)
+        paths = dec.plot_counterfactuals(ctx.results, la=ctx.la, from_year=a, to_year=b, measure=comp_measure)
+        greyscale_safe(paths)
         sec.figure(
-            dec.plot_counterfactuals(ctx.results, la=ctx.la, from_year=a, to_year=b, measure=comp_measure),
-            alt=(
-                f"Line chart of {label.lower()} in {ctx.la_name} from {a} to {b}: published counts "
-                "against the modelled count and paths with population growth only, plus UASC and "
-                "plus deprivation, with credible bands."
-            ),
+            paths,
+            alt=_counterfactual_alt(cf, label, ctx.la_name, b),
             caption=f"{label}: published counts against demand-only paths (the 2017 report's Figure 5, "
             "with credible bands).",
             table=make_table(
@@ -1081,6 +1098,20 @@ def _decomposition_section(ctx: _Context) -> Section:
             ),
         )
     return sec
+
+
+def _decomp_compare_alt(comp: pd.DataFrame, label: str, a: int, b: int) -> str:
+    """The message of the change-against-others chart: each area's total change in % of its start."""
+    total = comp[(comp["component"] == "total") & comp["area"].isin(["target", "neighbours", "england"])]
+    parts = [f"{r.area_name} {KINDS['points'].text(r.mean)}%" for r in total.itertuples()]
+    return f"{label}, change from {a} to {b} as a percentage of the {a} count: " + "; ".join(parts) + "."
+
+
+def _counterfactual_alt(cf: pd.DataFrame, label: str, la_name: str, b: int) -> str:
+    """The message of the demand-only paths: where each path ends against the published count."""
+    end = cf[cf["year"] == b]
+    parts = [f"{r.series.replace('_', ' ')} {KINDS['count'].text(r.median)}" for r in end.itertuples()]
+    return f"{label} in {la_name} in March {b}: " + "; ".join(parts) + "."
 
 
 def _fitted_peak(ctx: _Context, first: int, last: int) -> int | None:
@@ -1096,11 +1127,16 @@ def _fitted_peak(ctx: _Context, first: int, last: int) -> int | None:
 
 
 def _decomposition_alt(la_name: str, label: str, a: int, b: int, table: pd.DataFrame) -> str:
-    text = (
-        f"Waterfall chart of the change in {label.lower()} in {la_name} from March {a} to March {b}, "
-        "split into population, UASC, deprivation and the part not explained by them."
-    )
-    return text
+    """The message of a waterfall: the modelled start and end, and what each part added."""
+    rows = table.set_index("component")
+    change = KINDS["change"].text
+    parts = [
+        f"{dec.COMPONENT_LABELS[c]} {change(rows.at[c, 'mean'])}" for c in dec.ADDITIVE_COMPONENTS if c in rows.index
+    ]
+    text = f"{label} in {la_name}, modelled: {KINDS['count'].text(rows.at['start', 'mean'])} in March {a}"
+    if "end" in rows.index:
+        text += f" and {KINDS['count'].text(rows.at['end', 'mean'])} in March {b}"
+    return text + ". The change split into parts: " + "; ".join(parts) + "."
 
 
 def _forecast_section(ctx: _Context) -> Section:
@@ -1185,6 +1221,24 @@ def _fan_alt(fc, scenario: str, measures: Sequence[str], la_name: str) -> str:
     )
 
 
+def _cost_alt(table: pd.DataFrame, la_name: str) -> str:
+    """The message of the cost chart: each scenario's cost in the last year against the base."""
+    first, last = table["year"].min(), table["year"].max()
+    base = table[table["year"] == first]["median_gbp_per_year"].iloc[0]
+    end = table[table["year"] == last]
+    parts = [
+        f"{r.scenario} {KINDS['money'].text(r.median_gbp_per_year)} (likely {KINDS['money'].text(r.lower_gbp_per_year)} "
+        f"to {KINDS['money'].text(r.upper_gbp_per_year)})"
+        for r in end.itertuples()
+    ]
+    return (
+        f"The annual cost of children looked after in {la_name}, {KINDS['money'].text(base)} in "
+        f"{format_financial_year(int(first))}, reaches in {format_financial_year(int(last))}: "
+        + "; ".join(parts)
+        + " (cash prices of each year)."
+    )
+
+
 def _panel_axes(n: int):
     """A figure with `n` chart panels stacked vertically, sized for an A4 page."""
     import matplotlib.pyplot as plt
@@ -1242,13 +1296,12 @@ def _cost_section(ctx: _Context) -> Section:
     finding = replace(finding, title=f"{finding.title} (the {cmod.financial_year(base)} cost)")
     sec.finding(finding, shown=c.assumptions)
     ctx.headlines.append(finding)
+    cost_fig = cmod.plot_costs(c, prices=COST_PRICES)
+    axes_from_zero(cost_fig)
+    greyscale_safe(cost_fig)
     sec.figure(
-        cmod.plot_costs(c, prices=COST_PRICES),
-        alt=(
-            f"Line chart of the annual cost of children looked after in {ctx.la_name} from "
-            f"{cmod.financial_year(base)} to {cmod.financial_year(base + fc.horizon)} under each scenario, "
-            f"median with {format_percent(CI_PROB)} credible bands, in £ million a year."
-        ),
+        cost_fig,
+        alt=_cost_alt(cmod.cost_chart_table(c, prices=COST_PRICES), ctx.la_name),
         caption="Annual cost of children looked after by scenario (£m a year, cash prices of each year).",
         table=make_table(
             "cost_chart",
@@ -1296,10 +1349,10 @@ def _intervention_section(ctx: _Context) -> Section:
         sec.figure(
             fig,
             alt=(
-                f"Histogram of the simulated net saving of {spec.name}, "
-                f"{spec.period}. The {format_percent(CI_PROB)} credible interval runs from "
-                f"{format_money(net['lower'])} to {format_money(net['upper'])}; the chance of a net saving is "
-                f"{format_probability(result.prob_net_saving)}."
+                f"{_capital(spec.name)}: net saving about {format_money(net['median'])} {spec.period} "
+                f"(likely {format_money(net['lower'])} to {format_money(net['upper'])}); the chance it saves "
+                f"more than it costs is {format_probability(result.prob_net_saving)}. Histogram of the simulated "
+                "net saving."
             ),
             caption=f"{_capital(spec.name)}: distribution of the net saving.",
             table=make_table(
@@ -1341,12 +1394,7 @@ def _sensitivity_section(ctx: _Context) -> Section:
     sec.finding(result.power_finding)
     sec.figure(
         smod.plot_power_scaling(result.power),
-        alt=(
-            "Scatter chart of each parameter's prior sensitivity (horizontal) against its "
-            f"likelihood sensitivity (vertical), with dashed threshold lines at {smod.THRESHOLD:g}; "
-            "parameters flagged as prior-data conflict or weak likelihood are coloured differently "
-            "and labelled."
-        ),
+        alt=_power_alt(result.power),
         caption="Power-scaling sensitivity of each parameter (unitless; 0 = insensitive).",
         table=make_table(
             "power_scaling", "Power-scaling sensitivity of each parameter (unitless; 0 = insensitive)", result.power
@@ -1378,9 +1426,9 @@ def _sensitivity_section(ctx: _Context) -> Section:
     sec.figure(
         smod.plot_prior_sets(comparison, conclusion="forecast_5", measure="looked_after"),
         alt=(
-            "Interval chart of the forecast number of children looked after five years ahead under "
-            f"each prior set ({', '.join(rows['prior_set'])}): median with its "
-            f"{format_percent(CI_PROB)} credible interval."
+            "Forecast of children looked after five years ahead by prior set: "
+            + "; ".join(f"{r.prior_set} {KINDS['count'].text(r.median)}" for r in rows.itertuples())
+            + "."
         ),
         caption="Forecast number of children looked after five years ahead, by prior set.",
         table=make_table(
@@ -1388,6 +1436,21 @@ def _sensitivity_section(ctx: _Context) -> Section:
         ),
     )
     return sec
+
+
+def _power_alt(power: pd.DataFrame) -> str:
+    """The message of the power-scaling chart: how many parameters are flagged, and which."""
+    flagged = power[power["diagnosis"].notna() & (power["diagnosis"].astype(str) != "")]
+    if flagged.empty:
+        return (
+            f"Power-scaling sensitivity: none of the {len(power)} parameters reaches the threshold of "
+            f"{smod.THRESHOLD:g}, so no prior dominates the data."
+        )
+    names = ", ".join(dict.fromkeys(str(p) for p in flagged["parameter"]))
+    return (
+        f"Power-scaling sensitivity: {len(flagged)} of {len(power)} parameters reach the threshold of "
+        f"{smod.THRESHOLD:g} ({names})."
+    )
 
 
 def _priors_table(priors: dict) -> pd.DataFrame:
@@ -1667,6 +1730,7 @@ def build_report(
     run_path: str | None = None,
     run_description: str = "",
     progress: bool = False,
+    highlight: Sequence[str] = (),
 ) -> Report:
     """Assemble the board report on authority `la` (default: the run's target) from a run.
 
@@ -1688,6 +1752,9 @@ def build_report(
         Where the run is saved, for the model card.
     progress
         Show a progress bar over the sections.
+    highlight
+        Comparison authorities (ONS codes or names) to draw boldly on the comparison charts;
+        every comparison authority is named at the end of its line either way.
     """
     info = run_info(results)
     la = la or info.target_la
@@ -1712,6 +1779,7 @@ def build_report(
         allow_unconverged=allow_unconverged,
         run_path=None if run_path is None else str(run_path),
         panel_mismatch=_panel_mismatch(results, panel),
+        highlight=tuple(highlight),
     )
     builders = SECTION_BUILDERS
     if progress:

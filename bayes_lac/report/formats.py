@@ -181,7 +181,7 @@ HEADERS: dict[str, str] = {
     "la_code": "ONS code",
     "la_name": "Authority",
     "area_name": "Area",
-    "area": "Area",
+    "area": "Group",
     "group": "Group",
     "measure": "Measure",
     "scenario": "Scenario",
