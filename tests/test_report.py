@@ -387,7 +387,8 @@ def test_report_command_fits_saves_and_reports(tmp_path, capsys):
     assert "Thurrock" in text and "Children looked after at 31 March" in text
     assert text.count("<img ") >= 10
     book = load_workbook(out.with_suffix(".xlsx"), read_only=True)
-    assert "cost_3_5_10" in book.sheetnames and "diagnostics" in book.sheetnames
+    assert book.sheetnames[:2] == ["Headline", "Contents"]
+    assert "Cost 3 5 10" in book.sheetnames and "Diagnostics" in book.sheetnames
 
     from bayes_lac.model.results import run_info
 

@@ -455,3 +455,39 @@ def test_neighbours_are_named_and_highlighted_on_demand(toy):
     bold = [t for t in ax.texts if t.get_fontweight() == "bold"]
     assert [t.get_text() for t in bold] == [table.loc[table["group"] == neighbours[0], "la_name"].iloc[0]]
     plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. Print layout
+# ---------------------------------------------------------------------------------------------
+
+
+def test_each_notice_is_printed_once(report):
+    # the defect: the same imputation notices were repeated in two windows (p6 and p8)
+    notices = [b.text for s in report.sections for b in s.blocks if b.kind == "notice"]
+    repeated = {n for n in notices if notices.count(n) > 1}
+    assert not repeated
+
+
+def test_pointers_to_the_analyst_notes_name_the_right_appendix(report):
+    titles = {s.title for s in report.sections}
+    for s in report.sections:
+        for b in s.blocks:
+            if b.kind == "paragraph" and b.text.startswith("The modelling detail of this section is in "):
+                target = b.text.removeprefix("The modelling detail of this section is in ").split(";")[0]
+                assert target in titles
+
+
+def test_print_style_keeps_headings_with_content_and_rows_whole(page):
+    style = page.split("<style>")[1].split("</style>")[0]
+    assert re.search(r"h2, h3 \{ break-after: avoid;", style)
+    assert "tr, td, th { break-inside: avoid; }" in style
+    assert "section.report-section.page-start { break-before: page; }" in style
+    # the board sections follow on; every appendix starts a page
+    flags = {s.key: report_starts(page, s.key) for s in built_toy_report()[1].sections}
+    assert not any(flags[k] for k in R.BOARD_SECTIONS)
+    assert flags["model-card"] and flags["glossary"]
+
+
+def report_starts(page: str, key: str) -> bool:
+    return bool(re.search(rf'<section class="report-section page-start" id="{re.escape(key)}"', page))

@@ -1870,9 +1870,7 @@ def _plain_board_section(sec: Section, notes: Section) -> None:
     moved = list(dict.fromkeys(moved))
     if moved:
         blocks.append(
-            Paragraph(
-                "The modelling detail of this section is in Appendix D (analyst notes); terms are in the glossary."
-            )
+            Paragraph(f"The modelling detail of this section is in {notes.title}; terms are in the glossary.")
         )
         notes.heading(sec.title)
         for sentence in moved:

@@ -307,6 +307,8 @@ JARGON: tuple[str, ...] = (
     "prevented per",
     "residual sd",
     "Monte Carlo",
+    "smoothed path",
+    "straight-line trend",
 )
 _JARGON = re.compile("|".join(r"(?<![A-Za-z])" + re.escape(w) + r"(?![A-Za-z])" for w in JARGON), flags=re.IGNORECASE)
 #: A snake_case name (a code name of the package's tables) in running text.
