@@ -873,6 +873,7 @@ class _Context:
     panel_mismatch: str = ""
     #: Comparison authorities (codes or names) drawn boldly on the comparison charts.
     highlight: tuple[str, ...] = ()
+    power_scaling: bool = True
     unit_costs: pd.DataFrame | None = None
     costs: object = None
     #: Invest-to-save results with uncertainty, in the order evaluated.
@@ -887,9 +888,23 @@ class _Context:
 
 
 def comparison_neighbours(results: xr.DataTree, la: str) -> tuple[list[str], str]:
-    """The authorities the report compares `la` (the run's target) with, and where the list
-    comes from: the run's neighbours (`bayes_lac.model.results.RunInfo.neighbours`)."""
+    """The authorities the report compares `la` with, and where the list comes from: the run's
+    neighbours for its target (`bayes_lac.model.results.RunInfo.neighbours`); in a national run,
+    another authority's DfE statistical neighbours (those the run models)."""
     info = run_info(results)
+    if la != info.target_la and info.is_national:
+        from bayes_lac.data.neighbours import statistical_neighbours
+
+        modelled = set(info.authorities)
+        try:
+            listed = statistical_neighbours(la)
+        except UnknownAuthorityError:
+            # an authority DfE gives no neighbours for (made by a reorganisation after the list)
+            return list(info.neighbours_of(la)), "every other authority of the national model (DfE lists none)"
+        return (
+            [c for c in listed if c in modelled],
+            "DfE statistical neighbours (2021 model), all in the national model",
+        )
     return list(info.neighbours_of(la)), info.neighbours_source
 
 
@@ -1382,6 +1397,12 @@ def _sensitivity_section(ctx: _Context) -> Section:
         "disagree (prior-data conflict); prior sensitivity alone means the data say little (weak "
         "likelihood)."
     )
+    if not ctx.power_scaling:
+        sec.notice(
+            "Not run for this report (made in a batch of every authority's reports): run "
+            f"`bayes-lac report --la {ctx.la} --run RUN` for this authority's checks."
+        )
+        return sec
     missing = [g for g in ("log_prior", "log_likelihood") if g not in ctx.results.children]
     if missing:
         sec.notice(
@@ -1731,6 +1752,7 @@ def build_report(
     run_description: str = "",
     progress: bool = False,
     highlight: Sequence[str] = (),
+    power_scaling: bool = True,
 ) -> Report:
     """Assemble the board report on authority `la` (default: the run's target) from a run.
 
@@ -1755,6 +1777,9 @@ def build_report(
     highlight
         Comparison authorities (ONS codes or names) to draw boldly on the comparison charts;
         every comparison authority is named at the end of its line either way.
+    power_scaling
+        Run the power-scaling check of Appendix A (it runs its own worker processes, so the
+        batch of every authority's report, already parallel, leaves it out and says so).
     """
     info = run_info(results)
     la = la or info.target_la
@@ -1764,8 +1789,9 @@ def build_report(
 
         panel = load_panel(panel_path)
     target = info.target_la
-    if la != target:
-        # the run's comparison set, decomposition and neighbours are those of its target
+    if la != target and not (info.is_national and la in info.authorities):
+        # the run's comparison set, decomposition and neighbours are those of its target; a
+        # national run models every authority, so it can report on any of them
         raise UnknownAuthorityError(
             f"the run was fitted for {target}, not {la}: report on {target} (--la {target}), or fit a run for {la}"
         )
@@ -1780,6 +1806,7 @@ def build_report(
         run_path=None if run_path is None else str(run_path),
         panel_mismatch=_panel_mismatch(results, panel),
         highlight=tuple(highlight),
+        power_scaling=power_scaling,
     )
     builders = SECTION_BUILDERS
     if progress:
