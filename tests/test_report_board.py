@@ -491,3 +491,18 @@ def test_print_style_keeps_headings_with_content_and_rows_whole(page):
 
 def report_starts(page: str, key: str) -> bool:
     return bool(re.search(rf'<section class="report-section page-start" id="{re.escape(key)}"', page))
+
+
+def test_chart_titles_and_legends_use_the_board_words():
+    import matplotlib.pyplot as plt
+
+    from bayes_lac.report.charts import plain_chart_words
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1], label="trend (median)")
+    ax.set_title("bars: posterior means; whiskers: 90% credible intervals")
+    ax.legend(title="Bands: 90% credible interval")
+    plain_chart_words(fig)
+    assert ax.get_title() == "bars: averages; whiskers: likely ranges (90%)"
+    assert ax.get_legend().get_title().get_text() == "Bands: likely range (90%)"
+    plt.close(fig)

@@ -59,7 +59,13 @@ from bayes_lac.report.answers import (
     peak,
     published_series,
 )
-from bayes_lac.report.charts import alt_text_problem, axes_from_zero, greyscale_safe, name_neighbours
+from bayes_lac.report.charts import (
+    alt_text_problem,
+    axes_from_zero,
+    greyscale_safe,
+    name_neighbours,
+    plain_chart_words,
+)
 from bayes_lac.report.formats import (
     KINDS,
     PLOTTING_COLUMNS,
@@ -351,6 +357,7 @@ class Section:
     def figure(self, fig, *, alt: str, caption: str, table: ReportTable) -> None:
         """Add a chart and its table twin: the twin follows it if short and the section is an
         appendix, else goes to Appendix D. Captions start upper-case."""
+        plain_chart_words(fig)
         self.blocks.append(ReportFigure.from_matplotlib(fig, alt=alt, caption=_capital(caption), twin=table))
         if self.key not in BOARD_SECTIONS and len(table.frame) <= MAX_INLINE_TWIN_ROWS:
             self.blocks.append(table)

@@ -176,3 +176,23 @@ def alt_text_problem(alt: str) -> str:
     if not re.search(r"\d", alt):
         return "it states no number the chart shows"
     return ""
+
+
+def plain_chart_words(fig) -> None:
+    """Put the titles, axis labels and legend titles of `fig` in the board's words ("90%
+    credible intervals" -> "likely ranges (90%)", "posterior means" -> "averages")."""
+    from bayes_lac.report.formats import plain_words
+
+    for ax in fig.axes:
+        for loc in ("left", "center", "right"):
+            title = ax.get_title(loc=loc)
+            if title:
+                ax.set_title(plain_words(title), loc=loc)
+        ax.set_ylabel(plain_words(ax.get_ylabel()))
+        legend = ax.get_legend()
+        if legend is not None:
+            legend.get_title().set_text(plain_words(legend.get_title().get_text()))
+            for text in legend.get_texts():
+                text.set_text(plain_words(text.get_text()))
+    if getattr(fig, "_suptitle", None) is not None:
+        fig._suptitle.set_text(plain_words(fig._suptitle.get_text()))
