@@ -72,39 +72,65 @@ def probability(draws: xr.DataArray | np.ndarray, sample_dims: Sequence[str] = (
 
 
 def format_count(x: float) -> str:
-    """A count of children for a sentence: whole number with thousands separators."""
+    """A count of children or families: whole number with thousands separators (135.5 -> "136")."""
     return f"{round(float(x)):,}"
 
 
 def format_rate(x: float) -> str:
-    """A rate per 10,000 children, one decimal place."""
+    """A rate per 10,000 children aged 0-17, one decimal place ("59.6")."""
     return f"{float(x):,.1f}"
 
 
-def format_money(x: float) -> str:
-    """Pounds for a board paper: £1.23m above a million, £12,345 below; minus sign kept."""
+def format_money(x: float, prices: str | None = None) -> str:
+    """Pounds for a board paper: £1.23m above a million, £12,345 below; minus sign kept.
+
+    With `prices` (the price basis, e.g. "cash prices of 2029-30") it is stated after the
+    amount in brackets: "£47.65m (cash prices of 2029-30)".
+    """
     x = float(x)
     sign = "-" if x < 0 else ""
     a = abs(x)
-    if a >= 1e6:
-        return f"{sign}£{a / 1e6:,.2f}m"
-    return f"{sign}£{a:,.0f}"
+    text = f"{sign}£{a / 1e6:,.2f}m" if a >= 1e6 else f"{sign}£{a:,.0f}"
+    return f"{text} ({prices})" if prices else text
 
 
 def format_percent(p: float) -> str:
-    """A probability or share as a whole percentage (values in [0, 1])."""
+    """A share as a whole percentage (values in [0, 1]): 0.108 -> "11%"."""
     return f"{100 * float(p):.0f}%"
 
 
-def format_chance(p: float) -> str:
-    """'a 70% chance', 'an 80% chance'; never 'a 100% chance' from finitely many draws."""
+def format_probability(p: float) -> str:
+    """A posterior probability as a whole percentage, never "100%" or "0%" from finitely many
+    draws: above 0.99 it is ">99%", below 0.01 "<1%"."""
+    p = float(p)
     if p > 0.99:
-        return "more than a 99% chance"
+        return ">99%"
     if p < 0.01:
+        return "<1%"
+    return format_percent(p)
+
+
+def format_year(year: int) -> str:
+    """A calendar year (31 March of it for the published counts): "2025", never "2,025"."""
+    return str(int(year))
+
+
+def format_financial_year(year: int) -> str:
+    """The financial year ending 31 March `year`: 2030 -> "2029-30"."""
+    year = int(year)
+    return f"{year - 1}-{str(year)[-2:]}"
+
+
+def format_chance(p: float) -> str:
+    """'a 70% chance', 'an 80% chance'; 'more than a 99% chance' where `format_probability`
+    gives ">99%" (never 'a 100% chance' from finitely many draws)."""
+    text = format_probability(p)
+    if text == ">99%":
+        return "more than a 99% chance"
+    if text == "<1%":
         return "less than a 1% chance"
-    pct = format_percent(p)
-    article = "an" if pct.startswith("8") or pct in ("11%", "18%") else "a"
-    return f"{article} {pct} chance"
+    article = "an" if text.startswith("8") or text in ("11%", "18%") else "a"
+    return f"{article} {text} chance"
 
 
 def format_interval(lower: float, upper: float, formatter=format_count, ci_prob: float = CI_PROB) -> str:

@@ -64,6 +64,52 @@ def _pdf_pages_text(path) -> list[str]:
     return text.split("\f")[:-1] if text.endswith("\f") else text.split("\f")
 
 
+#: Points per millimetre, and the page margins of the report's print style (report.html @page).
+_MM = 72 / 25.4
+_MARGIN = 18 * _MM
+
+
+def page_fill(page) -> float:
+    """How far down a printed page its content reaches, as a share of the space between the
+    top and bottom margins (0: blank, 1: full): measured from where the page draws its text
+    and images (pypdf), the page-number footer in the margin left out."""
+    height = float(page.mediabox.height)
+    ys: list[float] = []
+
+    def on_text(text, cm, tm, font, size):
+        if text.strip():
+            ys.append(tm[4] * cm[1] + tm[5] * cm[3] + cm[5])
+
+    def on_operator(op, args, cm, tm):
+        if op == b"Do":  # an image, drawn in the unit square mapped by cm
+            ys.extend((cm[5], cm[5] + cm[3]))
+
+    page.extract_text(visitor_text=on_text, visitor_operand_before=on_operator)
+    inside = [y for y in ys if _MARGIN < y < height - _MARGIN + 1]
+    if not inside:
+        return 0.0
+    return (height - _MARGIN - min(inside)) / (height - 2 * _MARGIN)
+
+
+def near_blank_pages(pdf, section_titles, share: float = 0.25) -> list[tuple[int, float]]:
+    """Pages (1-based) filled less than `share`, except a section's last page (the next page
+    starts with one of `section_titles`) and the document's last page."""
+    from pypdf import PdfReader
+
+    pages = PdfReader(str(pdf)).pages
+    texts = [_squash(p.extract_text() or "") for p in pages]
+    out = []
+    for i, page in enumerate(pages[:-1]):
+        fill = page_fill(page)
+        if fill >= share:
+            continue
+        following = re.sub(r"^Page \d+ of \d+", "", texts[i + 1])[:300]
+        if any(_squash(t) in following for t in section_titles):
+            continue
+        out.append((i + 1, round(fill, 2)))
+    return out
+
+
 def _squash(text: str) -> str:
     # NFKC undoes typographic ligatures (the "fi" in "fit") that PDF text extraction keeps
     return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text)).strip()
@@ -79,7 +125,7 @@ def rendered(tmp_path_factory):
 
 def test_page_loads_images_decode_and_headlines_show(rendered, tmp_path):
     rep, path = rendered
-    headlines = [_squash(b.sentence) for b in rep.sections[0].blocks if b.kind == "finding"]
+    headlines = [_squash(b.verdict) for b in rep.sections[0].blocks if b.kind == "answer"]
     assert headlines
     page = path.read_text(encoding="utf-8")
     probe = (
@@ -205,3 +251,43 @@ def test_authority_name_cannot_make_the_pdf_fetch_anything(loopback_server, tmp_
     pdf = R.write_pdf(html_path)
     assert pdf.read_bytes()[:5] == b"%PDF-"
     assert requests == []
+
+
+def test_no_pdf_page_is_under_a_quarter_full(rendered):
+    """Measured from the printed pages: no page under a quarter full, except the last page of a
+    section that starts a new page (an appendix) and the last page."""
+    pytest.importorskip("pypdf")
+    rep, path = rendered
+    pdf = R.write_pdf(path, path.with_name("fill.pdf"))
+    titles = [s.title for s in rep.sections if rep.starts_page(s)]
+    assert near_blank_pages(pdf, titles) == []
+
+
+def test_the_near_blank_page_check_sees_a_near_blank_page(tmp_path):
+    """Control: a page holding one line before a forced page break is measured as near blank."""
+    pytest.importorskip("pypdf")
+    from pypdf import PdfReader
+
+    page = tmp_path / "blank.html"
+    page.write_text(
+        "<!DOCTYPE html><html><head><style>@page { size: A4; margin: 18mm 14mm; }</style></head><body>"
+        "<p>One line.</p><p style='break-before: page'>" + "Text. " * 2000 + "</p></body></html>",
+        encoding="utf-8",
+    )
+    pdf = R.write_pdf(page)
+    pages = PdfReader(str(pdf)).pages
+    assert page_fill(pages[0]) < 0.1 and page_fill(pages[1]) > 0.9
+    assert near_blank_pages(pdf, [])[:1] == [(1, round(page_fill(pages[0]), 2))]
+
+
+def test_page_one_answers_are_in_the_pdf_text(rendered):
+    """Every verdict of page one, with its numbers, is in the PDF's text, on the first pages."""
+    pytest.importorskip("pypdf")
+    rep, path = rendered
+    pdf = R.write_pdf(path, path.with_name("answers.pdf"))
+    pages = _pdf_pages_text(pdf)
+    start = _squash(" ".join(pages[:3]))
+    answers = [b for b in rep.sections[0].blocks if b.kind == "answer"]
+    assert len(answers) == 5
+    for answer in answers:
+        assert _squash(answer.verdict) in start, answer.key

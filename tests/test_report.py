@@ -111,13 +111,15 @@ def test_report_has_every_section_in_order(toy_report):
     assert toy_report.converged
 
 
-def test_headlines_are_findings_with_intervals(toy_report):
-    headlines = [b for b in toy_report.sections[0].blocks if b.kind == "finding"]
-    assert len(headlines) >= 4
-    modelled = [h for h in headlines if "credible interval" in h.sentence]
-    # every modelled headline states its interval probability
-    assert len(modelled) >= 3
-    assert all("90%" in h.sentence for h in modelled)
+def test_page_one_answers_the_five_questions(toy_report):
+    answers = [b for b in toy_report.sections[0].blocks if b.kind == "answer"]
+    assert [a.key for a in answers] == ["rising", "why", "how_many", "cost", "prevention"]
+    for a in answers:
+        assert a.question.endswith("?") and a.verdict and a.figures
+        # a link to the section with the details, and a likely range in the answer's figures
+        assert a.anchor in {s.key for s in toy_report.sections}
+        assert any(f.range_text for f in a.figures), a.key
+        assert "likely" in a.verdict, a.key
 
 
 def test_html_is_self_contained(toy_html):
@@ -149,9 +151,10 @@ def test_every_chart_has_alt_text_and_a_table(toy_report, toy_html):
 
 def test_semantic_headings(toy_report, toy_html):
     assert toy_html.count("<h1") == 1
-    h2 = re.findall(r"<h2[^>]*>(.*?)</h2>", toy_html)
-    assert h2[0] == "Contents"
-    assert [html.unescape(t) for t in h2[1:]] == [s.title for s in toy_report.sections]
+    h2 = [html.unescape(t) for t in re.findall(r"<h2[^>]*>(.*?)</h2>", toy_html)]
+    # page one first, then the contents, then the other sections
+    assert h2[1] == "Contents"
+    assert [h2[0], *h2[2:]] == [s.title for s in toy_report.sections]
     assert '<html lang="en-GB">' in toy_html
 
 
@@ -212,7 +215,7 @@ def unconverged_version(report):
 def test_unconverged_report_is_marked_on_every_section(toy_report):
     rep = unconverged_version(toy_report)
     text = R.render_html(rep)
-    n_sections = text.count('<section class="report-section"')
+    n_sections = text.count('<section class="report-section')
     assert n_sections == len(rep.sections)
     assert text.count(html.escape(rep.unconverged_header, quote=False)) >= n_sections + 1
     # every printed page: a running header in the page margin
@@ -221,31 +224,42 @@ def test_unconverged_report_is_marked_on_every_section(toy_report):
         assert str(markupsafe.escape(problem)) in text
 
 
-def test_xlsx_has_every_table_and_a_contents_sheet(toy_report, tmp_path):
+def read_table_sheet(path, sheet: str) -> pd.DataFrame:
+    """A table sheet of the report's workbook as a DataFrame (its human headers as columns)."""
+    return pd.read_excel(path, sheet_name=sheet, header=R.XLSX_HEADER_ROW - 1)
+
+
+def test_xlsx_has_every_table_a_headline_and_a_contents_sheet(toy_report, tmp_path):
     from openpyxl import load_workbook
 
     path = R.write_xlsx(toy_report, tmp_path / "report.xlsx")
     book = load_workbook(path, read_only=True)
     names = book.sheetnames
     tables = toy_report.tables()
-    assert names[0] == "Contents"
+    assert names[:2] == ["Headline", "Contents"]
     assert len(names) == len(tables) + 1
     assert all(len(n) <= 31 for n in names) and len(set(n.lower() for n in names)) == len(names)
     contents = pd.read_excel(path, sheet_name="Contents", skiprows=4)
-    assert list(contents["sheet"]) == names[1:]
-    # numbers go in unformatted
-    key_to_sheet = dict(zip([t.key for _, t in tables], names[1:]))
-    cost = pd.read_excel(path, sheet_name=key_to_sheet["cost_3_5_10"])
-    expected = {t.key: t for _, t in tables}["cost_3_5_10"].frame
-    np.testing.assert_allclose(cost["median_gbp_per_year"], expected["median_gbp_per_year"])
+    assert sorted(contents["Sheet"]) == sorted(n for n in names if n != "Contents")
+    # numbers go in unrounded, under the report's headers
+    sheet_of = dict(zip(contents["Table"], contents["Sheet"]))
+    table = {t.key: t for _, t in tables}["cost_3_5_10"]
+    cost = read_table_sheet(path, sheet_of[table.caption])
+    np.testing.assert_allclose(
+        cost[R.column_header("median_gbp_per_year")], table.frame["median_gbp_per_year"], rtol=1e-12
+    )
 
 
-def test_sheet_names_are_short_unique_and_legal():
-    names = R.sheet_names(["a" * 40, "a" * 40, "x/y:z?", "contents", "Contents_2"])
+def test_sheet_names_are_short_unique_legal_and_whole_words():
+    keys = ["a" * 40, "a" * 40, "x/y:z?", "contents", "Contents_2", "invest_domestic_abuse_perpetrators"]
+    names = R.sheet_names(keys)
     assert all(len(n) <= 31 for n in names)
     assert len({n.lower() for n in names}) == len(names)
-    assert names[2] == "x_y_z_"
+    assert names[2] == "X y z"
     assert names[3].lower() != "contents"
+    # the defect: "invest_domestic_abuse_perpetrat" cut a word in half
+    assert names[5] == "Invest domestic abuse"
+    assert R.sheet_names(["decomp_children_in_need_2009_2020"]) == ["Change CIN 2009-20"]
 
 
 def test_cell_formats():
@@ -321,18 +335,23 @@ def test_report_command_on_a_saved_run(toy_run, tmp_path, capsys):
     assert main(common + ["--run", str(run_file), "--out", str(out), "--xlsx"]) == 0
     assert "Wrote" in capsys.readouterr().out
     # the report made from the saved run has the numbers of the report on the run in memory
-    keys = [t.key for _, t in built_toy_report()[1].tables()]
-    in_memory = {t.key: t.frame for _, t in built_toy_report()[1].tables()}
-    names = dict(zip(keys, R.sheet_names(keys)))
-    for key in ("cost_3_5_10", "diagnostics", "decomposition_table"):
-        if key not in in_memory:
-            continue
-        sheet = pd.read_excel(out.with_suffix(".xlsx"), sheet_name=names[key])
+    in_memory = {t.key: t for _, t in built_toy_report()[1].tables()}
+    book = out.with_suffix(".xlsx")
+    contents = pd.read_excel(book, sheet_name="Contents", skiprows=4)
+    sheet_of = dict(zip(contents["Table"], contents["Sheet"]))
+    for key in ("cost_3_5_10", "diagnostics", "headline"):
         expected = in_memory[key]
-        numeric = [c for c in expected.columns if pd.api.types.is_numeric_dtype(expected[c])]
-        assert len(sheet) == len(expected), key
+        sheet = read_table_sheet(book, sheet_of[expected.caption])
+        frame = expected.frame[expected.written_columns]
+        numeric = [
+            c
+            for c in frame.columns
+            if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
+        ]
+        assert len(sheet) == len(frame), key
+        headers = [R.column_header(c) for c in numeric]
         np.testing.assert_allclose(
-            sheet[numeric].to_numpy(float), expected[numeric].to_numpy(float), rtol=1e-9, err_msg=key
+            sheet[headers].to_numpy(float), frame[numeric].to_numpy(float), rtol=1e-9, err_msg=key
         )
     assert "cost_3_5_10" in in_memory
     assert toy_run.attrs["target_la"] in out.read_text(encoding="utf-8")
@@ -368,7 +387,8 @@ def test_report_command_fits_saves_and_reports(tmp_path, capsys):
     assert "Thurrock" in text and "Children looked after at 31 March" in text
     assert text.count("<img ") >= 10
     book = load_workbook(out.with_suffix(".xlsx"), read_only=True)
-    assert "cost_3_5_10" in book.sheetnames and "diagnostics" in book.sheetnames
+    assert book.sheetnames[:2] == ["Headline", "Contents"]
+    assert "Cost 3 5 10" in book.sheetnames and "Diagnostics" in book.sheetnames
 
     from bayes_lac.model.results import run_info
 

@@ -384,6 +384,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rp.add_argument("--xlsx", action="store_true", help="also write every table to an XLSX workbook")
     rp.add_argument(
+        "--all",
+        action="store_true",
+        help="a report for every authority of a national run (--run) plus index.html, written to the "
+        "folder --out (default reports/all), in parallel worker processes",
+    )
+    rp.add_argument(
+        "--highlight",
+        help="comparison authorities to draw boldly on the comparison charts, comma-separated ONS codes "
+        "or names (every one is named at the end of its line anyway)",
+    )
+    rp.add_argument(
         "--allow-unconverged",
         action="store_true",
         help="report on a run that failed its diagnostics, marked on every page",

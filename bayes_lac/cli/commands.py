@@ -481,6 +481,23 @@ def _report_name(panel: pd.DataFrame, la: str) -> str:
     return file_slug(str(name), fallback=la)
 
 
+def _report_all_command(args, start: float) -> int:
+    """`bayes-lac report --all --run RUN --out DIR`: every authority's report and the index."""
+    import time
+
+    from bayes_lac.errors import BayesLacError
+    from bayes_lac.report.batch import report_all
+
+    if not args.run:
+        raise BayesLacError("--all reports from a saved national run: give it with --run RUN")
+    out = Path(args.out) if args.out is not None else Path("reports") / "all"
+    if out.suffix.lower() in (".html", ".htm"):
+        raise BayesLacError(f"--out {out}: with --all, --out is a folder for the reports and index.html")
+    index = report_all(args.run, out, panel_path=args.panel, xlsx=args.xlsx)
+    print(f"Wrote {index} and the reports beside it in {time.perf_counter() - start:.0f} s.")
+    return 0
+
+
 def report_command(args) -> int:
     """`bayes-lac report`: fit (or load) a run and write the HTML report, optionally XLSX and PDF.
 
@@ -506,6 +523,8 @@ def report_command(args) -> int:
     )
 
     start = time.perf_counter()
+    if getattr(args, "all", False):
+        return _report_all_command(args, start)
     if args.out is not None and Path(args.out).suffix.lower() not in (".html", ".htm"):
         raise BayesLacError(f"--out {args.out}: expected an HTML file name ending in .html")
     if args.run:
@@ -573,6 +592,7 @@ def report_command(args) -> int:
         sensitivity_refits=getattr(args, "sensitivity_refits", False),
         run_path=str(run_path),
         progress=True,
+        highlight=[h.strip() for h in (getattr(args, "highlight", None) or "").split(",") if h.strip()],
     )
     # HTML and workbook first, together, so that a failed PDF never costs them.
     written = write_report_files(report, out, xlsx_out)

@@ -48,9 +48,38 @@ from bayes_lac.config import (
 from bayes_lac.errors import UnknownAuthorityError
 from bayes_lac.files import atomic_path, is_formula_like, write_bytes, write_files, write_text
 from bayes_lac.model.results import run_info
+from bayes_lac.report.answers import (
+    Answer,
+    answer_cost,
+    answer_how_many,
+    answer_prevention,
+    answer_rising,
+    answer_why,
+    answers_table,
+    peak,
+    published_series,
+)
+from bayes_lac.report.charts import (
+    alt_text_problem,
+    axes_from_zero,
+    greyscale_safe,
+    name_neighbours,
+    plain_chart_words,
+)
+from bayes_lac.report.formats import (
+    KINDS,
+    PLOTTING_COLUMNS,
+    STAT_COLUMNS,
+    column_header,
+    column_kind,
+    format_value,
+    jargon_in,
+    plain_words,
+    unit_kind,
+)
 from bayes_lac.studies import backtest as bmod
 from bayes_lac.studies import sensitivity as smod
-from bayes_lac.summaries import Finding, format_money, format_percent, format_rate
+from bayes_lac.summaries import Finding, format_financial_year, format_money, format_percent, format_probability
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 
@@ -58,8 +87,12 @@ TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 #: and in A4 print at full text width.
 FIGURE_DPI = 120
 
-#: A chart's table twin up to this many rows follows it; a longer one goes to Appendix C.
+#: A chart's table twin up to this many rows follows it; a longer one goes to Appendix D. On
+#: the board pages every twin goes to Appendix D (the chart's caption links to it), so the
+#: pages hold the charts and the findings.
 MAX_INLINE_TWIN_ROWS = 14
+#: Key of the table of page one's answers: the first sheet of the workbook.
+HEADLINE_TABLE = "headline"
 #: Columns left out of the HTML tables when they hold a single value (stated in the caption).
 HTML_OMIT_CONSTANT = frozenset({"la_code", "ci_prob", "inner_prob", "measure", "scenario", "from_year", "to_year"})
 
@@ -71,6 +104,9 @@ REPORT_SCENARIOS: tuple[str, ...] = ("trend", "population-only", "converge-engla
 FORECAST_HORIZON = 10
 #: Assumed annual inflation of unit costs (2 % a year).
 COST_INFLATION = 0.02
+#: Price basis of every cost on the report's pages (one basis for every table and sentence):
+#: cash prices of each year.
+COST_PRICES = "nominal"
 #: Years ahead at which the cost table is given.
 COST_HORIZONS: tuple[int, ...] = (3, 5, 10)
 #: Prior sets the model is refitted under with --sensitivity-refits.
@@ -185,8 +221,9 @@ class ReportFigure:
         """Render a matplotlib figure to PNG and close it; `twin` holds the numbers it draws."""
         import matplotlib.pyplot as plt
 
-        if not alt.strip():
-            raise ValueError("every chart in the report needs alternative text")
+        problem = alt_text_problem(alt)
+        if problem:
+            raise ValueError(f"the alternative text of the chart {caption!r} does not state its message: {problem}")
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=dpi)
         width, height = (int(round(v)) for v in fig.get_size_inches() * dpi)
@@ -206,8 +243,12 @@ class ReportFigure:
 class ReportTable:
     """A table of the report: printed in the HTML and written as one sheet of the XLSX.
 
-    `frame` holds the numbers in their units (the XLSX gets them unformatted); `formats`
-    maps a column to a function giving its text in the HTML.
+    `frame` holds the numbers in their units; every number is written by the one format of
+    its kind (`bayes_lac.report.formats`): the HTML prints the text, the XLSX keeps the number
+    and gives its cell the matching Excel number format. A column's kind comes from its name,
+    from `kinds` (column -> kind), from `value_kind` (the kind of the summary columns ``mean,
+    median, lower, upper``) or, per row, from the unit in `unit_column`. `formats` (column ->
+    function) is only for appendix columns no kind describes (convergence diagnostics).
     """
 
     key: str
@@ -215,6 +256,10 @@ class ReportTable:
     frame: pd.DataFrame
     formats: dict[str, Callable] = field(default_factory=dict)
     unit_column: str | None = None
+    kinds: dict[str, str | None] = field(default_factory=dict)
+    value_kind: str | None = None
+    #: The sheet's name in the workbook (default: from `key`).
+    sheet: str = ""
     kind: str = field(default="table", init=False)
 
     @property
@@ -225,26 +270,43 @@ class ReportTable:
         # Columns that repeat one value the caption already states are left out of the HTML
         # (the XLSX keeps them).
         return [
-            c for c in self.frame.columns if not (c in HTML_OMIT_CONSTANT and self.frame[c].nunique(dropna=False) <= 1)
+            c
+            for c in self.written_columns
+            if not (c in HTML_OMIT_CONSTANT and self.frame[c].nunique(dropna=False) <= 1)
         ]
 
     @property
+    def written_columns(self) -> list[str]:
+        """The columns printed or written: all but the chart's plotting positions."""
+        return [c for c in self.frame.columns if c not in PLOTTING_COLUMNS]
+
+    def column_kind(self, column: str) -> str | None:
+        """The kind of number in `column` for the whole table (None: text, or set per row)."""
+        if column in self.kinds:
+            return self.kinds[column]
+        return column_kind(column, self.frame[column], self.value_kind)
+
+    def cell_kind(self, column: str, record: dict) -> str | None:
+        """The kind of one cell: the row's unit decides the summary columns when it names one."""
+        if self.unit_column and column in STAT_COLUMNS and column not in self.kinds:
+            by_unit = unit_kind(record.get(self.unit_column))
+            if by_unit is not None:
+                return by_unit
+        return self.column_kind(column)
+
+    @property
     def columns(self) -> list[str]:
-        return [_column_label(c) for c in self._shown()]
+        return [column_header(c) for c in self._shown()]
 
     @property
     def rows(self) -> list[list[tuple[str, bool]]]:
         out = []
         shown = self._shown()
-        for values in self.frame[shown].itertuples(index=False, name=None):
-            record = dict(zip(shown, values))
-            row_format = _unit_formatter(record[self.unit_column]) if self.unit_column else None
+        for values in self.frame[self.written_columns].itertuples(index=False, name=None):
+            record = dict(zip(self.written_columns, values))
             row = []
-            for col, value in record.items():
-                fmt = self.formats.get(col)
-                if fmt is None and row_format is not None and col in _STAT_COLUMNS:
-                    fmt = row_format
-                row.append(_format_cell(col, value, fmt))
+            for col in shown:
+                row.append(_format_cell(col, record[col], self.formats.get(col), self.cell_kind(col, record)))
             out.append(row)
         return out
 
@@ -255,11 +317,17 @@ def make_table(
     frame: pd.DataFrame,
     formats: dict | None = None,
     unit_column: str | None = None,
+    kinds: dict | None = None,
+    value_kind: str | None = None,
 ) -> ReportTable:
-    """A report table; `key` names its XLSX sheet, `unit_column` (if any) picks each row's format."""
+    """A report table; `key` names its XLSX sheet, `unit_column` (if any) picks each row's
+    kind, `kinds` and `value_kind` set kinds the column names do not give (see `ReportTable`)."""
     if not isinstance(frame, pd.DataFrame):
         raise TypeError(f"table {key!r}: expected a DataFrame, got {type(frame).__name__}")
-    return ReportTable(key, caption, _flat_frame(frame), dict(formats or {}), unit_column)
+    caption = _capital(caption)
+    return ReportTable(
+        key, caption, _flat_frame(frame), dict(formats or {}), unit_column, dict(kinds or {}), value_kind
+    )
 
 
 @dataclass
@@ -267,7 +335,7 @@ class Section:
     key: str
     title: str
     blocks: list = field(default_factory=list)
-    #: Long tables holding the numbers of this section's charts, printed in Appendix C.
+    #: Tables holding the numbers of this section's charts, printed in Appendix D.
     twins: list = field(default_factory=list)
     #: Tables written only to the XLSX workbook (full detail behind a compact printed table).
     workbook_only: list = field(default_factory=list)
@@ -287,9 +355,11 @@ class Section:
         self.blocks.append(FindingBlock(finding.title, finding.sentence, caveats))
 
     def figure(self, fig, *, alt: str, caption: str, table: ReportTable) -> None:
-        """Add a chart and its table twin: the twin follows it if short, else goes to Appendix C."""
-        self.blocks.append(ReportFigure.from_matplotlib(fig, alt=alt, caption=caption, twin=table))
-        if len(table.frame) <= MAX_INLINE_TWIN_ROWS:
+        """Add a chart and its table twin: the twin follows it if short and the section is an
+        appendix, else goes to Appendix D. Captions start upper-case."""
+        plain_chart_words(fig)
+        self.blocks.append(ReportFigure.from_matplotlib(fig, alt=alt, caption=_capital(caption), twin=table))
+        if self.key not in BOARD_SECTIONS and len(table.frame) <= MAX_INLINE_TWIN_ROWS:
             self.blocks.append(table)
         else:
             self.twins.append(table)
@@ -359,9 +429,14 @@ class Report:
             "the interval."
         )
 
+    def starts_page(self, section: Section) -> bool:
+        """Whether `section` starts a new printed page: every appendix does; the board sections
+        follow on (page one after the title, the contents on page two before the findings)."""
+        return section.key not in BOARD_SECTIONS
+
     def tables(self) -> list[tuple[Section, ReportTable]]:
         """Every table of the report with the section it belongs to, in section order: the
-        printed ones, then those printed in Appendix C, then workbook-only ones."""
+        printed ones, then those printed in Appendix D, then workbook-only ones."""
         out, seen = [], set()
         for s in self.sections:
             for t in [*s.blocks, *s.twins, *s.workbook_only]:
@@ -379,75 +454,32 @@ class Report:
 # --------------------------------------------------------------------------------------------
 
 
-def _column_label(col) -> str:
-    return str(col).replace("_", " ")
-
-
 def _flat_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """Index as columns and one level of string column names, for HTML and XLSX alike."""
+    """Named index levels as columns and one level of string column names, for HTML and XLSX
+    alike; an unnamed index (row positions left by a filter) is dropped, never written as a
+    column called ``index``."""
     out = frame.copy()
-    if not isinstance(out.index, pd.RangeIndex) or out.index.name is not None:
+    if any(n is not None for n in out.index.names):
         out = out.reset_index()
+    else:
+        out = out.reset_index(drop=True)
     if isinstance(out.columns, pd.MultiIndex):
         out.columns = [" ".join(str(p) for p in c if str(p) != "") for c in out.columns]
     out.columns = [str(c) for c in out.columns]
     return out
 
 
-def _is_money_column(col: str) -> bool:
-    name = str(col).lower()
-    return any(w in name for w in ("cost", "saving", "spend", "budget", "£", "gbp", "net_benefit"))
-
-
-def _format_number(x: float) -> str:
-    a = abs(x)
-    if a >= 100 or (float(x).is_integer() and a >= 1):
-        return f"{x:,.0f}"
-    if a >= 1:
-        return f"{x:,.2f}"
-    if a == 0:
-        return "0"
-    return f"{x:.3g}"
-
-
-def _format_cell(col, value, formatter=None) -> tuple[str, bool]:
+def _format_cell(col, value, formatter=None, kind: str | None = None) -> tuple[str, bool]:
     """The text of one table cell and whether it is numeric (right-aligned)."""
     if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
         return "–", True
     if formatter is not None:
         return str(formatter(value)), True
-    if str(col) == "measure" and value in MEASURE_LABELS:
-        return MEASURE_LABELS[value], False
-    if isinstance(value, (bool, np.bool_)):
-        return ("yes" if value else "no"), False
-    if isinstance(value, (int, np.integer)):
-        if str(col).lower() in ("year", "from_year", "to_year", "origin", "start_year", "end_year"):
-            return str(int(value)), True
-        return f"{int(value):,}", True
-    if isinstance(value, (float, np.floating)):
-        if str(col) == "ci_prob" or str(col).lower().startswith(("prob", "p_")):
-            return format_percent(value), True
-        if str(col) == "rate" or str(col).endswith("_rate"):
-            return format_rate(value), True
-        if _is_money_column(col):
-            return format_money(value), True
-        return _format_number(float(value)), True
-    return str(value), False
-
-
-#: Summary columns whose format follows the row's unit (see `ReportTable.unit_column`).
-_STAT_COLUMNS = frozenset({"mean", "median", "lower", "upper", "sd", "point", "value"})
-
-
-def _unit_formatter(unit) -> Callable | None:
-    """Number format for a row whose unit is `unit` (e.g. "£ a year", "probability")."""
-    if not isinstance(unit, str):
-        return None
-    if unit.startswith("£") and "per £" not in unit:
-        return format_money
-    if unit == "probability":
-        return format_percent
-    return None
+    if isinstance(value, (bool, np.bool_)) or isinstance(value, str):
+        return format_value(None, value), False
+    if kind is None:
+        kind = column_kind(col)
+    return format_value(kind, value), True
 
 
 #: Characters kept as they are in a CSS string; every other is written as a hex escape.
@@ -641,19 +673,34 @@ def write_pdf(html_path, pdf_path=None, *, engine: str | None = None) -> Path:
 
 
 _SHEET_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
+#: Longest sheet name Excel accepts.
+SHEET_NAME_MAX = 31
 
 
 def sheet_names(keys: Sequence[str], reserved: Sequence[str] = ("Contents",)) -> list[str]:
-    """Unique Excel sheet names (at most 31 characters, no []:*?/\\) for table keys."""
+    """Unique Excel sheet names for table keys: words of the key (``_`` and ``-`` read as
+    spaces), first letter upper-case, as many whole words as fit in 31 characters (a word is
+    never cut), no []:*?/\\; a repeated name gets " 2", " 3", ... in place of its last words."""
     taken = {r.lower() for r in reserved}
     out = []
     for key in keys:
-        base = _SHEET_FORBIDDEN.sub("_", str(key)).strip("'") or "table"
-        name = base[:31]
-        n = 2
-        while name.lower() in taken:
-            suffix = f"_{n}"
-            name = base[: 31 - len(suffix)] + suffix
+        key = re.sub(r"(\d{4})_\d\d(\d\d)\b", r"\1-\2", str(key))
+        for long, short in SHEET_WORDS.items():
+            key = key.replace(long, short)
+        words = [w for w in re.split(r"[\s_]+", _SHEET_FORBIDDEN.sub(" ", key).strip("'")) if w] or ["table"]
+        words[0] = _capital(words[0])
+        n = 1
+        while True:
+            suffix = "" if n == 1 else f" {n}"
+            kept = []
+            for w in words:
+                if len(" ".join([*kept, w])) + len(suffix) > SHEET_NAME_MAX:
+                    break
+                kept.append(w)
+            # a single word longer than a sheet name is the only thing ever cut
+            name = (" ".join(kept) or words[0][: SHEET_NAME_MAX - len(suffix)]) + suffix
+            if name.lower() not in taken:
+                break
             n += 1
         taken.add(name.lower())
         out.append(name)
@@ -665,46 +712,138 @@ def write_xlsx(report: Report, path) -> Path:
     return write_bytes(path, xlsx_bytes(report))
 
 
-def xlsx_bytes(report: Report) -> bytes:
-    """Every table of the report in one workbook: a contents sheet, then one sheet per table.
+#: Short forms in sheet names (the contents sheet gives each table's full caption): the
+#: sector's abbreviations of the measures.
+SHEET_WORDS = {
+    "looked_after": "LAC",
+    "children_in_need": "CIN",
+    "child_protection": "CPP",
+    "decomp_compare": "change vs others",
+    "decomp": "change",
+    "counterfactual": "demand paths",
+}
 
-    Numbers are stored as numbers, unformatted. Text that starts with ``=``, ``+``, ``-``,
-    ``@``, a tab or a carriage return (an authority named ``=HYPERLINK(...)``, a threshold
-    written ``= 0``) is stored as a text cell with Excel's quote prefix, so it is shown as
-    written and never run as a formula.
+
+#: Row of a table sheet holding the column headers (row 1: the table's caption, row 2: notes).
+XLSX_HEADER_ROW = 4
+
+
+def xlsx_bytes(report: Report) -> bytes:
+    """Every table of the report in one workbook: the headline sheet first (the answers of
+    page one), a contents sheet, then one sheet per table in report order.
+
+    Each table sheet has its caption in row 1, a notes row (intervals, prices, source) in row 2,
+    then an Excel table with filters whose headers (row 4) are the report's words with units.
+    Numbers are stored unrounded with the Excel number format of their kind
+    (`bayes_lac.report.formats.KINDS`), so a cell shows what the page prints (0.99675 shows as
+    ">99%", 135.5 families as "136") and still holds the number. Text that starts with ``=``,
+    ``+``, ``-``, ``@``, a tab or a carriage return is stored as a text cell with Excel's quote
+    prefix, so it is shown as written and never run as a formula.
     """
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font
+
     tables = report.tables()
+    tables = [x for x in tables if x[1].key == HEADLINE_TABLE] + [x for x in tables if x[1].key != HEADLINE_TABLE]
     names = sheet_names([t.key for _, t in tables])
-    contents = pd.DataFrame(
-        {
-            "sheet": names,
-            "section": [s.title for s, _ in tables],
-            "table": [t.caption for _, t in tables],
-            "rows": [len(t.frame) for _, t in tables],
-        }
-    )
+    book = Workbook()
+    contents = book.active
+    contents.title = "Contents"
+    bold = Font(bold=True)
+    for text in (report.title, report.subtitle, report.footer):
+        contents.append([text])
+    contents["A1"].font = Font(bold=True, size=14)
+    contents.append([])
+    contents.append(["Sheet", "Section", "Table", "Rows"])
+    for cell in contents[contents.max_row]:
+        cell.font = bold
+    for name, (sec, table) in zip(names, tables):
+        contents.append([name, sec.title, table.caption, len(table.frame)])
+    if not report.converged:
+        contents.append([])
+        contents.append([report.unconverged_header])
+        for problem in report.problems:
+            contents.append([problem])
+    for letter, width in zip("ABCD", (34, 50, 90, 8)):
+        contents.column_dimensions[letter].width = width
+    for i, (name, (_, table)) in enumerate(zip(names, tables)):
+        sheet = book.create_sheet(name, index=0 if table.key == HEADLINE_TABLE else None)
+        _table_sheet(sheet, table, report, display_name=f"T{i + 1}_" + re.sub(r"\W", "_", name))
+        sheet["A1"].font = bold
+        sheet["A2"].alignment = Alignment(wrap_text=False)
+    for sheet in book.worksheets:
+        _cells_as_text(sheet)
     buffer = io.BytesIO()
-    with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
-        header = pd.DataFrame({"": [report.title, report.subtitle, report.footer]})
-        header.to_excel(writer, sheet_name="Contents", index=False, header=False)
-        contents.to_excel(writer, sheet_name="Contents", index=False, startrow=len(header) + 1)
-        if not report.converged:
-            warning = pd.DataFrame({"": [report.unconverged_header, *report.problems]})
-            warning.to_excel(
-                writer, sheet_name="Contents", index=False, header=False, startrow=len(header) + len(contents) + 3
-            )
-        for name, (_, table) in zip(names, tables):
-            table.frame.to_excel(writer, sheet_name=name, index=False)
-            sheet = writer.sheets[name]
-            sheet.freeze_panes = "A2"
-            for i, col in enumerate(table.frame.columns, start=1):
-                sheet.column_dimensions[_excel_column(i)].width = min(max(len(str(col)) + 2, 10), 40)
-        contents_sheet = writer.sheets["Contents"]
-        for letter, width in zip("ABCD", (34, 50, 90, 8)):
-            contents_sheet.column_dimensions[letter].width = width
-        for sheet in writer.book.worksheets:
-            _cells_as_text(sheet)
+    book.save(buffer)
     return buffer.getvalue()
+
+
+def _xlsx_notes(table: ReportTable, report: Report) -> str:
+    """The notes row of a table's sheet: what the intervals are, and the report it is from."""
+    notes = [
+        f"Likely ranges are {format_percent(CI_PROB)} equal-tailed credible intervals.",
+        "Numbers are stored unrounded and shown in the report's format.",
+        f"From: {report.title} ({report.subtitle}).",
+    ]
+    if not report.converged:
+        notes.insert(0, report.unconverged_header + ".")
+    return " ".join(notes)
+
+
+def _table_sheet(sheet, table: ReportTable, report: Report, display_name: str) -> None:
+    """Write `table` to an openpyxl sheet: caption, notes, then an Excel table with filters."""
+    from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet.table import Table, TableStyleInfo
+
+    columns = table.written_columns
+    headers = _unique([column_header(c) for c in columns])
+    sheet.cell(row=1, column=1, value=table.caption)
+    sheet.cell(row=2, column=1, value=_xlsx_notes(table, report))
+    for j, header in enumerate(headers, start=1):
+        sheet.cell(row=XLSX_HEADER_ROW, column=j, value=header)
+    for i, values in enumerate(table.frame[columns].itertuples(index=False, name=None), start=XLSX_HEADER_ROW + 1):
+        record = dict(zip(columns, values))
+        for j, col in enumerate(columns, start=1):
+            value = _xlsx_value(col, record[col])
+            cell = sheet.cell(row=i, column=j, value=value)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and col not in table.formats:
+                kind = table.cell_kind(col, record)
+                if kind is not None:
+                    cell.number_format = KINDS[kind].excel
+    last_row = XLSX_HEADER_ROW + len(table.frame)
+    if columns and len(table.frame):
+        ref = f"A{XLSX_HEADER_ROW}:{get_column_letter(len(columns))}{last_row}"
+        excel_table = Table(displayName=display_name[:250], ref=ref)
+        excel_table.tableStyleInfo = TableStyleInfo(name="TableStyleLight9", showRowStripes=True)
+        sheet.add_table(excel_table)
+    sheet.freeze_panes = f"A{XLSX_HEADER_ROW + 1}"
+    for j, header in enumerate(headers, start=1):
+        sheet.column_dimensions[get_column_letter(j)].width = min(max(len(header) + 2, 11), 40)
+
+
+def _xlsx_value(column: str, value):
+    """A cell's value for openpyxl: plain Python numbers, None for missing, measure names in words."""
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return None if np.isnan(value) else float(value)
+    if isinstance(value, str):
+        return format_value(None, value)
+    return str(value)
+
+
+def _unique(headers: list[str]) -> list[str]:
+    """Headers made unique (an Excel table needs distinct ones): a repeat gets " (2)"."""
+    seen: dict[str, int] = {}
+    out = []
+    for h in headers:
+        seen[h.lower()] = seen.get(h.lower(), 0) + 1
+        out.append(h if seen[h.lower()] == 1 else f"{h} ({seen[h.lower()]})")
+    return out
 
 
 def _cells_as_text(sheet) -> None:
@@ -718,15 +857,6 @@ def _cells_as_text(sheet) -> None:
             if cell.data_type == "f" or is_formula_like(cell.value):
                 cell.data_type = "s"
                 cell.quotePrefix = True
-
-
-def _excel_column(i: int) -> str:
-    """Excel column letters of the 1-based column number `i` (1 -> A, 27 -> AA)."""
-    letters = ""
-    while i:
-        i, r = divmod(i - 1, 26)
-        letters = chr(65 + r) + letters
-    return letters
 
 
 # --------------------------------------------------------------------------------------------
@@ -748,13 +878,40 @@ class _Context:
     comparison: pd.DataFrame | None = None
     run_path: str | None = None
     panel_mismatch: str = ""
+    #: Comparison authorities (codes or names) drawn boldly on the comparison charts.
+    highlight: tuple[str, ...] = ()
+    power_scaling: bool = True
     unit_costs: pd.DataFrame | None = None
+    costs: object = None
+    #: Invest-to-save results with uncertainty, in the order evaluated.
+    interventions: list = field(default_factory=list)
+    #: Decompositions of children looked after that page one explains (to and from the peak).
+    why: list = field(default_factory=list)
+    peak_year: int | None = None
+    #: The appendix holding the charts of the other measures and scenarios.
+    more_charts: Section = field(
+        default_factory=lambda: Section("more-charts", "Appendix C: more charts (other measures and scenarios)")
+    )
 
 
 def comparison_neighbours(results: xr.DataTree, la: str) -> tuple[list[str], str]:
-    """The authorities the report compares `la` (the run's target) with, and where the list
-    comes from: the run's neighbours (`bayes_lac.model.results.RunInfo.neighbours`)."""
+    """The authorities the report compares `la` with, and where the list comes from: the run's
+    neighbours for its target (`bayes_lac.model.results.RunInfo.neighbours`); in a national run,
+    another authority's DfE statistical neighbours (those the run models)."""
     info = run_info(results)
+    if la != info.target_la and info.is_national:
+        from bayes_lac.data.neighbours import statistical_neighbours
+
+        modelled = set(info.authorities)
+        try:
+            listed = statistical_neighbours(la)
+        except UnknownAuthorityError:
+            # an authority DfE gives no neighbours for (made by a reorganisation after the list)
+            return list(info.neighbours_of(la)), "every other authority of the national model (DfE lists none)"
+        return (
+            [c for c in listed if c in modelled],
+            "DfE statistical neighbours (2021 model), all in the national model",
+        )
     return list(info.neighbours_of(la)), info.neighbours_source
 
 
@@ -777,31 +934,43 @@ def _comparison_section(ctx: _Context) -> Section:
         t = table[table["measure"] == m]
         wide = _comparison_wide(t)
         sec.heading(label)
+        fig = emod.plot_comparison(table, measure=m)
+        # the chart draws each series in its own line style and marker already
+        name_neighbours(fig.axes[0], table, m, highlight=ctx.highlight)
         sec.figure(
-            emod.plot_comparison(table, measure=m),
-            alt=(
-                f"Line chart of the rate of {label.lower()} per 10,000 children aged 0-17 by year: "
-                f"{ctx.la_name} (solid black line with circles), each comparison authority (thin "
-                "orange lines), the comparison authorities pooled (dash-dot orange with squares) and "
-                "England (dashed blue with triangles)."
-            ),
+            fig,
+            alt=_comparison_alt(t, ctx.la_name, label),
             caption=f"{label}: rate per 10,000 children aged 0-17, {ctx.la_name} against its comparison "
-            "authorities and England (published counts).",
+            "authorities (named at the right; those asked about drawn boldly) and England (published counts).",
             table=make_table(
                 f"compare_{m}",
                 f"{label}: rate per 10,000 children aged 0-17 by area and year (published; counts and "
                 "populations in the XLSX workbook)",
                 wide,
-                formats=_rate_formats(wide),
+                kinds={c: "rate" for c in wide.columns if c != "year"},
             ),
         )
         sec.workbook_table(f"compare_{m}_detail", f"{label}: published counts, populations and rates", t)
     return sec
 
 
-def _rate_formats(frame: pd.DataFrame) -> dict:
-    """Every column but ``year`` formatted as a rate per 10,000 (one decimal place)."""
-    return {c: format_rate for c in frame.columns if c != "year"}
+def _comparison_alt(t: pd.DataFrame, la_name: str, label: str) -> str:
+    """The message of a comparison chart: the latest rates, and the authority's peak."""
+    latest = int(t.loc[(t["group"] == "target") & t["rate"].notna(), "year"].max())
+    at = t[t["year"] == latest].set_index("group")["rate"]
+    text = f"{label}: {la_name} had {KINDS['rate'].text(at['target'])} per 10,000 children aged 0-17 in {latest}"
+    others = []
+    if "neighbours_average" in at and pd.notna(at["neighbours_average"]):
+        others.append(f"its comparison authorities {KINDS['rate'].text(at['neighbours_average'])}")
+    if "england" in at and pd.notna(at["england"]):
+        others.append(f"England {KINDS['rate'].text(at['england'])}")
+    if others:
+        text += " against " + " and ".join(others)
+    own = t[(t["group"] == "target") & t["rate"].notna()]
+    top = own.loc[own["rate"].idxmax()]
+    if int(top["year"]) != latest:
+        text += f"; its highest rate was {KINDS['rate'].text(top['rate'])} in {int(top['year'])}"
+    return text + "."
 
 
 def _comparison_wide(table: pd.DataFrame) -> pd.DataFrame:
@@ -848,15 +1017,22 @@ def _decomposition_section(ctx: _Context) -> Section:
     if not windows:
         sec.notice("The run has a single year of counts for this authority, so there is no change to decompose.")
         return sec
+    main_window = windows[0]
+    ctx.peak_year = _fitted_peak(ctx, *main_window)
+    if ctx.peak_year is not None:
+        # the rise to the peak and the change since, in place of the 2017 report's window
+        # (the same window when the peak is 2017 and the fit starts in 2010)
+        windows = [main_window, (main_window[0], ctx.peak_year), (ctx.peak_year, main_window[1])]
     sec.paragraph(
         "The modelled change in each count is split into the part due to the number of children "
         "aged 0-17, the known number of unaccompanied asylum-seeking children (looked-after "
         "children only), deprivation, and the rest. The rest is NOT explained by the measured "
         "demand factors: it holds national and local policy and practice, but equally any demand "
         "the model does not measure, so it is never proof of a practice effect. Every part has a "
-        f"{format_percent(CI_PROB)} credible interval; point values are posterior means, which "
-        "add up to the total."
+        f"likely range ({format_percent(CI_PROB)}); the central values are averages, which add up "
+        "to the total."
     )
+    shown_notices: set[str] = set()
     for i, (a, b) in enumerate(windows):
         main = i == 0
         measures = None if main else ("looked_after",)
@@ -868,65 +1044,121 @@ def _decomposition_section(ctx: _Context) -> Section:
             measures=measures,
             allow_unconverged=ctx.allow_unconverged,
         )
-        title = f"{a} to {b}" + ("" if main else " (the window of the 2017 report)")
+        if main and ctx.peak_year is None and "looked_after" in d.measures:
+            ctx.why = [d]
+        elif not main and ctx.peak_year is not None:
+            ctx.why.append(d)
+        if ctx.peak_year is not None and b == ctx.peak_year:
+            title = f"{a} to the {b} peak"
+        elif ctx.peak_year is not None and a == ctx.peak_year:
+            title = f"the {a} peak to {b}"
+        else:
+            title = f"{a} to {b}" + ("" if main else " (the window of the 2017 report)")
         sec.heading(f"Change from March {title}")
-        for caveat in d.caveats:
-            sec.notice(caveat)
         for finding in d.findings:
             sec.finding(finding, shown=d.caveats)
+        # each notice once, after the findings it qualifies
+        for caveat in d.caveats:
+            if caveat not in shown_notices:
+                sec.notice(caveat)
+                shown_notices.add(caveat)
         if main:
             ctx.headlines.extend(d.findings)
         for m in d.measures:
             label = _measure_label(m)
             table = dec.decomposition_table(d, measure=m)
-            sec.figure(
-                dec.plot_decomposition(d, measure=m),
+            # the board pages show children looked after; the other measures' waterfalls are
+            # in the appendix of more charts
+            home = sec if m == "looked_after" or len(d.measures) == 1 else ctx.more_charts
+            if home is ctx.more_charts:
+                home.heading(f"{label}: change from March {a} to {b}")
+            waterfall = dec.plot_decomposition(d, measure=m)
+            axes_from_zero(waterfall)
+            home.figure(
+                waterfall,
                 alt=_decomposition_alt(ctx.la_name, label, a, b, table),
                 caption=f"{label}, {ctx.la_name}, March {a} to March {b}: the modelled change split into "
-                "components (bars: posterior means; whiskers: credible intervals).",
+                f"components (bars: averages; whiskers: likely ranges, {format_percent(CI_PROB)}).",
                 table=make_table(
-                    f"decomp_{m}_{a}_{b}", f"{label}: components of the change, March {a} to {b} (children)", table
+                    f"decomp_{m}_{a}_{b}",
+                    f"{label}: components of the change, March {a} to {b} (children)",
+                    table,
+                    value_kind="count",
                 ),
             )
+        if not main:
+            # the windows to and from the peak: their waterfall and findings only
+            continue
         comp_measure = "looked_after" if "looked_after" in d.measures else d.measures[0]
         comp = dec.comparison_table(d, measure=comp_measure)
         label = _measure_label(comp_measure)
         sec.figure(
             dec.plot_comparison(d, measure=comp_measure),
-            alt=(
-                f"Grouped bar chart comparing the change in {label.lower()} from {a} to {b} in "
-                f"{ctx.la_name}, its comparison authorities and England, each component as a "
-                "percentage of the start-year count."
-            ),
+            alt=_decomp_compare_alt(comp, label, a, b),
             caption=f"{label}: change as a percentage of the {a} count, by component, against "
             "comparison authorities and England.",
             table=make_table(
                 f"decomp_compare_{a}_{b}",
                 f"{label}: components of the change {a} to {b}, as percentage points of the {a} count",
                 comp,
+                value_kind="points",
             ),
         )
         cf = dec.counterfactual_table(ctx.results, la=ctx.la, from_year=a, to_year=b, measure=comp_measure)
+        paths = dec.plot_counterfactuals(ctx.results, la=ctx.la, from_year=a, to_year=b, measure=comp_measure)
+        greyscale_safe(paths)
         sec.figure(
-            dec.plot_counterfactuals(ctx.results, la=ctx.la, from_year=a, to_year=b, measure=comp_measure),
-            alt=(
-                f"Line chart of {label.lower()} in {ctx.la_name} from {a} to {b}: published counts "
-                "against the modelled count and paths with population growth only, plus UASC and "
-                "plus deprivation, with credible bands."
-            ),
+            paths,
+            alt=_counterfactual_alt(cf, label, ctx.la_name, b),
             caption=f"{label}: published counts against demand-only paths (the 2017 report's Figure 5, "
             "with credible bands).",
-            table=make_table(f"counterfactual_{a}_{b}", f"{label}: counterfactual paths, {a} to {b} (children)", cf),
+            table=make_table(
+                f"counterfactual_{a}_{b}",
+                f"{label}: counterfactual paths, {a} to {b} (children)",
+                cf,
+                value_kind="count",
+            ),
         )
     return sec
 
 
+def _decomp_compare_alt(comp: pd.DataFrame, label: str, a: int, b: int) -> str:
+    """The message of the change-against-others chart: each area's total change in % of its start."""
+    total = comp[(comp["component"] == "total") & comp["area"].isin(["target", "neighbours", "england"])]
+    parts = [f"{r.area_name} {KINDS['points'].text(r.mean)}%" for r in total.itertuples()]
+    return f"{label}, change from {a} to {b} as a percentage of the {a} count: " + "; ".join(parts) + "."
+
+
+def _counterfactual_alt(cf: pd.DataFrame, label: str, la_name: str, b: int) -> str:
+    """The message of the demand-only paths: where each path ends against the published count."""
+    end = cf[cf["year"] == b]
+    parts = [f"{r.series.replace('_', ' ')} {KINDS['count'].text(r.median)}" for r in end.itertuples()]
+    return f"{label} in {la_name} in March {b}: " + "; ".join(parts) + "."
+
+
+def _fitted_peak(ctx: _Context, first: int, last: int) -> int | None:
+    """The year of the highest published count of children looked after within the fitted
+    years, if it is strictly inside them (else None: no rise-and-fall to explain)."""
+    if ctx.comparison is None or "looked_after" not in set(ctx.comparison["measure"]):
+        return None
+    t = ctx.comparison[ctx.comparison["year"].between(first, last)]
+    if published_series(t).empty:
+        return None
+    year, _ = peak(t)
+    return year if first < year < last else None
+
+
 def _decomposition_alt(la_name: str, label: str, a: int, b: int, table: pd.DataFrame) -> str:
-    text = (
-        f"Waterfall chart of the change in {label.lower()} in {la_name} from March {a} to March {b}, "
-        "split into population, UASC, deprivation and the part not explained by them."
-    )
-    return text
+    """The message of a waterfall: the modelled start and end, and what each part added."""
+    rows = table.set_index("component")
+    change = KINDS["change"].text
+    parts = [
+        f"{dec.COMPONENT_LABELS[c]} {change(rows.at[c, 'mean'])}" for c in dec.ADDITIVE_COMPONENTS if c in rows.index
+    ]
+    text = f"{label} in {la_name}, modelled: {KINDS['count'].text(rows.at['start', 'mean'])} in March {a}"
+    if "end" in rows.index:
+        text += f" and {KINDS['count'].text(rows.at['end', 'mean'])} in March {b}"
+    return text + ". The change split into parts: " + "; ".join(parts) + "."
 
 
 def _forecast_section(ctx: _Context) -> Section:
@@ -953,6 +1185,7 @@ def _forecast_section(ctx: _Context) -> Section:
         "forecast_summary",
         f"Forecast number of children at 31 March by scenario ({format_percent(CI_PROB)} credible intervals)",
         summary,
+        value_kind="count",
     )
     if "looked_after" in fc.data["measure"].values:
         last = fc.history[(fc.history["measure"] == "looked_after")].dropna(subset=["reported_count"])
@@ -965,8 +1198,10 @@ def _forecast_section(ctx: _Context) -> Section:
             finding = replace(finding, title=f"{finding.title} (the March {int(row['year'])} count)")
             sec.finding(finding, shown=fc.assumptions)
             ctx.headlines.append(finding)
+    others = ctx.more_charts
     for scenario in fc.scenario_names:
-        sec.heading(f"Scenario: {scenario}")
+        target = sec if scenario == "trend" else others
+        target.heading(f"Scenario: {scenario}")
         measures = [str(m) for m in fc.data["measure"].values]
         fig, axes = _panel_axes(len(measures))
         frames = []
@@ -974,24 +1209,56 @@ def _forecast_section(ctx: _Context) -> Section:
             fmod.plot_forecast(fc, measure=m, scenarios=[scenario], ax=ax)
             frames.append(fmod.fan_chart_table(fc, measure=m, scenarios=[scenario]))
         fan = pd.concat(frames, ignore_index=True)
-        sec.figure(
+        target.figure(
             fig,
-            alt=(
-                f"Fan charts of the {scenario} forecast for {ctx.la_name}, one panel per measure "
-                f"({', '.join(_measure_label(m).lower() for m in measures)}): published counts up to "
-                f"{base}, then the median forecast to {base + FORECAST_HORIZON} with 50% and "
-                f"{format_percent(CI_PROB)} credible bands."
-            ),
+            alt=_fan_alt(fc, scenario, measures, ctx.la_name),
             caption=f"{scenario} scenario: published counts and forecast fans (50% and "
-            f"{format_percent(CI_PROB)} bands). The published history is in the comparison section.",
+            f"{format_percent(CI_PROB)} likely ranges). The published history is in the comparison section.",
             table=make_table(
                 f"fan_{scenario}",
-                f"{scenario} scenario: forecast number of children at 31 March (median, 50% and "
-                f"{format_percent(CI_PROB)} bands)",
+                f"{scenario} scenario: forecast number of children at 31 March (central estimate, 50% and "
+                f"{format_percent(CI_PROB)} likely ranges)",
                 fan[fan["scenario"] != "observed"].drop(columns=["observed"]),
+                value_kind="count",
             ),
         )
     return sec
+
+
+def _fan_alt(fc, scenario: str, measures: Sequence[str], la_name: str) -> str:
+    """The message of a scenario's fan chart: where each measure is forecast to be at the end."""
+    table = fmod.forecast_table(fc, scenarios=[scenario])
+    end = fc.base_year + fc.horizon
+    parts = []
+    for m in measures:
+        row = table[(table["measure"] == m) & (table["year"] == end)].iloc[0]
+        parts.append(
+            f"{_measure_label(m).lower()} about {KINDS['count'].text(row['median'])} "
+            f"(likely {KINDS['count'].text(row['lower'])} to {KINDS['count'].text(row['upper'])})"
+        )
+    return (
+        f"Under the {scenario} scenario, {la_name} is forecast to have in March {end}: "
+        + "; ".join(parts)
+        + f". Fan charts, one panel per measure, from the published counts to {fc.base_year}."
+    )
+
+
+def _cost_alt(table: pd.DataFrame, la_name: str) -> str:
+    """The message of the cost chart: each scenario's cost in the last year against the base."""
+    first, last = table["year"].min(), table["year"].max()
+    base = table[table["year"] == first]["median_gbp_per_year"].iloc[0]
+    end = table[table["year"] == last]
+    parts = [
+        f"{r.scenario} {KINDS['money'].text(r.median_gbp_per_year)} (likely {KINDS['money'].text(r.lower_gbp_per_year)} "
+        f"to {KINDS['money'].text(r.upper_gbp_per_year)})"
+        for r in end.itertuples()
+    ]
+    return (
+        f"The annual cost of children looked after in {la_name}, {KINDS['money'].text(base)} in "
+        f"{format_financial_year(int(first))}, reaches in {format_financial_year(int(last))}: "
+        + "; ".join(parts)
+        + " (cash prices of each year)."
+    )
 
 
 def _panel_axes(n: int):
@@ -1010,6 +1277,7 @@ def _cost_section(ctx: _Context) -> Section:
     history = cmod.unit_cost_history(ctx.panel, ctx.la)
     ctx.unit_costs = history
     c = cmod.costs(fc, history, inflation=COST_INFLATION, seed=0)
+    ctx.costs = c
     base = c.base_year
     sec.paragraph(
         "The annual cost of children looked after is the forecast number of children times the "
@@ -1026,7 +1294,7 @@ def _cost_section(ctx: _Context) -> Section:
     for notice in history.attrs.get("notices", ()):
         sec.notice(notice)
     horizons = tuple(h for h in COST_HORIZONS if h <= fc.horizon)
-    table = cmod.cost_table(c)
+    table = cmod.cost_table(c, prices=COST_PRICES)
     at = table[table["years_ahead"].isin((0, *horizons))].reset_index(drop=True)
     sec.heading(f"The cost at {', '.join(str(h) for h in horizons)} years")
     sec.table(
@@ -1040,26 +1308,27 @@ def _cost_section(ctx: _Context) -> Section:
         "cost_change_3_5_10",
         f"Change in the annual cost against {cmod.financial_year(base)} (£ a year, cash prices of each "
         f"year, {format_percent(CI_PROB)} credible intervals)",
-        cmod.cost_change_table(c, years_ahead=horizons),
+        cmod.cost_change_table(c, years_ahead=horizons, prices=COST_PRICES),
     )
     base_cost = float(c.data["base_cost"].median())
     year = base + min(5, fc.horizon)
-    finding = cmod.cost_finding(c, base_cost, year, scenario="trend", prices="real")
+    # the same price basis as the cost tables (cash prices of each year), so the headline's
+    # cost in a year is the table's cost in that year
+    finding = cmod.cost_finding(c, base_cost, year, scenario="trend", prices=COST_PRICES)
     finding = replace(finding, title=f"{finding.title} (the {cmod.financial_year(base)} cost)")
     sec.finding(finding, shown=c.assumptions)
     ctx.headlines.append(finding)
+    cost_fig = cmod.plot_costs(c, prices=COST_PRICES)
+    axes_from_zero(cost_fig)
+    greyscale_safe(cost_fig)
     sec.figure(
-        cmod.plot_costs(c),
-        alt=(
-            f"Line chart of the annual cost of children looked after in {ctx.la_name} from "
-            f"{cmod.financial_year(base)} to {cmod.financial_year(base + fc.horizon)} under each scenario, "
-            f"median with {format_percent(CI_PROB)} credible bands, in £ million a year."
-        ),
+        cost_fig,
+        alt=_cost_alt(cmod.cost_chart_table(c, prices=COST_PRICES), ctx.la_name),
         caption="Annual cost of children looked after by scenario (£m a year, cash prices of each year).",
         table=make_table(
             "cost_chart",
             "Annual cost of children looked after by scenario and year (£ a year)",
-            cmod.cost_chart_table(c),
+            cmod.cost_chart_table(c, prices=COST_PRICES),
         ),
     )
     sec.heading("Unit-cost history")
@@ -1090,6 +1359,7 @@ def _intervention_section(ctx: _Context) -> Section:
         result = iv.evaluate_intervention(spec, draws=INTERVENTION_DRAWS, seed=0)
         point = iv.evaluate_intervention(spec, uncertainty=False)
         finding = iv.intervention_finding(result)
+        ctx.interventions.append(result)
         sec.heading(_capital(spec.name))
         if spec.description:
             sec.paragraph(spec.description)
@@ -1101,10 +1371,10 @@ def _intervention_section(ctx: _Context) -> Section:
         sec.figure(
             fig,
             alt=(
-                f"Histogram of the simulated net saving of {spec.name}, "
-                f"{spec.period}. The {format_percent(CI_PROB)} credible interval runs from "
-                f"{format_money(net['lower'])} to {format_money(net['upper'])}; the chance of a net saving is "
-                f"{format_percent(result.prob_net_saving)}."
+                f"{_capital(spec.name)}: net saving about {format_money(net['median'])} {spec.period} "
+                f"(likely {format_money(net['lower'])} to {format_money(net['upper'])}); the chance it saves "
+                f"more than it costs is {format_probability(result.prob_net_saving)}. Histogram of the simulated "
+                "net saving."
             ),
             caption=f"{_capital(spec.name)}: distribution of the net saving.",
             table=make_table(
@@ -1134,6 +1404,12 @@ def _sensitivity_section(ctx: _Context) -> Section:
         "disagree (prior-data conflict); prior sensitivity alone means the data say little (weak "
         "likelihood)."
     )
+    if not ctx.power_scaling:
+        sec.notice(
+            "Not run for this report (made in a batch of every authority's reports): run "
+            f"`bayes-lac report --la {ctx.la} --run RUN` for this authority's checks."
+        )
+        return sec
     missing = [g for g in ("log_prior", "log_likelihood") if g not in ctx.results.children]
     if missing:
         sec.notice(
@@ -1146,12 +1422,7 @@ def _sensitivity_section(ctx: _Context) -> Section:
     sec.finding(result.power_finding)
     sec.figure(
         smod.plot_power_scaling(result.power),
-        alt=(
-            "Scatter chart of each parameter's prior sensitivity (horizontal) against its "
-            f"likelihood sensitivity (vertical), with dashed threshold lines at {smod.THRESHOLD:g}; "
-            "parameters flagged as prior-data conflict or weak likelihood are coloured differently "
-            "and labelled."
-        ),
+        alt=_power_alt(result.power),
         caption="Power-scaling sensitivity of each parameter (unitless; 0 = insensitive).",
         table=make_table(
             "power_scaling", "Power-scaling sensitivity of each parameter (unitless; 0 = insensitive)", result.power
@@ -1183,9 +1454,9 @@ def _sensitivity_section(ctx: _Context) -> Section:
     sec.figure(
         smod.plot_prior_sets(comparison, conclusion="forecast_5", measure="looked_after"),
         alt=(
-            "Interval chart of the forecast number of children looked after five years ahead under "
-            f"each prior set ({', '.join(rows['prior_set'])}): median with its "
-            f"{format_percent(CI_PROB)} credible interval."
+            "Forecast of children looked after five years ahead by prior set: "
+            + "; ".join(f"{r.prior_set} {KINDS['count'].text(r.median)}" for r in rows.itertuples())
+            + "."
         ),
         caption="Forecast number of children looked after five years ahead, by prior set.",
         table=make_table(
@@ -1193,6 +1464,21 @@ def _sensitivity_section(ctx: _Context) -> Section:
         ),
     )
     return sec
+
+
+def _power_alt(power: pd.DataFrame) -> str:
+    """The message of the power-scaling chart: how many parameters are flagged, and which."""
+    flagged = power[power["diagnosis"].notna() & (power["diagnosis"].astype(str) != "")]
+    if flagged.empty:
+        return (
+            f"Power-scaling sensitivity: none of the {len(power)} parameters reaches the threshold of "
+            f"{smod.THRESHOLD:g}, so no prior dominates the data."
+        )
+    names = ", ".join(dict.fromkeys(str(p) for p in flagged["parameter"]))
+    return (
+        f"Power-scaling sensitivity: {len(flagged)} of {len(power)} parameters reach the threshold of "
+        f"{smod.THRESHOLD:g} ({names})."
+    )
 
 
 def _priors_table(priors: dict) -> pd.DataFrame:
@@ -1223,8 +1509,8 @@ MODEL_DESCRIPTION: tuple[str, ...] = (
     "forecasts start from where the authority is now and return towards its path.",
     "For children looked after, unaccompanied asylum-seeking children (UASC) are taken out before "
     "modelling and added back as a known number, so population, UASC and deprivation can be "
-    "separated. The model is fitted by Markov chain Monte Carlo (PyMC's NUTS sampler); every "
-    "number in this report is summarised from the resulting posterior draws.",
+    "separated. The model is fitted by Markov chain Monte Carlo (the sampler is named under The "
+    "run above); every number in this report is summarised from the resulting posterior draws.",
 )
 
 
@@ -1240,10 +1526,7 @@ def _model_card_section(ctx: _Context) -> Section:
         ("Years fitted", f"{info.first_year} to {info.last_year} (31 March)"),
         ("Measures", ", ".join(_measure_label(m) for m in info.measures)),
         ("Prior set", info.prior_set),
-        (
-            "Sampler",
-            ", ".join(f"{k} {v}" for k, v in sampler.items()) if sampler else "not recorded",
-        ),
+        ("Sampler", sampler_description(sampler)),
         ("Fitted", info.created_utc),
         ("bayes_lac version of the fit", info.version),
         ("Run file", ctx.run_path or "fitted for this report, not saved"),
@@ -1360,38 +1643,95 @@ def _backtest_blocks(sec: Section, ctx: _Context) -> None:
         "forecast puts about 90% of outcomes inside its 90% interval. The settings and fit diagnostics "
         "of the shipped backtest are in models/backtest/README.md."
     )
-    sec.table(
-        "backtest_coverage",
-        "Backtest: coverage of forecast intervals, all authorities pooled",
-        bmod.pooled_coverage(table),
+    sec.table("backtest_coverage", backtest_caption(table), bmod.pooled_coverage(table))
+
+
+def backtest_caption(table: pd.DataFrame) -> str:
+    """The backtest table's caption, naming what was pooled: its measures and authorities."""
+    measures = [_measure_label(m).lower() for m in dict.fromkeys(table["measure"])]
+    n_la = table["la_code"].nunique()
+    return (
+        f"Backtest: coverage of forecast intervals for {', '.join(measures)} only, pooled over "
+        f"{n_la} {'authority' if n_la == 1 else 'authorities'}, every forecast year and 1 to "
+        f"{int(table['horizon'].max())} years ahead"
     )
+
+
+#: How each sampler of `bayes_lac.model.fit.SAMPLERS` is named in the model card.
+SAMPLER_NAMES = {
+    "pymc": "PyMC's NUTS sampler",
+    "nutpie": "nutpie (a NUTS sampler)",
+    "numpyro": "NumPyro's NUTS sampler",
+}
+
+
+def sampler_description(sampler: dict) -> str:
+    """The sampler of a run in words, named once: "PyMC's NUTS sampler: 2 chains of 300 draws
+    after 300 tuning steps, target acceptance 0.95, seed 20260331"."""
+    if not sampler:
+        return "not recorded"
+    name = str(sampler.get("sampler", ""))
+    parts = []
+    if "chains" in sampler and "draws" in sampler:
+        parts.append(f"{int(sampler['chains'])} chains of {int(sampler['draws']):,} draws")
+    if "tune" in sampler:
+        parts.append(f"after {int(sampler['tune']):,} tuning steps")
+    if "target_accept" in sampler:
+        parts.append(f"target acceptance {float(sampler['target_accept']):g}")
+    if "seed" in sampler:
+        parts.append(f"seed {sampler['seed']}")
+    known = {"sampler", "chains", "draws", "tune", "target_accept", "seed"}
+    parts += [f"{k} {v}" for k, v in sampler.items() if k not in known]
+    return f"{SAMPLER_NAMES.get(name, name or 'unnamed sampler')}: " + ", ".join(parts)
+
+
+def page_one_answers(ctx: _Context) -> list[Answer]:
+    """The five answers of page one, from the analyses the sections computed."""
+    answers = []
+    if ctx.comparison is not None and ctx.forecast is not None and "looked_after" in set(ctx.comparison["measure"]):
+        answers.append(answer_rising(ctx.comparison, ctx.forecast, ctx.la_name))
+    if ctx.why:
+        answers.append(answer_why(ctx.why, ctx.peak_year, flows=flows_hook(ctx)))
+    if ctx.forecast is not None and "looked_after" in ctx.forecast.data["measure"].values:
+        answers.append(answer_how_many(ctx.forecast, horizons=(5, 10)))
+    if ctx.costs is not None:
+        budget, label = budget_hook(ctx)
+        answers.append(answer_cost(ctx.costs, prices=COST_PRICES, horizon=5, budget=budget, budget_label=label))
+    answers.append(answer_prevention(ctx.interventions))
+    return answers
+
+
+def flows_hook(ctx: _Context):
+    """Where the starters-and-leavers split joins the "why" answer: None until the flows
+    analysis is part of the package; then a callable returning ``(sentence, figures)``."""
+    return None
+
+
+def budget_hook(ctx: _Context) -> tuple[float | None, str]:
+    """The council's budget for next year's looked-after placements (£ a year, cash prices)
+    and its name, for the chance of exceeding it; ``(None, "")`` (this year's cost stands in)
+    until the costs analysis takes a budget."""
+    return None, ""
 
 
 def _headline_section(ctx: _Context, sections: Sequence[Section]) -> Section:
-    """The headline findings, each pointing to the section that gives its caveats and numbers."""
-    sec = Section("headlines", "Headline findings")
-    if not ctx.headlines:
-        raise RuntimeError("no analysis gave a headline finding")
+    """Page one: the board's five questions, each with a verdict, its figures and a link."""
+    sec = Section("headlines", "Summary: the board's five questions")
+    answers = page_one_answers(ctx)
+    if not answers:
+        raise RuntimeError("no analysis gave an answer for page one")
     sec.paragraph(
-        f"Intervals are {format_percent(CI_PROB)} credible intervals: under the model there is a "
-        f"{format_percent(CI_PROB)} chance the number lies in the interval. Each finding's "
-        "assumptions and caveats are given in the section it links to."
+        f"Each answer gives a central estimate and, for the model's numbers, a likely range "
+        f"({format_percent(CI_PROB)}): a {format_percent(CI_PROB)} chance, under the model, that the "
+        "number lies in it. The linked section gives the assumptions and caveats."
     )
-    where = {}
-    for s in sections:
-        for b in s.blocks:
-            if isinstance(b, FindingBlock):
-                where.setdefault((b.title, b.sentence), s)
-    for finding in ctx.headlines:
-        home = where.get((finding.title, finding.sentence))
-        sec.blocks.append(
-            FindingBlock(
-                finding.title,
-                finding.sentence,
-                see_anchor=home.key if home else "",
-                see_title=home.title if home else "",
-            )
-        )
+    sec.blocks.extend(answers)
+    sec.workbook_table(
+        HEADLINE_TABLE,
+        f"{ctx.la_name}: the board's five questions, with the figures of each answer",
+        answers_table(answers),
+        unit_column="kind",
+    )
     return sec
 
 
@@ -1418,6 +1758,8 @@ def build_report(
     run_path: str | None = None,
     run_description: str = "",
     progress: bool = False,
+    highlight: Sequence[str] = (),
+    power_scaling: bool = True,
 ) -> Report:
     """Assemble the board report on authority `la` (default: the run's target) from a run.
 
@@ -1439,6 +1781,12 @@ def build_report(
         Where the run is saved, for the model card.
     progress
         Show a progress bar over the sections.
+    highlight
+        Comparison authorities (ONS codes or names) to draw boldly on the comparison charts;
+        every comparison authority is named at the end of its line either way.
+    power_scaling
+        Run the power-scaling check of Appendix A (it runs its own worker processes, so the
+        batch of every authority's report, already parallel, leaves it out and says so).
     """
     info = run_info(results)
     la = la or info.target_la
@@ -1448,8 +1796,9 @@ def build_report(
 
         panel = load_panel(panel_path)
     target = info.target_la
-    if la != target:
-        # the run's comparison set, decomposition and neighbours are those of its target
+    if la != target and not (info.is_national and la in info.authorities):
+        # the run's comparison set, decomposition and neighbours are those of its target; a
+        # national run models every authority, so it can report on any of them
         raise UnknownAuthorityError(
             f"the run was fitted for {target}, not {la}: report on {target} (--la {target}), or fit a run for {la}"
         )
@@ -1463,6 +1812,8 @@ def build_report(
         allow_unconverged=allow_unconverged,
         run_path=None if run_path is None else str(run_path),
         panel_mismatch=_panel_mismatch(results, panel),
+        highlight=tuple(highlight),
+        power_scaling=power_scaling,
     )
     builders = SECTION_BUILDERS
     if progress:
@@ -1471,15 +1822,28 @@ def build_report(
         builders = tqdm(builders, desc="report sections", unit="section")
     body = [build(ctx) for build in builders]
     sections = [_headline_section(ctx, body), *body]
+    notes = Section("analyst-notes", "Appendix E: analyst notes")
+    notes.paragraph(
+        "The modelling detail behind the board pages, in the model's own terms (see the glossary), "
+        "under the section it belongs to."
+    )
+    for sec in sections:
+        if sec.key in BOARD_SECTIONS:
+            _plain_board_section(sec, notes)
+    if ctx.more_charts.blocks:
+        sections.append(ctx.more_charts)
     twins = [t for sec in sections for t in sec.twins]
     if twins:
-        data = Section("chart-data", "Appendix C: the numbers behind the charts")
+        data = Section("chart-data", "Appendix D: the numbers behind the charts")
         data.paragraph(
             "Tables too long to print beside their charts. Every table of the report is also in "
             "the XLSX workbook when the report is run with --xlsx."
         )
         data.blocks.extend(twins)
         sections.append(data)
+    if len(notes.blocks) > 1:
+        sections.append(notes)
+    sections.append(_glossary_section())
     return Report(
         la=la,
         la_name=ctx.la_name,
@@ -1489,6 +1853,122 @@ def build_report(
         generated_utc=dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         run_description=run_description,
     )
+
+
+#: Sections a board member reads: plain words only (`bayes_lac.report.formats.jargon_in`).
+BOARD_SECTIONS: tuple[str, ...] = ("headlines", "comparison", "decomposition", "forecasts", "costs", "interventions")
+
+
+def _split_sentences(text: str) -> list[str]:
+    # a full stop followed by a space and a capital or a digit ends a sentence; "e.g. x" does not
+    return [t for t in re.split(r"(?<=[.;])\s+(?=[A-Z(])", text) if t.strip()]
+
+
+def _plain_text(text: str) -> tuple[str, list[str]]:
+    """`text` in board words, and the sentences of it that stay jargon (for the analyst notes)."""
+    kept, moved = [], []
+    for sentence in _split_sentences(plain_words(text)):
+        (moved if jargon_in(sentence) else kept).append(sentence)
+    return " ".join(kept), moved
+
+
+def _plain_board_section(sec: Section, notes: Section) -> None:
+    """Put a board section in plain words: interval wording, and every sentence that still
+    needs a modelling term moved to the analyst notes (`notes`) under the section's title."""
+    blocks, moved = [], []
+    for block in sec.blocks:
+        if isinstance(block, (Paragraph, Notice)):
+            text, gone = _plain_text(block.text)
+            moved.extend(gone)
+            if text:
+                blocks.append(replace(block, text=text))
+        elif isinstance(block, FindingBlock):
+            sentence, gone = _plain_text(block.sentence)
+            moved.extend(gone)
+            caveats = []
+            for caveat in block.caveats:
+                text, gone = _plain_text(caveat)
+                moved.extend(gone)
+                if text:
+                    caveats.append(text)
+            blocks.append(replace(block, title=plain_words(block.title), sentence=sentence, caveats=tuple(caveats)))
+        elif isinstance(block, ReportFigure):
+            blocks.append(
+                replace(block, caption=plain_words(block.caption), twin_caption=plain_words(block.twin_caption))
+            )
+        elif isinstance(block, ReportTable):
+            blocks.append(replace(block, caption=plain_words(block.caption)))
+        else:
+            blocks.append(block)
+    sec.twins = [replace(t, caption=plain_words(t.caption)) for t in sec.twins]
+    moved = list(dict.fromkeys(moved))
+    if moved:
+        blocks.append(
+            Paragraph(f"The modelling detail of this section is in {notes.title}; terms are in the glossary.")
+        )
+        notes.heading(sec.title)
+        for sentence in moved:
+            notes.paragraph(sentence)
+    sec.blocks = blocks
+
+
+#: The glossary: every term the analyst pages use, in plain words.
+GLOSSARY: tuple[tuple[str, str], ...] = (
+    (
+        "Likely range (90%)",
+        "The range the number has a 90% chance of lying in, under the model (a 90% equal-tailed "
+        "credible interval): a 5% chance it is lower and a 5% chance it is higher.",
+    ),
+    ("Central estimate", "The middle of the likely range: an equal chance the number is higher or lower (the median)."),
+    ("Rate per 10,000", "Children in the measure per 10,000 children aged 0-17 living in the area."),
+    (
+        "Comparison authorities",
+        "The authority's statistical neighbours: councils most like it (the model card names them).",
+    ),
+    ("UASC", "Unaccompanied asylum-seeking children, who enter care for reasons outside the council's control."),
+    (
+        "Not explained by measured demand",
+        "The part of a change that population, UASC and deprivation do not account for: policy, "
+        "practice, and any demand the model does not measure.",
+    ),
+    ("Scenario: trend", "The model's own projection: the authority's recent trend continues."),
+    ("Scenario: population-only", "Today's rates applied to the projected number of children."),
+    ("Scenario: converge-england", "Rates move to England's latest rate over five years."),
+    ("Cash prices of each year", "Pounds of the year spent, with unit costs rising by the stated inflation."),
+    (
+        "Posterior, posterior draws",
+        "What the model believes after seeing the data; the draws are a large sample from it, "
+        "and every number in the report is summarised from them.",
+    ),
+    ("Credible interval", "The statistical name of the likely range."),
+    (
+        "Persistence",
+        "How much of an authority's distance from its modelled path in one year carries into the "
+        "next (0: none, 1: all of it).",
+    ),
+    (
+        "Random walk",
+        "A path that moves each year by a random step from where it was, with no pull back: the "
+        "model's common path over time.",
+    ),
+    ("year_sigma", "The size of the common path's yearly random step (on the log scale)."),
+    ("Log scale", "Changes measured as proportions: a step of 0.1 on the log scale is about 10%."),
+    (
+        "Dispersion",
+        "How much more the published counts vary from year to year than pure chance would give "
+        "(a negative binomial distribution).",
+    ),
+    ("R-hat", "A convergence check: the chains of the sampler agree when it is at most 1.01."),
+    ("ESS", "Effective sample size: how many independent draws the correlated draws are worth (at least 400)."),
+    ("E-BFMI", "A check that the sampler explored the whole distribution (at least 0.3 in every chain)."),
+    ("Break-even effect", "The effect per participant at which a service's savings just equal its cost."),
+)
+
+
+def _glossary_section() -> Section:
+    sec = Section("glossary", "Glossary")
+    sec.definitions(GLOSSARY)
+    return sec
 
 
 def _convergence(results: xr.DataTree, allow_unconverged: bool) -> tuple[bool, list[str]]:

@@ -1,0 +1,508 @@
+"""The board report v2: one format per kind of number, the contradictions of the Thurrock
+report (issue 18) pinned, plain words on the board pages, the workbook read back, and page
+one's numbers traced to the analyses they come from.
+
+All on the synthetic run of tests/test_report.py (built once per process).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayes_lac.analysis import costs as cmod
+from bayes_lac.analysis import forecast as fmod
+from bayes_lac.report import board as R
+from bayes_lac.report.answers import answers_table
+from bayes_lac.report.formats import KINDS, column_header, jargon_in, plain_words
+from bayes_lac.summaries import format_chance, format_count, format_financial_year, format_probability
+from tests.test_report import built_toy_report, read_table_sheet
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return built_toy_report()
+
+
+@pytest.fixture(scope="module")
+def report(toy):
+    return toy[1]
+
+
+@pytest.fixture(scope="module")
+def page(report):
+    return R.render_html(report)
+
+
+@pytest.fixture(scope="module")
+def workbook(report, tmp_path_factory):
+    return R.write_xlsx(report, tmp_path_factory.mktemp("xlsx") / "report.xlsx")
+
+
+def _tables(report) -> dict:
+    return {t.key: t for _, t in report.tables()}
+
+
+def _sheet_of(path) -> dict:
+    contents = pd.read_excel(path, sheet_name="Contents", skiprows=4)
+    return dict(zip(contents["Table"], contents["Sheet"]))
+
+
+def _section_text(page: str, key: str) -> str:
+    """The visible text of one section of the page (no images, tags or entities)."""
+    match = re.search(rf'<section class="report-section[^"]*" id="{re.escape(key)}".*?</section>', page, re.S)
+    assert match, key
+    return html.unescape(re.sub(r"<[^>]+>", " ", match.group(0)))
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. One format per kind, and the contradictions of the Thurrock report
+# ---------------------------------------------------------------------------------------------
+
+
+def test_a_posterior_probability_is_never_printed_as_100_percent():
+    # the defect: the edge-of-care chance was ">99 %" in the text and "100 %" in the table
+    assert format_probability(0.99675) == ">99%"
+    assert format_probability(0.004) == "<1%"
+    assert format_probability(0.5) == "50%"
+    assert format_chance(0.99675) == "more than a 99% chance"
+    assert format_chance(0.81) == "an 81% chance"
+    # the text and the table agree at the edge: 0.995 rounds to 100 % as a share
+    assert format_probability(0.995) == ">99%" and format_chance(0.995).startswith("more than a 99%")
+
+
+def test_probability_cells_on_the_page_never_read_100_percent(report):
+    seen = 0
+    for _, table in report.tables():
+        for values in table.frame[table.written_columns].itertuples(index=False, name=None):
+            record = dict(zip(table.written_columns, values))
+            for col, value in record.items():
+                if table.cell_kind(col, record) == "probability" and isinstance(value, float) and np.isfinite(value):
+                    seen += 1
+                    text = R._format_cell(col, value, None, "probability")[0]
+                    assert text not in ("100%", "0%"), (table.key, col, value)
+    assert seen > 0
+
+
+def test_edge_of_care_chance_is_the_same_in_text_table_and_workbook(report, page, workbook):
+    from openpyxl import load_workbook
+
+    table = _tables(report)["invest_edge_of_care"]
+    row = table.frame.set_index("quantity").loc["prob_net_saving"]
+    p = float(row["mean"])
+    shown = format_probability(p)
+    # the table cell prints the one format
+    cells = dict(zip(table.columns, next(r for r in table.rows if r[0][0] == "Chance of a net saving")))
+    assert cells["Mean"][0] == shown
+    # the finding says the same chance in words
+    finding = next(b for b in report.sections[5].blocks if b.kind == "finding" and "edge-of-care" in b.sentence)
+    assert format_chance(p) in finding.sentence
+    # the workbook keeps the number and shows it through the probability format
+    book = load_workbook(workbook)
+    sheet = book[_sheet_of(workbook)[table.caption]]
+    header = [c.value for c in sheet[R.XLSX_HEADER_ROW]]
+    for r in sheet.iter_rows(min_row=R.XLSX_HEADER_ROW + 1):
+        if r[0].value == "Chance of a net saving":
+            cell = r[header.index("Mean")]
+            assert cell.value == pytest.approx(p) and cell.number_format == KINDS["probability"].excel
+            break
+    else:
+        pytest.fail("no probability row in the edge-of-care sheet")
+    assert '[>0.99]">99%"' in KINDS["probability"].excel
+
+
+def test_families_are_whole_numbers_on_the_page_and_in_the_workbook(report, workbook):
+    from openpyxl import load_workbook
+
+    # the defect: 136 families in the text, 135.5 in the workbook
+    table = _tables(report)["invest_edge_of_care"]
+    participants = table.frame.set_index("quantity").loc["participants"]
+    row = dict(zip(table.columns, next(r for r in table.rows if r[0][0] == "Participants")))
+    assert row["Mean"][0] == format_count(participants["mean"])
+    assert re.fullmatch(r"[\d,]+", row["Mean"][0])
+    book = load_workbook(workbook)
+    sheet = book[_sheet_of(workbook)[table.caption]]
+    for r in sheet.iter_rows(min_row=R.XLSX_HEADER_ROW + 1):
+        if r[0].value == "Participants":
+            assert r[1].value == pytest.approx(participants["mean"])
+            assert r[1].number_format == KINDS["count"].excel == "#,##0"
+
+
+def test_years_are_never_thousands_separated(report, page):
+    # the defect: "base year 2,025"
+    assert not re.search(r"[Yy]ear\s+[12],\d{3}", _section_text(page, "costs"))
+    change = _tables(report)["cost_change_3_5_10"]
+    base_year = int(change.frame["base_year"].iloc[0])
+    assert change.column_kind("base_year") == "year"
+    assert R._format_cell("base_year", np.int64(2025), None, "year") == ("2025", True)
+    assert str(base_year) in "".join(cell for row in change.rows for cell, _ in row)
+
+
+def test_change_percent_has_a_header_with_its_unit_and_a_percent_format(report):
+    # the defect: "median change percent 10.88"
+    change = _tables(report)["cost_change_3_5_10"]
+    assert column_header("median_change_percent") == "Change, central estimate (%)"
+    i = change.columns.index("Change, central estimate (%)")
+    values = change.frame["median_change_percent"]
+    assert [row[i][0] for row in change.rows] == [f"{v:.0f}%" for v in values]
+
+
+def test_the_cost_headline_is_the_cost_table_value(report, page):
+    # the defect: £43.15m in the headline (base-year prices), £47.65m in the table (cash prices)
+    answers = {b.key: b for b in report.sections[0].blocks if b.kind == "answer"}
+    table = _tables(report)["cost_3_5_10"].frame
+    trend = table[table["scenario"] == "trend"].set_index("financial_year")
+    for f in answers["cost"].figures:
+        m = re.search(r"(\d{4}-\d\d)", f.label)
+        if m and m.group(1) in trend.index:
+            assert f.value == pytest.approx(trend.loc[m.group(1), "median_gbp_per_year"])
+            assert f.text in _section_text(page, "costs")
+    finding = next(b for b in report.sections[4].blocks if b.kind == "finding")
+    year = re.search(r"in (\d{4}-\d\d)", finding.sentence).group(1)
+    assert KINDS["money"].text(trend.loc[year, "median_gbp_per_year"]) in finding.sentence
+    assert "cash prices of each year" in finding.sentence
+
+
+def test_the_model_card_names_the_run_s_sampler_once(toy, page):
+    from bayes_lac.model.results import run_info
+
+    text = _section_text(page, "model-card")
+    sampler = run_info(toy[0]).sampler.get("sampler")
+    named = [n for n in R.SAMPLER_NAMES.values() if n in text]
+    # the defect: "PyMC's NUTS sampler" in the description and nutpie in the settings
+    assert named == ([R.SAMPLER_NAMES[sampler]] if sampler else [])
+    for name in named:
+        assert text.count(name) == 1
+    described = R.sampler_description({"sampler": "nutpie", "chains": 2, "draws": 300, "tune": 300})
+    assert described.startswith("nutpie (a NUTS sampler): 2 chains of 300 draws") and "PyMC" not in described
+
+
+def test_the_backtest_caption_names_what_was_pooled():
+    table = pd.DataFrame(
+        {"measure": ["looked_after"] * 3, "la_code": ["A", "B", "B"], "horizon": [1, 2, 5]},
+    )
+    caption = R.backtest_caption(table)
+    # the defect: "all authorities pooled" for a backtest of children looked after only
+    assert "children looked after only" in caption and "2 authorities" in caption and "5 years" in caption
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. Plain words on the board pages
+# ---------------------------------------------------------------------------------------------
+
+
+def test_the_jargon_check_sees_jargon():
+    assert jargon_in("fades by the model's persistence on the log scale") == ["persistence", "log scale"]
+    assert "year_sigma" in jargon_in("steps drawn with each draw's year_sigma")
+    assert jargon_in("R-hat at most 1.01, ESS at least 400")
+    assert not jargon_in("Thurrock is now below its neighbours; less than a 1% chance")
+    assert plain_words("£1 to £2 (90% credible interval)") == "£1 to £2 (likely range, 90%)"
+
+
+def test_board_pages_carry_no_jargon(report, page):
+    found = {}
+    for key in R.BOARD_SECTIONS:
+        words = jargon_in(_section_text(page, key))
+        if words:
+            found[key] = sorted(set(words))
+    assert not found, f"jargon on the board pages: {found}"
+    # the detail is not lost: it is in the analyst notes, and the terms in the glossary
+    notes = _section_text(page, "analyst-notes")
+    assert jargon_in(notes)
+    glossary = _section_text(page, "glossary")
+    for term in ("Persistence", "Random walk", "R-hat", "ESS", "Likely range (90%)"):
+        assert term in glossary
+
+
+def test_board_tables_have_human_headers_and_no_plotting_columns(report, page):
+    for key in R.BOARD_SECTIONS:
+        for header in re.findall(r"<th[^>]*>(.*?)</th>", _section_page(page, key)):
+            assert "_" not in header and header not in ("bar bottom", "whisker high"), (key, header)
+    for _, table in report.tables():
+        assert not {"bar_bottom", "whisker_high"} & set(table.written_columns)
+
+
+def _section_page(page: str, key: str) -> str:
+    match = re.search(rf'<section class="report-section[^"]*" id="{re.escape(key)}".*?</section>', page, re.S)
+    return match.group(0)
+
+
+def test_intervals_on_the_board_pages_read_likely_range(page):
+    text = " ".join(_section_text(page, k) for k in R.BOARD_SECTIONS)
+    assert "likely range" in text and "credible" not in text
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. The workbook
+# ---------------------------------------------------------------------------------------------
+
+
+def test_every_table_sheet_has_notes_headers_formats_and_a_filtered_excel_table(report, workbook):
+    from openpyxl import load_workbook
+
+    book = load_workbook(workbook)
+    sheet_of = _sheet_of(workbook)
+    money = rate = 0
+    for _, table in report.tables():
+        sheet = book[sheet_of[table.caption]]
+        assert sheet["A1"].value == table.caption and sheet["A2"].value, sheet.title
+        headers = [c.value for c in sheet[R.XLSX_HEADER_ROW]][: len(table.written_columns)]
+        assert headers == R._unique([column_header(c) for c in table.written_columns])
+        assert "index" not in headers and not any("_" in h for h in headers), (sheet.title, headers)
+        if len(table.frame):
+            assert len(sheet.tables) == 1
+            excel_table = next(iter(sheet.tables.values()))
+            assert excel_table.ref.startswith(f"A{R.XLSX_HEADER_ROW}:")
+            assert excel_table.autoFilter is not None or excel_table.headerRowCount != 0
+        for j, col in enumerate(table.written_columns, start=1):
+            kind = table.column_kind(col)
+            cell = sheet.cell(row=R.XLSX_HEADER_ROW + 1, column=j)
+            if kind and isinstance(cell.value, float) and not table.unit_column and col not in table.formats:
+                assert cell.number_format == KINDS[kind].excel, (sheet.title, col)
+                money += kind == "money"
+                rate += kind == "rate"
+    assert money and rate
+
+
+def test_no_table_writes_an_index_column(report):
+    # the defect: the fan tables came with a stray `index` column
+    for _, table in report.tables():
+        assert "index" not in table.frame.columns, table.key
+
+
+def test_headline_sheet_holds_page_one_numbers(report, workbook):
+    from openpyxl import load_workbook
+
+    answers = [b for b in report.sections[0].blocks if b.kind == "answer"]
+    expected = answers_table(answers)
+    sheet = read_table_sheet(workbook, "Headline")
+    assert load_workbook(workbook).sheetnames[0] == "Headline"
+    assert list(sheet[column_header("figure")]) == list(expected["figure"])
+    np.testing.assert_allclose(sheet["Value"].to_numpy(float), expected["value"].to_numpy(float), rtol=1e-12)
+    np.testing.assert_allclose(
+        sheet["Likely range: low"].to_numpy(float), expected["lower"].to_numpy(float), rtol=1e-12
+    )
+    # each value is shown in its kind's format
+    book = load_workbook(workbook)
+    ws = book["Headline"]
+    header = [c.value for c in ws[R.XLSX_HEADER_ROW]]
+    for i, kind in enumerate(expected["kind"], start=R.XLSX_HEADER_ROW + 1):
+        assert ws.cell(row=i, column=header.index("Value") + 1).number_format == KINDS[kind].excel
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. Page one: every number equals the analysis result it comes from
+# ---------------------------------------------------------------------------------------------
+
+
+def _answers(report) -> dict:
+    return {b.key: b for b in report.sections[0].blocks if b.kind == "answer"}
+
+
+def test_page_one_forecasts_are_the_forecast_table(toy, report, page):
+    run = toy[0]
+    fc = fmod.forecast(run, horizon=R.FORECAST_HORIZON, scenarios=R.REPORT_SCENARIOS, seed=0)
+    table = fmod.forecast_table(fc, measures=["looked_after"], scenarios=["trend"]).set_index("year")
+    how_many = _answers(report)["how_many"]
+    assert len(how_many.figures) == 2
+    for f, h in zip(how_many.figures, (5, 10)):
+        row = table.loc[fc.base_year + h]
+        assert (f.value, f.lower, f.upper) == pytest.approx((row["median"], row["lower"], row["upper"]))
+        # the page prints the same number in the count format
+        assert f"about {format_count(row['median'])} in March {fc.base_year + h}" in html.unescape(page)
+
+
+def test_page_one_position_is_computed_from_the_published_rates(report):
+    rising = _answers(report)["rising"]
+    comparison = _tables(report)["compare_looked_after_detail"].frame
+    latest = comparison["year"].max()
+    at = comparison[comparison["year"] == latest].set_index("group")["rate"]
+    word = "below" if at["target"] < at["neighbours_average"] else "above"
+    assert f"is now {word} its neighbours" in rising.verdict or "level with" in rising.verdict
+    published = rising.figures[0]
+    assert (
+        published.value
+        == comparison[(comparison["year"] == latest) & (comparison["group"] == "target")]["count"].item()
+    )
+
+
+def test_page_one_cost_and_budget_risk_are_the_cost_analysis(toy, report):
+    from bayes_lac.report.answers import answer_cost
+
+    cost = _answers(report)["cost"]
+    chance = cost.figures[-1]
+    assert chance.kind == "probability" and 0 <= chance.value <= 1
+    assert format_chance(chance.value) in cost.verdict
+    # the hook: a budget given replaces this year's cost
+    table = _tables(report)["cost_3_5_10"].frame
+    base = int(table["year"].min())
+    assert format_financial_year(base + 1) in cost.verdict
+    assert answer_cost.__doc__ and "budget" in answer_cost.__doc__
+
+
+def test_page_one_prevention_is_the_intervention_results(report):
+    prevention = _answers(report)["prevention"]
+    tables = _tables(report)
+    for f in prevention.figures:
+        if f.kind != "probability":
+            continue
+        name = f.label.split(":")[0]
+        key = next(
+            k for k, t in tables.items() if k.startswith("invest_") and t.caption.lower().startswith(name.lower())
+        )
+        p = tables[key].frame.set_index("quantity").loc["prob_net_saving", "mean"]
+        assert f.value == pytest.approx(p)
+        assert format_probability(p) in prevention.verdict
+
+
+def test_page_one_numbers_are_printed_on_the_page(report, page):
+    text = re.sub(r"\s+", " ", _section_text(page, "headlines"))
+    for answer in _answers(report).values():
+        assert answer.verdict in text
+        assert f'href="#{answer.anchor}"' in _section_page(page, "headlines")
+
+
+def test_cost_headline_and_workbook_agree_to_the_pound(toy, report, workbook):
+    cost = _answers(report)["cost"]
+    sheet = read_table_sheet(workbook, "Headline").set_index(column_header("figure"))
+    for f in cost.figures:
+        assert sheet.loc[f.label, "Value"] == pytest.approx(f.value, rel=1e-12)
+    assert isinstance(cmod.financial_year(2030), str) and cmod.financial_year(2030) == format_financial_year(2030)
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. Charts
+# ---------------------------------------------------------------------------------------------
+
+
+def test_every_chart_states_its_message_in_its_alt_text(report):
+    from bayes_lac.report.charts import alt_text_problem
+
+    problems = {f.caption: alt_text_problem(f.alt) for f in report.figures() if alt_text_problem(f.alt)}
+    assert not problems
+
+
+def test_alt_text_that_only_describes_the_drawing_is_refused():
+    import matplotlib.pyplot as plt
+
+    from bayes_lac.report.charts import alt_text_problem
+
+    # the defect: the comparison chart's alt text named colours and markers, not the message
+    old = (
+        "Line chart of the rate by year: Thurrock (solid black line with circles), the comparison "
+        "authorities pooled (dash-dot orange with squares) and England (dashed blue with triangles)."
+    )
+    assert "describes the drawing" in alt_text_problem(old)
+    assert "no number" in alt_text_problem("A chart of the cost by scenario.")
+    assert alt_text_problem("Thurrock had 59.6 per 10,000 children in 2025 against England 67.1.") == ""
+    fig, _ = plt.subplots()
+    table = R.make_table("t", "c", pd.DataFrame({"a": [1]}))
+    with pytest.raises(ValueError, match="does not state its message"):
+        R.ReportFigure.from_matplotlib(fig, alt=old, caption="C", twin=table)
+    plt.close(fig)
+
+
+def test_captions_start_upper_case(report):
+    for f in report.figures():
+        assert f.caption[:1].isupper(), f.caption
+    for _, t in report.tables():
+        assert t.caption[:1].isupper(), t.caption
+
+
+def test_level_axes_start_at_zero_and_bands_have_outlines():
+    import matplotlib.pyplot as plt
+
+    from bayes_lac.report.charts import axes_from_zero, greyscale_safe
+
+    fig, ax = plt.subplots()
+    x = np.arange(5)
+    for i, colour in enumerate(("C0", "C1", "C2")):
+        ax.fill_between(x, 40 + i, 50 + i, color=colour, alpha=0.3)
+        ax.plot(x, 45 + i + x, color=colour, linestyle="-", label=f"s{i}")
+    ax.legend()
+    assert ax.get_ylim()[0] > 0
+    axes_from_zero(fig)
+    assert ax.get_ylim()[0] == 0
+    greyscale_safe(fig)
+    styles = [line.get_linestyle() for line in ax.get_lines()]
+    # three series, three line styles: they differ by more than colour
+    assert len(set(styles)) == 3
+    for band in ax.collections:
+        assert band.get_edgecolor()[0][3] == 1.0 and band.get_linewidth()[0] > 0
+    plt.close(fig)
+
+
+def test_neighbours_are_named_and_highlighted_on_demand(toy):
+    import matplotlib.pyplot as plt
+
+    from bayes_lac.analysis import compare as emod
+    from bayes_lac.report.charts import name_neighbours
+    from tests.test_report import toy_panel
+
+    run = toy[0]
+    neighbours, _ = R.comparison_neighbours(run, run.attrs["target_la"])
+    table = emod.comparison_table(toy_panel(run), run.attrs["target_la"], neighbours, measures=["looked_after"])
+    fig = emod.plot_comparison(table, measure="looked_after")
+    ax = fig.axes[0]
+    names = table.loc[table["group"].isin(neighbours), "la_name"].unique()
+    written = name_neighbours(ax, table, "looked_after", highlight=[neighbours[0]])
+    assert sorted(written) == sorted(names)
+    assert {t.get_text() for t in ax.texts} >= set(names)
+    bold = [t for t in ax.texts if t.get_fontweight() == "bold"]
+    assert [t.get_text() for t in bold] == [table.loc[table["group"] == neighbours[0], "la_name"].iloc[0]]
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. Print layout
+# ---------------------------------------------------------------------------------------------
+
+
+def test_each_notice_is_printed_once(report):
+    # the defect: the same imputation notices were repeated in two windows (p6 and p8)
+    notices = [b.text for s in report.sections for b in s.blocks if b.kind == "notice"]
+    repeated = {n for n in notices if notices.count(n) > 1}
+    assert not repeated
+
+
+def test_pointers_to_the_analyst_notes_name_the_right_appendix(report):
+    titles = {s.title for s in report.sections}
+    for s in report.sections:
+        for b in s.blocks:
+            if b.kind == "paragraph" and b.text.startswith("The modelling detail of this section is in "):
+                target = b.text.removeprefix("The modelling detail of this section is in ").split(";")[0]
+                assert target in titles
+
+
+def test_print_style_keeps_headings_with_content_and_rows_whole(page):
+    style = page.split("<style>")[1].split("</style>")[0]
+    assert re.search(r"h2, h3 \{ break-after: avoid;", style)
+    assert "tr, td, th { break-inside: avoid; }" in style
+    assert "section.report-section.page-start { break-before: page; }" in style
+    # the board sections follow on; every appendix starts a page
+    flags = {s.key: report_starts(page, s.key) for s in built_toy_report()[1].sections}
+    assert not any(flags[k] for k in R.BOARD_SECTIONS)
+    assert flags["model-card"] and flags["glossary"]
+
+
+def report_starts(page: str, key: str) -> bool:
+    return bool(re.search(rf'<section class="report-section page-start" id="{re.escape(key)}"', page))
+
+
+def test_chart_titles_and_legends_use_the_board_words():
+    import matplotlib.pyplot as plt
+
+    from bayes_lac.report.charts import plain_chart_words
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1], label="trend (median)")
+    ax.set_title("bars: posterior means; whiskers: 90% credible intervals")
+    ax.legend(title="Bands: 90% credible interval")
+    plain_chart_words(fig)
+    assert ax.get_title() == "bars: averages; whiskers: likely ranges (90%)"
+    assert ax.get_legend().get_title().get_text() == "Bands: likely range (90%)"
+    plt.close(fig)
