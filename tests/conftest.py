@@ -6,8 +6,10 @@ parameter values, so tables, charts and arithmetic can be tested against hand ca
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,6 +17,13 @@ import xarray as xr
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("PYTENSOR_FLAGS", "blas__ldflags=")
+# Tests compile with pytensor's C linker. Its compiled ops do not depend on array shapes, so
+# the suite's small fits of differently sized panels share one cold compile; the default
+# (numba) recompiles for each new shape (measured on 2 cores with a warm cache: a second
+# panel shape cost 86 s of CPU under numba and 42 s under C). Set here, before pytensor is
+# imported, so notebook kernels and CLI subprocesses inherit it.
+if "linker=" not in os.environ["PYTENSOR_FLAGS"]:
+    os.environ["PYTENSOR_FLAGS"] = ",".join(x for x in (os.environ["PYTENSOR_FLAGS"], "linker=cvm") if x)
 
 from bayes_lac import __version__  # noqa: E402
 from bayes_lac.config import MEASURES  # noqa: E402
@@ -160,3 +169,66 @@ def make_toy_results(
 @pytest.fixture
 def toy_results() -> xr.DataTree:
     return make_toy_results()
+
+
+# -- the fast tier samples nothing ------------------------------------------------------------
+
+
+def pytest_configure(config):
+    """`make test-fast` sets BAYES_LAC_NO_FITS=1: any MCMC sampling then fails the test that
+    asked for it, so the fast tier provably runs no fits (such a test must be marked slow)."""
+    if os.environ.get("BAYES_LAC_NO_FITS") != "1":
+        return
+    import nutpie
+    import pymc
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("this test samples a model: mark it @pytest.mark.slow (BAYES_LAC_NO_FITS=1)")
+
+    pymc.sample = refuse
+    nutpie.sample = refuse
+
+
+# -- one real fit shared by the whole run -------------------------------------------------------
+
+#: The shared Thurrock fit: the bundled panel, Thurrock and its 2021 DfE statistical neighbours,
+#: pymc's sampler, settings far too small to converge (tests that read it allow that).
+SHARED_FIT = {"draws": 100, "tune": 100, "chains": 2, "cores": 1, "seed": 1, "sampler": "pymc"}
+
+
+def _shared_dir(tmp_path_factory) -> Path:
+    """A folder every xdist worker of this run sees (the session's base temporary folder)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def _code_digest() -> str:
+    """Digest of what a fit depends on: the package's model code, bundled panel and priors."""
+    from bayes_lac import config
+
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    files = sorted((root / "bayes_lac" / "model").glob("*.py")) + sorted((root / "bayes_lac" / "data").glob("*.py"))
+    files += [Path(config.BUNDLED_PANEL)] + sorted(Path(config.PRIORS_DIR).glob("*.toml"))
+    for f in files:
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+@pytest.fixture(scope="session")
+def thurrock_run_path(tmp_path_factory) -> Path:
+    """A saved real fit of Thurrock and its neighbours, made once per test run and shared by
+    every test and notebook that only reads a run (workers wait on a lock for the first)."""
+    from filelock import FileLock
+
+    from bayes_lac.data.panel import load_panel
+    from bayes_lac.model.fit import LACModel
+    from bayes_lac.model.results import save_run
+
+    path = _shared_dir(tmp_path_factory) / f"thurrock-{_code_digest()}.nc"
+    with FileLock(str(path) + ".lock"):
+        if not path.exists():
+            run = LACModel("E06000034", neighbours="2021").fit(load_panel(), progressbar=False, **SHARED_FIT)
+            save_run(run, path)
+    return path

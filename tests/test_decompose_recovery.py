@@ -143,6 +143,7 @@ def fitted():
     run = LACModel(CODES[0], neighbours=CODES[1:]).fit(
         panel,
         draws=300,
+        sampler="pymc",
         tune=300,
         chains=2,
         cores=1,

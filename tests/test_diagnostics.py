@@ -23,7 +23,7 @@ def broken_run():
     panel, _ = simulate_panel(n_la=4, years=(2016, 2022), seed=7)
     codes = [c for c in panel["la_code"].unique() if c != ENGLAND_CODE]
     return LACModel(codes[0], neighbours=codes[1:]).fit(
-        panel, draws=30, tune=10, chains=1, cores=1, seed=2, progressbar=False
+        panel, draws=30, tune=10, chains=1, cores=1, seed=2, progressbar=False, sampler="pymc"
     )
 
 

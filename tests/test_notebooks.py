@@ -29,6 +29,11 @@ CI_PARAMETERS = {
     "allow_unconverged": True,
     "workers": 1,
     "origins": [2020],
+    # pymc's sampler and pytensor's C linker (see conftest): no numba compile per notebook
+    "sampler": "pymc",
+    # the backtest notebook scores the baselines only: the model's backtest path is covered by
+    # tests/test_backtest.py with a tiny fit, and a national fit per origin is too slow for CI
+    "methods": "baselines",
 }
 
 papermill = pytest.importorskip("papermill", reason="papermill is a dev dependency: pip install -e '.[dev]'")
@@ -70,9 +75,13 @@ def test_notebooks_end_by_checking_their_numbers():
 # under two more prior sets, about 4), so the runs are marked slow.
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs(path: Path, tmp_path: Path):
+def test_notebook_runs(path: Path, tmp_path: Path, request):
     declared = papermill.inspect_notebook(str(path))
     parameters = {k: v for k, v in CI_PARAMETERS.items() if k in declared}
+    if "run_path" in declared:
+        # notebooks that read a run are given the run's one shared fit (tests/conftest.py);
+        # 02 shows the fit itself
+        parameters["run_path"] = str(request.getfixturevalue("thurrock_run_path"))
     out = tmp_path / path.name
     papermill.execute_notebook(
         str(path),

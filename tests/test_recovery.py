@@ -32,7 +32,7 @@ def test_recovers_known_parameters():
     )
     codes = [c for c in panel["la_code"].unique() if c != ENGLAND_CODE]
     run = LACModel(codes[0], neighbours=codes[1:]).fit(
-        panel, draws=400, tune=400, chains=2, cores=1, seed=4, progressbar=False
+        panel, draws=400, tune=400, chains=2, cores=1, seed=4, progressbar=False, sampler="pymc"
     )
     post = run["posterior"]
     assert list(post["la"].values) == truth["la"]

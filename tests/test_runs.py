@@ -26,7 +26,7 @@ from bayes_lac.model.fit import LACModel
 from bayes_lac.model.results import REQUIRED_ATTRS, load_run, save_run
 from bayes_lac.model.simulate import simulate_panel
 
-SMALL = dict(draws=100, tune=100, chains=2, cores=1, seed=11, progressbar=False)
+SMALL = dict(draws=100, tune=100, chains=2, cores=1, seed=11, progressbar=False, sampler="pymc")
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ mean = 5.0
 sd = 0.01
 """
 
-FIT = {"draws": 200, "tune": 200, "chains": 2, "cores": 1, "seed": 11, "progressbar": False}
+FIT = {"draws": 200, "tune": 200, "chains": 2, "cores": 1, "seed": 11, "progressbar": False, "sampler": "pymc"}
 
 
 def _fit(panel, target, priors):
