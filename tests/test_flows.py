@@ -3,6 +3,8 @@ its run files and CLI errors. Fits live in test_flows_recovery.py."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -234,3 +236,50 @@ def test_flows_reconcile_command_writes_the_bundled_thurrock_rows(tmp_path, caps
     assert thurrock.loc[2016, "gap"] == 2
     assert {"E92000001"} <= set(table["la_code"]) and table["la_code"].nunique() == 12
     assert "children, not episodes" in capsys.readouterr().out
+
+
+def test_exit_trends_show_published_ratios_beside_the_model_for_each_area():
+    from bayes_lac.analysis.flows import exit_trends
+
+    panel, truth = simulate_flows_panel(n_la=4, years=(2010, 2015), seed=9)
+    run = _fake_run(truth, panel)
+    trends = exit_trends(run)
+    assert set(trends["area"]) == {"la", "neighbours", "england"}
+    la = panel[panel["la_code"] == truth["la"][0]].set_index("year")
+    row = trends[(trends["area"] == "la") & (trends["measure"] == "share_returned_home") & (trends["year"] == 2013)]
+    assert row["observed"].iloc[0] == pytest.approx(la.loc[2013, "ceased_returned_home"] / la.loc[2013, "ceased"])
+    e = panel[panel["la_code"] == "E92000001"].set_index("year")
+    at_risk = e.loc[2012, "looked_after"] + e.loc[2013, "started"]
+    row = trends[(trends["area"] == "england") & (trends["measure"] == "exit_probability") & (trends["year"] == 2013)]
+    assert row["observed"].iloc[0] == pytest.approx(e.loc[2013, "ceased"] / at_risk)
+    assert row["lower"].iloc[0] < row["observed"].iloc[0] < row["upper"].iloc[0]
+    # the model's interval for the target tracks the truth (the fake posterior is the truth + 1 %)
+    row = trends[(trends["area"] == "la") & (trends["measure"] == "exit_probability") & (trends["year"] == 2013)]
+    assert row["median"].iloc[0] == pytest.approx(truth["exit_probability"][0, 3], rel=0.02)
+
+
+def test_plot_exit_trends_draws_one_panel_per_measure():
+    import matplotlib.pyplot as plt
+
+    from bayes_lac.analysis.flows import exit_trends, plot_exit_trends
+
+    panel, truth = simulate_flows_panel(n_la=3, years=(2010, 2014), seed=10)
+    fig, axes = plot_exit_trends(exit_trends(_fake_run(truth, panel)), la_name="Simulated 0")
+    try:
+        assert len(axes) == 2 and axes[0].get_title().startswith("Exit probability")
+        assert len(axes[0].get_lines()) >= 3  # the authority, its neighbours and England (+ points)
+    finally:
+        plt.close(fig)
+
+
+def test_flows_section_is_one_html_section_with_words_tables_and_chart():
+    from bayes_lac.report.flows_section import flows_section_html
+
+    panel, truth = simulate_flows_panel(n_la=4, years=(2010, 2016), scenario="exits", change_from=2012, seed=12)
+    text = flows_section_html(_fake_run(truth, panel), spans=[(2011, 2016)])
+    assert text.startswith("<section id='entering-and-leaving-care'>") and text.endswith("</section>")
+    assert "<h2>Entering and leaving care</h2>" in text and "data:image/png;base64," in text
+    assert "how quickly children leave" in text and "90% credible interval" in text
+    assert "Share of children leaving care who returned home in Simulated 0" in text
+    words = re.sub(r"data:image/png;base64,[^']*", "", text)
+    assert not re.search(r"\bnan\b", words.lower())  # no blank number printed as 'nan'

@@ -588,3 +588,50 @@ __all__ = [
     "shapley_flows",
     "stock_path",
 ]
+
+
+_AREA_LABELS = {"neighbours": "comparison authorities", "england": "England"}
+
+
+def plot_exit_trends(trends: pd.DataFrame, *, la_name: str = "authority", measures=None, ax=None):
+    """Chart of `exit_trends`: each measure by year with its credible band, per area.
+
+    Parameters
+    ----------
+    trends
+        The table from `exit_trends`.
+    la_name
+        Label of the ``la`` area.
+    measures
+        Measures to draw, one panel each (default ``exit_probability`` and
+        ``share_returned_home``).
+    ax
+        Axes to draw on (one per measure); new ones if None.
+
+    Returns
+    -------
+    (figure, axes)
+    """
+    import matplotlib.pyplot as plt
+
+    measures = list(measures or ("exit_probability", "share_returned_home"))
+    if ax is None:
+        fig, axes = plt.subplots(1, len(measures), figsize=(5 * len(measures), 3.6), squeeze=False)
+        axes = list(axes[0])
+    else:
+        axes = list(np.atleast_1d(ax))
+        fig = axes[0].figure
+    titles = {"exit_probability": "Exit probability per child at risk"}
+    for a, measure in zip(axes, measures):
+        for area, colour in (("la", "C3"), ("neighbours", "C0"), ("england", "0.4")):
+            rows = trends[(trends["measure"] == measure) & (trends["area"] == area)]
+            if rows.empty or rows["median"].isna().all():
+                continue
+            label = la_name if area == "la" else _AREA_LABELS[area]
+            a.plot(rows["year"], 100 * rows["median"], color=colour, label=label)
+            a.fill_between(rows["year"], 100 * rows["lower"], 100 * rows["upper"], color=colour, alpha=0.2, lw=0)
+            a.plot(rows["year"], 100 * rows["observed"], "o", color=colour, ms=3)
+        a.set_title(titles.get(measure, f"Share of exits: {measure.removeprefix('share_').replace('_', ' ')}"))
+        a.set_ylabel("%")
+        a.legend(fontsize=8)
+    return fig, axes
