@@ -119,6 +119,7 @@ def test_flows_data_needs_started_and_ceased():
         prepare_flows(panel.drop(columns=["ceased"]), truth["la"][0], neighbours=truth["la"][1:])
 
 
+@pytest.mark.slow  # compiling the log density and its gradient cold takes minutes on 2 cores
 def test_flows_model_compiles_with_a_finite_gradient_and_masks_blank_routes():
     panel, truth = simulate_flows_panel(n_la=3, years=(2010, 2014), seed=3)
     panel.loc[panel["year"] == 2012, "ceased_returned_home"] = np.nan
@@ -283,3 +284,18 @@ def test_flows_section_is_one_html_section_with_words_tables_and_chart():
     assert "Share of children leaving care who returned home in Simulated 0" in text
     words = re.sub(r"data:image/png;base64,[^']*", "", text)
     assert not re.search(r"\bnan\b", words.lower())  # no blank number printed as 'nan'
+
+
+def test_flows_split_of_a_saved_run_imports_no_sampler_or_plotting(tmp_path):
+    from tests.test_imports import _heavy, _modules_after
+
+    panel, truth = simulate_flows_panel(n_la=3, years=(2010, 2014), seed=13)
+    path = save_flows_run(_fake_run(truth, panel), tmp_path / "run.nc")
+    modules = _modules_after(
+        "from bayes_lac.model.flows import load_flows_run\n"
+        "from bayes_lac.analysis.flows import flows_split\n"
+        f"flows_split(load_flows_run({str(path)!r}), from_year=2011, to_year=2014)\n"
+    )
+    # xarray imports dask (when installed) to decode any string coordinate of a netCDF file
+    heavy = [m for m in _heavy(modules) if m != "dask"]
+    assert not heavy, heavy

@@ -33,6 +33,7 @@ when every year of the span has every route published.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from dataclasses import dataclass
 
@@ -244,6 +245,13 @@ def shapley_flows(stock0, population, entry_rate, route_probability) -> dict[str
 # -- reading a flows run --------------------------------------------------------------------
 
 
+def la_names(data: xr.Dataset) -> list[str]:
+    """Names of the run's authorities, in ``la`` order (from the ``flows_data`` group)."""
+    if "la_names" in data.attrs:
+        return [str(n) for n in json.loads(data.attrs["la_names"])]
+    return [str(n) for n in data["la_name"].values]  # runs written before names moved to attrs
+
+
 def _stacked(da: xr.DataArray) -> xr.DataArray:
     return da.stack(sample=("chain", "draw")).transpose("sample", ...)
 
@@ -344,7 +352,7 @@ def flows_split(
     bad_pop = ~np.isfinite(pop).all(axis=1)
     bad_stock = ~np.isfinite(stock[:, [0, -1]]).all(axis=1)
     usable = ~(bad_pop | bad_stock)
-    names = dict(zip(authorities, [str(n) for n in data["la_name"].values]))
+    names = dict(zip(authorities, la_names(data)))
     t_index = authorities.index(target)
     if not usable[t_index]:
         raise UsageError(

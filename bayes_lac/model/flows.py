@@ -46,7 +46,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pymc as pm
 import xarray as xr
 
 from bayes_lac import __version__
@@ -123,9 +122,10 @@ class FlowsData:
                 "started": (("la", "year"), self.started),
                 "ceased": (("la", "year"), self.ceased),
                 "ceased_by_route": (("route", "la", "year"), self.routes),
-                "la_name": (("la",), np.array(self.la_name, dtype=object).astype(str)),
             },
             coords=coords,
+            # names as JSON in attrs: a string variable costs an import of dask when read back
+            attrs={"la_names": json.dumps(self.la_name)},
         )
         if self.england is not None:
             e = self.england.reindex(self.year)
@@ -238,6 +238,8 @@ def _latent(name: str, n_year: int, n_la: int, centre: float, prior: dict, extra
     Returns a tensor of shape ``extra + (la, year)`` on the link scale. `extra` is ``()`` or
     ``(n_route,)`` (one independent structure per route).
     """
+    import pymc as pm
+
     dims_extra = ("route",) if extra else ()
     mu = pm.Normal(f"{name}_mu", centre, prior["mu_sd"], dims=dims_extra or None)
     sigma_year = pm.HalfNormal(f"{name}_year_sigma", prior["year_sigma"], dims=dims_extra or None)
@@ -266,8 +268,10 @@ FLOWS_PRIORS: dict[str, dict[str, float]] = {
 }
 
 
-def build_flows_model(data: FlowsData, priors: dict | None = None) -> pm.Model:
-    """The PyMC model of `data` (see the module docstring)."""
+def build_flows_model(data: FlowsData, priors: dict | None = None):
+    """The PyMC model (``pymc.Model``) of `data` (see the module docstring)."""
+    import pymc as pm
+
     priors = priors or FLOWS_PRIORS
     n_la, n_year = len(data.la), len(data.year)
     coords = {
@@ -337,6 +341,8 @@ class FlowsModel:
         """Sample the flows model; returns the run (posterior, flows_data, attrs)."""
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+        import pymc as pm
+
         data = self.prepare(panel)
         model = build_flows_model(data)
         with model:

@@ -17,7 +17,7 @@ import io
 import pandas as pd
 import xarray as xr
 
-from bayes_lac.analysis.flows import exit_trends, flows_split, plot_exit_trends, returns_home_finding
+from bayes_lac.analysis.flows import exit_trends, flows_split, la_names, plot_exit_trends, returns_home_finding
 from bayes_lac.config import CI_PROB
 from bayes_lac.summaries import format_percent
 
@@ -121,7 +121,7 @@ def flows_section_html(
     """
     la = run.attrs["target_la"] if la is None else la
     data = run["flows_data"].to_dataset()
-    names = dict(zip([str(c) for c in data["la"].values], [str(n) for n in data["la_name"].values]))
+    names = dict(zip([str(c) for c in data["la"].values], la_names(data)))
     la_name = names[la]
     parts = [
         "<section id='entering-and-leaving-care'>",
