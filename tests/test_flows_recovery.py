@@ -23,7 +23,14 @@ SPAN = (2012, 2017)
 
 def _fit_and_truth(scenario: str):
     panel, truth = simulate_flows_panel(
-        n_la=4, years=(2010, 2017), scenario=scenario, change=0.45, change_from=2013, seed=11
+        n_la=4,
+        years=(2010, 2017),
+        scenario=scenario,
+        change=0.45,
+        change_from=2013,
+        seed=11,
+        population=60_000.0,
+        background_walk=0.08,
     )
     codes = truth["la"]
     run = FlowsModel(codes[0], neighbours=codes[1:]).fit(

@@ -45,7 +45,7 @@ from bayes_lac.config import CI_PROB, ENGLAND_CODE, RATE_PER
 from bayes_lac.data.panel import FLOW_COLUMNS, ROUTE_COLUMNS, is_authority
 from bayes_lac.errors import PanelError, UsageError
 from bayes_lac.model.flows import ROUTES
-from bayes_lac.summaries import Finding, format_count, format_interval, format_percent, summarise_draws
+from bayes_lac.summaries import Finding, format_count, format_percent, summarise_draws
 
 #: Columns of `reconciliation_table`.
 RECONCILIATION_COLUMNS: tuple[str, ...] = (
@@ -479,7 +479,9 @@ def exit_trends(run: xr.DataTree, la: str | None = None, ci_prob: float = CI_PRO
     ci_prob`` (probabilities, 0-1) and ``observed`` (the published ratio where the counts
     exist, else NaN). The neighbours' value pools their children: exits / at risk and route
     exits / exits, weighting each authority's modelled probability by its published
-    children at risk (or exits). England's come from its published counts (Beta draws).
+    children at risk (or exits); its ``observed`` pools the authorities with both counts
+    published that year, so in years with suppressed or missing counts the two pool different
+    authorities. England's come from its published counts (Beta draws).
     """
     data = run["flows_data"].to_dataset()
     post = run["posterior"].to_dataset()
@@ -511,18 +513,17 @@ def exit_trends(run: xr.DataTree, la: str | None = None, ci_prob: float = CI_PRO
         add("la", "exit_probability", exit_p[:, t], ceased[t] / at_risk[t])
         w = np.where(np.isfinite(at_risk[others]), at_risk[others], 0.0)
         pooled = (exit_p[:, others] * w).sum(axis=1) / w.sum(axis=0)
-        obs = np.nansum(np.where(np.isfinite(ceased[others]), ceased[others], 0), axis=0) / w.sum(axis=0)
+        both = np.isfinite(at_risk[others]) & np.isfinite(ceased[others])
+        obs = np.where(both, ceased[others], 0.0).sum(axis=0) / np.where(both, at_risk[others], 0.0).sum(axis=0)
         add("neighbours", "exit_probability", pooled, obs)
         for r, route in enumerate(ROUTES):
             add("la", f"share_{route}", shares[:, r, t], routes[r, t] / ceased[t])
             wx = np.where(np.isfinite(ceased[others]), ceased[others], 0.0)
             pooled = (shares[:, r][:, others] * wx).sum(axis=1) / wx.sum(axis=0)
-            known = np.isfinite(routes[r, others])
-            obs = np.where(
-                known.all(axis=0),
-                np.nansum(routes[r, others], axis=0) / wx.sum(axis=0),
-                np.nan,
-            )
+            # published ratio pooled over the authorities with both counts published that year
+            both = np.isfinite(routes[r, others]) & np.isfinite(ceased[others])
+            with_counts = np.where(both, ceased[others], 0.0).sum(axis=0)
+            obs = np.where(both, routes[r, others], 0.0).sum(axis=0) / np.where(with_counts > 0, with_counts, np.nan)
             add("neighbours", f"share_{route}", pooled, obs)
         if "england_ceased" in data:
             rng = np.random.default_rng(seed)
@@ -557,9 +558,21 @@ def returns_home_finding(trends: pd.DataFrame, name: str, years: tuple[int, int]
         if not np.isfinite(row["median"]):
             return "not published"
         return (
-            f"{format_percent(row['median'])} ({format_interval(row['lower'], row['upper'], format_percent, ci_prob)})"
+            f"{format_percent(row['median'])} ({format_percent(ci_prob)} credible interval "
+            f"{format_percent(row['lower'])} to {format_percent(row['upper'])})"
         )
 
+    def points(area: str) -> str:
+        if (area, y0) not in share.index or not np.isfinite(share.loc[(area, y1), "median"]):
+            return ""
+        drop = 100 * (share.loc[(area, y0), "median"] - share.loc[(area, y1), "median"])
+        return f"{drop:.0f} percentage points"
+
+    compared = ", ".join(
+        f"{label} {points(area)}"
+        for area, label in (("neighbours", "its comparison authorities"), ("england", "England"))
+        if points(area)
+    )
     la0, la1 = share.loc[("la", y0)], share.loc[("la", y1)]
     fell = la1["upper"] < la0["lower"]
     sentence = (
@@ -569,10 +582,11 @@ def returns_home_finding(trends: pd.DataFrame, name: str, years: tuple[int, int]
         + (f"; England {text('england', y0)} and {text('england', y1)}" if ("england", y0) in share.index else "")
         + ". "
         + (
-            f"The intervals do not overlap: the data support a fall in returns home in {name}."
+            f"The intervals do not overlap: the data support a fall in returns home in {name}"
             if fell
-            else f"The intervals overlap: the data do not show a clear fall in returns home in {name}."
+            else f"The intervals overlap: the data do not show a clear fall in returns home in {name}"
         )
+        + (f" (a fall of {points('la')}, against {compared})." if compared and points("la") else ".")
     )
     return Finding(f"Returns home: {name}", sentence, trends[trends["measure"] == "share_returned_home"], ci_prob)
 

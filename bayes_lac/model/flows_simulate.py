@@ -32,6 +32,7 @@ def simulate_flows_panel(
     exit_probability: float = 0.4,
     route_shares: tuple[float, ...] = DEFAULT_ROUTE_SHARES,
     dispersion: float = 300.0,
+    background_walk: float = 0.0,
 ) -> tuple[pd.DataFrame, dict]:
     """A panel of flows and the truth it was drawn from.
 
@@ -50,6 +51,11 @@ def simulate_flows_panel(
     exit_probability
         Typical probability that a child at risk (looked after at the start of the year, or
         started during it) ceases during the year.
+    background_walk
+        Standard deviation of yearly random-walk steps (log entry rate, logit exit
+        probability) of the authorities other than the target, which keeps its scenario
+        path: real comparison authorities drift, so a pooled walk scale is not learnt from
+        flat neighbours alone.
 
     Returns
     -------
@@ -72,6 +78,13 @@ def simulate_flows_panel(
     lam = entry_rate * np.exp(level_e)[:, None] * np.ones(n_y)
     logit_p = np.log(exit_probability / (1 - exit_probability)) + level_x
     p = (1 / (1 + np.exp(-logit_p)))[:, None] * np.ones(n_y)
+    if background_walk > 0:
+        drift_e = np.cumsum(rng.normal(0, background_walk, (n_la, n_y)), axis=1)
+        drift_x = np.cumsum(rng.normal(0, background_walk, (n_la, n_y)), axis=1)
+        drift_e[0] = drift_x[0] = 0.0
+        lam = lam * np.exp(drift_e - drift_e[:, :1])
+        logit_path = np.log(p / (1 - p)) + drift_x - drift_x[:, :1]
+        p = 1 / (1 + np.exp(-logit_path))
     ramp = np.clip((yrs - change_from + 1) / max(yrs[-1] - change_from + 1, 1), 0, 1)
     if scenario == "entries":
         lam[0] *= 1 + change * ramp
