@@ -433,6 +433,15 @@ def _named(parts: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return out
 
 
+_ROUTE_WORDS = {
+    "returned_home": "returns home",
+    "adopted": "adoption",
+    "special_guardianship": "special guardianship",
+    "age_18": "leaving at 18 or over",
+    "other": "other routes",
+}
+
+
 def _split_finding(rows: pd.DataFrame, name: str, y0: int, y1: int, ci_prob: float) -> Finding:
     r = rows.set_index("component")
 
@@ -448,7 +457,7 @@ def _split_finding(rows: pd.DataFrame, name: str, y0: int, y1: int, ci_prob: flo
     routes = [c for c in r.index if c.startswith("exits_")]
     top = max(routes, key=lambda c: abs(r.loc[c, "median"])) if routes else None
     route_text = (
-        f" The route that moved the stock most was {top.removeprefix('exits_').replace('_', ' ')} "
+        f" The route that moved the stock most was {_ROUTE_WORDS[top.removeprefix('exits_')]} "
         f"({signed(r.loc[top, 'median'])}, {interval(top)})."
         if top
         else ""
