@@ -409,7 +409,41 @@ BAD_FILES = [
             "expected £ per child per week, 0 or more",
         ],
     ),
+    (
+        "route-above-ceased",
+        lambda t: _with_flow_columns({"ceased_returned_home": "95"}),
+        [
+            "line 4 (E06000033, 2016), column 'ceased_returned_home': 95 is more than ceased (90)",
+            "expected at most ceased, since children who ceased by a route are children who ceased",
+        ],
+    ),
+    (
+        "adoptions-above-ceased",
+        lambda t: _with_flow_columns({"ceased_adopted": "91"}),
+        ["line 4 (E06000033, 2016), column 'ceased_adopted': 91 is more than ceased (90)"],
+    ),
+    (
+        "fractional-started",
+        lambda t: _with_flow_columns({"started": "80.5"}),
+        [
+            "line 4 (E06000033, 2016), column 'started': found '80.5', which is not a whole number",
+            "expected a whole number of children, 0 or more",
+        ],
+    ),
 ]
+
+
+def _with_flow_columns(line_4: dict[str, str]) -> bytes:
+    """The small panel with flows columns (ceased 90 everywhere, routes within it); the cells
+    of editor line 4 (Southend-on-Sea 2016) replaced by `line_4`."""
+    columns = {"started": "80", "ceased": "90", "ceased_returned_home": "30", "ceased_adopted": "10"}
+    rows = list(csv.reader(io.StringIO(small_panel_text())))
+    rows[0].extend(columns)
+    for i, row in enumerate(rows[1:], start=2):
+        row.extend(line_4.get(c, v) if i == 4 else v for c, v in columns.items())
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue().encode()
 
 
 def _with_cost_column(value: str) -> bytes:

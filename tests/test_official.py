@@ -26,6 +26,7 @@ from bayes_lac.config import (
 from bayes_lac.data.official import (
     PANEL_COLUMNS,
     SOURCE_FILES,
+    _summed_long,
     build_panel,
     format_number,
     la_numbers_path_for,
@@ -33,10 +34,11 @@ from bayes_lac.data.official import (
     panel_text,
     parse_values,
 )
-from bayes_lac.data.panel import REQUIRED_COLUMNS
+from bayes_lac.data.panel import REQUIRED_COLUMNS, ROUTE_COLUMNS
 from bayes_lac.errors import InputFileError
 
 THURROCK = "E06000034"
+FLOWS = ("started", "ceased", *ROUTE_COLUMNS)
 official = pytest.mark.skipif(not DEFAULT_OFFICIAL_SOURCE.is_dir(), reason=f"{DEFAULT_OFFICIAL_SOURCE} not present")
 
 
@@ -158,6 +160,7 @@ def test_every_blank_value_carries_a_note(panel):
         "spend_looked_after": "spend_looked_after_note",
         "looked_after_first_release": "looked_after_first_release_note",
         "uasc_first_release": "uasc_first_release_note",
+        **{col: f"{col}_note" for col in FLOWS},
     }
     for value, note in pairs.items():
         blank = panel[value].isna()
@@ -252,6 +255,50 @@ def test_idaci_editions_are_constant_per_area(panel):
     assert t.loc[2010, "idaci_score_2019"] == pytest.approx(0.186)
     # District-level editions stand only for unitary, metropolitan and London authorities.
     assert panel.loc[panel["la_code"].str.startswith("E10"), "idaci_score_2025"].isna().all()
+
+
+def test_flows_are_whole_and_no_route_exceeds_ceased(panel):
+    for col in FLOWS:
+        values = panel[col].dropna()
+        assert (values == values.round()).all() and (values >= 0).all(), col
+    for route in ROUTE_COLUMNS:
+        assert not (panel[route] > panel["ceased"]).any(), route
+        assert panel[route].notna().sum() > 500, route
+
+
+def test_thurrock_flows_first_release_before_2015_revised_after(panel):
+    t = _rows(panel, THURROCK)
+    # SFR21/2011 underlying data: CLA_started2011 118, CLA_cease 140, CLA_ceaPar 73
+    assert (t.loc[2011, "started"], t.loc[2011, "ceased"], t.loc[2011, "ceased_returned_home"]) == (118, 140, 73)
+    assert t.loc[2011, "started_source"] == "SFR21/2011"
+    # SFR34/2015: returned home = as part of care planning (26) + not (9)
+    assert t.loc[2015, "ceased_returned_home"] == 35 and t.loc[2015, "ceased_returned_home_source"] == "SFR34/2015"
+    # revised LAIT counts from 2015
+    assert t.loc[2016, "started_source"] == "LAIT@2e30e3959a6a" and t.loc[2016, "started"] == 193
+    assert t.loc[2015, "ceased_source"] == "LAIT@b3494e3d664d"
+    # a sum with a suppressed part is blank, never a lower bound
+    assert np.isnan(t.loc[2016, "ceased_returned_home"])
+    assert t.loc[2016, "ceased_returned_home_note"] == "x in SFR41/2016 (CLA_ceaParNPlan)"
+    assert t.loc[2017, "ceased_age_18"] == 49 and t.loc[2020, "ceased_age_18_source"] == "EES ceased 2020-2024"
+    for year in (2018, 2019, 2025):
+        assert np.isnan(t.loc[year, "ceased_returned_home"])
+        assert "rounded %" in t.loc[year, "ceased_returned_home_note"]
+
+
+def test_england_flows_2010_2014_come_from_the_revised_national_series(panel):
+    e = _rows(panel, "E92000001")
+    assert (e.loc[2010, "started"], e.loc[2010, "ceased"], e.loc[2010, "ceased_adopted"]) == (28090, 25310, 3200)
+    assert e.loc[2014, "ceased_source"] == "EES national time series 1994-2024"
+    # no revised national SGO series: the SFR national row (rounded to 10) is used
+    assert e.loc[2010, "ceased_special_guardianship_source"] == "SFR27/2010"
+
+
+def test_summed_route_is_blank_when_any_part_is_suppressed():
+    parts = pd.DataFrame({"plan": ["26", "29", "x"], "not_plan": ["9", "x", "c"]})
+    out = _summed_long(["A", "B", "C"], [2015, 2016, 2017], parts, "SFR")
+    assert out["value"].iloc[0] == 35
+    assert out["value"].iloc[1:].isna().all()
+    assert out["note"].tolist() == ["", "x in SFR (not_plan)", "x in SFR (plan); c in SFR (not_plan)"]
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -446,6 +493,7 @@ def test_readme_coverage_table_matches_the_panel(panel):
         "deprivation",
         "weekly_cost_per_child",
         "spend_looked_after",
+        *FLOWS,
     ):
         expected[col] = panel.groupby("year")[col].count().tolist()
     assert table == expected

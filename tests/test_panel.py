@@ -399,3 +399,29 @@ def test_missing_bundled_panel_says_how_to_build_it(tmp_path, monkeypatch):
         PanelError, match=r"the bundled panel .*panel\.csv is missing; build it with `bayes-lac data build`"
     ):
         load_panel()
+
+
+def test_flows_columns_are_read_as_counts_and_listed_as_optional(tmp_path):
+    rows = list(csv.reader(io.StringIO(small_panel_text())))
+    rows[0].extend(["started", "ceased", "ceased_returned_home"])
+    for row in rows[1:]:
+        row.extend(["80", "90", "x"])
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    panel = load_panel(write(tmp_path, out.getvalue()))
+    assert str(panel["started"].dtype) == "Int64" and panel["started"].tolist()[0] == 80
+    assert panel["ceased_returned_home"].isna().all()
+    notices = " | ".join(panel.attrs["notices"])
+    assert "ceased_returned_home:" in notices and "read as not available ('x'" in notices
+    assert "not read by any output" not in notices
+
+
+def test_route_without_ceased_column_is_read_without_a_subset_check(tmp_path):
+    # a user panel may carry one route alone: nothing to compare it with, nothing refused
+    rows = list(csv.reader(io.StringIO(small_panel_text())))
+    rows[0].append("ceased_adopted")
+    for row in rows[1:]:
+        row.append("7")
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    assert load_panel(write(tmp_path, out.getvalue()))["ceased_adopted"].tolist()[0] == 7

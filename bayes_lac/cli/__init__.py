@@ -410,6 +410,45 @@ def build_parser() -> argparse.ArgumentParser:
         help="also refit under the weak and tight prior sets for the sensitivity appendix (slower)",
     )
     rp.set_defaults(handler=("bayes_lac.cli.commands", "report_command"))
+
+    # flows -------------------------------------------------------------------------------
+    ff = sub.add_parser("fit-flows", help="fit the flows model (entries, exits, routes) and save the run")
+    ff.add_argument("--la", default=THURROCK_CODE, help="ONS code of the target authority")
+    ff.add_argument("--panel", help="panel CSV with started and ceased (default: the bundled panel)")
+    ff.add_argument(
+        "--neighbours",
+        default="2021",
+        help="comparison set: 2021 or 2025 (DfE statistical neighbours), 'all', or a comma-separated "
+        "list of ONS codes (default 2021)",
+    )
+    ff.add_argument("--draws", type=_positive_int, help="posterior draws per chain (default 1000)")
+    ff.add_argument("--tune", type=_positive_int, help="tuning steps per chain (default 1000)")
+    ff.add_argument("--chains", type=_positive_int, help="number of chains (default 4)")
+    ff.add_argument("--sampler", choices=("nutpie", "pymc", "numpyro"), help="NUTS implementation (default nutpie)")
+    ff.add_argument("--seed", type=_seed, help="random seed (0 or more)")
+    ff.add_argument("--out", required=True, help="flows run file to write (netCDF, e.g. flows.nc)")
+    ff.set_defaults(handler=("bayes_lac.cli.commands", "fit_flows_command"))
+
+    fl = sub.add_parser("flows", help="split a change in the stock into entries and exits (by route)")
+    fl.add_argument("run", help="a saved flows run (netCDF) from `bayes-lac fit-flows`")
+    fl.add_argument("--la", help="ONS code (default: the run's target authority)")
+    fl.add_argument("--from", dest="from_year", type=_year, required=True, help="start year (31 March)")
+    fl.add_argument("--to", dest="to_year", type=_year, required=True, help="end year (31 March)")
+    _add_ci(fl)
+    fl.add_argument("--allow-unconverged", action="store_true", help="use a run that failed its diagnostics")
+    fl.add_argument("--out", required=True, help="CSV to write")
+    fl.set_defaults(handler=("bayes_lac.cli.commands", "flows_command"))
+
+    fr = sub.add_parser("flows-reconcile", help="stock change against started minus ceased, per authority and year")
+    fr.add_argument("--la", default=THURROCK_CODE, help="ONS code of the authority")
+    fr.add_argument("--panel", help="panel CSV with started and ceased (default: the bundled panel)")
+    fr.add_argument(
+        "--neighbours",
+        default="2021",
+        help="also show these: 2021 or 2025 (DfE statistical neighbours), 'all', or a list of ONS codes",
+    )
+    fr.add_argument("--out", required=True, help="CSV to write")
+    fr.set_defaults(handler=("bayes_lac.cli.commands", "flows_reconcile_command"))
     return parser
 
 

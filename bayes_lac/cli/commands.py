@@ -666,3 +666,96 @@ def sensitivity_command(args) -> int:
         times = ", ".join(f"{k} {v:.0f} s" for k, v in result.fit_seconds.items())
         print(f"Refit times: {times}; wall time {result.wall_seconds:.0f} s.")
     return 0
+
+
+def fit_flows_command(args) -> int:
+    """``bayes-lac fit-flows``: fit the flows model of an authority and its comparison set."""
+    from bayes_lac import load_panel
+    from bayes_lac.model import flows
+
+    prepare_outputs({"--out": args.out}, {"--panel": args.panel})
+    panel = load_panel(args.panel) if args.panel else load_panel()
+    model = flows.FlowsModel(args.la, neighbours=args.neighbours)
+    data = model.prepare(panel)
+    print(
+        f"Fitting the flows of {args.la} with {len(data.la) - 1} comparison authorities ({data.comparison}), "
+        f"{int(data.year[0])}-{int(data.year[-1])}: {int(data.entry_mask().sum())} entry counts, "
+        f"{int(data.exit_mask().sum())} exit counts, {int(data.route_mask().sum())} route counts."
+    )
+    for notice in data.notices:
+        print(f"  - {notice}")
+    run = model.fit(
+        panel,
+        draws=args.draws or flows.DEFAULT_DRAWS,
+        tune=args.tune or flows.DEFAULT_TUNE,
+        chains=args.chains or flows.DEFAULT_CHAINS,
+        seed=flows.DEFAULT_SEED if args.seed is None else args.seed,
+        sampler=args.sampler or flows.DEFAULT_SAMPLER,
+        progressbar=True,
+        source=str(args.panel or "bundled panel"),
+    )
+    a = run.attrs
+    print(
+        f"Diagnostics: max R-hat {float(a['max_rhat']):.3f} (need <= {flows.MAX_RHAT}), min bulk ESS "
+        f"{float(a['min_ess_bulk']):.0f} (need >= {flows.MIN_ESS}), {a['divergences']} divergences."
+    )
+    flows.save_flows_run(run, args.out)
+    print(f"Saved the flows run to {args.out}")
+    if a["converged"] != "true":
+        print(
+            "bayes-lac fit-flows: warning: the run failed its convergence diagnostics; "
+            "`bayes-lac flows` refuses it unless given --allow-unconverged.",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def flows_command(args) -> int:
+    """``bayes-lac flows RUN --la CODE --from Y0 --to Y1 --out CSV``."""
+    from bayes_lac.analysis.flows import flows_split
+    from bayes_lac.errors import UnconvergedFitError
+    from bayes_lac.model.flows import load_flows_run
+
+    prepare_outputs({"--out": args.out}, {"the run file": args.run})
+    run = load_flows_run(args.run)
+    if run.attrs.get("converged") != "true":
+        if not args.allow_unconverged:
+            raise UnconvergedFitError(
+                f"{args.run}: the flows run failed its convergence diagnostics (max R-hat "
+                f"{float(run.attrs['max_rhat']):.3f}, min bulk ESS {float(run.attrs['min_ess_bulk']):.0f}, "
+                f"{run.attrs['divergences']} divergences); refit with more draws, or pass --allow-unconverged"
+            )
+        print(
+            "bayes-lac flows: warning: the run failed its convergence diagnostics; the numbers are "
+            "provisional (--allow-unconverged).",
+            file=sys.stderr,
+        )
+    split = flows_split(run, la=args.la, from_year=args.from_year, to_year=args.to_year, ci_prob=args.ci_prob)
+    write_csv(split.table, args.out)
+    for finding in split.findings:
+        print(f"{finding.title}\n  {finding.sentence}\n")
+    for caveat in split.caveats:
+        print(f"Note: {caveat}")
+    print(f"Wrote {args.out}")
+    return 0
+
+
+def flows_reconcile_command(args) -> int:
+    """``bayes-lac flows-reconcile --la CODE --out CSV``: stock change against started - ceased."""
+    from bayes_lac import load_panel
+    from bayes_lac.analysis.flows import reconciliation_finding, reconciliation_table
+    from bayes_lac.config import ENGLAND_CODE
+    from bayes_lac.model.data import comparison_set
+
+    prepare_outputs({"--out": args.out}, {"--panel": args.panel})
+    panel = load_panel(args.panel) if args.panel else load_panel()
+    codes, _, notices = comparison_set(panel, args.la, args.neighbours)
+    if ENGLAND_CODE in set(panel["la_code"].astype(str)):
+        codes = [*codes, ENGLAND_CODE]
+    table = reconciliation_table(panel, codes)
+    write_csv(table, args.out)
+    for notice in notices:
+        print(f"Note: {notice}")
+    print(reconciliation_finding(table, args.la).sentence)
+    print(f"Wrote {args.out}")
+    return 0

@@ -37,7 +37,7 @@ from bayes_lac.config import (
     DEFAULT_OFFICIAL_SOURCE,
     ENGLAND_CODE,
 )
-from bayes_lac.data.panel import REQUIRED_COLUMNS
+from bayes_lac.data.panel import REQUIRED_COLUMNS, ROUTE_COLUMNS
 from bayes_lac.errors import InputFileError
 from bayes_lac.files import write_bytes
 
@@ -71,6 +71,23 @@ SOURCE_FILES: dict[str, str] = {
     "sfr_2015": f"{_BG}/2015/SFR34_CLA2015.csv",
     "sfr_2016": f"{_BG}/2016/SFR41_CLA2016.csv",
     "sfr_2017": f"{_BG}/2017/SFR50_CLA2017.csv",
+    "sfr_started_2010": f"{_BG}/2010/SFR27_2010_Started.csv",
+    "sfr_started_2011": f"{_BG}/2011/SFE21_ADM.csv",
+    "sfr_started_2012": f"{_BG}/2012/UnderlyingData/SFR20_ADM2012.csv",
+    "sfr_started_2013": f"{_BG}/2013/SFR36_ADM2013.csv",
+    "sfr_started_2014": f"{_BG}/2014/SFR36_ADM2014.csv",
+    "sfr_started_2015": f"{_BG}/2015/SFR34_ADM2015.csv",
+    "sfr_started_2016": f"{_BG}/2016/SFR41_ADM2016.csv",
+    "sfr_started_2017": f"{_BG}/2017/SFR50_ADM2017.csv",
+    "sfr_ceased_2010": f"{_BG}/2010/SFR27_2010_Ceased.csv",
+    "sfr_ceased_2011": f"{_BG}/2011/SFR21_CEA.csv",
+    "sfr_ceased_2012": f"{_BG}/2012/UnderlyingData/SFR_CEA2012.csv",
+    "sfr_ceased_2013": f"{_BG}/2013/SFR36_CEA2013.csv",
+    "sfr_ceased_2014": f"{_BG}/2014/SFR36_CEA2014.csv",
+    "sfr_ceased_2015": f"{_BG}/2015/SFR34_CEA2015.csv",
+    "sfr_ceased_2016": f"{_BG}/2016/SFR41_CEA2016.csv",
+    "sfr_ceased_2017": f"{_BG}/2017/SFR50_CEA2017.csv",
+    "ees_ceased_reasons": f"{_BG}/post_2017_updated25/data/la_children_who_ceased_during_the_year.csv",
     "outturn_2010": f"{_BG}/LA_Spend/outturn_0910.csv",
     "outturn_2011": f"{_BG}/LA_Spend/outturn_1011.csv",
     "outturn_2012": f"{_BG}/LA_Spend/outturn_1112.csv",
@@ -100,6 +117,7 @@ EES_TIME_SERIES = "EES national time series 1994-2024"
 EES_B1 = "EES CIN b1"
 EES_D5 = "EES CIN d5"
 EES_POPULATION = "EES ONS MYE 0-17"
+EES_CEASED = "EES ceased 2020-2024"
 
 #: The panel's columns, in order. The first nine are the schema of `bayes_lac.data.panel`.
 PANEL_COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + (
@@ -138,6 +156,7 @@ PANEL_COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + (
     "idaci_prop10_2019",
     "idaci_score_2025",
     "idaci_prop10_2025",
+    *(column for name in ("started", "ceased", *ROUTE_COLUMNS) for column in (name, f"{name}_source", f"{name}_note")),
 )
 
 #: Placement-mix columns and their LAIT codes: weekly unit cost per placement (£ per child per
@@ -166,6 +185,9 @@ INTEGER_COLUMNS: frozenset[str] = frozenset(
         "uasc_first_release",
         "weekly_cost_per_child",
         "idaci_rank_2015",
+        "started",
+        "ceased",
+        *ROUTE_COLUMNS,
     }
 )
 
@@ -543,18 +565,164 @@ def ees_measure(frame: pd.DataFrame, column: str, areas: Areas, label: str, year
 
 
 def national_time_series(src: _Source) -> dict[str, pd.DataFrame]:
-    """England LAC and UASC at 31 March from DfE's revised national time series."""
+    """England LAC and UASC at 31 March, started, ceased and adopted during the year, from
+    DfE's revised national time series."""
     frame = src.csv("ees_national_time_series")
     series = {
         "looked_after": "Children looked after at 31 March",
         "uasc": "Children looked after at 31 March who were unaccompanied asylum-seeking children",
     }
     out = {}
+    series = {
+        **series,
+        "started": "Children starting to be looked after during the year",
+        "ceased": "Children ceasing to be looked after during the year",
+        "ceased_adopted": "Children looked after who were adopted during the year",
+    }
     for name, label in series.items():
         rows = frame[frame["population_count"] == label]
         if rows.empty:
             raise InputFileError(f"{src.path('ees_national_time_series')}: no rows with population_count {label!r}")
         out[name] = _long([ENGLAND_CODE] * len(rows), rows["time_period"].astype(int), rows["number"], EES_TIME_SERIES)
+    return out
+
+
+# -- flows: children who started and ceased to be looked after ------------------------------
+
+#: SFR underlying-data columns per flow and year; a list is summed (blank if any part is not
+#: a number). Started files: ``sfr_started_<year>``; the rest: ``sfr_ceased_<year>``.
+_SFR_FLOW_COLUMNS: dict[str, dict[int, list[str]]] = {
+    "started": {
+        2010: ["StartTotal_2010"],
+        # SFR34/2015's header reads CLA_started2014, but file and metadata are for 2015.
+        **{y: [f"CLA_started{y}"] for y in (2011, 2012, 2013, 2014, 2016, 2017)},
+        2015: ["CLA_started2014"],
+    },
+    "ceased": {2010: ["CeasedTotal_2010"], **{y: ["CLA_cease"] for y in range(2011, 2017)}, 2017: ["CLA_cease2017"]},
+    "ceased_returned_home": {
+        2010: ["CeasedHome_2010"],
+        **{y: ["CLA_ceaPar"] for y in range(2011, 2015)},
+        2015: ["CLA_ceaParPlan", "CLA_ceaParNPlan"],
+        2016: ["CLA_ceaParPlan", "CLA_ceaParNPlan"],
+        2017: ["CEA_ParPlan", "CEA_ParNPlan"],
+    },
+    "ceased_adopted": {
+        2010: ["CeasedAdoptUnop_2010", "CeasedAdoptDisp_2010"],
+        **{y: ["CLA_ceaAdop", "CLA_ceaAdop2"] for y in range(2011, 2016)},
+        2016: ["CLA_ceaAdop1", "CLA_ceaAdop2"],
+        2017: ["CEA_Adop1", "CEA_Adop2"],
+    },
+    "ceased_special_guardianship": {
+        2010: ["CeasedSpeGuaForm_2010", "CeasedSpecGuaOth_2010"],
+        **{y: ["CLA_ceaSpecG", "CLA_ceaSpecG2"] for y in range(2011, 2016)},
+        2016: ["CLA_ceaSpecG1", "CLA_ceaSpecG2"],
+        2017: ["CEA_SGO1", "CEA_SGO2"],
+    },
+    "ceased_age_18": {2016: ["CLA_cea18"], 2017: ["CEA_18over"]},
+}
+
+#: EES 'children who ceased' characteristics per route; a list is summed.
+_EES_ROUTES: dict[str, tuple[str, list[str]]] = {
+    "ceased_returned_home": (
+        "Reason episode ceased",
+        [
+            "Returned home to live with parents or other person with parental responsibility "
+            "which was part of the care planning process",
+            "Returned home to live with parents or other person with parental responsibility "
+            "which was not part of the care planning process",
+        ],
+    ),
+    "ceased_age_18": ("Age on ceasing", ["18 years and over"]),
+}
+
+
+def _summed_long(codes, years, parts: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Long frame whose value is the sum of `parts` (raw strings, one column per part).
+
+    A sum is given only where every part is a number: a suppressed part (1 to 5 children,
+    or secondary suppression) leaves the sum unknown, so it is blank and its note names the
+    part and what the source printed. One part is read exactly as `_long` reads it.
+    """
+    if parts.shape[1] == 1:
+        return _long(codes, years, parts.iloc[:, 0], source)
+    values = []
+    notes = []
+    parsed = {col: parse_values(parts[col].astype(str)) for col in parts.columns}
+    for i in range(len(parts)):
+        marked = [(col, parsed[col][1].iloc[i]) for col in parts.columns if parsed[col][1].iloc[i]]
+        if marked:
+            values.append(np.nan)
+            notes.append("; ".join(f"{m} in {source} ({col})" for col, m in marked))
+        else:
+            values.append(float(sum(parsed[col][0].iloc[i] for col in parts.columns)))
+            notes.append("")
+    frame = pd.DataFrame(
+        {"la_code": list(codes), "year": np.asarray(list(years), dtype=int), "value": values, "note": notes}
+    )
+    frame["source"] = source
+    return frame[frame["la_code"].notna() & (frame["la_code"] != "")]
+
+
+def sfr_flow_measures(src: _Source, areas: Areas) -> dict[str, pd.DataFrame]:
+    """First-release flows 2010-2017 (SFR underlying data): started, ceased and routes."""
+    out: dict[str, list[pd.DataFrame]] = {name: [] for name in _SFR_FLOW_COLUMNS}
+    for year in SFR_LABELS:
+        for kind in ("started", "ceased"):
+            key = f"sfr_{kind}_{year}"
+            frame = src.csv(key, encoding="latin-1")
+            frame = frame.loc[:, [c for c in frame.columns if c and not c.startswith("Unnamed")]]
+            frame = frame[frame["geog_n"] != ""]
+            level = (
+                frame["geog_l"]
+                .str.upper()
+                .map({"NATIONAL": "NATIONAL", "GOR": "REGION", "REGION": "REGION", "LA": "LA"})
+            )
+            geo = pd.DataFrame({"number": frame["geog_c"], "name": frame["geog_n"], "level": level})
+            codes = _area_codes_sfr(geo, areas)
+            keep = codes.notna()
+            for name, by_year in _SFR_FLOW_COLUMNS.items():
+                if (name == "started") != (kind == "started") or year not in by_year:
+                    continue
+                columns = by_year[year]
+                absent = [c for c in columns if c not in frame.columns]
+                if absent:
+                    raise InputFileError(
+                        f"{src.path(key)}: column(s) {', '.join(absent)} not found; expected the SFR "
+                        f"underlying-data layout of {SFR_LABELS[year]} (see data/README.md, 'Flows')"
+                    )
+                parts = frame.loc[keep, columns]
+                out[name].append(_summed_long(codes[keep], [year] * int(keep.sum()), parts, SFR_LABELS[year]))
+    return {k: pd.concat(v, ignore_index=True) for k, v in out.items()}
+
+
+def ees_ceased_routes(src: _Source, areas: Areas) -> dict[str, pd.DataFrame]:
+    """Routes out of care 2020-2024 from DfE's EES 'children who ceased during the year'."""
+    frame = src.csv("ees_ceased_reasons")
+    out = {}
+    for name, (group, characteristics) in _EES_ROUTES.items():
+        rows = frame[frame["cla_group"] == group]
+        wide = rows.pivot_table(
+            index=["time_period", "geographic_level", "old_la_code", "region_code"],
+            columns="characteristic",
+            values="number",
+            aggfunc="first",
+        ).reset_index()
+        absent = [c for c in characteristics if c not in wide.columns]
+        if absent:
+            raise InputFileError(
+                f"{src.path('ees_ceased_reasons')}: no rows for {group!r} = {absent[0]!r}; expected "
+                "DfE's la_children_who_ceased_during_the_year layout"
+            )
+        level = wide["geographic_level"]
+        codes = pd.Series(None, index=wide.index, dtype=object)
+        is_la = level == LEVEL_LA
+        codes[is_la] = wide.loc[is_la, "old_la_code"].map(areas.number_to_code)
+        is_region = (level == LEVEL_REGION) & wide["region_code"].str.match(_REGION_CODE)
+        codes[is_region] = wide.loc[is_region, "region_code"]
+        codes[level == LEVEL_NATIONAL] = ENGLAND_CODE
+        keep = codes.notna()
+        parts = wide.loc[keep, characteristics].fillna("")
+        out[name] = _summed_long(codes[keep], wide.loc[keep, "time_period"].astype(int), parts, EES_CEASED)
     return out
 
 
@@ -794,6 +962,7 @@ def build_all(source: Path | str = DEFAULT_OFFICIAL_SOURCE, progress: bool = Fal
         "ChildPov",
         *PLACEMENT_COST_CODES.values(),
         *PLACEMENT_SHARE_CODES.values(),
+        *LAIT_FLOW_CODES.values(),
     ]
     head = src.lait("lait_head", lait_codes)
     old = src.lait("lait_2015", lait_codes)
@@ -929,6 +1098,7 @@ def build_all(source: Path | str = DEFAULT_OFFICIAL_SOURCE, progress: bool = Fal
     steps.update()
 
     panel = panel.merge(idaci_columns(src, areas), on="la_code", how="left")
+    _flows(panel, src, areas, first_flows=sfr_flow_measures(src, areas), national=national, lait=lait_series)
     steps.update()
     steps.close()
 
@@ -947,6 +1117,58 @@ def build_all(source: Path | str = DEFAULT_OFFICIAL_SOURCE, progress: bool = Fal
         raise AssertionError(f"panel columns out of step: extra {sorted(extra)}, missing {sorted(absent)}")
     panel = panel[list(PANEL_COLUMNS)].sort_values(["la_code", "year"]).reset_index(drop=True)
     return panel, areas
+
+
+#: LAIT indicator codes of the flows (revised counts, 2015-2025).
+LAIT_FLOW_CODES: dict[str, str] = {
+    "started": "LACnum_Start",
+    "ceased": "LACceased",
+    "ceased_adopted": "No_of LAC Adopted",
+    "ceased_special_guardianship": "LAC_ceased_SGO",
+}
+
+
+def _flows(panel: pd.DataFrame, src: _Source, areas: Areas, first_flows: dict, national: dict, lait) -> None:
+    """Flows during the year: started, ceased and the routes (rules in data/README.md, 'Flows').
+
+    Same rule as the stock where both vintages exist: SFR first release 2010-2014 (England
+    from DfE's revised national series where it has the measure), LAIT revised from 2015.
+    Returns home and ceasing aged 18 have no LAIT count: SFR 2010-2017 (2016-2017 for age)
+    and EES 2020-2024; the years between have no count in any source found.
+    """
+    england = [ENGLAND_CODE]
+    first, revised = range(2010, 2015), range(2015, LAST_YEAR + 1)
+    for name in ("started", "ceased", "ceased_adopted", "ceased_special_guardianship"):
+        pieces = []
+        if name in national:
+            pieces.append((national[name], first, england))
+        pieces += [(first_flows[name], first), (lait(LAIT_FLOW_CODES[name], 2015), revised)]
+        _pick(panel, name, pieces, no_source="no source for this year")
+    ees = ees_ceased_routes(src, areas)
+    _pick(
+        panel,
+        "ceased_returned_home",
+        [(first_flows["ceased_returned_home"], range(2010, 2018)), (ees["ceased_returned_home"], range(2020, 2025))],
+        no_source="",
+    )
+    gap = panel["year"].isin([2018, 2019]) | (panel["year"] == LAST_YEAR)
+    panel.loc[gap, "ceased_returned_home_note"] = (
+        "not available as a count: for 2018, 2019 and 2025 DfE's files found give returns home only "
+        "as a rounded % of children who ceased (LAIT), and the build never re-derives counts from rounded %"
+    )
+    _pick(
+        panel,
+        "ceased_age_18",
+        [(first_flows["ceased_age_18"], range(2016, 2018)), (ees["ceased_age_18"], range(2020, 2025))],
+        no_source="",
+    )
+    pre = panel["year"] < 2016
+    panel.loc[pre, "ceased_age_18_note"] = (
+        "not available: SFR files before 2016 give ages at ceasing only as '16 and over'"
+    )
+    panel.loc[panel["year"].isin([2018, 2019, LAST_YEAR]), "ceased_age_18_note"] = (
+        "not available: no file found gives children who ceased aged 18 or over for this year"
+    )
 
 
 def _lookup(panel: pd.DataFrame, long: pd.DataFrame) -> np.ndarray:

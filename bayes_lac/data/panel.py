@@ -23,7 +23,8 @@ deprivation        a time-varying deprivation measure on a 0-100 scale (bundled:
 
 Optional columns (`OPTIONAL_COLUMNS`) are read by some outputs and checked like the required
 ones when present: ``weekly_cost_per_child`` (£ per child per week) or ``spend_looked_after``
-(£ per year) for costs and the board report; ``uasc_note``, ``population_0_17_flag`` and
+(£ per year) for costs and the board report; the flows (``started``, ``ceased`` and the
+``ceased_*`` routes) for the flows model; ``uasc_note``, ``population_0_17_flag`` and
 ``geographic_level`` refine fits. England's rows (``E92000001``) are optional too; the
 forecast scenario ``converge-england`` and the board report need them. `output_needs` says
 what a panel can and cannot produce; `require_columns` and `require_england` refuse an output
@@ -74,6 +75,11 @@ Rules the loader applies (it never drops, clips or imputes a value):
 * No count may exceed ``population_0_17`` in its row; ``uasc`` (looked-after UASC) may not
   exceed ``looked_after`` and ``child_protection`` may not exceed ``children_in_need``
   (children on a plan are children in need).
+* Flows (optional, `FLOW_COLUMNS` and `ROUTE_COLUMNS`): ``started`` and ``ceased`` (children
+  who started / ceased to be looked after in the year to 31 March) and the routes
+  ``ceased_returned_home``, ``ceased_adopted``, ``ceased_special_guardianship`` and
+  ``ceased_age_18`` are whole numbers of children like the counts; no route may exceed
+  ``ceased`` in its row.
 * One row per (``la_code``, ``year``).
 * ``deprivation`` is a number from 0 to 100 (blank if not available): the priors are set per
   percentage point. ``weekly_cost_per_child`` and ``spend_looked_after`` are £ amounts, 0 or
@@ -133,6 +139,16 @@ DEPRIVATION_RANGE: tuple[float, float] = (0.0, 100.0)
 
 #: Unit-cost columns: costs and the board report need one of them.
 COST_COLUMNS: tuple[str, ...] = ("weekly_cost_per_child", "spend_looked_after")
+#: Flows during the year to 31 March of `year` (children, not episodes): optional columns read
+#: by the flows model (`bayes_lac.model.flows`) and the reconciliation table.
+FLOW_COLUMNS: tuple[str, ...] = ("started", "ceased")
+#: Children who ceased, by route; each is a part of ``ceased`` in the same row.
+ROUTE_COLUMNS: tuple[str, ...] = (
+    "ceased_returned_home",
+    "ceased_adopted",
+    "ceased_special_guardianship",
+    "ceased_age_18",
+)
 #: Columns outside the schema that some output reads: name -> what it is and who reads it.
 OPTIONAL_COLUMNS: dict[str, str] = {
     "weekly_cost_per_child": (
@@ -145,6 +161,17 @@ OPTIONAL_COLUMNS: dict[str, str] = {
     "uasc_note": "why uasc is blank: fits set a blank marked 'x' (1 to 5 children) to 3",
     "population_0_17_flag": "how population_0_17 was obtained: fits list flagged values",
     "geographic_level": "'Local authority', 'Regional' or 'National': which rows --neighbours all fits",
+    "started": "children who started to be looked after in the year to 31 March: read by fit-flows",
+    "ceased": "children who ceased to be looked after in the year to 31 March: read by fit-flows",
+    "ceased_returned_home": (
+        "children who ceased by returning to parents or others with parental responsibility "
+        "(planned or not): read by fit-flows; at most ceased"
+    ),
+    "ceased_adopted": "children who ceased because they were adopted: read by fit-flows; at most ceased",
+    "ceased_special_guardianship": (
+        "children who ceased under a special guardianship order: read by fit-flows; at most ceased"
+    ),
+    "ceased_age_18": "children who ceased aged 18 or over: read by fit-flows; at most ceased",
 }
 #: Code prefixes of the authorities the models fit: English children's services authorities
 #: (unitary, metropolitan, London, county), Welsh unitary authorities, Scottish council
@@ -233,7 +260,7 @@ _RULES: dict[str, _NumberRule] = {
             "a whole number of children, 0 or more (blank if not available)",
             _CHILDREN_TOO_LARGE,
         )
-        for column in COUNT_COLUMNS
+        for column in (*COUNT_COLUMNS, *FLOW_COLUMNS, *ROUTE_COLUMNS)
     },
     "deprivation": _NumberRule(
         False,
@@ -856,7 +883,8 @@ def _validate(
         for w, code, year in zip(where, codes_raw, years_raw)
     ]
     problems: list[tuple[int, str]] = []
-    numeric = [*NUMBER_COLUMNS, *(c for c in COST_COLUMNS if c in raw.columns)]
+    optional_numbers = (*COST_COLUMNS, *FLOW_COLUMNS, *ROUTE_COLUMNS)
+    numeric = [*NUMBER_COLUMNS, *(c for c in optional_numbers if c in raw.columns)]
     # text cells as written, before any trimming: a control character at either end is
     # whitespace to str.strip() and would otherwise vanish unreported
     hidden: dict[str, set[int]] = {
@@ -1261,7 +1289,10 @@ def _check_rows(
                         f"({pop:,}); expected a count no larger than the children aged 0-17",
                     )
                 )
-    for part, whole, reason in _SUBSETS:
+    routes = [(route, "ceased", "children who ceased by a route are children who ceased") for route in ROUTE_COLUMNS]
+    for part, whole, reason in (*_SUBSETS, *routes):
+        if part not in values or whole not in values:
+            continue  # optional columns the file does not carry
         for i, (a, b) in enumerate(zip(values[part], values[whole])):
             if a is not None and b is not None and a > b:
                 problems.append(
