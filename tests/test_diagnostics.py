@@ -27,6 +27,7 @@ def broken_run():
     )
 
 
+@pytest.mark.slow  # compiles or samples a model: not in the fast tier
 def test_broken_fit_is_flagged(broken_run):
     diag = check_convergence(broken_run)
     assert diag.converged is False
@@ -40,6 +41,7 @@ def test_broken_fit_is_flagged(broken_run):
     assert not table["ok"].all()
 
 
+@pytest.mark.slow  # compiles or samples a model: not in the fast tier
 def test_require_converged(broken_run):
     with pytest.raises(UnconvergedFitError, match="allow_unconverged"):
         require_converged(broken_run)

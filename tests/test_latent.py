@@ -70,6 +70,7 @@ def test_a_wrong_damping_changes_the_likelihood():
     )
 
 
+@pytest.mark.slow  # compiles or samples a model: not in the fast tier
 def test_the_graphs_scan_equals_the_filter():
     import pytensor.tensor as pt
 
@@ -131,6 +132,7 @@ def test_backward_sampled_states_follow_their_exact_conditional_distribution():
         assert level[:, t].std() == pytest.approx(sd, rel=0.06)
 
 
+@pytest.mark.slow  # compiles or samples a model: not in the fast tier
 def test_the_model_compiles_with_a_finite_gradient(tmp_path):
     from bayes_lac.model.data import prepare_data
     from bayes_lac.model.simulate import simulate_panel

@@ -52,6 +52,7 @@ def built(small_panel):
     return lac, model
 
 
+@pytest.mark.slow  # compiles or samples a model: not in the fast tier
 def test_logp_and_gradient_finite_at_initial_point(built):
     _, model = built
     point = model.initial_point()
@@ -61,6 +62,7 @@ def test_logp_and_gradient_finite_at_initial_point(built):
     assert grad.size > 0 and np.all(np.isfinite(grad))
 
 
+@pytest.mark.slow  # compiles or samples a model: not in the fast tier
 def test_one_measure_builds_with_the_shipped_priors(small_panel):
     # the shipped prior files name all three measures; a one-measure fit keeps its own
     codes = _codes(small_panel)
@@ -119,6 +121,7 @@ def test_only_published_cells_are_observed(built):
     np.testing.assert_allclose(data.modelled_count[k], data.reported_count[k] - data.uasc)
 
 
+@pytest.mark.slow  # compiles or samples a model: not in the fast tier
 def test_blank_and_unpopulated_cells_leave_the_likelihood(small_panel):
     panel = small_panel.copy()
     codes = _codes(panel)

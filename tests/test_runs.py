@@ -47,6 +47,7 @@ def fitted(panel, codes):
     return lac, run
 
 
+@pytest.mark.slow  # compiles or samples a model: not in the fast tier
 def test_run_follows_contract(fitted, codes):
     _, run = fitted
     for group in (
@@ -80,6 +81,7 @@ def test_run_follows_contract(fitted, codes):
     assert run["log_likelihood"]["modelled_count"].sizes["obs"] == n_obs
 
 
+@pytest.mark.slow  # compiles or samples a model: not in the fast tier
 def test_save_load_round_trip(fitted, tmp_path):
     lac, run = fitted
     path = tmp_path / "sub" / "run.nc"
@@ -187,6 +189,7 @@ def test_cli_fit_bad_la(panel, tmp_path, capsys):
     assert not (tmp_path / "x.nc").exists()
 
 
+@pytest.mark.slow  # compiles or samples a model: not in the fast tier
 def test_predictive_tables_and_loo(fitted):
     _, run = fitted
     ppc = posterior_predictive(run, seed=1)

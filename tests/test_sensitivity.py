@@ -157,6 +157,7 @@ def test_comparison_finding_says_when_nothing_changes():
     "small simulated fit is diagnosed as a prior-data conflict (likelihood sensitivity 0.81); not yet "
     "explained: a regression to find, not an accepted result",
 )
+@pytest.mark.slow  # compiles or samples a model: not in the fast tier
 def test_sensible_prior_is_not_flagged(sensible_run):
     table = S.power_scaling(sensible_run)
     assert set(table["parameter"]) == set(S.SENSITIVITY_PARAMETERS)
@@ -171,6 +172,7 @@ def test_sensible_prior_is_not_flagged(sensible_run):
         assert by_name.loc[name, "likelihood_sensitivity"] > S.THRESHOLD
 
 
+@pytest.mark.slow  # compiles or samples a model: not in the fast tier
 def test_wrong_tight_prior_is_flagged_as_conflict(simulated, wrong_prior_file):
     panel, truth = simulated
     run = _fit(panel, truth["la"][0], wrong_prior_file)
@@ -180,6 +182,7 @@ def test_wrong_tight_prior_is_flagged_as_conflict(simulated, wrong_prior_file):
     assert table.loc["intercept", "likelihood_sensitivity"] > S.THRESHOLD
 
 
+@pytest.mark.slow  # compiles or samples a model: not in the fast tier
 def test_refit_under_wrong_prior_changes_the_conclusions(sensible_run, wrong_prior_file):
     result = S.sensitivity(sensible_run, prior_sets=["default", str(wrong_prior_file)], workers=1, progress=False)
     comparison = result.comparison
@@ -198,6 +201,7 @@ def test_refit_under_wrong_prior_changes_the_conclusions(sensible_run, wrong_pri
     assert "change under other priors" in result.finding.sentence
 
 
+@pytest.mark.slow  # compiles or samples a model: not in the fast tier
 def test_command_writes_power_scaling_without_refits(sensible_run, tmp_path, capsys):
     from bayes_lac.cli import main
     from bayes_lac.model.results import save_run

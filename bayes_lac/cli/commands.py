@@ -268,12 +268,13 @@ def costs_command(args) -> int:
     run = load_checked_run(args.run, allow_unconverged=args.allow_unconverged)
     fc = forecast(run, la=args.la, horizon=args.horizon, scenarios=args.scenario, seed=args.seed)
     panel = load_panel(args.panel)
+    # checks the panel's unit-cost columns before anything is fitted
+    history = unit_cost_history(panel, fc.la_code)
     if args.unit_cost_method == "model":
         print("Fitting the unit-cost model to every authority's s251 spend per child (under a minute)...")
         unit_costs = modelled_unit_costs(fc, panel, seed=args.seed)
         co = costs(fc, unit_costs, inflation=args.inflation, seed=args.seed, prices=index)
     else:
-        history = unit_cost_history(panel, fc.la_code)
         co = costs(fc, history, inflation=args.inflation, seed=args.seed, method=args.unit_cost_method, prices=index)
     prices = args.prices
     table = cost_table(co, ci_prob=args.ci_prob, prices=prices)
