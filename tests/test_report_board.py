@@ -335,13 +335,27 @@ def test_page_one_cost_and_budget_risk_are_the_cost_analysis(toy, report):
 
     cost = _answers(report)["cost"]
     chance = cost.figures[-1]
-    assert chance.kind == "probability" and 0 <= chance.value <= 1
+    assert chance.kind == "probability"
     assert format_chance(chance.value) in cost.verdict
-    # the hook: a budget given replaces this year's cost
     table = _tables(report)["cost_3_5_10"].frame
     base = int(table["year"].min())
     assert format_financial_year(base + 1) in cost.verdict
+    # without a budget, this year's cost stands in, and the figure says so
+    assert "this year's" in chance.label
     assert answer_cost.__doc__ and "budget" in answer_cost.__doc__
+
+
+@pytest.mark.parametrize("budget, expected", [(1.0, ">99%"), (1e12, "<1%")])
+def test_a_budget_given_to_the_report_is_the_one_page_one_weighs(toy, budget, expected):
+    """`build_report(budget=...)` (``report --budget``) replaces this year's cost on page one:
+    a budget of £1 is exceeded in every draw, one of £1,000bn in none."""
+    run, _ = toy
+    from tests.test_report import toy_panel
+
+    with_budget = R.build_report(run, panel=toy_panel(run), budget=budget)
+    chance = _answers(with_budget)["cost"].figures[-1]
+    assert chance.kind == "probability" and format_probability(chance.value) == expected
+    assert "the budget of £" in chance.label and "this year's" not in chance.label
 
 
 def test_page_one_prevention_is_the_intervention_results(report):

@@ -390,6 +390,12 @@ def build_parser() -> argparse.ArgumentParser:
         "folder --out (default reports/all), in parallel worker processes",
     )
     rp.add_argument(
+        "--budget",
+        type=_money,
+        help="the council's budget for next year's looked-after spend, £ a year in cash prices: "
+        "page one gives the chance of exceeding it (default: this year's cost)",
+    )
+    rp.add_argument(
         "--highlight",
         help="comparison authorities to draw boldly on the comparison charts, comma-separated ONS codes "
         "or names (every one is named at the end of its line anyway)",

@@ -594,6 +594,7 @@ def report_command(args) -> int:
         run_path=str(run_path),
         progress=True,
         highlight=[h.strip() for h in (getattr(args, "highlight", None) or "").split(",") if h.strip()],
+        budget=getattr(args, "budget", None),
     )
     # HTML and workbook first, together, so that a failed PDF never costs them.
     written = write_report_files(report, out, xlsx_out)

@@ -883,6 +883,8 @@ class _Context:
     power_scaling: bool = True
     unit_costs: pd.DataFrame | None = None
     costs: object = None
+    #: The council's budget for next year (£ a year, cash prices), if given.
+    budget: float | None = None
     #: Invest-to-save results with uncertainty, in the order evaluated.
     interventions: list = field(default_factory=list)
     #: Decompositions of children looked after that page one explains (to and from the peak).
@@ -1708,10 +1710,12 @@ def flows_hook(ctx: _Context):
 
 
 def budget_hook(ctx: _Context) -> tuple[float | None, str]:
-    """The council's budget for next year's looked-after placements (£ a year, cash prices)
-    and its name, for the chance of exceeding it; ``(None, "")`` (this year's cost stands in)
-    until the costs analysis takes a budget."""
-    return None, ""
+    """The council's budget for next year's looked-after spend (£ a year, cash prices) and its
+    name, for the chance of exceeding it; ``(None, "")`` (this year's cost stands in) when the
+    report was not given one (`build_report(budget=...)`, ``bayes-lac report --budget``)."""
+    if ctx.budget is None:
+        return None, ""
+    return float(ctx.budget), f"the budget of {format_value('money', float(ctx.budget))}"
 
 
 def _headline_section(ctx: _Context, sections: Sequence[Section]) -> Section:
@@ -1760,6 +1764,7 @@ def build_report(
     progress: bool = False,
     highlight: Sequence[str] = (),
     power_scaling: bool = True,
+    budget: float | None = None,
 ) -> Report:
     """Assemble the board report on authority `la` (default: the run's target) from a run.
 
@@ -1787,6 +1792,9 @@ def build_report(
     power_scaling
         Run the power-scaling check of Appendix A (it runs its own worker processes, so the
         batch of every authority's report, already parallel, leaves it out and says so).
+    budget
+        The council's budget for next year's looked-after spend (£ a year, cash prices): page
+        one gives the chance of exceeding it. Without it, this year's cost stands in.
     """
     info = run_info(results)
     la = la or info.target_la
@@ -1814,6 +1822,7 @@ def build_report(
         panel_mismatch=_panel_mismatch(results, panel),
         highlight=tuple(highlight),
         power_scaling=power_scaling,
+        budget=budget,
     )
     builders = SECTION_BUILDERS
     if progress:
