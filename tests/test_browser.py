@@ -20,10 +20,15 @@ import pytest
 from bayes_lac.report import board as R
 from tests.test_report import built_toy_report, unconverged_version
 
-pytestmark = pytest.mark.skipif(
-    R.find_chromium() is None,
-    reason="headless Chromium not installed (apt-get install chromium, or set BAYES_LAC_CHROMIUM)",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        R.find_chromium() is None,
+        reason="headless Chromium not installed (apt-get install chromium, or set BAYES_LAC_CHROMIUM)",
+    ),
+    # each test starts a browser and prints a PDF (about 45 s of the fast tier's time): they run
+    # with the slow tier, in CI
+    pytest.mark.slow,
+]
 
 #: Run in the page after load: record whether every image decoded, and which of the given
 #: sentences the page's rendered text holds. Chromium's --dump-dom prints the DOM after the

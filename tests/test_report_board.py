@@ -345,6 +345,7 @@ def test_page_one_cost_and_budget_risk_are_the_cost_analysis(toy, report):
     assert answer_cost.__doc__ and "budget" in answer_cost.__doc__
 
 
+@pytest.mark.slow  # builds two whole reports (about 40 s each on 2 cores)
 @pytest.mark.parametrize("budget, expected", [(1.0, ">99%"), (1e12, "<1%")])
 def test_a_budget_given_to_the_report_is_the_one_page_one_weighs(toy, budget, expected):
     """`build_report(budget=...)` (``report --budget``) replaces this year's cost on page one:
