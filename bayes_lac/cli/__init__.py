@@ -169,20 +169,29 @@ def _add_ci(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_fit_settings(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--panel", help="panel CSV (default: the bundled panel)")
+def _add_neighbours(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--neighbours",
         default="2021",
         help="comparison set: 2021 or 2025 (DfE statistical neighbours), 'all', "
         "or a comma-separated list of ONS codes (default 2021)",
     )
-    p.add_argument("--until", type=_year, help="use only data up to and including this year")
-    p.add_argument("--draws", type=_positive_int, help="posterior draws per chain")
-    p.add_argument("--tune", type=_positive_int, help="tuning steps per chain")
-    p.add_argument("--chains", type=_positive_int, help="number of chains")
+
+
+def _add_sampler_settings(p: argparse.ArgumentParser, steps: str = "", chains: str = "") -> None:
+    """--draws, --tune, --chains, --sampler and --seed; `steps`/`chains` name defaults, e.g. " (default 4)"."""
+    p.add_argument("--draws", type=_positive_int, help=f"posterior draws per chain{steps}")
+    p.add_argument("--tune", type=_positive_int, help=f"tuning steps per chain{steps}")
+    p.add_argument("--chains", type=_positive_int, help=f"number of chains{chains}")
     p.add_argument("--sampler", choices=("nutpie", "pymc", "numpyro"), help="NUTS implementation (default nutpie)")
     p.add_argument("--seed", type=_seed, help="random seed (0 or more)")
+
+
+def _add_fit_settings(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--panel", help="panel CSV (default: the bundled panel)")
+    _add_neighbours(p)
+    p.add_argument("--until", type=_year, help="use only data up to and including this year")
+    _add_sampler_settings(p)
     p.add_argument(
         "--priors",
         help="prior file (TOML) or the name of a shipped prior set: default, weak, tight",
@@ -421,17 +430,8 @@ def build_parser() -> argparse.ArgumentParser:
     ff = sub.add_parser("fit-flows", help="fit the flows model (entries, exits, routes) and save the run")
     ff.add_argument("--la", default=THURROCK_CODE, help="ONS code of the target authority")
     ff.add_argument("--panel", help="panel CSV with started and ceased (default: the bundled panel)")
-    ff.add_argument(
-        "--neighbours",
-        default="2021",
-        help="comparison set: 2021 or 2025 (DfE statistical neighbours), 'all', or a comma-separated "
-        "list of ONS codes (default 2021)",
-    )
-    ff.add_argument("--draws", type=_positive_int, help="posterior draws per chain (default 1000)")
-    ff.add_argument("--tune", type=_positive_int, help="tuning steps per chain (default 1000)")
-    ff.add_argument("--chains", type=_positive_int, help="number of chains (default 4)")
-    ff.add_argument("--sampler", choices=("nutpie", "pymc", "numpyro"), help="NUTS implementation (default nutpie)")
-    ff.add_argument("--seed", type=_seed, help="random seed (0 or more)")
+    _add_neighbours(ff)
+    _add_sampler_settings(ff, " (default 1000)", " (default 4)")
     ff.add_argument("--out", required=True, help="flows run file to write (netCDF, e.g. flows.nc)")
     ff.set_defaults(handler=("bayes_lac.cli.commands", "fit_flows_command"))
 

@@ -256,6 +256,7 @@ def costs_command(args) -> int:
         costs,
         financial_year,
         modelled_unit_costs,
+        prob_cost_exceeds,
         unit_cost_history,
     )
     from bayes_lac.analysis.forecast import forecast, load_checked_run
@@ -279,13 +280,12 @@ def costs_command(args) -> int:
     prices = args.prices
     table = cost_table(co, ci_prob=args.ci_prob, prices=prices)
     if args.budget is not None:
-        cost = co.data["cost_nominal" if prices == "cash" else "cost_real"]
-        probs = []
-        for s, y in zip(table["scenario"], table["year"]):
-            if y == co.base_year:
-                probs.append(float((co.data["base_cost"] > args.budget).mean()))
-            else:
-                probs.append(float((cost.sel(scenario=s, year=y) > args.budget).mean()))
+        probs = [
+            float((co.data["base_cost"] > args.budget).mean())
+            if y == co.base_year
+            else prob_cost_exceeds(co, args.budget, int(y), s, prices)
+            for s, y in zip(table["scenario"], table["year"])
+        ]
         table["budget_gbp_per_year"] = args.budget
         table["prob_exceeds_budget"] = probs
     write_csv(table, args.out)
