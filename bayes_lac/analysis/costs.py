@@ -764,15 +764,19 @@ def budget_risk_finding(
         f"interval {format_money(first['lower_gbp_per_year'])} to {format_money(first['upper_gbp_per_year'])}; "
         f"unit cost: {costs.method})."
     )
-    others = [f"{s}:" for s in costs.scenarios if s != scenario]
     return Finding(
         title=f"Budget risk: chance the cost exceeds {format_money(budget)} a year",
         sentence=sentence,
         table=table,
         ci_prob=ci_prob,
-        caveats=tuple(a for a in costs.assumptions if not any(a.startswith(o) for o in others))
-        + tuple(table.attrs.get("notices", ())),
+        caveats=_scenario_caveats(costs, scenario) + tuple(table.attrs.get("notices", ())),
     )
+
+
+def _scenario_caveats(costs: Costs, scenario: str) -> tuple[str, ...]:
+    """The costs' assumptions, less those that belong to another scenario ("<name>: ...")."""
+    others = [f"{s}:" for s in costs.scenarios if s != scenario]
+    return tuple(a for a in costs.assumptions if not any(a.startswith(o) for o in others))
 
 
 def cost_finding(
@@ -791,13 +795,12 @@ def cost_finding(
         f"{format_money(row.loc[0, 'lower_gbp_per_year'])} to {format_money(row.loc[0, 'upper_gbp_per_year'])}; "
         f"{costs.prices_label(prices)})."
     )
-    others = [f"{s}:" for s in costs.scenarios if s != scenario]
     return Finding(
         title=f"Chance the cost of children looked after exceeds {format_money(budget)} in {financial_year(year)}",
         sentence=sentence,
         table=row,
         ci_prob=ci_prob,
-        caveats=tuple(a for a in costs.assumptions if not any(a.startswith(o) for o in others)),
+        caveats=_scenario_caveats(costs, scenario),
     )
 
 
