@@ -45,6 +45,11 @@ class Figure:
     upper: float | None = None
     ci_prob: float = CI_PROB
 
+    @classmethod
+    def from_row(cls, label: str, row, kind: str, centre: str = "median") -> Figure:
+        """A modelled figure from a table row with `centre`, ``lower`` and ``upper``."""
+        return cls(label, float(row[centre]), kind, float(row["lower"]), float(row["upper"]))
+
     @property
     def text(self) -> str:
         return KINDS[self.kind].text(self.value)
@@ -225,13 +230,7 @@ def answer_rising(comparison: pd.DataFrame, forecast: fmod.Forecast, la_name: st
         figures=(
             Figure(f"Children looked after, March {year} (published)", count, "count"),
             Figure(f"Children looked after per 10,000 children aged 0-17, March {year} (published)", rate, "rate"),
-            Figure(
-                f"Children looked after, March {next_year} (trend forecast)",
-                float(row["median"]),
-                "count",
-                float(row["lower"]),
-                float(row["upper"]),
-            ),
+            Figure.from_row(f"Children looked after, March {next_year} (trend forecast)", row, "count"),
         ),
         anchor="comparison",
         link_text="Comparison with neighbours and England",
@@ -292,21 +291,19 @@ def answer_why(decompositions: Sequence, peak_year: int | None = None, flows=Non
         total = _component(d, "total")
         rest = _component(d, "not_explained")
         figures.append(
-            Figure(
+            Figure.from_row(
                 f"Change in children looked after, March {d.from_year} to {d.to_year} (modelled)",
-                float(total["mean"]),
+                total,
                 "change",
-                float(total["lower"]),
-                float(total["upper"]),
+                centre="mean",
             )
         )
         figures.append(
-            Figure(
+            Figure.from_row(
                 f"Of which not explained by measured demand, {d.from_year} to {d.to_year}",
-                float(rest["mean"]),
+                rest,
                 "change",
-                float(rest["lower"]),
-                float(rest["upper"]),
+                centre="mean",
             )
         )
     verdict = ". ".join(sentences) + ". The part not explained is policy, practice and any demand the model cannot see."
@@ -343,13 +340,7 @@ def answer_how_many(forecast: fmod.Forecast, horizons: Sequence[int] = (5, 10), 
         if h > forecast.horizon:
             continue
         row = _forecast_row(forecast, measure, base + h, scenario)
-        f = Figure(
-            f"Children looked after, March {base + h} ({scenario} forecast)",
-            float(row["median"]),
-            "count",
-            float(row["lower"]),
-            float(row["upper"]),
-        )
+        f = Figure.from_row(f"Children looked after, March {base + h} ({scenario} forecast)", row, "count")
         figures.append(f)
         parts.append(f"about {f.text} in March {base + h} ({f.likely})")
     verdict = (
