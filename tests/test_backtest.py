@@ -361,6 +361,8 @@ def test_backtest_command_with_a_tiny_model_fit(small_panel, tmp_path, capsys):
         "2",
         "--sampler",
         "pymc",
+        "--max-treedepth",
+        "5",
         "--allow-unconverged",
         "--workers",
         "1",

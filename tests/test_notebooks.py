@@ -31,6 +31,8 @@ CI_PARAMETERS = {
     "origins": [2020],
     # pymc's sampler and pytensor's C linker (see conftest): no numba compile per notebook
     "sampler": "pymc",
+    # trees capped at 32 steps: after 100 tuning steps pymc's NUTS otherwise runs 1,023 per draw
+    "max_treedepth": 5,
     # the backtest notebook scores the baselines only: the model's backtest path is covered by
     # tests/test_backtest.py with a tiny fit, and a national fit per origin is too slow for CI
     "methods": "baselines",

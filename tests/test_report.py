@@ -378,7 +378,7 @@ def test_report_command_fits_saves_and_reports(tmp_path, capsys):
 
     out = tmp_path / "thurrock.html"
     args = ["report", "--la", THURROCK_CODE, "--draws", "60", "--tune", "100", "--chains", "2", "--seed", "3"]
-    args += ["--sampler", "pymc"]
+    args += ["--sampler", "pymc", "--max-treedepth", "5"]
     code = main(args + ["--out", str(out), "--xlsx", "--allow-unconverged"])
     captured = capsys.readouterr()
     assert code == 0, captured.err

@@ -26,7 +26,7 @@ from bayes_lac.model.fit import LACModel
 from bayes_lac.model.results import REQUIRED_ATTRS, load_run, save_run
 from bayes_lac.model.simulate import simulate_panel
 
-SMALL = dict(draws=100, tune=100, chains=2, cores=1, seed=11, progressbar=False, sampler="pymc")
+SMALL = dict(draws=100, tune=100, chains=2, cores=1, seed=11, progressbar=False, sampler="pymc", max_treedepth=5)
 
 
 @pytest.fixture(scope="module")
@@ -157,6 +157,8 @@ def test_cli_fit_passes_its_settings_saves_the_run_and_warns_when_unconverged(
         "7",
         "--sampler",
         "pymc",
+        "--max-treedepth",
+        "6",
         "--out",
         str(out),
     ]
@@ -165,12 +167,13 @@ def test_cli_fit_passes_its_settings_saves_the_run_and_warns_when_unconverged(
     assert status == 0
     [(target, neighbours, settings)] = calls
     assert target == codes[0] and neighbours == tuple(codes[1:])
-    assert {k: settings[k] for k in ("draws", "tune", "chains", "seed", "sampler")} == {
+    assert {k: settings[k] for k in ("draws", "tune", "chains", "seed", "sampler", "max_treedepth")} == {
         "draws": 100,
         "tune": 150,
         "chains": 3,
         "seed": 7,
         "sampler": "pymc",
+        "max_treedepth": 6,
     }
     saved = run_info(load_run(out))
     assert saved.diagnostics == run_info(fitted_run).diagnostics
@@ -216,3 +219,22 @@ def test_predictive_tables_and_loo(fitted):
     per_measure = loo[loo["measure"] != "all"]
     assert per_measure["elpd_loo"].sum() == pytest.approx(loo.loc[loo["measure"] == "all", "elpd_loo"].item(), rel=1e-6)
     assert np.isfinite(loo["elpd_loo"]).all()
+
+
+@pytest.mark.parametrize("depth", [0, 16, 2.5, True])
+def test_a_bad_max_treedepth_is_refused_before_sampling(depth):
+    from bayes_lac.model.fit import _sample
+
+    with pytest.raises(ValueError, match="max_treedepth must be a whole number from 1 to 15"):
+        _sample(
+            None,
+            draws=10,
+            tune=10,
+            chains=1,
+            cores=1,
+            seed=0,
+            progressbar=False,
+            sampler="pymc",
+            target_accept=0.9,
+            max_treedepth=depth,
+        )

@@ -76,6 +76,7 @@ _seed = _int_in(0, MAX_SEED, "a seed (whole number)")
 _workers = _int_in(1, None, "a number of worker processes")
 _horizon = _int_in(1, MAX_HORIZON, "a horizon in years")
 _intervention_draws = _int_in(1, MAX_INTERVENTION_DRAWS, "a number of draws")
+_treedepth = _int_in(1, 15, "a tree depth")
 
 
 def _year(text: str) -> int:
@@ -184,6 +185,11 @@ def _add_sampler_settings(p: argparse.ArgumentParser, steps: str = "", chains: s
     p.add_argument("--tune", type=_positive_int, help=f"tuning steps per chain{steps}")
     p.add_argument("--chains", type=_positive_int, help=f"number of chains{chains}")
     p.add_argument("--sampler", choices=("nutpie", "pymc", "numpyro"), help="NUTS implementation (default nutpie)")
+    p.add_argument(
+        "--max-treedepth",
+        type=_treedepth,
+        help="deepest NUTS trajectory tree, 1-15 (default 10); lower caps a quick exploratory fit",
+    )
     p.add_argument("--seed", type=_seed, help="random seed (0 or more)")
 
 
@@ -363,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--tune", type=_positive_int, help="model: tuning steps per chain")
     bt.add_argument("--chains", type=_positive_int, help="model: number of chains")
     bt.add_argument("--sampler", choices=("nutpie", "pymc", "numpyro"), help="model: NUTS implementation")
+    bt.add_argument("--max-treedepth", type=_treedepth, help="model: deepest NUTS trajectory tree, 1-15 (default 10)")
     bt.add_argument(
         "--allow-unconverged", action="store_true", help="model: score fits that fail their convergence gate"
     )

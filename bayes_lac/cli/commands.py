@@ -77,6 +77,7 @@ def backtest_command(args) -> int:
         tune=args.tune,
         chains=args.chains,
         sampler=args.sampler,
+        max_treedepth=args.max_treedepth,
         allow_unconverged=args.allow_unconverged,
         # origins already run in parallel processes: one process per fit's chains
         cores=1 if (args.workers > 1 or args.scheduler) else None,
@@ -370,6 +371,7 @@ def fit_command(args) -> int:
     from bayes_lac.model.fit import (
         DEFAULT_CHAINS,
         DEFAULT_DRAWS,
+        DEFAULT_MAX_TREEDEPTH,
         DEFAULT_SAMPLER,
         DEFAULT_SEED,
         DEFAULT_TUNE,
@@ -398,6 +400,7 @@ def fit_command(args) -> int:
         chains=DEFAULT_CHAINS if args.chains is None else args.chains,
         seed=DEFAULT_SEED if args.seed is None else args.seed,
         sampler=getattr(args, "sampler", None) or DEFAULT_SAMPLER,
+        max_treedepth=DEFAULT_MAX_TREEDEPTH if args.max_treedepth is None else args.max_treedepth,
         progressbar=True,
     )
     diag = run_info(run).diagnostics
@@ -693,6 +696,7 @@ def fit_flows_command(args) -> int:
         chains=args.chains or flows.DEFAULT_CHAINS,
         seed=flows.DEFAULT_SEED if args.seed is None else args.seed,
         sampler=args.sampler or flows.DEFAULT_SAMPLER,
+        max_treedepth=10 if args.max_treedepth is None else args.max_treedepth,
         progressbar=True,
         source=str(args.panel or "bundled panel"),
     )

@@ -26,6 +26,8 @@ DEFAULT_CHAINS = 4
 DEFAULT_SEED = 20260331
 DEFAULT_SAMPLER = "nutpie"
 DEFAULT_TARGET_ACCEPT = 0.95
+#: NUTS builds trajectories of at most 2**depth steps; 10 is every sampler's default.
+DEFAULT_MAX_TREEDEPTH = 10
 SAMPLERS: tuple[str, ...] = ("pymc", "nutpie", "numpyro")
 
 
@@ -39,10 +41,13 @@ def _obs_coords(data: ModelData) -> dict:
 
 
 def _sample(
-    model, *, draws, tune, chains, cores, seed, progressbar, sampler, target_accept
+    model, *, draws, tune, chains, cores, seed, progressbar, sampler, target_accept, max_treedepth=DEFAULT_MAX_TREEDEPTH
 ) -> tuple[xr.DataTree, dict]:
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
+    if isinstance(max_treedepth, bool) or not isinstance(max_treedepth, int) or not 1 <= max_treedepth <= 15:
+        raise ValueError(f"max_treedepth must be a whole number from 1 to 15, got {max_treedepth!r}")
+    depth_key = "max_tree_depth" if sampler == "numpyro" else "max_treedepth"
     timing: dict = {}
     start = time.perf_counter()
     with model:
@@ -55,6 +60,7 @@ def _sample(
             progressbar=progressbar,
             nuts_sampler=sampler,
             target_accept=target_accept,
+            nuts={depth_key: max_treedepth},
             compute_convergence_checks=False,
         )
     timing["sample_call_s"] = time.perf_counter() - start
@@ -209,6 +215,7 @@ class LACModel:
         sampler: str = DEFAULT_SAMPLER,
         cores: int | None = None,
         target_accept: float = DEFAULT_TARGET_ACCEPT,
+        max_treedepth: int = DEFAULT_MAX_TREEDEPTH,
         log_density: bool = True,
         source: str = "panel",
     ) -> xr.DataTree:
@@ -225,6 +232,11 @@ class LACModel:
             or ``"numpyro"`` (if installed).
         cores
             Processes for the chains (default: pymc's choice, up to the number of CPUs).
+        target_accept, max_treedepth
+            NUTS settings: the acceptance rate step sizes are tuned to, and the deepest
+            trajectory tree (at most ``2**max_treedepth`` steps per draw). A lower depth caps
+            the cost of a short exploratory fit, which then mixes worse (the convergence
+            checks see it).
         log_density
             Store ``log_likelihood`` and ``log_prior`` (needed for LOO and power-scaling).
 
@@ -250,6 +262,7 @@ class LACModel:
             progressbar=progressbar,
             sampler=sampler,
             target_accept=target_accept,
+            max_treedepth=max_treedepth,
         )
         timing["build_s"] = build_s
         start = time.perf_counter()
@@ -260,6 +273,7 @@ class LACModel:
             "seed": seed,
             "sampler": sampler,
             "target_accept": target_accept,
+            "max_treedepth": max_treedepth,
         }
         run = assemble_run(
             idata,

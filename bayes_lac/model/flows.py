@@ -342,11 +342,15 @@ class FlowsModel:
         seed: int = DEFAULT_SEED,
         sampler: str = DEFAULT_SAMPLER,
         target_accept: float = DEFAULT_TARGET_ACCEPT,
+        max_treedepth: int = 10,
         progressbar: bool = False,
         cores: int | None = None,
         source: str = "<DataFrame>",
     ) -> xr.DataTree:
-        """Sample the flows model; returns the run (posterior, flows_data, attrs)."""
+        """Sample the flows model; returns the run (posterior, flows_data, attrs).
+
+        ``max_treedepth`` caps NUTS trajectories at ``2**max_treedepth`` steps (default 10).
+        """
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
         import pymc as pm
@@ -363,6 +367,7 @@ class FlowsModel:
                 progressbar=progressbar,
                 nuts_sampler=sampler,
                 target_accept=target_accept,
+                nuts={("max_tree_depth" if sampler == "numpyro" else "max_treedepth"): max_treedepth},
                 compute_convergence_checks=False,
             )
         keep = ["entry_rate", "exit_probability", "route_share"]

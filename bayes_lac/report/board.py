@@ -2025,6 +2025,7 @@ def default_fit_settings() -> dict:
         "chains": model.DEFAULT_CHAINS,
         "seed": model.DEFAULT_SEED,
         "sampler": model.DEFAULT_SAMPLER,
+        "max_treedepth": model.DEFAULT_MAX_TREEDEPTH,
     }
 
 

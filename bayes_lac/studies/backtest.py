@@ -196,7 +196,7 @@ class ModelForecaster:
     ----------
     priors
         Prior set name or TOML file.
-    draws, tune, chains, sampler, target_accept
+    draws, tune, chains, sampler, target_accept, max_treedepth
         Sampler settings; None takes the package's defaults (`bayes_lac.model.fit`), which
         are those of a report's fit.
     scenario
@@ -217,6 +217,7 @@ class ModelForecaster:
     chains: int | None = None
     sampler: str | None = None
     target_accept: float | None = None
+    max_treedepth: int | None = None
     scenario: str = "trend"
     fit_measures: tuple[str, ...] = MEASURES
     allow_unconverged: bool = False
@@ -238,6 +239,7 @@ class ModelForecaster:
             "chains": self.chains or model_fit.DEFAULT_CHAINS,
             "sampler": self.sampler or model_fit.DEFAULT_SAMPLER,
             "target_accept": self.target_accept or model_fit.DEFAULT_TARGET_ACCEPT,
+            "max_treedepth": self.max_treedepth or model_fit.DEFAULT_MAX_TREEDEPTH,
             "scenario": self.scenario,
             "fit_measures": list(self.fit_measures),
             "allow_unconverged": bool(self.allow_unconverged),
@@ -285,6 +287,7 @@ class ModelForecaster:
             sampler=config["sampler"],
             cores=self.cores,
             target_accept=config["target_accept"],
+            max_treedepth=config["max_treedepth"],
             log_density=False,
         )
         fit_seconds = time.perf_counter() - start

@@ -523,10 +523,11 @@ def _data_only(results: xr.DataTree) -> xr.DataTree:
 
 
 def sampler_settings(results: xr.DataTree, **overrides) -> dict:
-    """The run's sampler settings (draws, tune, chains, seed, sampler, target_accept), with
-    any override that is not None."""
+    """The run's sampler settings (draws, tune, chains, seed, sampler, target_accept,
+    max_treedepth; runs made before max_treedepth was recorded used 10), with any override that
+    is not None."""
     stored = run_info(results).sampler
-    keys = ("draws", "tune", "chains", "seed", "sampler", "target_accept")
+    keys = ("draws", "tune", "chains", "seed", "sampler", "target_accept", "max_treedepth")
     settings = {k: stored[k] for k in keys if k in stored}
     settings.update({k: v for k, v in overrides.items() if v is not None})
     missing = [k for k in ("draws", "tune", "chains") if k not in settings]
