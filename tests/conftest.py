@@ -16,6 +16,12 @@ import pytest
 import xarray as xr
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Cached fits (the unit-cost model's) go to a folder of this test run, never the user's cache;
+# xdist workers inherit the controller's folder.
+if "BAYES_LAC_CACHE" not in os.environ:
+    import tempfile
+
+    os.environ["BAYES_LAC_CACHE"] = tempfile.mkdtemp(prefix="bayes-lac-test-cache-")
 os.environ.setdefault("PYTENSOR_FLAGS", "blas__ldflags=")
 # Tests compile with pytensor's C linker. Its compiled ops do not depend on array shapes, so
 # the suite's small fits of differently sized panels share one cold compile; the default

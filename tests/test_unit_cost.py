@@ -141,3 +141,66 @@ def test_modelled_unit_cost_draws_multiply_the_children_draw_by_draw():
     assert np.allclose(c.data["weekly_unit_cost_nominal"].values, unit.values / WEEKS_PER_YEAR)
     with pytest.raises(BayesLacError, match="draws"):
         costs(fc, unit.isel(draw=slice(0, 10)))
+
+
+def _fake_fit(calls):
+    """A stand-in for `fit_unit_cost` that records its calls and returns a tiny fit."""
+    from bayes_lac.model.unit_cost import UnitCostFit
+
+    def fake(data, **settings):
+        calls.append(settings)
+        rng = np.random.default_rng(settings.get("seed", 0))
+        posterior = xr.Dataset(
+            {"growth": ("sample", rng.normal(0.05, 0.01, 40)), "offset": (("sample", "la"), rng.normal(size=(40, 2)))},
+            coords={"la": ["E06000001", "E06000002"]},
+        )
+        diagnostics = {"max_rhat": 1.002, "min_ess_bulk": 500.0, "divergences": 0, "seconds": 1.0, "sampler": "pymc"}
+        return UnitCostFit(posterior=posterior, data=data, diagnostics=diagnostics)
+
+    return fake
+
+
+def test_a_unit_cost_fit_is_kept_and_reused_for_the_same_data_and_settings(tmp_path, monkeypatch):
+    import bayes_lac.model.unit_cost as uc
+
+    calls = []
+    monkeypatch.setattr(uc, "fit_unit_cost", _fake_fit(calls))
+    data = unit_cost_data(simulate_panel(n_la=3, years=range(2013, 2018)))
+    first = uc.fit_unit_cost_cached(data, folder=tmp_path, sampler="pymc", seed=3)
+    again = uc.fit_unit_cost_cached(data, folder=tmp_path, sampler="pymc", seed=3, progressbar=True)
+    assert len(calls) == 1 and len(list(tmp_path.glob("unit_cost-*.nc"))) == 1
+    xr.testing.assert_identical(first.posterior, again.posterior)
+    assert again.diagnostics == first.diagnostics and again.data is data
+    # another seed, other data or no cache: fitted again
+    uc.fit_unit_cost_cached(data, folder=tmp_path, sampler="pymc", seed=4)
+    other = unit_cost_data(simulate_panel(n_la=3, years=range(2013, 2018), seed=2))
+    uc.fit_unit_cost_cached(other, folder=tmp_path, sampler="pymc", seed=3)
+    uc.fit_unit_cost_cached(data, folder=None, sampler="pymc", seed=3)
+    assert len(calls) == 4 and len(list(tmp_path.glob("unit_cost-*.nc"))) == 3
+
+
+def test_an_unreadable_unit_cost_cache_entry_is_fitted_again(tmp_path, monkeypatch):
+    import bayes_lac.model.unit_cost as uc
+
+    calls = []
+    monkeypatch.setattr(uc, "fit_unit_cost", _fake_fit(calls))
+    data = unit_cost_data(simulate_panel(n_la=3, years=range(2013, 2018)))
+    uc.fit_unit_cost_cached(data, folder=tmp_path, seed=3)
+    [entry] = tmp_path.glob("unit_cost-*.nc")
+    entry.write_bytes(b"not a netCDF file")
+    with pytest.warns(UserWarning, match="could not be read"):
+        refit = uc.fit_unit_cost_cached(data, folder=tmp_path, seed=3)
+    assert len(calls) == 2 and refit.diagnostics["max_rhat"] == 1.002
+    assert uc.fit_unit_cost_cached(data, folder=tmp_path, seed=3).diagnostics == refit.diagnostics and len(calls) == 2
+
+
+def test_the_unit_cost_cache_folder_follows_the_environment(monkeypatch, tmp_path):
+    import bayes_lac.model.unit_cost as uc
+
+    monkeypatch.setenv("BAYES_LAC_CACHE", str(tmp_path / "c"))
+    assert uc.cache_dir() == tmp_path / "c"
+    monkeypatch.setenv("BAYES_LAC_CACHE", "")
+    assert uc.cache_dir() is None
+    monkeypatch.delenv("BAYES_LAC_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
+    assert uc.cache_dir() == tmp_path / "x" / "bayes_lac"

@@ -178,7 +178,7 @@ def modelled_unit_costs(
     """
     from bayes_lac.model.unit_cost import (
         DEFAULT_UNIT_COST_SAMPLER,
-        fit_unit_cost,
+        fit_unit_cost_cached,
         predict_unit_cost,
         unit_cost_data,
     )
@@ -187,7 +187,7 @@ def modelled_unit_costs(
     if fit is None:
         data = unit_cost_data(panel, until=T)
         kwargs = {"sampler": sampler or DEFAULT_UNIT_COST_SAMPLER, "seed": seed, **fit_kwargs}
-        fit = fit_unit_cost(data, **kwargs)
+        fit = fit_unit_cost_cached(data, **kwargs)
     elif fit.data.until is not None and fit.data.until > T:
         raise BayesLacError(f"the unit-cost fit uses data to {fit.data.until}, after the forecast's base year {T}")
     last = int(fit.data.years[-1])

@@ -42,8 +42,12 @@ spread is the posterior predictive uncertainty of next year's outturn unit cost.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -416,6 +420,80 @@ def fit_unit_cost(
             "sampler": sampler,
         },
     )
+
+
+#: Environment variable naming the folder of cached unit-cost fits; empty turns the cache off.
+CACHE_ENV = "BAYES_LAC_CACHE"
+
+
+def cache_dir() -> Path | None:
+    """Where fitted unit-cost models are kept between commands, or None for no cache.
+
+    ``$BAYES_LAC_CACHE`` if set (an empty value turns the cache off), else
+    ``$XDG_CACHE_HOME/bayes_lac`` or ``~/.cache/bayes_lac``. Deleting the folder is always safe.
+    """
+    if CACHE_ENV in os.environ:
+        value = os.environ[CACHE_ENV].strip()
+        return Path(value).expanduser() if value else None
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "bayes_lac"
+
+
+def _fit_key(data: UnitCostData, settings: dict) -> str:
+    """Digest of everything a fit depends on: this module's code, the version, the data fitted,
+    the breaks and the sampler settings and priors."""
+    from bayes_lac import __version__
+
+    h = hashlib.sha256()
+    h.update(Path(__file__).read_bytes())
+    h.update(__version__.encode())
+    h.update(data.table.to_csv(index=False).encode())
+    h.update(json.dumps({"until": data.until, "breaks": list(data.breaks), **settings}, sort_keys=True).encode())
+    return h.hexdigest()[:24]
+
+
+def fit_unit_cost_cached(data: UnitCostData, *, folder: Path | str | None = "default", **settings) -> UnitCostFit:
+    """`fit_unit_cost`, reusing an identical earlier fit kept in `cache_dir` (same data, settings,
+    priors, package version and model code): a second `bayes-lac costs` on the same data then
+    takes seconds instead of a fit. ``folder`` overrides the cache folder (None: no cache).
+
+    A cached fit is the same posterior, draws and diagnostics as the fit that made it; an entry
+    that cannot be read is fitted again and replaced.
+    """
+    import warnings
+
+    folder = cache_dir() if folder == "default" else (Path(folder) if folder is not None else None)
+    if folder is None:
+        return fit_unit_cost(data, **settings)
+    full = {
+        "sampler": DEFAULT_UNIT_COST_SAMPLER,
+        "draws": DEFAULT_UNIT_COST_DRAWS,
+        "tune": DEFAULT_UNIT_COST_TUNE,
+        "chains": DEFAULT_UNIT_COST_CHAINS,
+        "seed": 251,
+        "priors": None,
+        "centred": None,
+        **{k: v for k, v in settings.items() if k != "progressbar"},
+    }
+    path = folder / f"unit_cost-{_fit_key(data, full)}.nc"
+    if path.is_file():
+        try:
+            with xr.open_dataset(path) as ds:
+                posterior = ds.load()
+            diagnostics = json.loads(posterior.attrs.pop("diagnostics"))
+            return UnitCostFit(posterior=posterior, data=data, diagnostics=diagnostics)
+        except (OSError, ValueError, KeyError) as err:
+            warnings.warn(f"unit-cost cache entry {path} could not be read ({err}); fitting again", stacklevel=2)
+    fit = fit_unit_cost(data, **settings)
+    from bayes_lac.files import atomic_path
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as temp:
+            fit.posterior.assign_attrs(diagnostics=json.dumps(fit.diagnostics)).to_netcdf(temp)
+    except OSError as err:
+        warnings.warn(f"could not keep the unit-cost fit in {folder} ({err}); it will be fitted again", stacklevel=2)
+    return fit
 
 
 def predict_unit_cost(fit: UnitCostFit, la_code: str, years, n_draws: int | None = None, seed: int = 0) -> xr.DataArray:
