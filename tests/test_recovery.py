@@ -21,7 +21,14 @@ def _interval(da, prob=0.9):
     return float(q[0]), float(q[1])
 
 
-def test_recovers_known_parameters():
+#: Widest 90 % interval each check may have (about 1.5 times those measured on this panel, fit
+#: and seed): an interval far wider than this has stopped learning from the data even if it
+#: still covers the truth. ``dispersion`` is bounded as the ratio of its interval's ends.
+MAX_WIDTH = {"deprivation_effect": 0.09, "la_trend": 0.055, "dispersion": 6.0, "persistence": 0.75, "year_effect": 0.15}
+
+
+@pytest.fixture(scope="module")
+def recovery():
     panel, truth = simulate_panel(
         n_la=8,
         years=(2012, 2024),
@@ -34,6 +41,11 @@ def test_recovers_known_parameters():
     run = LACModel(codes[0], neighbours=codes[1:]).fit(
         panel, draws=400, tune=400, chains=2, cores=1, seed=4, progressbar=False, sampler="pymc"
     )
+    return run, truth, codes
+
+
+def test_recovers_known_parameters(recovery):
+    run, truth, codes = recovery
     post = run["posterior"]
     assert list(post["la"].values) == truth["la"]
     years = list(truth["year"])
@@ -56,11 +68,16 @@ def test_recovers_known_parameters():
                 truth["year_effect"][0, t],
             )
         )
-    misses = []
+    misses, too_wide = [], []
     for name, draws, true in checks:
         lo, hi = _interval(draws)
         if not lo <= true <= hi:
             misses.append(f"{name}: truth {true:.4g} outside [{lo:.4g}, {hi:.4g}]")
+        kind = name.split("[")[0]
+        width = hi / lo if kind == "dispersion" else hi - lo
+        if not width <= MAX_WIDTH[kind]:
+            too_wide.append(f"{name}: 90% interval [{lo:.4g}, {hi:.4g}] wider than {MAX_WIDTH[kind]}")
+    assert not too_wide, "\n".join(too_wide)
     # 15 checks of 90 % intervals: about 1.5 misses are expected by chance even when the
     # model is right, and the checks are not independent (year effects share the path).
     # Allowing three misses keeps the false-alarm rate near 5 % (binomial(15, 0.1): P(>3) =
@@ -68,3 +85,16 @@ def test_recovers_known_parameters():
     # a misplaced dispersion) misses most of its checks, which this still catches. The seeds
     # are fixed, so the outcome is reproducible.
     assert len(misses) <= 3, "\n".join(misses)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="2 chains x 400 draws of pymc's NUTS do not pass the gate on this panel (measured: R-hat "
+    "1.015 and bulk ESS 185 for persistence[children_in_need], tail ESS 107 for a trend factor); "
+    "more draws cost more than CI's budget allows. Strict: passing means the settings can be kept.",
+)
+def test_the_recovery_fit_passes_its_convergence_gate(recovery):
+    from bayes_lac.model.results import run_info
+
+    diagnostics = run_info(recovery[0]).diagnostics
+    assert diagnostics.converged, "; ".join(diagnostics.problems)
