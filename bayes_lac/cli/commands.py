@@ -696,7 +696,7 @@ def fit_flows_command(args) -> int:
         chains=args.chains or flows.DEFAULT_CHAINS,
         seed=flows.DEFAULT_SEED if args.seed is None else args.seed,
         sampler=args.sampler or flows.DEFAULT_SAMPLER,
-        max_treedepth=10 if args.max_treedepth is None else args.max_treedepth,
+        max_treedepth=flows.DEFAULT_MAX_TREEDEPTH if args.max_treedepth is None else args.max_treedepth,
         progressbar=True,
         source=str(args.panel or "bundled panel"),
     )

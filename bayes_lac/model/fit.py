@@ -40,14 +40,20 @@ def _obs_coords(data: ModelData) -> dict:
     }
 
 
+def nuts_settings(sampler: str, max_treedepth: int) -> dict:
+    """pm.sample's ``nuts=`` argument capping trajectories at ``2**max_treedepth`` steps (numpyro
+    names the setting differently); refuses a depth outside 1-15."""
+    if isinstance(max_treedepth, bool) or not isinstance(max_treedepth, int) or not 1 <= max_treedepth <= 15:
+        raise ValueError(f"max_treedepth must be a whole number from 1 to 15, got {max_treedepth!r}")
+    return {("max_tree_depth" if sampler == "numpyro" else "max_treedepth"): max_treedepth}
+
+
 def _sample(
     model, *, draws, tune, chains, cores, seed, progressbar, sampler, target_accept, max_treedepth=DEFAULT_MAX_TREEDEPTH
 ) -> tuple[xr.DataTree, dict]:
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
-    if isinstance(max_treedepth, bool) or not isinstance(max_treedepth, int) or not 1 <= max_treedepth <= 15:
-        raise ValueError(f"max_treedepth must be a whole number from 1 to 15, got {max_treedepth!r}")
-    depth_key = "max_tree_depth" if sampler == "numpyro" else "max_treedepth"
+    nuts = nuts_settings(sampler, max_treedepth)
     timing: dict = {}
     start = time.perf_counter()
     with model:
@@ -60,7 +66,7 @@ def _sample(
             progressbar=progressbar,
             nuts_sampler=sampler,
             target_accept=target_accept,
-            nuts={depth_key: max_treedepth},
+            nuts=nuts,
             compute_convergence_checks=False,
         )
     timing["sample_call_s"] = time.perf_counter() - start

@@ -73,6 +73,8 @@ DEFAULT_SEED = 20260331
 DEFAULT_SAMPLER = "nutpie"
 DEFAULT_TARGET_ACCEPT = 0.9
 SAMPLERS: tuple[str, ...] = ("nutpie", "pymc", "numpyro")
+#: NUTS trajectories of at most 2**depth steps (every sampler's default).
+DEFAULT_MAX_TREEDEPTH = 10
 #: Convergence gate of a flows run (the same bar as the stock model's diagnostics).
 MAX_RHAT = 1.01
 MIN_ESS = 400
@@ -342,7 +344,7 @@ class FlowsModel:
         seed: int = DEFAULT_SEED,
         sampler: str = DEFAULT_SAMPLER,
         target_accept: float = DEFAULT_TARGET_ACCEPT,
-        max_treedepth: int = 10,
+        max_treedepth: int = DEFAULT_MAX_TREEDEPTH,
         progressbar: bool = False,
         cores: int | None = None,
         source: str = "<DataFrame>",
@@ -355,6 +357,9 @@ class FlowsModel:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
         import pymc as pm
 
+        from bayes_lac.model.fit import nuts_settings
+
+        nuts = nuts_settings(sampler, max_treedepth)
         data = self.prepare(panel)
         model = build_flows_model(data)
         with model:
@@ -367,7 +372,7 @@ class FlowsModel:
                 progressbar=progressbar,
                 nuts_sampler=sampler,
                 target_accept=target_accept,
-                nuts={("max_tree_depth" if sampler == "numpyro" else "max_treedepth"): max_treedepth},
+                nuts=nuts,
                 compute_convergence_checks=False,
             )
         keep = ["entry_rate", "exit_probability", "route_share"]

@@ -43,9 +43,11 @@ spread is the posterior predictive uncertainty of next year's outturn unit cost.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -460,21 +462,13 @@ def fit_unit_cost_cached(data: UnitCostData, *, folder: Path | str | None = "def
     A cached fit is the same posterior, draws and diagnostics as the fit that made it; an entry
     that cannot be read is fitted again and replaced.
     """
-    import warnings
-
     folder = cache_dir() if folder == "default" else (Path(folder) if folder is not None else None)
     if folder is None:
         return fit_unit_cost(data, **settings)
-    full = {
-        "sampler": DEFAULT_UNIT_COST_SAMPLER,
-        "draws": DEFAULT_UNIT_COST_DRAWS,
-        "tune": DEFAULT_UNIT_COST_TUNE,
-        "chains": DEFAULT_UNIT_COST_CHAINS,
-        "seed": 251,
-        "priors": None,
-        "centred": None,
-        **{k: v for k, v in settings.items() if k != "progressbar"},
+    defaults = {
+        name: p.default for name, p in inspect.signature(fit_unit_cost).parameters.items() if p.kind is p.KEYWORD_ONLY
     }
+    full = {k: v for k, v in {**defaults, **settings}.items() if k != "progressbar"}
     path = folder / f"unit_cost-{_fit_key(data, full)}.nc"
     if path.is_file():
         try:
