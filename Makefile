@@ -28,11 +28,11 @@ report: install
 	$(BIN)/bayes-lac report --la $(LA) --pdf --xlsx --allow-unconverged --overwrite
 
 test: install
-	$(BIN)/python -m pytest -q -n 2 --durations=15
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=15
 
 # No fits: a test that samples fails here and must be marked slow.
 test-fast: install
-	BAYES_LAC_NO_FITS=1 $(BIN)/python -m pytest -q -n 2 -m "not slow and not install"
+	BAYES_LAC_NO_FITS=1 $(BIN)/python -m pytest -q -n 2 --dist loadgroup -m "not slow and not install"
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -28,7 +28,8 @@ from bayes_lac.analysis import decompose as D
 from bayes_lac.config import RATE_PER
 
 # one small real fit shared by the module: about 70 s on 2 busy cores with a warm cache
-pytestmark = pytest.mark.slow
+# one worker runs the whole module, so its module-scoped fit is made once (make test: --dist loadgroup)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("decompose_recovery")]
 
 YEARS = np.arange(2010, 2020)
 FROM, TO = 2011, 2019
@@ -139,8 +140,9 @@ def fitted():
 
     truth = _truth()
     panel = _panel(truth)
-    # no log-likelihood groups: the decomposition does not need them and they cost ~15 s
-    run = LACModel(CODES[0], neighbours=CODES[1:]).fit(
+    # looked_after alone, the measure decomposed; no log-likelihood groups: the decomposition
+    # does not need them and they cost ~15 s
+    run = LACModel(CODES[0], neighbours=CODES[1:], measures=("looked_after",)).fit(
         panel,
         draws=300,
         sampler="pymc",

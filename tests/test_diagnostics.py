@@ -16,11 +16,15 @@ from bayes_lac.model.diagnostics import check_convergence, require_converged
 from bayes_lac.model.fit import LACModel
 from bayes_lac.model.simulate import simulate_panel
 
+# one worker runs the whole module, so its module-scoped fit is made once (make test: --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("diagnostics")
+
 
 @pytest.fixture(scope="module")
 def broken_run():
-    # one chain, 10 tuning steps, 30 draws: R-hat cannot be computed and ESS is tiny
-    panel, _ = simulate_panel(n_la=4, years=(2016, 2022), seed=7)
+    # one chain, 10 tuning steps, 30 draws: R-hat cannot be computed and ESS is tiny. The panel
+    # is tests/test_runs.py's, so the model's compiled C code is shared with that module's fit.
+    panel, _ = simulate_panel(n_la=5, years=(2016, 2022), seed=5)
     codes = [c for c in panel["la_code"].unique() if c != ENGLAND_CODE]
     return LACModel(codes[0], neighbours=codes[1:]).fit(
         panel, draws=30, tune=10, chains=1, cores=1, seed=2, progressbar=False, sampler="pymc"

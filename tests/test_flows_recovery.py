@@ -16,7 +16,8 @@ from bayes_lac.analysis.flows import _named, _route_probabilities, flows_split, 
 from bayes_lac.model.flows import FlowsModel
 from bayes_lac.model.flows_simulate import simulate_flows_panel
 
-pytestmark = pytest.mark.slow
+# one worker runs the whole module, so its module-scoped fit is made once (make test: --dist loadgroup)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("flows_recovery")]
 
 SPAN = (2012, 2017)
 

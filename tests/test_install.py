@@ -244,13 +244,15 @@ def test_wheel_installed_in_a_fresh_venv_carries_its_data_and_runs_anywhere(tmp_
             "--la",
             THURROCK_CODE,
             "--draws",
-            "50",
+            "20",
             "--tune",
-            "50",
+            "20",
             "--chains",
             "1",
             "--sampler",
             "pymc",
+            "--max-treedepth",
+            "3",
             "--out",
             str(run),
         ],
@@ -259,7 +261,7 @@ def test_wheel_installed_in_a_fresh_venv_carries_its_data_and_runs_anywhere(tmp_
         timeout=600,
     )
     with xr.open_datatree(run) as saved:
-        assert saved.posterior.sizes["chain"] == 1 and saved.posterior.sizes["draw"] == 50
+        assert saved.posterior.sizes["chain"] == 1 and saved.posterior.sizes["draw"] == 20
         assert saved.attrs["target_la"] == THURROCK_CODE
         assert saved.attrs["prior_set"] == "default"
 

@@ -11,6 +11,7 @@ import pytest
 from scipy import stats
 
 from bayes_lac.model import latent as L
+from tests.conftest import python_evaluation
 
 N_T = 9
 
@@ -133,7 +134,7 @@ def test_backward_sampled_states_follow_their_exact_conditional_distribution():
 
 
 @pytest.mark.slow  # compiles or samples a model: not in the fast tier
-def test_the_model_compiles_with_a_finite_gradient(tmp_path):
+def test_the_models_log_density_and_gradient_are_finite(tmp_path):
     from bayes_lac.model.data import prepare_data
     from bayes_lac.model.simulate import simulate_panel
 
@@ -142,5 +143,6 @@ def test_the_model_compiles_with_a_finite_gradient(tmp_path):
     data = prepare_data(panel, code, neighbours="all")
     model = L.build_latent_model(data)
     point = model.initial_point()
-    assert np.isfinite(model.compile_logp()(point))
-    assert np.all(np.isfinite(model.compile_dlogp()(point)))
+    with python_evaluation() as mode:
+        assert np.isfinite(model.compile_logp(mode=mode)(point))
+        assert np.all(np.isfinite(model.compile_dlogp(mode=mode)(point)))

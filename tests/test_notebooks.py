@@ -81,8 +81,8 @@ def test_notebook_runs(path: Path, tmp_path: Path, request):
     declared = papermill.inspect_notebook(str(path))
     parameters = {k: v for k, v in CI_PARAMETERS.items() if k in declared}
     if "run_path" in declared:
-        # notebooks that read a run are given the run's one shared fit (tests/conftest.py);
-        # 02 shows the fit itself
+        # notebooks that read a run are given the one shared fit (tests/conftest.py), 02 too:
+        # its fitting cell is the shared fit's call, and a second fit of the same model is waste
         parameters["run_path"] = str(request.getfixturevalue("thurrock_run_path"))
     out = tmp_path / path.name
     papermill.execute_notebook(

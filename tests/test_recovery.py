@@ -12,7 +12,8 @@ from bayes_lac.config import ENGLAND_CODE
 from bayes_lac.model.fit import LACModel
 from bayes_lac.model.simulate import simulate_panel
 
-pytestmark = pytest.mark.slow
+# one worker runs the whole module, so its module-scoped fit is made once (make test: --dist loadgroup)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("recovery")]
 
 
 def _interval(da, prob=0.9):

@@ -377,8 +377,9 @@ def test_report_command_fits_saves_and_reports(tmp_path, capsys):
     from bayes_lac.model.results import load_run
 
     out = tmp_path / "thurrock.html"
-    args = ["report", "--la", THURROCK_CODE, "--draws", "60", "--tune", "100", "--chains", "2", "--seed", "3"]
-    args += ["--sampler", "pymc", "--max-treedepth", "5"]
+    # the smallest fit that runs every part: the report's numbers are checked on saved runs
+    args = ["report", "--la", THURROCK_CODE, "--draws", "30", "--tune", "30", "--chains", "2", "--seed", "3"]
+    args += ["--sampler", "pymc", "--max-treedepth", "3"]
     code = main(args + ["--out", str(out), "--xlsx", "--allow-unconverged"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
@@ -395,8 +396,8 @@ def test_report_command_fits_saves_and_reports(tmp_path, capsys):
 
     info = run_info(load_run(run_file))
     assert info.target_la == THURROCK_CODE
-    # 2 chains x 60 draws cannot pass: an effective sample size is at most 120 x log10(120),
-    # about 250, below the 400 the gate needs
+    # 2 chains x 30 draws cannot pass: an effective sample size is at most 60 x log10(60),
+    # about 107, below the 400 the gate needs
     assert not info.converged
     again = tmp_path / "again.html"
     code = main(["report", "--run", str(run_file), "--out", str(again)])

@@ -25,6 +25,10 @@ from bayes_lac.model.checks import (
 from bayes_lac.model.fit import LACModel
 from bayes_lac.model.results import REQUIRED_ATTRS, load_run, save_run
 from bayes_lac.model.simulate import simulate_panel
+from tests.conftest import python_evaluation
+
+# one worker runs the whole module, so its module-scoped fit is made once (make test: --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("runs")
 
 SMALL = dict(draws=100, tune=100, chains=2, cores=1, seed=11, progressbar=False, sampler="pymc", max_treedepth=5)
 
@@ -100,9 +104,10 @@ def test_save_load_round_trip(fitted, tmp_path):
     # a point away from the initial one: shift every free value a little
     rng = np.random.default_rng(0)
     point = {k: v + 0.01 * rng.standard_normal(np.shape(v)) for k, v in point.items()}
-    original = lac.model_.compile_logp()(point)
-    assert np.isfinite(original)
-    assert rebuilt.model_.compile_logp()(point) == pytest.approx(original, rel=1e-9)
+    with python_evaluation() as mode:
+        original = lac.model_.compile_logp(mode=mode)(point)
+        assert np.isfinite(original)
+        assert rebuilt.model_.compile_logp(mode=mode)(point) == pytest.approx(original, rel=1e-9)
 
 
 def test_load_run_refuses_other_files(tmp_path):

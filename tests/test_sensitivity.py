@@ -11,6 +11,9 @@ from bayes_lac.errors import RunFileError
 from bayes_lac.studies import sensitivity as S
 from tests.conftest import make_toy_results
 
+# one worker runs the whole module, so its module-scoped fit is made once (make test: --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("sensitivity")
+
 # Intercept of looked_after in the simulation is 4.0 (log rate per 10,000); this prior puts
 # it at 5.0 with sd 0.01: a factor of 2.7 too high, held tight.
 WRONG_PRIOR = """

@@ -17,6 +17,9 @@ from bayes_lac.model.unit_cost import (
     unit_cost_table,
 )
 
+# one worker runs the whole module, so its module-scoped fit is made once (make test: --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("unit_cost")
+
 TRUTH = {"growth": 0.05, "national_sd": 0.02, "offset_sd": 0.25, "persistence": 0.6, "sigma": 0.08}
 
 
