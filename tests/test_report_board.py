@@ -521,3 +521,27 @@ def test_chart_titles_and_legends_use_the_board_words():
     assert ax.get_title() == "bars: averages; whiskers: likely ranges (90%)"
     assert ax.get_legend().get_title().get_text() == "Bands: likely range (90%)"
     plt.close(fig)
+
+
+def test_a_peak_first_published_otherwise_is_reconciled_on_page_one(toy):
+    """Thurrock's 2017 count was first published as 345 and revised to 333: page one says so."""
+    from bayes_lac.analysis.compare import comparison_table
+    from bayes_lac.data.panel import load_panel
+    from bayes_lac.report.answers import answer_rising, first_release_counts, revision_words
+
+    panel = load_panel()
+    thurrock = "E06000034"
+    table = comparison_table(panel, thurrock, ["E06000033"])
+    fc = fmod.forecast(toy[0], horizon=2, scenarios=["trend"], seed=0)
+    first = first_release_counts(panel, thurrock)
+    assert first[2017] == 345 and first[2016] == 334
+    verdict = answer_rising(table, fc, "Thurrock", first_release=first).verdict
+    assert (
+        "after peaking at 333 children looked after in 2016 and 2017 (first published as 334 for 2016 and "
+        "345 for 2017, later revised: this report uses the revised figures throughout)" in verdict
+    )
+    assert "first published" not in answer_rising(table, fc, "Thurrock").verdict
+    # a first release equal to the revised count, or none, needs no words
+    assert revision_words({2017: 333.0}, {2017: 333.0}, [2017]) == ""
+    assert revision_words({}, {2017: 333.0}, [2017]) == ""
+    assert revision_words({2017: 345.0}, {2017: 333.0}, [2017]) == "first published as 345, later revised"

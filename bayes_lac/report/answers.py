@@ -11,7 +11,7 @@ Every function here is a plain function of analysis results (`bayes_lac.analysis
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -200,9 +200,44 @@ def trend_words(comparison: pd.DataFrame, measure: str = "looked_after") -> tupl
     return word, int(last["year"]), float(last["count"]), int(ref["year"]), float(ref["count"])
 
 
-def answer_rising(comparison: pd.DataFrame, forecast: fmod.Forecast, la_name: str) -> Answer:
+def first_release_counts(panel: pd.DataFrame, la: str, measure: str = "looked_after") -> dict[int, float]:
+    """The authority's first-release counts of `measure` by year (DfE's first publication of
+    each year's figure, before revision), from the panel column ``<measure>_first_release``;
+    empty when the panel has no such column. Years without a first release are left out."""
+    column = f"{measure}_first_release"
+    if column not in panel.columns:
+        return {}
+    rows = panel[(panel["la_code"] == la) & panel[column].notna()]
+    return {int(y): float(v) for y, v in zip(rows["year"], rows[column])}
+
+
+def revision_words(first_release: Mapping[int, float], published: Mapping[int, float], years: Sequence[int]) -> str:
+    """'first published as 345, later revised' for those of `years` whose first-release count
+    differs from the published (revised) count; empty when none does."""
+    changed = [
+        (y, first_release[y])
+        for y in years
+        if y in first_release and y in published and first_release[y] != published[y]
+    ]
+    if not changed:
+        return ""
+    if len(changed) == 1:
+        return f"first published as {KINDS['count'].text(changed[0][1])}, later revised"
+    return "first published as " + _join([f"{KINDS['count'].text(v)} for {y}" for y, v in changed]) + ", later revised"
+
+
+def answer_rising(
+    comparison: pd.DataFrame,
+    forecast: fmod.Forecast,
+    la_name: str,
+    first_release: Mapping[int, float] | None = None,
+) -> Answer:
     """Is it rising, and is it higher than elsewhere? From the published counts and rates
-    (no model), and the model's likely range for next year's count of children looked after."""
+    (no model), and the model's likely range for next year's count of children looked after.
+
+    `first_release` (year -> count, `first_release_counts`) reconciles a peak whose figure
+    DfE first published differently: the verdict names the first figure and says the revised
+    one is used (Thurrock's 2017 count was first published as 345 and revised to 333)."""
     measure = "looked_after"
     position, _ = position_words(comparison, la_name)
     word, year, count, ref_year, ref_count = trend_words(comparison, measure)
@@ -213,6 +248,10 @@ def answer_rising(comparison: pd.DataFrame, forecast: fmod.Forecast, la_name: st
             f", after peaking at {KINDS['count'].text(peak_count)} children looked after in "
             f"{_join([str(y) for y in years])}"
         )
+        published = {int(y): float(c) for y, c in published_series(comparison, measure)[["year", "count"]].values}
+        revised = revision_words(first_release or {}, published, years)
+        if revised:
+            verdict += f" ({revised}: this report uses the revised figures throughout)"
     s = published_series(comparison, measure)
     rate = float(s.iloc[-1]["rate"])
     next_year = forecast.base_year + 1

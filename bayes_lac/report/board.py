@@ -56,6 +56,7 @@ from bayes_lac.report.answers import (
     answer_rising,
     answer_why,
     answers_table,
+    first_release_counts,
     peak,
     published_series,
 )
@@ -1691,7 +1692,8 @@ def page_one_answers(ctx: _Context) -> list[Answer]:
     """The five answers of page one, from the analyses the sections computed."""
     answers = []
     if ctx.comparison is not None and ctx.forecast is not None and "looked_after" in set(ctx.comparison["measure"]):
-        answers.append(answer_rising(ctx.comparison, ctx.forecast, ctx.la_name))
+        first = first_release_counts(ctx.panel, ctx.la) if ctx.panel is not None else {}
+        answers.append(answer_rising(ctx.comparison, ctx.forecast, ctx.la_name, first_release=first))
     if ctx.why:
         answers.append(answer_why(ctx.why, ctx.peak_year, flows=flows_hook(ctx)))
     if ctx.forecast is not None and "looked_after" in ctx.forecast.data["measure"].values:
