@@ -175,14 +175,14 @@ def test_cost_table_at_3_5_10_years(toy_report):
     tables = {t.key: t for _, t in toy_report.tables()}
     cost = tables["cost_3_5_10"].frame
     assert sorted(cost["years_ahead"].unique()) == [0, 3, 5, 10]
-    assert set(cost["scenario"]) == set(R.REPORT_SCENARIOS)
+    assert set(cost["scenario"]) == set(R.REPORT_SCENARIO_NAMES)
     assert (cost["lower_gbp_per_year"] <= cost["median_gbp_per_year"]).all()
     assert (cost["median_gbp_per_year"] <= cost["upper_gbp_per_year"]).all()
 
 
 def test_forecast_fans_for_each_scenario(toy_report):
     tables = {t.key for _, t in toy_report.tables()}
-    assert {f"fan_{s}" for s in R.REPORT_SCENARIOS} <= tables
+    assert {f"fan_{s}" for s in R.REPORT_SCENARIO_NAMES} <= tables
 
 
 def test_every_shipped_intervention_is_evaluated(toy_report):
@@ -414,3 +414,7 @@ def test_report_is_on_the_runs_target_authority(toy_run):
     other = str(toy_run["constant_data"]["la"].values[1])
     with pytest.raises(UnknownAuthorityError, match=toy_run.attrs["target_la"]):
         R.build_report(toy_run, la=other, panel=toy_panel(toy_run))
+
+
+def test_report_scenario_names_are_the_forecasts():
+    assert R.REPORT_SCENARIO_NAMES == ("trend", "population-only", "converge-england", "uasc-threshold")

@@ -545,3 +545,32 @@ def test_a_peak_first_published_otherwise_is_reconciled_on_page_one(toy):
     assert revision_words({2017: 333.0}, {2017: 333.0}, [2017]) == ""
     assert revision_words({}, {2017: 333.0}, [2017]) == ""
     assert revision_words({2017: 345.0}, {2017: 333.0}, [2017]) == "first published as 345, later revised"
+
+
+def test_the_uasc_scenario_adds_children_up_to_the_transfer_scheme_threshold(toy, report):
+    """The report's fourth scenario: the trend, with UASC at 0.1 % of the child population."""
+    run = toy[0]
+    fc = fmod.forecast(run, horizon=R.FORECAST_HORIZON, scenarios=R.REPORT_SCENARIOS, seed=0)
+    assert "uasc-threshold" in fc.scenario_names
+    expected = fc.data["expected_reported"]
+    shift = expected.sel(scenario="uasc-threshold") - expected.sel(scenario="trend")
+    la = run.attrs["target_la"]
+    uasc_last = float(run["constant_data"]["uasc"].sel(la=la, year=fc.base_year))
+    uasc = fc.data["uasc"]
+    # UASC at 0.1 % of each draw's projected child population, against the latest count held
+    np.testing.assert_allclose(
+        uasc.sel(scenario="uasc-threshold").values, R.UASC_THRESHOLD * fc.data["population_0_17"].values
+    )
+    np.testing.assert_allclose(uasc.sel(scenario="trend").values, uasc_last)
+    # ...and the expected looked-after count moves by exactly that difference
+    np.testing.assert_allclose(
+        shift.sel(measure="looked_after").values,
+        (uasc.sel(scenario="uasc-threshold") - uasc.sel(scenario="trend")).values,
+    )
+    assert float(shift.sel(measure="looked_after").min()) > 0  # the toy's 10 UASC are below 40
+    np.testing.assert_allclose(shift.sel(measure=["children_in_need", "child_protection"]).values, 0.0)
+    tables = _tables(report)
+    assert "fan_uasc-threshold" in tables
+    summary = tables["forecast_summary"].frame
+    assert "uasc-threshold" in set(summary["scenario"])
+    assert any("uasc-threshold: future UASC = 0.1% of the child population" in a for a in fc.assumptions)

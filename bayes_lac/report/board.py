@@ -99,8 +99,15 @@ HTML_OMIT_CONSTANT = frozenset({"la_code", "ci_prob", "inner_prob", "measure", "
 
 #: Windows of the decomposition besides first-to-last fitted year: the 2017 report's window.
 EXTRA_DECOMPOSITION_WINDOWS: tuple[tuple[int, int], ...] = ((2010, 2017),)
+#: Share of the child population at which the National Transfer Scheme expects an authority to
+#: hold unaccompanied asylum-seeking children (0.1 %, the Home Office threshold since 2022).
+UASC_THRESHOLD = 0.001
+#: The UASC scenario: the trend, with UASC at that threshold from next year.
+UASC_SCENARIO = fmod.Scenario(kind="trend", uasc_rate=UASC_THRESHOLD, name="uasc-threshold")
 #: Forecast scenarios shown in the report, in order.
-REPORT_SCENARIOS: tuple[str, ...] = ("trend", "population-only", "converge-england")
+REPORT_SCENARIOS: tuple = ("trend", "population-only", "converge-england", UASC_SCENARIO)
+#: Their names, as tables and charts label them.
+REPORT_SCENARIO_NAMES: tuple[str, ...] = tuple(s.name for s in fmod.parse_scenarios(REPORT_SCENARIOS))
 #: Years ahead forecast.
 FORECAST_HORIZON = 10
 #: Assumed annual inflation of unit costs (2 % a year).
@@ -1165,17 +1172,19 @@ def _decomposition_alt(la_name: str, label: str, a: int, b: int, table: pd.DataF
 
 
 def _forecast_section(ctx: _Context) -> Section:
-    sec = Section("forecasts", "Forecasts under three scenarios")
+    sec = Section("forecasts", "Forecasts under four scenarios")
     fc = fmod.forecast(ctx.results, la=ctx.la, horizon=FORECAST_HORIZON, scenarios=REPORT_SCENARIOS, seed=0)
     ctx.forecast = fc
     base = fc.base_year
     sec.paragraph(
-        f"Forecasts run from March {base + 1} to March {base + FORECAST_HORIZON} under three scenarios: "
+        f"Forecasts run from March {base + 1} to March {base + FORECAST_HORIZON} under four scenarios: "
         "trend (the model's own projection: the authority's trend continues and the national path "
         "wanders as it has), population-only (today's rates, applied to the projected number of "
-        "children) and converge-england (rates move to England's latest published rate over five "
-        "years). Intervals on counts include year-to-year noise, so they are wider than the "
-        "uncertainty about the underlying rate."
+        "children), converge-england (rates move to England's latest published rate over five "
+        f"years) and uasc-threshold (the trend, with unaccompanied asylum-seeking children held at "
+        f"{100 * UASC_THRESHOLD:g}% of the child population, the National Transfer Scheme's "
+        "threshold, instead of at their latest count). Intervals on counts include year-to-year noise, "
+        "so they are wider than the uncertainty about the underlying rate."
     )
     sec.heading("Assumptions")
     for assumption in fc.assumptions:
@@ -1945,6 +1954,11 @@ GLOSSARY: tuple[tuple[str, str], ...] = (
     ("Scenario: trend", "The model's own projection: the authority's recent trend continues."),
     ("Scenario: population-only", "Today's rates applied to the projected number of children."),
     ("Scenario: converge-england", "Rates move to England's latest rate over five years."),
+    (
+        "Scenario: uasc-threshold",
+        "The trend, with unaccompanied asylum-seeking children at 0.1% of the child population "
+        "(the National Transfer Scheme's threshold) instead of their latest count.",
+    ),
     ("Cash prices of each year", "Pounds of the year spent, with unit costs rising by the stated inflation."),
     (
         "Posterior, posterior draws",
