@@ -250,3 +250,36 @@ def test_cli_costs(tmp_path, capsys, monkeypatch):
     assert 0 < t["prob_exceeds_budget"].max() and t["prob_exceeds_budget"].min() < 1  # the budget splits the draws
     printed = capsys.readouterr().out
     assert "Change against 2019-20" in printed and "converge-england" in printed
+
+
+def test_published_spend_is_drawn_before_the_forecast_cost(fc):
+    """Thurrock's s251 outturn from 2012-13 beside a forecast cost: table rows, line and refusal
+    of a real-terms chart (the outturn is in cash prices)."""
+    import matplotlib.pyplot as plt
+
+    from bayes_lac.analysis.costs import PUBLISHED_SPEND, cost_chart_table, plot_costs, spend_history
+    from bayes_lac.data.panel import load_panel
+
+    panel = load_panel()
+    spend = spend_history(panel, "E06000034")
+    assert spend["year"].min() == 2013  # earlier s251 totals are not comparable and are blank
+    assert spend.set_index("year").at[2017, "spend_gbp"] == 19_387_208.0
+    assert spend.set_index("year").at[2025, "spend_gbp"] == 40_328_336.0
+    published = panel[(panel["la_code"] == "E06000034") & panel["spend_looked_after"].notna()]
+    assert len(spend) == len(published)
+
+    c = costs(fc, 900.0, inflation=0.0, prices=constant_price_index(0.0))
+    table = cost_chart_table(c, spend=spend)
+    rows = table[table["scenario"] == PUBLISHED_SPEND]
+    np.testing.assert_array_equal(rows["year"], spend["year"])
+    np.testing.assert_array_equal(rows["median_gbp_per_year"], spend["spend_gbp"])
+    assert rows["lower_gbp_per_year"].isna().all()  # a published figure has no interval
+    assert len(table) == len(rows) + len(cost_chart_table(c))
+
+    fig = plot_costs(c, spend=spend)
+    (line,) = [ln for ln in fig.axes[0].get_lines() if ln.get_label().startswith(PUBLISHED_SPEND)]
+    np.testing.assert_allclose(line.get_ydata(), spend["spend_gbp"] / 1e6)
+    plt.close(fig)
+    with pytest.raises(BayesLacError, match="cash prices"):
+        cost_chart_table(c, prices="real", spend=spend)
+    assert spend_history(panel.drop(columns=["spend_looked_after"]), "E06000034").empty

@@ -391,6 +391,9 @@ def test_report_command_fits_saves_and_reports(tmp_path, capsys):
     book = load_workbook(out.with_suffix(".xlsx"), read_only=True)
     assert book.sheetnames[:2] == ["Headline", "Contents"]
     assert "Cost 3 5 10" in book.sheetnames and "Diagnostics" in book.sheetnames
+    # the bundled panel's s251 outturn is drawn before the forecast cost, and said in the alt text
+    assert "Published spend on children looked after in Thurrock went from " in text
+    assert "first published as 334 for 2016 and 345 for 2017, later revised" in text  # page one
 
     from bayes_lac.model.results import run_info
 

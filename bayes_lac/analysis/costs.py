@@ -804,11 +804,80 @@ def cost_finding(
     )
 
 
+#: Label of the published spend in cost charts and their tables.
+PUBLISHED_SPEND = "published spend"
+
+
+def spend_history(panel: pd.DataFrame, la_code: str) -> pd.DataFrame:
+    """An authority's published spend on children looked after, by financial year.
+
+    The panel's ``spend_looked_after``: s251 outturn, "Total Children Looked After" (gross, £ a
+    year, cash prices of each year; year = financial year ending 31 March), with its
+    ``spend_looked_after_source`` when the panel has one. Years without a figure are left out,
+    among them those before 2012-13, whose s251 total excluded adoption and special
+    guardianship and is not comparable. An empty frame when the panel holds no spend.
+
+    Returns
+    -------
+    DataFrame with columns ``la_code, year, financial_year, spend_gbp, source``.
+    """
+    columns = ["la_code", "year", "financial_year", "spend_gbp", "source"]
+    if "spend_looked_after" not in panel.columns:
+        return pd.DataFrame(columns=columns)
+    rows = panel[(panel["la_code"] == la_code) & panel["spend_looked_after"].notna()].sort_values("year")
+    source = rows["spend_looked_after_source"] if "spend_looked_after_source" in rows else pd.Series("", rows.index)
+    out = pd.DataFrame(
+        {
+            "la_code": la_code,
+            "year": rows["year"].astype(int).to_numpy(),
+            "financial_year": [financial_year(int(y)) for y in rows["year"]],
+            "spend_gbp": rows["spend_looked_after"].astype(float).to_numpy(),
+            "source": source.fillna("").astype(str).to_numpy(),
+        },
+        columns=columns,
+    )
+    return out.reset_index(drop=True)
+
+
+def _spend_rows(spend: pd.DataFrame | None, table: pd.DataFrame, base_year: int, prices: str) -> pd.DataFrame:
+    """Published spend as rows of a cost chart `table` (median = the published figure; no
+    interval), on the table's price basis, which must be cash prices of each year."""
+    if spend is None or spend.empty:
+        return table.iloc[:0]
+    if _check_prices(prices) != "nominal":
+        raise BayesLacError("published spend is in cash prices of each year: show it with prices='cash'")
+    first = table.iloc[0]
+    rows = pd.DataFrame(
+        {
+            "la_code": spend["la_code"].to_numpy(),
+            "scenario": PUBLISHED_SPEND,
+            "year": spend["year"].astype(int).to_numpy(),
+            "financial_year": spend["financial_year"].to_numpy(),
+            "years_ahead": spend["year"].astype(int).to_numpy() - base_year,
+            "prices": first["prices"],
+            "price_basis": first["price_basis"],
+            "price_base_year": first["price_base_year"],
+            "median_gbp_per_year": spend["spend_gbp"].astype(float).to_numpy(),
+        }
+    )
+    return rows.reindex(columns=table.columns)
+
+
 def cost_chart_table(
-    costs: Costs, scenarios: Sequence[str] | None = None, prices: str = "nominal", ci_prob: float = CI_PROB
+    costs: Costs,
+    scenarios: Sequence[str] | None = None,
+    prices: str = "nominal",
+    ci_prob: float = CI_PROB,
+    spend: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """The numbers `plot_costs` draws: `cost_table` (base year included), in £ per year."""
-    return cost_table(costs, ci_prob=ci_prob, prices=prices, scenarios=scenarios, include_base=True)
+    """The numbers `plot_costs` draws: `cost_table` (base year included), in £ per year, after
+    the published spend (`spend_history`, scenario ``published spend``, the figure in the
+    median column) when given."""
+    table = cost_table(costs, ci_prob=ci_prob, prices=prices, scenarios=scenarios, include_base=True)
+    history = _spend_rows(spend, table, costs.base_year, prices)
+    if history.empty:
+        return table
+    return pd.concat([history, table], ignore_index=True)
 
 
 def plot_costs(
@@ -817,9 +886,11 @@ def plot_costs(
     scenarios: Sequence[str] | None = None,
     prices: str = "nominal",
     ci_prob: float = CI_PROB,
+    spend: pd.DataFrame | None = None,
     ax=None,
 ):
-    """Annual cost per scenario (£m a year): median and credible band from the base year.
+    """Annual cost per scenario (£m a year): median and credible band from the base year, and
+    the published spend before it (`spend_history`; cash prices only) when given.
 
     The numbers drawn are `cost_chart_table` with the same arguments. Returns the figure.
     """
@@ -827,8 +898,20 @@ def plot_costs(
 
     from bayes_lac.style import BAND_ALPHA, get_axes, series_style
 
-    table = cost_chart_table(costs, scenarios=scenarios, prices=prices, ci_prob=ci_prob)
+    table = cost_chart_table(costs, scenarios=scenarios, prices=prices, ci_prob=ci_prob, spend=spend)
     fig, ax = get_axes(ax)
+    published = table[table["scenario"] == PUBLISHED_SPEND]
+    if not published.empty:
+        ax.plot(
+            published["year"],
+            published["median_gbp_per_year"] / 1e6,
+            color="black",
+            linestyle="-",
+            marker="o",
+            markersize=4,
+            label=f"{PUBLISHED_SPEND} (s251 outturn)",
+        )
+    table = table[table["scenario"] != PUBLISHED_SPEND]
     for i, s in enumerate(table["scenario"].unique()):
         t = table[table["scenario"] == s]
         style = series_style(i + 1)
@@ -849,7 +932,10 @@ def plot_costs(
             markersize=3,
             label=f"{s} (median)",
         )
-    ax.set_title(f"{costs.la_name}: annual cost of children looked after from {financial_year(costs.base_year)}")
+    if published.empty:
+        ax.set_title(f"{costs.la_name}: annual cost of children looked after from {financial_year(costs.base_year)}")
+    else:
+        ax.set_title(f"{costs.la_name}: published spend on children looked after, and the forecast cost")
     ax.set_xlabel("Financial year ending 31 March")
     ax.set_ylabel(f"£m a year, {costs.prices_label(prices)}")
     ax.legend(title=f"Bands: {format_percent(ci_prob)} credible interval", fontsize="small")

@@ -1256,7 +1256,10 @@ def _fan_alt(fc, scenario: str, measures: Sequence[str], la_name: str) -> str:
 
 
 def _cost_alt(table: pd.DataFrame, la_name: str) -> str:
-    """The message of the cost chart: each scenario's cost in the last year against the base."""
+    """The message of the cost chart: the published spend, if drawn, from its first year to its
+    last; each scenario's cost in the last year against the base."""
+    published = table[table["scenario"] == cmod.PUBLISHED_SPEND].sort_values("year")
+    table = table[table["scenario"] != cmod.PUBLISHED_SPEND]
     first, last = table["year"].min(), table["year"].max()
     base = table[table["year"] == first]["median_gbp_per_year"].iloc[0]
     end = table[table["year"] == last]
@@ -1265,8 +1268,16 @@ def _cost_alt(table: pd.DataFrame, la_name: str) -> str:
         f"to {KINDS['money'].text(r.upper_gbp_per_year)})"
         for r in end.itertuples()
     ]
+    spent = ""
+    if len(published) > 1:
+        a, b = published.iloc[0], published.iloc[-1]
+        spent = (
+            f"Published spend on children looked after in {la_name} went from "
+            f"{KINDS['money'].text(a['median_gbp_per_year'])} in {format_financial_year(int(a['year']))} to "
+            f"{KINDS['money'].text(b['median_gbp_per_year'])} in {format_financial_year(int(b['year']))}. "
+        )
     return (
-        f"The annual cost of children looked after in {la_name}, {KINDS['money'].text(base)} in "
+        spent + f"The annual cost of children looked after in {la_name}, {KINDS['money'].text(base)} in "
         f"{format_financial_year(int(first))}, reaches in {format_financial_year(int(last))}: "
         + "; ".join(parts)
         + " (cash prices of each year)."
@@ -1330,17 +1341,28 @@ def _cost_section(ctx: _Context) -> Section:
     finding = replace(finding, title=f"{finding.title} (the {cmod.financial_year(base)} cost)")
     sec.finding(finding, shown=c.assumptions)
     ctx.headlines.append(finding)
-    cost_fig = cmod.plot_costs(c, prices=COST_PRICES)
+    spend = cmod.spend_history(ctx.panel, ctx.la)
+    cost_fig = cmod.plot_costs(c, prices=COST_PRICES, spend=spend)
     axes_from_zero(cost_fig)
     greyscale_safe(cost_fig)
+    chart_table = cmod.cost_chart_table(c, prices=COST_PRICES, spend=spend)
+    caption = "Annual cost of children looked after by scenario (£m a year, cash prices of each year)."
+    if not spend.empty:
+        caption = (
+            "Published spend on children looked after (s251 outturn, from "
+            f"{format_financial_year(int(spend['year'].min()))}; earlier s251 totals excluded adoption and "
+            "special guardianship and are not comparable) and the forecast annual cost by scenario (£m a year, cash prices "
+            "of each year). The forecast cost is children times the unit cost, so its base year need not "
+            "equal the published spend."
+        )
     sec.figure(
         cost_fig,
-        alt=_cost_alt(cmod.cost_chart_table(c, prices=COST_PRICES), ctx.la_name),
-        caption="Annual cost of children looked after by scenario (£m a year, cash prices of each year).",
+        alt=_cost_alt(chart_table, ctx.la_name),
+        caption=caption,
         table=make_table(
             "cost_chart",
-            "Annual cost of children looked after by scenario and year (£ a year)",
-            cmod.cost_chart_table(c, prices=COST_PRICES),
+            "Published spend and annual cost of children looked after by scenario and year (£ a year)",
+            chart_table,
         ),
     )
     sec.heading("Unit-cost history")
