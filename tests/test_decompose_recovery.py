@@ -28,7 +28,9 @@ from bayes_lac.analysis import decompose as D
 from bayes_lac.config import RATE_PER
 
 # one small real fit shared by the module: about 70 s on 2 busy cores with a warm cache
-# one worker runs the whole module, so its module-scoped fit is made once (make test: --dist loadgroup)
+# one worker runs all of this module's tests (make test: --dist loadgroup), and its fit fixtures are
+# session-scoped, so each fit is made once (a module-scoped fixture is remade whenever the
+# worker's order runs another module's tests in between)
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("decompose_recovery")]
 
 YEARS = np.arange(2010, 2020)
@@ -134,7 +136,7 @@ def _true_components(truth: dict, la: int) -> dict[str, float]:
     return out
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def fitted():
     from bayes_lac.model.fit import LACModel
 

@@ -16,11 +16,13 @@ from bayes_lac.model.diagnostics import check_convergence, require_converged
 from bayes_lac.model.fit import LACModel
 from bayes_lac.model.simulate import simulate_panel
 
-# one worker runs the whole module, so its module-scoped fit is made once (make test: --dist loadgroup)
+# one worker runs all of this module's tests (make test: --dist loadgroup), and its fit fixtures are
+# session-scoped, so each fit is made once (a module-scoped fixture is remade whenever the
+# worker's order runs another module's tests in between)
 pytestmark = pytest.mark.xdist_group("diagnostics")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def broken_run():
     # one chain, 10 tuning steps, 30 draws: R-hat cannot be computed and ESS is tiny. The panel
     # is tests/test_runs.py's, so the model's compiled C code is shared with that module's fit.

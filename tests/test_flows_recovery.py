@@ -16,7 +16,9 @@ from bayes_lac.analysis.flows import _named, _route_probabilities, flows_split, 
 from bayes_lac.model.flows import FlowsModel
 from bayes_lac.model.flows_simulate import simulate_flows_panel
 
-# one worker runs the whole module, so its module-scoped fit is made once (make test: --dist loadgroup)
+# one worker runs all of this module's tests (make test: --dist loadgroup), and its fit fixtures are
+# session-scoped, so each fit is made once (a module-scoped fixture is remade whenever the
+# worker's order runs another module's tests in between)
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("flows_recovery")]
 
 SPAN = (2012, 2017)
@@ -48,12 +50,12 @@ def _fit_and_truth(scenario: str):
     return table, {k: float(v[0, 0]) for k, v in true.items()}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def entries_case():
     return _fit_and_truth("entries")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def exits_case():
     return _fit_and_truth("exits")
 

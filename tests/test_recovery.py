@@ -12,7 +12,9 @@ from bayes_lac.config import ENGLAND_CODE
 from bayes_lac.model.fit import LACModel
 from bayes_lac.model.simulate import simulate_panel
 
-# one worker runs the whole module, so its module-scoped fit is made once (make test: --dist loadgroup)
+# one worker runs all of this module's tests (make test: --dist loadgroup), and its fit fixtures are
+# session-scoped, so each fit is made once (a module-scoped fixture is remade whenever the
+# worker's order runs another module's tests in between)
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("recovery")]
 
 
@@ -28,7 +30,7 @@ def _interval(da, prob=0.9):
 MAX_WIDTH = {"deprivation_effect": 0.09, "la_trend": 0.055, "dispersion": 6.0, "persistence": 0.75, "year_effect": 0.15}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def recovery():
     panel, truth = simulate_panel(
         n_la=8,

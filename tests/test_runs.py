@@ -27,24 +27,26 @@ from bayes_lac.model.results import REQUIRED_ATTRS, load_run, save_run
 from bayes_lac.model.simulate import simulate_panel
 from tests.conftest import python_evaluation
 
-# one worker runs the whole module, so its module-scoped fit is made once (make test: --dist loadgroup)
+# one worker runs all of this module's tests (make test: --dist loadgroup), and its fit fixtures are
+# session-scoped, so each fit is made once (a module-scoped fixture is remade whenever the
+# worker's order runs another module's tests in between)
 pytestmark = pytest.mark.xdist_group("runs")
 
 SMALL = dict(draws=100, tune=100, chains=2, cores=1, seed=11, progressbar=False, sampler="pymc", max_treedepth=5)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def panel():
     panel, _ = simulate_panel(n_la=5, years=(2016, 2022), seed=5)
     return panel
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def codes(panel):
     return [c for c in panel["la_code"].unique() if c != ENGLAND_CODE]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def fitted(panel, codes):
     lac = LACModel(codes[0], neighbours=codes[1:])
     run = lac.fit(panel, **SMALL)

@@ -11,7 +11,9 @@ from bayes_lac.errors import RunFileError
 from bayes_lac.studies import sensitivity as S
 from tests.conftest import make_toy_results
 
-# one worker runs the whole module, so its module-scoped fit is made once (make test: --dist loadgroup)
+# one worker runs all of this module's tests (make test: --dist loadgroup), and its fit fixtures are
+# session-scoped, so each fit is made once (a module-scoped fixture is remade whenever the
+# worker's order runs another module's tests in between)
 pytestmark = pytest.mark.xdist_group("sensitivity")
 
 # Intercept of looked_after in the simulation is 4.0 (log rate per 10,000); this prior puts
@@ -35,14 +37,14 @@ def _fit(panel, target, priors):
     return model.fit(panel, **FIT)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def simulated():
     from bayes_lac.model.simulate import simulate_panel
 
     return simulate_panel(n_la=8, years=(2010, 2020), seed=1)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def sensible_run(simulated):
     panel, truth = simulated
     run = _fit(panel, truth["la"][0], "default")
@@ -50,7 +52,7 @@ def sensible_run(simulated):
     return run
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def wrong_prior_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("priors") / "wrong_intercept.toml"
     path.write_text(WRONG_PRIOR)

@@ -17,7 +17,9 @@ from bayes_lac.model.unit_cost import (
     unit_cost_table,
 )
 
-# one worker runs the whole module, so its module-scoped fit is made once (make test: --dist loadgroup)
+# one worker runs all of this module's tests (make test: --dist loadgroup), and its fit fixtures are
+# session-scoped, so each fit is made once (a module-scoped fixture is remade whenever the
+# worker's order runs another module's tests in between)
 pytestmark = pytest.mark.xdist_group("unit_cost")
 
 TRUTH = {"growth": 0.05, "national_sd": 0.02, "offset_sd": 0.25, "persistence": 0.6, "sigma": 0.08}
@@ -53,7 +55,7 @@ def simulate_panel(n_la=20, years=range(2013, 2027), seed=1, truth=TRUTH) -> pd.
     return pd.DataFrame(rows)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def recovery_fit():
     panel = simulate_panel()
     data = unit_cost_data(panel)
