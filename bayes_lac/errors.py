@@ -20,6 +20,14 @@ class UnknownAuthorityError(BayesLacError):
     """An ONS code that is not in the panel or in the statistical-neighbour lists."""
 
 
+class ScenarioError(BayesLacError):
+    """A forecast scenario cannot be computed for this authority; ``scenario`` names it."""
+
+    def __init__(self, scenario: str, message: str):
+        super().__init__(message)
+        self.scenario = scenario
+
+
 class UnconvergedFitError(BayesLacError):
     """A fit failed its convergence diagnostics and the caller did not allow that."""
 

@@ -574,3 +574,56 @@ def test_the_uasc_scenario_adds_children_up_to_the_transfer_scheme_threshold(toy
     summary = tables["forecast_summary"].frame
     assert "uasc-threshold" in set(summary["scenario"])
     assert any("uasc-threshold: future UASC = 0.1% of the child population" in a for a in fc.assumptions)
+
+
+# -- an authority with suppressed counts and no unit cost (the Isles of Scilly's case) ----------
+
+
+def test_counts_of_none_then_none_are_level_not_rising():
+    from bayes_lac.report.answers import trend_words
+
+    table = pd.DataFrame(
+        {
+            "measure": "looked_after",
+            "group": "target",
+            "year": [2016, 2017, 2018, 2019],
+            "count": [0.0, 0.0, 0.0, 0.0],
+            "rate": 0.0,
+        }
+    )
+    assert trend_words(table)[0] == "broadly level"
+    table.loc[table["year"] == 2019, "count"] = 2.0
+    assert trend_words(table)[0] == "rising"
+
+
+def test_a_counterfactual_end_without_a_published_count_is_said_so():
+    cf = pd.DataFrame({"year": [2025, 2025], "series": ["published", "demand_only"], "median": [np.nan, 3.2]})
+    alt = R._counterfactual_alt(cf, "Children looked after", "Isles of Scilly", 2025)
+    assert alt == "Children looked after in Isles of Scilly in March 2025: published not published; demand only 3."
+
+
+def test_a_scenario_the_numbers_cannot_carry_names_itself():
+    from bayes_lac.errors import ScenarioError
+    from tests.conftest import make_toy_results
+
+    # 5,000 UASC against about 240 children looked after at England's rate
+    run = make_toy_results(uasc=np.full((4, 11), 5_000.0))
+    with pytest.raises(ScenarioError, match="converge-england: the assumed UASC count exceeds") as err:
+        fmod.forecast(run, horizon=3, scenarios=["trend", "converge-england"], seed=0)
+    assert err.value.scenario == "converge-england"
+
+
+@pytest.mark.slow  # builds a whole report (about 40 s on 2 cores)
+def test_a_report_without_unit_costs_or_a_feasible_scenario_says_what_it_left_out():
+    from tests.conftest import make_toy_results
+    from tests.test_report import _with_published_counts, toy_panel
+
+    run = _with_published_counts(make_toy_results(years=(2009, 2020), uasc=np.full((4, 12), 5_000.0)))
+    panel = toy_panel(run).drop(columns=["weekly_cost_per_child"])
+    rep = R.build_report(run, panel=panel)
+    html_text = html.unescape(R.render_html(rep))
+    assert "No cost is estimated for Area 0: " in html_text
+    assert "The converge-england scenario is not shown for Area 0: the assumed UASC count exceeds" in html_text
+    keys = [a.key for a in _answers(rep).values()]
+    assert "cost" not in keys and "rising" in keys
+    assert "Forecasts under three scenarios" in html_text

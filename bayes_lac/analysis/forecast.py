@@ -65,7 +65,7 @@ import xarray as xr
 from bayes_lac.config import CI_PROB, MEASURE_LABELS, RATE_PER, interval_bounds
 from bayes_lac.data.panel import missing_england
 from bayes_lac.data.population import project_population, read_population_file
-from bayes_lac.errors import BayesLacError, RunFileError, UnknownAuthorityError
+from bayes_lac.errors import BayesLacError, RunFileError, ScenarioError, UnknownAuthorityError
 from bayes_lac.model.results import deviation, log_distance, run_info
 from bayes_lac.summaries import (
     Finding,
@@ -495,9 +495,10 @@ def forecast(
                 modelled = np.where(keep[None, :, None], trend_part, modelled)
                 follows_model[:, k] = keep
             if (modelled <= 0).any():
-                raise BayesLacError(
+                raise ScenarioError(
+                    s.name,
                     f"scenario {s.name}: the assumed UASC count exceeds the scenario's looked-after count in some "
-                    "draws; lower the UASC assumption or raise the target rate"
+                    "draws; lower the UASC assumption or raise the target rate",
                 )
         path_counts[:, :, k] = modelled
 

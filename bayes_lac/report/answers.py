@@ -147,7 +147,8 @@ def _relation(rate: float, other: float) -> str:
     return "above" if rate > other else "below"
 
 
-def _join(words: Sequence[str]) -> str:
+def join_words(words: Sequence[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
     words = list(words)
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
@@ -195,7 +196,10 @@ def trend_words(comparison: pd.DataFrame, measure: str = "looked_after") -> tupl
     last = s.iloc[-1]
     earlier = s[s["year"] <= last["year"] - RECENT_YEARS]
     ref = earlier.iloc[-1] if not earlier.empty else s.iloc[0]
-    change = (last["count"] - ref["count"]) / ref["count"] if ref["count"] else np.inf
+    if ref["count"]:
+        change = (last["count"] - ref["count"]) / ref["count"]
+    else:  # from none: level if still none, else a rise
+        change = np.inf if last["count"] > 0 else 0.0
     word = "broadly level" if abs(change) < LEVEL_TOLERANCE_SHARE else ("rising" if change > 0 else "falling")
     return word, int(last["year"]), float(last["count"]), int(ref["year"]), float(ref["count"])
 
@@ -223,7 +227,11 @@ def revision_words(first_release: Mapping[int, float], published: Mapping[int, f
         return ""
     if len(changed) == 1:
         return f"first published as {KINDS['count'].text(changed[0][1])}, later revised"
-    return "first published as " + _join([f"{KINDS['count'].text(v)} for {y}" for y, v in changed]) + ", later revised"
+    return (
+        "first published as "
+        + join_words([f"{KINDS['count'].text(v)} for {y}" for y, v in changed])
+        + ", later revised"
+    )
 
 
 def answer_rising(
@@ -246,7 +254,7 @@ def answer_rising(
     if years[-1] < year and peak_count > count:
         verdict += (
             f", after peaking at {KINDS['count'].text(peak_count)} children looked after in "
-            f"{_join([str(y) for y in years])}"
+            f"{join_words([str(y) for y in years])}"
         )
         published = {int(y): float(c) for y, c in published_series(comparison, measure)[["year", "count"]].values}
         revised = revision_words(first_release or {}, published, years)
@@ -383,8 +391,9 @@ def answer_how_many(forecast: fmod.Forecast, horizons: Sequence[int] = (5, 10), 
         figures.append(f)
         parts.append(f"about {f.text} in March {base + h} ({f.likely})")
     verdict = (
-        f"If the recent trend continues: {_join(parts)}. Other scenarios (population growth only, "
-        "moving to England's rate) are in the forecasts section and Appendix C."
+        f"If the recent trend continues: {join_words(parts)}. Other scenarios (population growth only, "
+        "moving to England's rate, more unaccompanied asylum-seeking children) are in the forecasts "
+        "section and Appendix C."
     )
     return Answer(
         key="how_many",
@@ -392,7 +401,7 @@ def answer_how_many(forecast: fmod.Forecast, horizons: Sequence[int] = (5, 10), 
         verdict=verdict,
         figures=tuple(figures),
         anchor="forecasts",
-        link_text="Forecasts under three scenarios",
+        link_text="Forecasts under other scenarios",
     )
 
 
@@ -494,14 +503,14 @@ def answer_prevention(results: Sequence) -> Answer:
         if likely:
             verdict += (
                 f"{len(likely)} would very likely pay for themselves (chance of a net saving at least "
-                f"{KINDS['percent'].text(PAYS_FOR_ITSELF)}): {_join(likely)}"
+                f"{KINDS['percent'].text(PAYS_FOR_ITSELF)}): {join_words(likely)}"
             )
         else:
             verdict += (
                 f"none would very likely pay for itself (chance at least {KINDS['percent'].text(PAYS_FOR_ITSELF)})"
             )
         if others:
-            verdict += f"; less certain: {_join(others)}"
+            verdict += f"; less certain: {join_words(others)}"
         name, _, net_fig = best
         verdict += f". The surest, {name}, would save about {net_fig.text} net ({net_fig.likely})"
         verdict += (

@@ -45,7 +45,7 @@ from bayes_lac.config import (
     MEASURES,
     bundled_name,
 )
-from bayes_lac.errors import UnknownAuthorityError
+from bayes_lac.errors import PanelError, ScenarioError, UnknownAuthorityError
 from bayes_lac.files import atomic_path, is_formula_like, write_bytes, write_files, write_text
 from bayes_lac.model.results import run_info
 from bayes_lac.report.answers import (
@@ -57,6 +57,7 @@ from bayes_lac.report.answers import (
     answer_why,
     answers_table,
     first_release_counts,
+    join_words,
     peak,
     published_series,
 )
@@ -106,6 +107,14 @@ UASC_THRESHOLD = 0.001
 UASC_SCENARIO = fmod.Scenario(kind="trend", uasc_rate=UASC_THRESHOLD, name="uasc-threshold")
 #: Forecast scenarios shown in the report, in order.
 REPORT_SCENARIOS: tuple = ("trend", "population-only", "converge-england", UASC_SCENARIO)
+#: What each report scenario assumes, in the board's words.
+SCENARIO_WORDS: dict[str, str] = {
+    "trend": "the model's own projection: the authority's trend continues and the national path wanders as it has",
+    "population-only": "today's rates, applied to the projected number of children",
+    "converge-england": "rates move to England's latest published rate over five years",
+    "uasc-threshold": f"the trend, with unaccompanied asylum-seeking children held at {100 * UASC_THRESHOLD:g}% of "
+    "the child population, the National Transfer Scheme's threshold, instead of at their latest count",
+}
 #: Their names, as tables and charts label them.
 REPORT_SCENARIO_NAMES: tuple[str, ...] = tuple(s.name for s in fmod.parse_scenarios(REPORT_SCENARIOS))
 #: Years ahead forecast.
@@ -1142,20 +1151,28 @@ def _decomp_compare_alt(comp: pd.DataFrame, label: str, a: int, b: int) -> str:
 def _counterfactual_alt(cf: pd.DataFrame, label: str, la_name: str, b: int) -> str:
     """The message of the demand-only paths: where each path ends against the published count."""
     end = cf[cf["year"] == b]
-    parts = [f"{r.series.replace('_', ' ')} {KINDS['count'].text(r.median)}" for r in end.itertuples()]
+    parts = [
+        f"{r.series.replace('_', ' ')} {KINDS['count'].text(r.median)}"
+        if pd.notna(r.median)
+        else f"{r.series.replace('_', ' ')} not published"
+        for r in end.itertuples()
+    ]
     return f"{label} in {la_name} in March {b}: " + "; ".join(parts) + "."
 
 
 def _fitted_peak(ctx: _Context, first: int, last: int) -> int | None:
     """The year of the highest published count of children looked after within the fitted
-    years, if it is strictly inside them (else None: no rise-and-fall to explain)."""
+    years, if it is strictly inside them and above the first and last published counts (else
+    None: no rise-and-fall to explain, as when every count is the same)."""
     if ctx.comparison is None or "looked_after" not in set(ctx.comparison["measure"]):
         return None
     t = ctx.comparison[ctx.comparison["year"].between(first, last)]
-    if published_series(t).empty:
+    series = published_series(t)
+    if series.empty:
         return None
-    year, _ = peak(t)
-    return year if first < year < last else None
+    year, top = peak(t)
+    rise_and_fall = top > series["count"].iloc[0] and top > series["count"].iloc[-1]
+    return year if first < year < last and rise_and_fall else None
 
 
 def _decomposition_alt(la_name: str, label: str, a: int, b: int, table: pd.DataFrame) -> str:
@@ -1172,20 +1189,32 @@ def _decomposition_alt(la_name: str, label: str, a: int, b: int, table: pd.DataF
 
 
 def _forecast_section(ctx: _Context) -> Section:
-    sec = Section("forecasts", "Forecasts under four scenarios")
-    fc = fmod.forecast(ctx.results, la=ctx.la, horizon=FORECAST_HORIZON, scenarios=REPORT_SCENARIOS, seed=0)
+    scenarios, left_out = list(fmod.parse_scenarios(REPORT_SCENARIOS)), []
+    while True:
+        try:
+            fc = fmod.forecast(ctx.results, la=ctx.la, horizon=FORECAST_HORIZON, scenarios=scenarios, seed=0)
+            break
+        except ScenarioError as err:
+            # a scenario this authority's numbers cannot carry is left out and said so; the
+            # trend is the report's backbone and is never left out
+            if err.scenario == "trend":
+                raise
+            scenarios = [s for s in scenarios if s.name != err.scenario]
+            left_out.append(
+                f"The {err.scenario} scenario is not shown for {ctx.la_name}: {str(err).split(': ', 1)[-1]}."
+            )
     ctx.forecast = fc
     base = fc.base_year
+    count = {1: "one", 2: "two", 3: "three", 4: "four"}.get(len(scenarios), str(len(scenarios)))
+    sec = Section("forecasts", f"Forecasts under {count} scenario{'s' if len(scenarios) > 1 else ''}")
     sec.paragraph(
-        f"Forecasts run from March {base + 1} to March {base + FORECAST_HORIZON} under four scenarios: "
-        "trend (the model's own projection: the authority's trend continues and the national path "
-        "wanders as it has), population-only (today's rates, applied to the projected number of "
-        "children), converge-england (rates move to England's latest published rate over five "
-        f"years) and uasc-threshold (the trend, with unaccompanied asylum-seeking children held at "
-        f"{100 * UASC_THRESHOLD:g}% of the child population, the National Transfer Scheme's "
-        "threshold, instead of at their latest count). Intervals on counts include year-to-year noise, "
-        "so they are wider than the uncertainty about the underlying rate."
+        f"Forecasts run from March {base + 1} to March {base + FORECAST_HORIZON} under "
+        + join_words([f"{s.name} ({SCENARIO_WORDS[s.name]})" for s in scenarios])
+        + ". Intervals on counts include year-to-year noise, so they are wider than the uncertainty "
+        "about the underlying rate."
     )
+    for notice in left_out:
+        sec.notice(notice)
     sec.heading("Assumptions")
     for assumption in fc.assumptions:
         sec.paragraph(assumption)
@@ -1297,7 +1326,16 @@ def _cost_section(ctx: _Context) -> Section:
     if ctx.forecast is None:
         raise RuntimeError("the cost section needs the forecast section to run first")
     fc = ctx.forecast
-    history = cmod.unit_cost_history(ctx.panel, ctx.la)
+    try:
+        history = cmod.unit_cost_history(ctx.panel, ctx.la)
+    except PanelError as err:
+        # no published unit cost or spend (e.g. the Isles of Scilly): no cost, said so; page
+        # one then has no cost answer
+        sec.notice(
+            f"No cost is estimated for {ctx.la_name}: {err}. The cost of children looked after is "
+            "the forecast number of children times a unit cost, and there is none to start from."
+        )
+        return sec
     ctx.unit_costs = history
     c = cmod.costs(fc, history, inflation=COST_INFLATION, seed=0)
     ctx.costs = c
