@@ -17,6 +17,7 @@ from bayes_lac.config import MEASURES
 from bayes_lac.data.neighbours import parse_neighbours
 from bayes_lac.model.data import ModelData, prepare_data
 from bayes_lac.model.graph import DEFAULT_PARAMETERISATION, build_model
+from bayes_lac.model.nuts import DEFAULT_MAX_TREEDEPTH, nuts_settings
 from bayes_lac.model.priors import load_priors, prior_set_name, priors_json
 
 #: Default sampler settings: they give a converged fit of the bundled data (see bench/).
@@ -26,8 +27,6 @@ DEFAULT_CHAINS = 4
 DEFAULT_SEED = 20260331
 DEFAULT_SAMPLER = "nutpie"
 DEFAULT_TARGET_ACCEPT = 0.95
-#: NUTS builds trajectories of at most 2**depth steps; 10 is every sampler's default.
-DEFAULT_MAX_TREEDEPTH = 10
 SAMPLERS: tuple[str, ...] = ("pymc", "nutpie", "numpyro")
 
 
@@ -38,14 +37,6 @@ def _obs_coords(data: ModelData) -> dict:
         "obs_la": ("obs", np.array(data.la)[la_idx]),
         "obs_year": ("obs", data.year[t_idx]),
     }
-
-
-def nuts_settings(sampler: str, max_treedepth: int) -> dict:
-    """pm.sample's ``nuts=`` argument capping trajectories at ``2**max_treedepth`` steps (numpyro
-    names the setting differently); refuses a depth outside 1-15."""
-    if isinstance(max_treedepth, bool) or not isinstance(max_treedepth, int) or not 1 <= max_treedepth <= 15:
-        raise ValueError(f"max_treedepth must be a whole number from 1 to 15, got {max_treedepth!r}")
-    return {("max_tree_depth" if sampler == "numpyro" else "max_treedepth"): max_treedepth}
 
 
 def _sample(

@@ -61,6 +61,7 @@ from bayes_lac.config import ENGLAND_CODE, RATE_PER
 from bayes_lac.data.panel import FLOW_COLUMNS, ROUTE_COLUMNS, panel_sha256
 from bayes_lac.errors import PanelError, RunFileError
 from bayes_lac.model.data import comparison_set
+from bayes_lac.model.nuts import DEFAULT_MAX_TREEDEPTH, nuts_settings
 
 #: Route names in results (the panel column without ``ceased_``).
 ROUTES: tuple[str, ...] = tuple(c.removeprefix("ceased_") for c in ROUTE_COLUMNS)
@@ -73,8 +74,6 @@ DEFAULT_SEED = 20260331
 DEFAULT_SAMPLER = "nutpie"
 DEFAULT_TARGET_ACCEPT = 0.9
 SAMPLERS: tuple[str, ...] = ("nutpie", "pymc", "numpyro")
-#: NUTS trajectories of at most 2**depth steps (every sampler's default).
-DEFAULT_MAX_TREEDEPTH = 10
 #: Convergence gate of a flows run (the same bar as the stock model's diagnostics).
 MAX_RHAT = 1.01
 MIN_ESS = 400
@@ -356,8 +355,6 @@ class FlowsModel:
         if sampler not in SAMPLERS:
             raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
         import pymc as pm
-
-        from bayes_lac.model.fit import nuts_settings
 
         nuts = nuts_settings(sampler, max_treedepth)
         data = self.prepare(panel)
