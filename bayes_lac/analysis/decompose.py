@@ -391,8 +391,9 @@ def _imputation_caveats(results: xr.DataTree, las: Sequence[str], years: Sequenc
         flags = const[var].sel(la=list(las), year=list(years))
         years_hit = [int(y) for y in flags["year"].values if bool(flags.sel(year=y).any())]
         if years_hit:
+            when = ", ".join(map(str, years_hit[:-1])) + " and " if len(years_hit) > 1 else ""
             notes.append(
-                f"For {who}, {what} in {' and '.join(map(str, years_hit))} was imputed in the run "
+                f"For {who}, {what} in {when}{years_hit[-1]} was imputed in the run "
                 f"(not published for that year; see the run's imputation notices), {consequence}."
             )
     return notes
@@ -412,6 +413,20 @@ def _run_notices(results: xr.DataTree, caveats: Sequence[str]) -> list[str]:
 
 # --------------------------------------------------------------------------------------------
 # Components per draw
+
+
+def imputation_caveats(results: xr.DataTree, la: str, years: Sequence[int]) -> list[str]:
+    """The caveats `decompose` gives for inputs imputed in `years`, for the authority and its
+    comparison authorities, with the run's notices on how it filled them: once for several
+    windows (a report decomposing 2010-2017 and 2017-2025 says them once, for 2010, 2017 and
+    2025)."""
+    la = _check_la(results, la)
+    years = sorted({int(y) for y in years})
+    caveats = _imputation_caveats(results, [la], years, _la_name(results, la))
+    neighbours = _neighbour_codes(results, la)
+    if neighbours:
+        caveats += _imputation_caveats(results, neighbours, years, "at least one comparison authority")
+    return caveats + _run_notices(results, caveats)
 
 
 def _window_view(results: xr.DataTree, years: Sequence[int]) -> xr.DataTree:

@@ -277,6 +277,9 @@ class ReportTable:
     value_kind: str | None = None
     #: The sheet's name in the workbook (default: from `key`).
     sheet: str = ""
+    #: False for a printed summary whose cells are text ("295 (236 to 364)"): the workbook
+    #: has the numbers in the full table it summarises instead.
+    in_workbook: bool = True
     kind: str = field(default="table", init=False)
 
     @property
@@ -336,6 +339,7 @@ def make_table(
     unit_column: str | None = None,
     kinds: dict | None = None,
     value_kind: str | None = None,
+    in_workbook: bool = True,
 ) -> ReportTable:
     """A report table; `key` names its XLSX sheet, `unit_column` (if any) picks each row's
     kind, `kinds` and `value_kind` set kinds the column names do not give (see `ReportTable`)."""
@@ -343,8 +347,37 @@ def make_table(
         raise TypeError(f"table {key!r}: expected a DataFrame, got {type(frame).__name__}")
     caption = _capital(caption)
     return ReportTable(
-        key, caption, _flat_frame(frame), dict(formats or {}), unit_column, dict(kinds or {}), value_kind
+        key,
+        caption,
+        _flat_frame(frame),
+        dict(formats or {}),
+        unit_column,
+        dict(kinds or {}),
+        value_kind,
+        in_workbook=in_workbook,
     )
+
+
+def glance_table(
+    frame: pd.DataFrame, *, rows: Sequence[str], across: str, kind: str, labels: Callable[[object], str] = str
+) -> pd.DataFrame:
+    """A printed summary of a long table: one row per `rows`, one column per value of
+    `across` (headed by `labels(value)`), each cell "central (low to high)" written by the
+    format of `kind` from the ``median, lower, upper`` columns."""
+    text = KINDS[kind].text
+    cells = frame.assign(
+        _cell=[
+            f"{text(m)} ({text(lo)} to {text(hi)})"
+            for m, lo, hi in zip(frame["median"], frame["lower"], frame["upper"])
+        ]
+    )
+    wide = cells.pivot(index=list(rows), columns=across, values="_cell")
+    # rows and columns in the order they first appear in `frame`, not sorted
+    order = pd.MultiIndex.from_frame(frame[list(rows)].drop_duplicates()) if len(rows) > 1 else None
+    wide = wide.reindex(index=order if order is not None else pd.unique(frame[rows[0]]))
+    wide = wide.reindex(columns=pd.unique(frame[across]))
+    wide.columns = [labels(c) for c in wide.columns]
+    return wide.reset_index()
 
 
 @dataclass
@@ -760,7 +793,7 @@ def xlsx_bytes(report: Report) -> bytes:
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font
 
-    tables = report.tables()
+    tables = [x for x in report.tables() if x[1].in_workbook]
     tables = [x for x in tables if x[1].key == HEADLINE_TABLE] + [x for x in tables if x[1].key != HEADLINE_TABLE]
     names = sheet_names([t.key for _, t in tables])
     book = Workbook()
@@ -1051,7 +1084,9 @@ def _decomposition_section(ctx: _Context) -> Section:
         f"likely range ({format_percent(CI_PROB)}); the central values are averages, which add up "
         "to the total."
     )
-    shown_notices: set[str] = set()
+    peak_case = ctx.peak_year is not None
+    imputed = dec.imputation_caveats(ctx.results, ctx.la, sorted({y for w in windows for y in w}))
+    shown_notices: set[str] = set(imputed)
     for i, (a, b) in enumerate(windows):
         main = i == 0
         measures = None if main else ("looked_after",)
@@ -1063,23 +1098,29 @@ def _decomposition_section(ctx: _Context) -> Section:
             measures=measures,
             allow_unconverged=ctx.allow_unconverged,
         )
-        if main and ctx.peak_year is None and "looked_after" in d.measures:
+        if main and not peak_case and "looked_after" in d.measures:
             ctx.why = [d]
-        elif not main and ctx.peak_year is not None:
+        elif not main and peak_case:
             ctx.why.append(d)
-        if ctx.peak_year is not None and b == ctx.peak_year:
+        if peak_case and b == ctx.peak_year:
             title = f"{a} to the {b} peak"
-        elif ctx.peak_year is not None and a == ctx.peak_year:
+        elif peak_case and a == ctx.peak_year:
             title = f"the {a} peak to {b}"
         else:
             title = f"{a} to {b}" + ("" if main else " (the window of the 2017 report)")
-        sec.heading(f"Change from March {title}")
+        # with a peak, the board pages give the rise to it and the change since; the whole
+        # window's findings and waterfalls are in the appendix of more charts (its comparison
+        # with other areas and demand-only paths stay on the board pages, after the windows)
+        home_of_window = ctx.more_charts if (main and peak_case) else sec
+        home_of_window.heading(f"Change from March {title}")
         for finding in d.findings:
-            sec.finding(finding, shown=d.caveats)
-        # each notice once, after the findings it qualifies
+            home_of_window.finding(finding, shown=d.caveats)
+        # each notice once, after the findings it qualifies; the imputed inputs of every
+        # window are said once, at the end of the section
+        window_imputed = set(dec.imputation_caveats(ctx.results, ctx.la, [a, b]))
         for caveat in d.caveats:
-            if caveat not in shown_notices:
-                sec.notice(caveat)
+            if caveat not in shown_notices and caveat not in window_imputed:
+                home_of_window.notice(caveat)
                 shown_notices.add(caveat)
         if main:
             ctx.headlines.extend(d.findings)
@@ -1088,8 +1129,8 @@ def _decomposition_section(ctx: _Context) -> Section:
             table = dec.decomposition_table(d, measure=m)
             # the board pages show children looked after; the other measures' waterfalls are
             # in the appendix of more charts
-            home = sec if m == "looked_after" or len(d.measures) == 1 else ctx.more_charts
-            if home is ctx.more_charts:
+            home = home_of_window if m == "looked_after" or len(d.measures) == 1 else ctx.more_charts
+            if home is ctx.more_charts and home_of_window is sec:
                 home.heading(f"{label}: change from March {a} to {b}")
             waterfall = dec.plot_decomposition(d, measure=m)
             axes_from_zero(waterfall)
@@ -1105,39 +1146,43 @@ def _decomposition_section(ctx: _Context) -> Section:
                     value_kind="count",
                 ),
             )
-        if not main:
-            # the windows to and from the peak: their waterfall and findings only
-            continue
-        comp_measure = "looked_after" if "looked_after" in d.measures else d.measures[0]
-        comp = dec.comparison_table(d, measure=comp_measure)
-        label = _measure_label(comp_measure)
-        sec.figure(
-            dec.plot_comparison(d, measure=comp_measure),
-            alt=_decomp_compare_alt(comp, label, a, b),
-            caption=f"{label}: change as a percentage of the {a} count, by component, against "
-            "comparison authorities and England.",
-            table=make_table(
-                f"decomp_compare_{a}_{b}",
-                f"{label}: components of the change {a} to {b}, as percentage points of the {a} count",
-                comp,
-                value_kind="points",
-            ),
-        )
-        cf = dec.counterfactual_table(ctx.results, la=ctx.la, from_year=a, to_year=b, measure=comp_measure)
-        paths = dec.plot_counterfactuals(ctx.results, la=ctx.la, from_year=a, to_year=b, measure=comp_measure)
-        greyscale_safe(paths)
-        sec.figure(
-            paths,
-            alt=_counterfactual_alt(cf, label, ctx.la_name, b),
-            caption=f"{label}: published counts against demand-only paths (the 2017 report's Figure 5, "
-            "with credible bands).",
-            table=make_table(
-                f"counterfactual_{a}_{b}",
-                f"{label}: counterfactual paths, {a} to {b} (children)",
-                cf,
-                value_kind="count",
-            ),
-        )
+        if main:
+            whole = (a, b, d)
+    a, b, d = whole
+    if peak_case:
+        sec.heading(f"March {a} to {b} against other areas")
+    comp_measure = "looked_after" if "looked_after" in d.measures else d.measures[0]
+    comp = dec.comparison_table(d, measure=comp_measure)
+    label = _measure_label(comp_measure)
+    sec.figure(
+        dec.plot_comparison(d, measure=comp_measure),
+        alt=_decomp_compare_alt(comp, label, a, b),
+        caption=f"{label}: change as a percentage of the {a} count, by component, against "
+        "comparison authorities and England.",
+        table=make_table(
+            f"decomp_compare_{a}_{b}",
+            f"{label}: components of the change {a} to {b}, as percentage points of the {a} count",
+            comp,
+            value_kind="points",
+        ),
+    )
+    cf = dec.counterfactual_table(ctx.results, la=ctx.la, from_year=a, to_year=b, measure=comp_measure)
+    paths = dec.plot_counterfactuals(ctx.results, la=ctx.la, from_year=a, to_year=b, measure=comp_measure)
+    greyscale_safe(paths)
+    sec.figure(
+        paths,
+        alt=_counterfactual_alt(cf, label, ctx.la_name, b),
+        caption=f"{label}: published counts against demand-only paths (the 2017 report's Figure 5, "
+        "with credible bands).",
+        table=make_table(
+            f"counterfactual_{a}_{b}",
+            f"{label}: counterfactual paths, {a} to {b} (children)",
+            cf,
+            value_kind="count",
+        ),
+    )
+    for caveat in imputed:
+        sec.notice(caveat)
     return sec
 
 
@@ -1222,7 +1267,19 @@ def _forecast_section(ctx: _Context) -> Section:
     table = fmod.forecast_table(fc)
     summary = table[table["year"].isin(key_years)].reset_index(drop=True)
     sec.heading(f"At a glance: March {', '.join(str(y) for y in key_years)}")
+    # children looked after first, then the trend and the other scenarios in report order
+    order = {name: i for i, name in enumerate((*MEASURES, *fc.scenario_names))}
+    by_scenario = summary.sort_values(["measure", "scenario"], key=lambda c: c.map(order), kind="stable")
     sec.table(
+        "forecast_glance",
+        f"Forecast number of children at 31 March by scenario: central estimate (likely range, "
+        f"{format_percent(CI_PROB)})",
+        glance_table(
+            by_scenario, rows=("measure", "scenario"), across="year", kind="count", labels=lambda y: f"March {y}"
+        ),
+        in_workbook=False,
+    )
+    sec.workbook_table(
         "forecast_summary",
         f"Forecast number of children at 31 March by scenario ({format_percent(CI_PROB)} credible intervals)",
         summary,
@@ -1357,19 +1414,44 @@ def _cost_section(ctx: _Context) -> Section:
     horizons = tuple(h for h in COST_HORIZONS if h <= fc.horizon)
     table = cmod.cost_table(c, prices=COST_PRICES)
     at = table[table["years_ahead"].isin((0, *horizons))].reset_index(drop=True)
+    change = cmod.cost_change_table(c, years_ahead=horizons, prices=COST_PRICES)
     sec.heading(f"The cost at {', '.join(str(h) for h in horizons)} years")
+    later = at[at["years_ahead"] > 0]
+    glance = glance_table(
+        later.rename(
+            columns={"median_gbp_per_year": "median", "lower_gbp_per_year": "lower", "upper_gbp_per_year": "upper"}
+        ),
+        rows=("scenario",),
+        across="financial_year",
+        kind="money",
+    )
+    growth = change.set_index(["scenario", "years_ahead"])["median_change_percent"]
+    last = max(horizons)
+    glance[f"Change by {cmod.financial_year(base + last)}"] = [
+        f"{format_value('percent_scale', growth.loc[(name, last)])}" for name in glance["scenario"]
+    ]
     sec.table(
+        "cost_glance",
+        f"Annual cost of children looked after by scenario: central estimate (likely range, "
+        f"{format_percent(CI_PROB)}), £ a year in cash prices of each year; the base year "
+        f"{cmod.financial_year(base)} costs {format_value('money', float(c.data['base_cost'].median()))}, and "
+        f"the last column is the change in the central cost from it",
+        glance,
+        kinds={col: None for col in glance.columns},
+        in_workbook=False,
+    )
+    sec.workbook_table(
         "cost_3_5_10",
         f"Annual cost of children looked after by scenario, base year {cmod.financial_year(base)} and "
         f"{', '.join(str(h) for h in horizons)} years on (£ a year, cash prices of each year, "
         f"{format_percent(CI_PROB)} credible intervals)",
         at,
     )
-    sec.table(
+    sec.workbook_table(
         "cost_change_3_5_10",
         f"Change in the annual cost against {cmod.financial_year(base)} (£ a year, cash prices of each "
         f"year, {format_percent(CI_PROB)} credible intervals)",
-        cmod.cost_change_table(c, years_ahead=horizons, prices=COST_PRICES),
+        change,
     )
     base_cost = float(c.data["base_cost"].median())
     year = base + min(5, fc.horizon)
