@@ -43,6 +43,8 @@ def toy_panel(results) -> pd.DataFrame:
                     "uasc": 10,
                     "deprivation": 20.0,
                     "weekly_cost_per_child": 900.0 + 25 * (y - years[0]),
+                    "started": 60.0 + 2 * i + (y % 3),
+                    "ceased": 59.0 + 2 * i + (y % 2),
                 }
             )
     ref = results["reference"]

@@ -295,6 +295,47 @@ def test_printed_summaries_are_the_full_tables_numbers(report):
         assert cost.loc[name, column] == KINDS["percent_scale"].text(pct)
 
 
+def test_the_why_answer_gives_the_published_starters_and_leavers(toy, report):
+    from tests.test_report import toy_panel
+
+    run, _ = toy
+    panel = toy_panel(run).set_index(["la_code", "year"])
+    why = next(b for b in report.sections[0].blocks if b.kind == "answer" and b.key == "why")
+    assert "entering and leaving care (not modelled)" in why.verdict
+    checked = 0
+    for f in why.figures:
+        m = re.search(r"(starting|leaving) care a year, years to March (\d{4})-(\d{4})", f.label)
+        if not m:
+            continue
+        column = "started" if m.group(1) == "starting" else "ceased"
+        years = range(int(m.group(2)), int(m.group(3)) + 1)
+        assert f.value == pytest.approx(np.mean([panel.at[(report.la, y), column] for y in years]))
+        assert f.lower is None and f.text in why.verdict
+        checked += 1
+    assert checked >= 2
+
+
+def test_starters_and_leavers_leave_out_a_window_with_an_unpublished_year():
+    from bayes_lac.report.answers import starters_and_leavers
+
+    panel = pd.DataFrame(
+        {
+            "la_code": "E1",
+            "year": [2010, 2011, 2012, 2013],
+            "started": [10.0, 20.0, np.nan, 40.0],
+            "ceased": [5.0, 15.0, 25.0, 35.0],
+        }
+    )
+    sentence, figures = starters_and_leavers(panel, "E1", [(2010, 2011), (2011, 2013)])
+    assert "from 2010 to 2011, 20 a year started care and 15 a year left" in sentence
+    assert "2011 to 2013" not in sentence  # 2012's starters are not published
+    assert "in the year to March 2013, 40 started and 35 left" in sentence
+    assert [f.value for f in figures] == [20.0, 15.0, 40.0, 35.0]
+    assert starters_and_leavers(panel.drop(columns="ceased"), "E1", [(2010, 2011)]) is None
+    # no window with every year published: nothing, not the latest year alone
+    assert starters_and_leavers(panel, "E1", [(2011, 2013)]) is None
+
+
 def test_no_table_writes_an_index_column(report):
     # the defect: the fan tables came with a stray `index` column
     for _, table in report.tables():

@@ -215,6 +215,51 @@ def first_release_counts(panel: pd.DataFrame, la: str, measure: str = "looked_af
     return {int(y): float(v) for y, v in zip(rows["year"], rows[column])}
 
 
+def starters_and_leavers(
+    panel: pd.DataFrame, la: str, windows: Sequence[tuple[int, int]], peak_year: int | None = None
+) -> tuple[str, list[Figure]] | None:
+    """The published flows behind a change in the stock: for each window ``(a, b)``, the
+    average number of children a year who started and who ceased to be looked after in the
+    years ending March ``a+1`` to ``b`` (panel columns ``started`` and ``ceased``: children,
+    not episodes; published, not modelled), and the latest year's. None when the panel has no
+    such columns or no window has both published in every one of its years.
+    """
+    if not {"started", "ceased"} <= set(panel.columns):
+        return None
+    rows = panel[panel["la_code"] == la].set_index("year")
+    count = KINDS["count"].text
+    parts, figures = [], []
+    for a, b in windows:
+        years = list(range(a + 1, b + 1))
+        if not years or not set(years) <= set(rows.index):
+            continue
+        window = rows.loc[years, ["started", "ceased"]]
+        if window.isna().any().any():
+            continue
+        started, ceased = float(window["started"].mean()), float(window["ceased"].mean())
+        if peak_year is not None and b == peak_year:
+            lead = f"up to {b}"
+        elif peak_year is not None and a == peak_year:
+            lead = f"since {a}"
+        else:
+            lead = f"from {a} to {b}"
+        parts.append(f"{lead}, {count(started)} a year started care and {count(ceased)} a year left")
+        figures.append(
+            Figure(f"Children starting care a year, years to March {a + 1}-{b} (published)", started, "count")
+        )
+        figures.append(Figure(f"Children leaving care a year, years to March {a + 1}-{b} (published)", ceased, "count"))
+    if not parts:
+        return None
+    sentence = "Published figures on children entering and leaving care (not modelled): " + "; ".join(parts)
+    last = max(b for _, b in windows)
+    if last in rows.index and rows.loc[[last], ["started", "ceased"]].notna().all(axis=None):
+        started, ceased = float(rows.at[last, "started"]), float(rows.at[last, "ceased"])
+        sentence += f" (in the year to March {last}, {count(started)} started and {count(ceased)} left)"
+        figures.append(Figure(f"Children starting care in the year to March {last} (published)", started, "count"))
+        figures.append(Figure(f"Children leaving care in the year to March {last} (published)", ceased, "count"))
+    return sentence + ".", figures
+
+
 def revision_words(first_release: Mapping[int, float], published: Mapping[int, float], years: Sequence[int]) -> str:
     """'first published as 345, later revised' for those of `years` whose first-release count
     differs from the published (revised) count; empty when none does."""
@@ -323,8 +368,8 @@ def answer_why(decompositions: Sequence, peak_year: int | None = None, flows=Non
     inside the fitted years, else over the whole window.
 
     `decompositions` are `bayes_lac.analysis.decompose.Decomposition` of children looked after,
-    in time order. `flows` is the hook for the starters-and-leavers split (the flows analysis):
-    when given, a callable returning ``(sentence, figures)`` that is added to the answer.
+    in time order. `flows`, when given, is a callable returning ``(sentence, figures)`` or None
+    that adds the starters and leavers (`starters_and_leavers`) to the answer.
     """
     sentences, figures = [], []
     for d in decompositions:
@@ -354,10 +399,10 @@ def answer_why(decompositions: Sequence, peak_year: int | None = None, flows=Non
             )
         )
     verdict = ". ".join(sentences) + ". The part not explained is policy, practice and any demand the model cannot see."
-    if flows is not None:
-        extra, more = flows()
-        verdict += " " + extra
-        figures.extend(more)
+    extra = flows() if flows is not None else None
+    if extra is not None:
+        verdict += " " + extra[0]
+        figures.extend(extra[1])
     return Answer(
         key="why",
         question="Why has it changed?",

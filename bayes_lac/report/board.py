@@ -60,6 +60,7 @@ from bayes_lac.report.answers import (
     join_words,
     peak,
     published_series,
+    starters_and_leavers,
 )
 from bayes_lac.report.charts import (
     alt_text_problem,
@@ -1857,9 +1858,14 @@ def page_one_answers(ctx: _Context) -> list[Answer]:
 
 
 def flows_hook(ctx: _Context):
-    """Where the starters-and-leavers split joins the "why" answer: None until the flows
-    analysis is part of the package; then a callable returning ``(sentence, figures)``."""
-    return None
+    """The starters and leavers of the "why" answer: a callable returning ``(sentence,
+    figures)`` or None, from the panel's published flows over the decomposed windows
+    (`answers.starters_and_leavers`). The modelled split into entries and exits
+    (`bayes_lac.analysis.flows`) is not yet part of the board report."""
+    if ctx.panel is None or not ctx.why:
+        return None
+    windows = [(d.from_year, d.to_year) for d in ctx.why]
+    return lambda: starters_and_leavers(ctx.panel, ctx.la, windows, ctx.peak_year)
 
 
 def budget_hook(ctx: _Context) -> tuple[float | None, str]:
