@@ -64,3 +64,15 @@ def test_report_all_refuses_a_run_that_is_not_national(tmp_path):
 def test_report_file_names_are_plain():
     assert batch.report_file_name("Southend-on-Sea", "E06000033") == "southend-on-sea-E06000033.html"
     assert batch.report_file_name("Isles Of Scilly", "E06000053") == "isles-of-scilly-E06000053.html"
+
+
+def test_an_authority_without_a_report_is_listed_in_the_index_with_its_reason():
+    from types import SimpleNamespace
+
+    rows = [
+        batch.AuthorityRow("E1", "Alpha", "alpha-E1.html", looked_after=10.0),
+        batch.AuthorityRow("E2", "Beta", "", problem="its counts start in 2024"),
+    ]
+    page = batch.render_index(rows, SimpleNamespace(first_year=2010, last_year=2025))
+    assert re.findall(r'<a href="([^"]+)">', page) == ["alpha-E1.html"]
+    assert "No report for 1 authority:" in page and "Beta (E2): its counts start in 2024" in page

@@ -695,3 +695,19 @@ def test_a_report_without_unit_costs_or_a_feasible_scenario_says_what_it_left_ou
     keys = [a.key for a in _answers(rep).values()]
     assert "cost" not in keys and "rising" in keys
     assert "Forecasts under three scenarios" in html_text
+
+
+def test_a_unit_cost_history_too_short_to_project_leaves_out_the_cost_and_says_why():
+    # the defect: Cumberland (created 2023, one published unit cost) stopped `report --all`
+    from tests.conftest import make_toy_results
+    from tests.test_report import _with_published_counts, toy_panel
+
+    run = _with_published_counts(make_toy_results(years=(2009, 2020)))
+    panel = toy_panel(run)
+    target = panel["la_code"] == run.attrs["target_la"]
+    panel.loc[target & (panel["year"] < 2020), "weekly_cost_per_child"] = np.nan
+    rep = R.build_report(run, panel=panel, power_scaling=False)
+    text = html.unescape(R.render_html(rep))
+    assert "No cost is estimated for Area 0: the unit-cost flat method needs at least 4 years" in text
+    assert "method='resample'" not in text
+    assert "cost" not in [a.key for a in _answers(rep).values()]

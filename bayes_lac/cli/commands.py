@@ -497,8 +497,14 @@ def _report_all_command(args, start: float) -> int:
     out = Path(args.out) if args.out is not None else Path("reports") / "all"
     if out.suffix.lower() in (".html", ".htm"):
         raise BayesLacError(f"--out {out}: with --all, --out is a folder for the reports and index.html")
-    index = report_all(args.run, out, panel_path=args.panel, xlsx=args.xlsx)
-    print(f"Wrote {index} and the reports beside it in {time.perf_counter() - start:.0f} s.")
+    index, rows = report_all(args.run, out, panel_path=args.panel, xlsx=args.xlsx, with_rows=True)
+    missing = [r for r in rows if r.problem]
+    print(f"Wrote {index} and {len(rows) - len(missing)} reports beside it in {time.perf_counter() - start:.0f} s.")
+    if missing:
+        # the batch went on; its exit status says it is incomplete
+        for r in missing:
+            print(f"bayes-lac report: no report for {r.la_name} ({r.la_code}): {r.problem}", file=sys.stderr)
+        return 1
     return 0
 
 

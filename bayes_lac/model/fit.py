@@ -87,11 +87,17 @@ def assemble_run(
         "reference": data.reference,
     }
     if log_density:
-        ll = pm.stats.compute_log_likelihood(idata, model=model, extend_inferencedata=False, progressbar=False)
+        # after a JAX sampler the log densities are compiled by JAX too: no C compile at all
+        compile_kwargs = {"mode": "JAX"} if sampler_info.get("sampler") == "numpyro" else None
+        ll = pm.stats.compute_log_likelihood(
+            idata, model=model, extend_inferencedata=False, progressbar=False, compile_kwargs=compile_kwargs
+        )
         ll = ll["log_likelihood"].to_dataset() if isinstance(ll, xr.DataTree) else ll
         # float32 halves the largest group (draws x cells); LOO does not need more precision
         groups["log_likelihood"] = ll.astype("float32").assign_coords(_obs_coords(data))
-        lp = pm.stats.compute_log_prior(idata, model=model, extend_inferencedata=False, progressbar=False)
+        lp = pm.stats.compute_log_prior(
+            idata, model=model, extend_inferencedata=False, progressbar=False, compile_kwargs=compile_kwargs
+        )
         lp = lp["log_prior"].to_dataset() if isinstance(lp, xr.DataTree) else lp
         groups["log_prior"] = lp
     run = xr.DataTree.from_dict(groups)

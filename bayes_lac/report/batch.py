@@ -67,6 +67,8 @@ class AuthorityRow:
     cost_next: float = np.nan
     cost_next_lower: float = np.nan
     cost_next_upper: float = np.nan
+    #: Why the authority has no report (empty when it has one).
+    problem: str = ""
 
 
 def report_file_name(la_name: str, la_code: str) -> str:
@@ -103,9 +105,15 @@ def report_one(task: tuple) -> AuthorityRow:
     run_path, la, panel_path, out_dir, xlsx = task
     results = load_run(run_path)
     panel = load_panel(panel_path) if panel_path else load_panel()
-    report = build_report(
-        results, la=la, panel=panel, panel_path=panel_path, run_path=str(run_path), power_scaling=False
-    )
+    try:
+        report = build_report(
+            results, la=la, panel=panel, panel_path=panel_path, run_path=str(run_path), power_scaling=False
+        )
+    except BayesLacError as err:
+        # this authority's numbers cannot carry a report: the others are still written, and
+        # the index says which has none and why
+        name = str(results["constant_data"]["la_name"].sel(la=la).item())
+        return AuthorityRow(la_code=la, la_name=name, file="", problem=str(err))
     file = report_file_name(report.la_name, la)
     out = Path(out_dir) / file
     write_report_files(report, out, out.with_suffix(".xlsx") if xlsx else None)
@@ -122,7 +130,8 @@ def report_all(
     workers: int = 2,
     scheduler=None,
     progress: bool = True,
-) -> Path:
+    with_rows: bool = False,
+) -> Path | tuple[Path, list[AuthorityRow]]:
     """Write a board report for every authority of a national run, and the index page.
 
     Parameters
@@ -140,9 +149,15 @@ def report_all(
     workers, scheduler
         Local worker processes, or a Dask scheduler (see `bayes_lac.studies.parallel.run_tasks`).
 
+    with_rows
+        Also return the index lines (`AuthorityRow`; ``problem`` says why an authority has no
+        report).
+
     Returns
     -------
-    The path of ``index.html``.
+    The path of ``index.html`` (and the index lines, with `with_rows`). An authority whose
+    numbers cannot carry a report (a `BayesLacError` while building it) does not stop the
+    others: the index lists it with the reason.
 
     Raises
     ------
@@ -166,7 +181,8 @@ def report_all(
     out_dir.mkdir(parents=True, exist_ok=True)
     tasks = [(str(run_path), la, None if panel_path is None else str(panel_path), str(out_dir), xlsx) for la in las]
     rows = run_tasks(report_one, tasks, workers=workers, scheduler=scheduler, progress=progress, description="reports")
-    return write_text(out_dir / "index.html", render_index(rows, info))
+    index = write_text(out_dir / "index.html", render_index(rows, info))
+    return (index, list(rows)) if with_rows else index
 
 
 def _cell(row: AuthorityRow, key: str, kind: str | None) -> tuple[str, str]:
@@ -195,11 +211,16 @@ def render_index(rows, info) -> str:
         for key, _, kind in INDEX_COLUMNS:
             text, sort = _cell(row, key, kind)
             content = html.escape(text)
-            if key == "la_name":
+            if key == "la_name" and row.file:
                 content = f'<a href="{html.escape(row.file)}">{content}</a>'
             cells.append(f'<td data-sort="{html.escape(sort)}"{" class=num" if kind else ""}>{content}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
     years = f"{info.first_year} to {info.last_year}"
+    missing = [r for r in sorted(rows, key=lambda r: r.la_name) if r.problem]
+    problems = ""
+    if missing:
+        items = "".join(f"<li>{html.escape(r.la_name)} ({r.la_code}): {html.escape(r.problem)}</li>" for r in missing)
+        problems = f"<p>No report for {len(missing)} authorit{'y' if len(missing) == 1 else 'ies'}:</p><ul>{items}</ul>"
     return f"""<!DOCTYPE html>
 <html lang="en-GB">
 <head>
@@ -219,6 +240,7 @@ th button {{ font: inherit; font-weight: 700; background: none; border: none; pa
 <h1>Children's social care demand: every authority's board report</h1>
 <p>{len(rows)} authorities from one national model fitted on {years}. Click a heading to sort by it;
 click an authority to open its report. Likely ranges are 90% ranges under the model.</p>
+{problems}
 <table>
 <thead><tr>{head}</tr></thead>
 <tbody>

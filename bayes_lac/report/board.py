@@ -45,7 +45,7 @@ from bayes_lac.config import (
     MEASURES,
     bundled_name,
 )
-from bayes_lac.errors import PanelError, ScenarioError, UnknownAuthorityError
+from bayes_lac.errors import BayesLacError, PanelError, ScenarioError, UnknownAuthorityError
 from bayes_lac.files import atomic_path, is_formula_like, write_bytes, write_files, write_text
 from bayes_lac.model.results import run_info
 from bayes_lac.report.answers import (
@@ -1394,8 +1394,18 @@ def _cost_section(ctx: _Context) -> Section:
             "the forecast number of children times a unit cost, and there is none to start from."
         )
         return sec
+    try:
+        c = cmod.costs(fc, history, inflation=COST_INFLATION, seed=0)
+    except BayesLacError as err:
+        # too short a unit-cost history to project (e.g. an authority created in 2023): no
+        # cost, said so, as above
+        sec.notice(
+            f"No cost is estimated for {ctx.la_name}: {str(err).split(';')[0]}. The cost of children looked "
+            "after is the forecast number of children times a unit cost projected from the authority's own "
+            "history, and its history is too short to project."
+        )
+        return sec
     ctx.unit_costs = history
-    c = cmod.costs(fc, history, inflation=COST_INFLATION, seed=0)
     ctx.costs = c
     base = c.base_year
     sec.paragraph(
