@@ -332,6 +332,9 @@ def test_starters_and_leavers_leave_out_a_window_with_an_unpublished_year():
     assert "in the year to March 2013, 40 started and 35 left" in sentence
     assert [f.value for f in figures] == [20.0, 15.0, 40.0, 35.0]
     assert starters_and_leavers(panel.drop(columns="ceased"), "E1", [(2010, 2011)]) is None
+    # a window of the latest year alone is not said twice
+    once, _ = starters_and_leavers(panel, "E1", [(2012, 2013)])
+    assert "from 2012 to 2013, 40 a year started care and 35 a year left." == once.split(": ", 1)[1]
     # no window with every year published: nothing, not the latest year alone
     assert starters_and_leavers(panel, "E1", [(2011, 2013)]) is None
 

@@ -252,7 +252,9 @@ def starters_and_leavers(
         return None
     sentence = "Published figures on children entering and leaving care (not modelled): " + "; ".join(parts)
     last = max(b for _, b in windows)
-    if last in rows.index and rows.loc[[last], ["started", "ceased"]].notna().all(axis=None):
+    # the latest year on its own, unless a window of that one year already gave it
+    single = (last - 1, last) in windows
+    if not single and last in rows.index and rows.loc[[last], ["started", "ceased"]].notna().all(axis=None):
         started, ceased = float(rows.at[last, "started"]), float(rows.at[last, "ceased"])
         sentence += f" (in the year to March {last}, {count(started)} started and {count(ceased)} left)"
         figures.append(Figure(f"Children starting care in the year to March {last} (published)", started, "count"))
