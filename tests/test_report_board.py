@@ -695,11 +695,18 @@ def test_a_report_without_unit_costs_or_a_feasible_scenario_says_what_it_left_ou
     html_text = html.unescape(R.render_html(rep))
     assert "No cost is estimated for Area 0: " in html_text
     assert "The converge-england scenario is not shown for Area 0: the assumed UASC count exceeds" in html_text
-    keys = [a.key for a in _answers(rep).values()]
-    assert "cost" not in keys and "rising" in keys
+    answers = {a.key: a for a in _answers(rep).values()}
+    # page one still answers the cost question: why there is no cost
+    assert answers["cost"].figures == () and answers["cost"].verdict == (
+        "No cost is estimated: the panel has no published unit cost or spend on children looked after "
+        "for Area 0, so there is no unit cost to start from."
+    )
+    assert not jargon_in(answers["cost"].verdict)
+    assert "rising" in answers
     assert "Forecasts under three scenarios" in html_text
 
 
+@pytest.mark.slow  # builds a whole report
 def test_a_unit_cost_history_too_short_to_project_leaves_out_the_cost_and_says_why():
     # the defect: Cumberland (created 2023, one published unit cost) stopped `report --all`
     from tests.conftest import make_toy_results
@@ -713,4 +720,7 @@ def test_a_unit_cost_history_too_short_to_project_leaves_out_the_cost_and_says_w
     text = html.unescape(R.render_html(rep))
     assert "No cost is estimated for Area 0: the unit-cost flat method needs at least 4 years" in text
     assert "method='resample'" not in text
-    assert "cost" not in [a.key for a in _answers(rep).values()]
+    cost = next(a for a in _answers(rep).values() if a.key == "cost")
+    assert (
+        cost.verdict == "No cost is estimated: the unit-cost flat method needs at least 4 years up to 2020 (found 1)."
+    )

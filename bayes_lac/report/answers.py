@@ -518,6 +518,19 @@ def answer_cost(
     )
 
 
+def answer_no_cost(reason: str) -> Answer:
+    """The cost question answered when there is no cost to give: why (e.g. no published unit
+    cost), so page one still answers all five questions."""
+    return Answer(
+        key="cost",
+        question="What will it cost, and what is the risk to next year's budget?",
+        verdict=f"No cost is estimated: {reason}.",
+        figures=(),
+        anchor="costs",
+        link_text="What it would cost",
+    )
+
+
 # --------------------------------------------------------------------------------------------
 # 5. Which preventive services would pay for themselves?
 # --------------------------------------------------------------------------------------------

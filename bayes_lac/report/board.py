@@ -52,6 +52,7 @@ from bayes_lac.report.answers import (
     Answer,
     answer_cost,
     answer_how_many,
+    answer_no_cost,
     answer_prevention,
     answer_rising,
     answer_why,
@@ -934,6 +935,8 @@ class _Context:
     power_scaling: bool = True
     unit_costs: pd.DataFrame | None = None
     costs: object = None
+    #: Why there is no cost (the cost section's notice), for page one's cost answer.
+    cost_problem: str = ""
     #: The council's budget for next year (£ a year, cash prices), if given.
     budget: float | None = None
     #: Invest-to-save results with uncertainty, in the order evaluated.
@@ -1389,6 +1392,10 @@ def _cost_section(ctx: _Context) -> Section:
     except PanelError as err:
         # no published unit cost or spend (e.g. the Isles of Scilly): no cost, said so; page
         # one then has no cost answer
+        ctx.cost_problem = (
+            f"the panel has no published unit cost or spend on children looked after for {ctx.la_name}, "
+            "so there is no unit cost to start from"
+        )
         sec.notice(
             f"No cost is estimated for {ctx.la_name}: {err}. The cost of children looked after is "
             "the forecast number of children times a unit cost, and there is none to start from."
@@ -1399,6 +1406,7 @@ def _cost_section(ctx: _Context) -> Section:
     except BayesLacError as err:
         # too short a unit-cost history to project (e.g. an authority created in 2023): no
         # cost, said so, as above
+        ctx.cost_problem = str(err).split(";")[0]
         sec.notice(
             f"No cost is estimated for {ctx.la_name}: {str(err).split(';')[0]}. The cost of children looked "
             "after is the forecast number of children times a unit cost projected from the authority's own "
@@ -1863,6 +1871,8 @@ def page_one_answers(ctx: _Context) -> list[Answer]:
     if ctx.costs is not None:
         budget, label = budget_hook(ctx)
         answers.append(answer_cost(ctx.costs, prices=COST_PRICES, horizon=5, budget=budget, budget_label=label))
+    elif ctx.cost_problem:
+        answers.append(answer_no_cost(ctx.cost_problem))
     answers.append(answer_prevention(ctx.interventions))
     return answers
 
