@@ -23,9 +23,17 @@ if "BAYES_LAC_CACHE" not in os.environ:
     import tempfile
 
     os.environ["BAYES_LAC_CACHE"] = tempfile.mkdtemp(prefix="bayes-lac-test-cache-")
+# JAX keeps what it compiles for the suite's sampler (TEST_SAMPLER) in a folder of this run too,
+# cold at its start: a model compiled again with the same shapes and constants (in another
+# worker, notebook or command) is read back. Measured on a small model: a second process's fit
+# took 19 s instead of 37 s.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = os.path.join(os.environ["BAYES_LAC_CACHE"], "jax")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("PYTENSOR_FLAGS", "blas__ldflags=")
-# Tests compile with pytensor's C linker. Its compiled ops do not depend on array shapes, so
-# the suite's small fits of differently sized panels share one cold compile; the default
+# What pytensor compiles outside the sampler (predictive draws, checks) uses its C linker. Its
+# compiled ops do not depend on array shapes, so differently sized panels share one cold
+# compile; the default
 # (numba) recompiles for each new shape (measured on 2 cores with a warm cache: a second
 # panel shape cost 86 s of CPU under numba and 42 s under C). Set here, before pytensor is
 # imported, so notebook kernels and CLI subprocesses inherit it.
@@ -213,13 +221,31 @@ def pytest_configure(config):
     nutpie.sample = refuse
 
 
+# -- the suite's sampler -----------------------------------------------------------------------
+
+#: The NUTS implementation of the suite's fits. numpyro compiles a small model with JAX in
+#: seconds where pymc's own sampler compiles C for minutes on a cold cache (measured on 2 cores,
+#: bench/results/cold_sampler.txt: the recovery test's fit took 67 s with numpyro and 221 s with
+#: pymc), and the run's log densities are then computed with JAX too. The package's default for
+#: users stays nutpie. BAYES_LAC_TEST_SAMPLER=pymc runs the suite with pymc's sampler instead.
+TEST_SAMPLER = os.environ.get("BAYES_LAC_TEST_SAMPLER", "numpyro")
+
+
 # -- one real fit shared by the whole run -------------------------------------------------------
 
 #: The shared Thurrock fit: the bundled panel, Thurrock and its 2021 DfE statistical neighbours,
-#: pymc's sampler, settings far too small to converge (tests that read it allow that). Trees are
-#: capped at 32 steps: after 100 tuning steps pymc's NUTS otherwise hits its 1,023-step limit on
+#: the suite's sampler, settings far too small to converge (tests that read it allow that). Trees
+#: are capped at 32 steps: after 100 tuning steps pymc's NUTS otherwise hits its 1,023-step limit on
 #: every draw of this posterior (measured: 239 s of sampling with a warm cache, 42 s capped).
-SHARED_FIT = {"draws": 100, "tune": 100, "chains": 2, "cores": 1, "seed": 1, "sampler": "pymc", "max_treedepth": 5}
+SHARED_FIT = {
+    "draws": 100,
+    "tune": 100,
+    "chains": 2,
+    "cores": 1,
+    "seed": 1,
+    "sampler": TEST_SAMPLER,
+    "max_treedepth": 5,
+}
 
 
 def _shared_dir(tmp_path_factory) -> Path:

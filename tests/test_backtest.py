@@ -12,6 +12,7 @@ import pytest
 from bayes_lac.errors import BayesLacError, UnconvergedFitError, UnknownAuthorityError
 from bayes_lac.studies import backtest as B
 from bayes_lac.studies.baselines import LastValue, PooledGrowth, empty_draws
+from tests.conftest import TEST_SAMPLER
 
 # -- test forecasters (top level, so they pickle) ----------------------------------------------
 
@@ -360,7 +361,7 @@ def test_backtest_command_with_a_tiny_model_fit(small_panel, tmp_path, capsys):
         "--chains",
         "2",
         "--sampler",
-        "pymc",
+        TEST_SAMPLER,
         "--max-treedepth",
         "3",
         "--allow-unconverged",
@@ -378,7 +379,7 @@ def test_backtest_command_with_a_tiny_model_fit(small_panel, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "Where the time went" in printed and "after 2019, the last published year" in printed
     manifest = json.loads((tmp_path / "bt_manifest.json").read_text())
-    assert manifest["model_config"]["sampler"] == "pymc" and manifest["model_config"]["allow_unconverged"] is True
+    assert manifest["model_config"]["sampler"] == TEST_SAMPLER and manifest["model_config"]["allow_unconverged"] is True
     origins = pd.read_csv(tmp_path / "bt_origins.csv")
     assert origins.set_index("method").loc["model", "fit_seconds"] > 0
     # run again: read from the cache, no refit

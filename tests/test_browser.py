@@ -28,6 +28,8 @@ pytestmark = [
     # each test starts a browser and prints a PDF (about 45 s of the fast tier's time): they run
     # with the slow tier, in CI
     pytest.mark.slow,
+    # one worker, so the module's rendered report is built once
+    pytest.mark.xdist_group("browser"),
 ]
 
 #: Run in the page after load: record whether every image decoded, and which of the given

@@ -26,6 +26,7 @@ import xarray as xr
 
 from bayes_lac.analysis import decompose as D
 from bayes_lac.config import RATE_PER
+from tests.conftest import TEST_SAMPLER
 
 # one small real fit shared by the module: about 70 s on 2 busy cores with a warm cache
 # one worker runs all of this module's tests (make test: --dist loadgroup), and its fit fixtures are
@@ -147,7 +148,7 @@ def fitted():
     run = LACModel(CODES[0], neighbours=CODES[1:], measures=("looked_after",)).fit(
         panel,
         draws=300,
-        sampler="pymc",
+        sampler=TEST_SAMPLER,
         tune=300,
         chains=2,
         cores=1,

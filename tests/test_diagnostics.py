@@ -1,5 +1,5 @@
 """Convergence checks flag a broken fit, and analyses refuse it unless allowed. (Predictive
-checks and LOO on a real small fit are tested in tests/test_runs.py, sharing its fit.)"""
+checks and LOO on a real small fit are tested in tests/test_runs.py.)"""
 
 from __future__ import annotations
 
@@ -9,12 +9,10 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from bayes_lac.config import ENGLAND_CODE
 from bayes_lac.errors import UnconvergedFitError
 from bayes_lac.model import diagnostics as D
 from bayes_lac.model.diagnostics import check_convergence, require_converged
-from bayes_lac.model.fit import LACModel
-from bayes_lac.model.simulate import simulate_panel
+from bayes_lac.model.results import load_run
 
 # one worker runs all of this module's tests (make test: --dist loadgroup), and its fit fixtures are
 # session-scoped, so each fit is made once (a module-scoped fixture is remade whenever the
@@ -23,14 +21,12 @@ pytestmark = pytest.mark.xdist_group("diagnostics")
 
 
 @pytest.fixture(scope="session")
-def broken_run():
-    # one chain, 10 tuning steps, 30 draws: R-hat cannot be computed and ESS is tiny. The panel
-    # is tests/test_runs.py's, so the model's compiled C code is shared with that module's fit.
-    panel, _ = simulate_panel(n_la=5, years=(2016, 2022), seed=5)
-    codes = [c for c in panel["la_code"].unique() if c != ENGLAND_CODE]
-    return LACModel(codes[0], neighbours=codes[1:]).fit(
-        panel, draws=30, tune=10, chains=1, cores=1, seed=2, progressbar=False, sampler="pymc"
-    )
+def broken_run(thurrock_run_path):
+    """The suite's shared real fit (tests/conftest.py) cut to one chain of 30 draws: R-hat
+    cannot be computed and ESS is tiny. The gate judges it afresh (no second fit to make)."""
+    run = load_run(thurrock_run_path).isel(chain=[0], draw=slice(0, 30), missing_dims="ignore")
+    D.attach_diagnostics(run)
+    return run
 
 
 @pytest.mark.slow  # compiles or samples a model: not in the fast tier
@@ -114,7 +110,9 @@ def test_gate_checks_every_sampled_variable_not_a_fixed_list(toy_results):
 def test_every_free_variable_of_the_model_is_checked(parameterisation):
     """The gate's set comes from the posterior: every free variable of the model in every
     parameterisation is in it, and what it leaves out are the model's deterministics."""
+    from bayes_lac.config import ENGLAND_CODE
     from bayes_lac.model.fit import LACModel
+    from bayes_lac.model.simulate import simulate_panel
 
     panel, _ = simulate_panel(n_la=4, years=(2016, 2021), seed=7)
     codes = [c for c in panel["la_code"].unique() if c != ENGLAND_CODE]

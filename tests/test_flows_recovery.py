@@ -1,6 +1,6 @@
 """Recovery of what caused a change in the stock, from simulated flows panels.
 
-Two scenarios, one small fit each (module-scoped, pymc's sampler): the target authority's
+Two scenarios, one small fit each (session-scoped, the suite's sampler): the target authority's
 stock rises because more children enter (entry rate up, exits unchanged), or because children
 leave more slowly (exit probability down, entries unchanged). The flows split must put the
 truth inside its 90 % interval for the component that moved and an interval containing zero
@@ -15,6 +15,7 @@ import pytest
 from bayes_lac.analysis.flows import _named, _route_probabilities, flows_split, shapley_flows
 from bayes_lac.model.flows import FlowsModel
 from bayes_lac.model.flows_simulate import simulate_flows_panel
+from tests.conftest import TEST_SAMPLER
 
 # one worker runs all of this module's tests (make test: --dist loadgroup), and its fit fixtures are
 # session-scoped, so each fit is made once (a module-scoped fixture is remade whenever the
@@ -37,7 +38,7 @@ def _fit_and_truth(scenario: str):
     )
     codes = truth["la"]
     run = FlowsModel(codes[0], neighbours=codes[1:]).fit(
-        panel, draws=250, tune=300, chains=2, sampler="pymc", cores=1, seed=3
+        panel, draws=250, tune=300, chains=2, sampler=TEST_SAMPLER, cores=1, seed=3
     )
     split = flows_split(run, from_year=SPAN[0], to_year=SPAN[1])
     keep = (truth["year"] >= SPAN[0]) & (truth["year"] <= SPAN[1])

@@ -23,6 +23,7 @@ import xarray as xr
 
 from bayes_lac import __version__, cli, config
 from bayes_lac.config import THURROCK_CODE
+from tests.conftest import SHARED_FIT, TEST_SAMPLER
 
 REPO = Path(__file__).resolve().parents[1]
 #: What the build reads; anything else in the checkout (runs, reports, .venv) stays out.
@@ -243,16 +244,19 @@ def test_wheel_installed_in_a_fresh_venv_carries_its_data_and_runs_anywhere(tmp_
             "fit",
             "--la",
             THURROCK_CODE,
+            # the shared fit's settings (tests/conftest.py), whose compiled sampler JAX may reuse
             "--draws",
-            "20",
+            str(SHARED_FIT["draws"]),
             "--tune",
-            "20",
+            str(SHARED_FIT["tune"]),
             "--chains",
-            "1",
+            str(SHARED_FIT["chains"]),
+            "--seed",
+            str(SHARED_FIT["seed"]),
             "--sampler",
-            "pymc",
+            TEST_SAMPLER,
             "--max-treedepth",
-            "3",
+            str(SHARED_FIT["max_treedepth"]),
             "--out",
             str(run),
         ],
@@ -261,7 +265,8 @@ def test_wheel_installed_in_a_fresh_venv_carries_its_data_and_runs_anywhere(tmp_
         timeout=600,
     )
     with xr.open_datatree(run) as saved:
-        assert saved.posterior.sizes["chain"] == 1 and saved.posterior.sizes["draw"] == 20
+        assert saved.posterior.sizes["chain"] == SHARED_FIT["chains"]
+        assert saved.posterior.sizes["draw"] == SHARED_FIT["draws"]
         assert saved.attrs["target_la"] == THURROCK_CODE
         assert saved.attrs["prior_set"] == "default"
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from bayes_lac.config import PROJECT_DIR
+from tests.conftest import TEST_SAMPLER
 
 NOTEBOOK_DIR = PROJECT_DIR / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
@@ -29,8 +30,8 @@ CI_PARAMETERS = {
     "allow_unconverged": True,
     "workers": 1,
     "origins": [2020],
-    # pymc's sampler and pytensor's C linker (see conftest): no numba compile per notebook
-    "sampler": "pymc",
+    # the suite's sampler (see conftest): no numba compile per notebook
+    "sampler": TEST_SAMPLER,
     # trees capped at 32 steps: after 100 tuning steps pymc's NUTS otherwise runs 1,023 per draw
     "max_treedepth": 5,
     # the backtest notebook scores the baselines only: the model's backtest path is covered by

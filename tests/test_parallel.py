@@ -103,3 +103,17 @@ def test_scheduler_without_dask_installed_says_which_extra_to_install(monkeypatc
     with pytest.raises(MissingDependencyError, match=r"pip install 'bayes_lac\[dask\]'"):
         run_tasks(ran.append, [1, 2], scheduler="tcp://127.0.0.1:8786", progress=False)
     assert ran == []
+
+
+# -- the suite's own scheduling ----------------------------------------------------------------
+
+
+@pytest.mark.xdist_group("grouping_check")
+def test_loadgroup_keeps_a_group_on_one_worker(request):
+    """Modules that fit share each fit through one ``xdist_group``, run by one worker. pytest-xdist
+    does that by appending the group's name to each node id; with a pytest whose node ids it
+    cannot change (9.2, with xdist 3.8) it silently spreads every group over the workers, which
+    then each make the same fits (pyproject's dev extra pins pytest below 9.2)."""
+    if not getattr(request.config.option, "loadgroup", False):  # set by pytest-xdist on its workers
+        pytest.skip("only run under `--dist loadgroup` (make test)")
+    assert request.node.nodeid.endswith("@grouping_check"), request.node.nodeid

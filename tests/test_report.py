@@ -20,7 +20,7 @@ import pytest
 from bayes_lac.config import BUNDLED_PANEL, ENGLAND_CODE, MEASURES, THURROCK_CODE
 from bayes_lac.errors import UnconvergedFitError
 from bayes_lac.report import board as R
-from tests.conftest import make_toy_results
+from tests.conftest import TEST_SAMPLER, make_toy_results
 
 
 def toy_panel(results) -> pd.DataFrame:
@@ -385,7 +385,7 @@ def test_report_command_fits_saves_and_reports(tmp_path, capsys):
     out = tmp_path / "thurrock.html"
     # the smallest fit that runs every part: the report's numbers are checked on saved runs
     args = ["report", "--la", THURROCK_CODE, "--draws", "30", "--tune", "30", "--chains", "2", "--seed", "3"]
-    args += ["--sampler", "pymc", "--max-treedepth", "3"]
+    args += ["--sampler", TEST_SAMPLER, "--max-treedepth", "3"]
     code = main(args + ["--out", str(out), "--xlsx", "--allow-unconverged"])
     captured = capsys.readouterr()
     assert code == 0, captured.err

@@ -25,14 +25,14 @@ from bayes_lac.model.checks import (
 from bayes_lac.model.fit import LACModel
 from bayes_lac.model.results import REQUIRED_ATTRS, load_run, save_run
 from bayes_lac.model.simulate import simulate_panel
-from tests.conftest import python_evaluation
+from tests.conftest import TEST_SAMPLER, python_evaluation
 
 # one worker runs all of this module's tests (make test: --dist loadgroup), and its fit fixtures are
 # session-scoped, so each fit is made once (a module-scoped fixture is remade whenever the
 # worker's order runs another module's tests in between)
 pytestmark = pytest.mark.xdist_group("runs")
 
-SMALL = dict(draws=100, tune=100, chains=2, cores=1, seed=11, progressbar=False, sampler="pymc", max_treedepth=5)
+SMALL = dict(draws=100, tune=100, chains=2, cores=1, seed=11, progressbar=False, sampler=TEST_SAMPLER, max_treedepth=5)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import pytest
 
 from bayes_lac.errors import RunFileError
 from bayes_lac.studies import sensitivity as S
-from tests.conftest import make_toy_results
+from tests.conftest import TEST_SAMPLER, make_toy_results
 
 # one worker runs all of this module's tests (make test: --dist loadgroup), and its fit fixtures are
 # session-scoped, so each fit is made once (a module-scoped fixture is remade whenever the
@@ -25,7 +25,7 @@ mean = 5.0
 sd = 0.01
 """
 
-FIT = {"draws": 200, "tune": 200, "chains": 2, "cores": 1, "seed": 11, "progressbar": False, "sampler": "pymc"}
+FIT = {"draws": 200, "tune": 200, "chains": 2, "cores": 1, "seed": 11, "progressbar": False, "sampler": TEST_SAMPLER}
 
 
 def _fit(panel, target, priors):

@@ -16,6 +16,7 @@ from bayes_lac.model.unit_cost import (
     unit_cost_data,
     unit_cost_table,
 )
+from tests.conftest import TEST_SAMPLER
 
 # one worker runs all of this module's tests (make test: --dist loadgroup), and its fit fixtures are
 # session-scoped, so each fit is made once (a module-scoped fixture is remade whenever the
@@ -59,7 +60,7 @@ def simulate_panel(n_la=20, years=range(2013, 2027), seed=1, truth=TRUTH) -> pd.
 def recovery_fit():
     panel = simulate_panel()
     data = unit_cost_data(panel)
-    return fit_unit_cost(data, sampler="pymc", draws=300, tune=500, chains=2, seed=3)
+    return fit_unit_cost(data, sampler=TEST_SAMPLER, draws=300, tune=500, chains=2, seed=3)
 
 
 @pytest.mark.slow
@@ -171,16 +172,16 @@ def test_a_unit_cost_fit_is_kept_and_reused_for_the_same_data_and_settings(tmp_p
     calls = []
     monkeypatch.setattr(uc, "fit_unit_cost", _fake_fit(calls))
     data = unit_cost_data(simulate_panel(n_la=3, years=range(2013, 2018)))
-    first = uc.fit_unit_cost_cached(data, folder=tmp_path, sampler="pymc", seed=3)
-    again = uc.fit_unit_cost_cached(data, folder=tmp_path, sampler="pymc", seed=3, progressbar=True)
+    first = uc.fit_unit_cost_cached(data, folder=tmp_path, sampler=TEST_SAMPLER, seed=3)
+    again = uc.fit_unit_cost_cached(data, folder=tmp_path, sampler=TEST_SAMPLER, seed=3, progressbar=True)
     assert len(calls) == 1 and len(list(tmp_path.glob("unit_cost-*.nc"))) == 1
     xr.testing.assert_identical(first.posterior, again.posterior)
     assert again.diagnostics == first.diagnostics and again.data is data
     # another seed, other data or no cache: fitted again
-    uc.fit_unit_cost_cached(data, folder=tmp_path, sampler="pymc", seed=4)
+    uc.fit_unit_cost_cached(data, folder=tmp_path, sampler=TEST_SAMPLER, seed=4)
     other = unit_cost_data(simulate_panel(n_la=3, years=range(2013, 2018), seed=2))
-    uc.fit_unit_cost_cached(other, folder=tmp_path, sampler="pymc", seed=3)
-    uc.fit_unit_cost_cached(data, folder=None, sampler="pymc", seed=3)
+    uc.fit_unit_cost_cached(other, folder=tmp_path, sampler=TEST_SAMPLER, seed=3)
+    uc.fit_unit_cost_cached(data, folder=None, sampler=TEST_SAMPLER, seed=3)
     assert len(calls) == 4 and len(list(tmp_path.glob("unit_cost-*.nc"))) == 3
 
 

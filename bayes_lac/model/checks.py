@@ -23,12 +23,16 @@ def posterior_predictive(results: xr.DataTree, seed: int | None = 0) -> xr.DataT
     """
     import pymc as pm
 
-    from bayes_lac.model.fit import LACModel, _obs_coords
+    from bayes_lac.model.fit import LACModel, _obs_coords, compile_kwargs_after
 
     lac = LACModel.from_run(results)
     with lac.model_:
         idata = pm.sample_posterior_predictive(
-            results, var_names=["modelled_count"], random_seed=seed, progressbar=False
+            results,
+            var_names=["modelled_count"],
+            random_seed=seed,
+            progressbar=False,
+            compile_kwargs=compile_kwargs_after(lac.sampler_),
         )
     coords = _obs_coords(lac.data_)
     m_idx, la_idx, t_idx = lac.data_.observed_index()

@@ -30,6 +30,13 @@ DEFAULT_TARGET_ACCEPT = 0.95
 SAMPLERS: tuple[str, ...] = ("pymc", "nutpie", "numpyro")
 
 
+def compile_kwargs_after(sampler: str | None) -> dict | None:
+    """pytensor compile options for what is computed from a model after a fit (log densities,
+    predictive draws): JAX after numpyro's sampler, which has JAX installed and its graph
+    compiled by JAX already, so nothing is compiled to C; otherwise pytensor's default."""
+    return {"mode": "JAX"} if sampler == "numpyro" else None
+
+
 def _obs_coords(data: ModelData) -> dict:
     m_idx, la_idx, t_idx = data.observed_index()
     return {
@@ -87,8 +94,7 @@ def assemble_run(
         "reference": data.reference,
     }
     if log_density:
-        # after a JAX sampler the log densities are compiled by JAX too: no C compile at all
-        compile_kwargs = {"mode": "JAX"} if sampler_info.get("sampler") == "numpyro" else None
+        compile_kwargs = compile_kwargs_after(sampler_info.get("sampler"))
         ll = pm.stats.compute_log_likelihood(
             idata, model=model, extend_inferencedata=False, progressbar=False, compile_kwargs=compile_kwargs
         )
@@ -164,6 +170,8 @@ class LACModel:
         self.data_: ModelData | None = None
         self.model_: pm.Model | None = None
         self.timing_: dict = {}
+        #: the NUTS implementation of the fit (or saved run) this model last came from
+        self.sampler_: str | None = None
 
     # -- priors -------------------------------------------------------------------------
     def _priors(self) -> tuple[dict, str]:
@@ -203,6 +211,7 @@ class LACModel:
             parameterisation=info.parameterisation,
         )
         self.data_ = data
+        self.sampler_ = info.sampler.get("sampler")
         self.build()
         return self
 
@@ -268,6 +277,7 @@ class LACModel:
             max_treedepth=max_treedepth,
         )
         timing["build_s"] = build_s
+        self.sampler_ = sampler
         start = time.perf_counter()
         info = {
             "draws": draws,
@@ -303,7 +313,7 @@ class LACModel:
         if panel is not None or self.model_ is None:
             self.build(panel)
         with self.model_:
-            pp = pm.sample_prior_predictive(draws, random_seed=seed)
+            pp = pm.sample_prior_predictive(draws, random_seed=seed, compile_kwargs=compile_kwargs_after(self.sampler_))
         obs_coords = _obs_coords(self.data_)
         tree = {
             "prior": pp["prior"].to_dataset(),
