@@ -28,8 +28,8 @@ pytestmark = [
     # each test starts a browser and prints a PDF (about 45 s of the fast tier's time): they run
     # with the slow tier, in CI
     pytest.mark.slow,
-    # one worker, so the module's rendered report is built once
-    pytest.mark.xdist_group("browser"),
+    # the worker that builds the synthetic report for tests/test_report.py (built once a process)
+    pytest.mark.xdist_group("toy_report"),
 ]
 
 #: Run in the page after load: record whether every image decoded, and which of the given

@@ -75,6 +75,11 @@ def _with_published_counts(results):
     return results
 
 
+#: test_report, test_report_board and test_browser read one synthetic report, built once per
+#: process (about 15 s): one worker runs the three modules, so it is built once per test run.
+pytestmark = pytest.mark.xdist_group("toy_report")
+
+
 @functools.cache
 def built_toy_report():
     """One synthetic run and its report, built once per process (shared with test_browser)."""

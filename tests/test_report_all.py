@@ -10,7 +10,6 @@ import pytest
 
 from bayes_lac.errors import BayesLacError
 from bayes_lac.report import batch
-from bayes_lac.report import board as R
 from tests.conftest import make_toy_results
 from tests.test_report import _with_published_counts, toy_panel
 
@@ -31,21 +30,28 @@ def test_report_all_writes_a_report_per_authority_and_a_sortable_index(tmp_path)
     panel_file = tmp_path / "panel.csv"
     toy_panel(run).to_csv(panel_file, index=False)
     las = list(run_info(run).authorities)[:2]
-    index = batch.report_all(
-        run_file, tmp_path / "all", panel_path=panel_file, authorities=las, workers=1, progress=False
+    index, rows = batch.report_all(
+        run_file, tmp_path / "all", panel_path=panel_file, authorities=las, workers=1, progress=False, with_rows=True
     )
     page = index.read_text(encoding="utf-8")
     links = re.findall(r'<a href="([^"]+)">', page)
     assert len(links) == 2
     assert sorted(link.split("-")[-1].removesuffix(".html") for link in links) == sorted(las)
+    reports = {}
     for link in links:
         report = html.unescape((tmp_path / "all" / html.unescape(link)).read_text(encoding="utf-8"))
         assert "Summary: the board's five questions" in report
-    # the index's numbers are each report's page-one numbers
-    built = R.build_report(run, la=las[1], panel=toy_panel(run), power_scaling=False)
-    row = batch._headline_row(built, "x.html")
-    assert np.isfinite(row.forecast_5) and row.forecast_5_lower <= row.forecast_5 <= row.forecast_5_upper
-    assert batch.KINDS["count"].text(row.forecast_5) in page
+        reports[link.split("-")[-1].removesuffix(".html")] = report
+    # the index's numbers are each report's page-one numbers: the forecast and its likely range
+    # as the written report prints them
+    assert sorted(row.la_code for row in rows) == sorted(las) and not any(row.problem for row in rows)
+    count = batch.KINDS["count"].text
+    for row in rows:
+        assert np.isfinite(row.forecast_5) and row.forecast_5_lower <= row.forecast_5 <= row.forecast_5_upper
+        answer = f"{count(row.forecast_5)} in March"
+        likely = f"likely {count(row.forecast_5_lower)} to {count(row.forecast_5_upper)}"
+        assert answer in reports[row.la_code] and likely in reports[row.la_code], row
+        assert count(row.forecast_5) in page and count(row.forecast_5_lower) in page
     # sortable by any heading, with the one script admitted by its hash
     assert page.count("<button") == len(batch.INDEX_COLUMNS)
     assert "script-src 'sha256-" in page and "unsafe-inline'" not in page.split("script-src")[1].split(";")[0]

@@ -22,6 +22,9 @@ from bayes_lac.report.formats import KINDS, column_header, jargon_in, plain_word
 from bayes_lac.summaries import format_chance, format_count, format_financial_year, format_probability
 from tests.test_report import built_toy_report, read_table_sheet
 
+# the synthetic report is built once per process: one worker runs its readers (tests/test_report.py)
+pytestmark = pytest.mark.xdist_group("toy_report")
+
 
 @pytest.fixture(scope="module")
 def toy():
