@@ -17,22 +17,16 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 
-from bayes_lac.config import ENGLAND_CODE
-from bayes_lac.model.fit import LACModel
-from bayes_lac.model.simulate import simulate_panel
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bayes_lac.model.fit import LACModel  # noqa: E402
+from tests.simulated import recovery_panel  # noqa: E402
 
 
 def main(sampler: str) -> None:
-    panel, _ = simulate_panel(
-        n_la=8,
-        years=(2012, 2024),
-        seed=21,
-        deprivation_years=None,
-        uasc_gaps=False,
-        truth={"persistence": (0.5, 0.4, 0.6)},
-    )
-    codes = [c for c in panel["la_code"].unique() if c != ENGLAND_CODE]
+    panel, _, codes = recovery_panel()
     start = time.perf_counter()
     model = LACModel(codes[0], neighbours=codes[1:])
     run = model.fit(panel, draws=400, tune=400, chains=2, cores=1, seed=4, progressbar=False, sampler=sampler)

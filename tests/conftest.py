@@ -31,11 +31,10 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     os.environ["JAX_COMPILATION_CACHE_DIR"] = os.path.join(os.environ["BAYES_LAC_CACHE"], "jax")
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("PYTENSOR_FLAGS", "blas__ldflags=")
-# What pytensor compiles outside the sampler (predictive draws, checks) uses its C linker. Its
-# compiled ops do not depend on array shapes, so differently sized panels share one cold
-# compile; the default
-# (numba) recompiles for each new shape (measured on 2 cores with a warm cache: a second
-# panel shape cost 86 s of CPU under numba and 42 s under C). Set here, before pytensor is
+# What pytensor compiles outside a JAX sampler (fits with pymc's sampler, C-compiled checks)
+# uses its C linker. Its compiled ops do not depend on array shapes, so differently sized panels
+# share one cold compile; the default (numba) recompiles for each new shape (measured on 2 cores
+# with a warm cache: a second panel shape cost 86 s of CPU under numba and 42 s under C). Set here, before pytensor is
 # imported, so notebook kernels and CLI subprocesses inherit it.
 if "linker=" not in os.environ["PYTENSOR_FLAGS"]:
     os.environ["PYTENSOR_FLAGS"] = ",".join(x for x in (os.environ["PYTENSOR_FLAGS"], "linker=cvm") if x)

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from bayes_lac.config import ENGLAND_CODE
 from bayes_lac.model.fit import LACModel
-from bayes_lac.model.simulate import simulate_panel
 from tests.conftest import TEST_SAMPLER
+from tests.simulated import recovery_panel
 
 # one worker runs all of this module's tests (make test: --dist loadgroup), and its fit fixtures are
 # session-scoped, so each fit is made once (a module-scoped fixture is remade whenever the
@@ -36,15 +35,7 @@ MAX_WIDTH = {"deprivation_effect": 0.09, "la_trend": 0.055, "dispersion": 6.0, "
 #: 63 s from a cold start. 2 x 400 draws did not (R-hat 1.015-1.028, bulk ESS about 150-190).
 @pytest.fixture(scope="session")
 def recovery():
-    panel, truth = simulate_panel(
-        n_la=8,
-        years=(2012, 2024),
-        seed=21,
-        deprivation_years=None,
-        uasc_gaps=False,
-        truth={"persistence": (0.5, 0.4, 0.6)},
-    )
-    codes = [c for c in panel["la_code"].unique() if c != ENGLAND_CODE]
+    panel, truth, codes = recovery_panel()
     run = LACModel(codes[0], neighbours=codes[1:]).fit(
         panel, draws=1000, tune=600, chains=2, cores=1, seed=4, progressbar=False, sampler=TEST_SAMPLER
     )

@@ -1408,7 +1408,7 @@ def _cost_section(ctx: _Context) -> Section:
         # cost, said so, as above
         ctx.cost_problem = str(err).split(";")[0]
         sec.notice(
-            f"No cost is estimated for {ctx.la_name}: {str(err).split(';')[0]}. The cost of children looked "
+            f"No cost is estimated for {ctx.la_name}: {ctx.cost_problem}. The cost of children looked "
             "after is the forecast number of children times a unit cost projected from the authority's own "
             "history, and its history is too short to project."
         )
