@@ -3,6 +3,7 @@ its run files and CLI errors. Fits live in test_flows_recovery.py."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+from bayes_lac import __version__
 from bayes_lac.analysis.flows import (
     COMPONENTS,
     _route_probabilities,
@@ -157,8 +159,58 @@ def _fake_run(truth: dict, panel: pd.DataFrame, draws: int = 40) -> xr.DataTree:
     ).rename({"dim_0": "chain", "dim_1": "draw"})
     post = post.assign_coords(la=data.la, year=data.year, route=list(ROUTES))
     run = xr.DataTree.from_dict({"posterior": post, "flows_data": data.to_dataset()})
-    run.attrs.update({"run_kind": RUN_KIND, "target_la": data.target, "converged": "true"})
+    run.attrs.update(
+        {
+            "run_kind": RUN_KIND,
+            "target_la": data.target,
+            "comparison": data.comparison,
+            "authorities": json.dumps(list(data.la)),
+            "first_year": int(data.year[0]),
+            "last_year": int(data.year[-1]),
+            "sampler": "none",
+            "bayes_lac_version": __version__,
+            "converged": "true",
+            "max_rhat": 1.0,
+            "min_ess_bulk": float(draws),
+            "divergences": 0,
+        }
+    )
     return run
+
+
+def test_flows_run_attrs_are_read_once_and_a_broken_one_is_named(tmp_path, capsys):
+    from bayes_lac.model.flows import flows_run_info
+
+    panel, truth = simulate_flows_panel(n_la=3, years=(2010, 2014), seed=6)
+    run = _fake_run(truth, panel)
+    info = flows_run_info(run)
+    assert info.target_la == truth["la"][0] and info.authorities == tuple(truth["la"])
+    assert (info.first_year, info.last_year) == (2010, 2014) and info.converged and info.problem == ""
+    run.attrs.update({"converged": "false", "max_rhat": 1.2, "min_ess_bulk": 35.0, "divergences": 3})
+    assert flows_run_info(run).problem == (
+        "the flows run failed its convergence diagnostics (max R-hat 1.200, need <= 1.01; "
+        "min bulk ESS 35, need >= 400; 3 divergences, need 0)"
+    )
+    path = save_flows_run(run, tmp_path / "unconverged.nc")
+    argv = ["flows", str(path), "--from", "2011", "--to", "2014", "--out", str(tmp_path / "split.csv")]
+    assert main(argv) == 2 and not (tmp_path / "split.csv").exists()
+    assert f"{path}: {flows_run_info(run).problem}; refit with more draws" in capsys.readouterr().err
+    assert main([*argv, "--allow-unconverged"]) == 0
+    assert "the numbers are provisional" in capsys.readouterr().err
+    for name, value, message in [
+        ("converged", "yes", "attr 'converged' is not what a flows run holds: expected 'true' or 'false'"),
+        ("first_year", "2010.5", "attr 'first_year' is not what a flows run holds"),
+        ("target_la", "E06999999", "target_la E06999999 is not one of its authorities"),
+    ]:
+        broken = _fake_run(truth, panel)
+        broken.attrs[name] = value
+        path = tmp_path / f"{name}.nc"
+        broken.to_netcdf(path, engine="h5netcdf")
+        with pytest.raises(RunFileError, match=f"^{re.escape(str(path))}: .*{re.escape(message)}"):
+            load_flows_run(path)
+    del run.attrs["divergences"]
+    with pytest.raises(RunFileError, match="lacks its attr 'divergences'"):
+        flows_run_info(run)
 
 
 def test_split_table_has_every_component_for_la_neighbours_and_england():

@@ -44,7 +44,7 @@ import xarray as xr
 from bayes_lac.config import CI_PROB, ENGLAND_CODE, RATE_PER
 from bayes_lac.data.panel import FLOW_COLUMNS, ROUTE_COLUMNS, is_authority
 from bayes_lac.errors import PanelError, UsageError
-from bayes_lac.model.flows import ROUTES
+from bayes_lac.model.flows import ROUTES, flows_run_info
 from bayes_lac.summaries import Finding, format_count, format_percent, summarise_draws
 
 #: Columns of `reconciliation_table`.
@@ -329,7 +329,7 @@ def flows_split(
     """
     data = run["flows_data"].to_dataset()
     post = run["posterior"].to_dataset()
-    target = run.attrs["target_la"] if la is None else la
+    target = flows_run_info(run).target_la if la is None else la
     authorities = [str(c) for c in data["la"].values]
     if target not in authorities:
         raise UsageError(f"--la {target}: not in this flows run (its authorities: {', '.join(authorities)})")
@@ -494,7 +494,7 @@ def exit_trends(run: xr.DataTree, la: str | None = None, ci_prob: float = CI_PRO
     """
     data = run["flows_data"].to_dataset()
     post = run["posterior"].to_dataset()
-    target = run.attrs["target_la"] if la is None else la
+    target = flows_run_info(run).target_la if la is None else la
     authorities = [str(c) for c in data["la"].values]
     if target not in authorities:
         raise UsageError(f"--la {target}: not in this flows run (its authorities: {', '.join(authorities)})")

@@ -706,14 +706,14 @@ def fit_flows_command(args) -> int:
         progressbar=True,
         source=str(args.panel or "bundled panel"),
     )
-    a = run.attrs
+    info = flows.flows_run_info(run)
     print(
-        f"Diagnostics: max R-hat {float(a['max_rhat']):.3f} (need <= {flows.MAX_RHAT}), min bulk ESS "
-        f"{float(a['min_ess_bulk']):.0f} (need >= {flows.MIN_ESS}), {a['divergences']} divergences."
+        f"Diagnostics: max R-hat {info.max_rhat:.3f} (need <= {flows.MAX_RHAT}), min bulk ESS "
+        f"{info.min_ess_bulk:.0f} (need >= {flows.MIN_ESS}), {info.divergences} divergences."
     )
     flows.save_flows_run(run, args.out)
     print(f"Saved the flows run to {args.out}")
-    if a["converged"] != "true":
+    if not info.converged:
         print(
             "bayes-lac fit-flows: warning: the run failed its convergence diagnostics; "
             "`bayes-lac flows` refuses it unless given --allow-unconverged.",
@@ -726,17 +726,14 @@ def flows_command(args) -> int:
     """``bayes-lac flows RUN --la CODE --from Y0 --to Y1 --out CSV``."""
     from bayes_lac.analysis.flows import flows_split
     from bayes_lac.errors import UnconvergedFitError
-    from bayes_lac.model.flows import load_flows_run
+    from bayes_lac.model.flows import flows_run_info, load_flows_run
 
     prepare_outputs({"--out": args.out}, {"the run file": args.run})
     run = load_flows_run(args.run)
-    if run.attrs.get("converged") != "true":
+    info = flows_run_info(run)
+    if not info.converged:
         if not args.allow_unconverged:
-            raise UnconvergedFitError(
-                f"{args.run}: the flows run failed its convergence diagnostics (max R-hat "
-                f"{float(run.attrs['max_rhat']):.3f}, min bulk ESS {float(run.attrs['min_ess_bulk']):.0f}, "
-                f"{run.attrs['divergences']} divergences); refit with more draws, or pass --allow-unconverged"
-            )
+            raise UnconvergedFitError(f"{args.run}: {info.problem}; refit with more draws, or pass --allow-unconverged")
         print(
             "bayes-lac flows: warning: the run failed its convergence diagnostics; the numbers are "
             "provisional (--allow-unconverged).",

@@ -441,6 +441,85 @@ def save_flows_run(run: xr.DataTree, path) -> Path:
     return path
 
 
+@dataclass(frozen=True)
+class FlowsRunInfo:
+    """What a flows run is about, read once from its attrs by `flows_run_info`.
+
+    `converged` is the verdict of `flows_diagnostics` (largest R-hat at most `MAX_RHAT`,
+    smallest bulk ESS at least `MIN_ESS`, no divergence over the rates, probabilities and
+    shares), made when the run was fitted; `problem` says it in a sentence when it failed.
+    """
+
+    target_la: str
+    authorities: tuple[str, ...]
+    comparison: str
+    first_year: int
+    last_year: int
+    sampler: str
+    version: str
+    converged: bool
+    max_rhat: float
+    min_ess_bulk: float
+    divergences: int
+
+    @property
+    def problem(self) -> str:
+        """Why the run failed its convergence checks, in one sentence ("" if it passed)."""
+        if self.converged:
+            return ""
+        return (
+            f"the flows run failed its convergence diagnostics (max R-hat {self.max_rhat:.3f}, need <= {MAX_RHAT}; "
+            f"min bulk ESS {self.min_ess_bulk:.0f}, need >= {MIN_ESS}; {self.divergences} divergences, need 0)"
+        )
+
+
+def flows_run_info(run: xr.DataTree) -> FlowsRunInfo:
+    """The `FlowsRunInfo` of a flows run; the one place its attrs are parsed.
+
+    Raises
+    ------
+    RunFileError
+        The run is not a flows run, or an attr is missing or not what a flows run holds.
+    """
+    a = run.attrs
+    if a.get("run_kind") != RUN_KIND:
+        raise RunFileError(
+            "not a flows run (it has no run_kind 'flows'); expected one from `bayes-lac fit-flows` "
+            "(runs from `bayes-lac fit` model the stock only)"
+        )
+
+    def attr(name: str, parse):
+        if name not in a:
+            raise RunFileError(f"the flows run lacks its attr {name!r}; refit with `bayes-lac fit-flows`")
+        try:
+            return parse(a[name])
+        except (TypeError, ValueError) as err:
+            raise RunFileError(f"the flows run's attr {name!r} is not what a flows run holds: {err}") from None
+
+    def verdict(value) -> bool:
+        if value not in ("true", "false"):
+            raise ValueError(f"expected 'true' or 'false', got {value!r}")
+        return value == "true"
+
+    authorities = attr("authorities", lambda v: tuple(str(c) for c in json.loads(v)))
+    target = attr("target_la", str)
+    if target not in authorities:
+        raise RunFileError(f"the flows run's target_la {target} is not one of its authorities {list(authorities)}")
+    return FlowsRunInfo(
+        target_la=target,
+        authorities=authorities,
+        comparison=attr("comparison", str),
+        first_year=attr("first_year", int),
+        last_year=attr("last_year", int),
+        sampler=attr("sampler", str),
+        version=attr("bayes_lac_version", str),
+        converged=attr("converged", verdict),
+        max_rhat=attr("max_rhat", float),
+        min_ess_bulk=attr("min_ess_bulk", float),
+        divergences=attr("divergences", int),
+    )
+
+
 def load_flows_run(path) -> xr.DataTree:
     """Read a flows run saved by `save_flows_run`, checking it is one.
 
@@ -459,11 +538,10 @@ def load_flows_run(path) -> xr.DataTree:
         raise RunFileError(
             f"{path}: not a readable netCDF run ({err}); expected a file from `bayes-lac fit-flows`"
         ) from err
-    if run.attrs.get("run_kind") != RUN_KIND:
-        raise RunFileError(
-            f"{path}: not a flows run (it has no run_kind 'flows'); expected a file from `bayes-lac fit-flows` "
-            "(runs from `bayes-lac fit` model the stock only)"
-        )
+    try:
+        flows_run_info(run)
+    except RunFileError as err:
+        raise RunFileError(f"{path}: {err}") from None
     for group in ("posterior", "flows_data"):
         if group not in run:
             raise RunFileError(f"{path}: the flows run has no {group!r} group; expected one from `bayes-lac fit-flows`")

@@ -19,6 +19,7 @@ import xarray as xr
 
 from bayes_lac.analysis.flows import exit_trends, flows_split, la_names, plot_exit_trends, returns_home_finding
 from bayes_lac.config import CI_PROB
+from bayes_lac.model.flows import flows_run_info
 from bayes_lac.summaries import format_percent
 
 _COMPONENT_LABELS = {
@@ -119,7 +120,7 @@ def flows_section_html(
     A ``<section>`` element (text). Errors from the analyses (years outside the run, an
     authority not in it) are raised, never printed into the report.
     """
-    la = run.attrs["target_la"] if la is None else la
+    la = flows_run_info(run).target_la if la is None else la
     data = run["flows_data"].to_dataset()
     names = dict(zip([str(c) for c in data["la"].values], la_names(data)))
     la_name = names[la]
