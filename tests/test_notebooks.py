@@ -37,8 +37,10 @@ CI_PARAMETERS = {
     # the backtest notebook scores the baselines only: the model's backtest path is covered by
     # tests/test_backtest.py with a tiny fit, and a national fit per origin is too slow for CI
     "methods": "baselines",
-    # the prior-sensitivity notebook: one refit runs every cell (each refit is a fit of Thurrock)
-    "prior_sets": ["weak"],
+    # the prior-sensitivity notebook: the run's own prior set, which the run itself stands for,
+    # runs every cell without a refit (a refit is a fit of Thurrock: 45-60 s in CI); refits
+    # through `sensitivity` are checked in tests/test_sensitivity.py
+    "prior_sets": ["default"],
 }
 
 papermill = pytest.importorskip("papermill", reason="papermill is a dev dependency: pip install -e '.[dev]'")
@@ -76,8 +78,8 @@ def test_notebooks_end_by_checking_their_numbers():
         assert "assert" in last.source and "Checked:" in last.source, f"{path.name}: its checks cell asserts nothing"
 
 
-# Notebooks read or make fits (in clean-clone CI: 05, which refits, about 150 s; 02 and 03 about
-# 70-120 s), so the runs are marked slow.
+# Notebooks read or make fits, compile predictive draws or run a backtest (in clean-clone CI,
+# 02 took 60-80 s), so the runs are marked slow.
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs(path: Path, tmp_path: Path, request):
