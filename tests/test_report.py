@@ -331,6 +331,7 @@ def test_report_command_wants_an_html_file(tmp_path, capsys):
     assert ".html" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # builds a whole report (about 20 s on 2 cores)
 def test_report_command_on_a_saved_run(toy_run, tmp_path, capsys):
     """The CLI path with --run: HTML and XLSX written; an unconverged run refused (exit 2, the
     problems listed, no report) unless --allow-unconverged."""

@@ -21,8 +21,7 @@ def normal_crps(mu, sd, y):
 
 
 def test_fair_crps_equals_the_pairwise_fair_estimator():
-    import scoringrules
-
+    scoringrules = S._scoringrules()
     rng = np.random.default_rng(0)
     x = rng.gamma(3.0, 20.0, size=(40, 30))
     y = rng.gamma(3.0, 20.0, size=40)
@@ -34,6 +33,24 @@ def test_fair_crps_equals_the_pairwise_fair_estimator():
     assert S.fair_crps(x, y) == pytest.approx(
         scoringrules.crps_ensemble(y, x, estimator="fair", backend="numpy"), abs=1e-9
     )
+
+
+def test_scoring_compiles_no_numba_kernel_and_leaves_numba_importable():
+    # scoringrules compiles its numba gufuncs when imported (7 s in every scoring process);
+    # the numpy backend needs none of them
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np; from bayes_lac.studies import scoring as S; "
+        "print(S.fair_crps(np.array([[1.0, 2.0, 4.0]]), np.array([2.0]))[0]); "
+        "print(any(m.startswith('numba') for m in sys.modules if sys.modules[m] is not None)); "
+        "print(sys.modules.get('scoringrules.core.crps._gufuncs')); "
+        "import numba; print(numba.guvectorize.__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    # mean |x - y| = 1, minus sum |xi - xj| / (2 m (m - 1)) = 12 / 12
+    assert float(out[0]) == pytest.approx(0.0) and out[1:] == ["False", "None", "guvectorize"]
 
 
 def test_fair_crps_matches_the_normal_closed_form():
