@@ -267,19 +267,51 @@ def _code_digest() -> str:
     return h.hexdigest()[:16]
 
 
+#: The command that makes the shared fit: the report command, fitting Thurrock and its 2021
+#: neighbours (its default) with `SHARED_FIT`, saving the run beside the report and writing the
+#: workbook. One call covers both the command's own test and every test that reads a real run.
+SHARED_REPORT_ARGS = [
+    "report",
+    "--la",
+    "E06000034",
+    *[
+        a
+        for name in ("draws", "tune", "chains", "seed", "sampler", "max_treedepth")
+        for a in (f"--{name.replace('_', '-')}", str(SHARED_FIT[name]))
+    ],
+    "--xlsx",
+    "--allow-unconverged",
+]
+
+
 @pytest.fixture(scope="session")
-def thurrock_run_path(tmp_path_factory) -> Path:
-    """A saved real fit of Thurrock and its neighbours, made once per test run and shared by
-    every test and notebook that only reads a run (workers wait on a lock for the first)."""
+def thurrock_report_path(tmp_path_factory) -> Path:
+    """The HTML report of the shared real fit, written by ``bayes-lac report`` (`SHARED_REPORT_ARGS`)
+    once per test run; its run is ``thurrock_run.nc`` beside it and its workbook ``thurrock.xlsx``.
+    xdist workers wait on a lock for the first; a failed command fails every test that needs it,
+    with the command's messages."""
+    import contextlib
+    import io
+
     from filelock import FileLock
 
-    from bayes_lac.data.panel import load_panel
-    from bayes_lac.model.fit import LACModel
-    from bayes_lac.model.results import save_run
+    from bayes_lac.cli import main
 
-    path = _shared_dir(tmp_path_factory) / f"thurrock-{_code_digest()}.nc"
-    with FileLock(str(path) + ".lock"):
-        if not path.exists():
-            run = LACModel("E06000034", neighbours="2021").fit(load_panel(), progressbar=False, **SHARED_FIT)
-            save_run(run, path)
-    return path
+    folder = _shared_dir(tmp_path_factory) / f"thurrock-{_code_digest()}"
+    html = folder / "thurrock.html"
+    with FileLock(str(folder) + ".lock"):
+        if not html.exists():
+            folder.mkdir(exist_ok=True)
+            err = io.StringIO()
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+                code = main([*SHARED_REPORT_ARGS, "--out", str(html)])
+            if code != 0:
+                raise RuntimeError(f"bayes-lac {' '.join(SHARED_REPORT_ARGS)} exited {code}:\n{err.getvalue()}")
+    return html
+
+
+@pytest.fixture(scope="session")
+def thurrock_run_path(thurrock_report_path) -> Path:
+    """The saved real fit of Thurrock and its neighbours (`thurrock_report_path`), shared by every
+    test and notebook that only reads a run."""
+    return thurrock_report_path.with_name("thurrock_run.nc")

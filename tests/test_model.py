@@ -229,3 +229,25 @@ def test_authority_with_too_few_years_is_left_out_openly(small_panel):
     # the authority of interest is never dropped: it is an error
     with pytest.raises(PanelError, match=f"at least {MIN_YEARS}"):
         prepare_data(panel, codes[2], [c for c in codes if c != codes[2]], None, MEASURES, "test.csv")
+
+
+def test_prior_predictive_draws_follow_the_prior_file(small_panel):
+    """Prior draws (made with pytensor's Python implementations): the intercepts follow the
+    shipped prior, and the predictive counts are whole, non-negative and on the observed cells."""
+    from bayes_lac.model.priors import load_priors
+
+    codes = _codes(small_panel)
+    lac = LACModel(codes[0], neighbours=codes[1:])
+    draws = 400
+    prior = lac.prior_predictive(small_panel, draws=draws, seed=5)
+    file = load_priors("default")["intercept"]
+    intercept = prior["prior"]["intercept"]
+    for m in MEASURES:
+        x = intercept.sel(measure=m).values.ravel()
+        assert x.size == draws
+        # within 4 standard errors of the prior's mean, and its sd within 20 %
+        assert abs(x.mean() - file["mean"][m]) < 4 * file["sd"][m] / np.sqrt(draws), m
+        assert abs(x.std() / file["sd"][m] - 1) < 0.2, m
+    counts = prior["prior_predictive"]["modelled_count"]
+    assert counts.sizes["obs"] == prior["observed_data"]["modelled_count"].sizes["obs"]
+    assert (counts.values >= 0).all() and (counts.values == np.round(counts.values)).all()

@@ -20,7 +20,7 @@ import pytest
 from bayes_lac.config import BUNDLED_PANEL, ENGLAND_CODE, MEASURES, THURROCK_CODE
 from bayes_lac.errors import UnconvergedFitError
 from bayes_lac.report import board as R
-from tests.conftest import SHARED_FIT, TEST_SAMPLER, make_toy_results
+from tests.conftest import make_toy_results
 
 
 def toy_panel(results) -> pd.DataFrame:
@@ -380,25 +380,17 @@ def test_report_command_on_a_saved_run(toy_run, tmp_path, capsys):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not BUNDLED_PANEL.exists(), reason="no bundled panel (bayes-lac data build)")
-def test_report_command_fits_saves_and_reports(tmp_path, capsys):
-    """A small real fit through the CLI: run saved beside the report, HTML and XLSX written;
+def test_report_command_fits_saves_and_reports(thurrock_report_path, tmp_path, capsys):
+    """A small real fit through the CLI (the suite's shared fit, made by `bayes-lac report`:
+    tests/conftest.py SHARED_REPORT_ARGS): run saved beside the report, HTML and XLSX written;
     the saved run, too short to converge, is then refused without --allow-unconverged."""
     from openpyxl import load_workbook
 
     from bayes_lac.cli import main
     from bayes_lac.model.results import load_run
 
-    out = tmp_path / "thurrock.html"
-    # the shared fit's settings (tests/conftest.py: SHARED_FIT), whose compiled sampler and
-    # predictive functions JAX reads back from its cache; the report's numbers are checked on
-    # saved runs
-    args = ["report", "--la", THURROCK_CODE, "--sampler", TEST_SAMPLER]
-    for name in ("draws", "tune", "chains", "seed", "max_treedepth"):
-        args += [f"--{name.replace('_', '-')}", str(SHARED_FIT[name])]
-    code = main(args + ["--out", str(out), "--xlsx", "--allow-unconverged"])
-    captured = capsys.readouterr()
-    assert code == 0, captured.err
-    run_file = tmp_path / "thurrock_run.nc"
+    out = thurrock_report_path
+    run_file = out.with_name("thurrock_run.nc")
     assert run_file.is_file() and out.is_file()
     text = out.read_text(encoding="utf-8")
     assert "Thurrock" in text and "Children looked after at 31 March" in text
