@@ -384,8 +384,9 @@ def fit_unit_cost(
     -------
     UnitCostFit
     """
-    import arviz as az
     import pymc as pm
+
+    from bayes_lac.model.diagnostics import ess_bulk, rhat
 
     model = build_unit_cost_model(data, priors, centred=centred)
     start = time.perf_counter()
@@ -404,10 +405,10 @@ def fit_unit_cost(
     seconds = time.perf_counter() - start
     post = idata["posterior"].dataset
     names = [*_SCALARS, "national", "offset"] + (["break_shift"] if data.breaks else [])
-    rhat = az.rhat(idata, var_names=names)
-    ess = az.ess(idata, var_names=names, method="bulk")
-    max_rhat = max(float(np.nanmax(rhat[v].values)) for v in names)
-    min_ess = min(float(np.nanmin(ess[v].values)) for v in names)
+    # the package's R-hat and bulk ESS, equal to ArviZ's (tests/test_diagnostics.py)
+    draws_of = [post[v].transpose("chain", "draw", ...).values for v in names]
+    max_rhat = max(float(np.nanmax(rhat(x))) for x in draws_of)
+    min_ess = min(float(np.nanmin(ess_bulk(x))) for x in draws_of)
     stats = idata["sample_stats"].dataset
     divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
     stacked = post[names].stack(sample=("chain", "draw")).reset_index("sample", drop=True).transpose("sample", ...)
