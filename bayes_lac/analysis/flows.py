@@ -329,10 +329,8 @@ def flows_split(
     """
     data = run["flows_data"].to_dataset()
     post = run["posterior"].to_dataset()
-    target = flows_run_info(run).target_la if la is None else la
+    target = flows_run_info(run).authority(la)
     authorities = [str(c) for c in data["la"].values]
-    if target not in authorities:
-        raise UsageError(f"--la {target}: not in this flows run (its authorities: {', '.join(authorities)})")
     years = data["year"].values.astype(int)
     from_year = int(years[0]) if from_year is None else int(from_year)
     to_year = int(years[-1]) if to_year is None else int(to_year)
@@ -494,10 +492,8 @@ def exit_trends(run: xr.DataTree, la: str | None = None, ci_prob: float = CI_PRO
     """
     data = run["flows_data"].to_dataset()
     post = run["posterior"].to_dataset()
-    target = flows_run_info(run).target_la if la is None else la
+    target = flows_run_info(run).authority(la)
     authorities = [str(c) for c in data["la"].values]
-    if target not in authorities:
-        raise UsageError(f"--la {target}: not in this flows run (its authorities: {', '.join(authorities)})")
     years = data["year"].values.astype(int)
     ceased = data["ceased"].values
     stock = data["looked_after"].values

@@ -59,7 +59,7 @@ import xarray as xr
 from bayes_lac import __version__
 from bayes_lac.config import ENGLAND_CODE, RATE_PER
 from bayes_lac.data.panel import FLOW_COLUMNS, ROUTE_COLUMNS, panel_sha256
-from bayes_lac.errors import PanelError, RunFileError
+from bayes_lac.errors import PanelError, RunFileError, UsageError
 from bayes_lac.model.data import comparison_set
 from bayes_lac.model.nuts import DEFAULT_MAX_TREEDEPTH, nuts_settings
 
@@ -470,6 +470,14 @@ class FlowsRunInfo:
             f"the flows run failed its convergence diagnostics (max R-hat {self.max_rhat:.3f}, need <= {MAX_RHAT}; "
             f"min bulk ESS {self.min_ess_bulk:.0f}, need >= {MIN_ESS}; {self.divergences} divergences, need 0)"
         )
+
+    def authority(self, la: str | None) -> str:
+        """`la`, or the run's target when None; refused (UsageError naming the run's
+        authorities) when the run does not hold it."""
+        target = self.target_la if la is None else la
+        if target not in self.authorities:
+            raise UsageError(f"--la {target}: not in this flows run (its authorities: {', '.join(self.authorities)})")
+        return target
 
 
 def flows_run_info(run: xr.DataTree) -> FlowsRunInfo:

@@ -132,8 +132,6 @@ COST_HORIZONS: tuple[int, ...] = (3, 5, 10)
 SENSITIVITY_PRIOR_SETS: tuple[str, ...] = ("weak", "tight")
 #: Monte Carlo draws per invest-to-save evaluation.
 INTERVENTION_DRAWS = 4000
-#: Interventions whose finding is also a headline.
-HEADLINE_INTERVENTIONS: tuple[str, ...] = ("edge_of_care",)
 #: Backtest results the model card reads, if present (written by `bayes-lac backtest`; the
 #: shipped one is documented in models/backtest/README.md).
 BACKTEST_FILE = BACKTEST_DIR / "backtest_full.csv.gz"
@@ -916,38 +914,53 @@ def _cells_as_text(sheet) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Context:
+@dataclass(frozen=True)
+class ReportInputs:
+    """What every section reads: the run, the authority, the panel and the report's options.
+
+    Sections are functions of these inputs and of the outputs of the sections they depend on,
+    passed as arguments; each returns its `Section` with what later sections and page one use.
+    `build_report` calls them in report order, so the dependencies are visible there.
+    """
+
     results: xr.DataTree
     la: str
     la_name: str
-    panel: pd.DataFrame | None
+    panel: pd.DataFrame
     panel_path: str | None
     sensitivity_refits: bool
     allow_unconverged: bool = False
-    headlines: list[Finding] = field(default_factory=list)
-    forecast: object = None
-    comparison: pd.DataFrame | None = None
     run_path: str | None = None
     panel_mismatch: str = ""
     #: Comparison authorities (codes or names) drawn boldly on the comparison charts.
     highlight: tuple[str, ...] = ()
     power_scaling: bool = True
+    #: The council's budget for next year (£ a year, cash prices), if given.
+    budget: float | None = None
+
+
+@dataclass(frozen=True)
+class Why:
+    """The decompositions of children looked after that page one explains: the whole window, or
+    the rise to the peak and the change since (`peak_year`)."""
+
+    decompositions: tuple = ()
+    peak_year: int | None = None
+
+
+@dataclass(frozen=True)
+class CostOutcome:
+    """The cost section's result: the unit-cost history and costs, or why there is no cost."""
+
     unit_costs: pd.DataFrame | None = None
     costs: object = None
     #: Why there is no cost (the cost section's notice), for page one's cost answer.
-    cost_problem: str = ""
-    #: The council's budget for next year (£ a year, cash prices), if given.
-    budget: float | None = None
-    #: Invest-to-save results with uncertainty, in the order evaluated.
-    interventions: list = field(default_factory=list)
-    #: Decompositions of children looked after that page one explains (to and from the peak).
-    why: list = field(default_factory=list)
-    peak_year: int | None = None
-    #: The appendix holding the charts of the other measures and scenarios.
-    more_charts: Section = field(
-        default_factory=lambda: Section("more-charts", "Appendix C: more charts (other measures and scenarios)")
-    )
+    problem: str = ""
+
+
+def _more_charts() -> Section:
+    """A section's charts of the other measures and scenarios, for the appendix of more charts."""
+    return Section("more-charts", "Appendix C: more charts (other measures and scenarios)")
 
 
 def comparison_neighbours(results: xr.DataTree, la: str) -> tuple[list[str], str]:
@@ -971,12 +984,12 @@ def comparison_neighbours(results: xr.DataTree, la: str) -> tuple[list[str], str
     return list(info.neighbours_of(la)), info.neighbours_source
 
 
-def _comparison_section(ctx: _Context) -> Section:
-    sec = Section("comparison", f"{ctx.la_name} against its statistical neighbours and England")
-    neighbours, source = comparison_neighbours(ctx.results, ctx.la)
-    measures = [m for m in MEASURES if m in ctx.panel.columns]
-    table = emod.comparison_table(ctx.panel, ctx.la, neighbours, measures=measures)
-    ctx.comparison = table
+def _comparison_section(inputs: ReportInputs) -> tuple[Section, pd.DataFrame]:
+    """The published rates against the comparison authorities and England, and their table."""
+    sec = Section("comparison", f"{inputs.la_name} against its statistical neighbours and England")
+    neighbours, source = comparison_neighbours(inputs.results, inputs.la)
+    measures = [m for m in MEASURES if m in inputs.panel.columns]
+    table = emod.comparison_table(inputs.panel, inputs.la, neighbours, measures=measures)
     sec.paragraph(
         "Published rates per 10,000 children aged 0-17, with no model: the authority, each of its "
         f"{len(neighbours)} comparison authorities ({source}), the comparison authorities taken "
@@ -984,7 +997,6 @@ def _comparison_section(ctx: _Context) -> Section:
     )
     for finding in emod.comparison_findings(table):
         sec.finding(finding)
-        ctx.headlines.append(finding)
     for m in measures:
         label = _measure_label(m)
         t = table[table["measure"] == m]
@@ -992,11 +1004,11 @@ def _comparison_section(ctx: _Context) -> Section:
         sec.heading(label)
         fig = emod.plot_comparison(table, measure=m)
         # the chart draws each series in its own line style and marker already
-        name_neighbours(fig.axes[0], table, m, highlight=ctx.highlight)
+        name_neighbours(fig.axes[0], table, m, highlight=inputs.highlight)
         sec.figure(
             fig,
-            alt=_comparison_alt(t, ctx.la_name, label),
-            caption=f"{label}: rate per 10,000 children aged 0-17, {ctx.la_name} against its comparison "
+            alt=_comparison_alt(t, inputs.la_name, label),
+            caption=f"{label}: rate per 10,000 children aged 0-17, {inputs.la_name} against its comparison "
             "authorities (named at the right; those asked about drawn boldly) and England (published counts).",
             table=make_table(
                 f"compare_{m}",
@@ -1007,7 +1019,7 @@ def _comparison_section(ctx: _Context) -> Section:
             ),
         )
         sec.workbook_table(f"compare_{m}_detail", f"{label}: published counts, populations and rates", t)
-    return sec
+    return sec, table
 
 
 def _comparison_alt(t: pd.DataFrame, la_name: str, label: str) -> str:
@@ -1067,18 +1079,21 @@ def _measure_label(measure: str) -> str:
     return MEASURE_LABELS.get(measure, measure)
 
 
-def _decomposition_section(ctx: _Context) -> Section:
-    sec = Section("decomposition", "What drove the change")
-    windows = decomposition_windows(ctx.results, ctx.la)
+def _decomposition_section(inputs: ReportInputs, comparison: pd.DataFrame) -> tuple[Section, Section, Why]:
+    """What drove the change (the peak is found in the published `comparison` table), its
+    charts of the other measures for the appendix, and the decompositions page one explains."""
+    sec, more = Section("decomposition", "What drove the change"), _more_charts()
+    windows = decomposition_windows(inputs.results, inputs.la)
     if not windows:
         sec.notice("The run has a single year of counts for this authority, so there is no change to decompose.")
-        return sec
+        return sec, more, Why()
     main_window = windows[0]
-    ctx.peak_year = _fitted_peak(ctx, *main_window)
-    if ctx.peak_year is not None:
+    peak_year = _fitted_peak(comparison, *main_window)
+    why: list = []
+    if peak_year is not None:
         # the rise to the peak and the change since, in place of the 2017 report's window
         # (the same window when the peak is 2017 and the fit starts in 2010)
-        windows = [main_window, (main_window[0], ctx.peak_year), (ctx.peak_year, main_window[1])]
+        windows = [main_window, (main_window[0], peak_year), (peak_year, main_window[1])]
     sec.paragraph(
         "The modelled change in each count is split into the part due to the number of children "
         "aged 0-17, the known number of unaccompanied asylum-seeking children (looked-after "
@@ -1088,60 +1103,56 @@ def _decomposition_section(ctx: _Context) -> Section:
         f"likely range ({format_percent(CI_PROB)}); the central values are averages, which add up "
         "to the total."
     )
-    peak_case = ctx.peak_year is not None
-    imputed = dec.imputation_caveats(ctx.results, ctx.la, sorted({y for w in windows for y in w}))
+    peak_case = peak_year is not None
+    imputed = dec.imputation_caveats(inputs.results, inputs.la, sorted({y for w in windows for y in w}))
     shown_notices: set[str] = set(imputed)
     for i, (a, b) in enumerate(windows):
         main = i == 0
         measures = None if main else ("looked_after",)
         d = dec.decompose(
-            ctx.results,
-            la=ctx.la,
+            inputs.results,
+            la=inputs.la,
             from_year=a,
             to_year=b,
             measures=measures,
-            allow_unconverged=ctx.allow_unconverged,
+            allow_unconverged=inputs.allow_unconverged,
         )
-        if main and not peak_case and "looked_after" in d.measures:
-            ctx.why = [d]
-        elif not main and peak_case:
-            ctx.why.append(d)
-        if peak_case and b == ctx.peak_year:
+        if (main and not peak_case and "looked_after" in d.measures) or (not main and peak_case):
+            why.append(d)
+        if peak_case and b == peak_year:
             title = f"{a} to the {b} peak"
-        elif peak_case and a == ctx.peak_year:
+        elif peak_case and a == peak_year:
             title = f"the {a} peak to {b}"
         else:
             title = f"{a} to {b}" + ("" if main else " (the window of the 2017 report)")
         # with a peak, the board pages give the rise to it and the change since; the whole
         # window's findings and waterfalls are in the appendix of more charts (its comparison
         # with other areas and demand-only paths stay on the board pages, after the windows)
-        home_of_window = ctx.more_charts if (main and peak_case) else sec
+        home_of_window = more if (main and peak_case) else sec
         home_of_window.heading(f"Change from March {title}")
         for finding in d.findings:
             home_of_window.finding(finding, shown=d.caveats)
         # each notice once, after the findings it qualifies; the imputed inputs of every
         # window are said once, at the end of the section
-        window_imputed = set(dec.imputation_caveats(ctx.results, ctx.la, [a, b]))
+        window_imputed = set(dec.imputation_caveats(inputs.results, inputs.la, [a, b]))
         for caveat in d.caveats:
             if caveat not in shown_notices and caveat not in window_imputed:
                 home_of_window.notice(caveat)
                 shown_notices.add(caveat)
-        if main:
-            ctx.headlines.extend(d.findings)
         for m in d.measures:
             label = _measure_label(m)
             table = dec.decomposition_table(d, measure=m)
             # the board pages show children looked after; the other measures' waterfalls are
             # in the appendix of more charts
-            home = home_of_window if m == "looked_after" or len(d.measures) == 1 else ctx.more_charts
-            if home is ctx.more_charts and home_of_window is sec:
+            home = home_of_window if m == "looked_after" or len(d.measures) == 1 else more
+            if home is more and home_of_window is sec:
                 home.heading(f"{label}: change from March {a} to {b}")
             waterfall = dec.plot_decomposition(d, measure=m)
             axes_from_zero(waterfall)
             home.figure(
                 waterfall,
-                alt=_decomposition_alt(ctx.la_name, label, a, b, table),
-                caption=f"{label}, {ctx.la_name}, March {a} to March {b}: the modelled change split into "
+                alt=_decomposition_alt(inputs.la_name, label, a, b, table),
+                caption=f"{label}, {inputs.la_name}, March {a} to March {b}: the modelled change split into "
                 f"components (bars: averages; whiskers: likely ranges, {format_percent(CI_PROB)}).",
                 table=make_table(
                     f"decomp_{m}_{a}_{b}",
@@ -1170,12 +1181,12 @@ def _decomposition_section(ctx: _Context) -> Section:
             value_kind="points",
         ),
     )
-    cf = dec.counterfactual_table(ctx.results, la=ctx.la, from_year=a, to_year=b, measure=comp_measure)
-    paths = dec.plot_counterfactuals(ctx.results, la=ctx.la, from_year=a, to_year=b, measure=comp_measure)
+    cf = dec.counterfactual_table(inputs.results, la=inputs.la, from_year=a, to_year=b, measure=comp_measure)
+    paths = dec.plot_counterfactuals(inputs.results, la=inputs.la, from_year=a, to_year=b, measure=comp_measure)
     greyscale_safe(paths)
     sec.figure(
         paths,
-        alt=_counterfactual_alt(cf, label, ctx.la_name, b),
+        alt=_counterfactual_alt(cf, label, inputs.la_name, b),
         caption=f"{label}: published counts against demand-only paths (the 2017 report's Figure 5, "
         "with credible bands).",
         table=make_table(
@@ -1187,7 +1198,7 @@ def _decomposition_section(ctx: _Context) -> Section:
     )
     for caveat in imputed:
         sec.notice(caveat)
-    return sec
+    return sec, more, Why(tuple(why), peak_year)
 
 
 def _decomp_compare_alt(comp: pd.DataFrame, label: str, a: int, b: int) -> str:
@@ -1209,13 +1220,13 @@ def _counterfactual_alt(cf: pd.DataFrame, label: str, la_name: str, b: int) -> s
     return f"{label} in {la_name} in March {b}: " + "; ".join(parts) + "."
 
 
-def _fitted_peak(ctx: _Context, first: int, last: int) -> int | None:
+def _fitted_peak(comparison: pd.DataFrame, first: int, last: int) -> int | None:
     """The year of the highest published count of children looked after within the fitted
     years, if it is strictly inside them and above the first and last published counts (else
     None: no rise-and-fall to explain, as when every count is the same)."""
-    if ctx.comparison is None or "looked_after" not in set(ctx.comparison["measure"]):
+    if "looked_after" not in set(comparison["measure"]):
         return None
-    t = ctx.comparison[ctx.comparison["year"].between(first, last)]
+    t = comparison[comparison["year"].between(first, last)]
     series = published_series(t)
     if series.empty:
         return None
@@ -1237,11 +1248,13 @@ def _decomposition_alt(la_name: str, label: str, a: int, b: int, table: pd.DataF
     return text + ". The change split into parts: " + "; ".join(parts) + "."
 
 
-def _forecast_section(ctx: _Context) -> Section:
+def _forecast_section(inputs: ReportInputs) -> tuple[Section, Section, fmod.Forecast]:
+    """The forecasts under the report's scenarios, the other scenarios' charts for the appendix,
+    and the forecast (which the cost section and page one use)."""
     scenarios, left_out = list(fmod.parse_scenarios(REPORT_SCENARIOS)), []
     while True:
         try:
-            fc = fmod.forecast(ctx.results, la=ctx.la, horizon=FORECAST_HORIZON, scenarios=scenarios, seed=0)
+            fc = fmod.forecast(inputs.results, la=inputs.la, horizon=FORECAST_HORIZON, scenarios=scenarios, seed=0)
             break
         except ScenarioError as err:
             # a scenario this authority's numbers cannot carry is left out and said so; the
@@ -1250,9 +1263,8 @@ def _forecast_section(ctx: _Context) -> Section:
                 raise
             scenarios = [s for s in scenarios if s.name != err.scenario]
             left_out.append(
-                f"The {err.scenario} scenario is not shown for {ctx.la_name}: {str(err).split(': ', 1)[-1]}."
+                f"The {err.scenario} scenario is not shown for {inputs.la_name}: {str(err).split(': ', 1)[-1]}."
             )
-    ctx.forecast = fc
     base = fc.base_year
     count = {1: "one", 2: "two", 3: "three", 4: "four"}.get(len(scenarios), str(len(scenarios)))
     sec = Section("forecasts", f"Forecasts under {count} scenario{'s' if len(scenarios) > 1 else ''}")
@@ -1299,8 +1311,7 @@ def _forecast_section(ctx: _Context) -> Section:
             )
             finding = replace(finding, title=f"{finding.title} (the March {int(row['year'])} count)")
             sec.finding(finding, shown=fc.assumptions)
-            ctx.headlines.append(finding)
-    others = ctx.more_charts
+    others = _more_charts()
     for scenario in fc.scenario_names:
         target = sec if scenario == "trend" else others
         target.heading(f"Scenario: {scenario}")
@@ -1313,7 +1324,7 @@ def _forecast_section(ctx: _Context) -> Section:
         fan = pd.concat(frames, ignore_index=True)
         target.figure(
             fig,
-            alt=_fan_alt(fc, scenario, measures, ctx.la_name),
+            alt=_fan_alt(fc, scenario, measures, inputs.la_name),
             caption=f"{scenario} scenario: published counts and forecast fans (50% and "
             f"{format_percent(CI_PROB)} likely ranges). The published history is in the comparison section.",
             table=make_table(
@@ -1324,7 +1335,7 @@ def _forecast_section(ctx: _Context) -> Section:
                 value_kind="count",
             ),
         )
-    return sec
+    return sec, others, fc
 
 
 def _fan_alt(fc, scenario: str, measures: Sequence[str], la_name: str) -> str:
@@ -1382,39 +1393,35 @@ def _panel_axes(n: int):
     return fig, list(axes[:, 0])
 
 
-def _cost_section(ctx: _Context) -> Section:
+def _cost_section(inputs: ReportInputs, fc: fmod.Forecast) -> tuple[Section, CostOutcome]:
+    """What the forecast `fc` would cost, or why there is no cost."""
     sec = Section("costs", "What it would cost")
-    if ctx.forecast is None:
-        raise RuntimeError("the cost section needs the forecast section to run first")
-    fc = ctx.forecast
     try:
-        history = cmod.unit_cost_history(ctx.panel, ctx.la)
+        history = cmod.unit_cost_history(inputs.panel, inputs.la)
     except PanelError as err:
         # no published unit cost or spend (e.g. the Isles of Scilly): no cost, said so; page
         # one then has no cost answer
-        ctx.cost_problem = (
-            f"the panel has no published unit cost or spend on children looked after for {ctx.la_name}, "
+        problem = (
+            f"the panel has no published unit cost or spend on children looked after for {inputs.la_name}, "
             "so there is no unit cost to start from"
         )
         sec.notice(
-            f"No cost is estimated for {ctx.la_name}: {err}. The cost of children looked after is "
+            f"No cost is estimated for {inputs.la_name}: {err}. The cost of children looked after is "
             "the forecast number of children times a unit cost, and there is none to start from."
         )
-        return sec
+        return sec, CostOutcome(problem=problem)
     try:
         c = cmod.costs(fc, history, inflation=COST_INFLATION, seed=0)
     except BayesLacError as err:
         # too short a unit-cost history to project (e.g. an authority created in 2023): no
         # cost, said so, as above
-        ctx.cost_problem = str(err).split(";")[0]
+        problem = str(err).split(";")[0]
         sec.notice(
-            f"No cost is estimated for {ctx.la_name}: {ctx.cost_problem}. The cost of children looked "
+            f"No cost is estimated for {inputs.la_name}: {problem}. The cost of children looked "
             "after is the forecast number of children times a unit cost projected from the authority's own "
             "history, and its history is too short to project."
         )
-        return sec
-    ctx.unit_costs = history
-    ctx.costs = c
+        return sec, CostOutcome(problem=problem)
     base = c.base_year
     sec.paragraph(
         "The annual cost of children looked after is the forecast number of children times the "
@@ -1479,8 +1486,7 @@ def _cost_section(ctx: _Context) -> Section:
     finding = cmod.cost_finding(c, base_cost, year, scenario="trend", prices=COST_PRICES)
     finding = replace(finding, title=f"{finding.title} (the {cmod.financial_year(base)} cost)")
     sec.finding(finding, shown=c.assumptions)
-    ctx.headlines.append(finding)
-    spend = cmod.spend_history(ctx.panel, ctx.la)
+    spend = cmod.spend_history(inputs.panel, inputs.la)
     cost_fig = cmod.plot_costs(c, prices=COST_PRICES, spend=spend)
     axes_from_zero(cost_fig)
     greyscale_safe(cost_fig)
@@ -1496,7 +1502,7 @@ def _cost_section(ctx: _Context) -> Section:
         )
     sec.figure(
         cost_fig,
-        alt=_cost_alt(chart_table, ctx.la_name),
+        alt=_cost_alt(chart_table, inputs.la_name),
         caption=caption,
         table=make_table(
             "cost_chart",
@@ -1507,19 +1513,21 @@ def _cost_section(ctx: _Context) -> Section:
     sec.heading("Unit-cost history")
     sec.table(
         "unit_cost_history",
-        f"Weekly unit cost of a looked-after child in {ctx.la_name} (£ per child per week, cash prices of "
+        f"Weekly unit cost of a looked-after child in {inputs.la_name} (£ per child per week, cash prices of "
         f"each year, and of {base})",
         c.unit_costs,
     )
-    return sec
+    return sec, CostOutcome(unit_costs=history, costs=c)
 
 
-def _intervention_section(ctx: _Context) -> Section:
+def _intervention_section(inputs: ReportInputs) -> tuple[Section, list]:
+    """The shipped invest-to-save cases, and their results (in order) for page one."""
     sec = Section("interventions", "Invest to save: preventive services")
     names = iv.bundled_interventions()
+    results: list = []
     if not names:
         sec.notice("No intervention files are shipped in models/interventions, so there is nothing to evaluate.")
-        return sec
+        return sec, results
     sec.paragraph(
         "Each preventive service below is priced from the figures in its source paper; every "
         "uncertain input is given a distribution, so the costs and savings come with credible "
@@ -1532,7 +1540,7 @@ def _intervention_section(ctx: _Context) -> Section:
         result = iv.evaluate_intervention(spec, draws=INTERVENTION_DRAWS, seed=0)
         point = iv.evaluate_intervention(spec, uncertainty=False)
         finding = iv.intervention_finding(result)
-        ctx.interventions.append(result)
+        results.append(result)
         sec.heading(_capital(spec.name))
         if spec.description:
             sec.paragraph(spec.description)
@@ -1557,12 +1565,12 @@ def _intervention_section(ctx: _Context) -> Section:
                 unit_column="unit",
             ),
         )
-        if name in HEADLINE_INTERVENTIONS:
-            ctx.headlines.append(finding)
-    return sec
+    return sec, results
 
 
-def _sensitivity_section(ctx: _Context) -> Section:
+def _sensitivity_section(inputs: ReportInputs, unit_costs: pd.DataFrame | None) -> Section:
+    """Appendix A: power-scaling, and refits under other prior sets if asked (their costs use
+    `unit_costs`, the cost section's history)."""
     sec = Section("sensitivity", "Appendix A: how much the priors matter")
     sec.paragraph(
         "A Bayesian model combines the data with prior beliefs. These checks ask whether the "
@@ -1577,21 +1585,21 @@ def _sensitivity_section(ctx: _Context) -> Section:
         "disagree (prior-data conflict); prior sensitivity alone means the data say little (weak "
         "likelihood)."
     )
-    if not ctx.power_scaling:
+    if not inputs.power_scaling:
         sec.notice(
             "Not run for this report (made in a batch of every authority's reports): run "
-            f"`bayes-lac report --la {ctx.la} --run RUN` for this authority's checks."
+            f"`bayes-lac report --la {inputs.la} --run RUN` for this authority's checks."
         )
         return sec
-    missing = [g for g in ("log_prior", "log_likelihood") if g not in ctx.results.children]
+    missing = [g for g in ("log_prior", "log_likelihood") if g not in inputs.results.children]
     if missing:
         sec.notice(
             f"Power-scaling is not available for this run: it was saved without the "
             f"{' and '.join(missing)} group(s). Refit with this version of bayes_lac to get it."
         )
         return sec
-    prior_sets = SENSITIVITY_PRIOR_SETS if ctx.sensitivity_refits else ()
-    result = smod.sensitivity(ctx.results, prior_sets=prior_sets, unit_costs=ctx.unit_costs, workers=2, progress=True)
+    prior_sets = SENSITIVITY_PRIOR_SETS if inputs.sensitivity_refits else ()
+    result = smod.sensitivity(inputs.results, prior_sets=prior_sets, unit_costs=unit_costs, workers=2, progress=True)
     sec.finding(result.power_finding)
     sec.figure(
         smod.plot_power_scaling(result.power),
@@ -1602,7 +1610,7 @@ def _sensitivity_section(ctx: _Context) -> Section:
         ),
     )
     sec.heading(f"Refits under the {' and '.join(SENSITIVITY_PRIOR_SETS)} prior sets")
-    if not ctx.sensitivity_refits:
+    if not inputs.sensitivity_refits:
         sec.notice(
             "Not run for this report: refitting the model under the weak and tight prior sets "
             "adds two model fits to the time the report takes. Run the report with "
@@ -1615,7 +1623,6 @@ def _sensitivity_section(ctx: _Context) -> Section:
         "set (models/priors/), and the conclusions a board reads are compared with the run's own."
     )
     sec.finding(result.finding)
-    ctx.headlines.append(result.finding)
     comparison = result.comparison
     sec.table(
         "prior_set_conclusions",
@@ -1687,14 +1694,14 @@ MODEL_DESCRIPTION: tuple[str, ...] = (
 )
 
 
-def _model_card_section(ctx: _Context) -> Section:
+def _model_card_section(inputs: ReportInputs) -> Section:
     sec = Section("model-card", "Appendix B: model card")
-    results = ctx.results
+    results = inputs.results
     info = run_info(results)
     sampler = info.sampler
     sec.heading("The run")
     items = [
-        ("Authority", f"{ctx.la_name} ({ctx.la})"),
+        ("Authority", f"{inputs.la_name} ({inputs.la})"),
         ("Comparison set", f"{info.comparison} ({info.comparison_chosen})"),
         ("Years fitted", f"{info.first_year} to {info.last_year} (31 March)"),
         ("Measures", ", ".join(_measure_label(m) for m in info.measures)),
@@ -1702,14 +1709,14 @@ def _model_card_section(ctx: _Context) -> Section:
         ("Sampler", sampler_description(sampler)),
         ("Fitted", info.created_utc),
         ("bayes_lac version of the fit", info.version),
-        ("Run file", ctx.run_path or "fitted for this report, not saved"),
+        ("Run file", inputs.run_path or "fitted for this report, not saved"),
     ]
     sec.definitions(items)
     sec.heading("Data sources and vintage")
     data_items = [
         ("Data vintage", info.data_vintage or "not recorded"),
         # the file's name only: a board does not need the analyst's folders
-        ("Panel", Path(str(ctx.panel.attrs.get("source", ctx.panel_path or "given in memory"))).name),
+        ("Panel", Path(str(inputs.panel.attrs.get("source", inputs.panel_path or "given in memory"))).name),
         ("Panel SHA-256 (at fit)", info.panel_sha256),
     ]
     readme = DATA_README
@@ -1719,10 +1726,10 @@ def _model_card_section(ctx: _Context) -> Section:
     sec.workbook_table(
         "model_card", "Model card: the run and its data", pd.DataFrame(items + data_items, columns=["item", "value"])
     )
-    for paragraph in _data_sources_summary(ctx.panel):
+    for paragraph in _data_sources_summary(inputs.panel):
         sec.paragraph(paragraph)
-    if ctx.panel_mismatch:
-        sec.notice(ctx.panel_mismatch)
+    if inputs.panel_mismatch:
+        sec.notice(inputs.panel_mismatch)
     sec.heading("Comparison authorities")
     const = results["constant_data"]
     codes = [str(c) for c in const["la"].values]
@@ -1731,7 +1738,7 @@ def _model_card_section(ctx: _Context) -> Section:
         "comparison_set",
         "Authorities in the model's comparison set",
         pd.DataFrame(
-            {"la_code": codes, "la_name": names, "role": ["target" if c == ctx.la else "comparison" for c in codes]}
+            {"la_code": codes, "la_name": names, "role": ["target" if c == inputs.la else "comparison" for c in codes]}
         ),
     )
     sec.heading("The model in plain words")
@@ -1769,7 +1776,7 @@ def _model_card_section(ctx: _Context) -> Section:
             sec.notice(line)
     else:
         sec.paragraph("The fit recorded no imputations or exclusions.")
-    panel_notices = list(ctx.panel.attrs.get("notices", ()))
+    panel_notices = list(inputs.panel.attrs.get("notices", ()))
     if panel_notices:
         sec.table(
             "panel_notices",
@@ -1777,7 +1784,7 @@ def _model_card_section(ctx: _Context) -> Section:
             pd.DataFrame({"notice": panel_notices}),
         )
     sec.heading("Forecast calibration (backtest)")
-    _backtest_blocks(sec, ctx)
+    _backtest_blocks(sec)
     return sec
 
 
@@ -1801,7 +1808,7 @@ def _data_sources_summary(panel: pd.DataFrame) -> list[str]:
     ]
 
 
-def _backtest_blocks(sec: Section, ctx: _Context) -> None:
+def _backtest_blocks(sec: Section) -> None:
     if not BACKTEST_FILE.is_file():
         sec.notice(
             "Backtest: not yet run. `bayes-lac backtest --out models/backtest/backtest_full.csv.gz` forecasts "
@@ -1858,49 +1865,56 @@ def sampler_description(sampler: dict) -> str:
     return f"{SAMPLER_NAMES.get(name, name or 'unnamed sampler')}: " + ", ".join(parts)
 
 
-def page_one_answers(ctx: _Context) -> list[Answer]:
+def page_one_answers(
+    inputs: ReportInputs,
+    *,
+    comparison: pd.DataFrame,
+    why: Why,
+    forecast: fmod.Forecast,
+    cost: CostOutcome,
+    interventions: Sequence,
+) -> list[Answer]:
     """The five answers of page one, from the analyses the sections computed."""
     answers = []
-    if ctx.comparison is not None and ctx.forecast is not None and "looked_after" in set(ctx.comparison["measure"]):
-        first = first_release_counts(ctx.panel, ctx.la) if ctx.panel is not None else {}
-        answers.append(answer_rising(ctx.comparison, ctx.forecast, ctx.la_name, first_release=first))
-    if ctx.why:
-        answers.append(answer_why(ctx.why, ctx.peak_year, flows=flows_hook(ctx)))
-    if ctx.forecast is not None and "looked_after" in ctx.forecast.data["measure"].values:
-        answers.append(answer_how_many(ctx.forecast, horizons=(5, 10)))
-    if ctx.costs is not None:
-        budget, label = budget_hook(ctx)
-        answers.append(answer_cost(ctx.costs, prices=COST_PRICES, horizon=5, budget=budget, budget_label=label))
-    elif ctx.cost_problem:
-        answers.append(answer_no_cost(ctx.cost_problem))
-    answers.append(answer_prevention(ctx.interventions))
+    if "looked_after" in set(comparison["measure"]):
+        first = first_release_counts(inputs.panel, inputs.la)
+        answers.append(answer_rising(comparison, forecast, inputs.la_name, first_release=first))
+    if why.decompositions:
+        answers.append(answer_why(list(why.decompositions), why.peak_year, flows=flows_hook(inputs, why)))
+    if "looked_after" in forecast.data["measure"].values:
+        answers.append(answer_how_many(forecast, horizons=(5, 10)))
+    if cost.costs is not None:
+        budget, label = budget_hook(inputs.budget)
+        answers.append(answer_cost(cost.costs, prices=COST_PRICES, horizon=5, budget=budget, budget_label=label))
+    elif cost.problem:
+        answers.append(answer_no_cost(cost.problem))
+    answers.append(answer_prevention(interventions))
     return answers
 
 
-def flows_hook(ctx: _Context):
+def flows_hook(inputs: ReportInputs, why: Why):
     """The starters and leavers of the "why" answer: a callable returning ``(sentence,
     figures)`` or None, from the panel's published flows over the decomposed windows
     (`answers.starters_and_leavers`). The modelled split into entries and exits
     (`bayes_lac.analysis.flows`) is not yet part of the board report."""
-    if ctx.panel is None or not ctx.why:
+    if not why.decompositions:
         return None
-    windows = [(d.from_year, d.to_year) for d in ctx.why]
-    return lambda: starters_and_leavers(ctx.panel, ctx.la, windows, ctx.peak_year)
+    windows = [(d.from_year, d.to_year) for d in why.decompositions]
+    return lambda: starters_and_leavers(inputs.panel, inputs.la, windows, why.peak_year)
 
 
-def budget_hook(ctx: _Context) -> tuple[float | None, str]:
+def budget_hook(budget: float | None) -> tuple[float | None, str]:
     """The council's budget for next year's looked-after spend (£ a year, cash prices) and its
     name, for the chance of exceeding it; ``(None, "")`` (this year's cost stands in) when the
     report was not given one (`build_report(budget=...)`, ``bayes-lac report --budget``)."""
-    if ctx.budget is None:
+    if budget is None:
         return None, ""
-    return float(ctx.budget), f"the budget of {format_value('money', float(ctx.budget))}"
+    return float(budget), f"the budget of {format_value('money', float(budget))}"
 
 
-def _headline_section(ctx: _Context, sections: Sequence[Section]) -> Section:
+def _headline_section(inputs: ReportInputs, answers: list[Answer]) -> Section:
     """Page one: the board's five questions, each with a verdict, its figures and a link."""
     sec = Section("headlines", "Summary: the board's five questions")
-    answers = page_one_answers(ctx)
     if not answers:
         raise RuntimeError("no analysis gave an answer for page one")
     sec.paragraph(
@@ -1911,23 +1925,46 @@ def _headline_section(ctx: _Context, sections: Sequence[Section]) -> Section:
     sec.blocks.extend(answers)
     sec.workbook_table(
         HEADLINE_TABLE,
-        f"{ctx.la_name}: the board's five questions, with the figures of each answer",
+        f"{inputs.la_name}: the board's five questions, with the figures of each answer",
         answers_table(answers),
         unit_column="kind",
     )
     return sec
 
 
-#: The sections after the headlines, in report order.
-SECTION_BUILDERS: tuple[Callable[[_Context], Section], ...] = (
-    _comparison_section,
-    _decomposition_section,
-    _forecast_section,
-    _cost_section,
-    _intervention_section,
-    _sensitivity_section,
-    _model_card_section,
-)
+def _report_sections(inputs: ReportInputs, progress: bool = False) -> tuple[list[Section], Section]:
+    """Every section in report order (page one first) and the appendix of more charts. Each
+    section is given what it reads; this is the one place their order is set."""
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=7, desc="report sections", unit="section")
+
+    def done(*out):
+        if bar is not None:
+            bar.update()
+        return out[0] if len(out) == 1 else out
+
+    comparison_sec, comparison = done(*_comparison_section(inputs))
+    decomposition_sec, decomposition_more, why = done(*_decomposition_section(inputs, comparison))
+    forecast_sec, forecast_more, forecast = done(*_forecast_section(inputs))
+    cost_sec, cost = done(*_cost_section(inputs, forecast))
+    intervention_sec, interventions = done(*_intervention_section(inputs))
+    sensitivity_sec = done(_sensitivity_section(inputs, cost.unit_costs))
+    card_sec = done(_model_card_section(inputs))
+    if bar is not None:
+        bar.close()
+    answers = page_one_answers(
+        inputs, comparison=comparison, why=why, forecast=forecast, cost=cost, interventions=interventions
+    )
+    more = _more_charts()
+    for part in (decomposition_more, forecast_more):
+        more.blocks.extend(part.blocks)
+        more.twins.extend(part.twins)
+        more.workbook_only.extend(part.workbook_only)
+    body = [comparison_sec, decomposition_sec, forecast_sec, cost_sec, intervention_sec, sensitivity_sec, card_sec]
+    return [_headline_section(inputs, answers), *body], more
 
 
 def build_report(
@@ -1989,7 +2026,7 @@ def build_report(
         raise UnknownAuthorityError(
             f"the run was fitted for {target}, not {la}: report on {target} (--la {target}), or fit a run for {la}"
         )
-    ctx = _Context(
+    inputs = ReportInputs(
         results=results,
         la=la,
         la_name=info.la_name(la),
@@ -2003,13 +2040,7 @@ def build_report(
         power_scaling=power_scaling,
         budget=budget,
     )
-    builders = SECTION_BUILDERS
-    if progress:
-        from tqdm.auto import tqdm
-
-        builders = tqdm(builders, desc="report sections", unit="section")
-    body = [build(ctx) for build in builders]
-    sections = [_headline_section(ctx, body), *body]
+    sections, more_charts = _report_sections(inputs, progress=progress)
     notes = Section("analyst-notes", "Appendix E: analyst notes")
     notes.paragraph(
         "The modelling detail behind the board pages, in the model's own terms (see the glossary), "
@@ -2018,8 +2049,8 @@ def build_report(
     for sec in sections:
         if sec.key in BOARD_SECTIONS:
             _plain_board_section(sec, notes)
-    if ctx.more_charts.blocks:
-        sections.append(ctx.more_charts)
+    if more_charts.blocks:
+        sections.append(more_charts)
     twins = [t for sec in sections for t in sec.twins]
     if twins:
         data = Section("chart-data", "Appendix D: the numbers behind the charts")
@@ -2034,7 +2065,7 @@ def build_report(
     sections.append(_glossary_section())
     return Report(
         la=la,
-        la_name=ctx.la_name,
+        la_name=inputs.la_name,
         sections=sections,
         converged=converged,
         problems=tuple(problems),

@@ -120,7 +120,7 @@ def flows_section_html(
     A ``<section>`` element (text). Errors from the analyses (years outside the run, an
     authority not in it) are raised, never printed into the report.
     """
-    la = flows_run_info(run).target_la if la is None else la
+    la = flows_run_info(run).authority(la)
     data = run["flows_data"].to_dataset()
     names = dict(zip([str(c) for c in data["la"].values], la_names(data)))
     la_name = names[la]
