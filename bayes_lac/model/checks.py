@@ -23,7 +23,7 @@ def posterior_predictive(results: xr.DataTree, seed: int | None = 0) -> xr.DataT
     """
     import pymc as pm
 
-    from bayes_lac.model.fit import LACModel, _obs_coords, predictive_compile_kwargs
+    from bayes_lac.model.fit import LACModel, _obs_coords, compile_kwargs_for
 
     lac = LACModel.from_run(results)
     post = results["posterior"]
@@ -34,7 +34,7 @@ def posterior_predictive(results: xr.DataTree, seed: int | None = 0) -> xr.DataT
             var_names=["modelled_count"],
             random_seed=seed,
             progressbar=False,
-            compile_kwargs=predictive_compile_kwargs(lac.sampler_, n_draws),
+            compile_kwargs=compile_kwargs_for(lac.sampler_, n_draws),
         )
     coords = _obs_coords(lac.data_)
     m_idx, la_idx, t_idx = lac.data_.observed_index()

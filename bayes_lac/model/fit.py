@@ -38,18 +38,20 @@ def compile_kwargs_after(sampler: str | None) -> dict | None:
     return {"mode": "JAX"} if sampler == "numpyro" else None
 
 
-#: Up to this many draws, predictive draws are made with pytensor's Python implementations.
-#: Measured on Thurrock and its ten neighbours (2 cores): a prior predictive draw costs 5.6 ms and a
-#: posterior predictive draw 3.3 ms that way, with nothing to compile, while compiling the same
-#: draws took 23 s with JAX and 92-96 s with C or numba on an empty cache (about 4 s once filled).
-#: Above it (a default run has 6,000 draws) the compiled draws are faster: 6 s against 21 s.
-PYTHON_PREDICTIVE_MAX_DRAWS = 1_000
+#: Up to this many draws, what is computed draw by draw after a fit (predictive draws, log
+#: densities) uses pytensor's Python implementations. Measured on Thurrock and its ten
+#: neighbours (2 cores): a prior predictive draw costs 5.6 ms and a posterior predictive draw
+#: 3.3 ms that way, with nothing to compile, while compiling the same draws took 23 s with JAX
+#: and 92-96 s with C or numba on an empty cache (about 4 s once filled); the log-likelihood and
+#: log-prior of 200 draws took 3.3 s against 5.4 s with JAX. Above it (a default run has 6,000
+#: draws) compiled code is faster: posterior predictive draws 6 s against 21 s.
+PYTHON_MAX_DRAWS = 1_000
 
 
-def predictive_compile_kwargs(sampler: str | None, draws: int) -> dict | None:
-    """pytensor compile options for `draws` predictive draws: Python implementations for a few
-    (`PYTHON_PREDICTIVE_MAX_DRAWS`), otherwise `compile_kwargs_after`."""
-    if draws <= PYTHON_PREDICTIVE_MAX_DRAWS:
+def compile_kwargs_for(sampler: str | None, draws: int) -> dict | None:
+    """pytensor compile options for computing `draws` draws after a fit: Python implementations
+    for a few (`PYTHON_MAX_DRAWS`), otherwise `compile_kwargs_after`."""
+    if draws <= PYTHON_MAX_DRAWS:
         return {"mode": Mode(linker="py", optimizer="fast_compile")}
     return compile_kwargs_after(sampler)
 
@@ -111,7 +113,8 @@ def assemble_run(
         "reference": data.reference,
     }
     if log_density:
-        compile_kwargs = compile_kwargs_after(sampler_info.get("sampler"))
+        n_draws = posterior.sizes["chain"] * posterior.sizes["draw"]
+        compile_kwargs = compile_kwargs_for(sampler_info.get("sampler"), n_draws)
         ll = pm.stats.compute_log_likelihood(
             idata, model=model, extend_inferencedata=False, progressbar=False, compile_kwargs=compile_kwargs
         )
@@ -331,7 +334,7 @@ class LACModel:
             self.build(panel)
         with self.model_:
             pp = pm.sample_prior_predictive(
-                draws, random_seed=seed, compile_kwargs=predictive_compile_kwargs(self.sampler_, draws)
+                draws, random_seed=seed, compile_kwargs=compile_kwargs_for(self.sampler_, draws)
             )
         obs_coords = _obs_coords(self.data_)
         tree = {
