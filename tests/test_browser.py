@@ -130,6 +130,13 @@ def rendered(tmp_path_factory):
     return rep, out
 
 
+@pytest.fixture(scope="module")
+def printed(rendered):
+    """The toy report printed to PDF once (8-14 s in CI), read by every test of the printout."""
+    rep, path = rendered
+    return rep, R.write_pdf(path)
+
+
 def test_page_loads_images_decode_and_headlines_show(rendered, tmp_path):
     rep, path = rendered
     headlines = [_squash(b.verdict) for b in rep.sections[0].blocks if b.kind == "answer"]
@@ -158,9 +165,8 @@ def test_page_loads_images_decode_and_headlines_show(rendered, tmp_path):
     assert result["found"] == result["wanted"] == len(headlines)
 
 
-def test_pdf_has_pages_text_and_page_numbers(rendered):
-    rep, path = rendered
-    pdf = R.write_pdf(path)
+def test_pdf_has_pages_text_and_page_numbers(printed):
+    rep, pdf = printed
     assert pdf.read_bytes()[:5] == b"%PDF-"
     pages = _pdf_pages_text(pdf)
     assert len(pages) >= len(rep.sections)
@@ -260,12 +266,11 @@ def test_authority_name_cannot_make_the_pdf_fetch_anything(loopback_server, tmp_
     assert requests == []
 
 
-def test_no_pdf_page_is_under_a_quarter_full(rendered):
+def test_no_pdf_page_is_under_a_quarter_full(printed):
     """Measured from the printed pages: no page under a quarter full, except the last page of a
     section that starts a new page (an appendix) and the last page."""
     pytest.importorskip("pypdf")
-    rep, path = rendered
-    pdf = R.write_pdf(path, path.with_name("fill.pdf"))
+    rep, pdf = printed
     titles = [s.title for s in rep.sections if rep.starts_page(s)]
     assert near_blank_pages(pdf, titles) == []
 
@@ -287,11 +292,10 @@ def test_the_near_blank_page_check_sees_a_near_blank_page(tmp_path):
     assert near_blank_pages(pdf, [])[:1] == [(1, round(page_fill(pages[0]), 2))]
 
 
-def test_page_one_answers_are_in_the_pdf_text(rendered):
+def test_page_one_answers_are_in_the_pdf_text(printed):
     """Every verdict of page one, with its numbers, is in the PDF's text, on the first pages."""
     pytest.importorskip("pypdf")
-    rep, path = rendered
-    pdf = R.write_pdf(path, path.with_name("answers.pdf"))
+    rep, pdf = printed
     pages = _pdf_pages_text(pdf)
     start = _squash(" ".join(pages[:3]))
     answers = [b for b in rep.sections[0].blocks if b.kind == "answer"]

@@ -427,7 +427,8 @@ def test_a_budget_given_to_the_report_is_the_one_page_one_weighs(toy):
     run, _ = toy
     from tests.test_report import toy_panel
 
-    with_budget = R.build_report(run, panel=toy_panel(run), budget=1.0)
+    # power-scaling (Appendix A) has no part in page one
+    with_budget = R.build_report(run, panel=toy_panel(run), budget=1.0, power_scaling=False)
     chance = _answers(with_budget)["cost"].figures[-1]
     assert chance.kind == "probability" and format_probability(chance.value) == ">99%"
     assert "the budget of £1" in chance.label and "this year's" not in chance.label
@@ -694,7 +695,7 @@ def test_a_report_without_unit_costs_or_a_feasible_scenario_says_what_it_left_ou
 
     run = _with_published_counts(make_toy_results(years=(2009, 2020), uasc=np.full((4, 12), 5_000.0)))
     panel = toy_panel(run).drop(columns=["weekly_cost_per_child"])
-    rep = R.build_report(run, panel=panel)
+    rep = R.build_report(run, panel=panel, power_scaling=False)
     html_text = html.unescape(R.render_html(rep))
     assert "No cost is estimated for Area 0: " in html_text
     assert "The converge-england scenario is not shown for Area 0: the assumed UASC count exceeds" in html_text
