@@ -240,7 +240,6 @@ SHARED_FIT = {
     "draws": 100,
     "tune": 100,
     "chains": 2,
-    "cores": 1,
     "seed": 1,
     "sampler": TEST_SAMPLER,
     "max_treedepth": 5,
@@ -267,21 +266,17 @@ def _code_digest() -> str:
     return h.hexdigest()[:16]
 
 
+#: `SHARED_FIT` as options of the `fit` and `report` commands.
+SHARED_FIT_OPTIONS = [
+    a
+    for name in ("draws", "tune", "chains", "seed", "sampler", "max_treedepth")
+    for a in (f"--{name.replace('_', '-')}", str(SHARED_FIT[name]))
+]
+
 #: The command that makes the shared fit: the report command, fitting Thurrock and its 2021
 #: neighbours (its default) with `SHARED_FIT`, saving the run beside the report and writing the
 #: workbook. One call covers both the command's own test and every test that reads a real run.
-SHARED_REPORT_ARGS = [
-    "report",
-    "--la",
-    "E06000034",
-    *[
-        a
-        for name in ("draws", "tune", "chains", "seed", "sampler", "max_treedepth")
-        for a in (f"--{name.replace('_', '-')}", str(SHARED_FIT[name]))
-    ],
-    "--xlsx",
-    "--allow-unconverged",
-]
+SHARED_REPORT_ARGS = ["report", "--la", "E06000034", *SHARED_FIT_OPTIONS, "--xlsx", "--allow-unconverged"]
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ import xarray as xr
 
 from bayes_lac import __version__, cli, config
 from bayes_lac.config import THURROCK_CODE
-from tests.conftest import SHARED_FIT, TEST_SAMPLER
+from tests.conftest import SHARED_FIT, SHARED_FIT_OPTIONS
 
 REPO = Path(__file__).resolve().parents[1]
 #: What the build reads; anything else in the checkout (runs, reports, .venv) stays out.
@@ -245,18 +245,7 @@ def test_wheel_installed_in_a_fresh_venv_carries_its_data_and_runs_anywhere(tmp_
             "--la",
             THURROCK_CODE,
             # the shared fit's settings (tests/conftest.py), whose compiled sampler JAX may reuse
-            "--draws",
-            str(SHARED_FIT["draws"]),
-            "--tune",
-            str(SHARED_FIT["tune"]),
-            "--chains",
-            str(SHARED_FIT["chains"]),
-            "--seed",
-            str(SHARED_FIT["seed"]),
-            "--sampler",
-            TEST_SAMPLER,
-            "--max-treedepth",
-            str(SHARED_FIT["max_treedepth"]),
+            *SHARED_FIT_OPTIONS,
             "--out",
             str(run),
         ],

@@ -318,6 +318,18 @@ def ess_bulk(x) -> np.ndarray:
     return _convergence_statistics(_scalars_first(x))[1]
 
 
+def max_rhat_min_bulk_ess(posterior: xr.Dataset, names) -> tuple[float, float]:
+    """The largest R-hat and the smallest bulk ESS over every entry of the variables `names` of
+    `posterior` (each variable's ranks computed once): the summary that fits judged by those
+    two alone (flows, unit cost) record."""
+    largest, smallest = -math.inf, math.inf
+    for name in names:
+        r_hat, bulk, _ = _convergence_statistics(_scalars_first(posterior[name].transpose("chain", "draw", ...).values))
+        largest = max(largest, float(np.nanmax(r_hat)))
+        smallest = min(smallest, float(np.nanmin(bulk)))
+    return largest, smallest
+
+
 def ess_tail(x) -> np.ndarray:
     """Tail effective sample size of (chain, draw, ...) draws: the smaller ESS of the indicators
     of the 5 % and 95 % quantiles (`TAIL_QUANTILES`) on split chains, one per scalar (flattened)."""

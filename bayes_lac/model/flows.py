@@ -412,14 +412,10 @@ class FlowsModel:
 
 def flows_diagnostics(run: xr.DataTree) -> dict:
     """Largest R-hat, smallest bulk ESS (over the rates, probabilities and shares) and divergences."""
-    from bayes_lac.model.diagnostics import ess_bulk, rhat
+    from bayes_lac.model.diagnostics import max_rhat_min_bulk_ess
 
     names = ["entry_rate", "exit_probability", "route_share"]
-    post = run["posterior"].to_dataset()
-    # the package's R-hat and bulk ESS, equal to ArviZ's (tests/test_diagnostics.py)
-    draws = [post[n].transpose("chain", "draw", ...).values for n in names]
-    max_rhat = max(float(np.nanmax(rhat(x))) for x in draws)
-    min_ess = min(float(np.nanmin(ess_bulk(x))) for x in draws)
+    max_rhat, min_ess = max_rhat_min_bulk_ess(run["posterior"].to_dataset(), names)
     divergences = 0
     if "sample_stats" in run and "diverging" in run["sample_stats"].to_dataset():
         divergences = int(run["sample_stats"].to_dataset()["diverging"].sum())

@@ -386,7 +386,7 @@ def fit_unit_cost(
     """
     import pymc as pm
 
-    from bayes_lac.model.diagnostics import ess_bulk, rhat
+    from bayes_lac.model.diagnostics import max_rhat_min_bulk_ess
 
     model = build_unit_cost_model(data, priors, centred=centred)
     start = time.perf_counter()
@@ -405,10 +405,7 @@ def fit_unit_cost(
     seconds = time.perf_counter() - start
     post = idata["posterior"].dataset
     names = [*_SCALARS, "national", "offset"] + (["break_shift"] if data.breaks else [])
-    # the package's R-hat and bulk ESS, equal to ArviZ's (tests/test_diagnostics.py)
-    draws_of = [post[v].transpose("chain", "draw", ...).values for v in names]
-    max_rhat = max(float(np.nanmax(rhat(x))) for x in draws_of)
-    min_ess = min(float(np.nanmin(ess_bulk(x))) for x in draws_of)
+    max_rhat, min_ess = max_rhat_min_bulk_ess(post, names)
     stats = idata["sample_stats"].dataset
     divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
     stacked = post[names].stack(sample=("chain", "draw")).reset_index("sample", drop=True).transpose("sample", ...)

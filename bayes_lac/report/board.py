@@ -1935,26 +1935,23 @@ def _headline_section(inputs: ReportInputs, answers: list[Answer]) -> Section:
 def _report_sections(inputs: ReportInputs, progress: bool = False) -> tuple[list[Section], Section]:
     """Every section in report order (page one first) and the appendix of more charts. Each
     section is given what it reads; this is the one place their order is set."""
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
+    from tqdm.auto import tqdm
 
-        bar = tqdm(total=7, desc="report sections", unit="section")
-
-    def done(*out):
-        if bar is not None:
-            bar.update()
-        return out[0] if len(out) == 1 else out
-
-    comparison_sec, comparison = done(*_comparison_section(inputs))
-    decomposition_sec, decomposition_more, why = done(*_decomposition_section(inputs, comparison))
-    forecast_sec, forecast_more, forecast = done(*_forecast_section(inputs))
-    cost_sec, cost = done(*_cost_section(inputs, forecast))
-    intervention_sec, interventions = done(*_intervention_section(inputs))
-    sensitivity_sec = done(_sensitivity_section(inputs, cost.unit_costs))
-    card_sec = done(_model_card_section(inputs))
-    if bar is not None:
-        bar.close()
+    with tqdm(total=7, desc="report sections", unit="section", disable=not progress) as bar:
+        comparison_sec, comparison = _comparison_section(inputs)
+        bar.update()
+        decomposition_sec, decomposition_more, why = _decomposition_section(inputs, comparison)
+        bar.update()
+        forecast_sec, forecast_more, forecast = _forecast_section(inputs)
+        bar.update()
+        cost_sec, cost = _cost_section(inputs, forecast)
+        bar.update()
+        intervention_sec, interventions = _intervention_section(inputs)
+        bar.update()
+        sensitivity_sec = _sensitivity_section(inputs, cost.unit_costs)
+        bar.update()
+        card_sec = _model_card_section(inputs)
+        bar.update()
     answers = page_one_answers(
         inputs, comparison=comparison, why=why, forecast=forecast, cost=cost, interventions=interventions
     )
