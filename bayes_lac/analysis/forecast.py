@@ -66,7 +66,8 @@ from bayes_lac.config import CI_PROB, MEASURE_LABELS, RATE_PER, interval_bounds
 from bayes_lac.data.panel import missing_england
 from bayes_lac.data.population import project_population, read_population_file
 from bayes_lac.errors import BayesLacError, RunFileError, ScenarioError, UnknownAuthorityError
-from bayes_lac.model.results import deviation, log_distance, run_info
+from bayes_lac.model.path import log_rate_path, persist_forward
+from bayes_lac.model.results import deviation, run_info
 from bayes_lac.summaries import (
     Finding,
     format_chance,
@@ -381,14 +382,22 @@ def forecast(
     dev_last = _flat(deviation(results, la_code).sel(year=base_year, measure=measures), "measure")
 
     # Log rate of the modelled count in the last fitted year and on the trend path: (N, M[, H]).
-    level = intercept + la_intercept
-    dep_term = dep_effect * (dep_last - centre)
-    log_rate_last = level + la_trend * (base_year - reference_year) + ye_last + dep_term
+    log_rate_last = log_rate_path(
+        intercept, la_intercept, la_trend, ye_last, dep_effect, dep_last, base_year, reference_year, centre
+    )["log_rate"]
     rw_steps = rng.standard_normal((n_draws, len(measures), horizon)) * year_sigma[:, :, None]
     ye_future = ye_last[:, :, None] + np.cumsum(rw_steps, axis=2)
-    log_rate_trend = (
-        level[:, :, None] + la_trend[:, :, None] * (years - reference_year) + ye_future + dep_term[:, :, None]
-    )
+    log_rate_trend = log_rate_path(
+        intercept[:, :, None],
+        la_intercept[:, :, None],
+        la_trend[:, :, None],
+        ye_future,
+        dep_effect[:, :, None],
+        dep_last,
+        years,
+        reference_year,
+        centre,
+    )["log_rate"]
     assumptions.append(
         "The common year effect continues as a random walk without drift (steps drawn with each draw's "
         "year_sigma); the authority's own trend continues on the log scale."
@@ -527,13 +536,9 @@ def forecast(
     gamma = rng.gamma(
         shape=dispersion[:, :, None], scale=1.0 / dispersion[:, :, None], size=(n_draws, len(measures), horizon)
     )
-    predicted = np.empty(shape)
-    dev_prev = np.broadcast_to(dev0, shape[:3])
-    for h in range(horizon):
-        mean = path_counts[..., h] * np.exp(phi * dev_prev)
-        draw = rng.poisson(mean * gamma[:, :, None, h]).astype(float)
-        predicted[..., h] = draw
-        dev_prev = log_distance(draw, path_counts[..., h])
+    predicted = persist_forward(
+        path_counts, phi, lambda h, mean: rng.poisson(mean * gamma[:, :, None, h]).astype(float), deviation=dev0
+    )
     predicted += is_lac[None, :, None, None] * uasc_arr[:, None, :, :]
     assumptions.append(
         "Counts at 31 March have negative-binomial noise around the expected count (the model's dispersion)."

@@ -17,6 +17,7 @@ from bayes_lac.config import ENGLAND_CODE, MEASURES
 from bayes_lac.data.neighbours import parse_neighbours
 from bayes_lac.data.panel import is_authority
 from bayes_lac.errors import BayesLacError, PanelError, UnknownAuthorityError
+from bayes_lac.model.path import observed_log_rate
 
 #: Value used for a suppressed UASC count (DfE "x": 1 to 5 children): the midpoint.
 UASC_SUPPRESSED_VALUE = 3.0
@@ -83,8 +84,6 @@ class ModelData:
         in the likelihood, e.g. the first year, a measure's first published year, a blank
         cell), and ``has_previous`` says where it is available.
         """
-        from bayes_lac.model.results import observed_log_rate
-
         current = observed_log_rate(self.modelled_count, self.population_0_17[None])
         previous = np.zeros_like(current)
         previous[:, :, 1:] = current[:, :, :-1]

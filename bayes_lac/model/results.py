@@ -97,6 +97,7 @@ import xarray as xr
 from bayes_lac.config import MEASURES, RATE_PER
 from bayes_lac.errors import RunFileError
 from bayes_lac.model.diagnostics import Diagnostics
+from bayes_lac.model.path import log_rate_path, observed_log_rate
 
 # ---------------------------------------------------------------------------------------
 # Facts about a run, read once
@@ -433,38 +434,19 @@ def log_rate_terms(results: xr.DataTree, la=None) -> xr.Dataset:
     la_intercept = _select_la(post["la_intercept"].to_dataset(), la)["la_intercept"]
     la_trend = _select_la(post["la_trend"].to_dataset(), la)["la_trend"]
     years = const["year"]
-    terms = xr.Dataset(
-        {
-            "level": post["intercept"] + la_intercept,
-            "trend": la_trend * (years - reference_year),
-            "year_effect": post["year_effect"].sel(year=years),
-            "deprivation": post["deprivation_effect"] * (const["deprivation"] - centre),
-        }
+    return xr.Dataset(
+        log_rate_path(
+            post["intercept"],
+            la_intercept,
+            la_trend,
+            post["year_effect"].sel(year=years),
+            post["deprivation_effect"],
+            const["deprivation"],
+            years,
+            reference_year,
+            centre,
+        )
     )
-    terms["log_rate"] = terms["level"] + terms["trend"] + terms["year_effect"] + terms["deprivation"]
-    return terms
-
-
-#: Added to a count before its logarithm, so that a zero count stays finite.
-COUNT_OFFSET = 0.5
-
-
-def log_distance(count, expected):
-    """How far a count sits from an expected count on the log scale: ``log(count + 0.5) - log(expected)``.
-
-    The deviation of the persistence term (a count against the path's expected count of the
-    same cell). Works on numpy arrays and DataArrays (NaN stays NaN).
-    """
-    return np.log(count + COUNT_OFFSET) - np.log(expected)
-
-
-def observed_log_rate(count, population):
-    """Log rate per 10,000 of observed counts: ``log((count + 0.5) / (population / 10,000))``.
-
-    ``observed_log_rate - log_rate`` is `log_distance` of the count from the path's expected
-    count. Works on numpy arrays and DataArrays (NaN stays NaN).
-    """
-    return np.log((count + COUNT_OFFSET) / (population / RATE_PER))
 
 
 def deviation(results: xr.DataTree, la=None) -> xr.DataArray:

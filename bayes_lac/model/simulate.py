@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_lac.config import ENGLAND_CODE, MEASURES, RATE_PER
-from bayes_lac.model.results import log_distance
+from bayes_lac.model.path import log_rate_path, persist_forward
 
 #: Default true values, one per measure in `MEASURES` order (log rate per 10,000 children).
 DEFAULT_TRUTH: dict = {
@@ -114,24 +114,28 @@ def simulate_panel(
     dispersion = np.asarray(spec["dispersion"], float)
     reference_year = int(yrs[-1])
 
-    log_rate = (
-        intercept[:, None, None]
-        + la_intercept.T[:, :, None]
-        + la_trend.T[:, :, None] * (yrs - reference_year)[None, None, :]
-        + year_effect[:, None, :]
-        + dep_effect[:, None, None] * (deprivation - centre)[None]
-    )
+    log_rate = log_rate_path(
+        intercept[:, None, None],
+        la_intercept.T[:, :, None],
+        la_trend.T[:, :, None],
+        year_effect[:, None, :],
+        dep_effect[:, None, None],
+        deprivation[None],
+        yrs[None, None, :],
+        reference_year,
+        centre,
+    )["log_rate"]
     persistence = np.asarray(spec["persistence"], float)
     path = np.exp(log_rate) * pop[None] / RATE_PER
-    counts = np.full(path.shape, np.nan)
-    previous = np.zeros(path.shape[:2])  # last year's deviation, 0 before a measure starts
-    for t, year in enumerate(yrs):
-        mu = path[:, :, t] * np.exp(persistence[:, None] * previous)
-        # NegBin(mu, alpha) as a gamma-Poisson mixture
-        lam = rng.gamma(dispersion[:, None], mu / dispersion[:, None])
-        counts[:, :, t] = rng.poisson(lam)
-        previous = log_distance(counts[:, :, t], path[:, :, t])
-        previous[year < first_year] = 0.0
+    # a measure's first published year starts on its path (no distance carried in)
+    carries = np.broadcast_to((yrs[None, :] > first_year[:, None])[:, None, :], path.shape)
+    # NegBin(mean, alpha) as a gamma-Poisson mixture, year by year
+    counts = persist_forward(
+        path,
+        persistence[:, None],
+        lambda t, mean: rng.poisson(rng.gamma(dispersion[:, None], mean / dispersion[:, None])),
+        carries=carries,
+    )
     for k in range(len(MEASURES)):
         counts[k][:, yrs < first_year[k]] = np.nan
 
