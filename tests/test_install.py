@@ -237,7 +237,7 @@ def test_wheel_installed_in_a_fresh_venv_carries_its_data_and_runs_anywhere(tmp_
     code = (
         "from bayes_lac import load_panel, LACModel; from bayes_lac.model.priors import load_priors; "
         f"m = LACModel('{THURROCK_CODE}'); model = m.build(load_panel()); "
-        "print(sorted(model.named_vars)[:3]); print(load_priors('default')['dispersion']['cv_scale']); "
+        "print(sorted(model.named_vars)[:3]); print(load_priors('default')['dispersion']['cv_scale']['looked_after']); "
         "print(len(m.data_.la))"
     )
     built = _run([str(python), "-c", code], cwd=work, env=env, timeout=300).stdout.splitlines()

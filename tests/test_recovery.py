@@ -30,14 +30,16 @@ def _interval(da, prob=0.9):
 MAX_WIDTH = {"deprivation_effect": 0.09, "la_trend": 0.055, "dispersion": 6.0, "persistence": 0.75, "year_effect": 0.15}
 
 
-#: The fit passes the package's full convergence gate (R-hat <= 1.01, bulk and tail ESS >= 400,
-#: no divergences) at 2 chains x (600 tuning + 1,000 draws): measured with numpyro's sampler,
-#: 63 s from a cold start. 2 x 400 draws did not (R-hat 1.015-1.028, bulk ESS about 150-190).
+#: The fit must pass the package's full convergence gate (R-hat <= 1.01, bulk and tail ESS >= 400,
+#: no divergences). 2 x 400 draws did not (R-hat 1.015-1.028, bulk ESS about 150-190); 2 x 1,000
+#: draws passed on one machine and failed on another (tail ESS 349: the same seed gives other
+#: draws where JAX compiles for another processor), so the fit takes 2 chains x (600 tuning +
+#: 1,500 draws).
 @pytest.fixture(scope="session")
 def recovery():
     panel, truth, codes = recovery_panel()
     run = LACModel(codes[0], neighbours=codes[1:]).fit(
-        panel, draws=1000, tune=600, chains=2, cores=1, seed=4, progressbar=False, sampler=TEST_SAMPLER
+        panel, draws=1500, tune=600, chains=2, cores=1, seed=4, progressbar=False, sampler=TEST_SAMPLER
     )
     return run, truth, codes
 
