@@ -167,15 +167,24 @@ def test_whitespace_is_trimmed(tmp_path):
 
 def test_extra_columns_are_kept_typed_and_reported(tmp_path):
     rows = list(csv.reader(io.StringIO(small_panel_text())))
-    rows[0] += ["old_la_code", "weekly_cost_per_child", "note", "spend"]
+    rows[0] += ["old_la_code", "weekly_cost_per_child", "note", "spend", "mixed"]
+    last = len(rows) - 1
     for i, row in enumerate(rows[1:], start=1):
         row += [str(880 + i), f"{5000 + i / 4}", "x" if i == 2 else f"note {i}", "c" if i == 3 else str(1000 * i)]
+        row += ["see notes" if i == last else str(i)]  # numbers, then text in the last row only
     out = io.StringIO()
     csv.writer(out, lineterminator="\n").writerows(rows)
 
     panel = load_panel(write(tmp_path, out.getvalue()))
 
-    assert list(panel.columns) == list(REQUIRED_COLUMNS) + ["old_la_code", "weekly_cost_per_child", "note", "spend"]
+    assert list(panel.columns) == list(REQUIRED_COLUMNS) + [
+        "old_la_code",
+        "weekly_cost_per_child",
+        "note",
+        "spend",
+        "mixed",
+    ]
+    assert panel["mixed"].tolist()[:2] == ["1", "2"] and panel["mixed"].iloc[-1] == "see notes"  # text throughout
     assert panel.loc[0, "old_la_code"] == "881"  # codes stay text
     assert panel["weekly_cost_per_child"].dtype == np.float64
     assert panel.loc[1, "weekly_cost_per_child"] == pytest.approx(5000.5)
@@ -183,7 +192,7 @@ def test_extra_columns_are_kept_typed_and_reported(tmp_path):
     assert panel["spend"].dtype == "Int64" and pd.isna(panel.loc[2, "spend"])
     # weekly_cost_per_child is read by costs and the report: it used to be called "not used"
     assert panel.attrs["notices"][0] == (
-        "extra column(s) not read by any output, kept in the table: old_la_code, note, spend"
+        "extra column(s) not read by any output, kept in the table: old_la_code, note, spend, mixed"
     )
 
 

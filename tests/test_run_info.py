@@ -252,12 +252,19 @@ def test_load_run_reads_only_the_groups_an_analysis_needs(tmp_path):
     run["log_likelihood"] = xr.DataTree(
         xr.Dataset({"modelled_count": (("chain", "draw", "obs"), np.zeros((2, 500, 4)))})
     )
+    # a sampler statistic the gate does not read (nutpie records about twenty)
+    stats = run["sample_stats"].to_dataset()
+    run["sample_stats"] = xr.DataTree(stats.assign(step_size=(("chain", "draw"), np.full((2, 500), 0.1))))
     path = _save(run, tmp_path / "run.nc")
     full, light = load_run(path), load_run(path, groups=ANALYSIS_GROUPS)
     assert "log_likelihood" in full.children and "log_likelihood" not in light.children
     assert set(ANALYSIS_GROUPS) <= set(light.children)
     assert dict(light.attrs) == dict(full.attrs)
     xr.testing.assert_identical(light["posterior"].to_dataset(), full["posterior"].to_dataset())
+    # of the sampler statistics, only what the gate reads; the same diagnostics from them
+    assert "step_size" in full["sample_stats"] and set(light["sample_stats"].data_vars) == {"diverging", "energy"}
+    xr.testing.assert_identical(light["sample_stats"]["energy"], full["sample_stats"]["energy"])
+    assert json.loads(light.attrs["diagnostics"]) == json.loads(full.attrs["diagnostics"])
     # the gate runs whatever is read
     edited = _save(_stuck_chain(), tmp_path / "edited.nc", converged="true")
     with pytest.raises(RunFileError, match="converged"):

@@ -1374,10 +1374,15 @@ def _extra_column(name: str, cells: pd.Series):
     """
     text = [_text(c) for c in cells]
     if not name.endswith("_code"):
-        parsed = [_read_number(t) for t in text]
-        numbers = [x for kind, x in parsed if x is not None]
-        if numbers and all(kind in ("blank", "missing", "number", "thousands", "scientific") for kind, _ in parsed):
-            return _typed_numbers([x for _, x in parsed])
+        values: list = []
+        for t in text:
+            kind, x = _read_number(t)
+            if kind not in ("blank", "missing", "number", "thousands", "scientific"):
+                break  # a cell that is not a number: the column is text (no need to read on)
+            values.append(x)
+        else:
+            if any(x is not None for x in values):
+                return _typed_numbers(values)
     return pd.array([t or None for t in text], dtype="str")
 
 

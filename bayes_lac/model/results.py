@@ -514,6 +514,9 @@ REQUIRED_GROUPS: tuple[str, ...] = ("posterior", "constant_data", "observed_data
 #: `load_run` reads for them, leaving out the pointwise log-likelihood and log-prior (reading
 #: a group's metadata takes a noticeable share of a command's time).
 ANALYSIS_GROUPS: tuple[str, ...] = ("posterior", "sample_stats", "constant_data", "observed_data", "reference")
+#: The sampler statistics the convergence gate reads (divergences, E-BFMI), with their coordinates:
+#: all of ``sample_stats`` that `load_run` reads when it is given `groups`.
+GATE_SAMPLE_STATS: frozenset[str] = frozenset({"diverging", "energy", "chain", "draw"})
 
 
 def _release(version: str) -> tuple[int, int] | None:
@@ -578,9 +581,12 @@ def _read(path, groups: Sequence[str] | None) -> xr.DataTree:
 
     with h5py.File(path, "r") as handle:
         present = [g for g in groups if g in handle]
+        # the sampler statistics the gate reads, and no others (nutpie records about twenty)
+        unread = [k for k in handle["sample_stats"] if k not in GATE_SAMPLE_STATS] if "sample_stats" in handle else []
     parts = {}
     for group in ["/", *present]:
-        with xr.open_dataset(path, engine="h5netcdf", group=group) as ds:
+        drop = unread if group == "sample_stats" else None
+        with xr.open_dataset(path, engine="h5netcdf", group=group, drop_variables=drop) as ds:
             parts[group] = ds.load()
     tree = xr.DataTree.from_dict({g: ds for g, ds in parts.items() if g != "/"})
     tree.attrs.update(parts["/"].attrs)
@@ -602,7 +608,8 @@ def load_run(path, groups: Sequence[str] | None = None) -> xr.DataTree:
         The run file.
     groups
         Groups to read (e.g. `ANALYSIS_GROUPS`, for commands that need no log-likelihood);
-        default every group. Those of `REQUIRED_GROUPS` and ``sample_stats`` are always read.
+        default every group. Those of `REQUIRED_GROUPS` and ``sample_stats`` are always read;
+        given `groups`, ``sample_stats`` holds only what the gate reads (`GATE_SAMPLE_STATS`).
 
     Raises
     ------
