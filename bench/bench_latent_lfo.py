@@ -1,6 +1,7 @@
 """Leave-future-out check of the latent-state model (bayes_lac.model.latent) against pooled growth.
 
-Usage: python bench/bench_latent_lfo.py ORIGINS [DRAWS]   e.g. 2016,2018,2020,2022 400
+Usage: python bench/bench_latent_lfo.py ORIGINS [DRAWS [PRIORS]]   e.g. 2016,2018,2020,2022 400
+PRIORS: JSON overrides of bayes_lac.model.latent.LATENT_PRIORS, e.g. '{"damping": [2, 6]}'.
 
 Fits the national latent-state model once per origin on data up to the origin (one compiled
 model for every origin), forecasts every authority 1-5 (and 8) years ahead and scores it with
@@ -25,8 +26,11 @@ from bayes_lac.studies.baselines import PooledGrowth
 origins = [int(o) for o in sys.argv[1].split(",")]
 panel = load_panel()
 lf = LatentForecaster(
-    draws=int(sys.argv[2]) if len(sys.argv) > 2 else 500, tune=int(sys.argv[2]) if len(sys.argv) > 2 else 500
+    draws=int(sys.argv[2]) if len(sys.argv) > 2 else 500,
+    tune=int(sys.argv[2]) if len(sys.argv) > 2 else 500,
+    priors=json.loads(sys.argv[3]) if len(sys.argv) > 3 else None,
 )
+print("priors:", lf.priors or "LATENT_PRIORS")
 t0 = time.time()
 res = backtest(
     panel,

@@ -46,6 +46,8 @@ class LatentForecaster:
     tune: int = 500
     chains: int = 4
     n_draws: int = 1000
+    #: overrides of bayes_lac.model.latent.LATENT_PRIORS (a design under evaluation)
+    priors: dict | None = None
     timings: dict = field(default_factory=dict)
     diagnostics: dict = field(default_factory=dict)
     _compiled: object = None
@@ -63,7 +65,9 @@ class LatentForecaster:
         if self._compiled is None:
             self._compiled = {}
         if key not in self._compiled:
-            self._compiled[key] = nutpie.compile_pymc_model(L.build_latent_model(data, until=int(origin)))
+            self._compiled[key] = nutpie.compile_pymc_model(
+                L.build_latent_model(data, priors=self.priors, until=int(origin))
+            )
         compiled = self._compiled[key]
         c = compiled.with_data(
             y=arrays["y"],

@@ -100,6 +100,23 @@ def _state_loadings(n_years: int, damping):
 DATA_NAMES = ("y", "count_var", "observed", "dep_between", "dep_within")
 
 
+#: The latent model's priors: (mean, sd) of normals, the scale of half-normals, (a, b) of the
+#: damping's beta. Log rates per 10,000 children; sds per year on the log scale.
+LATENT_PRIORS: dict = {
+    "intercept": (4.0, 1.5),
+    "level_start_sd": 1.0,
+    "trend_start_sd": 0.1,
+    "level_sd": 0.1,
+    "trend_sd": 0.05,
+    "damping": (6.0, 2.0),
+    "noise": 0.1,
+    "deprivation_between": (0.0, 0.5),
+    "deprivation_within": (0.0, 0.5),
+    "drift": (0.0, 0.05),
+    "national_sd": 0.05,
+}
+
+
 def build_latent_model(
     data: ModelData, priors: dict | None = None, use_scan: bool = True, until: int | None = None
 ) -> pm.Model:
@@ -107,7 +124,13 @@ def build_latent_model(
 
     The observed arrays are ``pm.Data`` (`DATA_NAMES`), so a compiled model can be refitted on
     the same grid with fewer years (`series_arrays` with ``until``) without compiling again.
+    `priors` overrides entries of `LATENT_PRIORS` (designs under evaluation, e.g. a damping
+    prior that pulls local trends back faster); an unknown name is a ValueError.
     """
+    unknown = sorted(set(priors or {}) - set(LATENT_PRIORS))
+    if unknown:
+        raise ValueError(f"unknown latent-model priors {', '.join(unknown)}; known: {', '.join(LATENT_PRIORS)}")
+    p = {**LATENT_PRIORS, **(priors or {})}
     arrays = series_arrays(data, until)
     n_m, n_la, n_t = data.modelled_count.shape
     full = series_arrays(data)["observed"]
@@ -127,17 +150,17 @@ def build_latent_model(
         observed = pm.Data("observed", arrays["observed"].astype(float), dims=("measure", "la", "year"), shape=grid)
         between = pm.Data("dep_between", arrays["dep_between"], dims="la", shape=(n_la,))
         within = pm.Data("dep_within", arrays["dep_within"], dims=("la", "year"), shape=(n_la, n_t))
-        intercept = pm.Normal("intercept", 4.0, 1.5, dims="measure")
-        level_start_sd = pm.HalfNormal("level_start_sd", 1.0, dims="measure")
-        trend_start_sd = pm.HalfNormal("trend_start_sd", 0.1, dims="measure")
-        level_sd = pm.HalfNormal("level_sd", 0.1, dims="measure")
-        trend_sd = pm.HalfNormal("trend_sd", 0.05, dims="measure")
-        damping = pm.Beta("damping", 6.0, 2.0, dims="measure")
-        noise = pm.HalfNormal("noise", 0.1, dims="measure")
-        dep_between = pm.Normal("deprivation_between", 0.0, 0.5, dims="measure")
-        dep_within = pm.Normal("deprivation_within", 0.0, 0.5, dims="measure")
-        drift = pm.Normal("drift", 0.0, 0.05, dims="measure")
-        national_sd = pm.HalfNormal("national_sd", 0.05, dims="measure")
+        intercept = pm.Normal("intercept", *p["intercept"], dims="measure")
+        level_start_sd = pm.HalfNormal("level_start_sd", p["level_start_sd"], dims="measure")
+        trend_start_sd = pm.HalfNormal("trend_start_sd", p["trend_start_sd"], dims="measure")
+        level_sd = pm.HalfNormal("level_sd", p["level_sd"], dims="measure")
+        trend_sd = pm.HalfNormal("trend_sd", p["trend_sd"], dims="measure")
+        damping = pm.Beta("damping", *p["damping"], dims="measure")
+        noise = pm.HalfNormal("noise", p["noise"], dims="measure")
+        dep_between = pm.Normal("deprivation_between", *p["deprivation_between"], dims="measure")
+        dep_within = pm.Normal("deprivation_within", *p["deprivation_within"], dims="measure")
+        drift = pm.Normal("drift", *p["drift"], dims="measure")
+        national_sd = pm.HalfNormal("national_sd", p["national_sd"], dims="measure")
         national_z = pm.Normal("national_z", 0.0, 1.0, dims=("measure", "year"))
         steps = (drift[:, None] + national_sd[:, None] * national_z) * step_mask
         national = pm.Deterministic("national", pt.cumsum(steps, axis=1), dims=("measure", "year"))
