@@ -72,14 +72,11 @@ def model_for(panel, codes) -> LACModel:
     return LACModel(codes[0], neighbours=codes, measures=MEASURES)
 
 
-def prior_draws(panel, codes, n: int, seed: int) -> dict[str, np.ndarray]:
-    """`n` draws of every parameter from the model's prior, built on the skeleton."""
-    import pymc as pm
-
+def prior_draws(panel, codes, n: int, seed: int):
+    """`n` draws of every parameter from the model's prior, built on the skeleton, and the
+    skeleton's `ModelData`."""
     model = model_for(panel, codes)
-    with model.build(panel):
-        prior = pm.sample_prior_predictive(n, random_seed=seed, compile_kwargs={"mode": "FAST_COMPILE"})["prior"]
-    prior = prior.dataset if hasattr(prior, "dataset") else prior
+    prior = model.prior_predictive(panel, draws=n, seed=seed)["prior"].dataset
     return {k: prior[k].values[0] for k in prior.data_vars}, model.data_
 
 
