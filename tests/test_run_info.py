@@ -245,6 +245,76 @@ def test_cli_refuses_the_edited_run_with_one_line(tmp_path, capsys):
     assert status == 2 and err.count("\n") == 1 and "R-hat" in err and not out.exists()
 
 
+def _counting_gate(monkeypatch) -> list:
+    """Count the gate's recomputations in `load_run` (each call appends the run's target)."""
+    import bayes_lac.model.diagnostics as diagnostics
+
+    calls, real = [], diagnostics.check_convergence
+
+    def counted(results):
+        calls.append(results.attrs["target_la"])
+        return real(results)
+
+    monkeypatch.setattr(diagnostics, "check_convergence", counted)
+    return calls
+
+
+def test_a_run_as_fitted_is_loaded_on_its_recorded_verdict_without_recomputing(tmp_path, monkeypatch):
+    run = make_toy_results()
+    path = _save(run, tmp_path / "run.nc")
+    calls = _counting_gate(monkeypatch)
+    back = load_run(path)
+    assert calls == []
+    assert (
+        back.attrs["diagnostics"] == run.attrs["diagnostics"] and back.attrs["gate_digest"] == run.attrs["gate_digest"]
+    )
+    # and the recorded verdict is the gate's on the loaded draws
+    assert run_info(back).diagnostics == check_convergence(back)
+
+
+def _edit_a_draw(run):
+    post = run["posterior"].to_dataset()
+    post["intercept"][0, 0, 0] = post["intercept"][0, 0, 0] + 1e-9
+    run["posterior"] = xr.DataTree(post)
+
+
+def _add_a_divergence(run):
+    stats = run["sample_stats"].to_dataset()
+    stats["diverging"][1, 7] = True
+    run["sample_stats"] = xr.DataTree(stats)
+
+
+def _rename_an_authority(run):
+    post = run["posterior"].to_dataset()
+    run["posterior"] = xr.DataTree(post.assign_coords(la=[*post["la"].values[:-1], "E06009999"]))
+
+
+def _edit_a_number(run):
+    run.attrs["diagnostics"] = json.dumps(json.loads(run.attrs["diagnostics"]) | {"max_rhat": 1.0001})
+
+
+@pytest.mark.parametrize(
+    "edit, refused",
+    [(_edit_a_draw, False), (_add_a_divergence, True), (_rename_an_authority, False), (_edit_a_number, False)],
+    ids=["a-draw", "a-divergence", "a-label", "a-recorded-number"],
+)
+def test_any_edit_after_the_fit_makes_load_run_recompute_the_gate(tmp_path, monkeypatch, edit, refused):
+    run = make_toy_results()
+    edit(run)  # after attach_diagnostics: the recorded digest no longer matches
+    path = _save(run, tmp_path / "edited.nc")
+    calls = _counting_gate(monkeypatch)
+    if refused:
+        with pytest.raises(RunFileError, match="marked converged, but its draws fail.*1 divergent transition"):
+            load_run(path)
+    else:
+        back = load_run(path)
+        assert run_info(back).diagnostics == check_convergence(back)
+        # the recomputed verdict now carries its own digest: a second load does not recompute
+        save_run(back, tmp_path / "again.nc")
+        load_run(tmp_path / "again.nc")
+    assert calls == ["E06009000"]
+
+
 def test_load_run_reads_only_the_groups_an_analysis_needs(tmp_path):
     from bayes_lac.model.results import ANALYSIS_GROUPS
 
