@@ -35,6 +35,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -508,7 +509,10 @@ def exit_trends(run: xr.DataTree, la: str | None = None, ci_prob: float = CI_PRO
 
     def add(area: str, measure: str, draws: np.ndarray, observed: np.ndarray) -> None:
         da = xr.DataArray(draws, dims=("draw", "year"), coords={"year": years})
-        s = summarise_draws(da, sample_dims=("draw",), ci_prob=ci_prob)
+        with warnings.catch_warnings():
+            # a year without England's counts has no draws: it summarises to NaN, said below
+            warnings.filterwarnings("ignore", "All-NaN slice encountered", RuntimeWarning)
+            s = summarise_draws(da, sample_dims=("draw",), ci_prob=ci_prob)
         s.insert(0, "measure", measure)
         s.insert(0, "area", area)
         s["observed"] = observed

@@ -853,6 +853,10 @@ def evaluate_intervention(
         "net_saving": net,
         "saving_per_pound": per_pound,
         "break_even_effect": break_even,
+        # not in the tables: the draws `evaluate_through_flows` prices the flows with
+        "saving_per_outcome": np.broadcast_to(saving_per_outcome, (n,)),
+        "unit_cost": np.broadcast_to(unit_cost, (n,)),
+        "delayed_share": np.broadcast_to(delayed, (n,)),
     }
     if "cashable_share" in q:
         variables["cashable_saving"] = share * (net if spec.cashable_basis == "net" else gross)
@@ -868,6 +872,107 @@ def evaluate_intervention(
         },
     )
     return InterventionResult(spec=spec, draws=ds, uncertainty=uncertainty, scenario=scenario, seed=seed)
+
+
+def evaluate_through_flows(
+    spec: InterventionSpec | str | Path,
+    run,
+    la: str | None = None,
+    horizon: int = 10,
+    seed: int = 0,
+) -> InterventionResult:
+    """An intervention that prevents entries to care, its savings from the flows forecast.
+
+    `evaluate_intervention` prices each child kept out of care at ``duration x unit_cost``.
+    Here the entries prevented each year (its ``outcomes_prevented`` per year, with the
+    no-effect probability and deadweight, per draw) act on the flows model's lever instead:
+    they are taken off the authority's entries in each year the service runs, and the children
+    looked after averted follow from the forecast exit probability of each posterior draw of the
+    flows run (`bayes_lac.analysis.flows_forecast.flows_forecast`, scenario ``trend``) by the
+    stock identity, ``averted[t] = (averted[t-1] + prevented[t]) x (1 - exit probability[t])``.
+    The care averted in year ``t`` is the mean of the averted stock at its start and end
+    (entries spread over the year), priced at the file's unit cost per year of care (per week x
+    365.25 / 7) and discounted like the service's cost (year ``t`` from the service's start at
+    ``(1 + discount_rate) ** -t``). A delayed share of prevented entries (``delayed_share``)
+    enters care ``delay`` later (rounded to whole years) instead. Savings after `horizon` years
+    are not counted; the draws are the flows run's.
+
+    The result has the quantities of `evaluate_intervention`, with ``gross_saving``,
+    ``net_saving``, ``saving_per_pound``, ``cashable_saving`` and ``break_even_effect`` from the
+    flows; ``saving_per_outcome`` is the saving per entry prevented in the service's years.
+
+    Raises
+    ------
+    UsageError
+        The file prices an outcome (``unit_cost`` per outcome) rather than time in care, or a
+        horizon shorter than the service runs.
+    """
+    from bayes_lac.analysis.flows_forecast import flows_forecast
+    from bayes_lac.errors import UsageError
+
+    if not isinstance(spec, InterventionSpec):
+        spec = load_intervention(spec)
+    if spec.unit_cost_per == "outcome":
+        raise UsageError(
+            f"{spec.path}: the unit cost is per outcome; acting through the flows needs a unit cost per week or "
+            "year of care (the care averted is what the flows give)"
+        )
+    if int(horizon) < spec.years:
+        raise UsageError(f"--horizon {horizon}: shorter than the {spec.years} years the service runs")
+    fc = flows_forecast(run, la=la, horizon=int(horizon), scenarios=("trend",), seed=seed)
+    exit_p = fc.data["exit_probability"].sel(scenario="trend").transpose("draw", "year").values
+    n, h = exit_p.shape
+    base = evaluate_intervention(spec, draws=n, seed=seed)
+    d = base.draws
+    per_year = d["outcomes_prevented"].values / spec.years
+    delayed = d["delayed_share"].values
+    delay_years = 0
+    if "delay" in spec.quantities:
+        delay = spec.quantities["delay"].point
+        delay_years = max(1, round(delay if spec.duration_unit == "years" else delay * 7 / 365.25))
+    unit = d["unit_cost"].values
+    per_care_year = unit if spec.unit_cost_per == "year" else unit * 365.25 / 7
+    discount = (1 + spec.discount_rate) ** -np.arange(h)
+
+    def saving(prevented_per_year: np.ndarray) -> np.ndarray:
+        entries = np.zeros((n, h))
+        entries[:, : spec.years] = prevented_per_year[:, None]
+        if delay_years:
+            back = np.zeros((n, h))
+            back[:, delay_years : spec.years + delay_years] = (delayed * prevented_per_year)[:, None]
+            entries = entries - back[:, :h]
+        averted, start, years_of_care = np.zeros(n), np.zeros(n), np.zeros((n, h))
+        for t in range(h):
+            averted = (start + entries[:, t]) * (1 - exit_p[:, t])
+            years_of_care[:, t] = (start + averted) / 2
+            start = averted
+        return (years_of_care * discount).sum(axis=1) * per_care_year
+
+    gross = saving(per_year)
+    annuity = sum((1 + spec.discount_rate) ** -t for t in range(spec.years))
+    per_entry = saving(np.ones(n)) / annuity
+    cost = d["programme_cost"].values
+    with np.errstate(divide="ignore", invalid="ignore"):
+        break_even = d["break_even_effect"].values * d["saving_per_outcome"].values / per_entry
+    out = d.copy()
+    out["gross_saving"] = ("draw", gross)
+    out["net_saving"] = ("draw", gross - cost)
+    out["saving_per_pound"] = ("draw", gross / cost)
+    out["break_even_effect"] = ("draw", break_even)
+    out["saving_per_outcome"] = ("draw", per_entry)
+    if "cashable_saving" in out:
+        share = out["cashable_saving"].values / (
+            d["net_saving"].values if spec.cashable_basis == "net" else d["gross_saving"].values
+        )
+        out["cashable_saving"] = ("draw", share * (gross - cost if spec.cashable_basis == "net" else gross))
+    note = (
+        f"Savings from the flows forecast of {fc.la_name}, in place of the file's duration of care: each entry "
+        "prevented averts the care its forecast chance "
+        f"of leaving implies, over {h} years from {fc.last_year + 1} (later years not counted)."
+    )
+    out.attrs.update(flows_note=note, flows_run_last_year=fc.last_year)
+    spec = replace(spec, assumptions=(*spec.assumptions, note))
+    return InterventionResult(spec=spec, draws=out, uncertainty=True, scenario="central", seed=seed)
 
 
 #: Table rows in order; cashable_saving is omitted when the file gives no cashable share.

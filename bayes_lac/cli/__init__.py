@@ -329,6 +329,20 @@ def build_parser() -> argparse.ArgumentParser:
         default="central",
         help="which of the file's point cases to use (e.g. Pause has low and high; default central)",
     )
+    iv.add_argument(
+        "--flows-run",
+        help="a flows run from `bayes-lac fit-flows`: take the entries prevented off the authority's forecast "
+        "entries and price the care averted from its forecast chance of leaving (instead of the file's duration)",
+    )
+    iv.add_argument("--la", help="with --flows-run: ONS code (default: the flows run's target authority)")
+    iv.add_argument(
+        "--horizon",
+        type=_horizon,
+        help="with --flows-run: years of care averted counted (default 10)",
+    )
+    iv.add_argument(
+        "--allow-unconverged", action="store_true", help="with --flows-run: use a run that failed its checks"
+    )
     _add_ci(iv)
     iv.add_argument("--seed", type=_seed, default=0, help="random seed (0 or more)")
     iv.add_argument("--out", required=True, help="CSV to write")
@@ -406,6 +420,11 @@ def build_parser() -> argparse.ArgumentParser:
         "folder --out (default reports/all), in parallel worker processes",
     )
     rp.add_argument(
+        "--flows-run",
+        help="a flows run from `bayes-lac fit-flows` holding the authority: adds the section "
+        "'Entering and leaving care' and the modelled split of the change to page one",
+    )
+    rp.add_argument(
         "--budget",
         type=_money,
         help="the council's budget for next year's looked-after spend, £ a year in cash prices: "
@@ -451,6 +470,24 @@ def build_parser() -> argparse.ArgumentParser:
     fl.add_argument("--allow-unconverged", action="store_true", help="use a run that failed its diagnostics")
     fl.add_argument("--out", required=True, help="CSV to write")
     fl.set_defaults(handler=("bayes_lac.cli.commands", "flows_command"))
+
+    fo = sub.add_parser("flows-forecast", help="forecast the looked-after stock from entries and exits, by scenario")
+    fo.add_argument("run", help="a saved flows run (netCDF) from `bayes-lac fit-flows`")
+    fo.add_argument("--la", help="ONS code (default: the run's target authority)")
+    fo.add_argument(
+        "--horizon", type=_horizon, default=10, help=f"years after the run's last year, 1-{MAX_HORIZON} (default 10)"
+    )
+    fo.add_argument(
+        "--scenario",
+        default="trend",
+        help="comma-separated: trend, entries-N / entries+N (per cent), exits-as-YEAR, returns-home-neighbours "
+        "(default trend)",
+    )
+    _add_ci(fo)
+    fo.add_argument("--seed", type=_seed, default=0, help="seed of the forecast's draws (default 0)")
+    fo.add_argument("--allow-unconverged", action="store_true", help="use a run that failed its diagnostics")
+    fo.add_argument("--out", required=True, help="CSV to write (one row per scenario, quantity and year)")
+    fo.set_defaults(handler=("bayes_lac.cli.commands", "flows_forecast_command"))
 
     fr = sub.add_parser("flows-reconcile", help="stock change against started minus ceased, per authority and year")
     fr.add_argument("--la", default=THURROCK_CODE, help="ONS code of the authority")

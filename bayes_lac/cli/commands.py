@@ -456,15 +456,28 @@ def intervention_command(args) -> int:
     if not args.no_uncertainty and args.draws < 2:
         raise InputFileError(f"--draws: expected at least 2 to give an interval, got {args.draws}")
     out = Path(args.out)
-    prepare_outputs({"--out": out}, {"the intervention file": args.file})
+    prepare_outputs({"--out": out}, {"the intervention file": args.file, "--flows-run": args.flows_run})
     spec = load_intervention(args.file)
-    result = evaluate_intervention(
-        spec,
-        draws=args.draws,
-        seed=args.seed,
-        uncertainty=not args.no_uncertainty,
-        scenario=args.scenario,
-    )
+    if not args.flows_run and (args.la or args.horizon or args.allow_unconverged):
+        from bayes_lac.errors import UsageError
+
+        raise UsageError("--la, --horizon and --allow-unconverged go with --flows-run")
+    if args.flows_run:
+        from bayes_lac.analysis.interventions import evaluate_through_flows
+        from bayes_lac.errors import UsageError
+
+        if args.no_uncertainty or args.scenario != "central":
+            raise UsageError("--flows-run: the flows give draws; leave out --no-uncertainty and --scenario")
+        run = _checked_flows_run(args, "intervention", args.flows_run)
+        result = evaluate_through_flows(spec, run, la=args.la, horizon=args.horizon or 10, seed=args.seed)
+    else:
+        result = evaluate_intervention(
+            spec,
+            draws=args.draws,
+            seed=args.seed,
+            uncertainty=not args.no_uncertainty,
+            scenario=args.scenario,
+        )
     table = intervention_table(result, ci_prob=args.ci_prob)
     write_csv(table, out)
     finding = intervention_finding(result, ci_prob=args.ci_prob)
@@ -561,7 +574,12 @@ def report_command(args) -> int:
             "the PDF (named from --out)": pdf_out,
             "the run file (named from --out)": run_out,
         },
-        {"--panel": args.panel, "--run": args.run, "--priors": _prior_file(args.priors)},
+        {
+            "--panel": args.panel,
+            "--run": args.run,
+            "--flows-run": getattr(args, "flows_run", None),
+            "--priors": _prior_file(args.priors),
+        },
     )
     # before any fitting: the report's forecast and cost sections need these
     from bayes_lac.data.panel import COST_COLUMNS, require_columns, require_england
@@ -574,6 +592,13 @@ def report_command(args) -> int:
             f"{run_out} exists (a saved run); to report on it: --run {run_out}; to fit again and "
             "replace it: --overwrite; or choose another --out"
         )
+    flows_run = None
+    if getattr(args, "flows_run", None):
+        from bayes_lac.model.flows import flows_run_info, load_flows_run
+
+        # read before any fitting: a flows run that is missing or lacks the authority fails first
+        flows_run = load_flows_run(args.flows_run)
+        flows_run_info(flows_run).authority(args.la)
     if args.run:
         from bayes_lac.model.results import load_run
 
@@ -604,6 +629,7 @@ def report_command(args) -> int:
         progress=True,
         highlight=[h.strip() for h in (getattr(args, "highlight", None) or "").split(",") if h.strip()],
         budget=getattr(args, "budget", None),
+        flows_run=flows_run,
     )
     # HTML and workbook first, together, so that a failed PDF never costs them.
     written = write_report_files(report, out, xlsx_out)
@@ -725,26 +751,54 @@ def fit_flows_command(args) -> int:
 def flows_command(args) -> int:
     """``bayes-lac flows RUN --la CODE --from Y0 --to Y1 --out CSV``."""
     from bayes_lac.analysis.flows import flows_split
-    from bayes_lac.errors import UnconvergedFitError
-    from bayes_lac.model.flows import flows_run_info, load_flows_run
 
     prepare_outputs({"--out": args.out}, {"the run file": args.run})
-    run = load_flows_run(args.run)
-    info = flows_run_info(run)
-    if not info.converged:
-        if not args.allow_unconverged:
-            raise UnconvergedFitError(f"{args.run}: {info.problem}; refit with more draws, or pass --allow-unconverged")
-        print(
-            "bayes-lac flows: warning: the run failed its convergence diagnostics; the numbers are "
-            "provisional (--allow-unconverged).",
-            file=sys.stderr,
-        )
+    run = _checked_flows_run(args, "flows")
     split = flows_split(run, la=args.la, from_year=args.from_year, to_year=args.to_year, ci_prob=args.ci_prob)
     write_csv(split.table, args.out)
     for finding in split.findings:
         print(f"{finding.title}\n  {finding.sentence}\n")
     for caveat in split.caveats:
         print(f"Note: {caveat}")
+    print(f"Wrote {args.out}")
+    return 0
+
+
+def _checked_flows_run(args, command: str, path=None):
+    """The flows run of `path` (default ``args.run``), refused when unconverged unless
+    --allow-unconverged."""
+    from bayes_lac.errors import UnconvergedFitError
+    from bayes_lac.model.flows import flows_run_info, load_flows_run
+
+    path = args.run if path is None else path
+    run = load_flows_run(path)
+    info = flows_run_info(run)
+    if not info.converged:
+        if not args.allow_unconverged:
+            raise UnconvergedFitError(f"{path}: {info.problem}; refit with more draws, or pass --allow-unconverged")
+        print(
+            f"bayes-lac {command}: warning: the run failed its convergence diagnostics; the numbers are "
+            "provisional (--allow-unconverged).",
+            file=sys.stderr,
+        )
+    return run
+
+
+def flows_forecast_command(args) -> int:
+    """``bayes-lac flows-forecast RUN [--la CODE] [--horizon 10] [--scenario ...] --out CSV``."""
+    from bayes_lac.analysis.flows_forecast import FlowScenario, flows_forecast
+
+    prepare_outputs({"--out": args.out}, {"the run file": args.run})
+    scenarios = [FlowScenario.parse(s) for s in args.scenario.split(",") if s.strip()]
+    run = _checked_flows_run(args, "flows-forecast")
+    fc = flows_forecast(
+        run, la=args.la, horizon=args.horizon, scenarios=scenarios, ci_prob=args.ci_prob, seed=args.seed
+    )
+    write_csv(fc.table, args.out)
+    for finding in fc.findings:
+        print(f"{finding.title}\n  {finding.sentence}\n")
+    for assumption in fc.assumptions:
+        print(f"Assumption: {assumption}")
     print(f"Wrote {args.out}")
     return 0
 

@@ -937,6 +937,8 @@ class ReportInputs:
     power_scaling: bool = True
     #: The council's budget for next year (£ a year, cash prices), if given.
     budget: float | None = None
+    #: A flows run holding the authority (`bayes_lac.model.flows`), for "Entering and leaving care".
+    flows_run: xr.DataTree | None = None
 
 
 @dataclass(frozen=True)
@@ -1873,14 +1875,16 @@ def page_one_answers(
     forecast: fmod.Forecast,
     cost: CostOutcome,
     interventions: Sequence,
+    flows=None,
 ) -> list[Answer]:
-    """The five answers of page one, from the analyses the sections computed."""
+    """The five answers of page one, from the analyses the sections computed (`flows`: the
+    "Entering and leaving care" section's outcome, when the report has one)."""
     answers = []
     if "looked_after" in set(comparison["measure"]):
         first = first_release_counts(inputs.panel, inputs.la)
         answers.append(answer_rising(comparison, forecast, inputs.la_name, first_release=first))
     if why.decompositions:
-        answers.append(answer_why(list(why.decompositions), why.peak_year, flows=flows_hook(inputs, why)))
+        answers.append(answer_why(list(why.decompositions), why.peak_year, flows=flows_hook(inputs, why, flows)))
     if "looked_after" in forecast.data["measure"].values:
         answers.append(answer_how_many(forecast, horizons=(5, 10)))
     if cost.costs is not None:
@@ -1892,15 +1896,45 @@ def page_one_answers(
     return answers
 
 
-def flows_hook(inputs: ReportInputs, why: Why):
+def _flows_section(inputs: ReportInputs, why: Why):
+    """ "Entering and leaving care" (`bayes_lac.report.flows_section`) when the report was given
+    a flows run, and what page one reads from it; ``(None, None)`` without one."""
+    if inputs.flows_run is None:
+        return None, None
+    from bayes_lac.report.flows_section import flows_section
+
+    if why.decompositions:
+        windows = [(d.from_year, d.to_year) for d in why.decompositions]
+    else:
+        info = run_info(inputs.results)
+        windows = [(info.first_year, info.last_year)]
+    return flows_section(inputs.flows_run, inputs.la, inputs.la_name, windows, why.peak_year)
+
+
+def flows_hook(inputs: ReportInputs, why: Why, flows=None):
     """The starters and leavers of the "why" answer: a callable returning ``(sentence,
     figures)`` or None, from the panel's published flows over the decomposed windows
-    (`answers.starters_and_leavers`). The modelled split into entries and exits
-    (`bayes_lac.analysis.flows`) is not yet part of the board report."""
+    (`answers.starters_and_leavers`) and, given the flows section's outcome (`flows`, a
+    `bayes_lac.report.flows_section.FlowsOutcome`), the modelled split of each into children
+    starting and leaving care."""
     if not why.decompositions:
         return None
     windows = [(d.from_year, d.to_year) for d in why.decompositions]
-    return lambda: starters_and_leavers(inputs.panel, inputs.la, windows, why.peak_year)
+
+    def words():
+        published = starters_and_leavers(inputs.panel, inputs.la, windows, why.peak_year)
+        if flows is None:
+            return published
+        from bayes_lac.report.flows_section import modelled_flows_words
+
+        modelled = modelled_flows_words(flows, why.peak_year)
+        if modelled is None:
+            return published
+        if published is None:
+            return modelled, []
+        return f"{published[0]} {modelled}", published[1]
+
+    return words
 
 
 def budget_hook(budget: float | None) -> tuple[float | None, str]:
@@ -1941,6 +1975,7 @@ def _report_sections(inputs: ReportInputs, progress: bool = False) -> tuple[list
         comparison_sec, comparison = _comparison_section(inputs)
         bar.update()
         decomposition_sec, decomposition_more, why = _decomposition_section(inputs, comparison)
+        flows_sec, flows = _flows_section(inputs, why)
         bar.update()
         forecast_sec, forecast_more, forecast = _forecast_section(inputs)
         bar.update()
@@ -1953,7 +1988,7 @@ def _report_sections(inputs: ReportInputs, progress: bool = False) -> tuple[list
         card_sec = _model_card_section(inputs)
         bar.update()
     answers = page_one_answers(
-        inputs, comparison=comparison, why=why, forecast=forecast, cost=cost, interventions=interventions
+        inputs, comparison=comparison, why=why, forecast=forecast, cost=cost, interventions=interventions, flows=flows
     )
     more = _more_charts()
     for part in (decomposition_more, forecast_more):
@@ -1961,6 +1996,8 @@ def _report_sections(inputs: ReportInputs, progress: bool = False) -> tuple[list
         more.twins.extend(part.twins)
         more.workbook_only.extend(part.workbook_only)
     body = [comparison_sec, decomposition_sec, forecast_sec, cost_sec, intervention_sec, sensitivity_sec, card_sec]
+    if flows_sec is not None:
+        body.insert(2, flows_sec)
     return [_headline_section(inputs, answers), *body], more
 
 
@@ -1978,6 +2015,7 @@ def build_report(
     highlight: Sequence[str] = (),
     power_scaling: bool = True,
     budget: float | None = None,
+    flows_run: xr.DataTree | None = None,
 ) -> Report:
     """Assemble the board report on authority `la` (default: the run's target) from a run.
 
@@ -2008,10 +2046,16 @@ def build_report(
     budget
         The council's budget for next year's looked-after spend (£ a year, cash prices): page
         one gives the chance of exceeding it. Without it, this year's cost stands in.
+    flows_run
+        A flows run holding the authority (``bayes-lac fit-flows``): adds the section
+        "Entering and leaving care" and the modelled split of the change to page one.
     """
     info = run_info(results)
     la = la or info.target_la
     converged, problems = _convergence(results, allow_unconverged)
+    if flows_run is not None:
+        flows_ok, flows_problems = _flows_convergence(flows_run, la or info.target_la, allow_unconverged)
+        converged, problems = converged and flows_ok, [*problems, *flows_problems]
     if panel is None:
         from bayes_lac.data.panel import load_panel
 
@@ -2036,6 +2080,7 @@ def build_report(
         highlight=tuple(highlight),
         power_scaling=power_scaling,
         budget=budget,
+        flows_run=flows_run,
     )
     sections, more_charts = _report_sections(inputs, progress=progress)
     notes = Section("analyst-notes", "Appendix E: analyst notes")
@@ -2072,7 +2117,15 @@ def build_report(
 
 
 #: Sections a board member reads: plain words only (`bayes_lac.report.formats.jargon_in`).
-BOARD_SECTIONS: tuple[str, ...] = ("headlines", "comparison", "decomposition", "forecasts", "costs", "interventions")
+BOARD_SECTIONS: tuple[str, ...] = (
+    "headlines",
+    "comparison",
+    "decomposition",
+    "flows",
+    "forecasts",
+    "costs",
+    "interventions",
+)
 
 
 def _split_sentences(text: str) -> list[str]:
@@ -2203,6 +2256,24 @@ def _convergence(results: xr.DataTree, allow_unconverged: bool) -> tuple[bool, l
     if diag.converged:
         return True, []
     return False, list(diag.problems) or ["the run is marked as not converged"]
+
+
+def _flows_convergence(run: xr.DataTree, la: str, allow_unconverged: bool) -> tuple[bool, list[str]]:
+    """Whether a flows run holding `la` passed its checks, and its problem if not; raises
+    `UnconvergedFitError` for a failed one unless allowed, `UsageError` if it lacks `la`."""
+    from bayes_lac.errors import UnconvergedFitError
+    from bayes_lac.model.flows import flows_run_info
+
+    info = flows_run_info(run)
+    info.authority(la)
+    if info.converged:
+        return True, []
+    if not allow_unconverged:
+        raise UnconvergedFitError(
+            f"the flows run of {info.target_la}: {info.problem}; refit it with more draws, or pass "
+            "allow_unconverged=True (--allow-unconverged) to report on it marked as such"
+        )
+    return False, [f"Entering and leaving care: {info.problem}."]
 
 
 def _panel_mismatch(results: xr.DataTree, panel: pd.DataFrame) -> str:

@@ -1,161 +1,268 @@
-"""The board report's "Entering and leaving care" section, as an HTML fragment.
+"""The board report's "Entering and leaving care" section, from a flows run.
 
-`flows_section_html` renders a flows run (`bayes_lac.model.flows`) for one authority: the
-split of the change in the stock into entries and exits for each span asked for, the
-exit probability and the share of leavers who returned home against the comparison
-authorities and England (chart and table), and the reconciliation gap between the published
-stock and the flows. It returns a fragment (a ``<section>``) that the board report can place
-as it places its other sections; every number comes from `bayes_lac.analysis.flows`.
+`flows_section` builds the section (a `bayes_lac.report.board.Section`, so it is written to the
+HTML, PDF and workbook like every other) for one authority from a flows run
+(`bayes_lac.model.flows`, ``bayes-lac fit-flows``; the report takes it with ``--flows-run``):
+
+* for each period page one explains (the rise to the peak and the change since, or the whole
+  window), the change in the stock split into more or fewer children starting to be looked
+  after and children leaving more or less quickly, exits split by route
+  (`bayes_lac.analysis.flows.flows_split`), the authority's in print and its comparison
+  authorities' and England's in the workbook;
+* the chance of leaving care and the share of leavers returning home by year, against the
+  comparison authorities and England, with the published ratios
+  (`bayes_lac.analysis.flows.exit_trends`), and whether a fall in returns home is supported;
+* the stock forecast from entries and exits under three scenarios
+  (`bayes_lac.analysis.flows_forecast`), beside the count model's forecast the report uses.
+
+`modelled_flows_words` gives page one's sentence on the modelled split. Every number comes from
+the analyses; the section only arranges and words them.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import io
+from dataclasses import dataclass, replace
 
 import pandas as pd
 import xarray as xr
 
-from bayes_lac.analysis.flows import exit_trends, flows_split, la_names, plot_exit_trends, returns_home_finding
+from bayes_lac.analysis.flows import exit_trends, flows_split, plot_exit_trends, returns_home_finding
+from bayes_lac.analysis.flows_forecast import flows_forecast
 from bayes_lac.config import CI_PROB
+from bayes_lac.errors import UsageError
 from bayes_lac.model.flows import flows_run_info
-from bayes_lac.summaries import format_percent
+from bayes_lac.report.board import Section, glance_table, make_table
+from bayes_lac.report.formats import KINDS
 
-_COMPONENT_LABELS = {
+#: Components of the split printed in the section, with their row labels.
+PRINTED_COMPONENTS: dict[str, str] = {
     "published_change": "Published change",
-    "modelled_change": "Change implied by the flows",
-    "baseline": "At the first year's rates",
-    "entries": "Entries (rate of entering care)",
-    "exits": "Exits (how quickly children leave)",
-    "exits_returned_home": "  of which returns home",
-    "exits_adopted": "  of which adoption",
-    "exits_special_guardianship": "  of which special guardianship",
-    "exits_age_18": "  of which leaving at 18 or over",
-    "exits_other": "  of which other routes",
-    "published_minus_modelled": "Published minus flows (children, not episodes; chance)",
+    "entries": "From children starting to be looked after",
+    "exits": "From children leaving care",
+    "exits_returned_home": "of which returning home",
+    "exits_other": "of which other routes",
+    "published_minus_modelled": "Not carried by the flows (children counted, not episodes; chance)",
 }
-_AREAS = {"la": None, "neighbours": "Comparison authorities", "england": "England"}
+#: Scenarios of the forecast from entries and exits.
+FLOW_SCENARIOS: tuple[str, ...] = ("trend", "entries-10", "returns-home-neighbours")
+_SCENARIO_LABELS = {
+    "trend": "As now",
+    "entries-10": "10% fewer children starting",
+    "returns-home-neighbours": "Returns home at the comparison authorities' share",
+}
+_AREA_LABELS = {"neighbours": "Comparison authorities (together)", "england": "England"}
 
 
-def _split_table(table: pd.DataFrame, la_name: str) -> str:
-    areas = [a for a in _AREAS if a in set(table["area"])]
-    head = "".join(f"<th>{html.escape(_AREAS[a] or la_name)}</th>" for a in areas)
-    rows = []
-    for comp, label in _COMPONENT_LABELS.items():
-        cells = []
-        for a in areas:
-            r = table[(table["area"] == a) & (table["component"] == comp)]
-            if r.empty:
-                cells.append("<td>-</td>")
-                continue
-            r = r.iloc[0]
-            if comp == "published_change":
-                cells.append(f"<td>{r['median']:+,.0f}</td>")
-            else:
-                cells.append(f"<td>{r['median']:+,.0f} <small>({r['lower']:+,.0f} to {r['upper']:+,.0f})</small></td>")
-        rows.append(f"<tr><th scope='row'>{html.escape(label)}</th>{''.join(cells)}</tr>")
-    return f"<table class='flows-split'><thead><tr><th>Children</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+@dataclass(frozen=True)
+class FlowsOutcome:
+    """What page one reads from the section: the authority's split of each period split
+    (``(from_year, to_year, rows)``, the rows of its `flows_split` table for ``area == "la"``)
+    and whether the flows run passed its checks."""
+
+    splits: tuple[tuple[int, int, pd.DataFrame], ...] = ()
+    converged: bool = True
 
 
-def _trend_table(trends: pd.DataFrame, la_name: str, measure: str) -> str:
-    rows = trends[trends["measure"] == measure]
-    years = sorted(rows["year"].unique())
-    areas = [a for a in _AREAS if a in set(rows["area"])]
-    head = "".join(f"<th>{y}</th>" for y in years)
-    body = []
-    for a in areas:
-        cells = []
-        for y in years:
-            r = rows[(rows["area"] == a) & (rows["year"] == y)].iloc[0]
-            if pd.isna(r["median"]):
-                cells.append("<td>-</td>")
-            else:
-                cells.append(
-                    f"<td>{100 * r['median']:.0f}% <small>({100 * r['lower']:.0f}-{100 * r['upper']:.0f})</small></td>"
-                )
-        body.append(f"<tr><th scope='row'>{html.escape(_AREAS[a] or la_name)}</th>{''.join(cells)}</tr>")
-    return f"<table class='flows-trend'><thead><tr><th></th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+def _window_label(a: int, b: int, peak_year: int | None) -> str:
+    if peak_year is not None and b == peak_year:
+        return f"{a} to {b} (the rise to the peak)"
+    if peak_year is not None and a == peak_year:
+        return f"{a} to {b} (since the peak)"
+    return f"{a} to {b}"
 
 
-def _chart(trends: pd.DataFrame, la_name: str) -> str:
-    import matplotlib.pyplot as plt
-
-    fig, _ = plot_exit_trends(trends, la_name=la_name)
-    buffer = io.BytesIO()
-    try:
-        fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
-    finally:
-        plt.close(fig)
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    alt = f"Exit probability and share of leavers returning home by year: {la_name}, comparison authorities, England"
-    return f"<img src='data:image/png;base64,{data}' alt='{html.escape(alt, quote=True)}'>"
-
-
-def flows_section_html(
+def flows_section(
     run: xr.DataTree,
-    spans: list[tuple[int, int]],
-    la: str | None = None,
-    returns_home_years: tuple[int, int] | None = None,
+    la: str,
+    la_name: str,
+    windows: list[tuple[int, int]],
+    peak_year: int | None = None,
     ci_prob: float = CI_PROB,
-) -> str:
-    """The "Entering and leaving care" section of the board report, as an HTML fragment.
+) -> tuple[Section, FlowsOutcome]:
+    """The "Entering and leaving care" section and what page one reads from it.
 
     Parameters
     ----------
     run
-        A flows run (`bayes_lac.model.flows.load_flows_run`).
-    spans
-        ``(from_year, to_year)`` pairs: one entries/exits split each.
-    la
-        Authority (default: the run's target).
-    returns_home_years
-        Two years whose returns-home shares are compared in words (default: the first and
-        last year with the authority's count published).
+        A flows run holding `la` (`bayes_lac.model.flows.load_flows_run`).
+    la, la_name
+        The report's authority and its name.
+    windows
+        ``(from_year, to_year)`` periods to split (page one's); those outside the run's years
+        are left out with a note.
+    peak_year
+        The peak page one names, for the periods' labels.
     ci_prob
-        Probability of every credible interval shown.
-
-    Returns
-    -------
-    A ``<section>`` element (text). Errors from the analyses (years outside the run, an
-    authority not in it) are raised, never printed into the report.
+        Probability of every likely range.
     """
-    la = flows_run_info(run).authority(la)
-    data = run["flows_data"].to_dataset()
-    names = dict(zip([str(c) for c in data["la"].values], la_names(data)))
-    la_name = names[la]
-    parts = [
-        "<section id='entering-and-leaving-care'>",
-        "<h2>Entering and leaving care</h2>",
-        "<p>The number of children looked after at 31 March changes because children enter care and because "
-        "children leave it. The split below says how much of each change came from a change in the rate of "
-        "entering care (per 10,000 children) and how much from a change in how quickly children leave "
-        f"(the probability that a child looked after during the year leaves by 31 March), each with a "
-        f"{format_percent(ci_prob)} credible interval.</p>",
-    ]
-    for y0, y1 in spans:
-        split = flows_split(run, la=la, from_year=y0, to_year=y1, ci_prob=ci_prob)
-        parts.append(f"<h3>{y0} to {y1}</h3>")
-        parts.extend(f"<p>{html.escape(f.sentence)}</p>" for f in split.findings[:1])
-        parts.append(_split_table(split.table, la_name))
-        parts.extend(f"<p class='note'>{html.escape(c)}</p>" for c in split.caveats)
+    info = flows_run_info(run)
+    la = info.authority(la)
+    n_others = len(info.authorities) - 1
+    sec = Section("flows", "Entering and leaving care")
+    sec.paragraph(
+        f"The number of children looked after at 31 March rises when more children start to be looked after or "
+        f"when children leave care more slowly. Each change below is split into those two parts, from a model of "
+        f"the numbers published each year of children starting to be looked after and leaving care in "
+        f"{la_name} and its {n_others} comparison authorities ({info.comparison})."
+    )
+    if not info.converged:
+        sec.notice(
+            f"The model of entering and leaving care failed its checks ({info.problem}): these numbers are provisional."
+        )
+    splits, printed, detail, skipped = [], [], [], []
+    for a, b in windows:
+        if a < info.first_year or b > info.last_year:
+            skipped.append(f"{a} to {b}")
+            continue
+        split = flows_split(run, la=la, from_year=a, to_year=b, ci_prob=ci_prob)
+        own = split.table[split.table["area"] == "la"]
+        splits.append((a, b, own))
+        sec.finding(split.findings[0])
+        label = _window_label(a, b, peak_year)
+        rows = own[own["component"].isin(PRINTED_COMPONENTS)].copy()
+        rows["component"] = pd.Categorical(rows["component"], categories=list(PRINTED_COMPONENTS), ordered=True)
+        printed.append(rows.sort_values("component").assign(period=label))
+        detail.append(split.table.assign(period=label))
+    if skipped:
+        sec.notice(
+            f"Not split (outside the flows model's years, {info.first_year} to {info.last_year}): "
+            + ", ".join(skipped)
+            + "."
+        )
+    if printed:
+        frame = pd.concat(printed, ignore_index=True)
+        frame["component"] = frame["component"].astype(str).map(PRINTED_COMPONENTS)
+        glance = glance_table(frame, rows=["component"], across="period", kind="change")
+        # the published change is a count, not an estimate: its cell is the number alone
+        published = PRINTED_COMPONENTS["published_change"]
+        for label, rows in frame[frame["component"] == published].groupby("period", sort=False):
+            glance.loc[glance["component"] == published, label] = KINDS["change"].text(rows["median"].iloc[0])
+        glance = glance.rename(columns={"component": "Children looked after"})
+        sec.table(
+            "flows_split_glance",
+            f"{la_name}: change in the number of children looked after, split into children starting and "
+            f"leaving care; each cell the central estimate (low to high of the likely range, {round(100 * ci_prob)}%)",
+            glance,
+            in_workbook=False,
+        )
+        sec.workbook_table(
+            "flows_split",
+            f"{la_name}, its comparison authorities and England: change in children looked after split into "
+            "entries and exits (by route), children",
+            pd.concat(detail, ignore_index=True),
+            value_kind="change",
+        )
     trends = exit_trends(run, la=la, ci_prob=ci_prob)
     own = trends[(trends["area"] == "la") & (trends["measure"] == "share_returned_home") & trends["observed"].notna()]
-    if returns_home_years is None and len(own) >= 2:
-        returns_home_years = (int(own["year"].min()), int(own["year"].max()))
-    parts.append("<h3>Leaving care and returning home</h3>")
-    if returns_home_years is not None:
-        parts.append(
-            f"<p>{html.escape(returns_home_finding(trends, la_name, returns_home_years, ci_prob).sentence)}</p>"
-        )
-    parts.append(_chart(trends, la_name))
-    parts.append("<h4>Exit probability</h4>" + _trend_table(trends, la_name, "exit_probability"))
-    parts.append("<h4>Share of leavers who returned home</h4>" + _trend_table(trends, la_name, "share_returned_home"))
-    parts.append(
-        "<p class='note'>Points are the published ratios; lines and bands the model's median and interval. "
-        "Returns home are not published as counts for 2018, 2019 and 2025, and a year whose count is suppressed "
-        "shows the model's estimate only. DfE counts children, not episodes, so the published stock does not "
-        "follow started minus ceased exactly; the gap is shown in the split.</p>"
+    if len(own) >= 2:
+        years = (int(own["year"].min()), int(own["year"].max()))
+        sec.finding(returns_home_finding(trends, la_name, years, ci_prob))
+    fig, _ = plot_exit_trends(trends, la_name=la_name)
+    shown = trends[trends["measure"].isin(["exit_probability", "share_returned_home"])].copy()
+    shown["area"] = shown["area"].map(lambda a: la_name if a == "la" else _AREA_LABELS[a])
+    shown["measure"] = shown["measure"].map(
+        {
+            "exit_probability": "Chance of leaving care in the year",
+            "share_returned_home": "Share of leavers returning home",
+        }
     )
-    parts.append("</section>")
-    return "\n".join(parts)
+    sec.figure(
+        fig,
+        alt=_exits_alt(trends, la_name),
+        caption=f"Left: the chance that a child looked after during the year leaves care by 31 March. Right: the "
+        f"share of children leaving care who returned home. {la_name}, its comparison authorities together and "
+        "England; lines and bands the model's central estimate and likely range, points the published ratios.",
+        table=make_table(
+            "flows_exits_by_year",
+            f"{la_name}, comparison authorities and England: chance of leaving care and share of leavers returning "
+            "home, by year (model and published)",
+            shown[["area", "measure", "year", "median", "lower", "upper", "observed"]],
+            value_kind="percent",
+            kinds={"observed": "percent"},
+        ),
+    )
+    _forecast_part(sec, run, la, la_name, ci_prob)
+    return sec, FlowsOutcome(splits=tuple(splits), converged=info.converged)
+
+
+def _exits_alt(trends: pd.DataFrame, la_name: str) -> str:
+    """The chart's message with its numbers: the authority's chance of leaving and share
+    returning home in the first and last year the model gives them."""
+    percent = KINDS["percent"].text
+    parts = []
+    for measure, words in (
+        ("exit_probability", "the chance that a child looked after leaves care in the year"),
+        ("share_returned_home", "the share of leavers returning home"),
+    ):
+        rows = trends[(trends["area"] == "la") & (trends["measure"] == measure)].dropna(subset=["median"])
+        if rows.empty:
+            continue
+        first, last = rows.iloc[0], rows.iloc[-1]
+        parts.append(
+            f"{words} went from {percent(first['median'])} in {int(first['year'])} to {percent(last['median'])} in "
+            f"{int(last['year'])}"
+        )
+    return f"In {la_name}, " + "; ".join(parts) + " (the comparison authorities and England drawn beside it)."
+
+
+def _forecast_part(sec: Section, run: xr.DataTree, la: str, la_name: str, ci_prob: float) -> None:
+    """The stock forecast from entries and exits under `FLOW_SCENARIOS` (those the run allows)."""
+    scenarios, dropped = [], []
+    for name in FLOW_SCENARIOS:
+        try:
+            flows_forecast(run, la=la, horizon=1, scenarios=(name,))
+            scenarios.append(name)
+        except UsageError as err:
+            dropped.append(str(err))
+    fc = flows_forecast(run, la=la, horizon=10, scenarios=scenarios, ci_prob=ci_prob)
+    stock = fc.table[fc.table["quantity"] == "stock"]
+    years = [fc.last_year + 5, fc.last_year + 10]
+    stock = stock[stock["year"].isin(years)].copy()
+    stock["scenario"] = stock["scenario"].map(_SCENARIO_LABELS)
+    glance = glance_table(stock, rows=["scenario"], across="year", kind="count", labels=lambda y: f"March {y}")
+    sec.paragraph(
+        f"The same model carried forward: the number of children looked after in {la_name} if the chance of "
+        f"starting to be looked after and of leaving care go on as now, if 10% fewer children start, and if as many "
+        f"leavers return home as in the comparison authorities, from {KINDS['count'].text(fc.last_stock)} in March "
+        f"{fc.last_year}. The forecast section's numbers come from the count model; the backtest in the model card "
+        "compares the two."
+    )
+    for name, finding in zip(scenarios, fc.findings):
+        sec.finding(replace(finding, title=f"{la_name}: {_SCENARIO_LABELS[name].lower()}, {finding.title[-4:]}"))
+    sec.table(
+        "flows_forecast_glance",
+        f"{la_name}: children looked after forecast from children starting and leaving care, by scenario; each "
+        f"cell the central estimate (low to high of the likely range, {round(100 * ci_prob)}%)",
+        glance.rename(columns={"scenario": "Scenario"}),
+        in_workbook=False,
+    )
+    sec.workbook_table(
+        "flows_forecast",
+        f"{la_name}: forecast from children starting and leaving care, by scenario, quantity and year",
+        fc.table,
+        unit_column="quantity",
+    )
+    for text in fc.assumptions:
+        sec.paragraph(text)
+    for text in dropped:
+        sec.notice(f"Scenario left out: {text}")
+
+
+def modelled_flows_words(outcome: FlowsOutcome, peak_year: int | None) -> str | None:
+    """Page one's sentence on the modelled split of each period, or None without one."""
+    if not outcome.splits:
+        return None
+    change = KINDS["change"].text
+    parts = []
+    for a, b, rows in outcome.splits:
+        r = rows.set_index("component")
+        lead = "up to" if peak_year is not None and b == peak_year else "from"
+        when = f"{lead} {b}" if lead == "up to" else (f"since {a}" if a == peak_year else f"from {a} to {b}")
+        parts.append(
+            f"{when}, {change(r.at['entries', 'median'])} from children starting to be looked after (likely "
+            f"{change(r.at['entries', 'lower'])} to {change(r.at['entries', 'upper'])}) and "
+            f"{change(r.at['exits', 'median'])} from children leaving (likely {change(r.at['exits', 'lower'])} to "
+            f"{change(r.at['exits', 'upper'])})"
+        )
+    lead = "Modelled split of the change" + ("" if outcome.converged else " (provisional: the model failed its checks)")
+    return f"{lead}: " + "; ".join(parts) + "."

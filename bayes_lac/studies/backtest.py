@@ -317,6 +317,87 @@ class ModelForecaster:
         return out
 
 
+#: Name of the flow-based forecaster in backtest tables.
+FLOWS_METHOD = "flows"
+
+
+@dataclass(frozen=True)
+class FlowsForecaster:
+    """The flows model (`bayes_lac.model.flows`) as a backtest forecaster of looked-after children.
+
+    At each origin the flows model is fitted on the panel cut at the origin (entries, exits and
+    routes of the target and its comparison set `neighbours`), and each authority's stock is
+    forecast from its entries and exits (`bayes_lac.analysis.flows_forecast.flows_forecast`,
+    scenario ``trend``, with the measured reconciliation gap). It forecasts looked-after
+    children only. The target is Thurrock when the panel has it, else its first authority;
+    authorities outside the fitted set are left unscored (counted as missing). A fit failing
+    the flows gate raises `UnconvergedFitError` unless `allow_unconverged`.
+    """
+
+    name: str = FLOWS_METHOD
+    neighbours: str = "2021"
+    draws: int | None = None
+    tune: int | None = None
+    chains: int | None = None
+    sampler: str | None = None
+    allow_unconverged: bool = False
+    cores: int | None = None
+
+    def config(self) -> dict:
+        from bayes_lac.model import flows
+
+        return {
+            "model": "FlowsModel",
+            "priors": flows.FLOWS_PRIORS,
+            "neighbours": self.neighbours,
+            "draws": self.draws or flows.DEFAULT_DRAWS,
+            "tune": self.tune or flows.DEFAULT_TUNE,
+            "chains": self.chains or flows.DEFAULT_CHAINS,
+            "sampler": self.sampler or flows.DEFAULT_SAMPLER,
+            "scenario": "trend",
+            "allow_unconverged": bool(self.allow_unconverged),
+        }
+
+    def signature(self) -> str:
+        return f"{self.name}:{__version__}:{config_hash(self.config())}"
+
+    def __call__(self, panel, origin, horizons, measures, *, las, quantity="count", seed=0):
+        from bayes_lac.analysis.flows_forecast import flows_forecast
+        from bayes_lac.model.flows import FlowsModel, flows_run_info
+
+        if quantity != "count" or list(measures) != ["looked_after"]:
+            raise BayesLacError(
+                f"the flows forecaster forecasts looked-after counts only; asked for {quantity} of {', '.join(measures)}"
+            )
+        config = self.config()
+        origin = int(origin)
+        fitted_las = local_authorities(panel)
+        target = THURROCK_CODE if THURROCK_CODE in fitted_las else fitted_las[0]
+        start = time.perf_counter()
+        run = FlowsModel(target, neighbours=self.neighbours, last_year=origin).fit(
+            panel,
+            draws=config["draws"],
+            tune=config["tune"],
+            chains=config["chains"],
+            seed=int(seed) + origin,
+            sampler=config["sampler"],
+            cores=self.cores,
+        )
+        fit_seconds = time.perf_counter() - start
+        info = flows_run_info(run)
+        if not info.converged and not self.allow_unconverged:
+            raise UnconvergedFitError(f"flows fit at origin {origin}: {info.problem}")
+        out = empty_draws(measures, las, horizons, config["chains"] * config["draws"])
+        for j, la in enumerate(las):
+            if la not in info.authorities:
+                continue
+            fc = flows_forecast(run, la=la, horizon=max(int(h) for h in horizons), seed=int(seed) + origin)
+            stock = fc.data["stock"].sel(scenario="trend")
+            out.values[0, j] = stock.sel(year=[origin + int(h) for h in horizons]).transpose("year", "draw").values
+        out.attrs.update(fit_seconds=fit_seconds, converged=info.converged)
+        return out
+
+
 def config_hash(config: dict) -> str:
     """SHA-256 (first 16 hex digits) of a configuration as sorted JSON."""
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
