@@ -11,7 +11,7 @@ looked-after children only, on the 11 authorities of Thurrock's 2021 comparison 
 * the baselines (`bayes_lac.studies.baselines`), pooled growth among them, fitted on nothing.
 
 Flows are published from 2010, so origins start in 2014 (five years of flows). Each origin's
-scored rows are cached beside the output (``--out``'s folder, ``cache/``), so an interrupted run
+scored rows are cached (``--cache``, default in the temporary folder), so an interrupted run
 resumes. Prints the summary by method and horizon and the CRPS ratios against pooled growth, and
 writes the per-forecast rows, the summaries and a manifest (`save_backtest`).
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -51,6 +52,11 @@ def main(argv=None) -> int:
     ap.add_argument("--horizons", default="1-5")
     ap.add_argument("--out", default=str(ROOT / "models" / "backtest" / "flows_vs_stock_thurrock.csv"))
     ap.add_argument("--allow-unconverged", action="store_true", help="score fits that fail their gates (recorded)")
+    ap.add_argument(
+        "--cache",
+        default=str(Path(tempfile.gettempdir()) / "bayes_lac_flows_backtest_cache"),
+        help="folder of scored origins, read back when the run is repeated (default: in the temporary folder)",
+    )
     args = ap.parse_args(argv)
     panel = load_panel()
     las = [THURROCK_CODE, *statistical_neighbours(THURROCK_CODE)]
@@ -67,7 +73,7 @@ def main(argv=None) -> int:
         horizons=parse_years(args.horizons, "horizons"),
         measures=("looked_after",),
         las=las,
-        cache_dir=Path(args.out).parent / "cache_flows_vs_stock",
+        cache_dir=Path(args.cache),
     )
     tables = summary_tables(result)
     paths = save_backtest(result, args.out, tables)
