@@ -330,19 +330,6 @@ def test_plot_exit_trends_draws_one_panel_per_measure():
         plt.close(fig)
 
 
-def test_flows_section_is_one_html_section_with_words_tables_and_chart():
-    from bayes_lac.report.flows_section import flows_section_html
-
-    panel, truth = simulate_flows_panel(n_la=4, years=(2010, 2016), scenario="exits", change_from=2012, seed=12)
-    text = flows_section_html(_fake_run(truth, panel), spans=[(2011, 2016)])
-    assert text.startswith("<section id='entering-and-leaving-care'>") and text.endswith("</section>")
-    assert "<h2>Entering and leaving care</h2>" in text and "data:image/png;base64," in text
-    assert "how quickly children leave" in text and "90% credible interval" in text
-    assert "Share of children leaving care who returned home in Simulated 0" in text
-    words = re.sub(r"data:image/png;base64,[^']*", "", text)
-    assert not re.search(r"\bnan\b", words.lower())  # no blank number printed as 'nan'
-
-
 def test_flows_split_of_a_saved_run_imports_no_sampler_or_plotting(tmp_path):
     from tests.test_imports import _heavy, _modules_after
 
