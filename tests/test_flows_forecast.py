@@ -309,3 +309,25 @@ def test_intervention_command_through_the_flows(simulated, tmp_path, capsys):
     status = main([*argv[:-2], "--no-uncertainty", "--out", str(tmp_path / "no.csv")])
     err = capsys.readouterr().err
     assert status == 2 and err.count("\n") == 1 and "leave out --no-uncertainty" in err
+
+
+def test_the_flows_forecaster_leaves_an_authority_without_a_stock_at_the_origin_unscored(simulated, monkeypatch):
+    from bayes_lac.model.flows import FlowsModel
+    from bayes_lac.studies.backtest import FlowsForecaster, backtest
+
+    panel, truth = simulated
+    codes = list(truth["la"])
+    blank = panel.copy()
+    blank.loc[(blank["la_code"] == codes[2]) & (blank["year"] == 2015), "looked_after"] = np.nan
+    monkeypatch.setattr(FlowsModel, "fit", lambda self, cut, **settings: _made_run(cut, truth))
+    result = backtest(
+        blank,
+        [FlowsForecaster(neighbours=codes[1:], draws=100, chains=4)],
+        origins=[2015],
+        horizons=[1],
+        measures=("looked_after",),
+        las=codes,
+        progress=False,
+    )
+    crps = result.table.set_index("la_code")["crps"]
+    assert np.isnan(crps[codes[2]]) and crps.drop(codes[2]).notna().all()

@@ -66,6 +66,7 @@ from bayes_lac.errors import (
     PanelError,
     UnconvergedFitError,
     UnknownAuthorityError,
+    UsageError,
 )
 from bayes_lac.files import write_csv, write_text
 from bayes_lac.studies.baselines import (
@@ -391,7 +392,10 @@ class FlowsForecaster:
         for j, la in enumerate(las):
             if la not in info.authorities:
                 continue
-            fc = flows_forecast(run, la=la, horizon=max(int(h) for h in horizons), seed=int(seed) + origin)
+            try:
+                fc = flows_forecast(run, la=la, horizon=max(int(h) for h in horizons), seed=int(seed) + origin)
+            except UsageError:
+                continue  # no published stock or child population at the origin: counted as missing
             stock = fc.data["stock"].sel(scenario="trend")
             out.values[0, j] = stock.sel(year=[origin + int(h) for h in horizons]).transpose("year", "draw").values
         out.attrs.update(fit_seconds=fit_seconds, converged=info.converged)
