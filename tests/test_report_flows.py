@@ -12,6 +12,7 @@ import json
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
@@ -201,3 +202,22 @@ def test_report_command_refuses_a_missing_or_mismatched_flows_run_in_one_line(to
         err = capsys.readouterr().err
         assert status == 2 and err.count("\n") == 1 and message in err, err
         assert not out.exists()
+
+
+def test_the_section_says_which_forecast_the_report_uses_from_the_shipped_backtest(tmp_path):
+    from bayes_lac.report.flows_section import FLOWS_BACKTEST_SUMMARY, backtest_words
+
+    assert "has not been tested on past data" in backtest_words(tmp_path)
+    rows = [
+        {"method": m, "measure": "looked_after", "horizon": h, "outcome": o, "crps": c}
+        for m, base in (("model", 10.0), ("flows", 14.0), ("pooled-growth", 12.0))
+        for h in (1, 2)
+        for o, c in (("latest", base + h), ("first_release", 99.0))
+    ]
+    pd.DataFrame(rows).to_csv(tmp_path / FLOWS_BACKTEST_SUMMARY, index=False)
+    words = backtest_words(tmp_path)
+    # the mean over horizons 1-2 of the latest outcome: 11.5 against 15.5
+    assert "count model, which did better" in words and "11.5 against 15.5" in words and "1 to 2 years ahead" in words
+    flipped = pd.DataFrame(rows).assign(method=lambda t: t["method"].replace({"model": "flows", "flows": "model"}))
+    flipped.to_csv(tmp_path / FLOWS_BACKTEST_SUMMARY, index=False)
+    assert "this forecast from entering and leaving care did better, 11.5 against 15.5" in backtest_words(tmp_path)

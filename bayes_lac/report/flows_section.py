@@ -22,6 +22,7 @@ the analyses; the section only arranges and words them.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import pandas as pd
 import xarray as xr
@@ -224,8 +225,7 @@ def _forecast_part(sec: Section, run: xr.DataTree, la: str, la_name: str, ci_pro
         f"The same model carried forward: the number of children looked after in {la_name} if the chance of "
         f"starting to be looked after and of leaving care go on as now, if 10% fewer children start, and if as many "
         f"leavers return home as in the comparison authorities, from {KINDS['count'].text(fc.last_stock)} in March "
-        f"{fc.last_year}. The forecast section's numbers come from the count model; the backtest in the model card "
-        "compares the two."
+        f"{fc.last_year}. {backtest_words()}"
     )
     for name, finding in zip(scenarios, fc.findings):
         sec.finding(replace(finding, title=f"{la_name}: {_SCENARIO_LABELS[name].lower()}, {finding.title[-4:]}"))
@@ -246,6 +246,45 @@ def _forecast_part(sec: Section, run: xr.DataTree, la: str, la_name: str, ci_pro
         sec.paragraph(text)
     for text in dropped:
         sec.notice(f"Scenario left out: {text}")
+
+
+#: The shipped comparison of flow-based and count-model forecasts (``bench/flows_backtest.py``).
+FLOWS_BACKTEST_SUMMARY = "flows_vs_stock_thurrock_summary.csv"
+
+
+def backtest_words(folder=None) -> str:
+    """Which forecast the report uses and what the shipped backtest of the two found, in words.
+
+    Reads ``models/backtest/flows_vs_stock_thurrock_summary.csv`` (`FLOWS_BACKTEST_SUMMARY`):
+    the mean score of each method's looked-after forecasts over the horizons both were
+    scored at (CRPS, in children; lower is better).
+    """
+    from bayes_lac.config import BACKTEST_DIR
+
+    path = Path(folder or BACKTEST_DIR) / FLOWS_BACKTEST_SUMMARY
+    uses = "The forecast section's numbers come from the count model"
+    if not path.is_file():
+        return f"{uses}; this forecast from entering and leaving care has not been tested on past data."
+    table = pd.read_csv(path)
+    table = table[table["measure"] == "looked_after"]
+    if "outcome" in table.columns:
+        table = table[table["outcome"] == "latest"]
+    scores = table.pivot_table(index="horizon", columns="method", values="crps")
+    if not {"flows", "model"} <= set(scores.columns):
+        return f"{uses}; this forecast from entering and leaving care has not been tested on past data."
+    scores = scores[["flows", "model"]].dropna()
+    flows, model = float(scores["flows"].mean()), float(scores["model"].mean())
+    h0, h1 = int(scores.index.min()), int(scores.index.max())
+    where = (
+        f"on past data (Thurrock and its comparison authorities, forecasts made each year and checked {h0} to {h1} "
+        "years ahead; a score of the whole likely range in children, lower is better)"
+    )
+    if model <= flows:
+        return f"{uses}, which did better {where}: {model:.1f} against {flows:.1f} for this forecast."
+    return (
+        f"{uses}; {where} this forecast from entering and leaving care did better, {flows:.1f} against "
+        f"{model:.1f}: read the two side by side."
+    )
 
 
 def modelled_flows_words(outcome: FlowsOutcome, peak_year: int | None) -> str | None:
