@@ -289,14 +289,26 @@ def _rename_an_authority(run):
     run["posterior"] = xr.DataTree(post.assign_coords(la=[*post["la"].values[:-1], "E06009999"]))
 
 
+def _edit_the_energy(run):
+    stats = run["sample_stats"].to_dataset()
+    stats["energy"][0, 3] = stats["energy"][0, 3] + 0.5
+    run["sample_stats"] = xr.DataTree(stats)
+
+
 def _edit_a_number(run):
     run.attrs["diagnostics"] = json.dumps(json.loads(run.attrs["diagnostics"]) | {"max_rhat": 1.0001})
 
 
 @pytest.mark.parametrize(
     "edit, refused",
-    [(_edit_a_draw, False), (_add_a_divergence, True), (_rename_an_authority, False), (_edit_a_number, False)],
-    ids=["a-draw", "a-divergence", "a-label", "a-recorded-number"],
+    [
+        (_edit_a_draw, False),
+        (_add_a_divergence, True),
+        (_rename_an_authority, False),
+        (_edit_the_energy, False),
+        (_edit_a_number, False),
+    ],
+    ids=["a-draw", "a-divergence", "a-label", "the-energy", "a-recorded-number"],
 )
 def test_any_edit_after_the_fit_makes_load_run_recompute_the_gate(tmp_path, monkeypatch, edit, refused):
     run = make_toy_results()
@@ -312,6 +324,22 @@ def test_any_edit_after_the_fit_makes_load_run_recompute_the_gate(tmp_path, monk
         # the recomputed verdict now carries its own digest: a second load does not recompute
         save_run(back, tmp_path / "again.nc")
         load_run(tmp_path / "again.nc")
+    assert calls == ["E06009000"]
+
+
+def test_a_changed_gate_recomputes_the_verdict_of_a_run_as_fitted(tmp_path, monkeypatch):
+    import bayes_lac.model.diagnostics as diagnostics
+
+    path = _save(make_toy_results(), tmp_path / "run.nc")
+    # a stricter threshold: the recorded digest no longer matches, and the new gate judges
+    monkeypatch.setattr(diagnostics, "MIN_ESS", 10**6)
+    with pytest.raises(RunFileError, match="marked converged, but its draws fail.*bulk ESS"):
+        load_run(path)
+    monkeypatch.undo()
+    calls = _counting_gate(monkeypatch)
+    # a change to the gate's code (its module's source) does the same
+    monkeypatch.setattr(diagnostics, "_gate_source", lambda: b"another gate")
+    load_run(path)
     assert calls == ["E06009000"]
 
 

@@ -39,16 +39,24 @@ def _through_xarray(path, groups=None) -> xr.DataTree:
     return tree
 
 
+def _typed(attrs) -> dict:
+    """Attributes with their types: 1.0 and np.float64(1.0), or a list and an array, differ."""
+    return {k: (type(v).__name__, repr(v)) for k, v in attrs.items()}
+
+
 def assert_same_run(direct: xr.DataTree, reference: xr.DataTree) -> None:
     """Two readings of a run are the same: groups, root attrs, and in every group the same
-    variables, coordinates, values, attributes and dtypes."""
+    variables, coordinates, values, attributes (with their types) and dtypes."""
     assert set(direct.children) == set(reference.children)
-    assert dict(direct.attrs) == dict(reference.attrs)
+    assert _typed(direct.attrs) == _typed(reference.attrs)
     for group in reference.children:
         a, b = direct[group].to_dataset(inherit=False), reference[group].to_dataset(inherit=False)
         xr.testing.assert_identical(a, b)
         assert set(a.coords) == set(b.coords), group
         assert {k: a[k].dtype for k in a.variables} == {k: b[k].dtype for k in b.variables}, group
+        assert _typed(a.attrs) == _typed(b.attrs), group
+        for name in b.variables:
+            assert _typed(a[name].attrs) == _typed(b[name].attrs), (group, name)
 
 
 def _toy_run(tmp_path, edit=None, hdf5_edit=None) -> str:
@@ -65,6 +73,15 @@ def _toy_run(tmp_path, edit=None, hdf5_edit=None) -> str:
     obs = run["observed_data"].to_dataset()
     obs["modelled_count"][0, 0, 0] = np.nan
     run["observed_data"] = xr.DataTree(obs)
+    # attributes of the kinds a sampler writes: a list of text, a float, an int, a one-element array
+    post = run["posterior"].to_dataset()
+    post.attrs.update(sample_dims=["chain", "draw"], sampling_time=12.5, tuning_steps=500, one=np.array([3.0]))
+    post["intercept"].attrs.update(label="the intercept", scale=np.float32(2.0))
+    run["posterior"] = xr.DataTree(post)
+    # a coordinate no data variable of its group uses (xarray names it on the group)
+    ref = run["reference"].to_dataset()
+    codes = [str(c) for c in obs["la"].values]
+    run["reference"] = xr.DataTree(ref.assign_coords(la=codes, la_label=("la", [f"Area {c}" for c in codes])))
     if edit is not None:
         edit(run)
     path = tmp_path / "run.nc"
@@ -85,6 +102,7 @@ def test_direct_reading_of_a_toy_run_equals_xarrays(tmp_path):
     assert direct["sample_stats"]["diverging"].dtype == bool
     assert direct["posterior"]["la"].dtype.kind == "U" and direct["constant_data"]["la_name"].dtype.kind == "U"
     assert np.isnan(direct["observed_data"]["modelled_count"][0, 0, 0])
+    assert "la_label" in direct["reference"].coords and direct["posterior"].attrs["sample_dims"] == ["chain", "draw"]
 
 
 def _scaled(handle):

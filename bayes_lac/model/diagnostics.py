@@ -33,6 +33,7 @@ import functools
 import hashlib
 import json
 import math
+import os
 from dataclasses import asdict, dataclass
 from statistics import NormalDist
 
@@ -436,17 +437,32 @@ def check_convergence(results: xr.DataTree) -> Diagnostics:
     )
 
 
+@functools.cache
+def _gate_source() -> bytes:
+    """This module's source, so that any change to the gate changes every digest; without a
+    readable source, a token of this process (no recorded digest matches: the gate reruns)."""
+    from pathlib import Path
+
+    try:
+        return Path(__file__).read_bytes()
+    except OSError:
+        return os.urandom(16)
+
+
 def gate_digest(results: xr.DataTree) -> str:
     """A digest of everything the gate's verdict on a run rests on.
 
     It covers the posterior (every variable's name, dims, dtype and values, and the
     coordinate labels the gate's messages name), the sampler statistics the gate reads
     (divergences, energy), the recorded ``diagnostics`` and ``converged`` attrs, the gate's
-    thresholds and the bayes_lac version. `attach_diagnostics` records it in the run's
-    ``gate_digest`` attr; `bayes_lac.model.results.load_run` recomputes the gate only when a
-    loaded run's digest differs (about 0.02 s against 0.2-0.4 s for the gate on a default
-    fit). An edit to the draws, to a verdict or to the recorded numbers, or a different
-    version of the gate, changes the digest, so the gate is then recomputed and judges.
+    thresholds, the bayes_lac version and the source of this module (the gate's code).
+    `attach_diagnostics` records it in the run's ``gate_digest`` attr;
+    `bayes_lac.model.results.load_run` recomputes the gate only when a loaded run's digest
+    differs (about 0.02 s against 0.2-0.4 s for the gate on a default fit). An edit to the
+    draws, to a verdict or to the recorded numbers that does not also rewrite ``gate_digest``,
+    or any change to the gate, changes the digest, so the gate is then recomputed and judges.
+    The digest guards against edited and corrupted files, not against a forger who rewrites it
+    too (as one could write draws made to pass).
     """
     from bayes_lac import __version__
 
@@ -458,6 +474,7 @@ def gate_digest(results: xr.DataTree) -> str:
             digest.update(b"\0")
 
     add("bayes_lac gate", __version__, MAX_RHAT, MIN_ESS, MIN_BFMI, TAIL_QUANTILES, sorted(DERIVED_VARIABLES))
+    digest.update(_gate_source())
     stats = results["sample_stats"].to_dataset() if "sample_stats" in results.children else xr.Dataset()
     for group, ds, names in (
         ("posterior", results["posterior"].to_dataset(), None),

@@ -39,19 +39,33 @@ class _NotHandled(Exception):
     """The file uses a netCDF feature `read_groups` does not decode."""
 
 
-def _attr_value(value):
-    """An HDF5 attribute as xarray gives it: text as str, a one-element array as its scalar."""
+def _attr(attrs, key: str):
+    """Attribute `key` as xarray's h5netcdf backend gives it (h5netcdf's rules, then xarray's):
+    fixed-length text decoded, text arrays as lists, a one-element array as its element, numpy
+    scalars kept, and bytes decoded as UTF-8."""
+    import h5py
+
+    value = attrs[key]
+    if isinstance(value, h5py.Empty):
+        raise _NotHandled
+    info = h5py.check_string_dtype(attrs.get_id(key).dtype)
+    if info is not None:
+        if info.length is not None and info.length > 1:
+            if np.isscalar(value):
+                value = value.decode(info.encoding, "surrogateescape")
+            else:
+                value = [b.decode(info.encoding, "surrogateescape") for b in value.flat]
+        elif not np.isscalar(value):
+            value = value.tolist()
+    if not np.isscalar(value) and len(value) == 1:
+        value = value[0]
     if isinstance(value, bytes):
-        return value.decode("utf-8")
-    if isinstance(value, np.ndarray) and value.ndim == 1 and value.size == 1:
-        return _attr_value(value[0])
-    if isinstance(value, np.generic):
-        return value.item()
+        value = value.decode("utf-8")
     return value
 
 
 def _user_attrs(attrs) -> dict:
-    return {k: _attr_value(v) for k, v in attrs.items() if k not in _STORAGE_ATTRS and k not in _DECODED_ATTRS}
+    return {k: _attr(attrs, k) for k in attrs if k not in _STORAGE_ATTRS and k not in _DECODED_ATTRS}
 
 
 def _values(dataset, attrs) -> np.ndarray:
@@ -64,12 +78,12 @@ def _values(dataset, attrs) -> np.ndarray:
             raise _NotHandled
         return np.array(text, dtype=str).reshape(data.shape) if text else data.astype(str)
     if "dtype" in attrs:
-        if _attr_value(attrs["dtype"]) != "bool" or data.dtype != np.int8:
+        if _attr(attrs, "dtype") != "bool" or data.dtype != np.int8:
             raise _NotHandled
         return data.astype(bool)
     if "_FillValue" in attrs:
-        fill = _attr_value(attrs["_FillValue"])
-        if data.dtype.kind != "f" or not (isinstance(fill, float) and np.isnan(fill)):
+        fill = _attr(attrs, "_FillValue")
+        if data.dtype.kind != "f" or not (np.isscalar(fill) and np.isnan(fill)):
             raise _NotHandled
     return data
 
@@ -80,9 +94,7 @@ def _read_group(group, drop: Collection[str]) -> xr.Dataset:
         if not hasattr(item, "dtype"):
             raise _NotHandled  # a nested group
         if item.attrs.get("CLASS") == b"DIMENSION_SCALE":
-            if "_Netcdf4Dimid" not in item.attrs or "not a netCDF variable" in str(
-                _attr_value(item.attrs.get("NAME", ""))
-            ):
+            if "_Netcdf4Dimid" not in item.attrs or "not a netCDF variable" in str(item.attrs.get("NAME", b"")):
                 raise _NotHandled  # a dimension without a coordinate variable
             dims[int(item.attrs["_Netcdf4Dimid"])] = name
     variables: dict[str, xr.Variable] = {}
@@ -104,8 +116,11 @@ def _read_group(group, drop: Collection[str]) -> xr.Dataset:
         if len(ids) != item.ndim or any(i not in dims for i in ids):
             raise _NotHandled  # a dimension declared in a parent group
         if "coordinates" in attrs:
-            named_coords.update(str(_attr_value(attrs["coordinates"])).split())
+            named_coords.update(str(_attr(attrs, "coordinates")).split())
         variables[name] = xr.Variable(tuple(dims[i] for i in ids), _values(item, attrs), _user_attrs(attrs))
+    if "coordinates" in group.attrs:
+        # non-index coordinates no data variable names: xarray lists them on the group
+        named_coords.update(str(_attr(group.attrs, "coordinates")).split())
     coords = set(dims.values()) | named_coords
     return xr.Dataset(
         {k: v for k, v in variables.items() if k not in coords},
