@@ -118,7 +118,7 @@ def test_each_scenario_moves_only_its_lever(simulated):
     shift = logit(prob.sel(scenario="exits-as-2012").values) - logit(prob.sel(scenario="trend").values)
     np.testing.assert_allclose(shift, logit(p12) - logit(p18), atol=1e-9)
     np.testing.assert_allclose(rate.sel(scenario="exits-as-2012"), rate.sel(scenario="trend"))
-    # fewer entries, fewer children (common random numbers: per draw, never more)
+    # fewer entries, fewer children on average (the same random steps and noise stream)
     fewer = fc.data["stock"].sel(scenario="entries-10") - fc.data["stock"].sel(scenario="trend")
     assert float(fewer.isel(year=-1).mean()) < 0
 
@@ -245,7 +245,8 @@ def _spec(**changes):
     q = dict(spec.quantities)
     for key, value in changes.items():
         fixed = {"point": value, "low": value, "high": value, "dist": None}
-        q[key] = replace(q[key], **fixed) if key in q else Quantity(name=key, upper_bound=1.0, **fixed)
+        bound = 1.0 if key.endswith(("_share", "_probability")) else np.inf
+        q[key] = replace(q[key], **fixed) if key in q else Quantity(name=key, upper_bound=bound, **fixed)
     # one year of care per outcome in the file's own arithmetic; fixed, so only the flows vary
     q["duration"] = replace(q["duration"], dist=None)
     return replace(spec, quantities=q)
@@ -306,9 +307,14 @@ def test_intervention_command_through_the_flows(simulated, tmp_path, capsys):
     table = pd.read_csv(out)
     assert "gross_saving" in set(table["quantity"])
     assert "in place of the file's duration of care" in capsys.readouterr().out
-    status = main([*argv[:-2], "--no-uncertainty", "--out", str(tmp_path / "no.csv")])
-    err = capsys.readouterr().err
-    assert status == 2 and err.count("\n") == 1 and "leave out --no-uncertainty" in err
+    for extra, message in (
+        (["--no-uncertainty"], "leave out --no-uncertainty"),
+        (["--draws", "100"], "leave out --draws"),
+    ):
+        status = main([*argv[:-2], *extra, "--out", str(tmp_path / "no.csv")])
+        err = capsys.readouterr().err
+        assert status == 2 and err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "no.csv").exists()
 
 
 def test_the_flows_forecaster_leaves_an_authority_without_a_stock_at_the_origin_unscored(simulated, monkeypatch):
@@ -331,3 +337,60 @@ def test_the_flows_forecaster_leaves_an_authority_without_a_stock_at_the_origin_
     )
     crps = result.table.set_index("la_code")["crps"]
     assert np.isnan(crps[codes[2]]) and crps.drop(codes[2]).notna().all()
+
+
+def test_the_yearly_steps_have_the_model_s_variance(simulated):
+    panel, truth = simulated
+    run = _made_run(panel, truth)
+    post = run["posterior"].to_dataset()
+    # common-path steps of 0.1 and the authority's own walk of 0.2, zero-sum over 4 authorities:
+    # a step's variance is 0.1^2 + (3 / 4) 0.2^2 = 0.04
+    for part, sd in (("entry", 0.1), ("exit", 0.1)):
+        post[f"{part}_year_sigma"] = xr.full_like(post[f"{part}_year_sigma"], sd)
+        post[f"{part}_walk_sigma"] = xr.full_like(post[f"{part}_walk_sigma"], 0.2)
+    run["posterior"] = xr.DataTree(post)
+    fc = flows_forecast(run, horizon=2, seed=5)
+    rate = fc.data["entry_rate"].sel(scenario="trend").values
+    prob = fc.data["exit_probability"].sel(scenario="trend").values
+    log_steps = np.diff(np.log(np.concatenate([np.full((1, DRAWS), truth["entry_rate"][0, -1]), rate])), axis=0)
+    p0 = truth["exit_probability"][0, -1]
+    logit = np.log(prob / (1 - prob))
+    logit_steps = np.diff(np.concatenate([np.full((1, DRAWS), np.log(p0 / (1 - p0))), logit]), axis=0)
+    for steps in (log_steps, logit_steps):
+        np.testing.assert_allclose(steps.std(), 0.2, rtol=0.1)
+        assert abs(steps.mean()) < 0.03  # no drift
+
+
+def test_savings_through_the_flows_add_up_over_years_with_discounting_and_delay(simulated):
+    from bayes_lac.analysis.interventions import evaluate_through_flows
+
+    panel, truth = simulated
+    p = truth["exit_probability"][0, -1]
+    h = 12
+    spec = _spec(
+        effect=0.2, unit_cost=50_000.0, cost_per_participant=2_000.0, reach=100.0, delayed_share=0.5, delay=1.5
+    )
+    from dataclasses import replace
+
+    spec = replace(spec, years=3, discount_rate=0.035)
+    d = evaluate_through_flows(spec, _made_run(panel, truth), horizon=h).draws
+
+    def care(start: float) -> np.ndarray:
+        """Years of care in each of the h years of one child entering in year `start` (whole)."""
+        out = np.zeros(h)
+        before = 0.0
+        for k in range(int(start), h):
+            after = (1 - p) ** (k - start + 1)
+            out[k] = (before + after) / 2
+            before = after
+        return out
+
+    discount = 1.035 ** -np.arange(h)
+    # 20 entries prevented a year for 3 years; half of them only delayed by 1.5 years: they
+    # enter care half in the year after and half two years after
+    per_entry = sum(care(t) - 0.5 * (0.5 * care(t + 1) + 0.5 * care(t + 2)) for t in range(3))
+    expected = 20 * 50_000.0 * float((per_entry * discount).sum())
+    np.testing.assert_allclose(d["gross_saving"], expected, rtol=1e-9)
+    cost = 100 * 2_000.0 * (1 + 1.035**-1 + 1.035**-2)
+    np.testing.assert_allclose(d["programme_cost"], cost, rtol=1e-12)
+    np.testing.assert_allclose(d["net_saving"], expected - cost, rtol=1e-9)

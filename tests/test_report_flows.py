@@ -195,8 +195,13 @@ def test_report_command_refuses_a_missing_or_mismatched_flows_run_in_one_line(to
     panel.to_csv(panel_path, index=False)
     codes = [str(c) for c in run["posterior"]["la"].values]
     other = save_flows_run(flows_run_from_panel(panel, codes[1], codes[2:]), tmp_path / "other.nc")
+    failed = save_flows_run(flows_run_from_panel(panel, codes[0], codes[1:], converged=False), tmp_path / "failed.nc")
     base = ["report", "--run", str(run_path), "--panel", str(panel_path), "--la", codes[0]]
-    for flows, message in ((tmp_path / "missing.nc", "flows run not found"), (other, "not in this flows run")):
+    for flows, message in (
+        (tmp_path / "missing.nc", "flows run not found"),
+        (other, "not in this flows run"),
+        (failed, "failed its convergence diagnostics"),
+    ):
         out = tmp_path / "r.html"
         status = main([*base, "--flows-run", str(flows), "--out", str(out)])
         err = capsys.readouterr().err

@@ -245,7 +245,10 @@ def flows_forecast(
         "exit_walk_sigma"
     )[:, None] * rng.standard_normal((n, horizon))
     alpha = 1.0 / scalar("entry_inv_sqrt_dispersion") ** 2
-    population, pop_note = project_population(pop_hist, horizon, n, rng)
+    try:
+        population, pop_note = project_population(pop_hist, horizon, n, rng)
+    except ValueError as err:
+        raise UsageError(f"--la {target}: its child population cannot be projected ({err})") from None
     gap_mean, gap_sd, gap_how = _gap_model(data, t)
     gaps = np.rint(gap_mean + gap_sd * rng.standard_normal((n, horizon)))
     noise_seed = int(rng.integers(2**32))

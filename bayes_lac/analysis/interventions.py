@@ -857,6 +857,8 @@ def evaluate_intervention(
         "saving_per_outcome": np.broadcast_to(saving_per_outcome, (n,)),
         "unit_cost": np.broadcast_to(unit_cost, (n,)),
         "delayed_share": np.broadcast_to(delayed, (n,)),
+        "delay": np.broadcast_to(delay, (n,)),
+        "cashable_share": np.broadcast_to(share, (n,)),
     }
     if "cashable_share" in q:
         variables["cashable_saving"] = share * (net if spec.cashable_basis == "net" else gross)
@@ -894,7 +896,9 @@ def evaluate_through_flows(
     (entries spread over the year), priced at the file's unit cost per year of care (per week x
     365.25 / 7) and discounted like the service's cost (year ``t`` from the service's start at
     ``(1 + discount_rate) ** -t``). A delayed share of prevented entries (``delayed_share``)
-    enters care ``delay`` later (rounded to whole years) instead. Savings after `horizon` years
+    enters care ``delay`` later instead (each draw's delay; a re-entry between two years is
+    split between them by the fraction), and the care it would have had from then on is not
+    averted. Savings after `horizon` years
     are not counted; the draws are the flows run's.
 
     The result has the quantities of `evaluate_intervention`, with ``gross_saving``,
@@ -926,10 +930,11 @@ def evaluate_through_flows(
     d = base.draws
     per_year = d["outcomes_prevented"].values / spec.years
     delayed = d["delayed_share"].values
-    delay_years = 0
-    if "delay" in spec.quantities:
-        delay = spec.quantities["delay"].point
-        delay_years = max(1, round(delay if spec.duration_unit == "years" else delay * 7 / 365.25))
+    # each draw's delay in years, its re-entry split between the two years it falls between
+    delay_years = d["delay"].values * (1.0 if spec.duration_unit == "years" else 7 / 365.25)
+    first = np.floor(delay_years).astype(int)
+    late = delay_years - first
+    rows = np.arange(n)
     unit = d["unit_cost"].values
     per_care_year = unit if spec.unit_cost_per == "year" else unit * 365.25 / 7
     discount = (1 + spec.discount_rate) ** -np.arange(h)
@@ -937,10 +942,12 @@ def evaluate_through_flows(
     def saving(prevented_per_year: np.ndarray) -> np.ndarray:
         entries = np.zeros((n, h))
         entries[:, : spec.years] = prevented_per_year[:, None]
-        if delay_years:
-            back = np.zeros((n, h))
-            back[:, delay_years : spec.years + delay_years] = (delayed * prevented_per_year)[:, None]
-            entries = entries - back[:, :h]
+        back = delayed * prevented_per_year
+        for t in range(spec.years):
+            for offset, weight in ((first, 1 - late), (first + 1, late)):
+                year = t + offset
+                inside = year < h
+                np.add.at(entries, (rows[inside], year[inside]), -(back * weight)[inside])
         averted, start, years_of_care = np.zeros(n), np.zeros(n), np.zeros((n, h))
         for t in range(h):
             averted = (start + entries[:, t]) * (1 - exit_p[:, t])
@@ -961,9 +968,7 @@ def evaluate_through_flows(
     out["break_even_effect"] = ("draw", break_even)
     out["saving_per_outcome"] = ("draw", per_entry)
     if "cashable_saving" in out:
-        share = out["cashable_saving"].values / (
-            d["net_saving"].values if spec.cashable_basis == "net" else d["gross_saving"].values
-        )
+        share = d["cashable_share"].values
         out["cashable_saving"] = ("draw", share * (gross - cost if spec.cashable_basis == "net" else gross))
     note = (
         f"Savings from the flows forecast of {fc.la_name}, in place of the file's duration of care: each entry "

@@ -319,8 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     iv.add_argument(
         "--draws",
         type=_intervention_draws,
-        default=4000,
-        help=f"Monte Carlo draws, 1-{MAX_INTERVENTION_DRAWS:,} (default 4000)",
+        help=f"Monte Carlo draws, 1-{MAX_INTERVENTION_DRAWS:,} (default 4000; with --flows-run, the run's draws)",
     )
     iv.add_argument("--no-uncertainty", action="store_true", help="point values only (reproduces the source report)")
     iv.add_argument(

@@ -453,6 +453,12 @@ def intervention_command(args) -> int:
     )
     from bayes_lac.errors import InputFileError
 
+    if args.flows_run and args.draws is not None:
+        from bayes_lac.errors import UsageError
+
+        raise UsageError("--draws: with --flows-run the draws are the flows run's; leave out --draws")
+    if args.draws is None:
+        args.draws = 4000
     if not args.no_uncertainty and args.draws < 2:
         raise InputFileError(f"--draws: expected at least 2 to give an interval, got {args.draws}")
     out = Path(args.out)
@@ -596,9 +602,16 @@ def report_command(args) -> int:
     if getattr(args, "flows_run", None):
         from bayes_lac.model.flows import flows_run_info, load_flows_run
 
-        # read before any fitting: a flows run that is missing or lacks the authority fails first
+        # read before any fitting: a flows run that is missing, lacks the authority or failed
+        # its checks (without --allow-unconverged) fails first
         flows_run = load_flows_run(args.flows_run)
-        flows_run_info(flows_run).authority(args.la)
+        flows_info = flows_run_info(flows_run)
+        flows_info.authority(args.la)
+        if not flows_info.converged and not args.allow_unconverged:
+            raise UnconvergedFitError(
+                f"{args.flows_run}: {flows_info.problem}; refit it with more draws, or pass --allow-unconverged "
+                "to report on it marked as such on every page"
+            )
     if args.run:
         from bayes_lac.model.results import load_run
 

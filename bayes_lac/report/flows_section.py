@@ -214,7 +214,12 @@ def _forecast_part(sec: Section, run: xr.DataTree, la: str, la_name: str, ci_pro
             flows_forecast(run, la=la, horizon=1, scenarios=(name,))
             scenarios.append(name)
         except UsageError as err:
-            dropped.append(str(err))
+            # the analysis words its refusal for the command line: the board gets the scenario's name
+            why = str(err).split(": ", 1)[-1]
+            dropped.append(f"{_SCENARIO_LABELS[name]}: not forecast ({why}).")
+    if not scenarios:
+        sec.notice("No forecast from children starting and leaving care: " + " ".join(dropped))
+        return
     fc = flows_forecast(run, la=la, horizon=10, scenarios=scenarios, ci_prob=ci_prob)
     stock = fc.table[fc.table["quantity"] == "stock"]
     years = [fc.last_year + 5, fc.last_year + 10]
@@ -245,7 +250,7 @@ def _forecast_part(sec: Section, run: xr.DataTree, la: str, la_name: str, ci_pro
     for text in fc.assumptions:
         sec.paragraph(text)
     for text in dropped:
-        sec.notice(f"Scenario left out: {text}")
+        sec.notice(f"Scenario left out. {text}")
 
 
 #: The shipped comparison of flow-based and count-model forecasts (``bench/flows_backtest.py``).
