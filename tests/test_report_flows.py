@@ -150,7 +150,7 @@ def test_printed_forecast_is_the_flows_forecast(toy):
 def test_page_one_gives_the_modelled_split(toy):
     _, _, flows, report = toy
     why = next(b for b in report.sections[0].blocks if b.kind == "answer" and b.key == "why")
-    assert "Modelled split of the change" in why.verdict
+    assert "Entering and leaving care (modelled)" in why.verdict
     # each period's figures on page one are the flows split's for that period
     glance = next(b for b in _section(report, "flows").blocks if getattr(b, "key", "") == "flows_split_glance").frame
     change = KINDS["change"].text
@@ -158,12 +158,17 @@ def test_page_one_gives_the_modelled_split(toy):
         a, b = (int(y) for y in re.findall(r"\d{4}", column)[:2])
         r = flows_split(flows, from_year=a, to_year=b).table.set_index(["area", "component"])
         for component, words in (
-            ("entries", "from children starting to be looked after"),
+            ("entries", "from children starting"),
             ("exits", "from children leaving"),
         ):
             x = r.loc[("la", component)]
             expected = f"{change(x['median'])} {words} (likely {change(x['lower'])} to {change(x['upper'])})"
             assert expected in why.verdict, (expected, why.verdict)
+            # and the headline sheet carries the same numbers
+            figure = next(f for f in why.figures if f.label.startswith(f"Change in children looked after {a}-{b} from"))
+            assert figure.kind == "change"
+    labels = [f.label for f in why.figures]
+    assert sum("(modelled)" in x and "from children" in x for x in labels) == 2 * len(glance.columns[1:])
 
 
 def test_an_unconverged_flows_run_is_refused_unless_allowed_and_then_marked(toy):

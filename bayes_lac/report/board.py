@@ -1900,7 +1900,7 @@ def _flows_section(inputs: ReportInputs, why: Why):
     """ "Entering and leaving care" (`bayes_lac.report.flows_section`) when the report was given
     a flows run, and what page one reads from it; ``(None, None)`` without one."""
     if inputs.flows_run is None:
-        return None, None
+        return None, None, None
     from bayes_lac.report.flows_section import flows_section
 
     if why.decompositions:
@@ -1930,9 +1930,9 @@ def flows_hook(inputs: ReportInputs, why: Why, flows=None):
         modelled = modelled_flows_words(flows, why.peak_year)
         if modelled is None:
             return published
-        if published is None:
-            return modelled, []
-        return f"{published[0]} {modelled}", published[1]
+        # the modelled split says more than the published counts: page one gives it, and keeps
+        # the published figures for the workbook's headline sheet
+        return modelled[0], [*modelled[1], *(published[1] if published else [])]
 
     return words
 
@@ -1975,7 +1975,7 @@ def _report_sections(inputs: ReportInputs, progress: bool = False) -> tuple[list
         comparison_sec, comparison = _comparison_section(inputs)
         bar.update()
         decomposition_sec, decomposition_more, why = _decomposition_section(inputs, comparison)
-        flows_sec, flows = _flows_section(inputs, why)
+        flows_sec, flows_more, flows = _flows_section(inputs, why)
         bar.update()
         forecast_sec, forecast_more, forecast = _forecast_section(inputs)
         bar.update()
@@ -1991,7 +1991,9 @@ def _report_sections(inputs: ReportInputs, progress: bool = False) -> tuple[list
         inputs, comparison=comparison, why=why, forecast=forecast, cost=cost, interventions=interventions, flows=flows
     )
     more = _more_charts()
-    for part in (decomposition_more, forecast_more):
+    for part in (decomposition_more, flows_more, forecast_more):
+        if part is None:
+            continue
         more.blocks.extend(part.blocks)
         more.twins.extend(part.twins)
         more.workbook_only.extend(part.workbook_only)

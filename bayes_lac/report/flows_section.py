@@ -21,7 +21,7 @@ the analyses; the section only arranges and words them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -79,8 +79,9 @@ def flows_section(
     windows: list[tuple[int, int]],
     peak_year: int | None = None,
     ci_prob: float = CI_PROB,
-) -> tuple[Section, FlowsOutcome]:
-    """The "Entering and leaving care" section and what page one reads from it.
+) -> tuple[Section, Section, FlowsOutcome]:
+    """The "Entering and leaving care" section, its chart for the appendix of more charts, and
+    what page one reads from it.
 
     Parameters
     ----------
@@ -118,7 +119,6 @@ def flows_section(
         split = flows_split(run, la=la, from_year=a, to_year=b, ci_prob=ci_prob)
         own = split.table[split.table["area"] == "la"]
         splits.append((a, b, own))
-        sec.finding(split.findings[0])
         label = _window_label(a, b, peak_year)
         rows = own[own["component"].isin(PRINTED_COMPONENTS)].copy()
         rows["component"] = pd.Categorical(rows["component"], categories=list(PRINTED_COMPONENTS), ordered=True)
@@ -167,7 +167,10 @@ def flows_section(
             "share_returned_home": "Share of leavers returning home",
         }
     )
-    sec.figure(
+    # the chart goes to the appendix of more charts: the board page keeps the tables and the sentence
+    more = Section("more-charts", "Appendix C: more charts (other measures and scenarios)")
+    more.heading("Entering and leaving care")
+    more.figure(
         fig,
         alt=_exits_alt(trends, la_name),
         caption=f"Left: the chance that a child looked after during the year leaves care by 31 March. Right: the "
@@ -183,7 +186,7 @@ def flows_section(
         ),
     )
     _forecast_part(sec, run, la, la_name, ci_prob)
-    return sec, FlowsOutcome(splits=tuple(splits), converged=info.converged)
+    return sec, more, FlowsOutcome(splits=tuple(splits), converged=info.converged)
 
 
 def _exits_alt(trends: pd.DataFrame, la_name: str) -> str:
@@ -232,8 +235,6 @@ def _forecast_part(sec: Section, run: xr.DataTree, la: str, la_name: str, ci_pro
         f"leavers return home as in the comparison authorities, from {KINDS['count'].text(fc.last_stock)} in March "
         f"{fc.last_year}. {backtest_words()}"
     )
-    for name, finding in zip(scenarios, fc.findings):
-        sec.finding(replace(finding, title=f"{la_name}: {_SCENARIO_LABELS[name].lower()}, {finding.title[-4:]}"))
     sec.table(
         "flows_forecast_glance",
         f"{la_name}: children looked after forecast from children starting and leaving care, by scenario; each "
@@ -247,8 +248,7 @@ def _forecast_part(sec: Section, run: xr.DataTree, la: str, la_name: str, ci_pro
         fc.table,
         unit_column="quantity",
     )
-    for text in fc.assumptions:
-        sec.paragraph(text)
+    sec.paragraph("Assumptions: " + " ".join(fc.assumptions))
     for text in dropped:
         sec.notice(f"Scenario left out. {text}")
 
@@ -292,21 +292,34 @@ def backtest_words(folder=None) -> str:
     )
 
 
-def modelled_flows_words(outcome: FlowsOutcome, peak_year: int | None) -> str | None:
-    """Page one's sentence on the modelled split of each period, or None without one."""
+def modelled_flows_words(outcome: FlowsOutcome, peak_year: int | None):
+    """Page one's sentence on the modelled split of each period and its figures, as
+    ``(sentence, figures)``, or None without a split."""
+    from bayes_lac.report.answers import Figure
+
     if not outcome.splits:
         return None
     change = KINDS["change"].text
-    parts = []
+    parts, figures = [], []
     for a, b, rows in outcome.splits:
         r = rows.set_index("component")
-        lead = "up to" if peak_year is not None and b == peak_year else "from"
-        when = f"{lead} {b}" if lead == "up to" else (f"since {a}" if a == peak_year else f"from {a} to {b}")
+        if peak_year is not None and b == peak_year:
+            when = f"up to {b}"
+        elif peak_year is not None and a == peak_year:
+            when = f"since {a}"
+        else:
+            when = f"from {a} to {b}"
+        entries, exits = r.loc["entries"], r.loc["exits"]
         parts.append(
-            f"{when}, {change(r.at['entries', 'median'])} from children starting to be looked after (likely "
-            f"{change(r.at['entries', 'lower'])} to {change(r.at['entries', 'upper'])}) and "
-            f"{change(r.at['exits', 'median'])} from children leaving (likely {change(r.at['exits', 'lower'])} to "
-            f"{change(r.at['exits', 'upper'])})"
+            f"{when}, {change(entries['median'])} from children starting (likely {change(entries['lower'])} to "
+            f"{change(entries['upper'])}) and {change(exits['median'])} from children leaving (likely "
+            f"{change(exits['lower'])} to {change(exits['upper'])})"
         )
-    lead = "Modelled split of the change" + ("" if outcome.converged else " (provisional: the model failed its checks)")
-    return f"{lead}: " + "; ".join(parts) + "."
+        for label, row in (("children starting to be looked after", entries), ("children leaving care", exits)):
+            figures.append(
+                Figure.from_row(f"Change in children looked after {a}-{b} from {label} (modelled)", row, "change")
+            )
+    lead = "Entering and leaving care (modelled" + (
+        "" if outcome.converged else "; provisional: its model failed its checks"
+    )
+    return f"{lead}): " + "; ".join(parts) + ".", figures
