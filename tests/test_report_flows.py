@@ -231,3 +231,22 @@ def test_the_section_says_which_forecast_the_report_uses_from_the_shipped_backte
     flipped = pd.DataFrame(rows).assign(method=lambda t: t["method"].replace({"model": "flows", "flows": "model"}))
     flipped.to_csv(tmp_path / FLOWS_BACKTEST_SUMMARY, index=False)
     assert "this forecast from entering and leaving care did better, 11.5 against 15.5" in backtest_words(tmp_path)
+
+
+def test_services_that_keep_children_out_of_care_are_priced_through_the_flows(toy):
+    from bayes_lac.analysis import interventions as iv
+
+    _, _, flows, report = toy
+    sec = _section(report, "interventions")
+    assert any("children starting and leaving care" in getattr(b, "text", "") for b in sec.blocks)
+    answers = {b.key: b for b in report.sections[0].blocks if b.kind == "answer"}
+    assert "prevention" in answers
+    for name in iv.bundled_interventions():
+        spec = iv.load_intervention(name)
+        table = next(t for t in [*sec.blocks, *sec.twins] if getattr(t, "key", "") == f"invest_{name}").frame
+        gross = table.set_index("quantity").loc["gross_saving", "median"]
+        if spec.unit_cost_per == "outcome":
+            expected = iv.evaluate_intervention(spec, draws=R.INTERVENTION_DRAWS, seed=0)
+        else:
+            expected = iv.evaluate_through_flows(spec, flows, horizon=10, seed=0)
+        assert gross == pytest.approx(float(np.median(expected.draws["gross_saving"])), rel=1e-9)

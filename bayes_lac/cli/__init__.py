@@ -456,7 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     ff.add_argument("--la", default=THURROCK_CODE, help="ONS code of the target authority")
     ff.add_argument("--panel", help="panel CSV with started and ceased (default: the bundled panel)")
     _add_neighbours(ff)
-    _add_sampler_settings(ff, " (default 1000)", " (default 4)")
+    _add_sampler_settings(ff, " (default 2000)", " (default 4)")
     ff.add_argument("--out", required=True, help="flows run file to write (netCDF, e.g. flows.nc)")
     ff.set_defaults(handler=("bayes_lac.cli.commands", "fit_flows_command"))
 

@@ -67,12 +67,12 @@ from bayes_lac.model.nuts import DEFAULT_MAX_TREEDEPTH, nuts_settings
 ROUTES: tuple[str, ...] = tuple(c.removeprefix("ceased_") for c in ROUTE_COLUMNS)
 #: Marks a run file as a flows run (stock runs have no such attr).
 RUN_KIND = "flows"
-DEFAULT_DRAWS = 1000
-DEFAULT_TUNE = 1000
+DEFAULT_DRAWS = 2000
+DEFAULT_TUNE = 2000
 DEFAULT_CHAINS = 4
 DEFAULT_SEED = 20260331
 DEFAULT_SAMPLER = "nutpie"
-DEFAULT_TARGET_ACCEPT = 0.9
+DEFAULT_TARGET_ACCEPT = 0.95
 SAMPLERS: tuple[str, ...] = ("nutpie", "pymc", "numpyro")
 #: Convergence gate of a flows run (the same bar as the stock model's diagnostics).
 MAX_RHAT = 1.01

@@ -1537,9 +1537,21 @@ def _intervention_section(inputs: ReportInputs) -> tuple[Section, list]:
         f"({INTERVENTION_DRAWS:,} Monte Carlo draws). The files are in models/interventions/; "
         "the assumptions we added to the sources' figures are listed under each finding."
     )
+    flows = inputs.flows_run
+    if flows is not None:
+        sec.paragraph(
+            f"With the model of children starting and leaving care, a service that keeps children from entering "
+            f"care is priced from {inputs.la_name}'s forecast: the children it keeps out are taken off the forecast "
+            "entries, and the saving is the care they would have had, year by year, at the forecast chance of "
+            "leaving (10 years counted), in place of the source's assumed time in care."
+        )
     for name in names:
         spec = iv.load_intervention(name)
-        result = iv.evaluate_intervention(spec, draws=INTERVENTION_DRAWS, seed=0)
+        through_flows = flows is not None and spec.unit_cost_per != "outcome"
+        if through_flows:
+            result = iv.evaluate_through_flows(spec, flows, la=inputs.la, horizon=10, seed=0)
+        else:
+            result = iv.evaluate_intervention(spec, draws=INTERVENTION_DRAWS, seed=0)
         point = iv.evaluate_intervention(spec, uncertainty=False)
         finding = iv.intervention_finding(result)
         results.append(result)
