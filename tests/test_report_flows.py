@@ -26,6 +26,9 @@ from bayes_lac.report.formats import KINDS, jargon_in
 from tests.conftest import make_toy_results
 from tests.test_report import _with_published_counts, toy_panel
 
+# one worker builds the toy report with its flows section and runs its readers (make test: --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("toy_report_flows")
+
 DRAWS = 200
 
 
