@@ -52,6 +52,8 @@ def main(argv=None) -> int:
     ap.add_argument("--horizons", default="1-5")
     ap.add_argument("--out", default=str(ROOT / "models" / "backtest" / "flows_vs_stock_thurrock.csv"))
     ap.add_argument("--allow-unconverged", action="store_true", help="score fits that fail their gates (recorded)")
+    ap.add_argument("--flows-draws", type=int, help="flows fits: draws per chain (default: the flows model's)")
+    ap.add_argument("--flows-tune", type=int, help="flows fits: tuning steps per chain (default: the flows model's)")
     ap.add_argument(
         "--cache",
         default=str(Path(tempfile.gettempdir()) / "bayes_lac_flows_backtest_cache"),
@@ -62,7 +64,9 @@ def main(argv=None) -> int:
     las = [THURROCK_CODE, *statistical_neighbours(THURROCK_CODE)]
     forecasters = (
         ModelForecaster(neighbours="2021", allow_unconverged=args.allow_unconverged),
-        FlowsForecaster(neighbours="2021", allow_unconverged=args.allow_unconverged),
+        FlowsForecaster(
+            neighbours="2021", draws=args.flows_draws, tune=args.flows_tune, allow_unconverged=args.allow_unconverged
+        ),
         *default_baselines(),
     )
     start = time.perf_counter()

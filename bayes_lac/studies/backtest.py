@@ -341,13 +341,14 @@ class FlowsForecaster:
     tune: int | None = None
     chains: int | None = None
     sampler: str | None = None
+    target_accept: float | None = None
     allow_unconverged: bool = False
     cores: int | None = None
 
     def config(self) -> dict:
         from bayes_lac.model import flows
 
-        return {
+        config = {
             "model": "FlowsModel",
             "priors": flows.FLOWS_PRIORS,
             "neighbours": self.neighbours,
@@ -355,9 +356,11 @@ class FlowsForecaster:
             "tune": self.tune or flows.DEFAULT_TUNE,
             "chains": self.chains or flows.DEFAULT_CHAINS,
             "sampler": self.sampler or flows.DEFAULT_SAMPLER,
+            "target_accept": self.target_accept or flows.DEFAULT_TARGET_ACCEPT,
             "scenario": "trend",
             "allow_unconverged": bool(self.allow_unconverged),
         }
+        return config
 
     def signature(self) -> str:
         return f"{self.name}:{__version__}:{config_hash(self.config())}"
@@ -382,6 +385,7 @@ class FlowsForecaster:
             chains=config["chains"],
             seed=int(seed) + origin,
             sampler=config["sampler"],
+            target_accept=config["target_accept"],
             cores=self.cores,
         )
         fit_seconds = time.perf_counter() - start
