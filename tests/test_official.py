@@ -280,9 +280,16 @@ def test_thurrock_flows_first_release_before_2015_revised_after(panel):
     assert np.isnan(t.loc[2016, "ceased_returned_home"])
     assert t.loc[2016, "ceased_returned_home_note"] == "x in SFR41/2016 (CLA_ceaParNPlan)"
     assert t.loc[2017, "ceased_age_18"] == 49 and t.loc[2020, "ceased_age_18_source"] == "EES ceased 2020-2024"
-    for year in (2018, 2019, 2025):
+    for year in (2018, 2019):
         assert np.isnan(t.loc[year, "ceased_returned_home"])
         assert "rounded %" in t.loc[year, "ceased_returned_home_note"]
+    # 2025 from the dashboard's rds (tidy extract): Thurrock's unplanned part is suppressed
+    assert np.isnan(t.loc[2025, "ceased_returned_home"])
+    assert t.loc[2025, "ceased_returned_home_note"].startswith("c in CSC_rds_ceased_cla_data@47c0a7745719")
+    e = _rows(panel, "E92000001")
+    # England 2025: both reasons published; their sum (checked against the extract's two rows)
+    assert e.loc[2025, "ceased_returned_home"] == 6610
+    assert e.loc[2025, "ceased_returned_home_source"] == "CSC_rds_ceased_cla_data@47c0a7745719 (tidy extract)"
 
 
 def test_england_flows_2010_2014_come_from_the_revised_national_series(panel):

@@ -118,6 +118,11 @@ EES_B1 = "EES CIN b1"
 EES_D5 = "EES CIN d5"
 EES_POPULATION = "EES ONS MYE 0-17"
 EES_CEASED = "EES ceased 2020-2024"
+#: DfE's dashboard file ceased_cla_data.rds (2025 reasons for ceasing), as extracted to the
+#: tidy table beside the official folder (its `source_id`); read only if that table is there.
+RDS_CEASED = "CSC_rds_ceased_cla_data@47c0a7745719"
+#: The tidy table holding it, relative to the official folder (see ../shared/data/PROVENANCE.md).
+TIDY_FLOWS = Path("..") / "tidy" / "cla_flows_starts_ceased.csv"
 
 #: The panel's columns, in order. The first nine are the schema of `bayes_lac.data.panel`.
 PANEL_COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + (
@@ -726,6 +731,43 @@ def ees_ceased_routes(src: _Source, areas: Areas) -> dict[str, pd.DataFrame]:
     return out
 
 
+def rds_returned_home_2025(src: _Source, areas: Areas) -> pd.DataFrame | None:
+    """Returns home in the year to March 2025 from DfE's dashboard ``ceased_cla_data.rds``.
+
+    The rds needs the optional ``rdata`` reader, so the build reads its values from the tidy
+    extract beside the official folder (`TIDY_FLOWS`, rows whose ``source_id`` is
+    `RDS_CEASED`): the same two reasons as 2020-2024 ("returned home ... part of" and "not
+    part of the care planning process"), summed; a suppressed part leaves the sum blank. None
+    when the extract is not there (the 2025 cells then stay blank, with their note).
+    """
+    path = src.root / TIDY_FLOWS
+    if not path.is_file():
+        return None
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    reasons = _EES_ROUTES["ceased_returned_home"][1]
+    measures = {f"EES_ceased:Reason episode ceased:{r}:number": r for r in reasons}
+    rows = frame[(frame["source_id"] == RDS_CEASED) & frame["measure"].isin(measures) & (frame["year"] == "2025")]
+    if rows.empty:
+        raise InputFileError(f"{path}: no 2025 returns home from {RDS_CEASED}; expected its two reasons' counts")
+    rows = rows.assign(reason=rows["measure"].map(measures))
+    wide = rows.pivot_table(
+        index=["geographic_level", "la_code", "old_la_code", "la_name"],
+        columns="reason",
+        values="value",
+        aggfunc="first",
+    ).reset_index()
+    level = wide["geographic_level"]
+    codes = pd.Series(None, index=wide.index, dtype=object)
+    is_la = level == LEVEL_LA
+    codes[is_la] = wide.loc[is_la, "old_la_code"].map(areas.code_for_number)
+    is_region = level == LEVEL_REGION
+    codes[is_region] = wide.loc[is_region, "la_name"].map(areas.code_for_region_name)
+    codes[level == LEVEL_NATIONAL] = ENGLAND_CODE
+    keep = codes.notna()
+    parts = wide.loc[keep, reasons].fillna("")
+    return _summed_long(codes[keep], [2025] * int(keep.sum()), parts, f"{RDS_CEASED} (tidy extract)")
+
+
 def outturn_total_looked_after(src: _Source, year: int, areas: Areas) -> pd.DataFrame:
     """s251 outturn line 'Total Children Looked After', gross (total) expenditure, £."""
     frame = src.csv(f"outturn_{year}", encoding="latin-1")
@@ -1145,16 +1187,19 @@ def _flows(panel: pd.DataFrame, src: _Source, areas: Areas, first_flows: dict, n
         pieces += [(first_flows[name], first), (lait(LAIT_FLOW_CODES[name], 2015), revised)]
         _pick(panel, name, pieces, no_source="no source for this year")
     ees = ees_ceased_routes(src, areas)
-    _pick(
-        panel,
-        "ceased_returned_home",
-        [(first_flows["ceased_returned_home"], range(2010, 2018)), (ees["ceased_returned_home"], range(2020, 2025))],
-        no_source="",
-    )
-    gap = panel["year"].isin([2018, 2019]) | (panel["year"] == LAST_YEAR)
+    pieces = [
+        (first_flows["ceased_returned_home"], range(2010, 2018)),
+        (ees["ceased_returned_home"], range(2020, 2025)),
+    ]
+    latest = rds_returned_home_2025(src, areas)
+    if latest is not None:
+        pieces.append((latest, [2025]))
+    _pick(panel, "ceased_returned_home", pieces, no_source="")
+    gap = panel["year"].isin([2018, 2019] if latest is not None else [2018, 2019, 2025])
     panel.loc[gap, "ceased_returned_home_note"] = (
-        "not available as a count: for 2018, 2019 and 2025 DfE's files found give returns home only "
-        "as a rounded % of children who ceased (LAIT), and the build never re-derives counts from rounded %"
+        "not available as a count: for 2018 and 2019 DfE's files found give returns home only as a rounded % of "
+        "children who ceased (LAIT), and the build never re-derives counts from rounded %"
+        + ("" if latest is not None else "; for 2025 the count is in DfE's ceased_cla_data.rds, not read here")
     )
     _pick(
         panel,
