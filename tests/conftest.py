@@ -44,6 +44,36 @@ from bayes_lac.config import MEASURES  # noqa: E402
 from bayes_lac.model.diagnostics import attach_diagnostics  # noqa: E402
 
 
+def made_flows_run(data, posterior, converged: bool = True):
+    """A flows run made, not fitted: `posterior` (a Dataset with chain and draw dims) over the
+    flows data `data` (`bayes_lac.model.flows.prepare_flows`), with the attrs a fit records."""
+    import json
+
+    import xarray as xr
+
+    from bayes_lac import __version__
+    from bayes_lac.model.flows import RUN_KIND
+
+    run = xr.DataTree.from_dict({"posterior": posterior, "flows_data": data.to_dataset()})
+    run.attrs.update(
+        {
+            "run_kind": RUN_KIND,
+            "target_la": data.target,
+            "comparison": data.comparison,
+            "authorities": json.dumps(list(data.la)),
+            "first_year": int(data.year[0]),
+            "last_year": int(data.year[-1]),
+            "sampler": "none",
+            "bayes_lac_version": __version__,
+            "converged": "true" if converged else "false",
+            "max_rhat": 1.0 if converged else 1.03,
+            "min_ess_bulk": float(posterior.sizes["chain"] * posterior.sizes["draw"]),
+            "divergences": 0,
+        }
+    )
+    return run
+
+
 def make_toy_results(
     n_la: int = 4,
     years: tuple[int, int] = (2010, 2020),

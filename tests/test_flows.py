@@ -3,7 +3,6 @@ its run files and CLI errors. Fits live in test_flows_recovery.py."""
 
 from __future__ import annotations
 
-import json
 import re
 
 import numpy as np
@@ -11,7 +10,6 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from bayes_lac import __version__
 from bayes_lac.analysis.flows import (
     COMPONENTS,
     _route_probabilities,
@@ -25,7 +23,7 @@ from bayes_lac.cli import main
 from bayes_lac.errors import PanelError, RunFileError
 from bayes_lac.model.flows import ROUTES, build_flows_model, load_flows_run, prepare_flows, save_flows_run
 from bayes_lac.model.flows_simulate import simulate_flows_panel
-from tests.conftest import python_evaluation
+from tests.conftest import made_flows_run, python_evaluation
 
 
 def _panel(**changes) -> pd.DataFrame:
@@ -142,7 +140,6 @@ def test_flows_log_density_and_gradient_are_finite_and_blank_routes_are_masked()
 
 def _fake_run(truth: dict, panel: pd.DataFrame, draws: int = 40) -> xr.DataTree:
     """A flows run whose posterior is the truth with a little noise (no fit)."""
-    from bayes_lac.model.flows import RUN_KIND
 
     data = prepare_flows(panel, truth["la"][0], neighbours=truth["la"][1:])
     rng = np.random.default_rng(0)
@@ -158,24 +155,7 @@ def _fake_run(truth: dict, panel: pd.DataFrame, draws: int = 40) -> xr.DataTree:
         }
     ).rename({"dim_0": "chain", "dim_1": "draw"})
     post = post.assign_coords(la=data.la, year=data.year, route=list(ROUTES))
-    run = xr.DataTree.from_dict({"posterior": post, "flows_data": data.to_dataset()})
-    run.attrs.update(
-        {
-            "run_kind": RUN_KIND,
-            "target_la": data.target,
-            "comparison": data.comparison,
-            "authorities": json.dumps(list(data.la)),
-            "first_year": int(data.year[0]),
-            "last_year": int(data.year[-1]),
-            "sampler": "none",
-            "bayes_lac_version": __version__,
-            "converged": "true",
-            "max_rhat": 1.0,
-            "min_ess_bulk": float(draws),
-            "divergences": 0,
-        }
-    )
-    return run
+    return made_flows_run(data, post)
 
 
 def test_flows_run_attrs_are_read_once_and_a_broken_one_is_named(tmp_path, capsys):

@@ -7,20 +7,18 @@ the identity exactly) with a posterior at chosen values, so each check has a kno
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
 
-from bayes_lac import __version__
 from bayes_lac.analysis.flows import stock_path
 from bayes_lac.analysis.flows_forecast import FlowScenario, flows_forecast
 from bayes_lac.cli import main
 from bayes_lac.errors import UsageError
-from bayes_lac.model.flows import ROUTES, RUN_KIND, prepare_flows, save_flows_run
+from bayes_lac.model.flows import ROUTES, prepare_flows, save_flows_run
 from bayes_lac.model.flows_simulate import simulate_flows_panel
+from tests.conftest import made_flows_run
 
 DRAWS = 400
 
@@ -58,24 +56,7 @@ def _made_run(panel: pd.DataFrame, truth: dict, walk: float = 0.0, dispersion: f
         },
         coords={"la": data.la, "year": data.year, "route": list(ROUTES)},
     )
-    run = xr.DataTree.from_dict({"posterior": post, "flows_data": data.to_dataset()})
-    run.attrs.update(
-        {
-            "run_kind": RUN_KIND,
-            "target_la": data.target,
-            "comparison": data.comparison,
-            "authorities": json.dumps(list(data.la)),
-            "first_year": int(data.year[0]),
-            "last_year": int(data.year[-1]),
-            "sampler": "none",
-            "bayes_lac_version": __version__,
-            "converged": "true",
-            "max_rhat": 1.0,
-            "min_ess_bulk": float(DRAWS),
-            "divergences": 0,
-        }
-    )
-    return run
+    return made_flows_run(data, post)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ authorities from its panel's published starters and leavers.
 
 from __future__ import annotations
 
-import json
 import re
 
 import numpy as np
@@ -16,14 +15,13 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from bayes_lac import __version__
 from bayes_lac.analysis.flows import flows_split
 from bayes_lac.analysis.flows_forecast import flows_forecast
 from bayes_lac.errors import UnconvergedFitError, UsageError
-from bayes_lac.model.flows import ROUTES, RUN_KIND, prepare_flows
+from bayes_lac.model.flows import ROUTES, prepare_flows
 from bayes_lac.report import board as R
 from bayes_lac.report.formats import KINDS, jargon_in
-from tests.conftest import make_toy_results
+from tests.conftest import made_flows_run, make_toy_results
 from tests.test_report import _with_published_counts, toy_panel
 
 # one worker builds the toy report with its flows section and runs its readers (make test: --dist loadgroup)
@@ -64,24 +62,7 @@ def flows_run_from_panel(panel, target: str, neighbours: list[str], converged: b
         },
         coords={"la": data.la, "year": data.year, "route": list(ROUTES)},
     )
-    run = xr.DataTree.from_dict({"posterior": post, "flows_data": data.to_dataset()})
-    run.attrs.update(
-        {
-            "run_kind": RUN_KIND,
-            "target_la": data.target,
-            "comparison": data.comparison,
-            "authorities": json.dumps(list(data.la)),
-            "first_year": int(data.year[0]),
-            "last_year": int(data.year[-1]),
-            "sampler": "none",
-            "bayes_lac_version": __version__,
-            "converged": "true" if converged else "false",
-            "max_rhat": 1.0 if converged else 1.03,
-            "min_ess_bulk": float(DRAWS),
-            "divergences": 0,
-        }
-    )
-    return run
+    return made_flows_run(data, post, converged=converged)
 
 
 @pytest.fixture(scope="module")
