@@ -356,11 +356,7 @@ def decompose_command(args) -> int:
         allow_unconverged=args.allow_unconverged,
     )
     write_csv(decomposition.table, args.out)
-    for finding in decomposition.findings:
-        print(f"{finding.title}\n  {finding.sentence}\n")
-    for caveat in decomposition.caveats:
-        print(f"Note: {caveat}")
-    print(f"Wrote {args.out}")
+    _say(decomposition.findings, args.out, notes=decomposition.caveats)
     return 0
 
 
@@ -769,12 +765,19 @@ def flows_command(args) -> int:
     run = _checked_flows_run(args, "flows")
     split = flows_split(run, la=args.la, from_year=args.from_year, to_year=args.to_year, ci_prob=args.ci_prob)
     write_csv(split.table, args.out)
-    for finding in split.findings:
-        print(f"{finding.title}\n  {finding.sentence}\n")
-    for caveat in split.caveats:
-        print(f"Note: {caveat}")
-    print(f"Wrote {args.out}")
+    _say(split.findings, args.out, notes=split.caveats)
     return 0
+
+
+def _say(findings, out, notes=(), assumptions=()) -> None:
+    """Print each finding (title, then its sentence), the notes and assumptions, and the file written."""
+    for finding in findings:
+        print(f"{finding.title}\n  {finding.sentence}\n")
+    for note in notes:
+        print(f"Note: {note}")
+    for assumption in assumptions:
+        print(f"Assumption: {assumption}")
+    print(f"Wrote {out}")
 
 
 def _checked_flows_run(args, command: str, path=None):
@@ -808,11 +811,7 @@ def flows_forecast_command(args) -> int:
         run, la=args.la, horizon=args.horizon, scenarios=scenarios, ci_prob=args.ci_prob, seed=args.seed
     )
     write_csv(fc.table, args.out)
-    for finding in fc.findings:
-        print(f"{finding.title}\n  {finding.sentence}\n")
-    for assumption in fc.assumptions:
-        print(f"Assumption: {assumption}")
-    print(f"Wrote {args.out}")
+    _say(fc.findings, args.out, assumptions=fc.assumptions)
     return 0
 
 
