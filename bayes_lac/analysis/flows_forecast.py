@@ -53,7 +53,7 @@ import xarray as xr
 
 from bayes_lac.analysis.flows import _stacked, la_names
 from bayes_lac.config import CI_PROB, RATE_PER
-from bayes_lac.data.population import project_population
+from bayes_lac.data.population import growth_summary, project_population
 from bayes_lac.errors import UsageError
 from bayes_lac.model.flows import ROUTES, flows_run_info
 from bayes_lac.summaries import Finding, format_count, format_interval, summarise_draws
@@ -165,6 +165,52 @@ def _last_route_year(data: xr.Dataset, t: int, others: list[int]) -> int | None:
     return int(years.max()) if years.size else None
 
 
+def scenario_problems(run: xr.DataTree, la: str | None, scenarios) -> dict[str, str]:
+    """Why each of `scenarios` cannot be forecast for `la` (default the run's target), by
+    scenario name, each reason a command-line message (``--la ...: ...`` for what stops every
+    scenario, ``--scenario ...: ...`` for one); a scenario that can be forecast is absent.
+
+    Every scenario needs the authority's published stock and child population of the run's
+    last year and a population history to project; ``exits-as-YEAR`` needs YEAR in the run;
+    ``returns-home-neighbours`` a year with returns home published for the authority and a
+    comparison authority.
+    """
+    target = flows_run_info(run).authority(la)
+    chosen = [s if isinstance(s, FlowScenario) else FlowScenario.parse(s) for s in scenarios]
+    data = run["flows_data"].to_dataset()
+    authorities = [str(c) for c in data["la"].values]
+    years = data["year"].values.astype(int)
+    t = authorities.index(target)
+    pop_hist = pd.Series(data["population_0_17"].values[t], index=years)
+    general = None
+    if not np.isfinite(data["looked_after"].values[t, -1]) or not np.isfinite(pop_hist.iloc[-1]):
+        general = (
+            f"--la {target}: the published stock or child population of {years[-1]} is blank; a flows forecast "
+            "starts from both"
+        )
+    else:
+        try:
+            growth_summary(pop_hist)
+        except ValueError as err:
+            general = f"--la {target}: its child population cannot be projected ({err})"
+    problems = {}
+    for s in chosen:
+        if general is not None:
+            problems[s.name] = general
+        elif s.kind == "exits-as" and s.exit_year not in years:
+            problems[s.name] = f"--scenario {s.name}: {s.exit_year} is not a year of the run ({years[0]}-{years[-1]})"
+        elif s.kind == "returns-home-neighbours" and _last_route_year(data, t, _others(authorities, t)) is None:
+            problems[s.name] = (
+                f"--scenario {s.name}: no year of the run has returns home published for {la_names(data)[t]} and a "
+                "comparison authority"
+            )
+    return problems
+
+
+def _others(authorities: list[str], t: int) -> list[int]:
+    return [i for i in range(len(authorities)) if i != t]
+
+
 def flows_forecast(
     run: xr.DataTree,
     la: str | None = None,
@@ -214,22 +260,18 @@ def flows_forecast(
     authorities = [str(c) for c in data["la"].values]
     years = data["year"].values.astype(int)
     t = authorities.index(target)
-    others = [i for i in range(len(authorities)) if i != t]
+    others = _others(authorities, t)
     name = la_names(data)[t]
     last = int(years[-1])
     stock0 = float(data["looked_after"].values[t, -1])
     pop_hist = pd.Series(data["population_0_17"].values[t], index=years)
-    if not np.isfinite(stock0) or not np.isfinite(pop_hist.iloc[-1]):
-        raise UsageError(
-            f"--la {target}: the published stock or child population of {last} is blank; a flows forecast "
-            "starts from both"
-        )
-    for s in chosen:
-        if s.kind == "exits-as" and s.exit_year not in years:
-            raise UsageError(f"--scenario {s.name}: {s.exit_year} is not a year of the run ({years[0]}-{last})")
+    problems = scenario_problems(run, target, chosen)
+    if problems:
+        raise UsageError(next(iter(problems.values())))
 
     lam = _stacked(post["entry_rate"]).transpose("sample", "la", "year").values[:, t, -1]
-    p = _stacked(post["exit_probability"]).transpose("sample", "la", "year").values[:, t, -1]
+    exit_path = _stacked(post["exit_probability"]).transpose("sample", "la", "year").values[:, t]
+    p = exit_path[:, -1]
     n = lam.shape[0]
 
     def scalar(var: str) -> np.ndarray:
@@ -245,10 +287,7 @@ def flows_forecast(
         "exit_walk_sigma"
     )[:, None] * rng.standard_normal((n, horizon))
     alpha = 1.0 / scalar("entry_inv_sqrt_dispersion") ** 2
-    try:
-        population, pop_note = project_population(pop_hist, horizon, n, rng)
-    except ValueError as err:
-        raise UsageError(f"--la {target}: its child population cannot be projected ({err})") from None
+    population, pop_note = project_population(pop_hist, horizon, n, rng)
     gap_mean, gap_sd, gap_how = _gap_model(data, t)
     gaps = np.rint(gap_mean + gap_sd * rng.standard_normal((n, horizon)))
     noise_seed = int(rng.integers(2**32))
@@ -271,16 +310,11 @@ def flows_forecast(
             rate = rate * (1 + s.entries_change)
         if s.kind == "exits-as":
             y = int(np.flatnonzero(years == s.exit_year)[0])
-            p_y = _stacked(post["exit_probability"]).transpose("sample", "la", "year").values[:, t, y]
+            p_y = exit_path[:, y]
             start_logit = np.log(p_y / (1 - p_y))
         prob = 1 / (1 + np.exp(-(start_logit[:, None] + np.cumsum(exit_steps, axis=1))))
         if s.kind == "returns-home-neighbours":
             home_year = _last_route_year(data, t, others)
-            if home_year is None:
-                raise UsageError(
-                    f"--scenario {s.name}: no year of the run has returns home published for {name} and a "
-                    "comparison authority"
-                )
             y = int(np.flatnonzero(years == home_year)[0])
             shares = _stacked(post["route_share"]).transpose("sample", "route", "la", "year").values[:, _HOME, :, y]
             weights = np.nan_to_num(data["ceased"].values[others, y])

@@ -542,6 +542,7 @@ def report_command(args) -> int:
         _fit_for_report,
         build_report,
         find_chromium,
+        flows_convergence,
         pdf_engine_help,
         write_pdf,
         write_report_files,
@@ -596,18 +597,15 @@ def report_command(args) -> int:
         )
     flows_run = None
     if getattr(args, "flows_run", None):
-        from bayes_lac.model.flows import flows_run_info, load_flows_run
+        from bayes_lac.model.flows import load_flows_run
 
         # read before any fitting: a flows run that is missing, lacks the authority or failed
         # its checks (without --allow-unconverged) fails first
         flows_run = load_flows_run(args.flows_run)
-        flows_info = flows_run_info(flows_run)
-        flows_info.authority(args.la)
-        if not flows_info.converged and not args.allow_unconverged:
-            raise UnconvergedFitError(
-                f"{args.flows_run}: {flows_info.problem}; refit it with more draws, or pass --allow-unconverged "
-                "to report on it marked as such on every page"
-            )
+        try:
+            flows_convergence(flows_run, args.la, args.allow_unconverged)
+        except UnconvergedFitError as err:
+            raise UnconvergedFitError(f"{args.flows_run}: {err}") from None
     if args.run:
         from bayes_lac.model.results import load_run
 

@@ -215,6 +215,16 @@ def first_release_counts(panel: pd.DataFrame, la: str, measure: str = "looked_af
     return {int(y): float(v) for y, v in zip(rows["year"], rows[column])}
 
 
+def period_words(a: int, b: int, peak_year: int | None) -> str:
+    """A period of page one in words: "up to 2017" (the rise to the peak), "since 2017" (the
+    change since), else "from 2010 to 2025"."""
+    if peak_year is not None and b == peak_year:
+        return f"up to {b}"
+    if peak_year is not None and a == peak_year:
+        return f"since {a}"
+    return f"from {a} to {b}"
+
+
 def starters_and_leavers(
     panel: pd.DataFrame, la: str, windows: Sequence[tuple[int, int]], peak_year: int | None = None
 ) -> tuple[str, list[Figure]] | None:
@@ -237,13 +247,9 @@ def starters_and_leavers(
         if window.isna().any().any():
             continue
         started, ceased = float(window["started"].mean()), float(window["ceased"].mean())
-        if peak_year is not None and b == peak_year:
-            lead = f"up to {b}"
-        elif peak_year is not None and a == peak_year:
-            lead = f"since {a}"
-        else:
-            lead = f"from {a} to {b}"
-        parts.append(f"{lead}, {count(started)} a year started care and {count(ceased)} a year left")
+        parts.append(
+            f"{period_words(a, b, peak_year)}, {count(started)} a year started care and {count(ceased)} a year left"
+        )
         figures.append(
             Figure(f"Children starting care a year, years to March {a + 1}-{b} (published)", started, "count")
         )

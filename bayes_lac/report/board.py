@@ -2068,7 +2068,7 @@ def build_report(
     la = la or info.target_la
     converged, problems = _convergence(results, allow_unconverged)
     if flows_run is not None:
-        flows_ok, flows_problems = _flows_convergence(flows_run, la or info.target_la, allow_unconverged)
+        flows_ok, flows_problems = flows_convergence(flows_run, la or info.target_la, allow_unconverged)
         converged, problems = converged and flows_ok, [*problems, *flows_problems]
     if panel is None:
         from bayes_lac.data.panel import load_panel
@@ -2272,7 +2272,7 @@ def _convergence(results: xr.DataTree, allow_unconverged: bool) -> tuple[bool, l
     return False, list(diag.problems) or ["the run is marked as not converged"]
 
 
-def _flows_convergence(run: xr.DataTree, la: str, allow_unconverged: bool) -> tuple[bool, list[str]]:
+def flows_convergence(run: xr.DataTree, la: str, allow_unconverged: bool) -> tuple[bool, list[str]]:
     """Whether a flows run holding `la` passed its checks, and its problem if not; raises
     `UnconvergedFitError` for a failed one unless allowed, `UsageError` if it lacks `la`."""
     from bayes_lac.errors import UnconvergedFitError

@@ -28,9 +28,8 @@ import pandas as pd
 import xarray as xr
 
 from bayes_lac.analysis.flows import exit_trends, flows_split, plot_exit_trends, returns_home_finding
-from bayes_lac.analysis.flows_forecast import flows_forecast
+from bayes_lac.analysis.flows_forecast import flows_forecast, scenario_problems
 from bayes_lac.config import CI_PROB
-from bayes_lac.errors import UsageError
 from bayes_lac.model.flows import flows_run_info
 from bayes_lac.report.board import Section, glance_table, make_table
 from bayes_lac.report.formats import KINDS
@@ -211,15 +210,10 @@ def _exits_alt(trends: pd.DataFrame, la_name: str) -> str:
 
 def _forecast_part(sec: Section, run: xr.DataTree, la: str, la_name: str, ci_prob: float) -> None:
     """The stock forecast from entries and exits under `FLOW_SCENARIOS` (those the run allows)."""
-    scenarios, dropped = [], []
-    for name in FLOW_SCENARIOS:
-        try:
-            flows_forecast(run, la=la, horizon=1, scenarios=(name,))
-            scenarios.append(name)
-        except UsageError as err:
-            # the analysis words its refusal for the command line: the board gets the scenario's name
-            why = str(err).split(": ", 1)[-1]
-            dropped.append(f"{_SCENARIO_LABELS[name]}: not forecast ({why}).")
+    problems = scenario_problems(run, la, FLOW_SCENARIOS)
+    scenarios = [name for name in FLOW_SCENARIOS if name not in problems]
+    # the analysis words its reasons for the command line: the board gets the scenario's name
+    dropped = [f"{_SCENARIO_LABELS[name]}: not forecast ({why.split(': ', 1)[-1]})." for name, why in problems.items()]
     if not scenarios:
         sec.notice("No forecast from children starting and leaving care: " + " ".join(dropped))
         return
@@ -295,7 +289,7 @@ def backtest_words(folder=None) -> str:
 def modelled_flows_words(outcome: FlowsOutcome, peak_year: int | None):
     """Page one's sentence on the modelled split of each period and its figures, as
     ``(sentence, figures)``, or None without a split."""
-    from bayes_lac.report.answers import Figure
+    from bayes_lac.report.answers import Figure, period_words
 
     if not outcome.splits:
         return None
@@ -303,15 +297,9 @@ def modelled_flows_words(outcome: FlowsOutcome, peak_year: int | None):
     parts, figures = [], []
     for a, b, rows in outcome.splits:
         r = rows.set_index("component")
-        if peak_year is not None and b == peak_year:
-            when = f"up to {b}"
-        elif peak_year is not None and a == peak_year:
-            when = f"since {a}"
-        else:
-            when = f"from {a} to {b}"
         entries, exits = r.loc["entries"], r.loc["exits"]
         parts.append(
-            f"{when}, {change(entries['median'])} from children starting (likely {change(entries['lower'])} to "
+            f"{period_words(a, b, peak_year)}, {change(entries['median'])} from children starting (likely {change(entries['lower'])} to "
             f"{change(entries['upper'])}) and {change(exits['median'])} from children leaving (likely "
             f"{change(exits['lower'])} to {change(exits['upper'])})"
         )
