@@ -283,3 +283,43 @@ def test_published_spend_is_drawn_before_the_forecast_cost(fc):
     with pytest.raises(BayesLacError, match="cash prices"):
         cost_chart_table(c, prices="real", spend=spend)
     assert spend_history(panel.drop(columns=["spend_looked_after"]), "E06000034").empty
+
+
+def test_cli_costs_refuses_an_unconverged_unit_cost_fit_unless_allowed(tmp_path, capsys, monkeypatch):
+    import xarray as xr
+
+    import bayes_lac.analysis.costs as cmod
+    import bayes_lac.data.panel
+    from bayes_lac.cli import main
+    from bayes_lac.model.unit_cost import UnitCostFit
+
+    run = make_toy_results()
+    la = run.attrs["target_la"]
+    run_path = tmp_path / "run.nc"
+    save_run(run, run_path)
+    panel = _history(la, growth=1.05, noise=0.02)
+    monkeypatch.setattr(bayes_lac.data.panel, "load_panel", lambda path=None: panel)
+    diagnostics = {"max_rhat": 1.034, "min_ess_bulk": 88.0, "divergences": 2, "seconds": 1.0, "sampler": "nutpie"}
+
+    def unconverged(fc, panel, **kwargs):
+        n = fc.data.sizes["draw"]
+        years = fc.data["year"].values
+        unit = xr.DataArray(
+            np.full((n, len(years)), 60_000.0),
+            dims=("draw", "year"),
+            coords={"draw": fc.data["draw"].values, "year": years},
+        )
+        unit.attrs = {"fit": UnitCostFit(posterior=xr.Dataset(), data=None, diagnostics=diagnostics), "assumptions": []}
+        return unit
+
+    monkeypatch.setattr(cmod, "modelled_unit_costs", unconverged)
+    out = tmp_path / "costs.csv"
+    args = ["costs", str(run_path), "--horizon", "3", "--out", str(out)]
+    assert main(args) != 0
+    err = capsys.readouterr().err
+    assert (
+        "unit-cost model did not pass its convergence checks" in err and "1.034" in err and "--allow-unconverged" in err
+    )
+    assert not out.exists()
+    assert main([*args, "--allow-unconverged"]) == 0
+    assert "WARNING" in capsys.readouterr().out and out.exists()

@@ -58,9 +58,89 @@ def simulate_panel(n_la=20, years=range(2013, 2027), seed=1, truth=TRUTH) -> pd.
 
 @pytest.fixture(scope="session")
 def recovery_fit():
+    """The measured alternative design (one growth rate, AR departures) on data drawn from it."""
     panel = simulate_panel()
     data = unit_cost_data(panel)
-    return fit_unit_cost(data, sampler=TEST_SAMPLER, draws=300, tune=500, chains=2, seed=3)
+    return fit_unit_cost(
+        data, sampler=TEST_SAMPLER, draws=300, tune=500, chains=2, seed=3, growth_model="drift", departure="ar"
+    )
+
+
+#: National growth of 2 % a year for 7 years, then rising by 2 points a year to 12 %
+#: (the shape of the s251 series 2014-2025); each authority walks away from it.
+WALK_TRUTH = {
+    "drift": np.r_[np.full(7, 0.02), 0.04, 0.06, 0.08, 0.10, 0.12, 0.12],
+    "sigma": 0.06,
+    "offset_sd": 0.25,
+}
+
+
+def simulate_walk_panel(n_la=25, seed=5, truth=WALK_TRUTH) -> pd.DataFrame:
+    """Spend and children in care drawn from the default design with an accelerating national growth."""
+    rng = np.random.default_rng(seed)
+    drift = np.asarray(truth["drift"])
+    years = np.arange(2013, 2013 + len(drift) + 1)
+    national = np.log(50_000) + np.concatenate([[0.0], np.cumsum(drift)])
+    rows = []
+    for a in range(n_la):
+        own = truth["offset_sd"] * rng.standard_normal() + np.concatenate(
+            [[0.0], np.cumsum(truth["sigma"] * rng.standard_normal(len(years) - 1))]
+        )
+        children = rng.integers(80, 600)
+        for t, year in enumerate(years):
+            unit = np.exp(national[t] + own[t])
+            rows.append(
+                {
+                    "la_code": f"E0600{a:04d}",
+                    "la_name": f"LA {a}",
+                    "year": int(year),
+                    "looked_after": float(children),
+                    "spend_looked_after": float(children * unit),
+                    "geographic_level": "Local authority",
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="session")
+def walk_fit():
+    """The default design on data drawn from it."""
+    data = unit_cost_data(simulate_walk_panel())
+    return fit_unit_cost(data, sampler=TEST_SAMPLER, draws=400, tune=600, chains=2, seed=4)
+
+
+@pytest.mark.slow
+def test_the_default_unit_cost_model_follows_a_national_growth_that_speeds_up(walk_fit):
+    post = walk_fit.posterior
+    assert "drift_sd" in post and "persistence" not in post  # the default design
+    drift = post["drift"].values  # (sample, step): each year's national growth
+    true = WALK_TRUTH["drift"]
+    lo, hi = np.quantile(drift, [0.05, 0.95], axis=0)
+    inside = (lo <= true) & (true <= hi)
+    assert inside.mean() >= 0.75, f"true growth inside the 90% interval in {inside.sum()} of {len(true)} years"
+    # the latest growth is the speeded-up one, not the average over the years (about 5.5 %)
+    latest = post["growth"].values
+    assert np.quantile(latest, 0.05) > 0.07 and np.quantile(latest, 0.05) <= 0.12 <= np.quantile(latest, 0.95)
+    nu = post["nu"].values
+    noise_sd = post["sigma"].values * np.sqrt(np.where(nu > 2, nu / np.maximum(nu - 2, 1e-9), np.inf))
+    lo, hi = np.quantile(noise_sd, [0.05, 0.95])
+    assert lo <= WALK_TRUTH["sigma"] <= hi, f"own-walk sd: truth outside {lo:.3f}-{hi:.3f}"
+    assert walk_fit.diagnostics["max_rhat"] < 1.05
+
+
+@pytest.mark.slow
+def test_the_default_unit_cost_forecast_continues_the_latest_growth_and_its_fan_widens(walk_fit):
+    la = walk_fit.data.la[0]
+    draws = predict_unit_cost(walk_fit, la, range(2027, 2032), n_draws=2000, seed=2)
+    log = np.log(draws.values)
+    last = np.log(walk_fit.data.table.query("la_code == @la")["unit_cost_gbp_per_child_year"].iloc[-1])
+    # first year: the latest national growth (12 %) carried on, within its uncertainty
+    first_step = np.median(log[:, 0]) - last
+    assert 0.07 < first_step < 0.17
+    sd = log.std(axis=0)
+    assert np.all(np.diff(sd) > 0)  # each year further out is less certain
+    # the fan widens faster than a walk with one fixed growth rate (sd growing like sqrt(h))
+    assert sd[4] / sd[0] > np.sqrt(5)
 
 
 @pytest.mark.slow

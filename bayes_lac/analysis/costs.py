@@ -208,10 +208,10 @@ def modelled_unit_costs(
             }
         ),
         "assumptions": [
-            "Weekly unit cost: modelled across all authorities (bayes_lac.model.unit_cost: a national random walk "
-            "with drift in cash terms, each authority's pooled offset and a persistent departure from it, heavy-tailed "
-            "noise); each draw is a posterior predictive unit cost, so its uncertainty is in the interval. The unit "
-            "cost and the number of children are drawn independently.",
+            "Weekly unit cost: modelled across all authorities (bayes_lac.model.unit_cost: "
+            + fit.design_words()
+            + " in cash terms, heavy-tailed noise); each draw is a posterior predictive unit cost, so its "
+            "uncertainty is in the interval. The unit cost and the number of children are drawn independently.",
             fit.summary_sentence(),
             *fit.data.notices(),
             *(
@@ -337,6 +337,96 @@ def _trend_draws(x: np.ndarray, y: np.ndarray, horizon: int, n_draws: int, rng):
     return line, noise, float(beta_hat[1]), float(np.sqrt(s2))
 
 
+def history_unit_cost_draws(
+    unit_costs: pd.DataFrame,
+    method: str,
+    base_year: int,
+    horizon: int,
+    n_draws: int,
+    index: PriceIndex,
+    rng: np.random.Generator,
+    history_years: int | None = None,
+) -> tuple[np.ndarray, pd.DataFrame, float | None, list[str]]:
+    """Draws of the real weekly unit cost from an authority's own history (``flat``, ``trend``
+    or ``resample``; see the module docstring), for the base year and `horizon` years after.
+
+    Parameters
+    ----------
+    unit_costs
+        History with ``year`` and ``weekly_cost_per_child`` (£ per child per week, cash prices
+        of that year), as from `unit_cost_history`; years after `base_year` are not used.
+    index
+        Price index cut at the base year (`_price_index_to`): it deflates the history.
+
+    Returns
+    -------
+    (log_real, history, base_unit_observed, assumptions): ``log_real`` (n_draws, horizon + 1)
+    is the log of the weekly unit cost in prices of the base year, column 0 the base year;
+    ``history`` the years used with ``weekly_cost_real``; ``base_unit_observed`` the published
+    weekly unit cost in the base year (cash) or None; ``assumptions`` sentences.
+    """
+    T, H = int(base_year), int(horizon)
+    if method not in UNIT_COST_METHODS:
+        raise BayesLacError(f"unknown unit-cost method {method!r}; expected one of {', '.join(UNIT_COST_METHODS)}")
+    missing = [c for c in ("year", "weekly_cost_per_child") if c not in unit_costs.columns]
+    if missing:
+        raise BayesLacError(f"unit-cost history lacks column(s) {', '.join(missing)}")
+    assumptions = list(unit_costs.attrs.get("notices", []))
+    base_unit_observed = None
+    hist = unit_costs.dropna(subset=["weekly_cost_per_child"]).copy()
+    hist["year"] = hist["year"].astype(int)
+    later = sorted(hist.loc[hist["year"] > T, "year"].tolist())
+    if later:
+        assumptions.append(f"Unit costs after the base year {T} ({', '.join(map(str, later))}) were not used.")
+    hist = hist[hist["year"] <= T].sort_values("year")
+    n_keep = history_years or DEFAULT_HISTORY_YEARS[method]
+    hist = hist[hist["year"] > T - n_keep]
+    if (hist["weekly_cost_per_child"] <= 0).any():
+        raise BayesLacError("unit costs must be positive (£ per child per week)")
+    hist["weekly_cost_real"] = hist["weekly_cost_per_child"] * index.factor(hist["year"].to_numpy(), T)
+    history = hist.reset_index(drop=True)
+    if T in set(hist["year"]):
+        base_unit_observed = float(hist.loc[hist["year"] == T, "weekly_cost_per_child"].iloc[0])
+    span = f"{int(hist['year'].min())}-{int(hist['year'].max())}" if len(hist) else "none"
+    if method in ("trend", "flat"):
+        if len(hist) < 4:
+            raise BayesLacError(
+                f"the unit-cost {method} method needs at least 4 years up to {T} (found {len(hist)}); use "
+                "method='resample' or give a constant weekly unit cost"
+            )
+        line, noise, slope, resid_sd = _trend_draws(
+            (hist["year"] - T).to_numpy(float), np.log(hist["weekly_cost_real"].to_numpy(float)), H, n_draws, rng
+        )
+        if method == "trend":
+            log_real = line + noise
+            assumptions.append(
+                f"Weekly unit cost: log-linear trend of the real unit cost ({len(hist)} years, {span}; "
+                f"{100 * np.expm1(slope):+.1f}% a year real, residual sd {resid_sd:.3f} on the log scale), "
+                "with its parameter uncertainty and a year-to-year noise."
+            )
+        else:
+            # the trend fit supplies only the year-to-year noise; its slope is dropped
+            level = np.log(base_unit_observed) if base_unit_observed is not None else line[:, [0]]
+            log_real = level + noise
+            assumptions.append(
+                f"Weekly unit cost: no real growth; held at the {T} level in {T} prices with year-to-year noise "
+                f"(residual sd {resid_sd:.3f} on the log scale, from {len(hist)} years {span})."
+            )
+    else:
+        if len(hist) < 3:
+            raise BayesLacError(f"resampling needs at least 3 years of unit costs up to {T} (found {len(hist)})")
+        pool = np.log(hist["weekly_cost_real"].to_numpy(float))
+        log_real = pool[rng.integers(0, len(pool), size=(n_draws, H + 1))]
+        assumptions.append(
+            f"Weekly unit cost: each future year's real unit cost is one of the {len(hist)} years {span}, drawn at random (no trend)."
+        )
+    assumptions.append(
+        f"History deflated to {financial_year(T)} prices with the deflator; future costs converted to cash "
+        f"prices at {100 * index.inflation:g}% a year."
+    )
+    return log_real, history, base_unit_observed, assumptions
+
+
 def costs(
     forecast: Forecast,
     unit_costs,
@@ -413,7 +503,17 @@ def costs(
         if observed is not None and np.isfinite(observed):
             base_unit_observed = float(observed) / WEEKS_PER_YEAR
         log_real[:, 0] = np.log(base_unit_observed) if base_unit_observed is not None else log_real[:, 1]
-        history = unit_costs.attrs.get("history", pd.DataFrame(columns=["year", "weekly_cost_per_child"]))
+        history = unit_costs.attrs.get("history", pd.DataFrame(columns=["year", "weekly_cost_per_child"])).copy()
+        if len(history):
+            history = history[history["year"].astype(int) <= T].reset_index(drop=True)
+            # in base-year prices where the deflator reaches back to the year (blank before it)
+            years_h = history["year"].astype(int).to_numpy()
+            covered = years_h > int(index.calendar.index.min())
+            real = np.full(len(history), np.nan)
+            real[covered] = history["weekly_cost_per_child"].to_numpy(float)[covered] * index.factor(
+                years_h[covered], T
+            )
+            history["weekly_cost_real"] = real
         assumptions.extend(unit_costs.attrs.get("assumptions", []))
     elif isinstance(unit_costs, (int, float, np.number)):
         if not unit_costs > 0:
@@ -427,64 +527,11 @@ def costs(
             f"Weekly unit cost held at £{float(unit_costs):,.0f} per child in {T} prices (given), without uncertainty."
         )
     else:
-        if method not in UNIT_COST_METHODS:
-            raise BayesLacError(f"unknown unit-cost method {method!r}; expected one of {', '.join(UNIT_COST_METHODS)}")
         method_used = method
-        missing = [c for c in ("year", "weekly_cost_per_child") if c not in unit_costs.columns]
-        if missing:
-            raise BayesLacError(f"unit-cost history lacks column(s) {', '.join(missing)}")
-        assumptions.extend(unit_costs.attrs.get("notices", []))
-        hist = unit_costs.dropna(subset=["weekly_cost_per_child"]).copy()
-        hist["year"] = hist["year"].astype(int)
-        later = sorted(hist.loc[hist["year"] > T, "year"].tolist())
-        if later:
-            assumptions.append(f"Unit costs after the base year {T} ({', '.join(map(str, later))}) were not used.")
-        hist = hist[hist["year"] <= T].sort_values("year")
-        n_keep = history_years or DEFAULT_HISTORY_YEARS[method]
-        hist = hist[hist["year"] > T - n_keep]
-        if (hist["weekly_cost_per_child"] <= 0).any():
-            raise BayesLacError("unit costs must be positive (£ per child per week)")
-        hist["weekly_cost_real"] = hist["weekly_cost_per_child"] * index.factor(hist["year"].to_numpy(), T)
-        history = hist.reset_index(drop=True)
-        if T in set(hist["year"]):
-            base_unit_observed = float(hist.loc[hist["year"] == T, "weekly_cost_per_child"].iloc[0])
-        span = f"{int(hist['year'].min())}-{int(hist['year'].max())}" if len(hist) else "none"
-        if method in ("trend", "flat"):
-            if len(hist) < 4:
-                raise BayesLacError(
-                    f"the unit-cost {method} method needs at least 4 years up to {T} (found {len(hist)}); use "
-                    "method='resample' or give a constant weekly unit cost"
-                )
-            line, noise, slope, resid_sd = _trend_draws(
-                (hist["year"] - T).to_numpy(float), np.log(hist["weekly_cost_real"].to_numpy(float)), H, n_draws, rng
-            )
-            if method == "trend":
-                log_real = line + noise
-                assumptions.append(
-                    f"Weekly unit cost: log-linear trend of the real unit cost ({len(hist)} years, {span}; "
-                    f"{100 * np.expm1(slope):+.1f}% a year real, residual sd {resid_sd:.3f} on the log scale), "
-                    "with its parameter uncertainty and a year-to-year noise."
-                )
-            else:
-                # the trend fit supplies only the year-to-year noise; its slope is dropped
-                level = np.log(base_unit_observed) if base_unit_observed is not None else line[:, [0]]
-                log_real = level + noise
-                assumptions.append(
-                    f"Weekly unit cost: no real growth; held at the {T} level in {T} prices with year-to-year noise "
-                    f"(residual sd {resid_sd:.3f} on the log scale, from {len(hist)} years {span})."
-                )
-        else:
-            if len(hist) < 3:
-                raise BayesLacError(f"resampling needs at least 3 years of unit costs up to {T} (found {len(hist)})")
-            pool = np.log(hist["weekly_cost_real"].to_numpy(float))
-            log_real = pool[rng.integers(0, len(pool), size=(n_draws, H + 1))]
-            assumptions.append(
-                f"Weekly unit cost: each future year's real unit cost is one of the {len(hist)} years {span}, drawn at random (no trend)."
-            )
-        assumptions.append(
-            f"History deflated to {financial_year(T)} prices with the deflator; future costs converted to cash "
-            f"prices at {100 * inflation:g}% a year."
+        log_real, history, base_unit_observed, said = history_unit_cost_draws(
+            unit_costs, method, T, H, n_draws, index, rng, history_years
         )
+        assumptions.extend(said)
     assumptions.extend(index.assumptions(T))
 
     real_weekly = np.exp(log_real[:, 1:])
@@ -939,6 +986,105 @@ def plot_costs(
     ax.set_xlabel("Financial year ending 31 March")
     ax.set_ylabel(f"£m a year, {costs.prices_label(prices)}")
     ax.legend(title=f"Bands: {format_percent(ci_prob)} credible interval", fontsize="small")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def unit_cost_chart_table(costs: Costs, ci_prob: float = CI_PROB) -> pd.DataFrame:
+    """The numbers `plot_unit_costs` draws: the authority's published weekly unit cost (its
+    history, to the base year) and the forecast one (median and credible interval of the draws
+    the costs use), £ per child per week in cash prices of each year.
+
+    Returns
+    -------
+    DataFrame ``la_code, year, financial_year, kind`` (``published`` or ``forecast``),
+    ``median_gbp_per_week, lower_gbp_per_week, upper_gbp_per_week`` (the published figure in the
+    median column, no interval), ``ci_prob``, ``prices`` (``nominal``: cash prices of each year).
+    """
+    lo, hi = interval_bounds(ci_prob)
+    hist = costs.unit_costs
+    hist = hist[hist["year"].astype(int) <= costs.base_year] if len(hist) else hist
+    published = pd.DataFrame(
+        {
+            "year": hist["year"].astype(int).to_numpy() if len(hist) else np.array([], dtype=int),
+            "kind": "published",
+            "median_gbp_per_week": hist["weekly_cost_per_child"].astype(float).to_numpy() if len(hist) else [],
+        }
+    )
+    draws = costs.data["weekly_unit_cost_nominal"]
+    forecast_rows = pd.DataFrame(
+        {
+            "year": draws["year"].values.astype(int),
+            "kind": "forecast",
+            "median_gbp_per_week": draws.median("draw").values,
+            "lower_gbp_per_week": draws.quantile(lo, "draw").values,
+            "upper_gbp_per_week": draws.quantile(hi, "draw").values,
+        }
+    )
+    out = pd.concat([published, forecast_rows], ignore_index=True)
+    out.insert(0, "la_code", costs.la_code)
+    out.insert(2, "financial_year", [financial_year(int(y)) for y in out["year"]])
+    out["ci_prob"] = ci_prob
+    out["prices"] = "nominal"
+    return out.reindex(
+        columns=[
+            "la_code",
+            "year",
+            "financial_year",
+            "kind",
+            "median_gbp_per_week",
+            "lower_gbp_per_week",
+            "upper_gbp_per_week",
+            "ci_prob",
+            "prices",
+        ]
+    )
+
+
+def plot_unit_costs(costs: Costs, *, ci_prob: float = CI_PROB, ax=None):
+    """The weekly unit cost of a looked-after child: published to the base year, then the
+    forecast's median and credible band (cash prices of each year). The numbers drawn are
+    `unit_cost_chart_table`. Returns the figure."""
+    from matplotlib.ticker import MaxNLocator
+
+    from bayes_lac.style import BAND_ALPHA, get_axes, series_style
+
+    table = unit_cost_chart_table(costs, ci_prob=ci_prob)
+    fig, ax = get_axes(ax)
+    published = table[table["kind"] == "published"]
+    if not published.empty:
+        ax.plot(
+            published["year"],
+            published["median_gbp_per_week"],
+            color="black",
+            marker="o",
+            markersize=4,
+            label="published (s251 spend per child)",
+        )
+    ahead = table[table["kind"] == "forecast"]
+    style = series_style(1)
+    ax.fill_between(
+        ahead["year"],
+        ahead["lower_gbp_per_week"],
+        ahead["upper_gbp_per_week"],
+        color=style["color"],
+        alpha=BAND_ALPHA,
+        linewidth=0,
+    )
+    ax.plot(
+        ahead["year"],
+        ahead["median_gbp_per_week"],
+        color=style["color"],
+        linestyle=style["linestyle"],
+        marker=style["marker"],
+        markersize=3,
+        label=f"forecast (median; {costs.method} unit cost)",
+    )
+    ax.set_title(f"{costs.la_name}: weekly unit cost of a looked-after child")
+    ax.set_xlabel("Financial year ending 31 March")
+    ax.set_ylabel("£ per child per week, cash prices of each year")
+    ax.legend(title=f"Band: {format_percent(ci_prob)} credible interval", fontsize="small")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
     return fig

@@ -309,7 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     co.add_argument("--budget", type=_money, help="£ per year: report P(cost > budget)")
     _add_ci(co)
     co.add_argument("--seed", type=_seed, default=0, help="random seed (0 or more)")
-    co.add_argument("--allow-unconverged", action="store_true", help="use a run that failed its diagnostics")
+    co.add_argument(
+        "--allow-unconverged", action="store_true", help="use a run or a unit-cost fit that failed its diagnostics"
+    )
     co.add_argument("--out", required=True, help="CSV to write")
     co.set_defaults(handler=("bayes_lac.cli.commands", "costs_command"))
 

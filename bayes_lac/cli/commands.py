@@ -263,6 +263,7 @@ def costs_command(args) -> int:
     from bayes_lac.analysis.forecast import forecast, load_checked_run
     from bayes_lac.data.panel import load_panel
     from bayes_lac.data.prices import price_index
+    from bayes_lac.errors import UnconvergedFitError
     from bayes_lac.summaries import format_money, format_percent
 
     prepare_outputs({"--out": args.out}, {"the run file": args.run, "--panel": args.panel, "--deflator": args.deflator})
@@ -275,6 +276,20 @@ def costs_command(args) -> int:
     if args.unit_cost_method == "model":
         print("Fitting the unit-cost model to every authority's s251 spend per child (under a minute)...")
         unit_costs = modelled_unit_costs(fc, panel, seed=args.seed)
+        fit = unit_costs.attrs["fit"]
+        if not fit.converged:
+            d = fit.diagnostics
+            problem = (
+                f"the unit-cost model did not pass its convergence checks (largest R-hat {d['max_rhat']:.3f}, "
+                f"smallest bulk ESS {d['min_ess_bulk']:.0f}, {d['divergences']} divergences; needed: R-hat < 1.01, "
+                "bulk ESS > 200, none)"
+            )
+            if not args.allow_unconverged:
+                raise UnconvergedFitError(
+                    f"{problem}; --allow-unconverged uses it anyway (said in the notes), or "
+                    "--unit-cost-method flat|trend prices the children with a named scenario instead"
+                )
+            print(f"WARNING: {problem}; used because --allow-unconverged was given.")
         co = costs(fc, unit_costs, inflation=args.inflation, seed=args.seed, prices=index)
     else:
         co = costs(fc, history, inflation=args.inflation, seed=args.seed, method=args.unit_cost_method, prices=index)

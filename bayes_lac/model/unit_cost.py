@@ -15,29 +15,38 @@ Which years are used
     to DfE's LAIT) is flagged in `UnitCostData.breaks` and, if passed as `breaks`, given its own
     national level shift so that a step there is not read as noise.
 
-The model (all on the log scale of the cash unit cost; a = authority, t = year)::
+The model (the default, ``growth_model="local"``, ``departure="walk"``; all on the log scale of
+the cash unit cost; a = authority, t = year)::
 
-    y[a, t]   = national[t] + offset[a] + departure[a, t]
-    national[t] = national[t-1] + growth + national_sd * step[t]      (random walk with drift)
-    offset[a] ~ ZeroSumNormal(offset_sd)                                (pooled)
-    departure[a, t] = persistence * departure[a, t-1] + sigma * StudentT(nu)        (AR(1))
+    y[a, t] - y[a, t-g] = national[t] - national[t-g] + sigma * sqrt(g) * StudentT(nu)
+    national[t] = national[t-1] + drift[t]                       (the national level)
+    drift[t]    = drift[t-1] + drift_sd * Normal(0, 1)          (its growth walks)
 
-``national`` is the level of the (unweighted) geometric mean authority; ``growth`` its cash
-growth a year; ``offset`` each authority's lasting distance from it; ``departure`` the
-authority's own movement away from that distance, which decays at ``persistence`` a year (an
-authority whose costs jumped stays high for some years, then drifts back towards its usual
-place against the national level), with heavy-tailed year-to-year noise.
+``national`` is the level of the (unweighted) geometric mean authority and ``drift[t]`` its cash
+growth in year t, which may speed up or slow down from year to year (by ``drift_sd``, pooled
+over all authorities: one national path); ``growth`` is the latest year's. Each authority's
+distance from the national level is a random walk with heavy-tailed steps (scale ``sigma``):
+an authority whose costs jumped is expected to stay where it is against the national level,
+not to drift back. Only changes are modelled (g = years between an authority's observations),
+so there is no parameter per authority, and the fit takes seconds with nutpie.
 
-An authority-specific linear drift (each authority's own growth rate, pooled) was tried and
-dropped: with 5 to 13 years per authority it is not separable from a persistent departure
-(2 chains x 500 draws on the data to 2017 gave R-hat 1.08 for the persistence and a bulk ESS of
-31). Persistence is shared by all authorities for the same reason. The departures
-are integrated out exactly (a gap of h years has mean persistence**h x the last departure), so
-the model has only a few parameters per authority and fits in seconds with nutpie.
+Measured alternatives (`bench/unit_cost_backtest.py`: every authority's unit cost forecast from
+origins 2016-2024 at 1-5 years, against the outturn; `models/backtest/README.md`):
 
-A future year's unit cost per draw (`predict_unit_cost`) continues the national random walk,
-and the authority's departure from the last observed year, with fresh noise: its
-spread is the posterior predictive uncertainty of next year's outturn unit cost.
+* ``growth_model="drift"``: one national growth rate for all years (a random walk with drift
+  and ``national_sd`` step noise). It held 2013-17's growth of about 3 % a year, missed the
+  later rise (13 % a year by 2024) and covered too few outturns at 3-5 years.
+* ``departure="ar"``: each authority's pooled lasting ``offset`` with an AR(1) ``departure``
+  around it (``persistence``, integrated out exactly). With 4 to 13 years per authority the
+  persistence is not separable from the offset: its fits failed the convergence gate at every
+  origin (R-hat 1.014-1.047 at 2 chains x 500 draws).
+* An authority-specific linear drift (each authority's own growth rate, pooled) was tried and
+  dropped earlier for the same reason (R-hat 1.08 for the persistence on data to 2017).
+
+A future year's unit cost per draw (`predict_unit_cost`) continues the national growth's walk
+and the national level from the last fitted year, and the authority's own walk from its last
+observed unit cost, with fresh noise: its spread is the posterior predictive uncertainty of the
+outturn unit cost, widening with the horizon as the growth itself may change.
 """
 
 from __future__ import annotations
@@ -71,18 +80,25 @@ UNIT_COST_PRIORS: dict[str, float] = {
     "offset_sd": 0.5,  # half-normal scale of the authorities' offsets
     "sigma": 0.2,  # half-normal scale of the departure noise
     "break_sd": 0.2,  # sd of a national level shift at a flagged break
+    "drift_sd": 0.03,  # half-normal scale of a year's change in the national growth ("local")
 }
-#: Default sampler settings; 2 chains x 500 draws after 1000 tuning steps take under a minute with nutpie.
+#: Default sampler settings; 4 chains x 1000 draws after 1000 tuning steps take under a minute with nutpie.
 DEFAULT_UNIT_COST_SAMPLER = "nutpie"
-DEFAULT_UNIT_COST_DRAWS = 500
+DEFAULT_UNIT_COST_DRAWS = 1000
 DEFAULT_UNIT_COST_TUNE = 1000
+#: The design chosen by the unit-cost backtest (bench/unit_cost_backtest.py): a national growth
+#: that walks and each authority's departure a random walk (see the module docstring).
+DEFAULT_GROWTH_MODEL = "local"
+DEFAULT_DEPARTURE = "walk"
 #: Data with at least this many years and authorities get centred national steps, where the
 #: data pin each step down. Measured (2 chains): centred mixes on all authorities 2013-2025
 #: (R-hat 1.014; non-centred 1.06), non-centred on all authorities 2013-2017 (centred: 171
 #: divergences) and on 20 simulated authorities x 14 years (centred: R-hat 1.6).
 CENTRED_FROM_YEARS = 8
 CENTRED_FROM_AUTHORITIES = 100
-DEFAULT_UNIT_COST_CHAINS = 2
+DEFAULT_UNIT_COST_CHAINS = 4
+#: Measured: at 0.9, fits on data to 2016-2019 (non-centred) had 1-2 divergences; at 0.95, none.
+DEFAULT_UNIT_COST_TARGET_ACCEPT = 0.95
 
 
 @dataclass(frozen=True)
@@ -261,7 +277,13 @@ def _index(data: UnitCostData):
     return la_idx, t_idx, prev, gap
 
 
-def build_unit_cost_model(data: UnitCostData, priors: dict | None = None, centred: bool | None = None):
+def build_unit_cost_model(
+    data: UnitCostData,
+    priors: dict | None = None,
+    centred: bool | None = None,
+    growth_model: str = DEFAULT_GROWTH_MODEL,
+    departure: str = DEFAULT_DEPARTURE,
+):
     """The PyMC model of `data` (see the module docstring). Returns a `pm.Model`.
 
     `centred` chooses the national random walk's parameterisation (None: centred for at least
@@ -276,20 +298,39 @@ def build_unit_cost_model(data: UnitCostData, priors: dict | None = None, centre
     years = data.years
     first = t_idx == t_idx.min()
     start = float(np.mean(y[t_idx == t_idx[first].min()]))
-    coords = {"la": data.la, "year": years, "step": years[1:], "break": list(data.breaks)}
+    coords = {"la": data.la, "year": years, "step": years[1:], "drift_step": years[2:], "break": list(data.breaks)}
     with pm.Model(coords=coords) as model:
-        national_start = pm.Normal("national_start", start, p["national_start_sd"])
-        growth = pm.Normal("growth", p["growth_mean"], p["growth_sd"])
-        national_sd = pm.HalfNormal("national_sd", p["national_sd"])
+        if departure == "walk":
+            # Only changes are modelled: the national level is placed at the first year's mean.
+            national_start = start
+        else:
+            national_start = pm.Normal("national_start", start, p["national_start_sd"])
         if centred is None:
             centred = len(years) >= CENTRED_FROM_YEARS and len(data.la) >= CENTRED_FROM_AUTHORITIES
-        if centred:
-            # Centred steps: 150 authorities over many years pin the steps and their sd down.
-            steps = pm.Normal("national_step", growth, national_sd, dims="step")
+        if growth_model == "local":
+            # The national growth walks: each year's step is last year's plus an innovation,
+            # and the national level is the sum of the steps (an integrated random walk).
+            first_growth = pm.Normal("first_growth", p["growth_mean"], p["growth_sd"])
+            drift_sd = pm.HalfNormal("drift_sd", p["drift_sd"])
+            if centred:
+                # many authorities pin each year's step down: centred innovations mix there
+                change = pm.Normal("drift_change", 0.0, drift_sd, dims="drift_step")
+            else:
+                change = drift_sd * pm.Normal("drift_change_z", 0.0, 1.0, dims="drift_step")
+            steps = pm.Deterministic(
+                "drift", first_growth + pt.concatenate([pt.zeros(1), pt.cumsum(change)]), dims="step"
+            )
+            growth = pm.Deterministic("growth", steps[-1])
         else:
-            # A few steps say little about their sd: the centred form is a funnel there.
-            step_z = pm.Normal("national_step_z", 0.0, 1.0, dims="step")
-            steps = growth + national_sd * step_z
+            national_sd = pm.HalfNormal("national_sd", p["national_sd"])
+            growth = pm.Normal("growth", p["growth_mean"], p["growth_sd"])
+            if centred:
+                # Centred steps: 150 authorities over many years pin the steps and their sd down.
+                steps = pm.Normal("national_step", growth, national_sd, dims="step")
+            else:
+                # A few steps say little about their sd: the centred form is a funnel there.
+                step_z = pm.Normal("national_step_z", 0.0, 1.0, dims="step")
+                steps = growth + national_sd * step_z
         if data.breaks:
             shift = pm.Normal("break_shift", 0.0, p["break_sd"], dims="break")
             at = np.array([list(years[1:]).index(b) for b in data.breaks])
@@ -297,13 +338,22 @@ def build_unit_cost_model(data: UnitCostData, priors: dict | None = None, centre
         national = pm.Deterministic(
             "national", national_start + pt.concatenate([pt.zeros(1), pt.cumsum(steps)]), dims="year"
         )
+        sigma = pm.HalfNormal("sigma", p["sigma"])
+        nu = pm.Gamma("nu", 2.0, 0.1)
+        has_prev = prev >= 0
+        if departure == "walk":
+            # Each authority's distance from the national level walks: its change over a gap of
+            # g years is the national change plus g years of its own steps.
+            resid = y - national[t_idx]
+            at = np.flatnonzero(has_prev)
+            change = resid[at] - resid[prev[at]]
+            scale = sigma * np.sqrt(gap[at])
+            pm.Potential("likelihood", pm.logp(pm.StudentT.dist(nu=nu, mu=0.0, sigma=scale), change).sum())
+            return model
         offset_sd = pm.HalfNormal("offset_sd", p["offset_sd"])
         offset = pm.ZeroSumNormal("offset", sigma=offset_sd, dims="la")
         persistence = pm.Beta("persistence", 2.0, 2.0)
-        sigma = pm.HalfNormal("sigma", p["sigma"])
-        nu = pm.Gamma("nu", 2.0, 0.1)
         resid = y - national[t_idx] - offset[la_idx]
-        has_prev = prev >= 0
         prev_resid = pt.where(has_prev, resid[np.maximum(prev, 0)], 0.0)
         rho_h = persistence**gap
         mean = pt.where(has_prev, rho_h * prev_resid, 0.0)
@@ -336,20 +386,45 @@ class UnitCostFit:
         d = self.diagnostics
         return d["max_rhat"] < 1.01 and d["min_ess_bulk"] > 200 and d["divergences"] == 0
 
+    def design_words(self) -> str:
+        """The fitted design in words, for assumptions lists."""
+        post = self.posterior
+        national = (
+            "a national level whose growth may change from year to year"
+            if "drift_sd" in post
+            else "a national random walk with one growth rate"
+        )
+        own = (
+            "each authority's pooled offset and a persistent departure from it"
+            if "persistence" in post
+            else "each authority's own random walk against it"
+        )
+        return f"{national}, {own}"
+
     def summary_sentence(self) -> str:
         post = self.posterior
         g = np.expm1(post["growth"].values)
         d = self.diagnostics
         return (
             f"Unit-cost model: {len(self.data.table)} authority-years, {len(self.data.la)} authorities, "
-            f"{int(self.data.years[0])}-{int(self.data.years[-1])}; national cash growth "
+            f"{int(self.data.years[0])}-{int(self.data.years[-1])}; national cash growth in the last year "
             f"{100 * np.median(g):.1f}% a year (90% interval {100 * np.quantile(g, 0.05):.1f}% to "
-            f"{100 * np.quantile(g, 0.95):.1f}%); persistence of departures "
-            f"{float(post['persistence'].median()):.2f}; fitted in {d['seconds']:.0f} s "
+            f"{100 * np.quantile(g, 0.95):.1f}%); "
+            + (
+                f"persistence of departures {float(post['persistence'].median()):.2f}; "
+                if "persistence" in post
+                else "each authority's departure from it a random walk; "
+            )
+            + f"fitted in {d['seconds']:.0f} s "
             f"(max R-hat {d['max_rhat']:.3f}, min bulk ESS {d['min_ess_bulk']:.0f}, {d['divergences']} divergences)."
         )
 
 
+#: The national growth: one rate (``drift``) or a rate that walks (``local``).
+GROWTH_MODELS: tuple[str, ...] = ("drift", "local")
+#: An authority's departure from the national level: mean-reverting to a lasting offset
+#: (``ar``) or a random walk (``walk``).
+DEPARTURES: tuple[str, ...] = ("ar", "walk")
 _SCALARS = ("national_start", "growth", "national_sd", "offset_sd", "persistence", "sigma", "nu")
 
 
@@ -363,6 +438,9 @@ def fit_unit_cost(
     seed: int = 251,
     priors: dict | None = None,
     centred: bool | None = None,
+    growth_model: str = DEFAULT_GROWTH_MODEL,
+    departure: str = DEFAULT_DEPARTURE,
+    target_accept: float = DEFAULT_UNIT_COST_TARGET_ACCEPT,
     progressbar: bool = False,
 ) -> UnitCostFit:
     """Fit the unit-cost model to `data` (from `unit_cost_data`).
@@ -371,40 +449,52 @@ def fit_unit_cost(
     ----------
     sampler
         ``nutpie`` (default) or ``pymc`` (tests).
-    draws, tune, chains
-        Sampler settings (default 2 chains x 500 draws after 1000 tuning steps).
+    draws, tune, chains, target_accept
+        Sampler settings (default 4 chains x 1000 draws after 1000 tuning steps, target
+        acceptance 0.95; the chains run in parallel on up to as many cores).
     seed
         Random seed.
     priors
         Overrides of `UNIT_COST_PRIORS`.
     centred
         Parameterisation of the national random walk (see `build_unit_cost_model`).
+    growth_model
+        ``drift`` (one national growth rate) or ``local`` (the growth rate walks from year to
+        year; see the module docstring).
 
     Returns
     -------
     UnitCostFit
     """
+    if departure not in DEPARTURES:
+        raise BayesLacError(f"departure must be one of {', '.join(DEPARTURES)}, got {departure!r}")
+    if growth_model not in GROWTH_MODELS:
+        raise BayesLacError(f"growth_model must be one of {', '.join(GROWTH_MODELS)}, got {growth_model!r}")
     import pymc as pm
 
     from bayes_lac.model.diagnostics import max_rhat_min_bulk_ess
 
-    model = build_unit_cost_model(data, priors, centred=centred)
+    model = build_unit_cost_model(data, priors, centred=centred, growth_model=growth_model, departure=departure)
     start = time.perf_counter()
     with model:
         idata = pm.sample(
             draws,
             tune=tune,
             chains=chains,
-            cores=1,
+            cores=min(chains, os.cpu_count() or 1),
             random_seed=seed,
             progressbar=progressbar,
             nuts_sampler=sampler,
-            target_accept=0.9,
+            target_accept=target_accept,
             compute_convergence_checks=False,
         )
     seconds = time.perf_counter() - start
     post = idata["posterior"].dataset
     names = [*_SCALARS, "national", "offset"] + (["break_shift"] if data.breaks else [])
+    if departure == "walk":
+        names = [n for n in names if n not in ("national_start", "offset_sd", "persistence", "offset")]
+    if growth_model == "local":
+        names = [n for n in names if n != "national_sd"] + ["first_growth", "drift_sd", "drift"]
     max_rhat, min_ess = max_rhat_min_bulk_ess(post, names)
     stats = idata["sample_stats"].dataset
     divergences = int(stats["diverging"].sum()) if "diverging" in stats else 0
@@ -533,11 +623,14 @@ def predict_unit_cost(fit: UnitCostFit, la_code: str, years, n_draws: int | None
     y_last = float(np.log(rows["unit_cost_gbp_per_child_year"].iloc[-1]))
     t_last = int(rows["year"].iloc[-1]) - int(fitted[0])
     la_pos = fit.data.la.index(la_code)
-    offset = post["offset"].values[pick, la_pos]
+    offset = post["offset"].values[pick, la_pos] if "offset" in post else np.zeros(n)
     national = post["national"].values[pick]
     resid_last = y_last - national[:, t_last] - offset
-    growth, national_sd = v("growth"), v("national_sd")
-    rho, sigma, nu = v("persistence"), v("sigma"), v("nu")
+    growth = v("growth")
+    national_sd = v("national_sd") if "national_sd" in post else np.zeros(n)
+    drift_sd = v("drift_sd") if "drift_sd" in post else None
+    rho = v("persistence") if "persistence" in post else np.ones(n)
+    sigma, nu = v("sigma"), v("nu")
     # Simulate every year from the authority's last observation to the last year asked for.
     h_total = int(years[-1]) - int(fitted[0]) - t_last
     level = national[:, -1].copy()
@@ -546,6 +639,8 @@ def predict_unit_cost(fit: UnitCostFit, la_code: str, years, n_draws: int | None
     for k in range(1, h_total + 1):
         t = t_last + k
         if t > len(fitted) - 1:
+            if "drift_sd" in post:
+                growth = growth + drift_sd * rng.standard_normal(n)
             level = level + growth + national_sd * rng.standard_normal(n)
             nat = level
         else:

@@ -121,6 +121,8 @@ SCENARIO_WORDS: dict[str, str] = {
 REPORT_SCENARIO_NAMES: tuple[str, ...] = tuple(s.name for s in fmod.parse_scenarios(REPORT_SCENARIOS))
 #: Years ahead forecast.
 FORECAST_HORIZON = 10
+#: The unit cost the board sees when the modelled one is not available (said in a notice).
+COST_FALLBACK_METHOD = "flat"
 #: Assumed annual inflation of unit costs (2 % a year).
 COST_INFLATION = 0.02
 #: Price basis of every cost on the report's pages (one basis for every table and sentence):
@@ -1387,12 +1389,58 @@ def _cost_alt(table: pd.DataFrame, la_name: str) -> str:
     )
 
 
+def _unit_cost_alt(table: pd.DataFrame, la_name: str) -> str:
+    """Alt text of the unit-cost chart: the published first and last unit costs and the forecast's
+    last year, in words and numbers."""
+    money = KINDS["money"].text
+    published = table[table["kind"] == "published"]
+    ahead = table[table["kind"] == "forecast"]
+    parts = []
+    if len(published):
+        first, last = published.iloc[0], published.iloc[-1]
+        parts.append(
+            f"The published weekly unit cost of a looked-after child in {la_name} went from "
+            f"{money(first['median_gbp_per_week'])} in {format_financial_year(int(first['year']))} to "
+            f"{money(last['median_gbp_per_week'])} in {format_financial_year(int(last['year']))}."
+        )
+    end = ahead.iloc[-1]
+    parts.append(
+        f"The forecast reaches {money(end['median_gbp_per_week'])} a week in {format_financial_year(int(end['year']))} "
+        f"(likely range {money(end['lower_gbp_per_week'])} to {money(end['upper_gbp_per_week'])}), cash prices of each year."
+    )
+    return " ".join(parts)
+
+
 def _panel_axes(n: int):
     """A figure with `n` chart panels stacked vertically, sized for an A4 page."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(n, 1, figsize=(8, 3.6 * n), layout="constrained", squeeze=False)
     return fig, list(axes[:, 0])
+
+
+def _modelled_unit_cost(inputs: ReportInputs, fc: fmod.Forecast):
+    """The modelled unit cost of the authority per draw, or (None, why) when the board cannot
+    have it: the authority has no usable unit cost in the model's data, or the unit-cost fit
+    failed its convergence gate (then the flat unit cost is used, and the notice says so)."""
+    fallback = (
+        f"so the cost below holds the unit cost at its {cmod.financial_year(fc.base_year)} level in real terms "
+        f"(with {format_percent(COST_INFLATION)} a year inflation) instead, which leaves out any real growth in "
+        "unit costs."
+    )
+    try:
+        unit = cmod.modelled_unit_costs(fc, inputs.panel, seed=0)
+    except (UnknownAuthorityError, PanelError) as err:
+        return None, f"The modelled unit cost is not available for {inputs.la_name} ({err}), {fallback}"
+    fit = unit.attrs["fit"]
+    if not fit.converged:
+        d = fit.diagnostics
+        return None, (
+            "The unit-cost model did not pass its convergence checks (largest R-hat "
+            f"{d['max_rhat']:.3f}, smallest bulk ESS {d['min_ess_bulk']:.0f}, {d['divergences']} divergences), "
+            + fallback
+        )
+    return unit, ""
 
 
 def _cost_section(inputs: ReportInputs, fc: fmod.Forecast) -> tuple[Section, CostOutcome]:
@@ -1412,8 +1460,12 @@ def _cost_section(inputs: ReportInputs, fc: fmod.Forecast) -> tuple[Section, Cos
             "the forecast number of children times a unit cost, and there is none to start from."
         )
         return sec, CostOutcome(problem=problem)
+    unit, why_not_modelled = _modelled_unit_cost(inputs, fc)
     try:
-        c = cmod.costs(fc, history, inflation=COST_INFLATION, seed=0)
+        if unit is not None:
+            c = cmod.costs(fc, unit, inflation=COST_INFLATION, seed=0)
+        else:
+            c = cmod.costs(fc, history, inflation=COST_INFLATION, seed=0, method=COST_FALLBACK_METHOD)
     except BayesLacError as err:
         # too short a unit-cost history to project (e.g. an authority created in 2023): no
         # cost, said so, as above
@@ -1425,12 +1477,23 @@ def _cost_section(inputs: ReportInputs, fc: fmod.Forecast) -> tuple[Section, Cos
         )
         return sec, CostOutcome(problem=problem)
     base = c.base_year
+    if why_not_modelled:
+        sec.notice(why_not_modelled)
+    how = (
+        "The unit cost is modelled from every English authority's published spend per child in care "
+        "(s251 outturn over children looked after, from 2012-13): a national cost level that grows "
+        "each year, the authority's own distance from it, and year-to-year noise, so the interval "
+        "carries the chance that costs grow faster or slower than they have. "
+        if c.method == "model"
+        else f"The unit cost is held at the authority's {cmod.financial_year(base)} level in real terms "
+        f"({c.method} method), with {format_percent(COST_INFLATION)} a year inflation. "
+    )
     sec.paragraph(
         "The annual cost of children looked after is the forecast number of children times the "
         f"weekly unit cost times {cmod.WEEKS_PER_YEAR} weeks, per posterior draw, so the interval "
-        "carries the uncertainty in both. The unit cost is projected from the authority's own "
-        f"history ({c.method} method), in cash prices of each year with {format_percent(COST_INFLATION)} "
-        f"a year inflation unless stated otherwise. Year Y is the financial year ending 31 March Y."
+        "carries the uncertainty in both. "
+        + how
+        + "All costs are in cash prices of each year. Year Y is the financial year ending 31 March Y."
     )
     own = [a for a in c.assumptions if a not in fc.assumptions]
     if own:
@@ -1513,6 +1576,26 @@ def _cost_section(inputs: ReportInputs, fc: fmod.Forecast) -> tuple[Section, Cos
         ),
     )
     sec.heading("Unit-cost history")
+    unit_fig = cmod.plot_unit_costs(c)
+    axes_from_zero(unit_fig)
+    greyscale_safe(unit_fig)
+    unit_table = cmod.unit_cost_chart_table(c)
+    sec.figure(
+        unit_fig,
+        alt=_unit_cost_alt(unit_table, inputs.la_name),
+        caption=(
+            "Weekly unit cost of a looked-after child: published (s251 spend on children looked after over "
+            "children in care at 31 March) to "
+            f"{format_financial_year(base)}, then the unit cost the forecast cost uses (central estimate and "
+            f"likely range, {format_percent(CI_PROB)}); £ per child per week, cash prices of each year."
+        ),
+        table=make_table(
+            "unit_cost_chart",
+            "Weekly unit cost of a looked-after child, published and forecast (£ per child per week, cash prices "
+            f"of each year, {format_percent(CI_PROB)} credible intervals)",
+            unit_table,
+        ),
+    )
     sec.table(
         "unit_cost_history",
         f"Weekly unit cost of a looked-after child in {inputs.la_name} (£ per child per week, cash prices of "

@@ -1,0 +1,106 @@
+"""The report's cost section prices the forecast with the modelled unit cost, and says so; when
+the unit-cost fit fails its convergence gate (or the panel has no spend), it falls back to the
+flat unit cost with a notice naming why."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from bayes_lac.analysis import costs as cmod
+from bayes_lac.analysis.forecast import forecast
+from bayes_lac.model.unit_cost import UnitCostFit
+from bayes_lac.report import board
+from tests.conftest import make_toy_results
+from tests.test_report import toy_panel
+
+
+@pytest.fixture(scope="module")
+def inputs_and_forecast():
+    run = make_toy_results(years=(2010, 2020))
+    panel = toy_panel(run)
+    la = str(run["constant_data"]["la"].values[0])
+    inputs = board.ReportInputs(results=run, la=la, la_name=la, panel=panel, panel_path=None, sensitivity_refits=False)
+    return inputs, forecast(run, la=la, horizon=10, seed=0)
+
+
+def _fake_unit_costs(fc, converged: bool):
+    """What `modelled_unit_costs` returns: draws of £ per child-year, and the fit behind them."""
+    n = fc.data.sizes["draw"]
+    years = fc.data["year"].values
+    unit = xr.DataArray(
+        np.random.default_rng(0).lognormal(np.log(60_000), 0.1, size=(n, len(years))),
+        dims=("draw", "year"),
+        coords={"draw": fc.data["draw"].values, "year": years},
+    )
+    diagnostics = {
+        "max_rhat": 1.004 if converged else 1.031,
+        "min_ess_bulk": 800.0 if converged else 90.0,
+        "divergences": 0 if converged else 3,
+        "seconds": 1.0,
+        "sampler": "nutpie",
+    }
+    fit = UnitCostFit(posterior=xr.Dataset(), data=None, diagnostics=diagnostics)
+    unit.attrs = {"base_unit_cost_gbp_per_child_year": 58_000.0, "assumptions": ["modelled"], "fit": fit}
+    return unit
+
+
+def _cost_text(section) -> str:
+    return " ".join(str(getattr(b, "text", "")) for b in section.blocks)
+
+
+def test_the_board_is_costed_with_the_modelled_unit_cost(inputs_and_forecast, monkeypatch):
+    inputs, fc = inputs_and_forecast
+    unit = _fake_unit_costs(fc, converged=True)
+    monkeypatch.setattr(cmod, "modelled_unit_costs", lambda *a, **k: unit)
+    section, outcome = board._cost_section(inputs, fc)
+    assert outcome.costs.method == "model"
+    children = fc.data["predicted"].sel(measure="looked_after", scenario="trend").values
+    cost = outcome.costs.data["cost_nominal"].sel(scenario="trend").values
+    assert np.allclose(cost, children * unit.values)  # the modelled draws, not the flat unit cost
+    text = _cost_text(section)
+    assert "modelled from every English authority" in text
+    assert not [b for b in section.blocks if b.kind == "notice" and "unit-cost model" in str(b.text)]
+
+
+def test_an_unconverged_unit_cost_fit_is_refused_and_the_section_says_why(inputs_and_forecast, monkeypatch):
+    inputs, fc = inputs_and_forecast
+    monkeypatch.setattr(cmod, "modelled_unit_costs", lambda *a, **k: _fake_unit_costs(fc, converged=False))
+    section, outcome = board._cost_section(inputs, fc)
+    assert outcome.costs.method == board.COST_FALLBACK_METHOD
+    notices = [str(b.text) for b in section.blocks if b.kind == "notice"]
+    assert any("did not pass its convergence checks" in n and "1.031" in n and "3 divergences" in n for n in notices)
+    assert any("leaves out any real growth in unit costs" in n for n in notices)
+
+
+def test_a_panel_without_spend_falls_back_to_the_flat_unit_cost_and_says_so(inputs_and_forecast):
+    inputs, fc = inputs_and_forecast  # the toy panel has published weekly unit costs but no s251 spend
+    assert "spend_looked_after" not in inputs.panel.columns
+    section, outcome = board._cost_section(inputs, fc)
+    assert outcome.costs.method == "flat"
+    notices = [str(b.text) for b in section.blocks if b.kind == "notice"]
+    assert any(n.startswith("The modelled unit cost is not available") and "spend_looked_after" in n for n in notices)
+
+
+def test_the_unit_cost_history_is_drawn_beside_its_forecast(inputs_and_forecast, monkeypatch):
+    inputs, fc = inputs_and_forecast
+    unit = _fake_unit_costs(fc, converged=True)
+    unit.attrs["history"] = cmod.unit_cost_history(inputs.panel, inputs.la)[["year", "weekly_cost_per_child", "source"]]
+    monkeypatch.setattr(cmod, "modelled_unit_costs", lambda *a, **k: unit)
+    section, outcome = board._cost_section(inputs, fc)
+    figures = [b for b in section.blocks if b.kind == "figure"]
+    chart = next(f for f in figures if f.caption.startswith("Weekly unit cost"))
+    twin = next(t for t in section.twins if t.key == "unit_cost_chart")
+    frame = twin.frame
+    published = frame[frame["kind"] == "published"]
+    history = unit.attrs["history"]
+    assert published["year"].tolist() == history["year"].tolist()
+    assert np.allclose(published["median_gbp_per_week"], history["weekly_cost_per_child"])
+    ahead = frame[frame["kind"] == "forecast"].set_index("year")
+    weekly = outcome.costs.data["weekly_unit_cost_nominal"]
+    assert np.allclose(ahead["median_gbp_per_week"], weekly.median("draw").values)
+    assert np.allclose(ahead["median_gbp_per_week"], np.median(unit.values, axis=0) / cmod.WEEKS_PER_YEAR)
+    assert (ahead["lower_gbp_per_week"] < ahead["median_gbp_per_week"]).all()
+    last = int(ahead.index.max())
+    assert f"{last - 1}-{str(last)[-2:]}" in chart.alt and "£" in chart.alt
