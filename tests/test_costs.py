@@ -210,6 +210,11 @@ def test_unit_cost_history_published_and_derived():
 def test_too_short_history_refused(fc):
     with pytest.raises(BayesLacError, match="at least 4 years"):
         costs(fc, _history(fc.la_code, years=range(2018, 2021)))
+    # a trend needs 6 years: from 5 its draws are absurd by the eighth year; flat is offered
+    five = _history(fc.la_code, years=range(2016, 2021))
+    with pytest.raises(BayesLacError, match="trend method needs at least 6 years.*found 5.*method='flat'"):
+        costs(fc, five, method="trend")
+    assert costs(fc, five, method="flat").method == "flat"
 
 
 def test_cli_costs(tmp_path, capsys, monkeypatch):

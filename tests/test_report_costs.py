@@ -13,12 +13,12 @@ from bayes_lac.analysis.forecast import forecast
 from bayes_lac.model.unit_cost import UnitCostFit
 from bayes_lac.report import board
 from tests.conftest import make_toy_results
-from tests.test_report import toy_panel
+from tests.test_report import _with_published_counts, toy_panel
 
 
 @pytest.fixture(scope="module")
 def inputs_and_forecast():
-    run = make_toy_results(years=(2010, 2020))
+    run = _with_published_counts(make_toy_results(years=(2010, 2020)))
     panel = toy_panel(run)
     la = str(run["constant_data"]["la"].values[0])
     inputs = board.ReportInputs(results=run, la=la, la_name=la, panel=panel, panel_path=None, sensitivity_refits=False)
@@ -104,3 +104,30 @@ def test_the_unit_cost_history_is_drawn_beside_its_forecast(inputs_and_forecast,
     assert (ahead["lower_gbp_per_week"] < ahead["median_gbp_per_week"]).all()
     last = int(ahead.index.max())
     assert f"{last - 1}-{str(last)[-2:]}" in chart.alt and "£" in chart.alt
+
+
+def test_the_prior_sensitivity_prices_costs_as_the_board_does(inputs_and_forecast, monkeypatch):
+    """Given the cost section's unit-cost fit, each refit's forecast is priced with the modelled
+    unit cost drawn for its own draws (not the flat history), so the default prior set's cost
+    is the board's cost."""
+    from bayes_lac.studies import sensitivity as smod
+
+    inputs, fc = inputs_and_forecast
+    unit = _fake_unit_costs(fc, converged=True)
+    calls = []
+
+    def drawn_for(forecast, panel, *, fit=None, **kwargs):
+        calls.append(fit)
+        return unit
+
+    monkeypatch.setattr(cmod, "modelled_unit_costs", drawn_for)
+    fit = unit.attrs["fit"]
+    table = smod.conclusions(inputs.results, unit_costs=fit, seed=0)
+    assert calls == [fit]
+    cost = table[table["conclusion"].str.startswith("cost_")]
+    assert len(cost) > 0
+    # the forecast the conclusions make (trend only, to their longest horizon), priced with the unit cost
+    same = forecast(inputs.results, horizon=max(smod.FORECAST_HORIZONS), scenarios=("trend",), seed=0)
+    board_cost = cmod.costs(same, unit.sel(year=same.data["year"]), seed=0).data["cost_nominal"].sel(scenario="trend")
+    for _, row in cost.iterrows():
+        assert row["median"] == pytest.approx(float(board_cost.sel(year=int(row["year"])).median()))

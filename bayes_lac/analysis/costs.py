@@ -73,6 +73,10 @@ WEEKS_PER_YEAR: float = 52.18
 #: Years of unit-cost history used by each method when `history_years` is not given.
 DEFAULT_HISTORY_YEARS: dict[str, int] = {"trend": 10, "flat": 10, "resample": 5}
 UNIT_COST_METHODS: tuple[str, ...] = ("trend", "flat", "resample")
+#: Fewest years of history each method projects from. A trend's slope and noise from 4 or 5
+#: years have so few degrees of freedom that some draws are absurd (measured: from Thurrock's
+#: 4-5 years at the 2016-2017 origins, draws beyond £10^200 a year by the eighth year).
+MIN_HISTORY_YEARS: dict[str, int] = {"flat": 4, "trend": 6}
 #: Methods a user can name: the modelled unit cost (`bayes_lac.model.unit_cost`) and the scenarios.
 ALL_UNIT_COST_METHODS: tuple[str, ...] = ("model", *UNIT_COST_METHODS)
 
@@ -389,10 +393,12 @@ def history_unit_cost_draws(
         base_unit_observed = float(hist.loc[hist["year"] == T, "weekly_cost_per_child"].iloc[0])
     span = f"{int(hist['year'].min())}-{int(hist['year'].max())}" if len(hist) else "none"
     if method in ("trend", "flat"):
-        if len(hist) < 4:
+        need = MIN_HISTORY_YEARS[method]
+        if len(hist) < need:
             raise BayesLacError(
-                f"the unit-cost {method} method needs at least 4 years up to {T} (found {len(hist)}); use "
-                "method='resample' or give a constant weekly unit cost"
+                f"the unit-cost {method} method needs at least {need} years up to {T} (found {len(hist)}); use "
+                + ("method='flat', " if method == "trend" and len(hist) >= MIN_HISTORY_YEARS["flat"] else "")
+                + "method='resample' or give a constant weekly unit cost"
             )
         line, noise, slope, resid_sd = _trend_draws(
             (hist["year"] - T).to_numpy(float), np.log(hist["weekly_cost_real"].to_numpy(float)), H, n_draws, rng

@@ -956,7 +956,8 @@ class Why:
 class CostOutcome:
     """The cost section's result: the unit-cost history and costs, or why there is no cost."""
 
-    unit_costs: pd.DataFrame | None = None
+    #: What the costs were priced with: the unit-cost fit (modelled) or the history (flat).
+    unit_costs: object = None
     costs: object = None
     #: Why there is no cost (the cost section's notice), for page one's cost answer.
     problem: str = ""
@@ -1602,7 +1603,9 @@ def _cost_section(inputs: ReportInputs, fc: fmod.Forecast) -> tuple[Section, Cos
         f"each year, and of {base})",
         c.unit_costs,
     )
-    return sec, CostOutcome(unit_costs=history, costs=c)
+    # the prior sensitivity prices each refit's forecast as the board's cost is priced
+    priced_by = unit.attrs["fit"] if unit is not None else history
+    return sec, CostOutcome(unit_costs=priced_by, costs=c)
 
 
 def _intervention_section(inputs: ReportInputs) -> tuple[Section, list]:
@@ -1665,9 +1668,9 @@ def _intervention_section(inputs: ReportInputs) -> tuple[Section, list]:
     return sec, results
 
 
-def _sensitivity_section(inputs: ReportInputs, unit_costs: pd.DataFrame | None) -> Section:
-    """Appendix A: power-scaling, and refits under other prior sets if asked (their costs use
-    `unit_costs`, the cost section's history)."""
+def _sensitivity_section(inputs: ReportInputs, unit_costs) -> Section:
+    """Appendix A: power-scaling, and refits under other prior sets if asked (their costs are
+    priced with `unit_costs`, what the cost section priced with: its unit-cost fit or history)."""
     sec = Section("sensitivity", "Appendix A: how much the priors matter")
     sec.paragraph(
         "A Bayesian model combines the data with prior beliefs. These checks ask whether the "

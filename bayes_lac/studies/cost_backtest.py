@@ -1,12 +1,17 @@
-"""Backtest of the cost forecast: from one origin, forecast spend against the s251 outturn.
+"""Backtests of the cost forecast against the s251 outturn.
 
-For a run fitted on data up to an origin year (``bayes-lac fit --until YEAR``), the annual cost
-of children looked after is forecast under the modelled unit cost (the default of
-``bayes-lac costs``) and under the ``flat`` and ``trend`` scenarios, in cash prices of each
-year, and set against the outturn (the panel's ``spend_looked_after``, s251 "Total Children
-Looked After", £) in every later year the panel has. Everything is fitted with data up to
-the origin only: the unit-cost model is refitted to the origin, and the deflator is cut there.
-Call it once per origin to build a backtest over several origins.
+* `unit_cost_backtest`: every authority's unit cost forecast from each origin (the unit-cost
+  model refitted at the origin, beside the ``flat`` and ``trend`` scenarios and the pooled
+  empirical growth), scored against the outturn unit cost (`bench/unit_cost_backtest.py`).
+* `SpendForecaster`: annual spend (children x unit cost, per draw) as a forecaster of the
+  backtest machinery (`bayes_lac.studies.backtest.backtest` with ``quantity="spend"``), so the
+  cost a report gives is scored from every origin on the same cells as the baselines
+  (`bench/spend_backtest.py`).
+* `cost_backtest`: one run fitted up to an origin (``bayes-lac fit --until YEAR``), its cost
+  forecast under each unit-cost method against the outturn in every later year.
+
+Everything is fitted with data up to the origin only: the unit-cost model is refitted there,
+and the deflator is cut there (2 % a year after it).
 """
 
 from __future__ import annotations

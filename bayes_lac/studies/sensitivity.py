@@ -337,8 +337,9 @@ def conclusions(
     explained by population, UASC and deprivation (`bayes_lac.analysis.decompose`), in children and as
     a share of the change; the predicted
     count `horizons` years ahead under the trend scenario (`bayes_lac.analysis.forecast`); and, if
-    `unit_costs` is given (see `bayes_lac.analysis.costs.costs`), the annual cost of looked-after
-    children in those years.
+    `unit_costs` is given (a unit-cost history or number, see `bayes_lac.analysis.costs.costs`,
+    or a fitted `bayes_lac.model.unit_cost.UnitCostFit`, whose predictive unit cost is drawn for
+    each forecast draw), the annual cost of looked-after children in those years.
 
     Returns
     -------
@@ -379,8 +380,12 @@ def conclusions(
     for h in horizons:
         add(predicted.sel(year=last + h), f"forecast_{h}", last + h)
     if unit_costs is not None:
-        from bayes_lac.analysis.costs import costs
+        from bayes_lac.analysis.costs import costs, modelled_unit_costs
+        from bayes_lac.model.unit_cost import UnitCostFit
 
+        if isinstance(unit_costs, UnitCostFit):
+            # the modelled unit cost, drawn for this forecast's draws from the one fit
+            unit_costs = modelled_unit_costs(fc, None, fit=unit_costs, seed=seed)
         cost = costs(fc, unit_costs, seed=seed).data["cost_nominal"].sel(scenario="trend")
         for h in horizons:
             add(cost.sel(year=last + h), f"cost_{h}", last + h)
