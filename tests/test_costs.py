@@ -217,9 +217,10 @@ def test_too_short_history_refused(fc):
     assert costs(fc, five, method="flat").method == "flat"
 
 
-def test_cli_costs(tmp_path, capsys, monkeypatch):
+@pytest.fixture
+def saved_run(tmp_path, monkeypatch):
+    """A toy run saved to disk, and the panel `costs` reads (its unit-cost history), patched in."""
     import bayes_lac.data.panel
-    from bayes_lac.cli import main
 
     run = make_toy_results()
     la = run.attrs["target_la"]
@@ -227,6 +228,14 @@ def test_cli_costs(tmp_path, capsys, monkeypatch):
     save_run(run, run_path)
     panel = _history(la, growth=1.05, noise=0.02)
     monkeypatch.setattr(bayes_lac.data.panel, "load_panel", lambda path=None: panel)
+    return run, run_path, panel
+
+
+def test_cli_costs(saved_run, tmp_path, capsys):
+    from bayes_lac.cli import main
+
+    run, run_path, panel = saved_run
+    la = run.attrs["target_la"]
     out = tmp_path / "costs.csv"
     status = main(
         [
@@ -290,20 +299,14 @@ def test_published_spend_is_drawn_before_the_forecast_cost(fc):
     assert spend_history(panel.drop(columns=["spend_looked_after"]), "E06000034").empty
 
 
-def test_cli_costs_refuses_an_unconverged_unit_cost_fit_unless_allowed(tmp_path, capsys, monkeypatch):
+def test_cli_costs_refuses_an_unconverged_unit_cost_fit_unless_allowed(saved_run, tmp_path, capsys, monkeypatch):
     import xarray as xr
 
     import bayes_lac.analysis.costs as cmod
-    import bayes_lac.data.panel
     from bayes_lac.cli import main
     from bayes_lac.model.unit_cost import UnitCostFit
 
-    run = make_toy_results()
-    la = run.attrs["target_la"]
-    run_path = tmp_path / "run.nc"
-    save_run(run, run_path)
-    panel = _history(la, growth=1.05, noise=0.02)
-    monkeypatch.setattr(bayes_lac.data.panel, "load_panel", lambda path=None: panel)
+    _, run_path, _ = saved_run
     diagnostics = {"max_rhat": 1.034, "min_ess_bulk": 88.0, "divergences": 2, "seconds": 1.0, "sampler": "nutpie"}
 
     def unconverged(fc, panel, **kwargs):

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_lac.analysis.costs import budget_risk, cost_change_table, cost_table, costs
+from bayes_lac.analysis.costs import budget_risk, cost_change_table, cost_table, costs, unit_cost_chart_table
 from bayes_lac.analysis.forecast import forecast
 from bayes_lac.data.prices import BUNDLED_DEFLATOR, load_deflator, price_index
 from bayes_lac.errors import BayesLacError, InputFileError
@@ -82,6 +82,8 @@ def test_every_cost_table_states_one_price_basis(toy_costs, prices):
         cost_change_table(toy_costs, prices=prices),
         budget_risk(toy_costs, 3e7, prices=prices),
     ]
+    if prices == "cash":  # the unit-cost chart is in cash prices only, as the published history is
+        tables.append(unit_cost_chart_table(toy_costs))
     for table in tables:
         assert table["prices"].nunique() == 1 and table["prices"].iloc[0] == prices
         assert table["price_basis"].nunique() == 1

@@ -35,24 +35,32 @@ def simulate_panel(n_la=20, years=range(2013, 2027), seed=1, truth=TRUTH) -> pd.
     offset = truth["offset_sd"] * rng.standard_normal(n_la)
     offset -= offset.mean()
     rho, sigma = truth["persistence"], truth["sigma"]
-    rows = []
+    log_unit = np.empty((n_la, len(years)))
+    children = np.empty(n_la)
     for a in range(n_la):
         dep = sigma / np.sqrt(1 - rho**2) * rng.standard_normal()
-        children = rng.integers(80, 600)
-        for t, year in enumerate(years):
+        children[a] = rng.integers(80, 600)
+        for t in range(len(years)):
             if t:
                 dep = rho * dep + sigma * rng.standard_normal()
-            unit = np.exp(national[t] + offset[a] + dep)
-            rows.append(
-                {
-                    "la_code": f"E0600{a:04d}",
-                    "la_name": f"LA {a}",
-                    "year": int(year),
-                    "looked_after": float(children),
-                    "spend_looked_after": float(children * unit),
-                    "geographic_level": "Local authority",
-                }
-            )
+            log_unit[a, t] = national[t] + offset[a] + dep
+    return spend_panel(log_unit, years, children)
+
+
+def spend_panel(log_unit: np.ndarray, years, children: np.ndarray) -> pd.DataFrame:
+    """A panel whose s251 spend over children in care gives these log unit costs (authority, year)."""
+    rows = [
+        {
+            "la_code": f"E0600{a:04d}",
+            "la_name": f"LA {a}",
+            "year": int(year),
+            "looked_after": float(children[a]),
+            "spend_looked_after": float(children[a] * np.exp(log_unit[a, t])),
+            "geographic_level": "Local authority",
+        }
+        for a in range(log_unit.shape[0])
+        for t, year in enumerate(years)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -81,25 +89,15 @@ def simulate_walk_panel(n_la=25, seed=5, truth=WALK_TRUTH) -> pd.DataFrame:
     drift = np.asarray(truth["drift"])
     years = np.arange(2013, 2013 + len(drift) + 1)
     national = np.log(50_000) + np.concatenate([[0.0], np.cumsum(drift)])
-    rows = []
+    log_unit = np.empty((n_la, len(years)))
+    children = np.empty(n_la)
     for a in range(n_la):
         own = truth["offset_sd"] * rng.standard_normal() + np.concatenate(
             [[0.0], np.cumsum(truth["sigma"] * rng.standard_normal(len(years) - 1))]
         )
-        children = rng.integers(80, 600)
-        for t, year in enumerate(years):
-            unit = np.exp(national[t] + own[t])
-            rows.append(
-                {
-                    "la_code": f"E0600{a:04d}",
-                    "la_name": f"LA {a}",
-                    "year": int(year),
-                    "looked_after": float(children),
-                    "spend_looked_after": float(children * unit),
-                    "geographic_level": "Local authority",
-                }
-            )
-    return pd.DataFrame(rows)
+        children[a] = rng.integers(80, 600)
+        log_unit[a] = national + own
+    return spend_panel(log_unit, years, children)
 
 
 @pytest.fixture(scope="session")

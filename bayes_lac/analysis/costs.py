@@ -1006,7 +1006,8 @@ def unit_cost_chart_table(costs: Costs, ci_prob: float = CI_PROB) -> pd.DataFram
     -------
     DataFrame ``la_code, year, financial_year, kind`` (``published`` or ``forecast``),
     ``median_gbp_per_week, lower_gbp_per_week, upper_gbp_per_week`` (the published figure in the
-    median column, no interval), ``ci_prob``, ``prices`` (``nominal``: cash prices of each year).
+    median column, no interval), ``ci_prob``, ``prices``, ``price_basis``, ``price_base_year``
+    (cash prices of each year, as every cost table states its basis).
     """
     lo, hi = interval_bounds(ci_prob)
     hist = costs.unit_costs
@@ -1032,7 +1033,7 @@ def unit_cost_chart_table(costs: Costs, ci_prob: float = CI_PROB) -> pd.DataFram
     out.insert(0, "la_code", costs.la_code)
     out.insert(2, "financial_year", [financial_year(int(y)) for y in out["year"]])
     out["ci_prob"] = ci_prob
-    out["prices"] = "nominal"
+    out = _price_columns(out, costs, "cash")
     return out.reindex(
         columns=[
             "la_code",
@@ -1044,6 +1045,8 @@ def unit_cost_chart_table(costs: Costs, ci_prob: float = CI_PROB) -> pd.DataFram
             "upper_gbp_per_week",
             "ci_prob",
             "prices",
+            "price_basis",
+            "price_base_year",
         ]
     )
 
