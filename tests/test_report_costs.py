@@ -41,7 +41,8 @@ def _fake_unit_costs(fc, converged: bool):
         "seconds": 1.0,
         "sampler": "nutpie",
     }
-    fit = UnitCostFit(posterior=xr.Dataset(), data=None, diagnostics=diagnostics)
+    posterior = xr.Dataset({"growth": ("sample", np.log([1.10, 1.12, 1.14]))})  # latest national growth
+    fit = UnitCostFit(posterior=posterior, data=None, diagnostics=diagnostics)
     unit.attrs = {"base_unit_cost_gbp_per_child_year": 58_000.0, "assumptions": ["modelled"], "fit": fit}
     return unit
 
@@ -61,6 +62,9 @@ def test_the_board_is_costed_with_the_modelled_unit_cost(inputs_and_forecast, mo
     assert np.allclose(cost, children * unit.values)  # the modelled draws, not the flat unit cost
     text = _cost_text(section)
     assert "modelled from every English authority" in text
+    # what the unit cost carries forward, and how far ahead that was checked
+    assert "latest national growth, 12% a year in cash" in text and "(likely 10% to 14%)" in text
+    assert f"1 to {board.UNIT_COST_CHECKED_YEARS} years ahead" in text and "has not been checked" in text
     assert not [b for b in section.blocks if b.kind == "notice" and "unit-cost model" in str(b.text)]
 
 

@@ -288,3 +288,28 @@ def test_the_unit_cost_cache_folder_follows_the_environment(monkeypatch, tmp_pat
     monkeypatch.delenv("BAYES_LAC_CACHE")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
     assert uc.cache_dir() == tmp_path / "x" / "bayes_lac"
+
+
+def test_a_damped_growth_is_pulled_back_towards_its_long_run_in_the_forecast():
+    """`predict_unit_cost` with the measured alternative ``growth_model="damped"``: each year's
+    national growth is long_run + damping x (last year's - long_run), here without noise."""
+    from bayes_lac.model.unit_cost import UnitCostFit
+
+    data = unit_cost_data(spend_panel(np.log(np.full((2, 5), 50_000.0)), range(2013, 2018), np.full(2, 100.0)))
+    n = 4
+    posterior = xr.Dataset(
+        {
+            "growth": ("sample", np.full(n, 0.12)),
+            "long_run_growth": ("sample", np.full(n, 0.04)),
+            "damping": ("sample", np.full(n, 0.5)),
+            "drift_sd": ("sample", np.zeros(n)),
+            "sigma": ("sample", np.full(n, 1e-9)),
+            "nu": ("sample", np.full(n, 50.0)),
+            "national": (("sample", "year"), np.tile(np.log(50_000.0) + np.zeros(5), (n, 1))),
+        },
+        coords={"year": data.years},
+    )
+    fit = UnitCostFit(posterior=posterior, data=data, diagnostics={})
+    draws = predict_unit_cost(fit, data.la[0], range(2018, 2021), n_draws=n, seed=0)
+    steps = np.diff(np.log(np.r_[50_000.0, draws.values[0]]))
+    np.testing.assert_allclose(steps, [0.08, 0.06, 0.05], atol=1e-6)

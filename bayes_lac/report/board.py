@@ -1420,6 +1420,23 @@ def _panel_axes(n: int):
     return fig, list(axes[:, 0])
 
 
+#: Years ahead the unit-cost forecast was backtested at (models/backtest/README.md).
+UNIT_COST_CHECKED_YEARS = 5
+
+
+def _unit_cost_growth_words(unit, base: int) -> str:
+    """What the modelled unit cost carries forward, and how far ahead that was checked."""
+    growth = np.expm1(unit.attrs["fit"].posterior["growth"].values)
+    lo, hi = np.quantile(growth, [0.05, 0.95])
+    return (
+        f"It carries on from the latest national growth, {format_percent(float(np.median(growth)))} a year in cash in "
+        f"{cmod.financial_year(base)} (likely {format_percent(float(lo))} to {format_percent(float(hi))}), which may "
+        f"speed up or slow down. Backtested 1 to {UNIT_COST_CHECKED_YEARS} years ahead on every authority, its "
+        "intervals held the outturn as often as they claim; further ahead the cost rests on that growth "
+        "continuing and has not been checked. "
+    )
+
+
 def _modelled_unit_cost(inputs: ReportInputs, fc: fmod.Forecast):
     """The modelled unit cost of the authority per draw, or (None, why) when the board cannot
     have it: the authority has no usable unit cost in the model's data, or the unit-cost fit
@@ -1484,7 +1501,7 @@ def _cost_section(inputs: ReportInputs, fc: fmod.Forecast) -> tuple[Section, Cos
         "The unit cost is modelled from every English authority's published spend per child in care "
         "(s251 outturn over children looked after, from 2012-13): a national cost level that grows "
         "each year, the authority's own distance from it, and year-to-year noise, so the interval "
-        "carries the chance that costs grow faster or slower than they have. "
+        "carries the chance that costs grow faster or slower than they have. " + _unit_cost_growth_words(unit, base)
         if c.method == "model"
         else f"The unit cost is held at the authority's {cmod.financial_year(base)} level in real terms "
         f"({c.method} method), with {format_percent(COST_INFLATION)} a year inflation. "

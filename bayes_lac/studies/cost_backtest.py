@@ -264,9 +264,10 @@ def unit_cost_backtest(
                         )
                     draws[method] = out
                 else:
-                    if len(history) < 4:
-                        continue
-                    log_real, *_ = history_unit_cost_draws(weekly, method, origin, last_h, n_draws, index, rng)
+                    try:
+                        log_real, *_ = history_unit_cost_draws(weekly, method, origin, last_h, n_draws, index, rng)
+                    except BayesLacError:
+                        continue  # too short a history for the method: not forecast (counted as missing)
                     draws[method] = np.exp(log_real[:, 1:]) / to_base[None, 1:] * WEEKS_PER_YEAR
             for method, d in draws.items():
                 for h, year in cells:
