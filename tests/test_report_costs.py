@@ -12,6 +12,7 @@ from bayes_lac.analysis import costs as cmod
 from bayes_lac.analysis.forecast import forecast
 from bayes_lac.model.unit_cost import UnitCostFit
 from bayes_lac.report import board
+from bayes_lac.report.formats import jargon_in
 from tests.conftest import make_toy_results
 from tests.test_report import _with_published_counts, toy_panel
 
@@ -65,6 +66,7 @@ def test_the_board_is_costed_with_the_modelled_unit_cost(inputs_and_forecast, mo
     # what the unit cost carries forward, and how far ahead that was checked
     assert "latest national growth, 12% a year in cash" in text and "(likely 10% to 14%)" in text
     assert f"1 to {board.UNIT_COST_CHECKED_YEARS} years ahead" in text and "has not been checked" in text
+    assert not jargon_in(board._unit_cost_growth_words(unit, fc.base_year))
     assert not [b for b in section.blocks if b.kind == "notice" and "unit-cost model" in str(b.text)]
 
 
@@ -74,7 +76,8 @@ def test_an_unconverged_unit_cost_fit_is_refused_and_the_section_says_why(inputs
     section, outcome = board._cost_section(inputs, fc)
     assert outcome.costs.method == board.COST_FALLBACK_METHOD
     notices = [str(b.text) for b in section.blocks if b.kind == "notice"]
-    assert any("did not pass its convergence checks" in n and "1.031" in n and "3 divergences" in n for n in notices)
+    assert any("did not pass its convergence checks" in n and "1.031" in n and "3 divergent" in n for n in notices)
+    assert not [n for n in notices if jargon_in(n)]  # a board page: plain words
     assert any("leaves out any real growth in unit costs" in n for n in notices)
 
 

@@ -1453,10 +1453,11 @@ def _modelled_unit_cost(inputs: ReportInputs, fc: fmod.Forecast):
     fit = unit.attrs["fit"]
     if not fit.converged:
         d = fit.diagnostics
+        # in plain words for the board page (the package's names for these checks are jargon there)
         return None, (
-            "The unit-cost model did not pass its convergence checks (largest R-hat "
-            f"{d['max_rhat']:.3f}, smallest bulk ESS {d['min_ess_bulk']:.0f}, {d['divergences']} divergences), "
-            + fallback
+            "The unit-cost model did not pass its convergence checks (disagreement between its chains "
+            f"{d['max_rhat']:.3f}, at most 1.01 allowed; {d['min_ess_bulk']:.0f} independent draws, more than 200 "
+            f"needed; {d['divergences']} divergent transitions, none allowed), " + fallback
         )
     return unit, ""
 
