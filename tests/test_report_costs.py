@@ -5,6 +5,7 @@ flat unit cost with a notice naming why."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
@@ -65,7 +66,7 @@ def test_the_board_is_costed_with_the_modelled_unit_cost(inputs_and_forecast, mo
     assert "modelled from every English authority" in text
     # what the unit cost carries forward, and how far ahead that was checked
     assert "latest national growth, 12% a year in cash" in text and "(likely 10% to 14%)" in text
-    assert f"1 to {board.UNIT_COST_CHECKED_YEARS} years ahead" in text and "has not been checked" in text
+    assert board.unit_cost_backtest_words() in text and "has not been checked" in text
     assert not jargon_in(board._unit_cost_growth_words(unit, fc.base_year))
     assert not [b for b in section.blocks if b.kind == "notice" and "unit-cost model" in str(b.text)]
 
@@ -138,3 +139,29 @@ def test_the_prior_sensitivity_prices_costs_as_the_board_does(inputs_and_forecas
     board_cost = cmod.costs(same, unit.sel(year=same.data["year"]), seed=0).data["cost_nominal"].sel(scenario="trend")
     for _, row in cost.iterrows():
         assert row["median"] == pytest.approx(float(board_cost.sel(year=int(row["year"])).median()))
+
+
+def test_the_unit_cost_backtest_is_worded_from_the_shipped_summary(tmp_path):
+    from bayes_lac.model.unit_cost import DEFAULT_DEPARTURE, DEFAULT_GROWTH_MODEL
+
+    default = f"model {DEFAULT_DEPARTURE}/{DEFAULT_GROWTH_MODEL}"
+    pd.DataFrame(
+        {
+            "method": [default] * 3 + ["pooled"],
+            "h": [1, 2, 3, 1],
+            "coverage_90": [0.91, 0.88, 0.95, 0.5],
+            "pit_mean": [0.6, 0.65, 0.7, 0.9],
+        }
+    ).to_csv(tmp_path / board.UNIT_COST_BACKTEST_SUMMARY, index=False)
+    words = board.unit_cost_backtest_words(tmp_path)
+    assert "Backtested 1 to 3 years ahead" in words and "held the outturn 88 to 95 times in 100" in words
+    assert "more often above the central estimate" in words
+    # no summary, or none of the default design: said to be unchecked, with no figures
+    assert "has not been checked" in board.unit_cost_backtest_words(tmp_path / "none")
+    pd.DataFrame({"method": ["pooled"], "h": [1], "coverage_90": [0.9], "pit_mean": [0.5]}).to_csv(
+        tmp_path / board.UNIT_COST_BACKTEST_SUMMARY, index=False
+    )
+    assert board.unit_cost_backtest_words(tmp_path).startswith("This unit-cost forecast has not been checked")
+    # the shipped one: the default design, 1-5 years
+    shipped = board.unit_cost_backtest_words()
+    assert "Backtested 1 to 5 years ahead" in shipped and "90 to 95 times in 100" in shipped

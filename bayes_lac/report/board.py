@@ -1420,8 +1420,37 @@ def _panel_axes(n: int):
     return fig, list(axes[:, 0])
 
 
-#: Years ahead the unit-cost forecast was backtested at (models/backtest/README.md).
-UNIT_COST_CHECKED_YEARS = 5
+#: The shipped backtest of the unit cost on every authority (`bench/unit_cost_backtest.py`).
+UNIT_COST_BACKTEST_SUMMARY = "unit_cost_backtest_summary.csv"
+
+
+def unit_cost_backtest_words(folder=None) -> str:
+    """How far ahead the default unit-cost design was backtested and what it found, in words,
+    from the shipped summary (``models/backtest/unit_cost_backtest_summary.csv``); if it is
+    missing or holds no row of the default design, says that it has not been checked."""
+    from bayes_lac.config import BACKTEST_DIR
+    from bayes_lac.model.unit_cost import DEFAULT_DEPARTURE, DEFAULT_GROWTH_MODEL
+
+    untested = "This unit-cost forecast has not been checked against past outturns. "
+    path = Path(folder or BACKTEST_DIR) / UNIT_COST_BACKTEST_SUMMARY
+    if not path.is_file():
+        return untested
+    table = pd.read_csv(path)
+    rows = table[table["method"] == f"model {DEFAULT_DEPARTURE}/{DEFAULT_GROWTH_MODEL}"]
+    if rows.empty or "coverage_90" not in rows.columns:
+        return untested
+    lo, hi = round(100 * rows["coverage_90"].min()), round(100 * rows["coverage_90"].max())
+    h0, h1 = int(rows["h"].min()), int(rows["h"].max())
+    held = f"{lo} times in 100" if lo == hi else f"{lo} to {hi} times in 100"
+    side = ""
+    if rows["pit_mean"].mean() > 0.55:
+        side = ", but the outturn fell more often above the central estimate than below it"
+    elif rows["pit_mean"].mean() < 0.45:
+        side = ", but the outturn fell more often below the central estimate than above it"
+    return (
+        f"Backtested {h0} to {h1} years ahead on every authority, its likely ranges (90%) held the outturn "
+        f"{held}{side}; further ahead the cost rests on that growth continuing and has not been checked. "
+    )
 
 
 def _unit_cost_growth_words(unit, base: int) -> str:
@@ -1431,9 +1460,7 @@ def _unit_cost_growth_words(unit, base: int) -> str:
     return (
         f"It carries on from the latest national growth, {format_percent(float(np.median(growth)))} a year in cash in "
         f"{cmod.financial_year(base)} (likely {format_percent(float(lo))} to {format_percent(float(hi))}), which may "
-        f"speed up or slow down. Backtested 1 to {UNIT_COST_CHECKED_YEARS} years ahead on every authority, its "
-        "intervals held the outturn as often as they claim; further ahead the cost rests on that growth "
-        "continuing and has not been checked. "
+        "speed up or slow down. " + unit_cost_backtest_words()
     )
 
 
