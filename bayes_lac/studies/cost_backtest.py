@@ -167,6 +167,21 @@ def pooled_unit_cost_growth(table: pd.DataFrame, origin: int, h: int) -> np.ndar
     return np.concatenate(changes) if changes else np.array([])
 
 
+def scenario_unit_cost(
+    history: pd.DataFrame, method: str, origin: int, horizon: int, n_draws: int, index, rng
+) -> np.ndarray:
+    """Draws (n_draws, horizon) of an authority's unit cost 1..horizon years after `origin` under
+    a named scenario of `bayes_lac.analysis.costs` (``flat``, ``trend``), in £ per child-year,
+    cash prices of each year: its real weekly unit cost from `history` (``year``,
+    ``weekly_cost_per_child``), brought back to cash with `index` (a deflator cut at the
+    origin). Raises `BayesLacError` when the history is too short for the method."""
+    from bayes_lac.analysis.costs import WEEKS_PER_YEAR, history_unit_cost_draws
+
+    log_real, *_ = history_unit_cost_draws(history, method, origin, horizon, n_draws, index, rng)
+    to_base = index.factor(np.arange(origin + 1, origin + horizon + 1), origin)
+    return np.exp(log_real[:, 1:]) / to_base[None, :] * WEEKS_PER_YEAR
+
+
 def unit_cost_backtest(
     panel: pd.DataFrame,
     origins: Sequence[int],
@@ -209,7 +224,7 @@ def unit_cost_backtest(
     cost: scale-free, so authorities of any cost weigh alike), ``crps_gbp``. ``attrs``:
     ``fits`` (per origin: the fit's diagnostics and whether it passed its gate).
     """
-    from bayes_lac.analysis.costs import WEEKS_PER_YEAR, _price_index_to, history_unit_cost_draws
+    from bayes_lac.analysis.costs import WEEKS_PER_YEAR, _price_index_to
     from bayes_lac.model.unit_cost import fit_unit_cost, predict_unit_cost, unit_cost_data
     from bayes_lac.studies.scoring import randomised_pit
 
@@ -232,7 +247,6 @@ def unit_cost_backtest(
             fits[origin] = {**fit.diagnostics, "converged": fit.converged}
         index = _price_index_to(None, origin, 0.02)
         last_h = max(horizons)
-        to_base = index.factor(np.arange(origin, origin + last_h + 1), origin)
         pooled = {h: pooled_unit_cost_growth(data.table, origin, h) for h in horizons}
         at_origin = data.table[data.table["year"] == origin]
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), origin, 2512]))
@@ -265,10 +279,9 @@ def unit_cost_backtest(
                     draws[method] = out
                 else:
                     try:
-                        log_real, *_ = history_unit_cost_draws(weekly, method, origin, last_h, n_draws, index, rng)
+                        draws[method] = scenario_unit_cost(weekly, method, origin, last_h, n_draws, index, rng)
                     except BayesLacError:
                         continue  # too short a history for the method: not forecast (counted as missing)
-                    draws[method] = np.exp(log_real[:, 1:]) / to_base[None, 1:] * WEEKS_PER_YEAR
             for method, d in draws.items():
                 for h, year in cells:
                     x = d[:, h - 1]
@@ -415,9 +428,7 @@ class SpendForecaster:
 
     def __call__(self, panel, origin, horizons, measures, *, las, quantity="spend", seed=0):
         from bayes_lac.analysis.costs import (
-            WEEKS_PER_YEAR,
             _price_index_to,
-            history_unit_cost_draws,
             unit_cost_history,
         )
         from bayes_lac.errors import UnconvergedFitError
@@ -456,7 +467,6 @@ class SpendForecaster:
                     raise UnconvergedFitError(message)
                 converged = False
         index = _price_index_to(None, origin, 0.02)
-        to_base = index.factor(np.arange(origin, origin + max(horizons) + 1), origin)
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), origin, 2513]))
         for j, la in enumerate(las):
             kids = children.values[0, j]  # (horizon, draw)
@@ -469,13 +479,11 @@ class SpendForecaster:
                 per_child = unit.sel(year=years).transpose("year", "draw").values
             else:
                 try:
-                    history = unit_cost_history(panel, la)
-                    log_real, *_ = history_unit_cost_draws(
-                        history, self.unit_cost, origin, max(horizons), n, index, rng
+                    cash = scenario_unit_cost(
+                        unit_cost_history(panel, la), self.unit_cost, origin, max(horizons), n, index, rng
                     )
                 except BayesLacError:
                     continue  # too short a unit-cost history up to the origin: counted as missing
-                cash = np.exp(log_real[:, 1:]) / to_base[None, 1:] * WEEKS_PER_YEAR
                 per_child = cash[:, [h - 1 for h in horizons]].T
             out.values[0, j] = kids * per_child
         out.attrs.update(fit_seconds=float(children.attrs.get("fit_seconds", 0.0)), converged=converged)
