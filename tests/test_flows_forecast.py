@@ -224,6 +224,8 @@ def _spec(**changes):
 
     spec = load_intervention("edge_of_care")
     q = dict(spec.quantities)
+    # the file's evidence priors (no effect, deadweight, delay) off unless a test sets them
+    changes = {"no_effect_probability": 0.0, "deadweight": 0.0, "delayed_share": 0.0, **changes}
     for key, value in changes.items():
         fixed = {"point": value, "low": value, "high": value, "dist": None}
         bound = 1.0 if key.endswith(("_share", "_probability")) else np.inf

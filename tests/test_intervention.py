@@ -117,10 +117,13 @@ def test_point_case_lies_inside_the_interval(name):
 
 
 def test_pause_uncertain_effect_spans_report_range():
-    r = evaluate_intervention("pause", draws=2000, seed=0)
-    prevented = r.draws["outcomes_prevented"].values
-    assert prevented.min() >= 2 and prevented.max() <= 5
-    assert prevented.min() < 2.1 and prevented.max() > 4.9
+    # the effect if Pause works spans the report's 2 to 5 children a year; the evidence priors
+    # (no effect, deadweight) then only take children off
+    effect = load_intervention("pause").quantities["effect"].sample(np.random.default_rng(0), 2000)
+    assert effect.min() >= 2 and effect.max() <= 5
+    assert effect.min() < 2.1 and effect.max() > 4.9
+    prevented = evaluate_intervention("pause", draws=2000, seed=0).draws["outcomes_prevented"].values
+    assert prevented.max() <= 5 and (prevented == 0).mean() > 0.1
 
 
 def test_probability_of_net_saving_is_monotone_in_effect():
@@ -136,8 +139,15 @@ def test_probability_of_net_saving_is_monotone_in_effect():
 
 
 def test_break_even_effect_gives_zero_net_saving():
+    from dataclasses import replace
+
+    evidence = ("no_effect_probability", "deadweight", "delayed_share", "delay")
     for case in ("edge_of_care", "pause", "domestic_abuse_victims"):
-        r = evaluate_intervention(case, draws=50, seed=2)
+        # the service as its source assumed it: it works, no deadweight, nothing delayed (the
+        # evidence priors' effect on the break-even is in test_intervention_evidence.py)
+        spec = load_intervention(case)
+        spec = replace(spec, quantities={k: v for k, v in spec.quantities.items() if k not in evidence})
+        r = evaluate_intervention(spec, draws=50, seed=2)
         d = {k: r.draws[k].values for k in ("participants", "programme_cost", "gross_saving", "outcomes_prevented")}
         # The effect each draw used, recovered from its outputs (no at_risk in these files).
         if r.spec.effect_per == "year":
@@ -274,6 +284,46 @@ def test_cli_writes_table_and_prints_sentence(tmp_path, capsys):
     assert cli.main(["intervention", "edge_of_care", "--no-uncertainty", "--out", str(point)]) == 0
     t = pd.read_csv(point).set_index("quantity")
     assert round_half_up(t.at["net_saving", "mean"]) == 1_225_153
+
+
+def test_cli_prices_a_case_in_an_authoritys_latest_money_and_unit_cost(tmp_path, capsys):
+    import pandas as pd
+
+    from bayes_lac.data.panel import load_panel
+
+    # one authority of the bundled panel, renamed, with known spend and children in its last two years
+    rows = load_panel().query("la_code == 'E06000034'").copy()
+    rows = rows[rows["year"] <= 2025].assign(la_code="E1", la_name="Alpha")
+    rows["weekly_cost_per_child"] = np.nan
+    for year, children, spend in ((2024, 200, 20_000_000.0), (2025, 250, 40_000_000.0)):
+        rows.loc[rows["year"] == year, ["looked_after", "spend_looked_after"]] = [children, spend]
+    panel = tmp_path / "panel.csv"
+    rows.to_csv(panel, index=False)
+    argv = ["intervention", "edge_of_care", "--no-uncertainty", "--la", "E1", "--panel", str(panel)]
+    assert cli.main([*argv, "--out", str(tmp_path / "today.csv")]) == 0
+    out = capsys.readouterr().out
+    today = pd.read_csv(tmp_path / "today.csv").set_index("quantity")
+    source = evaluate_intervention("edge_of_care", uncertainty=False)
+    # a child kept out of care saves Alpha's 2024-25 unit cost (£40m / 250 children), not the
+    # file's £70,792 of 2016-17
+    assert today.at["gross_saving", "mean"] == pytest.approx(21.68 * 160_000.0)
+    assert today.at["programme_cost", "mean"] > source.point("programme_cost")
+    assert today.at["net_saving", "unit"] == "£ a year, cash prices of 2024-25"
+    assert "cash prices of 2024-25" in out and "Alpha's own in 2024-25" in out
+    assert cli.main([*argv, "--price-year", "2024", "--out", str(tmp_path / "then.csv")]) == 0
+    then = pd.read_csv(tmp_path / "then.csv").set_index("quantity")
+    assert then.at["gross_saving", "mean"] == pytest.approx(21.68 * 100_000.0)
+    capsys.readouterr()
+    # without --la, the file's own figures, and said so
+    assert cli.main(["intervention", "edge_of_care", "--out", str(tmp_path / "file.csv")]) == 0
+    assert "give --la CODE" in capsys.readouterr().out
+    for extra, message in (
+        (["--price-year", "2024"], "go with --la"),
+        (["--la", "E1", "--panel", str(panel), "--price-year", "2011"], "no unit cost for E1 in 2011"),
+    ):
+        status = cli.main(["intervention", "edge_of_care", *extra, "--out", str(tmp_path / "no.csv")])
+        assert status == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "no.csv").exists()
 
 
 def test_cli_bad_file_exits_2(tmp_path, capsys):

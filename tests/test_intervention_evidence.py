@@ -10,13 +10,14 @@ import pytest
 
 from bayes_lac.analysis.costs import constant_price_index
 from bayes_lac.analysis.interventions import (
+    bundled_interventions,
     evaluate_intervention,
     intervention_finding,
     intervention_from_dict,
+    intervention_table,
     load_intervention,
     rebase_intervention,
 )
-from bayes_lac.config import INTERVENTIONS_DIR
 from bayes_lac.errors import InputFileError
 
 BASE = {
@@ -35,7 +36,7 @@ BASE = {
 def spec_with(**changes):
     data = copy.deepcopy(BASE)
     data.update(changes)
-    return intervention_from_dict(data)
+    return intervention_from_dict({k: v for k, v in data.items() if v is not None})
 
 
 def test_a_service_that_certainly_does_nothing_has_no_chance_of_saving():
@@ -69,8 +70,8 @@ def test_a_delayed_entry_saves_only_the_time_it_is_put_off():
         spec_with(delayed_share={"point": 0.5})
 
 
-def test_the_bundled_evidence_case_cites_its_trial_and_carries_it_into_the_finding():
-    spec = load_intervention(INTERVENTIONS_DIR / "edge_of_care_evidence.toml")
+def test_the_edge_of_care_case_cites_its_trial_and_carries_it_into_the_finding():
+    spec = load_intervention("edge_of_care")
     assert any("START" in e and "10.1016/S2215-0366(18)30001-4" in e for e in spec.evidence)
     r = evaluate_intervention(spec, draws=4000, seed=0)
     finding = intervention_finding(r)
@@ -80,11 +81,32 @@ def test_the_bundled_evidence_case_cites_its_trial_and_carries_it_into_the_findi
     assert "breaks even at" in finding.sentence
 
 
+@pytest.mark.parametrize("name", bundled_interventions())
+def test_every_shipped_case_states_its_evidence_and_allows_it_to_do_nothing(name):
+    spec = load_intervention(name)
+    assert spec.evidence and spec.price_year == 2017
+    none = spec.quantities["no_effect_probability"]
+    # the point value is the source's implicit "it works", so --no-uncertainty reproduces the
+    # source; with uncertainty the service may do nothing
+    assert none.point == 0.0 and none.uncertainty_range()[1] >= 0.4
+    assert "deadweight" in spec.quantities
+    point = evaluate_intervention(spec, uncertainty=False)
+    r = evaluate_intervention(spec, draws=4000, seed=0)
+    did_nothing = float((r.draws["outcomes_prevented"] == 0).mean())
+    assert did_nothing > 0.1
+    # no chance of saving beyond the evidence that it works
+    assert r.prob_net_saving <= 1 - did_nothing + 1e-12
+    # and the source's own arithmetic is untouched
+    assert point.point("outcomes_prevented") > 0
+
+
+def _panel(**columns):
+    return pd.DataFrame({"la_code": ["A"], "la_name": ["Alpha"], "year": [2025], **columns})
+
+
 def test_rebasing_takes_the_unit_cost_from_the_data_and_deflates_the_service_cost():
     spec = spec_with()
-    panel = pd.DataFrame(
-        {"la_code": ["A"], "year": [2025], "spend_looked_after": [40_000_000.0], "looked_after": [250.0]}
-    )
+    panel = _panel(spend_looked_after=[40_000_000.0], looked_after=[250.0])
     index = constant_price_index(0.03)
     rebased = rebase_intervention(spec, panel, "A", 2025, prices=index)
     assert rebased.quantities["unit_cost"].point == pytest.approx(160_000.0)
@@ -93,11 +115,34 @@ def test_rebasing_takes_the_unit_cost_from_the_data_and_deflates_the_service_cos
         0.2
     )
     assert rebased.quantities["cost_per_participant"].point == pytest.approx(2000 * 1.03**8)
-    assert rebased.price_year == 2025 and "2024-25" in rebased.assumptions[-1]
+    assert rebased.price_year == 2025 and "2024-25" in rebased.assumptions[-1] and "Alpha" in rebased.assumptions[-1]
+    assert rebased.prices == "cash prices of 2024-25"
     with pytest.raises(InputFileError, match="price_year"):
         rebase_intervention(
             intervention_from_dict({k: v for k, v in BASE.items() if k != "price_year"}), panel, "A", 2025
         )
-    with pytest.raises(InputFileError, match="no spend_looked_after"):
+    with pytest.raises(InputFileError, match="no unit cost for A in 2024"):
         rebase_intervention(spec, panel, "A", 2024, prices=index)
     assert np.isfinite(evaluate_intervention(rebased, draws=100).draws["net_saving"]).all()
+
+
+def test_rebasing_reads_the_unit_cost_the_cost_section_reads():
+    # a published weekly unit cost comes before spend / children, as in the cost section
+    panel = _panel(weekly_cost_per_child=[2_000.0], spend_looked_after=[40_000_000.0], looked_after=[250.0])
+    rebased = rebase_intervention(spec_with(), panel, "A", prices=constant_price_index(0.03))
+    assert rebased.price_year == 2025  # the latest year with a unit cost
+    assert rebased.quantities["unit_cost"].point == pytest.approx(2_000.0 * 52.18)
+    # a saving per outcome is deflated like the service's cost, not replaced
+    per_incident = spec_with(unit_cost={"point": 2000, "per": "outcome"}, duration=None)
+    moved = rebase_intervention(per_incident, panel, "A", 2025, prices=constant_price_index(0.03))
+    assert moved.quantities["unit_cost"].point == pytest.approx(2000 * 1.03**8)
+
+
+def test_every_money_row_and_sentence_states_one_price_basis():
+    r = evaluate_intervention(spec_with(), draws=200, seed=0)
+    table = intervention_table(r)
+    money = table[table["unit"].str.startswith("£ a year")]
+    assert len(money) >= 3 and (money["unit"].str.contains("cash prices of 2016-17")).all()
+    assert intervention_finding(r).sentence.count("cash prices of 2016-17") == 1
+    point = intervention_finding(evaluate_intervention(spec_with(), uncertainty=False)).sentence
+    assert point.count("cash prices of 2016-17") == 1

@@ -736,3 +736,31 @@ def test_a_unit_cost_history_too_short_to_project_leaves_out_the_cost_and_says_w
     assert (
         cost.verdict == "No cost is estimated: the unit-cost flat method needs at least 4 years up to 2020 (found 1)."
     )
+
+
+def test_invest_to_save_is_priced_in_the_authoritys_latest_money_and_unit_cost(toy, report):
+    from bayes_lac.analysis import interventions as iv
+    from tests.test_report import toy_panel
+
+    panel = toy_panel(toy[0])
+    year = cmod.latest_unit_cost_year(panel, report.la, until=2020)
+    basis = f"cash prices of {format_financial_year(year)}"
+    section = next(s for s in report.sections if s.key == "interventions")
+    text = " ".join(b.text for b in section.blocks if b.kind == "paragraph")
+    assert f"priced in {basis}" in text
+    weekly = cmod.unit_cost_history(panel, report.la).set_index("year").at[year, "weekly_cost_per_child"]
+    for name in iv.bundled_interventions():
+        table = _tables(report)[f"invest_{name}"].frame.set_index("quantity")
+        assert table.at["net_saving", "unit"] == f"£ a year, {basis}"
+        spec = iv.rebase_intervention(iv.load_intervention(name), panel, report.la, year)
+        if spec.unit_cost_per != "outcome":
+            # a child kept out of care saves the authority's own unit cost of care that year
+            assert spec.quantities["unit_cost"].point == pytest.approx(weekly * cmod.WEEKS_PER_YEAR)
+            saving = iv.evaluate_intervention(spec, draws=R.INTERVENTION_DRAWS, seed=0)
+            assert table.at["gross_saving", "median"] == pytest.approx(float(saving.draws["gross_saving"].median()))
+    # page one: the surest service's chance, its saving in the one price basis and its break-even
+    answer = next(b for b in report.sections[0].blocks if b.kind == "answer" and b.key == "prevention")
+    assert basis in answer.verdict and "breaks even at" in answer.verdict and "its source assumed" in answer.verdict
+    # the source's own figures stay in the source's prices, beside each finding
+    assert text.count("The source's own figures:") == len(iv.bundled_interventions())
+    assert "(cash prices of 2016-17)" in text

@@ -219,14 +219,17 @@ def test_the_section_says_which_forecast_the_report_uses_from_the_shipped_backte
 
 def test_services_that_keep_children_out_of_care_are_priced_through_the_flows(toy):
     from bayes_lac.analysis import interventions as iv
+    from bayes_lac.analysis.costs import latest_unit_cost_year
 
-    _, _, flows, report = toy
+    _, panel, flows, report = toy
     sec = _section(report, "interventions")
     assert any("children starting and leaving care" in getattr(b, "text", "") for b in sec.blocks)
     answers = {b.key: b for b in report.sections[0].blocks if b.kind == "answer"}
     assert "prevention" in answers
+    year = latest_unit_cost_year(panel, report.la, until=2020)
     for name in iv.bundled_interventions():
-        spec = iv.load_intervention(name)
+        # priced, as the report prices it, in the authority's latest money and unit cost of care
+        spec = iv.rebase_intervention(iv.load_intervention(name), panel, report.la, year)
         table = next(t for t in [*sec.blocks, *sec.twins] if getattr(t, "key", "") == f"invest_{name}").frame
         gross = table.set_index("quantity").loc["gross_saving", "median"]
         if spec.unit_cost_per == "outcome":

@@ -293,6 +293,23 @@ def _check_prices(prices: str) -> str:
     return prices
 
 
+def latest_unit_cost_year(panel: pd.DataFrame, la_code: str, until: int | None = None) -> int:
+    """The latest year (ending 31 March, up to `until` if given) in which the panel gives the
+    authority a unit cost (`unit_cost_history`): the year an analysis prices things in.
+
+    Raises
+    ------
+    PanelError
+        No unit cost for the authority (up to `until`).
+    """
+    years = unit_cost_history(panel, la_code)["year"].astype(int)
+    if until is not None:
+        years = years[years <= int(until)]
+    if years.empty:
+        raise PanelError(f"the panel has no unit cost for {la_code} up to {until}")
+    return int(years.max())
+
+
 def constant_price_index(inflation: float = 0.02, first: int = 1990, last: int = 2100) -> PriceIndex:
     """A price index rising at a constant `inflation` a year (for assumptions and tests)."""
     years = np.arange(first, last + 1)

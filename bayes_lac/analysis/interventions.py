@@ -128,6 +128,7 @@ from bayes_lac.errors import InputFileError
 from bayes_lac.summaries import (
     Finding,
     format_chance,
+    format_financial_year,
     format_interval,
     format_money,
     format_percent,
@@ -340,6 +341,13 @@ class InterventionSpec:
     def period(self) -> str:
         """'a year' or 'over N years' for sentences and units."""
         return "a year" if self.years == 1 else f"over {self.years} years"
+
+    @property
+    def prices(self) -> str:
+        """The price basis of the file's £ figures in words ("cash prices of 2016-17")."""
+        if self.price_year is None:
+            return "the source's prices (the file gives no price_year)"
+        return f"cash prices of {format_financial_year(self.price_year)}"
 
 
 def _number(source: str, key: str, value, lower: float, upper: float, *, open_lower=False) -> float:
@@ -994,7 +1002,7 @@ TABLE_QUANTITIES: tuple[str, ...] = (
 
 
 def _units(spec: InterventionSpec) -> dict[str, str]:
-    money = f"£ {spec.period}"
+    money = f"£ {spec.period}, {spec.prices}"
     if spec.years > 1 and spec.discount_rate > 0:
         money += f", discounted at {spec.discount_rate:.1%} a year"
     return {
@@ -1081,7 +1089,7 @@ def intervention_finding(result: InterventionResult, ci_prob: float = CI_PROB) -
     title = f"Invest to save: {spec.name}"
     if not result.uncertainty:
         sentence = (
-            f"{spec.name} would cost {_pounds(table.at['programme_cost', 'mean'])} {period}, "
+            f"{spec.name} would cost {_pounds(table.at['programme_cost', 'mean'])} {period} ({spec.prices}), "
             f"prevent {_count(table.at['outcomes_prevented', 'mean'])} {spec.outcome_unit} and save "
             f"{_pounds(table.at['gross_saving', 'mean'])} gross, a net saving of "
             f"{_pounds(table.at['net_saving', 'mean'])}"
@@ -1099,10 +1107,10 @@ def intervention_finding(result: InterventionResult, ci_prob: float = CI_PROB) -
 
     cost = table.loc["programme_cost"]
     if math.isclose(cost["lower"], cost["upper"], rel_tol=1e-12):
-        cost_text = f"would cost {format_money(cost['median'])} {period}"
+        cost_text = f"would cost {format_money(cost['median'])} {period} in {spec.prices}"
     else:
         cost_text = (
-            f"would cost about {format_money(cost['median'])} {period} "
+            f"would cost about {format_money(cost['median'])} {period} in {spec.prices} "
             f"({_range(cost['lower'], cost['upper'], format_money, ci_prob)})"
         )
     net = table.loc["net_saving"]
@@ -1183,64 +1191,83 @@ def _scaled(q: Quantity, factor: float) -> Quantity:
     return replace(q, point=q.point * factor, low=q.low * factor, high=q.high * factor, dist=dist)
 
 
-def rebase_intervention(spec: InterventionSpec, panel: pd.DataFrame, la_code: str, year: int, prices=None):
+def rebase_intervention(
+    spec: InterventionSpec, panel: pd.DataFrame, la_code: str, year: int | None = None, prices=None
+) -> InterventionSpec:
     """The intervention in the prices and unit costs of `year`, from the data.
 
     The service's cost per participant moves from the file's ``price_year`` to cash prices of
     `year` with the deflator (`bayes_lac.data.prices`; default the bundled UK GDP deflator).
-    The unit cost of care (per year or per week) becomes the authority's own s251 spend per
-    child looked after in `year` (``spend_looked_after`` / ``looked_after``; / 52.18 per week),
-    its uncertainty keeping the file's relative spread; a unit cost per outcome is deflated
-    like the service's cost.
+    The unit cost of care (per year or per week) becomes the authority's own unit cost in `year`,
+    as the cost section reads it (`bayes_lac.analysis.costs.unit_cost_history`: the published
+    weekly unit cost, or s251 spend per child looked after at 31 March / 52.18), its uncertainty
+    keeping the file's relative spread. That is the average cost of a child in care, not the
+    cost of the children a service would keep out. A unit cost per outcome (e.g. per incident)
+    is deflated like the service's cost.
 
     Parameters
     ----------
     spec
         A validated intervention with ``price_year``.
     panel
-        Panel with the authority's ``spend_looked_after`` and ``looked_after`` in `year`.
+        Panel with the authority's unit cost (``weekly_cost_per_child``, or
+        ``spend_looked_after`` with ``looked_after``).
     la_code
         The authority.
     year
-        Financial year ending 31 March of the analysis (e.g. 2025 for 2024-25).
+        Financial year ending 31 March of the analysis (e.g. 2025 for 2024-25). Default: the
+        latest year in which the panel gives the authority a unit cost.
     prices
         A `bayes_lac.data.prices.PriceIndex` (default the bundled UK GDP deflator).
 
     Returns
     -------
     InterventionSpec with ``price_year`` = `year` and an assumption saying what was rebased.
+
+    Raises
+    ------
+    InputFileError
+        The file has no ``price_year``, or the panel no unit cost for the authority in `year`.
     """
+    from bayes_lac.analysis.costs import WEEKS_PER_YEAR, latest_unit_cost_year, unit_cost_history
     from bayes_lac.data.prices import price_index
 
     if spec.price_year is None:
-        raise InputFileError(f"{spec.path}: price_year is needed to move the £ figures to {year} prices")
-    index = prices if prices is not None else price_index()
-    factor = float(index.factor([spec.price_year], int(year))[0])
-    rows = panel[(panel["la_code"] == la_code) & (panel["year"].astype(int) == int(year))]
-    spend = pd.to_numeric(rows["spend_looked_after"], errors="coerce") if len(rows) else pd.Series(dtype=float)
-    children = pd.to_numeric(rows["looked_after"], errors="coerce") if len(rows) else pd.Series(dtype=float)
-    if rows.empty or not np.isfinite(spend.iloc[0]) or not children.iloc[0] > 0:
         raise InputFileError(
-            f"the panel has no spend_looked_after and looked_after for {la_code} in {year}; the unit cost of "
-            f"{spec.name} cannot be taken from the data"
+            f"{spec.path}: price_year is needed to move the £ figures to another year's prices "
+            "(add e.g. price_year = 2017 for figures in 2016-17 prices)"
         )
-    per_year = float(spend.iloc[0] / children.iloc[0])
+    history = unit_cost_history(panel, la_code)
+    year = latest_unit_cost_year(panel, la_code) if year is None else int(year)
+    row = history[history["year"] == year]
+    if row.empty:
+        have = ", ".join(str(y) for y in history["year"])
+        raise InputFileError(
+            f"the panel has no unit cost for {la_code} in {year} (weekly_cost_per_child, or spend_looked_after "
+            f"and looked_after; it has {have}), so the unit cost of {spec.name} cannot be taken from the data"
+        )
+    weekly = float(row["weekly_cost_per_child"].iloc[0])
+    index = prices if prices is not None else price_index()
+    factor = float(index.factor([spec.price_year], year)[0])
     q = dict(spec.quantities)
     q["cost_per_participant"] = _scaled(q["cost_per_participant"], factor)
     old_unit = q["unit_cost"].point
     if spec.unit_cost_per == "outcome":
         q["unit_cost"] = _scaled(q["unit_cost"], factor)
-        what = f"the cost per outcome deflated like the service's cost (x {factor:.3f})"
+        what = f"the saving per outcome prevented is deflated like the service's cost (x {factor:.3f})"
     else:
-        new_unit = per_year if spec.unit_cost_per == "year" else per_year / 52.18
+        new_unit = weekly * WEEKS_PER_YEAR if spec.unit_cost_per == "year" else weekly
         q["unit_cost"] = _scaled(q["unit_cost"], new_unit / old_unit)
+        names = panel.loc[panel["la_code"] == la_code].sort_values("year")["la_name"] if "la_name" in panel else []
+        who = str(names.iloc[-1]) if len(names) else la_code
         what = (
-            f"the unit cost of care is {la_code}'s s251 spend per child looked after in {year - 1}-{str(year)[-2:]}, "
-            f"£{new_unit:,.0f} a {spec.unit_cost_per} (the file's £{old_unit:,.0f} in {spec.price_year} prices), "
-            "with the file's relative uncertainty"
+            f"the unit cost of care is {who}'s own in {format_financial_year(year)}, £{new_unit:,.0f} a "
+            f"{spec.unit_cost_per} (source: {row['source'].iloc[0]}), in place of the file's "
+            f"£{old_unit:,.0f} in {format_financial_year(spec.price_year)} prices, with the file's relative uncertainty; "
+            "it is the average cost of a child in care, not the cost of the children the service would keep out"
         )
     note = (
-        f"Rebased to cash prices of {year - 1}-{str(year)[-2:]}: the service's cost moved from {spec.price_year} "
-        f"prices with {index.source} (x {factor:.3f}); {what}."
+        f"Rebased to cash prices of {format_financial_year(year)}: the service's cost moved from "
+        f"{format_financial_year(spec.price_year)} prices with {index.source} (x {factor:.3f}); {what}."
     )
-    return replace(spec, quantities=q, price_year=int(year), assumptions=(*spec.assumptions, note))
+    return replace(spec, quantities=q, price_year=year, assumptions=(*spec.assumptions, note))

@@ -335,7 +335,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="a flows run from `bayes-lac fit-flows`: take the entries prevented off the authority's forecast "
         "entries and price the care averted from its forecast chance of leaving (instead of the file's duration)",
     )
-    iv.add_argument("--la", help="with --flows-run: ONS code (default: the flows run's target authority)")
+    iv.add_argument(
+        "--la",
+        help="ONS code: price the case in the authority's latest money and unit cost of care (the file's "
+        "figures moved from its price_year with the deflator); with --flows-run, also the authority whose "
+        "forecast is used (default: the run's target authority)",
+    )
+    iv.add_argument(
+        "--price-year",
+        type=_year,
+        help="with --la: financial year (ending 31 March) to price in (default: the latest with the authority's "
+        "unit cost in the panel; with --flows-run, up to the run's last year)",
+    )
+    iv.add_argument("--panel", help="with --la: panel CSV (default: the bundled panel)")
+    iv.add_argument(
+        "--deflator",
+        help="with --la: CSV with columns year (calendar year) and gdp_deflator_index (default: the bundled UK "
+        "GDP deflator)",
+    )
     iv.add_argument(
         "--horizon",
         type=_horizon,

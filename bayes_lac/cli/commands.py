@@ -462,30 +462,38 @@ def intervention_command(args) -> int:
         intervention_table,
         load_intervention,
     )
-    from bayes_lac.errors import InputFileError
+    from bayes_lac.errors import InputFileError, UsageError
 
     if args.flows_run and args.draws is not None:
-        from bayes_lac.errors import UsageError
-
         raise UsageError("--draws: with --flows-run the draws are the flows run's; leave out --draws")
     if args.draws is None:
         args.draws = 4000
     if not args.no_uncertainty and args.draws < 2:
         raise InputFileError(f"--draws: expected at least 2 to give an interval, got {args.draws}")
     out = Path(args.out)
-    prepare_outputs({"--out": out}, {"the intervention file": args.file, "--flows-run": args.flows_run})
+    prepare_outputs(
+        {"--out": out},
+        {
+            "the intervention file": args.file,
+            "--flows-run": args.flows_run,
+            "--panel": args.panel,
+            "--deflator": args.deflator,
+        },
+    )
     spec = load_intervention(args.file)
-    if not args.flows_run and (args.la or args.horizon or args.allow_unconverged):
-        from bayes_lac.errors import UsageError
-
-        raise UsageError("--la, --horizon and --allow-unconverged go with --flows-run")
+    if not args.flows_run and (args.horizon or args.allow_unconverged):
+        raise UsageError("--horizon and --allow-unconverged go with --flows-run")
+    if not args.la and (args.price_year or args.panel or args.deflator):
+        raise UsageError("--price-year, --panel and --deflator go with --la")
+    run = None
     if args.flows_run:
-        from bayes_lac.analysis.interventions import evaluate_through_flows
-        from bayes_lac.errors import UsageError
-
         if args.no_uncertainty or args.scenario != "central":
             raise UsageError("--flows-run: the flows give draws; leave out --no-uncertainty and --scenario")
         run = _checked_flows_run(args, "intervention", args.flows_run)
+    spec = _priced_today(spec, args, run)
+    if run is not None:
+        from bayes_lac.analysis.interventions import evaluate_through_flows
+
         result = evaluate_through_flows(spec, run, la=args.la, horizon=args.horizon or 10, seed=args.seed)
     else:
         result = evaluate_intervention(
@@ -501,8 +509,35 @@ def intervention_command(args) -> int:
     print(finding.sentence)
     for caveat in finding.caveats:
         print(f"  - {caveat}")
+    if not args.la:
+        print(
+            f"Priced with the file's own figures, in {spec.prices}; give --la CODE to price it in an authority's "
+            "latest money and unit cost of care."
+        )
     print(f"Wrote {out}")
     return 0
+
+
+def _priced_today(spec, args, flows_run):
+    """`spec` in the cash prices and unit cost of care of ``--la``'s analysis year (``--price-year``,
+    default its latest year with a unit cost in the panel, up to the flows run's last year); `spec`
+    unchanged without ``--la``. A file without ``price_year`` is refused with ``--la`` (there is no
+    year to move its figures from)."""
+    from bayes_lac.analysis.costs import latest_unit_cost_year
+    from bayes_lac.analysis.interventions import rebase_intervention
+    from bayes_lac.data.panel import load_panel
+    from bayes_lac.data.prices import price_index
+
+    if not args.la:
+        return spec
+    panel = load_panel(args.panel) if args.panel else load_panel()
+    until = None
+    if flows_run is not None:
+        from bayes_lac.model.flows import flows_run_info
+
+        until = flows_run_info(flows_run).last_year
+    year = args.price_year or latest_unit_cost_year(panel, args.la, until=until)
+    return rebase_intervention(spec, panel, args.la, year, prices=price_index(args.deflator))
 
 
 def _report_name(panel: pd.DataFrame, la: str) -> str:

@@ -544,7 +544,8 @@ def answer_no_cost(reason: str) -> Answer:
 
 def answer_prevention(results: Sequence) -> Answer:
     """Which preventive services would pay for themselves, and on what evidence: each
-    service's chance of saving more than it costs and its net saving, from its source's figures.
+    service's chance of saving more than it costs and its net saving, and the surest one's
+    break-even effect against the effect its source assumed.
 
     `results` are `bayes_lac.analysis.interventions.InterventionResult` with uncertainty.
     """
@@ -558,10 +559,12 @@ def answer_prevention(results: Sequence) -> Answer:
         # "The edge-of-care service" inside a sentence reads "the edge-of-care service"
         in_text = name[0].lower() + name[1:] if name.startswith("The ") else name
         figures.append(Figure(f"{name}: chance it saves more than it costs", p, "probability"))
-        figures.append(Figure(f"{name}: net saving ({r.spec.period})", float(np.median(net)), "money", lo, hi))
+        figures.append(
+            Figure(f"{name}: net saving ({r.spec.period}, {r.spec.prices})", float(np.median(net)), "money", lo, hi)
+        )
         (likely if p >= PAYS_FOR_ITSELF else others).append(f"{in_text} ({KINDS['probability'].text(p)})")
         if best is None or (p, np.median(net)) > (best[1], best[2].value):
-            best = (in_text, p, figures[-1])
+            best = (in_text, p, figures[-1], r)
     if not results:
         verdict = "No preventive services are costed in this report."
     else:
@@ -577,11 +580,17 @@ def answer_prevention(results: Sequence) -> Answer:
             )
         if others:
             verdict += f"; less certain: {join_words(others)}"
-        name, _, net_fig = best
-        verdict += f". The surest, {name}, would save about {net_fig.text} net ({net_fig.likely})"
+        name, _, net_fig, surest = best
+        even = float(np.median(surest.draws["break_even_effect"].values))
         verdict += (
-            ". Evidence: each service's own published evaluation or council case, with ranges we "
-            "added for illustration; local evidence should replace them before money is committed."
+            f". The surest, {name}, would save about {net_fig.text} net ({net_fig.likely}; {surest.spec.prices}); "
+            f"it breaks even at {even:,.2g} {surest.spec.effect_unit}, against {surest.spec.quantities['effect'].point:,.3g} "
+            "its source assumed"
+        )
+        verdict += (
+            ". Evidence: each council case's own figures, with the chance that the "
+            "service does nothing and the share it would not really prevent judged from the published evaluations "
+            "each case cites; local evidence should replace them before money is committed."
         )
     return Answer(
         key="prevention",

@@ -1654,7 +1654,9 @@ def _cost_section(inputs: ReportInputs, fc: fmod.Forecast) -> tuple[Section, Cos
 
 
 def _intervention_section(inputs: ReportInputs) -> tuple[Section, list]:
-    """The shipped invest-to-save cases, and their results (in order) for page one."""
+    """The shipped invest-to-save cases, and their results (in order) for page one: each in the
+    cash prices and unit cost of care of the authority's latest year with a unit cost (up to the
+    run's last year), its source's own figures beside it."""
     sec = Section("interventions", "Invest to save: preventive services")
     names = iv.bundled_interventions()
     results: list = []
@@ -1663,27 +1665,58 @@ def _intervention_section(inputs: ReportInputs) -> tuple[Section, list]:
         return sec, results
     sec.paragraph(
         "Each preventive service below is priced from the figures in its source paper; every "
-        "uncertain input is given a distribution, so the costs and savings come with credible "
+        "uncertain input is given a distribution, including the chance that the service does nothing, that "
+        "some of what it prevents would not have happened anyway, and that entries to care are only put off, "
+        "from the evidence each file cites. So the costs and savings come with credible "
         f"intervals and a probability of saving more than the service costs "
-        f"({INTERVENTION_DRAWS:,} Monte Carlo draws). The files are in models/interventions/; "
-        "the assumptions we added to the sources' figures are listed under each finding."
+        f"({INTERVENTION_DRAWS:,} Monte Carlo draws); the headline is that chance and the effect at which the "
+        "service breaks even, against the effect its source assumed. The files are in models/interventions/; "
+        "the assumptions we added to the sources' figures, and the evidence, are listed under each finding."
     )
+    try:
+        year = cmod.latest_unit_cost_year(inputs.panel, inputs.la, until=run_info(inputs.results).last_year)
+    except PanelError:
+        year = None
+    if year is not None:
+        weekly = cmod.unit_cost_history(inputs.panel, inputs.la).set_index("year").at[year, "weekly_cost_per_child"]
+        sec.paragraph(
+            f"The services are priced in cash prices of {format_financial_year(year)}, not their sources' years: "
+            "each service's cost is moved from its source's prices with the GDP deflator, a child kept out of care "
+            f"saves {inputs.la_name}'s own unit cost of care in {format_financial_year(year)} "
+            f"({format_money(weekly * cmod.WEEKS_PER_YEAR)} a year; the average child in care, not necessarily the "
+            "children a service would keep out), and a saving per incident is moved like the service's cost. "
+            "The source's own figures, in its prices and without uncertainty, follow each finding."
+        )
+    else:
+        sec.notice(
+            f"The panel has no unit cost of care for {inputs.la_name}, so each service is priced with its "
+            "source's own figures, in the source's prices, not today's."
+        )
     flows = inputs.flows_run
     if flows is not None:
         sec.paragraph(
             f"With the model of children starting and leaving care, a service that keeps children from entering "
             f"care is priced from {inputs.la_name}'s forecast: the children it keeps out are taken off the forecast "
             "entries, and the saving is the care they would have had, year by year, at the forecast chance of "
-            "leaving (10 years counted), in place of the source's assumed time in care."
+            "leaving (10 years counted), in place of the source's assumed time in care. Each year of that care is "
+            "priced at the unit cost above, without the growth the cost section forecasts."
         )
     for name in names:
-        spec = iv.load_intervention(name)
+        source_spec = iv.load_intervention(name)
+        spec = source_spec
+        if year is not None and source_spec.price_year is not None:
+            spec = iv.rebase_intervention(source_spec, inputs.panel, inputs.la, year)
+        elif year is not None:
+            sec.notice(
+                f"{_capital(spec.name)} is priced with its source's own figures: its file gives no price year to "
+                f"move them to {format_financial_year(year)} prices from."
+            )
         through_flows = flows is not None and spec.unit_cost_per != "outcome"
         if through_flows:
             result = iv.evaluate_through_flows(spec, flows, la=inputs.la, horizon=10, seed=0)
         else:
             result = iv.evaluate_intervention(spec, draws=INTERVENTION_DRAWS, seed=0)
-        point = iv.evaluate_intervention(spec, uncertainty=False)
+        point = iv.evaluate_intervention(source_spec, uncertainty=False)
         finding = iv.intervention_finding(result)
         results.append(result)
         sec.heading(_capital(spec.name))
