@@ -63,6 +63,7 @@ from bayes_lac.errors import BayesLacError, PanelError, UnknownAuthorityError
 from bayes_lac.summaries import (
     Finding,
     format_chance,
+    format_financial_year,
     format_money,
     format_percent,
     summarise_draws,
@@ -331,9 +332,9 @@ def _price_index_to(index: PriceIndex | None, base_year: int, inflation: float) 
     return PriceIndex(calendar=calendar, inflation=float(inflation), source=index.source)
 
 
-def financial_year(year: int) -> str:
-    """'2029-30' for the financial year ending 31 March 2030."""
-    return f"{year - 1}-{str(year)[-2:]}"
+#: '2029-30' for the financial year ending 31 March 2030 (the one formatter, kept under the name
+#: this module and its callers use).
+financial_year = format_financial_year
 
 
 def _trend_draws(x: np.ndarray, y: np.ndarray, horizon: int, n_draws: int, rng):
