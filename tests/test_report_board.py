@@ -764,3 +764,11 @@ def test_invest_to_save_is_priced_in_the_authoritys_latest_money_and_unit_cost(t
     # the source's own figures stay in the source's prices, beside each finding
     assert text.count("The source's own figures:") == len(iv.bundled_interventions())
     assert "(cash prices of 2016-17)" in text
+
+
+def test_a_negative_sum_in_prose_is_never_split_across_lines():
+    # the defect: the PDF printed "likely -" at the end of a line and "£39,507" on the next
+    html_text = str(R._prose_html("net saving -£1.51m to £2m (likely -£39,507 & <more>)"))
+    assert '<span class="nobr">-£1.51m</span>' in html_text and '<span class="nobr">-£39,507</span>' in html_text
+    assert "&amp; &lt;more&gt;" in html_text  # still escaped
+    assert ".nobr { white-space: nowrap; }" in R.render_html(R.Report(la="X", la_name="X", sections=[]))

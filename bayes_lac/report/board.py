@@ -568,7 +568,21 @@ def render_html(report: Report) -> str:
         lstrip_blocks=True,
     )
     env.filters["css_string"] = lambda s: Markup(_css_string(s))
+    env.filters["prose"] = _prose_html
     return env.get_template("report.html").render(report=report)
+
+
+#: A negative sum of money in prose ("-£39,507", "-£1.2m"): a line may break after a hyphen-minus
+#: before "£", which would print "-" at the end of one line and the sum on the next.
+_NEGATIVE_MONEY = re.compile(r"-£[\d,]+(?:\.\d+)?(?:bn|m|k)?")
+
+
+def _prose_html(text: str):
+    """`text` escaped for HTML, each negative sum of money kept on one line."""
+    from markupsafe import Markup, escape
+
+    escaped = str(escape(text))
+    return Markup(_NEGATIVE_MONEY.sub(lambda m: f'<span class="nobr">{m.group(0)}</span>', escaped))
 
 
 def write_html(report: Report, path) -> Path:
