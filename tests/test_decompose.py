@@ -14,6 +14,7 @@ from bayes_lac.analysis import decompose as D
 from bayes_lac.cli import main
 from bayes_lac.errors import BayesLacError, UnconvergedFitError, UnknownAuthorityError
 from bayes_lac.model import results as R
+from bayes_lac.model.results import run_info
 from tests.conftest import make_toy_results
 
 YEARS = (2010, 2020)
@@ -255,6 +256,37 @@ def test_national_run_models_england_as_the_sum_of_authorities():
     got = d.comparison_draws.sel(area="england", component="total")
     np.testing.assert_allclose(got, by_hand.transpose(*got.dims))
     assert (d.comparison.query("area == 'england'")["source"] == "model").all()
+
+
+def test_a_neighbour_that_did_not_exist_at_the_start_is_left_out_of_the_comparison_and_named():
+    # the defect: West Northamptonshire (from 2022) entered a 2010-2025 comparison with 674
+    # invented children in 2010
+    run = mixed_run()
+    run.attrs["comparison"] = "all"
+    others = json.loads(run.attrs["neighbours"])
+    late = others[0]
+    obs = run["observed_data"].to_dataset()
+    obs["reported_count"].loc[dict(la=late, year=slice(2010, 2015))] = np.nan
+    run["observed_data"] = xr.DataTree(obs)
+    d = D.decompose(run, from_year=2010, to_year=2020)
+    kept = [c for c in others if c != late]
+    er = R.expected_reported(run, la=kept)
+    by_hand = 100 * (er.sel(year=2020) - er.sel(year=2010)).sum("la") / er.sel(year=2010).sum("la")
+    got = d.comparison_draws.sel(area="neighbours", component="total")
+    np.testing.assert_allclose(got, by_hand.transpose(*got.dims))
+    # England too is the authorities with data in both years
+    every = [c for c in run["posterior"]["la"].values.astype(str) if c != late]
+    er = R.expected_reported(run, la=every)
+    by_hand = 100 * (er.sel(year=2020) - er.sel(year=2010)).sum("la") / er.sel(year=2010).sum("la")
+    got = d.comparison_draws.sel(area="england", component="total")
+    np.testing.assert_allclose(got, by_hand.transpose(*got.dims))
+    name = run_info(run).la_name(late)
+    assert any(c.startswith("Left out of the comparison authorities for 2010-2020") and name in c for c in d.caveats)
+    assert any(c.startswith("Left out of England") for c in d.caveats)
+    # a window inside its years keeps it
+    later = D.decompose(run, from_year=2016, to_year=2020)
+    assert not any(c.startswith("Left out") for c in later.caveats)
+    assert D.with_data_in_both(run, others, 2010, 2020) == kept
 
 
 # --------------------------------------------------------------------------------------------

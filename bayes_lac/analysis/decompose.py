@@ -319,6 +319,26 @@ def _check_data_years(results: xr.DataTree, la: str, from_year: int, to_year: in
         )
 
 
+def with_data_in_both(results: xr.DataTree, las: Sequence[str], from_year: int, to_year: int) -> list[str]:
+    """The authorities of `las` with a published count (of any measure) in both years: the only
+    ones a change between the two years can be compared with (the model's values for an
+    authority before it existed, e.g. West Northamptonshire before 2022, are extrapolation)."""
+    if not len(las):
+        return []
+    reported = results["observed_data"]["reported_count"].sel(la=list(las), year=[int(from_year), int(to_year)])
+    has = reported.notnull().any("measure").all("year").values
+    return [str(code) for code, ok in zip(reported["la"].values, has) if ok]
+
+
+def _left_out_caveat(results, left_out: Sequence[str], who: str, from_year: int, to_year: int) -> str:
+    names = ", ".join(_la_name(results, code) for code in left_out)
+    n = len(left_out)
+    return (
+        f"Left out of {who} for {from_year}-{to_year}: {names}, which {'has' if n == 1 else 'have'} no published "
+        f"count in both years (the model's values for years an authority has no data are not history)."
+    )
+
+
 def _la_name(results: xr.DataTree, la: str) -> str:
     return run_info(results).la_name(la)
 
@@ -624,7 +644,11 @@ def decompose(
     name = _la_name(results, la)
     chosen, measure_caveats = _choose_measures(results, la, from_year, to_year, measures)
     caveats += measure_caveats
-    neighbours = _neighbour_codes(results, la)
+    all_neighbours = _neighbour_codes(results, la)
+    neighbours = with_data_in_both(results, all_neighbours, from_year, to_year)
+    if len(neighbours) < len(all_neighbours):
+        left_out = [c for c in all_neighbours if c not in neighbours]
+        caveats.append(_left_out_caveat(results, left_out, "the comparison authorities", from_year, to_year))
     caveats += _imputation_caveats(results, [la], [from_year, to_year], name)
 
     target_draws, target_start = _components(results, [la], from_year, to_year, chosen)
@@ -653,12 +677,23 @@ def decompose(
         areas["neighbours"] = nb_draws.sum("la")
         starts["neighbours"] = nb_start.sum("la")
         caveats += _imputation_caveats(results, neighbours, [from_year, to_year], "at least one comparison authority")
+    elif all_neighbours:
+        caveats.append(
+            f"No comparison authority has published counts in both {from_year} and {to_year}, so there is no "
+            "neighbours comparison."
+        )
     else:
         caveats.append("The run has no neighbours of this authority, so there is no neighbours comparison.")
     info = run_info(results)
     national = info.is_national
     if national:
-        all_codes = list(info.authorities)
+        every = list(info.authorities)
+        all_codes = with_data_in_both(results, every, from_year, to_year)
+        if len(all_codes) < len(every):
+            left_out = [c for c in every if c not in all_codes]
+            caveats.append(
+                _left_out_caveat(results, left_out, "England (all modelled authorities)", from_year, to_year)
+            )
         if neighbours and set(neighbours) | {la} == set(all_codes):
             areas["england"] = areas["neighbours"] + draws
             starts["england"] = starts["neighbours"] + start
