@@ -402,3 +402,15 @@ def test_small_backtest_on_a_dask_local_cluster(small_panel):
         )
     assert set(result.table["origin"]) == {2016, 2017}
     assert result.origins["status"].eq("scored").all()
+
+
+def test_checked_horizons_are_the_unbroken_run_of_scored_horizons():
+    rows = [("model", "looked_after", h, 1.0) for h in (1, 2, 3, 5)] + [
+        ("model", "children_in_need", 2, 1.0),
+        ("pooled_growth", "child_protection", 1, 1.0),
+    ]
+    rows.append(("model", "child_protection", 1, np.nan))  # a forecast with no outcome yet is not checked
+    table = pd.DataFrame(rows, columns=["method", "measure", "horizon", "observed"])
+    # horizon 4 was never scored, so 5 does not count; children in need lacks horizon 1
+    assert B.checked_horizons(table) == {"looked_after": 3}
+    assert B.checked_horizons(table, method="pooled_growth") == {"child_protection": 1}

@@ -228,6 +228,24 @@ def test_plot_and_its_table_twin(fc):
     assert np.allclose(ax.lines[0].get_ydata(), tw["median"])
 
 
+def test_years_beyond_the_backtested_horizon_are_marked_and_shaded(fc):
+    twin = fan_chart_table(fc, measure="looked_after", scenarios=["trend"], checked_horizon=2)
+    ahead = twin["year"] - fc.base_year
+    forecast_rows = twin["scenario"] == "trend"
+    assert (twin.loc[forecast_rows & (ahead <= 2), "backtested"] == "yes").all()
+    assert (twin.loc[forecast_rows & (ahead > 2), "backtested"] == "no").sum() == fc.horizon - 2
+    assert twin.loc[~forecast_rows, "backtested"].isna().all()
+    assert "backtested" not in fan_chart_table(fc, measure="looked_after", scenarios=["trend"]).columns
+    fig = plot_forecast(fc, measure="looked_after", scenarios=["trend"], checked_horizon=2)
+    shaded = [p for p in fig.axes[0].patches if "not checked" in p.get_label()]
+    assert len(shaded) == 1
+    x = shaded[0].get_x()
+    assert x == pytest.approx(fc.base_year + 2.5)
+    # nothing shaded when the whole horizon was checked
+    fig = plot_forecast(fc, measure="looked_after", scenarios=["trend"], checked_horizon=fc.horizon)
+    assert not [p for p in fig.axes[0].patches if "not checked" in p.get_label()]
+
+
 def test_history_used_when_published(run):
     tree = run.copy()
     obs = tree["observed_data"].to_dataset()

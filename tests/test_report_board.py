@@ -772,3 +772,26 @@ def test_a_negative_sum_in_prose_is_never_split_across_lines():
     assert '<span class="nobr">-£1.51m</span>' in html_text and '<span class="nobr">-£39,507</span>' in html_text
     assert "&amp; &lt;more&gt;" in html_text  # still escaped
     assert ".nobr { white-space: nowrap; }" in R.render_html(R.Report(la="X", la_name="X", sections=[]))
+
+
+def test_the_forecast_section_says_how_far_ahead_the_backtest_checked(report):
+    from bayes_lac.studies import backtest as bmod
+
+    section = next(s for s in report.sections if s.key == "forecasts")
+    text = " ".join(b.text for b in section.blocks if b.kind == "paragraph")
+    checked = bmod.checked_horizons(pd.read_csv(R.BACKTEST_FILE))
+    assert "How far ahead these forecasts have been tested against what happened" in text
+    for measure, h in checked.items():
+        assert f"forecasts of {R._measure_label(measure).lower()} were checked 1 to {h} years ahead" in text
+    # the shipped backtest is v0.2's: said, until it is regenerated
+    assert ("earlier version of the model" in text) == bool(bmod.check_shipped_backtest())
+    fan = _tables(report)["fan_trend"].frame
+    forecast_rows = fan[fan["scenario"] == "trend"]
+    assert set(forecast_rows["backtested"]) <= {"yes", "no"} and "no" in set(forecast_rows["backtested"])
+
+
+def test_checked_words_name_the_unchecked_measures():
+    words = R.checked_words(["looked_after", "children_in_need"], {"looked_after": 5}, 2025, stale=False)
+    assert "checked 1 to 5 years ahead (to March 2030)" in words and "those of children in need not at all" in words
+    assert "earlier version" not in words
+    assert "not at all" in R.checked_words(["looked_after"], {}, 2025, stale=True)

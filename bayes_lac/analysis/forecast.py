@@ -660,14 +660,23 @@ def fan_chart_table(
     scale: str = "count",
     ci_prob: float = CI_PROB,
     inner_prob: float = INNER_PROB,
+    checked_horizon: int | None = None,
 ) -> pd.DataFrame:
     """The numbers `plot_forecast` draws: published history and per-scenario forecast bands.
+
+    Parameters
+    ----------
+    checked_horizon
+        Years ahead up to which forecasts of `measure` have been checked against what happened
+        (a backtest; 0 if none). Given, a column ``backtested`` says "yes" or "no" per forecast
+        row.
 
     Returns
     -------
     DataFrame with columns ``la_code, measure, scenario, year, observed, median, lower_inner,
-    upper_inner, lower, upper, inner_prob, ci_prob``. History rows have ``scenario`` "observed"
-    and only ``observed`` filled (published count, or published rate per 10,000 aged 0-17).
+    upper_inner, lower, upper, inner_prob, ci_prob`` (and ``backtested``). History rows have
+    ``scenario`` "observed" and only ``observed`` filled (published count, or published rate per
+    10,000 aged 0-17).
     """
     scenarios = list(scenarios) if scenarios is not None else forecast.scenario_names
     _check_names(forecast, [measure], scenarios)
@@ -702,6 +711,10 @@ def fan_chart_table(
     table.insert(0, "la_code", forecast.la_code)
     table["inner_prob"] = inner_prob
     table["ci_prob"] = ci_prob
+    if checked_horizon is not None:
+        ahead = table["year"] - forecast.base_year
+        table["backtested"] = np.where(ahead <= int(checked_horizon), "yes", "no")
+        table.loc[table["scenario"] == "observed", "backtested"] = None
     return table
 
 
@@ -713,20 +726,41 @@ def plot_forecast(
     scale: str = "count",
     ci_prob: float = CI_PROB,
     inner_prob: float = INNER_PROB,
+    checked_horizon: int | None = None,
     ax=None,
 ):
     """Fan chart: published history, and per scenario the median with inner and outer bands.
 
-    The numbers drawn are `fan_chart_table` with the same arguments. Returns the figure.
+    With `checked_horizon` (years ahead a backtest has checked; 0 if none), the years beyond
+    it are shaded and labelled as not checked. The numbers drawn are `fan_chart_table` with the
+    same arguments. Returns the figure.
     """
     from matplotlib.ticker import MaxNLocator
 
     from bayes_lac.style import BAND_ALPHA, TARGET_COLOUR, get_axes, series_style
 
     table = fan_chart_table(
-        forecast, measure=measure, scenarios=scenarios, scale=scale, ci_prob=ci_prob, inner_prob=inner_prob
+        forecast,
+        measure=measure,
+        scenarios=scenarios,
+        scale=scale,
+        ci_prob=ci_prob,
+        inner_prob=inner_prob,
+        checked_horizon=checked_horizon,
     )
     fig, ax = get_axes(ax)
+    end = forecast.base_year + forecast.horizon
+    if checked_horizon is not None and checked_horizon < forecast.horizon:
+        ax.axvspan(
+            forecast.base_year + checked_horizon + 0.5,
+            end + 0.5,
+            color="0.5",
+            alpha=0.12,
+            linewidth=0,
+            label="not checked by the backtest"
+            if checked_horizon == 0
+            else f"beyond {checked_horizon} year{'s' if checked_horizon > 1 else ''} ahead: not checked by the backtest",
+        )
     obs = table[table["scenario"] == "observed"]
     if not obs.empty:
         ax.plot(obs["year"], obs["observed"], color=TARGET_COLOUR, marker="o", linestyle="-", label="Published")

@@ -1295,6 +1295,13 @@ def _forecast_section(inputs: ReportInputs) -> tuple[Section, Section, fmod.Fore
     )
     for notice in left_out:
         sec.notice(notice)
+    measures = [str(m) for m in fc.data["measure"].values]
+    shipped = _shipped_backtest()
+    checked = bmod.checked_horizons(shipped) if shipped is not None else {}
+    stale = shipped is not None and bool(
+        bmod.check_shipped_backtest(BACKTEST_FILE.parent, BACKTEST_FILE.name[: -len(".csv.gz")])
+    )
+    sec.paragraph(checked_words(measures, checked, base, stale))
     sec.heading("Assumptions")
     for assumption in fc.assumptions:
         sec.paragraph(assumption)
@@ -1334,12 +1341,12 @@ def _forecast_section(inputs: ReportInputs) -> tuple[Section, Section, fmod.Fore
     for scenario in fc.scenario_names:
         target = sec if scenario == "trend" else others
         target.heading(f"Scenario: {scenario}")
-        measures = [str(m) for m in fc.data["measure"].values]
         fig, axes = _panel_axes(len(measures))
         frames = []
         for ax, m in zip(axes, measures):
-            fmod.plot_forecast(fc, measure=m, scenarios=[scenario], ax=ax)
-            frames.append(fmod.fan_chart_table(fc, measure=m, scenarios=[scenario]))
+            h = checked.get(m, 0)
+            fmod.plot_forecast(fc, measure=m, scenarios=[scenario], checked_horizon=h, ax=ax)
+            frames.append(fmod.fan_chart_table(fc, measure=m, scenarios=[scenario], checked_horizon=h))
         fan = pd.concat(frames, ignore_index=True)
         target.figure(
             fig,
@@ -2000,6 +2007,50 @@ def _data_sources_summary(panel: pd.DataFrame) -> list[str]:
     ]
 
 
+_BACKTEST_READ: dict = {}
+
+
+def _shipped_backtest() -> pd.DataFrame | None:
+    """The per-forecast backtest at `BACKTEST_FILE` (None if absent), read once per file version."""
+    if not BACKTEST_FILE.is_file():
+        return None
+    key = (str(BACKTEST_FILE), BACKTEST_FILE.stat().st_mtime_ns)
+    if key not in _BACKTEST_READ:
+        _BACKTEST_READ.clear()
+        _BACKTEST_READ[key] = pd.read_csv(BACKTEST_FILE)
+    return _BACKTEST_READ[key]
+
+
+def checked_words(measures: Sequence[str], checked: dict[str, int], base_year: int, stale: bool) -> str:
+    """How far ahead the forecasts of each of `measures` were checked by the backtest
+    (`checked`: years ahead per measure, as `bmod.checked_horizons` gives), in words for the
+    forecast section; the years beyond are shaded on the fan charts."""
+    done = [m for m in measures if checked.get(m)]
+    not_done = [m for m in measures if not checked.get(m)]
+    parts = [
+        f"forecasts of {_measure_label(m).lower()} were checked 1 to {checked[m]} years ahead "
+        f"(to March {base_year + checked[m]})"
+        for m in done
+    ]
+    text = "How far ahead these forecasts have been tested against what happened: "
+    if parts:
+        text += join_words(parts)
+        if not_done:
+            text += "; those of " + join_words([_measure_label(m).lower() for m in not_done]) + " not at all"
+    else:
+        text += "not at all"
+    text += (
+        ". The backtest forecast from past years and compared the likely ranges with the counts published "
+        "later. Years beyond what it checked are shaded on the charts: their ranges are the model's, untested."
+    )
+    if stale:
+        text += (
+            " The backtest shipped with the package was made by an earlier version of the model, so even the "
+            "checked years were checked for that version (models/backtest/README.md)."
+        )
+    return text
+
+
 def _backtest_blocks(sec: Section) -> None:
     if not BACKTEST_FILE.is_file():
         sec.notice(
@@ -2008,7 +2059,7 @@ def _backtest_blocks(sec: Section) -> None:
             "here when that file exists."
         )
         return
-    table = pd.read_csv(BACKTEST_FILE)
+    table = _shipped_backtest()
     sec.paragraph(
         f"Forecasts made from past years ({bundled_name(BACKTEST_FILE)}) scored against "
         "the published counts: the share of outcomes inside each credible interval. A calibrated "

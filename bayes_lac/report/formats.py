@@ -203,6 +203,7 @@ HEADERS: dict[str, str] = {
     "upper": "Likely range: high",
     "lower_inner": "Inner range (50%): low",
     "upper_inner": "Inner range (50%): high",
+    "backtested": "Checked by the backtest",
     "ci_prob": "Likely range: chance",
     "inner_prob": "Inner range: chance",
     "count": "Children",

@@ -107,6 +107,7 @@ __all__ = [
     "ModelForecaster",
     "backtest",
     "check_shipped_backtest",
+    "checked_horizons",
     "coverage_table",
     "crps_ratios",
     "current_model_signature",
@@ -1221,6 +1222,23 @@ def stale_reasons(manifest: dict, current: dict | None = None) -> list[str]:
             f"it was made by bayes_lac {manifest.get('package_version')}, this is {current['package_version']}"
         )
     return reasons
+
+
+def checked_horizons(table: pd.DataFrame, method: str = MODEL_METHOD) -> dict[str, int]:
+    """How far ahead `method`'s forecasts of each measure were checked in a backtest: per
+    measure, the largest horizon h such that forecasts 1 to h years ahead were all scored
+    against an outcome (a per-forecast table, as `backtest` writes or the shipped one). Measures
+    it did not score are absent."""
+    rows = table[(table["method"] == method) & table["observed"].notna()]
+    out = {}
+    for measure, group in rows.groupby("measure", sort=False):
+        scored = set(group["horizon"].astype(int))
+        h = 0
+        while h + 1 in scored:
+            h += 1
+        if h:
+            out[str(measure)] = h
+    return out
 
 
 def check_shipped_backtest(folder: str | Path = BACKTEST_DIR, stem: str = "backtest_full") -> list[str]:
