@@ -14,7 +14,7 @@ from bayes_lac.analysis import decompose as D
 from bayes_lac.cli import main
 from bayes_lac.errors import BayesLacError, UnconvergedFitError, UnknownAuthorityError
 from bayes_lac.model import results as R
-from bayes_lac.model.results import run_info
+from bayes_lac.model.results import prior_contraction, run_info
 from tests.conftest import make_toy_results
 
 YEARS = (2010, 2020)
@@ -287,6 +287,35 @@ def test_a_neighbour_that_did_not_exist_at_the_start_is_left_out_of_the_comparis
     later = D.decompose(run, from_year=2016, to_year=2020)
     assert not any(c.startswith("Left out") for c in later.caveats)
     assert D.with_data_in_both(run, others, 2010, 2020) == kept
+
+
+def test_a_deprivation_effect_the_data_do_not_identify_is_said_so_not_given_as_a_number():
+    run = mixed_run()
+    post_sd = run["posterior"]["deprivation_effect"].std(("chain", "draw"))
+    measures = [str(m) for m in post_sd["measure"].values]
+    # looked after: the posterior is as wide as its prior (contraction about 0.1); the others:
+    # the data narrowed a prior 10 times wider
+    sd = {m: float(post_sd.sel(measure=m)) * (1.05 if m == "looked_after" else 10.0) for m in measures}
+    run.attrs["priors"] = json.dumps({"deprivation_effect": {"mean": dict.fromkeys(measures, 0.0), "sd": sd}})
+    contraction = prior_contraction(run, "deprivation_effect")
+    assert float(contraction.sel(measure="looked_after")) == pytest.approx(1 - 1 / 1.05**2)
+    assert float(contraction.sel(measure="children_in_need")) == pytest.approx(0.99)
+    d = D.decompose(run, from_year=2010, to_year=2020)
+    assert d.not_identified == ("looked_after",)
+    what = {f.title: f.sentence for f in d.findings if f.title.startswith("What changed")}
+    lac = next(v for k, v in what.items() if "looked after" in k)
+    cin = next(v for k, v in what.items() if "in need" in k)
+    assert "deprivation for an amount the data cannot pin down (not identified)" in lac
+    assert "the change in deprivation for about" in cin
+    gap = next(f.sentence for f in d.findings if f.title.startswith("Faster than elsewhere"))
+    assert "deprivation not identified" in gap
+    assert any(c.startswith("Deprivation's effect on children looked after is not identified") for c in d.caveats)
+    # page one's "why" says so too, with no number for deprivation
+    from bayes_lac.report.answers import _why_sentence
+
+    assert "an amount from deprivation that the data cannot pin down" in _why_sentence(d, "Here")
+    # a run without recorded priors (or the default's, well identified) says nothing of the kind
+    assert D.decompose(mixed_run(), from_year=2010, to_year=2020).not_identified == ()
 
 
 # --------------------------------------------------------------------------------------------

@@ -133,9 +133,11 @@ import xarray as xr
 from bayes_lac.config import CI_PROB, MEASURE_LABELS, MEASURES
 from bayes_lac.errors import BayesLacError, UnknownAuthorityError
 from bayes_lac.model.results import (
+    IDENTIFIED_CONTRACTION,
     expected,
     expected_reported,
     log_rate_terms,
+    prior_contraction,
     run_info,
     uasc_component,
 )
@@ -546,6 +548,22 @@ class Decomposition:
     ci_prob: float = CI_PROB
     caveats: tuple[str, ...] = ()
     findings: tuple[Finding, ...] = ()
+    #: Measures whose deprivation effect the data do not identify (`deprivation_not_identified`).
+    not_identified: tuple[str, ...] = ()
+
+
+def deprivation_not_identified(results: xr.DataTree, measures: Sequence[str]) -> tuple[str, ...]:
+    """The measures of `measures` whose deprivation effect the data do not identify: its posterior
+    contraction is below `IDENTIFIED_CONTRACTION` (the posterior is still mostly the prior), so
+    the deprivation part of a change is the prior's guess, not a finding."""
+    contraction = prior_contraction(results, "deprivation_effect")
+    if contraction is None:
+        return ()
+    return tuple(
+        m
+        for m in measures
+        if m in contraction["measure"] and float(contraction.sel(measure=m)) < IDENTIFIED_CONTRACTION
+    )
 
 
 def _england_published(results, from_year, to_year, measures) -> tuple[pd.DataFrame, list[str]]:
@@ -749,6 +767,13 @@ def decompose(
     comparison["to_year"] = to_year
     comparison = comparison[list(COMPARISON_COLUMNS)]
 
+    not_identified = deprivation_not_identified(results, chosen)
+    for m in not_identified:
+        caveats.append(
+            f"Deprivation's effect on {MEASURE_LABELS.get(m, m).lower()} is not identified by the data: its "
+            "range after fitting is still mostly the prior's, so the deprivation part of this change is not a "
+            "finding (and not evidence of no effect either)."
+        )
     decomposition = Decomposition(
         la_code=la,
         la_name=name,
@@ -764,6 +789,7 @@ def decompose(
         neighbours=tuple(neighbours),
         ci_prob=ci_prob,
         caveats=tuple(caveats),
+        not_identified=not_identified,
     )
     return replace(decomposition, findings=tuple(summary_findings(decomposition)))
 
@@ -852,7 +878,10 @@ def summary_findings(decomposition: Decomposition) -> list[Finding]:
             parts.append(
                 f"the change in unaccompanied asylum-seeking children for {format_count(uasc['mean'])} (a known count)"
             )
-        parts.append(f"the change in deprivation for {_est(_row(t, component='deprivation'))}")
+        if m in d.not_identified:
+            parts.append("the change in deprivation for an amount the data cannot pin down (not identified)")
+        else:
+            parts.append(f"the change in deprivation for {_est(_row(t, component='deprivation'))}")
         resid = _row(t, component="not_explained")
         nat = _row(t, component="supply_national")
         loc = _row(t, component="supply_local")
@@ -908,7 +937,11 @@ def summary_findings(decomposition: Decomposition) -> list[Finding]:
         demand = [f"population {_points(g['population']['mean'])}"]
         if m == "looked_after":
             demand.append(f"UASC {_points(g['uasc']['mean'])}")
-        demand.append(f"deprivation {_points(g['deprivation']['mean'])}")
+        demand.append(
+            "deprivation not identified"
+            if m in d.not_identified
+            else f"deprivation {_points(g['deprivation']['mean'])}"
+        )
         text += (
             f" The gap to the comparison authorities is {_est(g['total'], _points)} percentage points "
             f"(measured demand factors, in points: {', '.join(demand)}); {_est(g['not_explained'], _points)} "

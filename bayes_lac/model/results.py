@@ -491,6 +491,28 @@ def rate(results: xr.DataTree, la=None) -> xr.DataArray:
     return (expected_reported(results, la) / const["population_0_17"] * RATE_PER).rename("rate")
 
 
+#: Below this posterior contraction (1 - posterior variance / prior variance) the data are said
+#: not to identify a parameter: its posterior is still mostly its prior.
+IDENTIFIED_CONTRACTION = 0.5
+
+
+def prior_contraction(results: xr.DataTree, name: str) -> xr.DataArray | None:
+    """How much the data narrowed the prior of `name`: 1 - posterior variance / prior variance,
+    per measure (1: the data decide it; 0: the posterior is the prior). For parameters with a
+    normal prior whose ``sd`` per measure the run records (``attrs["priors"]``); None otherwise."""
+    if name not in results["posterior"].data_vars:
+        return None
+    sd = json.loads(results.attrs.get("priors", "{}")).get(name, {}).get("sd")
+    post = results["posterior"][name]
+    if not isinstance(sd, dict) or "measure" not in post.dims:
+        return None
+    measures = [str(m) for m in post["measure"].values]
+    if any(m not in sd for m in measures):
+        return None
+    prior_var = xr.DataArray([float(sd[m]) ** 2 for m in measures], dims="measure", coords={"measure": measures})
+    return (1 - post.var(("chain", "draw")) / prior_var).rename(f"{name}_contraction")
+
+
 # ---------------------------------------------------------------------------------------
 # Saving and loading runs (netCDF via h5netcdf; never pickle, never executed)
 # ---------------------------------------------------------------------------------------

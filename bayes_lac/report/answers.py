@@ -352,7 +352,9 @@ def _why_sentence(decomposition, lead: str) -> str:
     parts = []
     for comp, words in (("population", "the number of children"), ("uasc", "UASC"), ("deprivation", "deprivation")):
         value = float(_component(decomposition, comp)["mean"])
-        if round(value) != 0:
+        if comp == "deprivation" and "looked_after" in decomposition.not_identified:
+            parts.append("an amount from deprivation that the data cannot pin down")
+        elif round(value) != 0:
             parts.append(f"{KINDS['change'].text(value)} from {words}")
     rest = _component(decomposition, "not_explained")
     change = float(total["mean"])
