@@ -760,7 +760,7 @@ def test_invest_to_save_is_priced_in_the_authoritys_latest_money_and_unit_cost(t
             assert table.at["gross_saving", "median"] == pytest.approx(float(saving.draws["gross_saving"].median()))
     # page one: the surest service's chance, its saving in the one price basis and its break-even
     answer = next(b for b in report.sections[0].blocks if b.kind == "answer" and b.key == "prevention")
-    assert basis in answer.verdict and "breaks even at" in answer.verdict and "its source assumed" in answer.verdict
+    assert basis in answer.verdict and "breaks even at" in answer.verdict and "against the source's" in answer.verdict
     # the source's own figures stay in the source's prices, beside each finding
     assert text.count("The source's own figures:") == len(iv.bundled_interventions())
     assert "(cash prices of 2016-17)" in text
@@ -780,18 +780,24 @@ def test_the_forecast_section_says_how_far_ahead_the_backtest_checked(report):
     section = next(s for s in report.sections if s.key == "forecasts")
     text = " ".join(b.text for b in section.blocks if b.kind == "paragraph")
     checked = bmod.checked_horizons(pd.read_csv(R.BACKTEST_FILE))
-    assert "How far ahead these forecasts have been tested against what happened" in text
+    assert "How far ahead forecasts of this kind have been tested against what happened" in text
     for measure, h in checked.items():
         assert f"forecasts of {R._measure_label(measure).lower()} were checked 1 to {h} years ahead" in text
     # the shipped backtest is v0.2's: said, until it is regenerated
-    assert ("earlier version of the model" in text) == bool(bmod.check_shipped_backtest())
+    assert ("earlier version or configuration of the model" in text) == bool(bmod.check_shipped_backtest())
     fan = _tables(report)["fan_trend"].frame
     forecast_rows = fan[fan["scenario"] == "trend"]
     assert set(forecast_rows["backtested"]) <= {"yes", "no"} and "no" in set(forecast_rows["backtested"])
+    # the other scenarios are assumptions, never backtested
+    others = [t.frame for _, t in report.tables() if t.key.startswith("fan_") and t.key != "fan_trend"]
+    assert others and all((f.loc[f["scenario"] != "observed", "backtested"] == "no").all() for f in others)
 
 
 def test_checked_words_name_the_unchecked_measures():
     words = R.checked_words(["looked_after", "children_in_need"], {"looked_after": 5}, 2025, stale=False)
-    assert "checked 1 to 5 years ahead (to March 2030)" in words and "those of children in need not at all" in words
+    assert "checked 1 to 5 years ahead" in words and "those of children in need not at all" in words
     assert "earlier version" not in words
     assert "not at all" in R.checked_words(["looked_after"], {}, 2025, stale=True)
+    assert "checked 1 year ahead" in R.checked_words(["looked_after"], {"looked_after": 1}, 2025, stale=False)
+    # no backtest shipped: said so, not "checked not at all"
+    assert R.checked_words(["looked_after"], None, 2025, stale=False).startswith("No backtest is shipped")

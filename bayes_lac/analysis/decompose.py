@@ -336,8 +336,8 @@ def _left_out_caveat(results, left_out: Sequence[str], who: str, from_year: int,
     names = ", ".join(_la_name(results, code) for code in left_out)
     n = len(left_out)
     return (
-        f"Left out of {who} for {from_year}-{to_year}: {names}, which {'has' if n == 1 else 'have'} no published "
-        f"count in both years (the model's values for years an authority has no data are not history)."
+        f"Left out of {who} for {from_year}-{to_year}: {names}, which {'lacks' if n == 1 else 'lack'} a published "
+        f"count for {from_year} or {to_year} (the model's values for years with no data are not history)."
     )
 
 
@@ -798,6 +798,11 @@ def decompose(
 # Sentences
 
 
+def _summary_of(draws: xr.DataArray, d: Decomposition) -> pd.Series:
+    """Mean and interval of (chain, draw) `draws`, as a row `_est` reads."""
+    return summarise_draws(draws, ci_prob=d.ci_prob).iloc[0]
+
+
 def _row(table: pd.DataFrame, **where) -> pd.Series:
     mask = np.ones(len(table), bool)
     for k, v in where.items():
@@ -879,9 +884,26 @@ def summary_findings(decomposition: Decomposition) -> list[Finding]:
                 f"the change in unaccompanied asylum-seeking children for {format_count(uasc['mean'])} (a known count)"
             )
         if m in d.not_identified:
-            parts.append("the change in deprivation for an amount the data cannot pin down (not identified)")
-        else:
-            parts.append(f"the change in deprivation for {_est(_row(t, component='deprivation'))}")
+            # deprivation's part is the prior's guess, and so is the remainder it leaves: say them as one
+            rest = _summary_of(d.draws.sel(measure=m, component=["deprivation", "not_explained"]).sum("component"), d)
+            sentence = (
+                f"{when} the modelled {_NOUNS.get(m, m).removeprefix('the ')} in {d.la_name} "
+                f"{_direction(total)}.{published} {' and '.join(parts)}; {_est(rest)} is not explained by "
+                "population or UASC, and the data cannot tell how much of that is deprivation (its effect is not "
+                "identified). That part includes deprivation, policy and practice, and any demand the model does "
+                "not measure: it is not proof of a practice effect."
+            )
+            findings.append(
+                Finding(
+                    title=f"What changed: {MEASURE_LABELS.get(m, m).lower()}, {d.from_year} to {d.to_year}",
+                    sentence=sentence,
+                    table=t,
+                    ci_prob=d.ci_prob,
+                    caveats=d.caveats,
+                )
+            )
+            continue
+        parts.append(f"the change in deprivation for {_est(_row(t, component='deprivation'))}")
         resid = _row(t, component="not_explained")
         nat = _row(t, component="supply_national")
         loc = _row(t, component="supply_local")
@@ -937,17 +959,24 @@ def summary_findings(decomposition: Decomposition) -> list[Finding]:
         demand = [f"population {_points(g['population']['mean'])}"]
         if m == "looked_after":
             demand.append(f"UASC {_points(g['uasc']['mean'])}")
-        demand.append(
-            "deprivation not identified"
-            if m in d.not_identified
-            else f"deprivation {_points(g['deprivation']['mean'])}"
-        )
-        text += (
-            f" The gap to the comparison authorities is {_est(g['total'], _points)} percentage points "
-            f"(measured demand factors, in points: {', '.join(demand)}); {_est(g['not_explained'], _points)} "
-            f"points of the gap are not explained by the measured demand factors (population, UASC, "
-            f"deprivation), which is not proof of a practice effect."
-        )
+        if m in d.not_identified:
+            gap = d.comparison_draws.sel(
+                measure=m, area="target_minus_neighbours", component=["deprivation", "not_explained"]
+            ).sum("component")
+            text += (
+                f" The gap to the comparison authorities is {_est(g['total'], _points)} percentage points "
+                f"(population and UASC, in points: {', '.join(demand)}); {_est(_summary_of(gap, d), _points)} "
+                "points of the gap are not explained by population or UASC, and the data cannot tell how much of "
+                "that is deprivation (not identified); it is not proof of a practice effect."
+            )
+        else:
+            demand.append(f"deprivation {_points(g['deprivation']['mean'])}")
+            text += (
+                f" The gap to the comparison authorities is {_est(g['total'], _points)} percentage points "
+                f"(measured demand factors, in points: {', '.join(demand)}); {_est(g['not_explained'], _points)} "
+                f"points of the gap are not explained by the measured demand factors (population, UASC, "
+                f"deprivation), which is not proof of a practice effect."
+            )
     findings.append(
         Finding(
             title=f"Faster than elsewhere? {MEASURE_LABELS.get(m, m).lower()}, {d.from_year} to {d.to_year}",

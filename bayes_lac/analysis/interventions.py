@@ -1075,6 +1075,29 @@ def _range(lower: float, upper: float, formatter, ci_prob: float) -> str:
     return f"{formatter(lower)} to {formatter(upper)}, {format_percent(ci_prob)} credible interval"
 
 
+def _effect(x: float) -> str:
+    """An effect to two significant figures, never in scientific notation (0.048, 2.8, 140)."""
+    if not np.isfinite(x):
+        return "not defined"
+    return np.format_float_positional(float(f"{x:.2g}"), trim="-")
+
+
+def break_even_words(result: InterventionResult, ci_prob: float | None = CI_PROB) -> str:
+    """'It breaks even at 0.048 children prevented per family (0.027 to 0.092, 90% credible
+    interval), against the source's 0.16': the break-even effect (median; with its interval unless
+    `ci_prob` is None) against the effect the source assumed (its low to high case where it gives
+    both)."""
+    spec = result.spec
+    be = result.draws["break_even_effect"].values
+    text = f"It breaks even at {_effect(float(np.median(be)))} {spec.effect_unit}"
+    if ci_prob is not None:
+        lo, hi = np.quantile(be, [(1 - ci_prob) / 2, (1 + ci_prob) / 2])
+        text += f" ({_range(lo, hi, _effect, ci_prob)})"
+    effect = spec.quantities["effect"]
+    assumed = f"{_effect(effect.low)} to {_effect(effect.high)}" if effect.low != effect.high else _effect(effect.point)
+    return f"{text}, against the source's {assumed}"
+
+
 def intervention_finding(result: InterventionResult, ci_prob: float = CI_PROB) -> Finding:
     """The board sentence for an intervention, with its table and the file's assumptions.
 
@@ -1121,13 +1144,7 @@ def intervention_finding(result: InterventionResult, ci_prob: float = CI_PROB) -
     if "cashable_saving" in table.index:
         c = table.loc["cashable_saving"]
         sentence += f", of which {format_money(c['lower'])} to {format_money(c['upper'])} directly cashable"
-    be = table.loc["break_even_effect"]
-    effect_point = spec.quantities["effect"].point
-    sentence += (
-        f". It breaks even at {be['median']:,.2g} {spec.effect_unit} "
-        f"({_range(be['lower'], be['upper'], lambda x: f'{x:,.2g}', ci_prob)}), "
-        f"against {effect_point:,.3g} in the source."
-    )
+    sentence += f". {break_even_words(result, ci_prob)}."
     return Finding(title=title, sentence=sentence, table=table.reset_index(), ci_prob=ci_prob, caveats=caveats)
 
 
@@ -1228,6 +1245,8 @@ def rebase_intervention(
     ------
     InputFileError
         The file has no ``price_year``, or the panel no unit cost for the authority in `year`.
+    PanelError
+        The panel has no unit cost for the authority at all (`unit_cost_history`).
     """
     from bayes_lac.analysis.costs import WEEKS_PER_YEAR, latest_unit_cost_year, unit_cost_history
     from bayes_lac.data.prices import price_index

@@ -19,9 +19,10 @@ import pandas as pd
 
 from bayes_lac.analysis import costs as cmod
 from bayes_lac.analysis import forecast as fmod
+from bayes_lac.analysis.interventions import break_even_words
 from bayes_lac.config import CI_PROB, MEASURE_LABELS
 from bayes_lac.report.formats import KINDS, likely_range
-from bayes_lac.summaries import format_chance, format_financial_year
+from bayes_lac.summaries import format_chance, format_financial_year, summarise_draws
 
 #: Two rates closer than this (per 10,000 children aged 0-17) are "level with" each other: the
 #: published rates are given to one decimal place and a board reads a gap under 1 as none.
@@ -353,10 +354,16 @@ def _why_sentence(decomposition, lead: str) -> str:
     for comp, words in (("population", "the number of children"), ("uasc", "UASC"), ("deprivation", "deprivation")):
         value = float(_component(decomposition, comp)["mean"])
         if comp == "deprivation" and "looked_after" in decomposition.not_identified:
-            parts.append("an amount from deprivation that the data cannot pin down")
-        elif round(value) != 0:
+            continue  # not separable from the remainder; said with it below
+        if round(value) != 0:
             parts.append(f"{KINDS['change'].text(value)} from {words}")
     rest = _component(decomposition, "not_explained")
+    unexplained = "not explained by measured demand"
+    if "looked_after" in decomposition.not_identified:
+        # deprivation's part is the prior's guess: with the remainder it is one figure
+        both = decomposition.draws.sel(measure="looked_after", component=["deprivation", "not_explained"])
+        rest = summarise_draws(both.sum("component"), ci_prob=decomposition.ci_prob).iloc[0]
+        unexplained = "not explained by population or UASC (how much of it is deprivation, the data cannot tell)"
     change = float(total["mean"])
     direction = "rose" if change > 0 else "fell"
     text = (
@@ -366,7 +373,7 @@ def _why_sentence(decomposition, lead: str) -> str:
     if parts:
         text += ": " + ", ".join(parts) + ","
     text += (
-        f" and {KINDS['change'].text(float(rest['mean']))} not explained by measured demand "
+        f" and {KINDS['change'].text(float(rest['mean']))} {unexplained} "
         f"(likely {KINDS['change'].text(rest['lower'])} to {KINDS['change'].text(rest['upper'])})"
     )
     return text
@@ -583,14 +590,13 @@ def answer_prevention(results: Sequence) -> Answer:
         if others:
             verdict += f"; less certain: {join_words(others)}"
         name, _, net_fig, surest = best
-        even = float(np.median(surest.draws["break_even_effect"].values))
         verdict += (
             f". The surest, {name}, would save about {net_fig.text} net ({net_fig.likely}; {surest.spec.prices}); "
-            f"it breaks even at {even:,.2g} {surest.spec.effect_unit}, against {surest.spec.quantities['effect'].point:,.3g} "
-            "its source assumed"
+            + break_even_words(surest, ci_prob=None).replace("It breaks", "it breaks", 1)
         )
         verdict += (
-            ". Evidence: each council case's own figures, with the chance that the "
+            ". Each chance is capped by the judged chance that the service works at all. Evidence: each council "
+            "case's own figures, with the chance that the "
             "service does nothing and the share it would not really prevent judged from the published evaluations "
             "each case cites; local evidence should replace them before money is committed."
         )

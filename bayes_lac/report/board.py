@@ -1297,7 +1297,7 @@ def _forecast_section(inputs: ReportInputs) -> tuple[Section, Section, fmod.Fore
         sec.notice(notice)
     measures = [str(m) for m in fc.data["measure"].values]
     shipped = _shipped_backtest()
-    checked = bmod.checked_horizons(shipped) if shipped is not None else {}
+    checked = bmod.checked_horizons(shipped) if shipped is not None else None
     stale = shipped is not None and bool(
         bmod.check_shipped_backtest(BACKTEST_FILE.parent, BACKTEST_FILE.name[: -len(".csv.gz")])
     )
@@ -1344,7 +1344,8 @@ def _forecast_section(inputs: ReportInputs) -> tuple[Section, Section, fmod.Fore
         fig, axes = _panel_axes(len(measures))
         frames = []
         for ax, m in zip(axes, measures):
-            h = checked.get(m, 0)
+            # only the trend scenario was backtested; no shading at all without a backtest
+            h = None if checked is None else checked.get(m, 0) if scenario == "trend" else 0
             fmod.plot_forecast(fc, measure=m, scenarios=[scenario], checked_horizon=h, ax=ax)
             frames.append(fmod.fan_chart_table(fc, measure=m, scenarios=[scenario], checked_horizon=h))
         fan = pd.concat(frames, ignore_index=True)
@@ -1687,11 +1688,13 @@ def _intervention_section(inputs: ReportInputs) -> tuple[Section, list]:
     sec.paragraph(
         "Each preventive service below is priced from the figures in its source paper; every "
         "uncertain input is given a distribution, including the chance that the service does nothing, that "
-        "some of what it prevents would not have happened anyway, and that entries to care are only put off, "
-        "from the evidence each file cites. So the costs and savings come with credible "
-        f"intervals and a probability of saving more than the service costs "
+        "some of what it prevents would not have happened anyway, and, for services that keep children out of "
+        "care, that entries are only put off, judged from the evidence each file cites. So the costs and savings "
+        f"come with credible intervals and a probability of saving more than the service costs "
         f"({INTERVENTION_DRAWS:,} Monte Carlo draws); the headline is that chance and the effect at which the "
-        "service breaks even, against the effect its source assumed. The files are in models/interventions/; "
+        "service breaks even, against the effect its source assumed. That chance can be no higher than the "
+        "judged chance that the service works at all, which the evidence informs but does not measure. "
+        "The files are in models/interventions/; "
         "the assumptions we added to the sources' figures, and the evidence, are listed under each finding."
     )
     try:
@@ -1720,7 +1723,11 @@ def _intervention_section(inputs: ReportInputs) -> tuple[Section, list]:
             f"care is priced from {inputs.la_name}'s forecast: the children it keeps out are taken off the forecast "
             "entries, and the saving is the care they would have had, year by year, at the forecast chance of "
             "leaving (10 years counted), in place of the source's assumed time in care. Each year of that care is "
-            "priced at the unit cost above, without the growth the cost section forecasts."
+            + (
+                "priced at the unit cost above, without the growth the cost section forecasts."
+                if year is not None
+                else "priced at the source's unit cost."
+            )
         )
     for name in names:
         source_spec = iv.load_intervention(name)
@@ -2021,18 +2028,27 @@ def _shipped_backtest() -> pd.DataFrame | None:
     return _BACKTEST_READ[key]
 
 
-def checked_words(measures: Sequence[str], checked: dict[str, int], base_year: int, stale: bool) -> str:
-    """How far ahead the forecasts of each of `measures` were checked by the backtest
-    (`checked`: years ahead per measure, as `bmod.checked_horizons` gives), in words for the
-    forecast section; the years beyond are shaded on the fan charts."""
+def checked_words(measures: Sequence[str], checked: dict[str, int] | None, base_year: int, stale: bool) -> str:
+    """How far ahead the package's backtest checked forecasts of each of `measures` (`checked`:
+    years ahead per measure, as `bmod.checked_horizons` gives; None: no backtest is shipped), in
+    words for the forecast section; the years beyond are shaded on the trend scenario's charts."""
+    if checked is None:
+        return (
+            "No backtest is shipped with this installation, so none of these forecasts' likely ranges has been "
+            "tested against what happened (`bayes-lac backtest` makes one)."
+        )
+
+    def ahead(h: int) -> str:
+        return "1 year ahead" if h == 1 else f"1 to {h} years ahead"
+
     done = [m for m in measures if checked.get(m)]
     not_done = [m for m in measures if not checked.get(m)]
-    parts = [
-        f"forecasts of {_measure_label(m).lower()} were checked 1 to {checked[m]} years ahead "
-        f"(to March {base_year + checked[m]})"
-        for m in done
-    ]
-    text = "How far ahead these forecasts have been tested against what happened: "
+    parts = [f"forecasts of {_measure_label(m).lower()} were checked {ahead(checked[m])}" for m in done]
+    text = (
+        "How far ahead forecasts of this kind have been tested against what happened (the trend scenario; the "
+        "backtest forecast every authority from past years and compared the likely ranges with the counts "
+        "published later): "
+    )
     if parts:
         text += join_words(parts)
         if not_done:
@@ -2040,13 +2056,13 @@ def checked_words(measures: Sequence[str], checked: dict[str, int], base_year: i
     else:
         text += "not at all"
     text += (
-        ". The backtest forecast from past years and compared the likely ranges with the counts published "
-        "later. Years beyond what it checked are shaded on the charts: their ranges are the model's, untested."
+        ". On the trend scenario's charts the years beyond are shaded: their ranges are the model's, untested. "
+        "The other scenarios are assumptions and were not backtested."
     )
     if stale:
         text += (
-            " The backtest shipped with the package was made by an earlier version of the model, so even the "
-            "checked years were checked for that version (models/backtest/README.md)."
+            " The backtest shipped with the package was made by an earlier version or configuration of the "
+            "model, so even the checked years were checked for that one (models/backtest/README.md)."
         )
     return text
 

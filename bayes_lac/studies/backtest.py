@@ -1226,9 +1226,9 @@ def stale_reasons(manifest: dict, current: dict | None = None) -> list[str]:
 
 def checked_horizons(table: pd.DataFrame, method: str = MODEL_METHOD) -> dict[str, int]:
     """How far ahead `method`'s forecasts of each measure were checked in a backtest: per
-    measure, the largest horizon h such that forecasts 1 to h years ahead were all scored
-    against an outcome (a per-forecast table, as `backtest` writes or the shipped one). Measures
-    it did not score are absent."""
+    measure, the largest horizon h such that at every horizon 1 to h at least one forecast was
+    scored against an outcome (a per-forecast table, as `backtest` writes or the shipped one).
+    Measures it did not score are absent."""
     rows = table[(table["method"] == method) & table["observed"].notna()]
     out = {}
     for measure, group in rows.groupby("measure", sort=False):
