@@ -169,7 +169,7 @@ def test_the_cost_headline_is_the_cost_table_value(report, page):
     trend = table[table["scenario"] == "trend"].set_index("financial_year")
     for f in answers["cost"].figures:
         m = re.search(r"(\d{4}-\d\d)", f.label)
-        if m and m.group(1) in trend.index:
+        if f.kind == "money" and m and m.group(1) in trend.index:
             assert f.value == pytest.approx(trend.loc[m.group(1), "median_gbp_per_year"])
             assert f.text in _section_text(page, "costs")
     finding = next(b for b in report.sections[4].blocks if b.kind == "finding")
@@ -416,7 +416,8 @@ def test_page_one_cost_and_budget_risk_are_the_cost_analysis(toy, report):
     from bayes_lac.report.answers import answer_cost
 
     cost = _answers(report)["cost"]
-    chance = cost.figures[-1]
+    chances = [f for f in cost.figures if f.kind == "probability"]
+    chance = chances[0]
     assert chance.kind == "probability"
     assert format_chance(chance.value) in cost.verdict
     table = _tables(report)["cost_3_5_10"].frame
@@ -424,6 +425,11 @@ def test_page_one_cost_and_budget_risk_are_the_cost_analysis(toy, report):
     assert format_financial_year(base + 1) in cost.verdict
     # without a budget, this year's cost stands in, and the figure says so
     assert "this year's" in chance.label
+    # and the chance at 3, 5 and 10 years were it held at that level, from the cost analysis
+    later = chances[1:]
+    assert len(later) == len([h for h in (3, 5, 10) if base + h <= int(table["year"].max())])
+    for f in later:
+        assert "held at that level" in f.label and format_probability(f.value) in cost.verdict
     assert answer_cost.__doc__ and "budget" in answer_cost.__doc__
 
 
@@ -437,7 +443,7 @@ def test_a_budget_given_to_the_report_is_the_one_page_one_weighs(toy):
 
     # power-scaling (Appendix A) has no part in page one
     with_budget = R.build_report(run, panel=toy_panel(run), budget=1.0, power_scaling=False)
-    chance = _answers(with_budget)["cost"].figures[-1]
+    chance = next(f for f in _answers(with_budget)["cost"].figures if f.kind == "probability")
     assert chance.kind == "probability" and format_probability(chance.value) == ">99%"
     assert "the budget of £1" in chance.label and "this year's" not in chance.label
 

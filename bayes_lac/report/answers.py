@@ -479,9 +479,11 @@ def answer_cost(
     budget: float | None = None,
     budget_label: str = "",
     scenario: str = "trend",
+    risk_years_ahead: Sequence[int] = (3, 5, 10),
 ) -> Answer:
-    """What will it cost next year and in `horizon` years, and the chance next year's cost
-    exceeds the budget.
+    """What will it cost next year and in `horizon` years, and the chance the cost exceeds the
+    budget next year and, were the budget held at that level, `risk_years_ahead` years ahead
+    (those the costs reach).
 
     The budget is `budget` (£ a year, in `prices`) when the council's is known (the hook for
     the costs analysis's budget input), else this year's cost, which is what a flat-cash budget
@@ -510,19 +512,38 @@ def answer_cost(
     if budget is None:
         budget = float(costs.data["base_cost"].median())
         budget_label = budget_label or f"this year's ({format_financial_year(base)}) cost"
+    costs_shown = list(figures)
+    last_year = int(costs.data["year"].max())
     p = cmod.prob_cost_exceeds(costs, budget, base + 1, scenario, prices)
     figures.append(
         Figure(f"Chance the {format_financial_year(base + 1)} cost exceeds {budget_label}", p, "probability")
     )
-    nxt = figures[1] if len(figures) > 2 else figures[0]
-    later = figures[2] if len(figures) > 3 else None
+    later_risk = []
+    for h in risk_years_ahead:
+        year = base + int(h)
+        if year <= base + 1 or year > last_year:
+            continue
+        p_h = cmod.prob_cost_exceeds(costs, budget, year, scenario, prices)
+        figures.append(
+            Figure(
+                f"Chance the {format_financial_year(year)} cost exceeds {budget_label}, held at that level",
+                p_h,
+                "probability",
+            )
+        )
+        later_risk.append(f"{KINDS['probability'].text(p_h)} in {format_financial_year(year)}")
+    nxt = costs_shown[1] if len(costs_shown) > 1 else costs_shown[0]
+    later = costs_shown[2] if len(costs_shown) > 2 else None
     verdict = f"About {nxt.text} in {format_financial_year(base + 1)} ({nxt.likely})"
     if later is not None:
         verdict += f" and {later.text} in {format_financial_year(base + horizon)} ({later.likely})"
     verdict += (
         f", in {basis}. There is {format_chance(p)} that next year's cost exceeds {budget_label} "
-        f"({KINDS['money'].text(budget)})."
+        f"({KINDS['money'].text(budget)})"
     )
+    if later_risk:
+        verdict += f"; were it held at that level, the chance is {join_words(later_risk)}"
+    verdict += "."
     return Answer(
         key="cost",
         question="What will it cost, and what is the risk to next year's budget?",
