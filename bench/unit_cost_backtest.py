@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bayes_lac import __version__, load_panel  # noqa: E402
-from bayes_lac.files import atomic_path  # noqa: E402
+from bayes_lac.files import write_csv, write_text  # noqa: E402
+from bayes_lac.studies.backtest import parse_years  # noqa: E402
 from bayes_lac.studies.cost_backtest import unit_cost_backtest, unit_cost_backtest_summary  # noqa: E402
 
 
@@ -38,8 +39,7 @@ def main(argv=None) -> int:
     ap.add_argument("--draws", type=int, default=None, help="draws per chain (default the package's)")
     ap.add_argument("--out", default=str(ROOT / "models" / "backtest" / "unit_cost_backtest.csv.gz"))
     args = ap.parse_args(argv)
-    first, _, last = args.origins.partition("-")
-    origins = list(range(int(first), int(last or first) + 1))
+    origins = parse_years(args.origins, "origins")
     panel = load_panel()
     tables, fits = [], {}
     start = time.perf_counter()
@@ -68,13 +68,13 @@ def main(argv=None) -> int:
     print(summary.round(3).to_string(index=False))
     print(f"total {time.perf_counter() - start:.0f} s")
     out = Path(args.out)
-    with atomic_path(out) as temp:
-        table.to_csv(temp, index=False, compression="gzip" if out.suffix == ".gz" else None)
+    write_csv(table, out)
     stem = out.name.split(".")[0]
-    with atomic_path(out.with_name(f"{stem}_summary.csv")) as temp:
-        summary.to_csv(temp, index=False)
-    with atomic_path(out.with_name(f"{stem}_fits.json")) as temp:
-        Path(temp).write_text(json.dumps({"version": __version__, "origins": origins, "fits": fits}, indent=1))
+    write_csv(summary, out.with_name(f"{stem}_summary.csv"))
+    write_text(
+        out.with_name(f"{stem}_fits.json"),
+        json.dumps({"version": __version__, "origins": origins, "fits": fits}, indent=1),
+    )
     return 0
 
 

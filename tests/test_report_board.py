@@ -800,10 +800,10 @@ def test_the_forecast_section_says_how_far_ahead_the_backtest_checked(report):
 
 
 def test_checked_words_name_the_unchecked_measures():
-    words = R.checked_words(["looked_after", "children_in_need"], {"looked_after": 5}, 2025, stale=False)
+    words = R.checked_words(["looked_after", "children_in_need"], {"looked_after": 5}, stale=False)
     assert "checked 1 to 5 years ahead" in words and "those of children in need not at all" in words
     assert "earlier version" not in words
-    assert "not at all" in R.checked_words(["looked_after"], {}, 2025, stale=True)
-    assert "checked 1 year ahead" in R.checked_words(["looked_after"], {"looked_after": 1}, 2025, stale=False)
+    assert "not at all" in R.checked_words(["looked_after"], {}, stale=True)
+    assert "checked 1 year ahead" in R.checked_words(["looked_after"], {"looked_after": 1}, stale=False)
     # no backtest shipped: said so, not "checked not at all"
-    assert R.checked_words(["looked_after"], None, 2025, stale=False).startswith("No backtest is shipped")
+    assert R.checked_words(["looked_after"], None, stale=False).startswith("No backtest is shipped")

@@ -997,9 +997,7 @@ def plot_costs(
         ax.plot(
             t["year"],
             t["median_gbp_per_year"] / 1e6,
-            color=style["color"],
-            linestyle=style["linestyle"],
-            marker=style["marker"],
+            **style,
             markersize=3,
             label=f"{s} (median)",
         )
@@ -1102,9 +1100,7 @@ def plot_unit_costs(costs: Costs, *, ci_prob: float = CI_PROB, ax=None):
     ax.plot(
         ahead["year"],
         ahead["median_gbp_per_week"],
-        color=style["color"],
-        linestyle=style["linestyle"],
-        marker=style["marker"],
+        **style,
         markersize=3,
         label=f"forecast (median; {costs.method} unit cost)",
     )

@@ -332,13 +332,18 @@ def with_data_in_both(results: xr.DataTree, las: Sequence[str], from_year: int, 
     return [str(code) for code, ok in zip(reported["la"].values, has) if ok]
 
 
-def _left_out_caveat(results, left_out: Sequence[str], who: str, from_year: int, to_year: int) -> str:
-    names = ", ".join(_la_name(results, code) for code in left_out)
-    n = len(left_out)
-    return (
-        f"Left out of {who} for {from_year}-{to_year}: {names}, which {'lacks' if n == 1 else 'lack'} a published "
-        f"count for {from_year} or {to_year} (the model's values for years with no data are not history)."
-    )
+def _kept(results, las: Sequence[str], who: str, from_year: int, to_year: int, caveats: list[str]) -> list[str]:
+    """`with_data_in_both` of `las`, with a caveat in `caveats` naming those left out of `who`."""
+    kept = with_data_in_both(results, las, from_year, to_year)
+    left_out = [c for c in las if c not in kept]
+    if left_out:
+        names = ", ".join(_la_name(results, code) for code in left_out)
+        caveats.append(
+            f"Left out of {who} for {from_year}-{to_year}: {names}, which {'lacks' if len(left_out) == 1 else 'lack'} "
+            f"a published count for {from_year} or {to_year} (the model's values for years with no data are not "
+            "history)."
+        )
+    return kept
 
 
 def _la_name(results: xr.DataTree, la: str) -> str:
@@ -663,10 +668,7 @@ def decompose(
     chosen, measure_caveats = _choose_measures(results, la, from_year, to_year, measures)
     caveats += measure_caveats
     all_neighbours = _neighbour_codes(results, la)
-    neighbours = with_data_in_both(results, all_neighbours, from_year, to_year)
-    if len(neighbours) < len(all_neighbours):
-        left_out = [c for c in all_neighbours if c not in neighbours]
-        caveats.append(_left_out_caveat(results, left_out, "the comparison authorities", from_year, to_year))
+    neighbours = _kept(results, all_neighbours, "the comparison authorities", from_year, to_year, caveats)
     caveats += _imputation_caveats(results, [la], [from_year, to_year], name)
 
     target_draws, target_start = _components(results, [la], from_year, to_year, chosen)
@@ -705,13 +707,9 @@ def decompose(
     info = run_info(results)
     national = info.is_national
     if national:
-        every = list(info.authorities)
-        all_codes = with_data_in_both(results, every, from_year, to_year)
-        if len(all_codes) < len(every):
-            left_out = [c for c in every if c not in all_codes]
-            caveats.append(
-                _left_out_caveat(results, left_out, "England (all modelled authorities)", from_year, to_year)
-            )
+        all_codes = _kept(
+            results, list(info.authorities), "England (all modelled authorities)", from_year, to_year, caveats
+        )
         if neighbours and set(neighbours) | {la} == set(all_codes):
             areas["england"] = areas["neighbours"] + draws
             starts["england"] = starts["neighbours"] + start
@@ -798,9 +796,16 @@ def decompose(
 # Sentences
 
 
-def _summary_of(draws: xr.DataArray, d: Decomposition) -> pd.Series:
-    """Mean and interval of (chain, draw) `draws`, as a row `_est` reads."""
-    return summarise_draws(draws, ci_prob=d.ci_prob).iloc[0]
+def unexplained_with_deprivation(d: Decomposition, measure: str, area: str | None = None) -> pd.Series:
+    """Deprivation's part and the part not explained, as one figure (mean, lower, upper, ...): what
+    is said when deprivation's effect is not identified (`Decomposition.not_identified`), in
+    children, or with `area` in percentage points of `comparison_draws`."""
+    parts = ["deprivation", "not_explained"]
+    if area is None:
+        both = d.draws.sel(measure=measure, component=parts)
+    else:
+        both = d.comparison_draws.sel(measure=measure, area=area, component=parts)
+    return summarise_draws(both.sum("component"), ci_prob=d.ci_prob).iloc[0]
 
 
 def _row(table: pd.DataFrame, **where) -> pd.Series:
@@ -885,37 +890,27 @@ def summary_findings(decomposition: Decomposition) -> list[Finding]:
             )
         if m in d.not_identified:
             # deprivation's part is the prior's guess, and so is the remainder it leaves: say them as one
-            rest = _summary_of(d.draws.sel(measure=m, component=["deprivation", "not_explained"]).sum("component"), d)
             sentence = (
                 f"{when} the modelled {_NOUNS.get(m, m).removeprefix('the ')} in {d.la_name} "
-                f"{_direction(total)}.{published} {' and '.join(parts)}; {_est(rest)} is not explained by "
-                "population or UASC, and the data cannot tell how much of that is deprivation (its effect is not "
-                "identified). That part includes deprivation, policy and practice, and any demand the model does "
-                "not measure: it is not proof of a practice effect."
+                f"{_direction(total)}.{published} {' and '.join(parts)}; {_est(unexplained_with_deprivation(d, m))} "
+                "is not explained by population or UASC, and the data cannot tell how much of that is deprivation "
+                "(its effect is not identified). That part includes deprivation, policy and practice, and any demand "
+                "the model does not measure: it is not proof of a practice effect."
             )
-            findings.append(
-                Finding(
-                    title=f"What changed: {MEASURE_LABELS.get(m, m).lower()}, {d.from_year} to {d.to_year}",
-                    sentence=sentence,
-                    table=t,
-                    ci_prob=d.ci_prob,
-                    caveats=d.caveats,
-                )
+        else:
+            parts.append(f"the change in deprivation for {_est(_row(t, component='deprivation'))}")
+            resid = _row(t, component="not_explained")
+            nat = _row(t, component="supply_national")
+            loc = _row(t, component="supply_local")
+            sentence = (
+                f"{when} the modelled {_NOUNS.get(m, m).removeprefix('the ')} in {d.la_name} "
+                f"{_direction(total)}.{published} "
+                f"{', '.join(parts[:-1])} and {parts[-1]}; {_est(resid)} is not explained by the measured "
+                f"demand factors (population, UASC, deprivation). Of that, {_est(nat)} follows the common "
+                f"path of the comparison authorities and {_est(loc)} is {d.la_name}'s own trend relative "
+                f"to them. The unexplained part includes policy and practice but also any demand the model "
+                f"does not measure: it is not proof of a practice effect."
             )
-            continue
-        parts.append(f"the change in deprivation for {_est(_row(t, component='deprivation'))}")
-        resid = _row(t, component="not_explained")
-        nat = _row(t, component="supply_national")
-        loc = _row(t, component="supply_local")
-        sentence = (
-            f"{when} the modelled {_NOUNS.get(m, m).removeprefix('the ')} in {d.la_name} "
-            f"{_direction(total)}.{published} "
-            f"{', '.join(parts[:-1])} and {parts[-1]}; {_est(resid)} is not explained by the measured "
-            f"demand factors (population, UASC, deprivation). Of that, {_est(nat)} follows the common "
-            f"path of the comparison authorities and {_est(loc)} is {d.la_name}'s own trend relative "
-            f"to them. The unexplained part includes policy and practice but also any demand the model "
-            f"does not measure: it is not proof of a practice effect."
-        )
         findings.append(
             Finding(
                 title=f"What changed: {MEASURE_LABELS.get(m, m).lower()}, {d.from_year} to {d.to_year}",
@@ -960,12 +955,10 @@ def summary_findings(decomposition: Decomposition) -> list[Finding]:
         if m == "looked_after":
             demand.append(f"UASC {_points(g['uasc']['mean'])}")
         if m in d.not_identified:
-            gap = d.comparison_draws.sel(
-                measure=m, area="target_minus_neighbours", component=["deprivation", "not_explained"]
-            ).sum("component")
+            gap = unexplained_with_deprivation(d, m, area="target_minus_neighbours")
             text += (
                 f" The gap to the comparison authorities is {_est(g['total'], _points)} percentage points "
-                f"(population and UASC, in points: {', '.join(demand)}); {_est(_summary_of(gap, d), _points)} "
+                f"(population and UASC, in points: {', '.join(demand)}); {_est(gap, _points)} "
                 "points of the gap are not explained by population or UASC, and the data cannot tell how much of "
                 "that is deprivation (not identified); it is not proof of a practice effect."
             )

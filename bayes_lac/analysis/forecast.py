@@ -774,9 +774,7 @@ def plot_forecast(
         ax.plot(
             t["year"],
             t["median"],
-            color=style["color"],
-            linestyle=style["linestyle"],
-            marker=style["marker"],
+            **style,
             markersize=3,
             label=f"{s} (median)",
         )

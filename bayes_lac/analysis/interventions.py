@@ -1248,7 +1248,7 @@ def rebase_intervention(
     PanelError
         The panel has no unit cost for the authority at all (`unit_cost_history`).
     """
-    from bayes_lac.analysis.costs import WEEKS_PER_YEAR, latest_unit_cost_year, unit_cost_history
+    from bayes_lac.analysis.costs import WEEKS_PER_YEAR, unit_cost_history
     from bayes_lac.data.prices import price_index
 
     if spec.price_year is None:
@@ -1257,7 +1257,7 @@ def rebase_intervention(
             "(add e.g. price_year = 2017 for figures in 2016-17 prices)"
         )
     history = unit_cost_history(panel, la_code)
-    year = latest_unit_cost_year(panel, la_code) if year is None else int(year)
+    year = int(history["year"].max()) if year is None else int(year)
     row = history[history["year"] == year]
     if row.empty:
         have = ", ".join(str(y) for y in history["year"])

@@ -18,11 +18,12 @@ import numpy as np
 import pandas as pd
 
 from bayes_lac.analysis import costs as cmod
+from bayes_lac.analysis import decompose as dec
 from bayes_lac.analysis import forecast as fmod
 from bayes_lac.analysis.interventions import break_even_words
 from bayes_lac.config import CI_PROB, MEASURE_LABELS
 from bayes_lac.report.formats import KINDS, likely_range
-from bayes_lac.summaries import format_chance, format_financial_year, summarise_draws
+from bayes_lac.summaries import format_chance, format_financial_year
 
 #: Two rates closer than this (per 10,000 children aged 0-17) are "level with" each other: the
 #: published rates are given to one decimal place and a board reads a gap under 1 as none.
@@ -352,17 +353,16 @@ def _why_sentence(decomposition, lead: str) -> str:
     total = _component(decomposition, "total")
     parts = []
     for comp, words in (("population", "the number of children"), ("uasc", "UASC"), ("deprivation", "deprivation")):
-        value = float(_component(decomposition, comp)["mean"])
         if comp == "deprivation" and "looked_after" in decomposition.not_identified:
             continue  # not separable from the remainder; said with it below
+        value = float(_component(decomposition, comp)["mean"])
         if round(value) != 0:
             parts.append(f"{KINDS['change'].text(value)} from {words}")
     rest = _component(decomposition, "not_explained")
     unexplained = "not explained by measured demand"
     if "looked_after" in decomposition.not_identified:
         # deprivation's part is the prior's guess: with the remainder it is one figure
-        both = decomposition.draws.sel(measure="looked_after", component=["deprivation", "not_explained"])
-        rest = summarise_draws(both.sum("component"), ci_prob=decomposition.ci_prob).iloc[0]
+        rest = dec.unexplained_with_deprivation(decomposition, "looked_after")
         unexplained = "not explained by population or UASC (how much of it is deprivation, the data cannot tell)"
     change = float(total["mean"])
     direction = "rose" if change > 0 else "fell"

@@ -1301,7 +1301,7 @@ def _forecast_section(inputs: ReportInputs) -> tuple[Section, Section, fmod.Fore
     stale = shipped is not None and bool(
         bmod.check_shipped_backtest(BACKTEST_FILE.parent, BACKTEST_FILE.name[: -len(".csv.gz")])
     )
-    sec.paragraph(checked_words(measures, checked, base, stale))
+    sec.paragraph(checked_words(measures, checked, stale))
     sec.heading("Assumptions")
     for assumption in fc.assumptions:
         sec.paragraph(assumption)
@@ -1698,11 +1698,12 @@ def _intervention_section(inputs: ReportInputs) -> tuple[Section, list]:
         "the assumptions we added to the sources' figures, and the evidence, are listed under each finding."
     )
     try:
-        year = cmod.latest_unit_cost_year(inputs.panel, inputs.la, until=run_info(inputs.results).last_year)
-    except PanelError:
+        history = cmod.unit_cost_history(inputs.panel, inputs.la).set_index("year")["weekly_cost_per_child"]
+        year = int(history[history.index <= run_info(inputs.results).last_year].index.max())
+    except (PanelError, ValueError):
         year = None
     if year is not None:
-        weekly = cmod.unit_cost_history(inputs.panel, inputs.la).set_index("year").at[year, "weekly_cost_per_child"]
+        weekly = history.at[year]
         sec.paragraph(
             f"The services are priced in cash prices of {format_financial_year(year)}, not their sources' years: "
             "each service's cost is moved from its source's prices with the GDP deflator, a child kept out of care "
@@ -2028,7 +2029,7 @@ def _shipped_backtest() -> pd.DataFrame | None:
     return _BACKTEST_READ[key]
 
 
-def checked_words(measures: Sequence[str], checked: dict[str, int] | None, base_year: int, stale: bool) -> str:
+def checked_words(measures: Sequence[str], checked: dict[str, int] | None, stale: bool) -> str:
     """How far ahead the package's backtest checked forecasts of each of `measures` (`checked`:
     years ahead per measure, as `bmod.checked_horizons` gives; None: no backtest is shipped), in
     words for the forecast section; the years beyond are shaded on the trend scenario's charts."""
@@ -2068,14 +2069,14 @@ def checked_words(measures: Sequence[str], checked: dict[str, int] | None, base_
 
 
 def _backtest_blocks(sec: Section) -> None:
-    if not BACKTEST_FILE.is_file():
+    table = _shipped_backtest()
+    if table is None:
         sec.notice(
             "Backtest: not yet run. `bayes-lac backtest --out models/backtest/backtest_full.csv.gz` forecasts "
             "from past years and scores the intervals against what happened; its coverage appears "
             "here when that file exists."
         )
         return
-    table = _shipped_backtest()
     sec.paragraph(
         f"Forecasts made from past years ({bundled_name(BACKTEST_FILE)}) scored against "
         "the published counts: the share of outcomes inside each credible interval. A calibrated "

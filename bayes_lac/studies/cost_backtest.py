@@ -236,8 +236,9 @@ def unit_cost_backtest(
     horizons = sorted(int(h) for h in horizons)
     outcomes = unit_cost_data(panel).table.set_index(["la_code", "year"])["unit_cost_gbp_per_child_year"]
     rows, fits = [], {}
-    bar = _progress(origins, progress)
-    for origin in bar:
+    from tqdm.auto import tqdm
+
+    for origin in tqdm(origins, desc="unit-cost backtest origins", unit="origin", disable=not progress):
         origin = int(origin)
         data = unit_cost_data(panel, until=origin)
         if len(data.years) < 4:
@@ -309,14 +310,6 @@ def unit_cost_backtest(
     table = pd.DataFrame(rows)
     table.attrs["fits"] = fits
     return table
-
-
-def _progress(items, show: bool):
-    if not show:
-        return items
-    from tqdm.auto import tqdm
-
-    return tqdm(items, desc="unit-cost backtest origins", unit="origin")
 
 
 def unit_cost_backtest_summary(table: pd.DataFrame, reference: str = "pooled", seed: int = 0) -> pd.DataFrame:
@@ -443,7 +436,10 @@ class SpendForecaster:
             )
         origin = int(origin)
         horizons = [int(h) for h in horizons]
-        key = (self.counts.signature(), origin, tuple(horizons), tuple(las), int(seed), len(panel))
+        from bayes_lac.studies.backtest import panel_hash
+
+        digest = panel_hash(panel)
+        key = (self.counts.signature(), origin, tuple(horizons), tuple(las), int(seed), digest)
         children = _shared(
             ("counts", *key),
             lambda: self.counts(panel, origin, horizons, ["looked_after"], las=las, quantity="count", seed=seed),
@@ -454,7 +450,7 @@ class SpendForecaster:
         converged = bool(children.attrs.get("converged", True))
         if self.unit_cost == "model":
             fit = _shared(
-                ("unit_cost", origin, len(panel), int(seed)),
+                ("unit_cost", origin, digest, int(seed)),
                 lambda: fit_unit_cost(unit_cost_data(panel, until=origin), seed=int(seed) + origin),
             )
             if not fit.converged:
