@@ -1,7 +1,9 @@
 """Leave-future-out check of the latent-state model (bayes_lac.model.latent) against pooled growth.
 
-Usage: python bench/bench_latent_lfo.py ORIGINS [DRAWS [PRIORS]]   e.g. 2016,2018,2020,2022 400
-PRIORS: JSON overrides of bayes_lac.model.latent.LATENT_PRIORS, e.g. '{"damping": [2, 6]}'.
+Usage: python bench/bench_latent_lfo.py ORIGINS [DRAWS [PRIORS [TREND_MEASURES [UASC]]]]   e.g. 2016,2018,2020,2022 400
+PRIORS: JSON overrides of bayes_lac.model.latent.LATENT_PRIORS, e.g. '{"damping": [2, 6]}' ('' for none).
+TREND_MEASURES: the measures whose authorities have a local trend, e.g. children_in_need,child_protection
+(default every measure). UASC: "hold" (default: the count at the origin) or "pooled", how future UASC are drawn.
 
 Fits the national latent-state model once per origin on data up to the origin (one compiled
 model for every origin), forecasts every authority 1-5 (and 8) years ahead and scores it with
@@ -28,9 +30,18 @@ panel = load_panel()
 lf = LatentForecaster(
     draws=int(sys.argv[2]) if len(sys.argv) > 2 else 500,
     tune=int(sys.argv[2]) if len(sys.argv) > 2 else 500,
-    priors=json.loads(sys.argv[3]) if len(sys.argv) > 3 else None,
+    priors=json.loads(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[3] else None,
+    trend_measures=tuple(sys.argv[4].split(",")) if len(sys.argv) > 4 and sys.argv[4] else None,
+    uasc=sys.argv[5] if len(sys.argv) > 5 else "hold",
 )
-print("priors:", lf.priors or "LATENT_PRIORS")
+print(
+    "priors:",
+    lf.priors or "LATENT_PRIORS",
+    "| local trend in:",
+    lf.trend_measures or "every measure",
+    "| UASC:",
+    lf.uasc,
+)
 t0 = time.time()
 res = backtest(
     panel,

@@ -48,12 +48,16 @@ class LatentForecaster:
     n_draws: int = 1000
     #: overrides of bayes_lac.model.latent.LATENT_PRIORS (a design under evaluation)
     priors: dict | None = None
+    #: measures with a local trend (None: all)
+    trend_measures: tuple | None = None
+    #: future UASC: "hold" (the count at the origin; measured better, models/README.md) or
+    #: "pooled" (pooled empirical h-year changes of each authority's UASC count)
+    uasc: str = "hold"
     timings: dict = field(default_factory=dict)
     diagnostics: dict = field(default_factory=dict)
     _compiled: object = None
 
     def __call__(self, panel, origin, horizons, measures, *, las, quantity="count", seed=0):
-        import arviz as az
         import nutpie
 
         t0 = time.time()
@@ -66,7 +70,7 @@ class LatentForecaster:
             self._compiled = {}
         if key not in self._compiled:
             self._compiled[key] = nutpie.compile_pymc_model(
-                L.build_latent_model(data, priors=self.priors, until=int(origin))
+                L.build_latent_model(data, priors=self.priors, until=int(origin), trend_measures=self.trend_measures)
             )
         compiled = self._compiled[key]
         c = compiled.with_data(
@@ -88,12 +92,16 @@ class LatentForecaster:
         )
         t2 = time.time()
         post = tr.posterior if hasattr(tr, "posterior") else tr["posterior"]
-        names = [v for v in L.HYPER]
-        summ = az.summary(tr, var_names=names + ["national_z"], round_to="none")
+        from bayes_lac.model import diagnostics as D
+
+        sampled = [v for v in post.data_vars if v not in ("national", "trend_sd", "trend_start_sd")]
+        stats = [
+            D._convergence_statistics(D._scalars_first(post[v].transpose("chain", "draw", ...).values)) for v in sampled
+        ]
         self.diagnostics[int(origin)] = {
-            "rhat_max": float(summ["r_hat"].max()),
-            "ess_bulk_min": float(summ["ess_bulk"].min()),
-            "ess_tail_min": float(summ["ess_tail"].min()),
+            "rhat_max": float(max(np.nanmax(r) for r, _, _ in stats)),
+            "ess_bulk_min": float(min(np.nanmin(b) for _, b, _ in stats)),
+            "ess_tail_min": float(min(np.nanmin(t) for _, _, t in stats)),
             "divergences": int(np.asarray(tr.sample_stats["diverging"]).sum()),
         }
         rng = np.random.default_rng([int(seed), int(origin), 7])
@@ -130,7 +138,9 @@ class LatentForecaster:
             mk = cut.measures.index(m)
             for kh, h in enumerate(horizons):
                 c_h = counts[:, mk, :, int(h) - 1]
-                if m == "looked_after":
+                if m == "looked_after" and self.uasc == "hold":
+                    c_h = c_h + np.nan_to_num(cut.uasc[:, -1])[None, :]
+                elif m == "looked_after":
                     pool = PooledGrowth.changes(
                         uasc_wide.reindex(columns=range(2010, int(origin) + 1)), int(origin), int(h)
                     )

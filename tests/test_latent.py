@@ -146,3 +146,43 @@ def test_the_models_log_density_and_gradient_are_finite(tmp_path):
     with python_evaluation() as mode:
         assert np.isfinite(model.compile_logp(mode=mode)(point))
         assert np.all(np.isfinite(model.compile_dlogp(mode=mode)(point)))
+
+
+def test_a_series_without_local_trend_is_a_random_walk_level():
+    """Zero trend variances (a measure left out of `trend_measures`): the filter's likelihood is
+    that of a random-walk level (covariance start + level_var * min(s, t) + observation noise)."""
+    rng = np.random.default_rng(5)
+    params, obs_var, observed, resid = random_series(rng)
+    no_trend = dict(params, trend_start_var=0.0 * params["trend_start_var"], trend_var=0.0 * params["trend_var"])
+    t = np.arange(N_T)
+    want = []
+    for i in range(resid.shape[0]):
+        cov = params["level_start_var"][i] + params["level_var"][i] * np.minimum.outer(t, t) + np.diag(obs_var[i])
+        keep = observed[i]
+        want.append(stats.multivariate_normal(np.zeros(keep.sum()), cov[np.ix_(keep, keep)]).logpdf(resid[i, keep]))
+    got = L.kalman_loglik(resid, obs_var, observed, **no_trend)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
+    # and it differs from the same series with their trends
+    assert not np.allclose(L.kalman_loglik(resid, obs_var, observed, **params), want)
+
+
+@pytest.mark.slow  # compiles or samples a model: not in the fast tier
+def test_trend_measures_give_the_other_measures_no_local_trend():
+    from bayes_lac.model.data import prepare_data
+    from bayes_lac.model.simulate import simulate_panel
+
+    panel, _ = simulate_panel(n_la=5, years=(2013, 2020), seed=3)
+    code = panel.loc[panel.la_code.str.startswith("E0"), "la_code"].iloc[0]
+    data = prepare_data(panel, code, neighbours="all")
+    others = tuple(m for m in data.measures if m != "looked_after")
+    model = L.build_latent_model(data, trend_measures=others)
+    import pymc as pm
+
+    point = model.initial_point()
+    sds = pm.draw([model["trend_sd"], model["trend_start_sd"]], random_seed=1)
+    k = list(data.measures).index("looked_after")
+    for sd in sds:
+        assert sd[k] == 0.0
+        assert all(sd[j] > 0 for j in range(len(data.measures)) if j != k)
+    with python_evaluation() as mode:
+        assert np.all(np.isfinite(model.compile_dlogp(mode=mode)(point)))

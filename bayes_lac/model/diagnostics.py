@@ -53,7 +53,11 @@ MIN_BFMI = 0.3
 DERIVED_VARIABLES: frozenset[str] = frozenset(
     {"la_intercept", "la_trend", "year_effect", "year_step", "dispersion", "la_intercept_corr", "la_trend_corr"}
 )
-#: Quantiles whose indicators give the tail effective sample size.
+#: Quantiles whose indicators give the tail effective sample size: 5 % and 95 %, the definition
+#: of Vehtari et al. (2021) as the Stan team's posterior package computes it. ArviZ 1's
+#: ``ess(method="tail")``, ``summary`` and ``diagnose`` default to its ``stats.ci_prob`` (0.89),
+#: i.e. the 11 % and 89 % quantiles, a different quantity: a cross-check against ArviZ must pass
+#: ``prob=(0.05, 0.95)``.
 TAIL_QUANTILES: tuple[float, float] = (0.05, 0.95)
 
 
@@ -335,7 +339,10 @@ def max_rhat_min_bulk_ess(posterior: xr.Dataset, names) -> tuple[float, float]:
 
 def ess_tail(x) -> np.ndarray:
     """Tail effective sample size of (chain, draw, ...) draws: the smaller ESS of the indicators
-    of the 5 % and 95 % quantiles (`TAIL_QUANTILES`) on split chains, one per scalar (flattened)."""
+    of the 5 % and 95 % quantiles (`TAIL_QUANTILES`) on split chains, one per scalar (flattened).
+
+    Equal to ArviZ 1's ``ess(..., method="tail", prob=(0.05, 0.95))``; ArviZ's default quantiles
+    differ (see `TAIL_QUANTILES`)."""
     return _convergence_statistics(_scalars_first(x))[2]
 
 

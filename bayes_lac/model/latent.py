@@ -118,7 +118,11 @@ LATENT_PRIORS: dict = {
 
 
 def build_latent_model(
-    data: ModelData, priors: dict | None = None, use_scan: bool = True, until: int | None = None
+    data: ModelData,
+    priors: dict | None = None,
+    use_scan: bool = True,
+    until: int | None = None,
+    trend_measures: tuple[str, ...] | None = None,
 ) -> pm.Model:
     """The PyMC model with the authority states integrated out (see the module docstring).
 
@@ -126,6 +130,9 @@ def build_latent_model(
     the same grid with fewer years (`series_arrays` with ``until``) without compiling again.
     `priors` overrides entries of `LATENT_PRIORS` (designs under evaluation, e.g. a damping
     prior that pulls local trends back faster); an unknown name is a ValueError.
+    `trend_measures` names the measures whose authorities have a local trend (default all);
+    in the others each authority's level is a random walk around the national path (its trend
+    sds are 0: ``trend_sd`` and ``trend_start_sd`` are then the raw parameters times 0).
     """
     unknown = sorted(set(priors or {}) - set(LATENT_PRIORS))
     if unknown:
@@ -152,9 +159,16 @@ def build_latent_model(
         within = pm.Data("dep_within", arrays["dep_within"], dims=("la", "year"), shape=(n_la, n_t))
         intercept = pm.Normal("intercept", *p["intercept"], dims="measure")
         level_start_sd = pm.HalfNormal("level_start_sd", p["level_start_sd"], dims="measure")
-        trend_start_sd = pm.HalfNormal("trend_start_sd", p["trend_start_sd"], dims="measure")
         level_sd = pm.HalfNormal("level_sd", p["level_sd"], dims="measure")
-        trend_sd = pm.HalfNormal("trend_sd", p["trend_sd"], dims="measure")
+        if trend_measures is None or set(trend_measures) >= set(data.measures):
+            trend_start_sd = pm.HalfNormal("trend_start_sd", p["trend_start_sd"], dims="measure")
+            trend_sd = pm.HalfNormal("trend_sd", p["trend_sd"], dims="measure")
+        else:
+            has_trend = np.array([m in trend_measures for m in data.measures], float)
+            raw_start = pm.HalfNormal("trend_start_sd_raw", p["trend_start_sd"], dims="measure")
+            raw_sd = pm.HalfNormal("trend_sd_raw", p["trend_sd"], dims="measure")
+            trend_start_sd = pm.Deterministic("trend_start_sd", raw_start * has_trend, dims="measure")
+            trend_sd = pm.Deterministic("trend_sd", raw_sd * has_trend, dims="measure")
         damping = pm.Beta("damping", *p["damping"], dims="measure")
         noise = pm.HalfNormal("noise", p["noise"], dims="measure")
         dep_between = pm.Normal("deprivation_between", *p["deprivation_between"], dims="measure")
