@@ -183,3 +183,29 @@ def test_a_spend_forecast_refuses_an_unconverged_unit_cost_fit(monkeypatch):
     panel = _growing_panel(years=range(2013, 2020))
     with pytest.raises(UnconvergedFitError, match="unit-cost fit at origin 2019: R-hat 1.040"):
         cb.SpendForecaster(_Children())(panel, 2019, [1], ["looked_after"], las=["E06000000"], quantity="spend")
+
+
+class _SlowChildren(_Children):
+    """`_Children` whose fit takes a measurable time (and says so, as the model forecaster does)."""
+
+    def __call__(self, *args, **kwargs):
+        import time
+
+        start = time.perf_counter()
+        time.sleep(0.2)
+        out = super().__call__(*args, **kwargs)
+        out.attrs["fit_seconds"] = time.perf_counter() - start
+        return out
+
+
+def test_spend_forecasters_sharing_a_count_fit_count_its_time_once(monkeypatch):
+    from bayes_lac.studies import cost_backtest as cb
+
+    monkeypatch.setattr(cb, "_SHARED", {})
+    panel = _growing_panel(years=range(2013, 2020))
+    counts = _SlowChildren()
+    args = (panel, 2019, [1], ["looked_after"])
+    first = cb.SpendForecaster(counts, unit_cost="flat")(*args, las=["E06000000"], quantity="spend")
+    again = cb.SpendForecaster(counts, unit_cost="trend")(*args, las=["E06000000"], quantity="spend")
+    assert first.attrs["fit_seconds"] >= 0.2  # the fit was made here
+    assert again.attrs["fit_seconds"] < 0.1  # and reused here: no fitting time a second time
