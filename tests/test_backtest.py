@@ -244,12 +244,6 @@ def test_a_backtest_of_another_model_version_or_configuration_is_stale():
     assert B.ModelForecaster(priors="weak").config_hash() != current["model_config_hash"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="models/backtest/ still holds the v0.2 backtest, made before backtest v2 and without a "
-    "manifest; it must be regenerated with `bayes-lac backtest --out models/backtest/backtest_full.csv.gz` "
-    "(issue #12). strict: once regenerated this passes and the marker must go.",
-)
 def test_the_shipped_backtest_was_made_by_the_packages_model():
     reasons = B.check_shipped_backtest()
     assert not reasons, "models/backtest is stale: " + "; ".join(reasons)
@@ -414,3 +408,36 @@ def test_checked_horizons_are_the_unbroken_run_of_scored_horizons():
     # horizon 4 was never scored, so 5 does not count; children in need lacks horizon 1
     assert B.checked_horizons(table) == {"looked_after": 3}
     assert B.checked_horizons(table, method="pooled_growth") == {"child_protection": 1}
+
+
+def test_against_pooled_puts_the_model_beside_pooled_growth_on_the_same_cells(small_panel):
+    """The ratio is the model's summed CRPS over pooled growth's on the cells both scored: an origin
+    whose model fit failed leaves the comparison (pooled growth's cells there are not counted)."""
+    from bayes_lac.report.board import backtest_against_pooled
+
+    result = B.backtest(
+        small_panel,
+        [PooledGrowth(n_draws=200), Oracle(name=B.MODEL_METHOD, fail_at=(2016,))],
+        origins=[2015, 2016, 2017],
+        measures=["looked_after"],
+        horizons=[1],
+        progress=False,
+    )
+    rows = B.against_pooled(result.table, n_boot=200)
+    model = result.table[(result.table["method"] == B.MODEL_METHOD) & result.table["crps"].notna()]
+    pooled = result.table[(result.table["method"] == "pooled_growth") & result.table["crps"].notna()]
+    assert set(model["origin"]) == {2015, 2017} and set(pooled["origin"]) == {2015, 2016, 2017}
+    want = model["crps"].sum() / pooled.loc[pooled["origin"] != 2016, "crps"].sum()
+    assert rows["crps_ratio"].item() == pytest.approx(want)
+    assert rows["lower"].item() <= want <= rows["upper"].item()
+    assert rows["n_scored"].item() == 6 * 2  # six authorities at the two origins the model scored
+    assert rows["coverage_90_pooled"].item() == pytest.approx(
+        B.summarise_backtest(result.table).set_index("method").loc["pooled_growth", "coverage_90"]
+    )
+    words = backtest_against_pooled(result.table)
+    assert list(words["Years ahead"]) == ["1"]
+    assert words["CRPS, model / pooled growth"].item() == (
+        f"{want:.2f} ({rows['lower'].item():.2f} to {rows['upper'].item():.2f})"
+    )
+    # no model rows: nothing to put beside pooled growth
+    assert B.against_pooled(result.table[result.table["method"] != B.MODEL_METHOD]).empty

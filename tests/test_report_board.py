@@ -201,6 +201,44 @@ def test_the_backtest_caption_names_what_was_pooled():
     assert "children looked after only" in caption and "2 authorities" in caption and "5 years" in caption
 
 
+def test_the_model_card_names_the_origins_whose_fit_failed(tmp_path, monkeypatch):
+    import json
+
+    shipped = tmp_path / "backtest_full.csv.gz"
+    monkeypatch.setattr(R, "BACKTEST_FILE", shipped)
+    assert R._failed_backtest_origins() == []  # no manifest: nothing to name
+    failed = [
+        {"origin": 2016, "method": "model"},
+        {"origin": 2014, "method": "model"},
+        {"origin": 2015, "method": "flows"},
+    ]
+    (tmp_path / "backtest_full_manifest.json").write_text(json.dumps({"origins_failed": failed}))
+    assert R._failed_backtest_origins() == [2014, 2016]  # the model's only, in order
+
+
+def test_a_backtest_whose_model_never_converged_is_said_so_not_tabled(monkeypatch):
+    baselines_only = pd.DataFrame(
+        {
+            "method": ["pooled_growth"] * 2,
+            "measure": ["looked_after"] * 2,
+            "la_code": ["A", "B"],
+            "origin": [2016, 2016],
+            "horizon": [1, 1],
+            "observed": [10.0, 20.0],
+            "lower_90": [8.0, 15.0],
+            "upper_90": [12.0, 25.0],
+            "crps": [1.0, 2.0],
+        }
+    )
+    monkeypatch.setattr(R, "_shipped_backtest", lambda: baselines_only)
+    monkeypatch.setattr(R, "_failed_backtest_origins", lambda: [2014, 2015])
+    sec = R.Section("model", "Model card")
+    R._backtest_blocks(sec)
+    notices = [b.text for b in sec.blocks if isinstance(b, R.Notice)]
+    assert any("failed its convergence checks at every origin (2014 and 2015)" in t for t in notices)
+    assert not any(isinstance(b, R.ReportTable) for b in sec.blocks)
+
+
 # ---------------------------------------------------------------------------------------------
 # 2. Plain words on the board pages
 # ---------------------------------------------------------------------------------------------
@@ -807,3 +845,10 @@ def test_checked_words_name_the_unchecked_measures():
     assert "checked 1 year ahead" in R.checked_words(["looked_after"], {"looked_after": 1}, stale=False)
     # no backtest shipped: said so, not "checked not at all"
     assert R.checked_words(["looked_after"], None, stale=False).startswith("No backtest is shipped")
+    # every measure checked as far: one phrase, not the same words three times
+    three = ["looked_after", "children_in_need", "child_protection"]
+    words = R.checked_words(three, dict.fromkeys(three, 5), stale=False)
+    assert "forecasts of all 3 measures were checked 1 to 5 years ahead" in words
+    assert words.count("checked") == 1
+    words = R.checked_words(three, {"looked_after": 5, "children_in_need": 4, "child_protection": 4}, stale=False)
+    assert "children looked after were checked 1 to 5" in words and "children in need were checked 1 to 4" in words

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import io
+import json
 import os
 import re
 import shutil
@@ -2044,7 +2045,10 @@ def checked_words(measures: Sequence[str], checked: dict[str, int] | None, stale
 
     done = [m for m in measures if checked.get(m)]
     not_done = [m for m in measures if not checked.get(m)]
-    parts = [f"forecasts of {_measure_label(m).lower()} were checked {ahead(checked[m])}" for m in done]
+    if len(done) > 1 and not not_done and len({checked[m] for m in done}) == 1:
+        parts = [f"forecasts of all {len(done)} measures were checked {ahead(checked[done[0]])}"]
+    else:
+        parts = [f"forecasts of {_measure_label(m).lower()} were checked {ahead(checked[m])}" for m in done]
     text = (
         "How far ahead forecasts of this kind have been tested against what happened (the trend scenario; the "
         "backtest forecast every authority from past years and compared the likely ranges with the counts "
@@ -2083,7 +2087,66 @@ def _backtest_blocks(sec: Section) -> None:
         "forecast puts about 90% of outcomes inside its 90% interval. The settings and fit diagnostics "
         "of the shipped backtest are in models/backtest/README.md."
     )
-    sec.table("backtest_coverage", backtest_caption(table), bmod.pooled_coverage(table))
+    coverage = bmod.pooled_coverage(table)
+    if coverage.dropna(subset=["coverage"]).empty:
+        sec.notice(
+            "The backtest holds no scored forecast of the model: its fit failed its convergence checks at every "
+            f"origin ({join_words([str(o) for o in _failed_backtest_origins()]) or 'none recorded'}), so the "
+            "model's likely ranges have not been tested against what happened. The baselines' scores are in "
+            "models/backtest/README.md."
+        )
+        return
+    order = {m: i for i, m in enumerate(MEASURES)}
+    coverage = coverage.sort_values("measure", key=lambda c: c.map(order), kind="stable").reset_index(drop=True)
+    sec.table("backtest_coverage", backtest_caption(table[table["method"] == bmod.MODEL_METHOD]), coverage)
+    failed = _failed_backtest_origins()
+    if failed:
+        sec.paragraph(
+            "In the backtest (every English authority fitted together, at a report's settings) the model's fit "
+            f"failed its convergence checks for the forecasts made in {join_words([str(o) for o in failed])}: "
+            "those were not scored, so the figures here come from the other years only."
+        )
+    against = backtest_against_pooled(table)
+    if not against.empty:
+        sec.table(
+            "backtest_against_pooled",
+            "Backtest: the model beside the strongest simple forecast (pooled growth: the authority's count times "
+            "the changes every authority saw over as many years before), on the same forecasts; a ratio of "
+            "accuracy (CRPS) below 1 means the model was more accurate",
+            against,
+            kinds={"Model: 90% interval held": "percent", "Pooled growth: 90% interval held": "percent"},
+        )
+
+
+def _failed_backtest_origins() -> list[int]:
+    """Origins at which the shipped backtest's model fit failed its gate (from its manifest)."""
+    manifest = BACKTEST_FILE.with_name(BACKTEST_FILE.name[: -len(".csv.gz")] + bmod.MANIFEST_SUFFIX)
+    if not manifest.is_file():
+        return []
+    records = json.loads(manifest.read_text()).get("origins_failed", [])
+    return sorted({int(r["origin"]) for r in records if r.get("method") == bmod.MODEL_METHOD})
+
+
+def backtest_against_pooled(table: pd.DataFrame) -> pd.DataFrame:
+    """The model card's table of the model against pooled growth (`bmod.against_pooled`), in words."""
+    rows = bmod.against_pooled(table)
+    if rows.empty:
+        return pd.DataFrame()
+    order = {m: i for i, m in enumerate(MEASURES)}
+    rows = rows.sort_values(["measure", "horizon"], key=lambda c: c.map(order) if c.name == "measure" else c)
+    return pd.DataFrame(
+        {
+            "Measure": [_measure_label(m) for m in rows["measure"]],
+            "Years ahead": rows["horizon"].astype(int).astype(str),
+            "Forecasts": rows["n_scored"].astype(int).map("{:,}".format),
+            "Model: 90% interval held": rows["coverage_90"],
+            "Pooled growth: 90% interval held": rows["coverage_90_pooled"],
+            "CRPS, model / pooled growth": [
+                f"{r.crps_ratio:.2f} ({r.lower:.2f} to {r.upper:.2f})" if pd.notna(r.lower) else f"{r.crps_ratio:.2f}"
+                for r in rows.itertuples()
+            ],
+        }
+    )
 
 
 def backtest_caption(table: pd.DataFrame) -> str:

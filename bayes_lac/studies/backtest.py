@@ -1313,6 +1313,33 @@ def target_finding(table: pd.DataFrame, measure: str = "looked_after", method: s
     return Finding(title=f"Backtest targets: {measure}", sentence=" ".join(parts), table=rows.reset_index(drop=True))
 
 
+def against_pooled(table: pd.DataFrame, method: str = MODEL_METHOD, n_boot: int = 1000) -> pd.DataFrame:
+    """`method` beside the pooled baseline, per measure and horizon: what a model card quotes.
+
+    Returns a DataFrame with ``measure, horizon, n_scored, origins`` (of `method`), ``coverage_90``
+    and ``pit_mean`` of both (``..._pooled`` for the baseline, on all its scored cells), and
+    ``crps_ratio``, ``lower``, ``upper``: `method`'s CRPS over the baseline's on the cells both
+    scored, with its bootstrap-over-origins interval (`crps_ratios`; below 1 `method` is better).
+    Empty if `method` scored nothing.
+    """
+    summary = summarise_backtest(table)
+    mine = summary[(summary["method"] == method) & (summary["n_scored"] > 0)]
+    columns = [
+        "measure", "horizon", "n_scored", "origins", "coverage_90", "pit_mean",
+        "coverage_90_pooled", "pit_mean_pooled", "crps_ratio", "lower", "upper",
+    ]  # fmt: skip
+    if mine.empty:
+        return pd.DataFrame(columns=columns)
+    pooled = summary[summary["method"] == CRPS_TARGET_BASELINE][["measure", "horizon", "coverage_90", "pit_mean"]]
+    ratios = crps_ratios(table, reference=method, n_boot=n_boot)
+    ratios = ratios[ratios["baseline"] == CRPS_TARGET_BASELINE][["measure", "horizon", "ratio", "lower", "upper"]]
+    out = mine[["measure", "horizon", "n_scored", "origins", "coverage_90", "pit_mean"]].merge(
+        pooled, on=["measure", "horizon"], how="left", suffixes=("", "_pooled")
+    )
+    out = out.merge(ratios.rename(columns={"ratio": "crps_ratio"}), on=["measure", "horizon"], how="left")
+    return out[columns].reset_index(drop=True)
+
+
 def select_measure(table: pd.DataFrame, measure: str) -> pd.DataFrame:
     return table[table["measure"] == measure]
 
