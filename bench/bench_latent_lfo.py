@@ -1,9 +1,11 @@
 """Leave-future-out check of the latent-state model (bayes_lac.model.latent) against pooled growth.
 
-Usage: python bench/bench_latent_lfo.py ORIGINS [DRAWS [PRIORS [TREND_MEASURES [UASC]]]]   e.g. 2016,2018,2020,2022 400
+Usage: python bench/bench_latent_lfo.py ORIGINS [DRAWS [PRIORS [TREND_MEASURES [UASC [NATIONAL [TARGET_ACCEPT]]]]]]   e.g. 2016,2018,2020,2022 400
 PRIORS: JSON overrides of bayes_lac.model.latent.LATENT_PRIORS, e.g. '{"damping": [2, 6]}' ('' for none).
 TREND_MEASURES: the measures whose authorities have a local trend, e.g. children_in_need,child_protection
 (default every measure). UASC: "hold" (default: the count at the origin) or "pooled", how future UASC are drawn.
+NATIONAL: "drift" (default) or "damped", the design of the national path.
+TARGET_ACCEPT: NUTS target acceptance (default 0.95; the runs of 30 November before it existed used nutpie's 0.8).
 
 Fits the national latent-state model once per origin on data up to the origin (one compiled
 model for every origin), forecasts every authority 1-5 (and 8) years ahead and scores it with
@@ -32,7 +34,9 @@ lf = LatentForecaster(
     tune=int(sys.argv[2]) if len(sys.argv) > 2 else 500,
     priors=json.loads(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[3] else None,
     trend_measures=tuple(sys.argv[4].split(",")) if len(sys.argv) > 4 and sys.argv[4] else None,
-    uasc=sys.argv[5] if len(sys.argv) > 5 else "hold",
+    uasc=sys.argv[5] if len(sys.argv) > 5 and sys.argv[5] else "hold",
+    national=sys.argv[6] if len(sys.argv) > 6 and sys.argv[6] else "drift",
+    target_accept=float(sys.argv[7]) if len(sys.argv) > 7 else 0.95,
 )
 print(
     "priors:",

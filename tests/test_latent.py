@@ -186,3 +186,93 @@ def test_trend_measures_give_the_other_measures_no_local_trend():
         assert all(sd[j] > 0 for j in range(len(data.measures)) if j != k)
     with python_evaluation() as mode:
         assert np.all(np.isfinite(model.compile_dlogp(mode=mode)(point)))
+
+
+@pytest.mark.slow  # compiles or samples a model: not in the fast tier
+def test_a_damped_national_paths_steps_are_an_ar1_around_the_drift():
+    import pymc as pm
+
+    from bayes_lac.model.data import prepare_data
+    from bayes_lac.model.simulate import simulate_panel
+
+    panel, _ = simulate_panel(n_la=4, years=(2012, 2019), seed=2)
+    code = panel.loc[panel.la_code.str.startswith("E0"), "la_code"].iloc[0]
+    data = prepare_data(panel, code, neighbours="all")
+    model = L.build_latent_model(data, national="damped")
+    names = ["national", "drift", "national_damping", "national_sd", "national_z"]
+    national, drift, phi, sd, z = pm.draw([model[n] for n in names], random_seed=7)
+    first = {m: int(np.argmax(np.isfinite(data.modelled_count[k]).any(axis=0))) for k, m in enumerate(data.measures)}
+    for k, m in enumerate(data.measures):
+        previous, path = drift[k], [0.0]
+        for t in range(1, len(data.year)):
+            if t <= first[m]:
+                path.append(0.0)
+                continue
+            step = drift[k] + phi[k] * (previous - drift[k]) + sd[k] * z[k, t]
+            path.append(path[-1] + step)
+            previous = step
+        np.testing.assert_allclose(national[k], path, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="national must be one of"):
+        L.build_latent_model(data, national="wiggly")
+
+
+def test_a_damped_national_forecast_returns_from_the_last_step_to_the_drift():
+    """No noise anywhere: the national part of the forecast moves by drift + phi**h (last step - drift)."""
+    from types import SimpleNamespace
+
+    n_draws, n_m, n_la, n_t = 3, 1, 2, 5
+    data = SimpleNamespace(
+        modelled_count=np.full((n_m, n_la, n_t), 50.0),
+        population_0_17=np.full((n_la, n_t), 10_000.0),
+        year=np.arange(2015, 2015 + n_t),
+        measures=("child_protection",),
+        deprivation=np.full((n_la, n_t), 15.0),
+        uasc_imputed=np.zeros((n_la, n_t), bool),
+    )
+    zero = np.zeros((n_draws, n_m))
+    national = np.tile(np.array([0.0, 0.01, 0.02, 0.05, 0.10]), (n_draws, n_m, 1))  # last step 0.05
+    draws = {
+        "intercept": zero + 3.0,
+        "deprivation_between": zero,
+        "deprivation_within": zero,
+        "level_sd": zero,
+        "trend_sd": zero,
+        "national_sd": zero,
+        "damping": zero + 0.5,
+        "drift": zero + 0.01,
+        "national_damping": zero + 0.6,
+        "national": national,
+    }
+    states = {"level": np.zeros((n_draws, n_m, n_la, n_t)), "trend": np.zeros((n_draws, n_m, n_la, n_t))}
+    out = L.forecast_log_rates(data, draws, states, 4, np.random.default_rng(0))
+    steps = 0.01 + 0.6 ** np.arange(1, 5) * (0.05 - 0.01)
+    np.testing.assert_allclose(out[0, 0, 0], 3.0 + 0.10 + np.cumsum(steps))
+    # the same draws without the damping: a random walk with the drift alone
+    plain = {k: v for k, v in draws.items() if k != "national_damping"}
+    out = L.forecast_log_rates(data, plain, states, 4, np.random.default_rng(0))
+    np.testing.assert_allclose(out[0, 0, 0], 3.0 + 0.10 + 0.01 * np.arange(1, 5))
+
+
+def test_the_latent_priors_come_from_their_file_with_sources(tmp_path):
+    from bayes_lac.errors import InputFileError
+
+    text = L.LATENT_PRIORS_FILE.read_text()
+    assert "Bennett et al. (2022)" in text and "95 % CI 2-8" in text  # the within-authority source
+    within = L.LATENT_PRIORS["deprivation_within"]
+    assert within[0]["looked_after"] == 0.17 and within[1]["looked_after"] == 0.10
+    means, sds = L._by_measure(within, ("looked_after", "child_protection"))
+    np.testing.assert_array_equal(means, [0.17, 0.0])
+    np.testing.assert_array_equal(sds, [0.10, 0.5])
+    assert L._by_measure(0.05, ("a", "b")).tolist() == [0.05, 0.05]
+    bad = tmp_path / "p.toml"
+    bad.write_text('[noise]\nfamily = "half_normal"\n')
+    with pytest.raises(InputFileError, match=r"p.toml \[noise\]: missing 'scale'"):
+        L.load_latent_priors(bad)
+    bad.write_text('[noise]\nfamily = "cauchy"\nscale = 1\n')
+    with pytest.raises(InputFileError, match=r"\[noise\]: family must be one of"):
+        L.load_latent_priors(bad)
+    bad.write_text('[drift]\nfamily = "normal"\nmean = "zero"\nsd = 1\n')
+    with pytest.raises(InputFileError, match=r"\[drift\] mean: expected a number"):
+        L.load_latent_priors(bad)
+    with pytest.raises(InputFileError, match="gives no value for child_protection"):
+        L._by_measure({"looked_after": 1.0}, ("looked_after", "child_protection"))

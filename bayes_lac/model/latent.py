@@ -35,6 +35,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
+from bayes_lac.config import MODELS_DIR
 from bayes_lac.model.data import ModelData
 
 #: Years per deprivation unit: deprivation (% of children in low-income families) enters per
@@ -97,24 +98,75 @@ def _state_loadings(n_years: int, damping):
     return g, k_level, k_trend
 
 
+#: Designs of the national path (`build_latent_model`).
+NATIONAL_PATHS: tuple[str, ...] = ("drift", "damped")
+
 DATA_NAMES = ("y", "count_var", "observed", "dep_between", "dep_within")
 
 
-#: The latent model's priors: (mean, sd) of normals, the scale of half-normals, (a, b) of the
-#: damping's beta. Log rates per 10,000 children; sds per year on the log scale.
-LATENT_PRIORS: dict = {
-    "intercept": (4.0, 1.5),
-    "level_start_sd": 1.0,
-    "trend_start_sd": 0.1,
-    "level_sd": 0.1,
-    "trend_sd": 0.05,
-    "damping": (6.0, 2.0),
-    "noise": 0.1,
-    "deprivation_between": (0.0, 0.5),
-    "deprivation_within": (0.0, 0.5),
-    "drift": (0.0, 0.05),
-    "national_sd": 0.05,
-}
+#: The latent model's prior file, with the source of every choice (models/latent_priors.toml).
+LATENT_PRIORS_FILE = MODELS_DIR / "latent_priors.toml"
+#: Parameters of each prior family, in the order the model takes them.
+_FAMILY_PARAMETERS = {"normal": ("mean", "sd"), "half_normal": ("scale",), "beta": ("alpha", "beta")}
+
+
+def load_latent_priors(path=None) -> dict:
+    """The latent model's priors from a TOML file (default `LATENT_PRIORS_FILE`).
+
+    Returns ``{name: value}`` with value ``(mean, sd)`` for a normal, ``scale`` for a
+    half-normal and ``(alpha, beta)`` for a beta; each number may be a dict by measure. A
+    missing or malformed entry is a `bayes_lac.errors.InputFileError` naming the file and entry.
+    """
+    import tomllib
+
+    from bayes_lac.errors import InputFileError as PriorError
+
+    path = LATENT_PRIORS_FILE if path is None else path
+    try:
+        raw = tomllib.loads(open(path, encoding="utf-8").read())
+    except OSError as err:
+        raise PriorError(f"cannot read the latent priors {path}: {err}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise PriorError(f"{path}: not valid TOML ({err})") from None
+    out = {}
+    for name, table in raw.items():
+        family = table.get("family") if isinstance(table, dict) else None
+        if family not in _FAMILY_PARAMETERS:
+            raise PriorError(f"{path} [{name}]: family must be one of {', '.join(_FAMILY_PARAMETERS)}; got {family!r}")
+        values = []
+        for key in _FAMILY_PARAMETERS[family]:
+            if key not in table:
+                raise PriorError(
+                    f"{path} [{name}]: missing {key!r} (a {family} prior needs {_FAMILY_PARAMETERS[family]})"
+                )
+            value = table[key]
+            numbers = value.values() if isinstance(value, dict) else [value]
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers):
+                raise PriorError(f"{path} [{name}] {key}: expected a number or a table of numbers by measure")
+            values.append(value)
+        out[name] = values[0] if family == "half_normal" else tuple(values)
+    return out
+
+
+#: The latent model's priors (`load_latent_priors` of the bundled file): (mean, sd) of
+#: normals, the scale of half-normals, (alpha, beta) of betas; log rates per 10,000 children,
+#: sds per year on the log scale, deprivation per 10 points.
+LATENT_PRIORS: dict = load_latent_priors()
+
+
+def _by_measure(value, measures: tuple[str, ...]):
+    """A prior's parameter(s) as arrays over `measures` (a number, a dict by measure, or a tuple
+    or list of those); a dict missing a measure is an InputFileError."""
+    from bayes_lac.errors import InputFileError as PriorError
+
+    if isinstance(value, (tuple, list)):
+        return tuple(_by_measure(v, measures) for v in value)
+    if isinstance(value, dict):
+        missing = [m for m in measures if m not in value]
+        if missing:
+            raise PriorError(f"latent prior {value} gives no value for {', '.join(missing)}")
+        return np.array([float(value[m]) for m in measures])
+    return np.full(len(measures), float(value))
 
 
 def build_latent_model(
@@ -123,6 +175,7 @@ def build_latent_model(
     use_scan: bool = True,
     until: int | None = None,
     trend_measures: tuple[str, ...] | None = None,
+    national: str = "drift",
 ) -> pm.Model:
     """The PyMC model with the authority states integrated out (see the module docstring).
 
@@ -133,11 +186,17 @@ def build_latent_model(
     `trend_measures` names the measures whose authorities have a local trend (default all);
     in the others each authority's level is a random walk around the national path (its trend
     sds are 0: ``trend_sd`` and ``trend_start_sd`` are then the raw parameters times 0).
+    `national` is ``"drift"`` (the national path a random walk with constant drift) or
+    ``"damped"`` (its yearly steps an AR(1) around the drift, with coefficient
+    ``national_damping``: a recent national rise or fall carries on for a while, then the path
+    returns to the long-run drift).
     """
+    if national not in NATIONAL_PATHS:
+        raise ValueError(f"national must be one of {', '.join(NATIONAL_PATHS)}; got {national!r}")
     unknown = sorted(set(priors or {}) - set(LATENT_PRIORS))
     if unknown:
         raise ValueError(f"unknown latent-model priors {', '.join(unknown)}; known: {', '.join(LATENT_PRIORS)}")
-    p = {**LATENT_PRIORS, **(priors or {})}
+    p = {name: _by_measure(value, tuple(data.measures)) for name, value in {**LATENT_PRIORS, **(priors or {})}.items()}
     arrays = series_arrays(data, until)
     n_m, n_la, n_t = data.modelled_count.shape
     full = series_arrays(data)["observed"]
@@ -176,7 +235,18 @@ def build_latent_model(
         drift = pm.Normal("drift", *p["drift"], dims="measure")
         national_sd = pm.HalfNormal("national_sd", p["national_sd"], dims="measure")
         national_z = pm.Normal("national_z", 0.0, 1.0, dims=("measure", "year"))
-        steps = (drift[:, None] + national_sd[:, None] * national_z) * step_mask
+        if national == "drift":
+            steps = (drift[:, None] + national_sd[:, None] * national_z) * step_mask
+        else:
+            phi_n = pm.Beta("national_damping", *p["national_damping"], dims="measure")
+            previous, columns = drift, []
+            for t in range(n_t):
+                step = drift + phi_n * (previous - drift) + national_sd * national_z[:, t]
+                # before a measure's second published year its step is 0 and the recursion waits
+                step = pt.where(step_mask[:, t] > 0, step, drift)
+                columns.append(step * step_mask[:, t])
+                previous = step
+            steps = pt.stack(columns, axis=1)
         national = pm.Deterministic("national", pt.cumsum(steps, axis=1), dims=("measure", "year"))
 
         mean = (
@@ -303,12 +373,16 @@ HYPER = (
 )
 
 
+#: Hyper-parameters of some designs only (`build_latent_model`'s options).
+OPTIONAL_HYPER = ("national_damping",)
+
+
 def posterior_draws(posterior, n_draws: int | None, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Flatten (chain, draw) and keep `n_draws` of them at random (all if None)."""
     out = {}
     total = posterior.sizes["chain"] * posterior.sizes["draw"]
     pick = np.sort(rng.choice(total, n_draws, replace=False)) if n_draws and n_draws < total else np.arange(total)
-    for name in (*HYPER, "national"):
+    for name in (*HYPER, *(n for n in OPTIONAL_HYPER if n in posterior), "national"):
         values = np.asarray(posterior[name].values)
         out[name] = values.reshape(total, *values.shape[2:])[pick]
     return out
@@ -393,14 +467,21 @@ def forecast_log_rates(
     """Latent log rates 1..`horizon` years after the last fitted year, per draw.
 
     Returns an array (draw, measure, la, horizon). The authority's state continues its damped
-    trend with fresh innovations; the national path continues its random walk with drift;
-    deprivation is held at its last value.
+    trend with fresh innovations; the national path continues its random walk with drift (with
+    ``national_damping`` among the draws: its steps continue their AR(1) around the drift from
+    the last year's step); deprivation is held at its last value.
     """
     arrays = series_arrays(data)
     n_d, n_m, n_la, _ = states["level"].shape
     level = states["level"][..., -1].copy()
     trend = states["trend"][..., -1].copy()
     national = draws["national"][:, :, -1].copy()[:, :, None]
+    drift = draws["drift"][:, :, None]
+    damped = "national_damping" in draws
+    if damped:
+        last = draws["national"]
+        step = (last[:, :, -1] - last[:, :, -2])[:, :, None] if last.shape[-1] > 1 else drift.copy()
+        phi_n = draws["national_damping"][:, :, None]
     phi = draws["damping"][:, :, None]
     out = np.zeros((n_d, n_m, n_la, horizon))
     fixed = (
@@ -411,11 +492,12 @@ def forecast_log_rates(
     for h in range(horizon):
         level = level + trend + draws["level_sd"][:, :, None] * rng.standard_normal(level.shape)
         trend = phi * trend + draws["trend_sd"][:, :, None] * rng.standard_normal(trend.shape)
-        national = (
-            national
-            + draws["drift"][:, :, None]
-            + draws["national_sd"][:, :, None] * rng.standard_normal(national.shape)
-        )
+        shock = draws["national_sd"][:, :, None] * rng.standard_normal(national.shape)
+        if damped:
+            step = drift + phi_n * (step - drift) + shock
+            national = national + step
+        else:
+            national = national + drift + shock
         out[..., h] = national + fixed + level
     return out
 

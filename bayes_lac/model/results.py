@@ -317,6 +317,12 @@ def run_info(results: xr.DataTree) -> RunInfo:
         diagnostics); the message names the attribute and what was expected.
     """
     attrs = results.attrs
+    if str(attrs.get("model", "")) == "latent":
+        raise RunFileError(
+            "this is a run of the latent-state model (bayes_lac.model.latent_fit), which is not yet the "
+            "package's default: the analyses and reports read the default model's runs only "
+            "(models/README.md); forecast from it with bayes_lac.model.latent_fit.latent_forecast"
+        )
     if "constant_data" not in results.children:
         raise RunFileError("the run has no constant_data group; is it a bayes_lac run?")
     const = results["constant_data"]

@@ -1,0 +1,387 @@
+"""Fitting the latent-state model (`bayes_lac.model.latent`) into a run, and forecasting from it.
+
+The latent-state model is not yet the package's default (models/README.md records what it has
+been measured to do and what it still lacks); the analyses and reports read the default model's
+runs only, and `bayes_lac.model.results.run_info` refuses a latent run with a message that says
+so. This module is what the leave-future-out check (``bench/bench_latent_lfo.py``) fits with,
+and the fit path the analyses will read once the model becomes the default.
+
+A latent run is an ``xarray.DataTree`` like the default's, with its own contract:
+
+``posterior``
+    the sampled hyper-parameters (`bayes_lac.model.latent.HYPER`), ``national_z`` and the
+    ``national`` path (measure, year); the authorities' states are not stored (they are drawn
+    from their exact conditional distribution when needed, `bayes_lac.model.latent.draw_states`,
+    which keeps the file small).
+``sample_stats``, ``constant_data``, ``observed_data``, ``reference``
+    as in a default run (`bayes_lac.model.results`), on the years up to the fit's last year.
+root attrs
+    ``model = "latent"``, ``run_format`` (`LATENT_RUN_FORMAT`), the data's attrs
+    (`bayes_lac.model.data.ModelData.attrs`), ``priors`` (JSON of the latent priors used),
+    ``trend_measures`` (JSON list), ``sampler`` (JSON), ``diagnostics`` and ``converged`` (the
+    same gate as the default model's, `bayes_lac.model.diagnostics.check_convergence`).
+
+`LatentFitter` keeps one compiled model per grid of authorities, measures and years: a refit
+on data up to an earlier year (a backtest origin) masks the later years and reuses it, so a
+backtest compiles once (the grid changes only when the set of authorities does).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayes_lac import __version__
+from bayes_lac.model import latent as L
+from bayes_lac.model.data import ModelData
+
+#: Format of a latent run; a run of another format is refused where latent runs are read.
+LATENT_RUN_FORMAT = "3"
+#: Value of the root attr ``model`` of a latent run.
+LATENT_MODEL = "latent"
+#: Default sampler settings of a latent fit.
+DEFAULT_DRAWS = 1000
+DEFAULT_TUNE = 1000
+DEFAULT_CHAINS = 4
+#: Target acceptance of NUTS's step-size adaptation (as the default model's fits use).
+DEFAULT_TARGET_ACCEPT = 0.95
+#: How future UASC enter a looked-after forecast: the count at the fit's last year, held.
+#: Measured against growing it by pooled changes: models/README.md ("What the looked-after
+#: forecasts lost on").
+UASC_PATHS: tuple[str, ...] = ("hold", "pooled")
+
+_DATA_FIELDS_BY_YEAR = ("population_0_17", "uasc", "uasc_imputed", "deprivation", "deprivation_imputed")
+
+
+def on_grid(data: ModelData, last_year: int) -> ModelData:
+    """`data` extended with empty years up to `last_year` (nothing observed in them)."""
+    years = np.arange(int(data.year[0]), int(last_year) + 1)
+    extra = len(years) - len(data.year)
+    if extra <= 0:
+        return data
+
+    def pad(a):
+        widths = [(0, 0)] * (a.ndim - 1) + [(0, extra)]
+        if a.dtype == bool:
+            return np.pad(a, widths, constant_values=False)
+        return np.pad(a.astype(float), widths, constant_values=np.nan)
+
+    fields = {name: pad(getattr(data, name)) for name in _DATA_FIELDS_BY_YEAR}
+    return replace(
+        data,
+        year=years,
+        modelled_count=pad(data.modelled_count),
+        reported_count=pad(data.reported_count),
+        **fields,
+    )
+
+
+def up_to(data: ModelData, until: int) -> ModelData:
+    """`data` cut after year `until` (the grid a fit on data up to `until` describes)."""
+    keep = data.year <= int(until)
+    if not keep.any():
+        raise ValueError(f"no year up to {until} in the data ({int(data.year[0])}-{int(data.year[-1])})")
+    fields = {name: getattr(data, name)[:, keep] for name in _DATA_FIELDS_BY_YEAR}
+    return replace(
+        data,
+        year=data.year[keep],
+        modelled_count=data.modelled_count[..., keep],
+        reported_count=data.reported_count[..., keep],
+        until_year=int(min(int(until), data.until_year)),
+        **fields,
+    )
+
+
+class LatentFitter:
+    """Fits the latent-state model, reusing one compiled model per grid.
+
+    Parameters
+    ----------
+    priors
+        Overrides of `bayes_lac.model.latent.LATENT_PRIORS`.
+    trend_measures
+        Measures whose authorities have a local trend (None: every measure).
+    national
+        Design of the national path, ``"drift"`` or ``"damped"`` (`bayes_lac.model.latent.build_latent_model`).
+    sampler
+        ``"nutpie"`` (default; the compiled model is reused across refits) or any NUTS
+        sampler ``pm.sample`` takes (``"pymc"``, ``"numpyro"``).
+    """
+
+    def __init__(
+        self,
+        priors: dict | None = None,
+        trend_measures: Sequence[str] | None = None,
+        national: str = "drift",
+        sampler: str = "nutpie",
+    ):
+        if national not in L.NATIONAL_PATHS:
+            raise ValueError(f"national must be one of {', '.join(L.NATIONAL_PATHS)}; got {national!r}")
+        self.priors = dict(priors or {})
+        self.trend_measures = tuple(trend_measures) if trend_measures is not None else None
+        self.national = national
+        self.sampler = sampler
+        self._models: dict = {}
+
+    def _key(self, data: ModelData) -> tuple:
+        return (tuple(data.la), tuple(data.measures), tuple(int(y) for y in data.year))
+
+    def _model(self, data: ModelData):
+        key = self._key(data)
+        if key not in self._models:
+            model = L.build_latent_model(
+                data, priors=self.priors, trend_measures=self.trend_measures, national=self.national
+            )
+            compiled = None
+            if self.sampler == "nutpie":
+                import nutpie
+
+                compiled = nutpie.compile_pymc_model(model)
+            self._models[key] = (model, compiled)
+        return self._models[key]
+
+    def fit(
+        self,
+        data: ModelData,
+        until: int | None = None,
+        *,
+        draws: int = DEFAULT_DRAWS,
+        tune: int = DEFAULT_TUNE,
+        chains: int = DEFAULT_CHAINS,
+        seed: int = 0,
+        target_accept: float = DEFAULT_TARGET_ACCEPT,
+        cores: int | None = None,
+        progressbar: bool = False,
+    ) -> xr.DataTree:
+        """Fit on `data`'s years up to `until` (all if None) and return the run.
+
+        `data` is the grid the compiled model is kept for: pass the same (e.g. every year of
+        the panel) at every origin of a backtest and only the mask changes.
+        """
+        import pymc as pm
+
+        until = int(data.year[-1]) if until is None else int(until)
+        arrays = L.series_arrays(data, until=until)
+        values = {
+            "y": arrays["y"],
+            "count_var": arrays["count_var"],
+            "observed": arrays["observed"].astype(float),
+            "dep_between": arrays["dep_between"],
+            "dep_within": arrays["dep_within"],
+        }
+        start = time.perf_counter()
+        model, compiled = self._model(data)
+        compile_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        if compiled is not None:
+            import nutpie
+
+            trace = nutpie.sample(
+                compiled.with_data(**values),
+                draws=draws,
+                tune=tune,
+                chains=chains,
+                cores=cores or min(chains, 2),
+                seed=int(seed),
+                target_accept=target_accept,
+                progress_bar=progressbar,
+            )
+        else:
+            with model:
+                pm.set_data(values)
+                trace = pm.sample(
+                    draws,
+                    tune=tune,
+                    chains=chains,
+                    cores=cores or 1,
+                    random_seed=int(seed),
+                    target_accept=target_accept,
+                    progressbar=progressbar,
+                    nuts_sampler=self.sampler,
+                    compute_convergence_checks=False,
+                )
+        sample_seconds = time.perf_counter() - start
+        sampler_info = {
+            "sampler": self.sampler,
+            "draws": draws,
+            "tune": tune,
+            "chains": chains,
+            "seed": int(seed),
+            "target_accept": target_accept,
+            "national": self.national,
+            "compile_seconds": round(compile_seconds, 1),
+            "sample_seconds": round(sample_seconds, 1),
+        }
+        return assemble_latent_run(
+            trace,
+            up_to(data, until),
+            priors=self.priors_used(),
+            sampler_info=sampler_info,
+            trend_measures=self.trend_measures,
+        )
+
+    def priors_used(self) -> dict:
+        """The latent priors in full (the defaults with this fitter's overrides)."""
+        return {**L.LATENT_PRIORS, **self.priors}
+
+
+def assemble_latent_run(
+    trace, data: ModelData, *, priors: dict, sampler_info: dict, trend_measures: Sequence[str] | None
+) -> xr.DataTree:
+    """A latent run (module docstring) from the sampler's output and the data it was fitted to."""
+    from bayes_lac.model.diagnostics import attach_diagnostics
+
+    post = trace["posterior"]
+    post = post.to_dataset() if isinstance(post, xr.DataTree) else post
+    named = (*L.HYPER, *L.OPTIONAL_HYPER, "national", "national_z")
+    keep = [v for v in post.data_vars if v in named or v.endswith("_raw")]
+    posterior = post[keep].sel(year=data.year)
+    stats = trace["sample_stats"]
+    stats = stats.to_dataset() if isinstance(stats, xr.DataTree) else stats
+    run = xr.DataTree.from_dict(
+        {
+            "posterior": posterior,
+            "sample_stats": stats[[v for v in ("diverging", "energy", "tree_depth") if v in stats]],
+            "constant_data": data.constant_data(),
+            "observed_data": data.observed_data(),
+            "reference": data.reference,
+        }
+    )
+    measures = list(data.measures)
+    run.attrs.update(
+        {
+            "bayes_lac_version": __version__,
+            "model": LATENT_MODEL,
+            "run_format": LATENT_RUN_FORMAT,
+            **data.attrs(),
+            "priors": json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in priors.items()}),
+            "trend_measures": json.dumps(list(trend_measures) if trend_measures is not None else measures),
+            "sampler": json.dumps(sampler_info),
+            "created_utc": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+    )
+    attach_diagnostics(run)
+    return run
+
+
+def is_latent_run(run: xr.DataTree) -> bool:
+    """Whether `run` is a latent-state model's run (attr ``model`` is ``"latent"``)."""
+    return str(run.attrs.get("model", "")) == LATENT_MODEL
+
+
+def data_of(run: xr.DataTree) -> ModelData:
+    """The `ModelData` a latent run was fitted to (from its groups and attrs)."""
+    from bayes_lac.errors import RunFileError
+
+    if not is_latent_run(run):
+        raise RunFileError("not a latent-state model's run (its attr 'model' is not 'latent')")
+    if str(run.attrs.get("run_format")) != LATENT_RUN_FORMAT:
+        raise RunFileError(
+            f"latent run of format {run.attrs.get('run_format')!r}; this bayes_lac reads format "
+            f"{LATENT_RUN_FORMAT}: refit it"
+        )
+    const = run["constant_data"].to_dataset()
+    obs = run["observed_data"].to_dataset()
+    attrs = run.attrs
+    return ModelData(
+        la=[str(c) for c in const["la"].values],
+        la_name=[str(n) for n in const["la_name"].values],
+        year=const["year"].values.astype(int),
+        measures=tuple(json.loads(attrs["measures"])),
+        population_0_17=const["population_0_17"].values.astype(float),
+        uasc=const["uasc"].values.astype(float),
+        uasc_imputed=const["uasc_imputed"].values.astype(bool),
+        deprivation=const["deprivation"].values.astype(float),
+        deprivation_imputed=const["deprivation_imputed"].values.astype(bool),
+        modelled_count=obs["modelled_count"].values.astype(float),
+        reported_count=obs["reported_count"].values.astype(float),
+        reference=run["reference"].to_dataset() if "reference" in run.children else xr.Dataset(),
+        reference_year=int(attrs["reference_year"]),
+        deprivation_centre=float(attrs["deprivation_centre"]),
+        target_la=str(attrs["target_la"]),
+        comparison=str(attrs["comparison"]),
+        neighbours=json.loads(attrs["neighbours"]),
+        until_year=int(attrs["until_year"]),
+        imputations=json.loads(attrs.get("imputations", "[]")),
+        panel_sha256=str(attrs.get("panel_sha256", "")),
+        data_vintage=str(attrs.get("data_vintage", "unknown")),
+        panel_name=str(attrs.get("panel_name", "")),
+    )
+
+
+def latent_forecast(
+    run: xr.DataTree,
+    horizon: int = 5,
+    n_draws: int = 1000,
+    seed: int = 0,
+    uasc: str = "hold",
+    uasc_history: pd.DataFrame | None = None,
+) -> xr.DataArray:
+    """Predictive counts of each measure 1..`horizon` years after the run's last year.
+
+    Draws `n_draws` posterior draws, each authority's states given them, and carries states,
+    national path and child population forward (`bayes_lac.model.latent.forecast_log_rates`;
+    the population by `bayes_lac.data.population.project_population`). Counts are the
+    likelihood's observation model around the forecast rate. Looked-after children add UASC:
+    ``"hold"`` keeps each authority's count at the run's last year; ``"pooled"`` grows it by
+    h-year changes resampled from `uasc_history` (authority x year UASC counts up to that
+    year), the design the leave-future-out check measured worse. Authorities with no count of
+    a measure have NaN.
+
+    Returns a DataArray (measure, la, horizon, draw) of the published measures' counts.
+    """
+    from bayes_lac.data.population import project_population
+    from bayes_lac.studies.baselines import PooledGrowth
+
+    if uasc not in UASC_PATHS:
+        raise ValueError(f"uasc must be one of {', '.join(UASC_PATHS)}; got {uasc!r}")
+    if uasc == "pooled" and uasc_history is None:
+        raise ValueError("uasc='pooled' needs uasc_history (authority x year UASC counts)")
+    data = data_of(run)
+    rng = np.random.default_rng([int(seed), int(data.year[-1]), 7])
+    draws = L.posterior_draws(run["posterior"].to_dataset(), n_draws, rng)
+    n = draws["intercept"].shape[0]
+    states = L.draw_states(data, draws, rng)
+    log_rate = L.forecast_log_rates(data, draws, states, horizon, rng)  # (draw, measure, la, h)
+    pop = np.full((n, len(data.la), horizon), np.nan)
+    for j in range(len(data.la)):
+        history = pd.Series(data.population_0_17[j], index=data.year).dropna()
+        if len(history) >= 2:
+            pop[:, j, :], _ = project_population(history, horizon, n, rng)
+    counts = L.predictive_counts(log_rate, pop[:, None], draws["noise"][:, :, None, None], rng)
+    last = data.year[-1]
+    if "looked_after" in data.measures:
+        k = data.measures.index("looked_after")
+        held = np.nan_to_num(data.uasc[:, -1])
+        if uasc == "hold":
+            counts[:, k] += held[None, :, None]
+        else:
+            wide = uasc_history.reindex(columns=range(int(uasc_history.columns.min()), int(last) + 1))
+            for h in range(1, horizon + 1):
+                pool = PooledGrowth.changes(wide, int(last), h)
+                if len(pool) < 30:
+                    counts[:, k, :, h - 1] = np.nan
+                    continue
+                grown = (held[None, :] + 1) * np.exp(rng.choice(pool, size=(n, len(data.la)))) - 1
+                counts[:, k, :, h - 1] += np.round(np.clip(grown, 0, None))
+    has = np.isfinite(data.modelled_count).any(axis=2)  # (measure, la)
+    counts = np.where(has[None, :, :, None], counts, np.nan)
+    return xr.DataArray(
+        np.moveaxis(counts, 0, -1),
+        dims=("measure", "la", "horizon", "draw"),
+        coords={
+            "measure": list(data.measures),
+            "la": list(data.la),
+            "horizon": np.arange(1, horizon + 1),
+            "draw": np.arange(n),
+            "year": ("horizon", int(last) + np.arange(1, horizon + 1)),
+        },
+        name="predicted",
+    )

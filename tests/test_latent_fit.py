@@ -1,0 +1,107 @@
+"""The latent-state model's fit path (bayes_lac.model.latent_fit): the run, its refusal by the
+default model's analyses, the grid kept across refits, and forecasts from the run.
+
+One small fit (simulated panel of 6 authorities x 9 years, the suite's sampler) is shared by the
+module; it is far too small to converge, and no test reads its convergence.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from bayes_lac.errors import RunFileError
+from bayes_lac.model import latent_fit as LF
+from bayes_lac.model.data import prepare_data
+from bayes_lac.model.simulate import simulate_panel
+from tests.conftest import TEST_SAMPLER
+
+pytestmark = pytest.mark.slow  # compiles and samples a model: not in the fast tier
+
+
+@pytest.fixture(scope="module")
+def grid():
+    panel, _ = simulate_panel(n_la=6, years=(2012, 2020), seed=5)
+    code = sorted(c for c in panel["la_code"].unique() if c.startswith("E06"))[0]
+    return panel, prepare_data(panel, code, neighbours="all")
+
+
+@pytest.fixture(scope="module")
+def fitted(grid):
+    _, data = grid
+    fitter = LF.LatentFitter(sampler=TEST_SAMPLER)
+    run = fitter.fit(data, until=2018, draws=60, tune=60, chains=2, seed=3)
+    return fitter, run
+
+
+def test_a_fit_up_to_a_year_is_a_run_of_those_years_only(grid, fitted):
+    _, data = grid
+    _, run = fitted
+    assert run.attrs["model"] == "latent"
+    assert run.attrs["run_format"] == LF.LATENT_RUN_FORMAT
+    assert int(run.attrs["until_year"]) == 2018
+    assert list(run["constant_data"]["year"].values) == list(range(2012, 2019))
+    assert list(run["posterior"]["national"]["year"].values) == list(range(2012, 2019))
+    # the data it holds are the grid's, cut at 2018
+    np.testing.assert_array_equal(
+        run["observed_data"]["modelled_count"].values, data.modelled_count[..., : 2018 - 2012 + 1]
+    )
+    # the default model's gate ran on it, over its sampled variables, and its verdict is recorded
+    diagnostics = json.loads(run.attrs["diagnostics"])
+    assert run.attrs["converged"] == ("true" if diagnostics["converged"] else "false")
+    for which in ("rhat", "ess_bulk", "ess_tail"):
+        assert diagnostics["worst"][which].split("[")[0] in run["posterior"].data_vars
+
+
+def test_the_default_models_analyses_refuse_a_latent_run(fitted):
+    from bayes_lac.model.results import run_info
+
+    _, run = fitted
+    with pytest.raises(RunFileError, match="latent-state model"):
+        run_info(run)
+
+
+def test_a_refit_on_the_same_grid_reuses_the_model(grid, fitted):
+    _, data = grid
+    fitter, _ = fitted
+    assert len(fitter._models) == 1
+    # the same fitter at another origin on the same grid: no new model
+    fitter.fit(data, until=2017, draws=20, tune=20, chains=2, seed=4)
+    assert len(fitter._models) == 1
+
+
+def test_data_of_gives_back_the_data_fitted(grid, fitted):
+    _, data = grid
+    _, run = fitted
+    back = LF.data_of(run)
+    assert back.la == data.la and back.measures == data.measures
+    np.testing.assert_array_equal(back.population_0_17, data.population_0_17[:, :7])
+    stale = run.copy()
+    stale.attrs["run_format"] = "2"
+    with pytest.raises(RunFileError, match="format '2'"):
+        LF.data_of(stale)
+
+
+def test_forecasts_hold_uasc_at_the_last_count(fitted):
+    _, run = fitted
+    a = LF.latent_forecast(run, horizon=3, n_draws=100, seed=1, uasc="hold")
+    assert a.dims == ("measure", "la", "horizon", "draw")
+    assert list(a["year"].values) == [2019, 2020, 2021]
+    again = LF.latent_forecast(run, horizon=3, n_draws=100, seed=1, uasc="hold")
+    np.testing.assert_array_equal(a.values, again.values)  # seeded: the same draws
+    # with every UASC count doubled at the last year, looked-after forecasts rise by exactly that
+    more = run.copy()
+    const = more["constant_data"].to_dataset()
+    uasc = const["uasc"].values.copy()
+    uasc[:, -1] = np.nan_to_num(uasc[:, -1]) * 2 + 7
+    more["constant_data"] = const.assign(uasc=(("la", "year"), uasc))
+    b = LF.latent_forecast(more, horizon=3, n_draws=100, seed=1, uasc="hold")
+    lac = "looked_after"
+    extra = uasc[:, -1] - np.nan_to_num(run["constant_data"]["uasc"].values[:, -1])
+    np.testing.assert_allclose(
+        (b.sel(measure=lac) - a.sel(measure=lac)).values, np.broadcast_to(extra[:, None, None], (len(extra), 3, 100))
+    )
+    # the other measures do not move
+    np.testing.assert_array_equal(b.sel(measure="child_protection").values, a.sel(measure="child_protection").values)
+    with pytest.raises(ValueError, match="uasc_history"):
+        LF.latent_forecast(run, horizon=2, uasc="pooled")
