@@ -5,9 +5,11 @@ Usage: python bench/backtest_tables.py [STEM]   (default models/backtest/backtes
 Reads ``STEM_summary.csv``, ``STEM_ratios.csv``, ``STEM_origins.csv`` and ``STEM_manifest.json``
 (as `bayes-lac backtest` writes them) and prints, per measure:
 
-* a table of ``90 % coverage · PIT mean · mean CRPS`` by method and horizon, with the cells scored;
+* a table of ``90 % coverage · PIT mean · mean CRPS`` by method and horizon, with the cells scored
+  (each method on all the cells it scored);
+* the model beside pooled growth on the same cells (`bayes_lac.studies.backtest.against_pooled`);
 * the model's CRPS over each baseline's on the cells both scored, with the 90 % interval from
-  resampling origins;
+  resampling origins (none with fewer than `MIN_ORIGINS_FOR_INTERVAL` origins);
 * the origins whose fit failed its convergence gate, with the reason, and the wall time.
 """
 
@@ -20,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from bayes_lac.config import MEASURES
+from bayes_lac.studies.backtest import MIN_ORIGINS_FOR_INTERVAL, against_pooled
 from bayes_lac.studies.baselines import BASELINES, MODEL_METHOD
 
 
@@ -55,13 +58,32 @@ def ratio_table(ratios: pd.DataFrame, measure: str) -> str:
     ]
     for baseline in [b for b in BASELINES if b in set(sub["baseline"])]:
         rows = sub[sub["baseline"] == baseline].set_index("horizon")
-        cells = [
-            f"{r.ratio:.2f} ({r.lower:.2f}-{r.upper:.2f})"
-            if h in rows.index and pd.notna((r := rows.loc[h]).lower)
-            else (f"{rows.loc[h].ratio:.2f}" if h in rows.index else "none")
-            for h in horizons
-        ]
+        cells = []
+        for h in horizons:
+            if h not in rows.index:
+                cells.append("none")
+                continue
+            r = rows.loc[h]
+            with_interval = r.n_origins >= MIN_ORIGINS_FOR_INTERVAL and pd.notna(r.lower)
+            cells.append(f"{r.ratio:.2f} ({r.lower:.2f}-{r.upper:.2f})" if with_interval else f"{r.ratio:.2f}")
         lines.append(f"| {baseline} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def same_cells_table(table: pd.DataFrame, measure: str) -> str:
+    rows = against_pooled(table)
+    rows = rows[rows["measure"] == measure]
+    lines = [
+        "| years ahead | cells | origins | model: 90 % coverage · PIT mean | pooled growth: 90 % coverage · PIT mean "
+        "| CRPS, model / pooled growth |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows.itertuples():
+        interval = f" ({r.lower:.2f}-{r.upper:.2f})" if pd.notna(r.lower) else ""
+        lines.append(
+            f"| {r.horizon} | {r.n_scored:,} | {r.n_origins} | {100 * r.coverage_90:.1f} % · {r.pit_mean:.2f} "
+            f"| {100 * r.coverage_90_pooled:.1f} % · {r.pit_mean_pooled:.2f} | {r.crps_ratio:.2f}{interval} |"
+        )
     return "\n".join(lines)
 
 
@@ -71,9 +93,12 @@ def main(stem: str) -> None:
     ratios = pd.read_csv(f"{stem}_ratios.csv")
     origins = pd.read_csv(f"{stem}_origins.csv")
     manifest = json.loads(Path(f"{stem}_manifest.json").read_text())
+    table = pd.read_csv(f"{stem}.csv.gz", dtype={"la_code": str})
     for measure in [m for m in MEASURES if m in set(summary["measure"])]:
         print(f"`{measure}`: 90 % coverage · PIT mean · mean CRPS (children)\n")
         print(score_table(summary, measure))
+        print(f"\n`{measure}`: the model beside pooled growth on the same cells\n")
+        print(same_cells_table(table, measure))
         print(f"\n`{measure}`: CRPS of the model over each baseline (90 % interval over origins)\n")
         print(ratio_table(ratios, measure))
         print()

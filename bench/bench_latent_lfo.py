@@ -24,6 +24,7 @@ import pandas as pd
 from latent_forecaster import LatentForecaster
 
 from bayes_lac.data.panel import load_panel
+from bayes_lac.model.latent_fit import DEFAULT_TARGET_ACCEPT
 from bayes_lac.studies.backtest import backtest, summary_tables
 from bayes_lac.studies.baselines import PooledGrowth
 
@@ -36,7 +37,7 @@ lf = LatentForecaster(
     trend_measures=tuple(sys.argv[4].split(",")) if len(sys.argv) > 4 and sys.argv[4] else None,
     uasc=sys.argv[5] if len(sys.argv) > 5 and sys.argv[5] else "hold",
     national=sys.argv[6] if len(sys.argv) > 6 and sys.argv[6] else "drift",
-    target_accept=float(sys.argv[7]) if len(sys.argv) > 7 else 0.95,
+    target_accept=float(sys.argv[7]) if len(sys.argv) > 7 else DEFAULT_TARGET_ACCEPT,
 )
 print(
     "priors:",

@@ -21,8 +21,9 @@ growth, and one that is told the future:
   ``cpp``: log(child protection plans / children looked after), centred;
   ``all``: every feature above.
 * ``oracle_national``: pooled growth moved so that its median equals the median h-year change
-  over authorities that actually happened from the origin (it reads the outcomes: an upper
-  bound on what forecasting the national path could ever add, not a forecaster).
+  over authorities that actually happened from the origin (it reads the outcomes: not a
+  forecaster). It moves the centre only and keeps pooled growth's spread, so it is not an upper
+  bound on what knowing the national path could add (such a forecaster could also be narrower).
 
 Prints each method's coverage, PIT mean and CRPS, and its CRPS over pooled growth's on the
 same cells with a 90 % bootstrap-over-origins interval.

@@ -5,7 +5,7 @@ import time
 from dataclasses import dataclass, field
 
 from bayes_lac.model.data import prepare_data
-from bayes_lac.model.latent_fit import LatentFitter, latent_forecast, on_grid
+from bayes_lac.model.latent_fit import DEFAULT_TARGET_ACCEPT, LatentFitter, latent_forecast, on_grid
 from bayes_lac.studies.baselines import empty_draws
 
 #: Every origin's data are laid on the years up to this one, so one compiled model serves all.
@@ -29,7 +29,7 @@ class LatentForecaster:
     #: the national path: "drift" or "damped" (bayes_lac.model.latent.build_latent_model)
     national: str = "drift"
     #: NUTS target acceptance (bayes_lac.model.latent_fit.DEFAULT_TARGET_ACCEPT unless set)
-    target_accept: float = 0.95
+    target_accept: float = DEFAULT_TARGET_ACCEPT
     timings: dict = field(default_factory=dict)
     diagnostics: dict = field(default_factory=dict)
     _fitter: object = None

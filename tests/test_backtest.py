@@ -411,33 +411,44 @@ def test_checked_horizons_are_the_unbroken_run_of_scored_horizons():
 
 
 def test_against_pooled_puts_the_model_beside_pooled_growth_on_the_same_cells(small_panel):
-    """The ratio is the model's summed CRPS over pooled growth's on the cells both scored: an origin
-    whose model fit failed leaves the comparison (pooled growth's cells there are not counted)."""
+    """Every figure is of the cells both scored: an origin whose model fit failed leaves pooled
+    growth's coverage, PIT mean and CRPS too; with fewer than three origins no interval."""
     from bayes_lac.report.board import backtest_against_pooled
 
     result = B.backtest(
         small_panel,
         [PooledGrowth(n_draws=200), Oracle(name=B.MODEL_METHOD, fail_at=(2016,))],
-        origins=[2015, 2016, 2017],
+        origins=[2015, 2016, 2017, 2018],
         measures=["looked_after"],
         horizons=[1],
         progress=False,
     )
-    rows = B.against_pooled(result.table, n_boot=200)
-    model = result.table[(result.table["method"] == B.MODEL_METHOD) & result.table["crps"].notna()]
-    pooled = result.table[(result.table["method"] == "pooled_growth") & result.table["crps"].notna()]
-    assert set(model["origin"]) == {2015, 2017} and set(pooled["origin"]) == {2015, 2016, 2017}
-    want = model["crps"].sum() / pooled.loc[pooled["origin"] != 2016, "crps"].sum()
+    table = result.table
+    rows = B.against_pooled(table, n_boot=200)
+    model = table[(table["method"] == B.MODEL_METHOD) & table["crps"].notna()]
+    pooled = table[(table["method"] == "pooled_growth") & table["crps"].notna()]
+    assert set(model["origin"]) == {2015, 2017, 2018} and set(pooled["origin"]) == {2015, 2016, 2017, 2018}
+    same = pooled[pooled["origin"] != 2016]
+    want = model["crps"].sum() / same["crps"].sum()
     assert rows["crps_ratio"].item() == pytest.approx(want)
     assert rows["lower"].item() <= want <= rows["upper"].item()
-    assert rows["n_scored"].item() == 6 * 2  # six authorities at the two origins the model scored
-    assert rows["coverage_90_pooled"].item() == pytest.approx(
-        B.summarise_backtest(result.table).set_index("method").loc["pooled_growth", "coverage_90"]
-    )
-    words = backtest_against_pooled(result.table)
+    assert rows["n_scored"].item() == 6 * 3 and rows["n_origins"].item() == 3
+    # pooled growth's coverage and PIT mean on the model's cells, not on all of its own
+    inside = (same["observed"] >= same["lower_90"]) & (same["observed"] <= same["upper_90"])
+    assert rows["coverage_90_pooled"].item() == pytest.approx(inside.mean())
+    assert rows["pit_mean_pooled"].item() == pytest.approx(same["pit"].mean())
+    words = backtest_against_pooled(table)
     assert list(words["Years ahead"]) == ["1"]
     assert words["CRPS, model / pooled growth"].item() == (
         f"{want:.2f} ({rows['lower'].item():.2f} to {rows['upper'].item():.2f})"
     )
+    # two origins: the ratio without an interval (resampling two origins gives only their own ratios)
+    two = B.against_pooled(table[table["origin"] != 2018], n_boot=200)
+    assert two["n_origins"].item() == 2 and np.isnan(two["lower"].item())
+    assert (
+        backtest_against_pooled(table[table["origin"] != 2018])["CRPS, model / pooled growth"]
+        .item()
+        .endswith("(2 years' forecasts)")
+    )
     # no model rows: nothing to put beside pooled growth
-    assert B.against_pooled(result.table[result.table["method"] != B.MODEL_METHOD]).empty
+    assert B.against_pooled(table[table["method"] != B.MODEL_METHOD]).empty

@@ -214,6 +214,8 @@ def test_a_damped_national_paths_steps_are_an_ar1_around_the_drift():
         np.testing.assert_allclose(national[k], path, rtol=1e-10, atol=1e-12)
     with pytest.raises(ValueError, match="national must be one of"):
         L.build_latent_model(data, national="wiggly")
+    with pytest.raises(ValueError, match="trend_measures: looked_afer not among"):
+        L.build_latent_model(data, trend_measures=("looked_afer",))
 
 
 def test_a_damped_national_forecast_returns_from_the_last_step_to_the_drift():
@@ -272,7 +274,19 @@ def test_the_latent_priors_come_from_their_file_with_sources(tmp_path):
     with pytest.raises(InputFileError, match=r"\[noise\]: family must be one of"):
         L.load_latent_priors(bad)
     bad.write_text('[drift]\nfamily = "normal"\nmean = "zero"\nsd = 1\n')
-    with pytest.raises(InputFileError, match=r"\[drift\] mean: expected a number"):
+    with pytest.raises(InputFileError, match=r"\[drift\] mean: expected a finite number"):
+        L.load_latent_priors(bad)
+    bad.write_text('[noise]\nfamily = "half_normal"\nscale = -1\n')
+    with pytest.raises(InputFileError, match=r"\[noise\] scale: must be positive"):
+        L.load_latent_priors(bad)
+    bad.write_text('[noise]\nfamily = "half_normal"\nscale = 1\nsd = 2\n')
+    with pytest.raises(InputFileError, match=r"unknown key\(s\) sd"):
+        L.load_latent_priors(bad)
+    bad.write_text('[drift]\nfamily = "normal"\nmean = { looked_afer = 0.1 }\nsd = 1\n')
+    with pytest.raises(InputFileError, match=r"unknown measure\(s\) looked_afer"):
+        L.load_latent_priors(bad)
+    bad.write_text('[drift]\nfamily = "normal"\nmean = nan\nsd = 1\n')
+    with pytest.raises(InputFileError, match="expected a finite number"):
         L.load_latent_priors(bad)
     with pytest.raises(InputFileError, match="gives no value for child_protection"):
         L._by_measure({"looked_after": 1.0}, ("looked_after", "child_protection"))

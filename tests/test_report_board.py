@@ -237,6 +237,13 @@ def test_a_backtest_whose_model_never_converged_is_said_so_not_tabled(monkeypatc
     notices = [b.text for b in sec.blocks if isinstance(b, R.Notice)]
     assert any("failed its convergence checks at every origin (2014 and 2015)" in t for t in notices)
     assert not any(isinstance(b, R.ReportTable) for b in sec.blocks)
+    # a backtest of the baselines only is not a model that failed
+    monkeypatch.setattr(R, "_failed_backtest_origins", lambda: [])
+    sec = R.Section("model", "Model card")
+    R._backtest_blocks(sec)
+    notices = [b.text for b in sec.blocks if isinstance(b, R.Notice)]
+    assert any("the model was not among the methods backtested" in t for t in notices)
+    assert not any("failed" in t for t in notices)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -119,30 +119,42 @@ def load_latent_priors(path=None) -> dict:
     """
     import tomllib
 
+    from bayes_lac.config import MEASURES
     from bayes_lac.errors import InputFileError as PriorError
 
     path = LATENT_PRIORS_FILE if path is None else path
     try:
-        raw = tomllib.loads(open(path, encoding="utf-8").read())
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
     except OSError as err:
         raise PriorError(f"cannot read the latent priors {path}: {err}") from None
-    except tomllib.TOMLDecodeError as err:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise PriorError(f"{path}: not valid TOML ({err})") from None
     out = {}
     for name, table in raw.items():
         family = table.get("family") if isinstance(table, dict) else None
         if family not in _FAMILY_PARAMETERS:
             raise PriorError(f"{path} [{name}]: family must be one of {', '.join(_FAMILY_PARAMETERS)}; got {family!r}")
+        wanted = _FAMILY_PARAMETERS[family]
+        unknown = sorted(set(table) - {"family", *wanted})
+        if unknown:
+            raise PriorError(f"{path} [{name}]: unknown key(s) {', '.join(unknown)}; a {family} prior takes {wanted}")
         values = []
-        for key in _FAMILY_PARAMETERS[family]:
+        for key in wanted:
             if key not in table:
-                raise PriorError(
-                    f"{path} [{name}]: missing {key!r} (a {family} prior needs {_FAMILY_PARAMETERS[family]})"
-                )
+                raise PriorError(f"{path} [{name}]: missing {key!r} (a {family} prior needs {wanted})")
             value = table[key]
-            numbers = value.values() if isinstance(value, dict) else [value]
-            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers):
-                raise PriorError(f"{path} [{name}] {key}: expected a number or a table of numbers by measure")
+            if isinstance(value, dict):
+                strange = sorted(set(value) - set(MEASURES))
+                if strange:
+                    raise PriorError(
+                        f"{path} [{name}] {key}: unknown measure(s) {', '.join(strange)}; known: {', '.join(MEASURES)}"
+                    )
+            numbers = list(value.values()) if isinstance(value, dict) else [value]
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in numbers):
+                raise PriorError(f"{path} [{name}] {key}: expected a finite number or a table of them by measure")
+            if key != "mean" and not all(v > 0 for v in numbers):
+                raise PriorError(f"{path} [{name}] {key}: must be positive")
             values.append(value)
         out[name] = values[0] if family == "half_normal" else tuple(values)
     return out
@@ -193,6 +205,10 @@ def build_latent_model(
     """
     if national not in NATIONAL_PATHS:
         raise ValueError(f"national must be one of {', '.join(NATIONAL_PATHS)}; got {national!r}")
+    if trend_measures is not None:
+        strange = sorted(set(trend_measures) - set(data.measures))
+        if strange:
+            raise ValueError(f"trend_measures: {', '.join(strange)} not among the measures {', '.join(data.measures)}")
     unknown = sorted(set(priors or {}) - set(LATENT_PRIORS))
     if unknown:
         raise ValueError(f"unknown latent-model priors {', '.join(unknown)}; known: {', '.join(LATENT_PRIORS)}")

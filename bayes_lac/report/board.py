@@ -2089,11 +2089,15 @@ def _backtest_blocks(sec: Section) -> None:
     )
     coverage = bmod.pooled_coverage(table)
     if coverage.dropna(subset=["coverage"]).empty:
+        failed = _failed_backtest_origins()
+        why = (
+            f"its fit failed its convergence checks at every origin ({join_words([str(o) for o in failed])})"
+            if failed
+            else "the model was not among the methods backtested"
+        )
         sec.notice(
-            "The backtest holds no scored forecast of the model: its fit failed its convergence checks at every "
-            f"origin ({join_words([str(o) for o in _failed_backtest_origins()]) or 'none recorded'}), so the "
-            "model's likely ranges have not been tested against what happened. The baselines' scores are in "
-            "models/backtest/README.md."
+            f"The backtest holds no scored forecast of the model: {why}, so the model's likely ranges have not "
+            "been tested against what happened. The baselines' scores are in models/backtest/README.md."
         )
         return
     order = {m: i for i, m in enumerate(MEASURES)}
@@ -2120,7 +2124,7 @@ def _backtest_blocks(sec: Section) -> None:
 
 def _failed_backtest_origins() -> list[int]:
     """Origins at which the shipped backtest's model fit failed its gate (from its manifest)."""
-    manifest = BACKTEST_FILE.with_name(BACKTEST_FILE.name[: -len(".csv.gz")] + bmod.MANIFEST_SUFFIX)
+    manifest = bmod.output_paths(BACKTEST_FILE)["manifest"]
     if not manifest.is_file():
         return []
     records = json.loads(manifest.read_text()).get("origins_failed", [])
@@ -2139,10 +2143,13 @@ def backtest_against_pooled(table: pd.DataFrame) -> pd.DataFrame:
             "Measure": [_measure_label(m) for m in rows["measure"]],
             "Years ahead": rows["horizon"].astype(int).astype(str),
             "Forecasts": rows["n_scored"].astype(int).map("{:,}".format),
+            "Made in": rows["n_origins"].astype(int).map(lambda n: f"{n} {'year' if n == 1 else 'years'}"),
             "Model: 90% interval held": rows["coverage_90"],
             "Pooled growth: 90% interval held": rows["coverage_90_pooled"],
             "CRPS, model / pooled growth": [
-                f"{r.crps_ratio:.2f} ({r.lower:.2f} to {r.upper:.2f})" if pd.notna(r.lower) else f"{r.crps_ratio:.2f}"
+                f"{r.crps_ratio:.2f} ({r.lower:.2f} to {r.upper:.2f})"
+                if pd.notna(r.lower)
+                else f"{r.crps_ratio:.2f} ({r.n_origins} {'year' if r.n_origins == 1 else 'years'}' forecasts)"
                 for r in rows.itertuples()
             ],
         }

@@ -1257,6 +1257,11 @@ def check_shipped_backtest(folder: str | Path = BACKTEST_DIR, stem: str = "backt
 # Targets
 
 
+#: Fewest origins for a bootstrap-over-origins interval to be shown (`against_pooled`): with
+#: two, resampling gives only the two origins' own ratios and their pooled one.
+MIN_ORIGINS_FOR_INTERVAL = 3
+
+
 def target_finding(table: pd.DataFrame, measure: str = "looked_after", method: str = MODEL_METHOD) -> Finding:
     """Plain sentences: does `method` meet the backtest targets for `measure`, and where does it miss?
 
@@ -1314,30 +1319,54 @@ def target_finding(table: pd.DataFrame, measure: str = "looked_after", method: s
 
 
 def against_pooled(table: pd.DataFrame, method: str = MODEL_METHOD, n_boot: int = 1000) -> pd.DataFrame:
-    """`method` beside the pooled baseline, per measure and horizon: what a model card quotes.
+    """`method` beside the pooled baseline on the same forecasts, per measure and horizon: what a
+    model card quotes.
 
-    Returns a DataFrame with ``measure, horizon, n_scored, origins`` (of `method`), ``coverage_90``
-    and ``pit_mean`` of both (``..._pooled`` for the baseline, on all its scored cells), and
-    ``crps_ratio``, ``lower``, ``upper``: `method`'s CRPS over the baseline's on the cells both
-    scored, with its bootstrap-over-origins interval (`crps_ratios`; below 1 `method` is better).
-    Empty if `method` scored nothing.
+    Only cells (authority, measure, origin, horizon) both scored enter, so an origin whose model
+    fit failed leaves pooled growth's figures too. Returns a DataFrame with ``measure, horizon,
+    n_scored`` (the cells both scored), ``n_origins``, ``coverage_90`` and ``pit_mean`` of
+    `method`, the same of the baseline (``..._pooled``), and ``crps_ratio``, ``lower``,
+    ``upper``: `method`'s summed CRPS over the baseline's with its bootstrap-over-origins
+    interval (`crps_ratios`; below 1 `method` is better; with fewer than
+    `MIN_ORIGINS_FOR_INTERVAL` origins the interval is left empty: resampling two origins gives
+    only their own ratios). Empty if `method` scored nothing.
     """
-    summary = summarise_backtest(table)
-    mine = summary[(summary["method"] == method) & (summary["n_scored"] > 0)]
     columns = [
-        "measure", "horizon", "n_scored", "origins", "coverage_90", "pit_mean",
+        "measure", "horizon", "n_scored", "n_origins", "coverage_90", "pit_mean",
         "coverage_90_pooled", "pit_mean_pooled", "crps_ratio", "lower", "upper",
     ]  # fmt: skip
-    if mine.empty:
-        return pd.DataFrame(columns=columns)
-    pooled = summary[summary["method"] == CRPS_TARGET_BASELINE][["measure", "horizon", "coverage_90", "pit_mean"]]
-    ratios = crps_ratios(table, reference=method, n_boot=n_boot)
-    ratios = ratios[ratios["baseline"] == CRPS_TARGET_BASELINE][["measure", "horizon", "ratio", "lower", "upper"]]
-    out = mine[["measure", "horizon", "n_scored", "origins", "coverage_90", "pit_mean"]].merge(
-        pooled, on=["measure", "horizon"], how="left", suffixes=("", "_pooled")
+    keys = ["la_code", "measure", "origin", "horizon"]
+    scored = table[table["crps"].notna()]
+    both = scored[scored["method"] == method][keys].merge(
+        scored[scored["method"] == CRPS_TARGET_BASELINE][keys], on=keys
     )
-    out = out.merge(ratios.rename(columns={"ratio": "crps_ratio"}), on=["measure", "horizon"], how="left")
-    return out[columns].reset_index(drop=True)
+    if both.empty:
+        return pd.DataFrame(columns=columns)
+    paired = table.merge(both, on=keys)
+    paired = paired[paired["method"].isin([method, CRPS_TARGET_BASELINE])]
+    summary = summarise_backtest(paired).set_index(["method", "measure", "horizon"])
+    ratios = crps_ratios(paired, reference=method, n_boot=n_boot)
+    ratios = ratios[ratios["baseline"] == CRPS_TARGET_BASELINE].set_index(["measure", "horizon"])
+    rows = []
+    for (measure, horizon), r in ratios.iterrows():
+        mine, theirs = summary.loc[(method, measure, horizon)], summary.loc[(CRPS_TARGET_BASELINE, measure, horizon)]
+        few = int(r["n_origins"]) < MIN_ORIGINS_FOR_INTERVAL
+        rows.append(
+            {
+                "measure": measure,
+                "horizon": int(horizon),
+                "n_scored": int(r["n_pairs"]),
+                "n_origins": int(r["n_origins"]),
+                "coverage_90": mine["coverage_90"],
+                "pit_mean": mine["pit_mean"],
+                "coverage_90_pooled": theirs["coverage_90"],
+                "pit_mean_pooled": theirs["pit_mean"],
+                "crps_ratio": r["ratio"],
+                "lower": np.nan if few else r["lower"],
+                "upper": np.nan if few else r["upper"],
+            }
+        )
+    return pd.DataFrame(rows, columns=columns)
 
 
 def select_measure(table: pd.DataFrame, measure: str) -> pd.DataFrame:
