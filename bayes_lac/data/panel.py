@@ -405,6 +405,19 @@ def panel_sha256(df: pd.DataFrame) -> str:
     return hashlib.sha256(out.getvalue().encode("utf-8")).hexdigest()
 
 
+def log_changes(values: pd.DataFrame, origin: int, horizon: int) -> np.ndarray:
+    """Every h-year change log((y[t + h] + 1) / (y[t] + 1)) in `values` (authority x year, NaN
+    where not published) with both years up to `origin`; the pairs with either year missing
+    are left out. The pool of pooled empirical growth."""
+    years = [int(y) for y in values.columns if int(y) + horizon <= origin]
+    if not years:
+        return np.array([])
+    start = np.log1p(values[years].to_numpy(float))
+    end = np.log1p(values[[y + horizon for y in years]].to_numpy(float))
+    d = (end - start).ravel()
+    return d[~np.isnan(d)]
+
+
 def rates(df: pd.DataFrame, measure: str) -> pd.Series:
     """Rate per 10,000 children aged 0-17 of one count column.
 

@@ -138,18 +138,16 @@ class ModelData:
         }
 
     @classmethod
-    def from_run(cls, results: xr.DataTree) -> ModelData:
-        """The model data stored in a run (no panel file needed)."""
-        from bayes_lac.model.results import run_info
-
-        info = run_info(results)
+    def from_groups(cls, results: xr.DataTree, measures: Sequence[str], **facts) -> ModelData:
+        """The arrays of a run's ``constant_data``, ``observed_data`` and ``reference`` groups
+        (`measures` in that order), with the facts (`facts`: the remaining fields) given."""
         const = results["constant_data"].to_dataset()
-        obs = results["observed_data"].to_dataset().sel(measure=list(info.measures))
+        obs = results["observed_data"].to_dataset().sel(measure=list(measures))
+        facts.setdefault("la_name", [str(n) for n in const["la_name"].values])
         return cls(
-            la=list(info.authorities),
-            la_name=[info.la_name(c) for c in info.authorities],
-            year=np.array(info.years, dtype=int),
-            measures=info.measures,
+            la=[str(c) for c in const["la"].values],
+            year=const["year"].values.astype(int),
+            measures=tuple(measures),
             population_0_17=const["population_0_17"].values.astype(float),
             uasc=const["uasc"].values.astype(float),
             uasc_imputed=const["uasc_imputed"].values.astype(bool),
@@ -158,6 +156,19 @@ class ModelData:
             modelled_count=obs["modelled_count"].values.astype(float),
             reported_count=obs["reported_count"].values.astype(float),
             reference=results["reference"].to_dataset() if "reference" in results.children else xr.Dataset(),
+            **facts,
+        )
+
+    @classmethod
+    def from_run(cls, results: xr.DataTree) -> ModelData:
+        """The model data stored in a run (no panel file needed)."""
+        from bayes_lac.model.results import run_info
+
+        info = run_info(results)
+        return cls.from_groups(
+            results,
+            info.measures,
+            la_name=[info.la_name(c) for c in info.authorities],
             reference_year=info.reference_year,
             deprivation_centre=info.deprivation_centre,
             target_la=info.target_la,

@@ -287,22 +287,10 @@ def data_of(run: xr.DataTree) -> ModelData:
             f"latent run of format {run.attrs.get('run_format')!r}; this bayes_lac reads format "
             f"{LATENT_RUN_FORMAT}: refit it"
         )
-    const = run["constant_data"].to_dataset()
-    obs = run["observed_data"].to_dataset()
     attrs = run.attrs
-    return ModelData(
-        la=[str(c) for c in const["la"].values],
-        la_name=[str(n) for n in const["la_name"].values],
-        year=const["year"].values.astype(int),
-        measures=tuple(json.loads(attrs["measures"])),
-        population_0_17=const["population_0_17"].values.astype(float),
-        uasc=const["uasc"].values.astype(float),
-        uasc_imputed=const["uasc_imputed"].values.astype(bool),
-        deprivation=const["deprivation"].values.astype(float),
-        deprivation_imputed=const["deprivation_imputed"].values.astype(bool),
-        modelled_count=obs["modelled_count"].values.astype(float),
-        reported_count=obs["reported_count"].values.astype(float),
-        reference=run["reference"].to_dataset() if "reference" in run.children else xr.Dataset(),
+    return ModelData.from_groups(
+        run,
+        tuple(json.loads(attrs["measures"])),
         reference_year=int(attrs["reference_year"]),
         deprivation_centre=float(attrs["deprivation_centre"]),
         target_la=str(attrs["target_la"]),
@@ -337,8 +325,8 @@ def latent_forecast(
 
     Returns a DataArray (measure, la, horizon, draw) of the published measures' counts.
     """
+    from bayes_lac.data.panel import log_changes
     from bayes_lac.data.population import project_population
-    from bayes_lac.studies.baselines import PooledGrowth
 
     if uasc not in UASC_PATHS:
         raise ValueError(f"uasc must be one of {', '.join(UASC_PATHS)}; got {uasc!r}")
@@ -365,7 +353,7 @@ def latent_forecast(
         else:
             wide = uasc_history.reindex(columns=range(int(uasc_history.columns.min()), int(last) + 1))
             for h in range(1, horizon + 1):
-                pool = PooledGrowth.changes(wide, int(last), h)
+                pool = log_changes(wide, int(last), h)
                 if len(pool) < 30:
                     counts[:, k, :, h - 1] = np.nan
                     continue

@@ -450,14 +450,11 @@ class PooledGrowth:
 
     @staticmethod
     def changes(values: pd.DataFrame, origin: int, horizon: int) -> np.ndarray:
-        """Every h-year log change in `values` (authority x year) with both years <= origin."""
-        years = [int(y) for y in values.columns if int(y) + horizon <= origin]
-        if not years:
-            return np.array([])
-        start = np.log1p(values[years].to_numpy(float))
-        end = np.log1p(values[[y + horizon for y in years]].to_numpy(float))
-        d = (end - start).ravel()
-        return d[~np.isnan(d)]
+        """Every h-year log change in `values` (authority x year) with both years <= origin
+        (`bayes_lac.data.panel.log_changes`)."""
+        from bayes_lac.data.panel import log_changes
+
+        return log_changes(values, origin, horizon)
 
     def __call__(self, panel, origin, horizons, measures, *, las, quantity="count", seed=0) -> xr.DataArray:
         out = empty_draws(measures, las, horizons, self.n_draws)
