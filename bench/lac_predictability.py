@@ -52,7 +52,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_lac.config import MEASURES
-from bayes_lac.data.panel import load_panel
+from bayes_lac.data.panel import load_panel, log_changes
 from bayes_lac.files import write_text
 from bayes_lac.studies.backtest import backtest, parse_years
 from bayes_lac.studies.baselines import PooledGrowth, empty_draws, local_authorities, wide
@@ -176,12 +176,6 @@ class OracleNational:
         return out
 
 
-def _pool(log_values: np.ndarray, origin_index: int, h: int) -> np.ndarray:
-    """Every h-year change of a (authority x year) log1p array with both years <= the origin."""
-    d = log_values[:, h : origin_index + 1] - log_values[:, : origin_index + 1 - h]
-    return d[np.isfinite(d)]
-
-
 def uasc_part(panel: pd.DataFrame, origins: list[int], horizons=range(1, 6)) -> str:
     """Scores of the UASC and looked-after-total forecasters of the module docstring."""
     las = local_authorities(panel)
@@ -191,7 +185,7 @@ def uasc_part(panel: pd.DataFrame, origins: list[int], horizons=range(1, 6)) -> 
     years = [int(c) for c in total.columns]
     t_all, u_all = total.to_numpy(float), uasc.to_numpy(float)
     n_all = t_all - u_all
-    logs = {"total": np.log1p(t_all), "uasc": np.log1p(u_all), "not_uasc": np.log1p(n_all)}
+    counts = {"total": total, "uasc": uasc, "not_uasc": total - uasc}
     rng = np.random.default_rng(0)
     rows = []
     for origin in origins:
@@ -199,7 +193,7 @@ def uasc_part(panel: pd.DataFrame, origins: list[int], horizons=range(1, 6)) -> 
         for h in horizons:
             if origin + h > years[-1]:
                 continue
-            pools = {name: _pool(v, k, h) for name, v in logs.items()}
+            pools = {name: log_changes(v, origin, h) for name, v in counts.items()}
             if min(len(v) for v in pools.values()) < 30:
                 continue
             ok = np.isfinite(t_all[:, k]) & np.isfinite(u_all[:, k]) & np.isfinite(t_all[:, k + h])

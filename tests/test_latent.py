@@ -267,26 +267,17 @@ def test_the_latent_priors_come_from_their_file_with_sources(tmp_path):
     np.testing.assert_array_equal(sds, [0.10, 0.5])
     assert L._by_measure(0.05, ("a", "b")).tolist() == [0.05, 0.05]
     bad = tmp_path / "p.toml"
-    bad.write_text('[noise]\nfamily = "half_normal"\n')
-    with pytest.raises(InputFileError, match=r"p.toml \[noise\]: missing 'scale'"):
-        L.load_latent_priors(bad)
-    bad.write_text('[noise]\nfamily = "cauchy"\nscale = 1\n')
-    with pytest.raises(InputFileError, match=r"\[noise\]: family must be one of"):
-        L.load_latent_priors(bad)
-    bad.write_text('[drift]\nfamily = "normal"\nmean = "zero"\nsd = 1\n')
-    with pytest.raises(InputFileError, match=r"\[drift\] mean: expected a finite number"):
-        L.load_latent_priors(bad)
-    bad.write_text('[noise]\nfamily = "half_normal"\nscale = -1\n')
-    with pytest.raises(InputFileError, match=r"\[noise\] scale: must be positive"):
-        L.load_latent_priors(bad)
-    bad.write_text('[noise]\nfamily = "half_normal"\nscale = 1\nsd = 2\n')
-    with pytest.raises(InputFileError, match=r"unknown key\(s\) sd"):
-        L.load_latent_priors(bad)
-    bad.write_text('[drift]\nfamily = "normal"\nmean = { looked_afer = 0.1 }\nsd = 1\n')
-    with pytest.raises(InputFileError, match=r"unknown measure\(s\) looked_afer"):
-        L.load_latent_priors(bad)
-    bad.write_text('[drift]\nfamily = "normal"\nmean = nan\nsd = 1\n')
-    with pytest.raises(InputFileError, match="expected a finite number"):
-        L.load_latent_priors(bad)
+    for text, message in (
+        ('[noise]\nfamily = "half_normal"\n', r"p.toml \[noise\]: missing 'scale'"),
+        ('[noise]\nfamily = "cauchy"\nscale = 1\n', r"\[noise\]: family must be one of"),
+        ('[drift]\nfamily = "normal"\nmean = "zero"\nsd = 1\n', r"\[drift\] mean: expected a finite number"),
+        ('[noise]\nfamily = "half_normal"\nscale = -1\n', r"\[noise\] scale: must be positive"),
+        ('[noise]\nfamily = "half_normal"\nscale = 1\nsd = 2\n', r"unknown key\(s\) sd"),
+        ('[drift]\nfamily = "normal"\nmean = { looked_afer = 0.1 }\nsd = 1\n', r"unknown measure\(s\) looked_afer"),
+        ('[drift]\nfamily = "normal"\nmean = nan\nsd = 1\n', "expected a finite number"),
+    ):
+        bad.write_text(text)
+        with pytest.raises(InputFileError, match=message):
+            L.load_latent_priors(bad)
     with pytest.raises(InputFileError, match="gives no value for child_protection"):
         L._by_measure({"looked_after": 1.0}, ("looked_after", "child_protection"))

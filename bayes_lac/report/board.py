@@ -2100,8 +2100,6 @@ def _backtest_blocks(sec: Section) -> None:
             "been tested against what happened. The baselines' scores are in models/backtest/README.md."
         )
         return
-    order = {m: i for i, m in enumerate(MEASURES)}
-    coverage = coverage.sort_values("measure", key=lambda c: c.map(order), kind="stable").reset_index(drop=True)
     sec.table("backtest_coverage", backtest_caption(table[table["method"] == bmod.MODEL_METHOD]), coverage)
     failed = _failed_backtest_origins()
     if failed:
@@ -2136,8 +2134,6 @@ def backtest_against_pooled(table: pd.DataFrame) -> pd.DataFrame:
     rows = bmod.against_pooled(table)
     if rows.empty:
         return pd.DataFrame()
-    order = {m: i for i, m in enumerate(MEASURES)}
-    rows = rows.sort_values(["measure", "horizon"], key=lambda c: c.map(order) if c.name == "measure" else c)
     return pd.DataFrame(
         {
             "Measure": [_measure_label(m) for m in rows["measure"]],

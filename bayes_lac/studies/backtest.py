@@ -87,6 +87,7 @@ from bayes_lac.studies.scoring import (
     coverage_table,
     crps_ratios,
     level_name,
+    measure_rank,
     pit_histogram_table,
     pit_histograms,
     pooled_coverage,
@@ -1327,7 +1328,7 @@ def against_pooled(table: pd.DataFrame, method: str = MODEL_METHOD, n_boot: int 
     n_scored`` (the cells both scored), ``n_origins``, ``coverage_90`` and ``pit_mean`` of
     `method`, the same of the baseline (``..._pooled``), and ``crps_ratio``, ``lower``,
     ``upper``: `method`'s summed CRPS over the baseline's with its bootstrap-over-origins
-    interval (`crps_ratios`; below 1 `method` is better; with fewer than
+    interval (`crps_ratios`; below 1 `method` is better; rows in `MEASURES` order; with fewer than
     `MIN_ORIGINS_FOR_INTERVAL` origins the interval is left empty: resampling two origins gives
     only their own ratios). Empty if `method` scored nothing.
     """
@@ -1348,7 +1349,7 @@ def against_pooled(table: pd.DataFrame, method: str = MODEL_METHOD, n_boot: int 
     ratios = crps_ratios(paired, reference=method, n_boot=n_boot)
     ratios = ratios[ratios["baseline"] == CRPS_TARGET_BASELINE].set_index(["measure", "horizon"])
     rows = []
-    for (measure, horizon), r in ratios.iterrows():
+    for (measure, horizon), r in sorted(ratios.iterrows(), key=lambda item: (measure_rank(item[0][0]), item[0][1])):
         mine, theirs = summary.loc[(method, measure, horizon)], summary.loc[(CRPS_TARGET_BASELINE, measure, horizon)]
         few = int(r["n_origins"]) < MIN_ORIGINS_FOR_INTERVAL
         rows.append(

@@ -41,7 +41,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from bayes_lac.config import CI_PROB, interval_bounds
+from bayes_lac.config import CI_PROB, MEASURES, interval_bounds
 from bayes_lac.errors import BayesLacError, UnknownAuthorityError
 
 #: Nominal probabilities of the predictive intervals scored.
@@ -238,6 +238,11 @@ def method_order(methods) -> list[str]:
     return sorted(pd.unique(pd.Series(list(methods))), key=lambda m: (rank.get(m, len(rank)), m))
 
 
+def measure_rank(measure: str) -> tuple[int, str]:
+    """Sort key of a measure: `MEASURES` order (looked-after children first), others after."""
+    return (MEASURES.index(measure) if measure in MEASURES else len(MEASURES), measure)
+
+
 def _sort(frame: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
     if frame.empty:
         return frame.reset_index(drop=True)
@@ -336,7 +341,8 @@ def coverage_table(table: pd.DataFrame, method: str = "model", la: str | None = 
 
 
 def pooled_coverage(table: pd.DataFrame, method: str = "model", la: str | None = None) -> pd.DataFrame:
-    """Empirical coverage of the 50 %, 80 % and 90 % intervals pooled over every horizon.
+    """Empirical coverage of the 50 %, 80 % and 90 % intervals pooled over every horizon, by
+    measure in `MEASURES` order.
 
     The figure a model card quotes ("the 90 % intervals held the published count in X % of
     N backtest forecasts"). Pooled over authorities (or for `la`), origins and horizons.
@@ -348,7 +354,7 @@ def pooled_coverage(table: pd.DataFrame, method: str = "model", la: str | None =
     """
     sub = select(table, method=method, la=la)
     rows = []
-    for measure, g in sub.groupby("measure"):
+    for measure, g in sorted(sub.groupby("measure"), key=lambda item: measure_rank(item[0])):
         for level in LEVELS:
             inside = covered(g, level).dropna()
             rows.append(
