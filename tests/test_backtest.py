@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_lac.errors import BayesLacError, UnconvergedFitError, UnknownAuthorityError
+from bayes_lac.config import THURROCK_CODE
+from bayes_lac.errors import BayesLacError, PanelError, UnconvergedFitError, UnknownAuthorityError
 from bayes_lac.studies import backtest as B
 from bayes_lac.studies.baselines import LastValue, PooledGrowth, empty_draws
 from tests.conftest import TEST_SAMPLER
@@ -210,6 +211,62 @@ def test_a_failed_origin_is_cached_as_failed(small_panel, tmp_path):
     assert CALLS == [] and again.origins["status"].tolist() == ["failed"] and again.table.empty
 
 
+# -- the comparison set: what a report fits ------------------------------------------------------
+
+
+class ModelOracle(B.ModelForecaster):
+    """The model forecaster's comparison set with the oracle's draws (no fit)."""
+
+    def __call__(self, panel, origin, horizons, measures, *, las, quantity="count", seed=0):
+        return Oracle("model")(panel, origin, horizons, measures, las=las, quantity=quantity, seed=seed)
+
+
+def test_the_model_forecaster_fits_what_a_report_fits_by_default():
+    from bayes_lac.cli import build_parser
+    from bayes_lac.data.neighbours import statistical_neighbours
+    from bayes_lac.data.panel import load_panel
+
+    model = B.ModelForecaster()
+    assert (model.config()["target"], model.config()["neighbours"]) == (THURROCK_CODE, "2021")
+    expected = [THURROCK_CODE, *statistical_neighbours(THURROCK_CODE, 2021)]
+    assert list(model.comparison_las(load_panel())) == expected and len(expected) == 11
+    report = build_parser().parse_args(["report"])
+    args = build_parser().parse_args(["backtest", "--out", "x.csv"])
+    assert (args.la, args.neighbours, args.las) == (report.la, report.neighbours, "comparison")
+    # the comparison set is part of the configuration the shipped backtest is checked against
+    hashes = {
+        B.ModelForecaster(target=t, neighbours=n).config_hash()
+        for t, n in [(None, "2021"), ("E06000033", "2021"), (None, "all"), (None, "2025")]
+    }
+    assert len(hashes) == 4
+    assert B.ModelForecaster(target=THURROCK_CODE).config_hash() == model.config_hash()
+
+
+def test_a_backtest_fit_leaves_out_measures_with_fewer_than_four_years():
+    from bayes_lac.data.panel import load_panel
+
+    panel = load_panel()  # children in need and child protection are published from 2013
+    model = B.ModelForecaster()
+    assert model.measures_at(panel, 2014) == ("looked_after",)
+    assert model.measures_at(panel, 2015) == ("looked_after",)
+    assert model.measures_at(panel, 2016) == B.MEASURES
+    with pytest.raises(BayesLacError, match="children_in_need have fewer than 4 years"):
+        model(panel, 2015, [1], ["looked_after", "children_in_need"], las=[THURROCK_CODE])
+    with pytest.raises(PanelError, match="no measure of children_in_need has 4 years"):
+        B.ModelForecaster(fit_measures=("children_in_need",)).measures_at(panel, 2014)
+
+
+def test_a_backtest_scores_the_model_forecasters_comparison_set(small_panel):
+    codes = sorted(B.local_authorities(small_panel))  # not England's row
+    model = ModelOracle(target=codes[1], neighbours=",".join(codes[2:5]))
+    result = B.backtest(small_panel, [model], origins=[2016], measures=["looked_after"], horizons=[1], progress=False)
+    assert sorted(result.table["la_code"].unique()) == sorted(codes[1:5])
+    every = B.backtest(
+        small_panel, [model], origins=[2016], measures=["looked_after"], horizons=[1], las="all", progress=False
+    )
+    assert sorted(every.table["la_code"].unique()) == codes
+
+
 # -- the shipped backtest and its staleness check ----------------------------------------------
 
 
@@ -344,6 +401,10 @@ def test_backtest_command_with_a_tiny_model_fit(small_panel, tmp_path, capsys):
         "1,3",
         "--measures",
         "looked_after",
+        "--la",
+        "E06990000",
+        "--neighbours",
+        "all",
         "--las",
         "E06990000,E06990001",
         "--methods",

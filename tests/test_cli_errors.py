@@ -88,6 +88,8 @@ BAD_ARGUMENTS: dict[str, list[str]] = {
     "backtest --origins 14-22": ["backtest", "--origins", "14-22", "--out", "OUT"],
     "backtest --horizons 0-3": ["backtest", "--horizons", "0-3", "--out", "OUT"],
     "backtest --draws 0": ["backtest", "--draws", "0", "--out", "OUT"],
+    "backtest --la unknown": ["backtest", "--la", "E09999999", "--out", "OUT"],
+    "backtest --neighbours 2019": ["backtest", "--neighbours", "2019", "--out", "OUT"],
     "report --seed -1": ["report", "--seed", "-1", "--out", "OUT.html"],
     "report --until 20x": ["report", "--until", "20x", "--out", "OUT.html"],
     "report --workers": ["report", "--workers", "2"],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import re
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -232,18 +233,33 @@ def test_a_backtest_whose_model_never_converged_is_said_so_not_tabled(monkeypatc
     )
     monkeypatch.setattr(R, "_shipped_backtest", lambda: baselines_only)
     monkeypatch.setattr(R, "_failed_backtest_origins", lambda: [2014, 2015])
+    inputs = SimpleNamespace(la="E06000034", la_name="Thurrock", panel=None)
     sec = R.Section("model", "Model card")
-    R._backtest_blocks(sec)
+    R._backtest_blocks(sec, inputs)
     notices = [b.text for b in sec.blocks if isinstance(b, R.Notice)]
     assert any("failed its convergence checks at every origin (2014 and 2015)" in t for t in notices)
     assert not any(isinstance(b, R.ReportTable) for b in sec.blocks)
     # a backtest of the baselines only is not a model that failed
     monkeypatch.setattr(R, "_failed_backtest_origins", lambda: [])
     sec = R.Section("model", "Model card")
-    R._backtest_blocks(sec)
+    R._backtest_blocks(sec, inputs)
     notices = [b.text for b in sec.blocks if isinstance(b, R.Notice)]
     assert any("the model was not among the methods backtested" in t for t in notices)
     assert not any("failed" in t for t in notices)
+
+
+def test_the_model_card_says_which_authorities_the_backtest_fitted():
+    from bayes_lac.data.panel import load_panel
+
+    config = {"target": "E06000034", "neighbours": "2021"}
+    own = R.backtest_fitted_set(config, "E06000034", "Thurrock")
+    assert own.startswith("Thurrock and its 2021 DfE statistical neighbours") and "as this report's fit was" in own
+    # a report on another authority is told the backtest is of Thurrock's set, not its own
+    other = R.backtest_fitted_set(config, "E06000033", "Southend-on-Sea", load_panel())
+    assert other.startswith("Thurrock and its 2021") and "not Southend-on-Sea's comparison set" in other
+    national = R.backtest_fitted_set({"target": "E06000034", "neighbours": "all"}, "E06000033", "Southend-on-Sea")
+    assert national.startswith("every English authority")
+    assert "does not record" in R.backtest_fitted_set({}, "E06000034", "Thurrock")
 
 
 # ---------------------------------------------------------------------------------------------

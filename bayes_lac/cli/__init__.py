@@ -387,7 +387,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="horizons for every measure, e.g. 1-5 (default 1-5, and 8 for looked_after)",
     )
     bt.add_argument("--measures", default="all", help="'all' or comma-separated measures")
-    bt.add_argument("--las", default="all", help="'all' or comma-separated ONS codes to score")
+    bt.add_argument(
+        "--la", default=THURROCK_CODE, help="model: ONS code of the authority whose comparison set is fitted"
+    )
+    bt.add_argument(
+        "--neighbours",
+        default="2021",
+        help="model: comparison set fitted at each origin, as in a report: 2021 or 2025 (DfE statistical "
+        "neighbours), 'all' (every authority, one national fit per origin) or comma-separated ONS codes "
+        "(default 2021)",
+    )
+    bt.add_argument(
+        "--las",
+        default="comparison",
+        help="authorities to score: 'comparison' (those the model fits: --la and its --neighbours), 'all' "
+        "or comma-separated ONS codes (default comparison)",
+    )
     bt.add_argument(
         "--methods",
         default="model,baselines",

@@ -71,8 +71,10 @@ def backtest_command(args) -> int:
     origins = parse_years(args.origins, "origins")
     horizons = parse_years(args.horizons, "horizons") if args.horizons else None
     measures = MEASURES if args.measures == "all" else [m.strip() for m in args.measures.split(",") if m.strip()]
-    las = args.las if args.las == "all" else [c.strip() for c in args.las.split(",") if c.strip()]
+    las = args.las if args.las in ("all", "comparison") else [c.strip() for c in args.las.split(",") if c.strip()]
     model = ModelForecaster(
+        target=args.la,
+        neighbours=args.neighbours,
         draws=args.draws,
         tune=args.tune,
         chains=args.chains,
@@ -82,6 +84,9 @@ def backtest_command(args) -> int:
         # origins already run in parallel processes: one process per fit's chains
         cores=1 if (args.workers > 1 or args.scheduler) else None,
     )
+    fitted = model.comparison_las(panel)  # refuses an unknown --la or --neighbours before any fit
+    if las == "comparison":
+        las = fitted  # baselines alone are scored on the same authorities
     forecasters = parse_methods(args.methods, model=model)
     result = backtest(
         panel,

@@ -1992,7 +1992,7 @@ def _model_card_section(inputs: ReportInputs) -> Section:
             pd.DataFrame({"notice": panel_notices}),
         )
     sec.heading("Forecast calibration (backtest)")
-    _backtest_blocks(sec)
+    _backtest_blocks(sec, inputs)
     return sec
 
 
@@ -2072,7 +2072,31 @@ def checked_words(measures: Sequence[str], checked: dict[str, int] | None, stale
     return text
 
 
-def _backtest_blocks(sec: Section) -> None:
+def backtest_fitted_set(config: dict | None, la: str, la_name: str, panel: pd.DataFrame | None = None) -> str:
+    """What the shipped backtest fitted at each origin, in words, beside the report's authority
+    `la`: e.g. "Thurrock and its 2021 DfE statistical neighbours, fitted together (this report's
+    default comparison set)"."""
+    config = config or {}
+    neighbours, target = str(config.get("neighbours", "")), str(config.get("target", ""))
+    if not neighbours or not target:
+        return "a comparison set its manifest does not record"
+    if neighbours == "all":
+        return "every English authority, fitted together at each origin"
+    name = la_name if target == la else target
+    if panel is not None and target != la:
+        names = panel.loc[panel["la_code"].astype(str) == target, "la_name"]
+        name = str(names.iloc[-1]) if len(names) else target
+    what = (
+        f"{name} and its {neighbours} DfE statistical neighbours"
+        if neighbours in ("2021", "2025")
+        else f"{name} and a list of comparison authorities"
+    )
+    if target != la:
+        return f"{what}, fitted together at each origin: not {la_name}'s comparison set, so these figures describe the model there"
+    return f"{what}, fitted together at each origin, as this report's fit was"
+
+
+def _backtest_blocks(sec: Section, inputs: ReportInputs) -> None:
     table = _shipped_backtest()
     if table is None:
         sec.notice(
@@ -2081,9 +2105,10 @@ def _backtest_blocks(sec: Section) -> None:
             "here when that file exists."
         )
         return
+    fitted = backtest_fitted_set(_backtest_model_config(), inputs.la, inputs.la_name, inputs.panel)
     sec.paragraph(
-        f"Forecasts made from past years ({bundled_name(BACKTEST_FILE)}) scored against "
-        "the published counts: the share of outcomes inside each credible interval. A calibrated "
+        f"Forecasts made from past years ({bundled_name(BACKTEST_FILE)}; the model was fitted on {fitted}) "
+        "scored against the published counts: the share of outcomes inside each credible interval. A calibrated "
         "forecast puts about 90% of outcomes inside its 90% interval. The settings and fit diagnostics "
         "of the shipped backtest are in models/backtest/README.md."
     )
@@ -2104,7 +2129,7 @@ def _backtest_blocks(sec: Section) -> None:
     failed = _failed_backtest_origins()
     if failed:
         sec.paragraph(
-            "In the backtest (every English authority fitted together, at a report's settings) the model's fit "
+            "In the backtest (at a report's settings) the model's fit "
             f"failed its convergence checks for the forecasts made in {join_words([str(o) for o in failed])}: "
             "those were not scored, so the figures here come from the other years only."
         )
@@ -2118,6 +2143,15 @@ def _backtest_blocks(sec: Section) -> None:
             against,
             kinds={"Model: 90% interval held": "percent", "Pooled growth: 90% interval held": "percent"},
         )
+
+
+def _backtest_model_config() -> dict | None:
+    """The model configuration recorded in the shipped backtest's manifest (None without one)."""
+    manifest = bmod.output_paths(BACKTEST_FILE)["manifest"]
+    if not manifest.is_file():
+        return None
+    config = json.loads(manifest.read_text()).get("model_config")
+    return config if isinstance(config, dict) else None
 
 
 def _failed_backtest_origins() -> list[int]:
