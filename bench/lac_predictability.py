@@ -36,7 +36,9 @@ origins, every authority with both counts published):
   with pooled growth's spread centred on no change (``held``);
 * looked-after totals: pooled growth of the total; pooled growth of children who are not UASC
   plus pooled growth of UASC (``split_pooled``); pooled growth of children who are not UASC
-  plus UASC held at the origin's count (``split_held``).
+  plus UASC held at the origin's count (``split_held``), or plus UASC centred on that count
+  with pooled growth's spread (``split_held_spread``, as the package's forecasts now add UASC:
+  `bayes_lac.analysis.forecast.uasc_held_path`, which pools the run's authorities only).
 
 With OUT, writes both parts there.
 """
@@ -187,6 +189,7 @@ def uasc_part(panel: pd.DataFrame, origins: list[int], horizons=range(1, 6)) -> 
     n_all = t_all - u_all
     counts = {"total": total, "uasc": uasc, "not_uasc": total - uasc}
     rng = np.random.default_rng(0)
+    spread_rng = np.random.default_rng(1)
     rows = []
     for origin in origins:
         k = years.index(origin)
@@ -200,7 +203,7 @@ def uasc_part(panel: pd.DataFrame, origins: list[int], horizons=range(1, 6)) -> 
             ok &= np.isfinite(u_all[:, k + h])
             n = int(ok.sum())
 
-            def grow(name, values, centre=False, pools=pools, ok=ok, k=k, n=n):
+            def grow(name, values, centre=False, pools=pools, ok=ok, k=k, n=n, rng=rng):
                 pool = pools[name] - (np.median(pools[name]) if centre else 0.0)
                 return (values[ok, k][:, None] + 1) * np.exp(rng.choice(pool, (n, N_DRAWS))) - 1
 
@@ -210,6 +213,9 @@ def uasc_part(panel: pd.DataFrame, origins: list[int], horizons=range(1, 6)) -> 
                 ("looked_after", "pooled_growth"): grow("total", t_all),
                 ("looked_after", "split_pooled"): grow("not_uasc", n_all) + grow("uasc", u_all),
                 ("looked_after", "split_held"): grow("not_uasc", n_all) + u_all[ok, k][:, None],
+                # its own random numbers, so the rows above reproduce those made before it was added
+                ("looked_after", "split_held_spread"): grow("not_uasc", n_all, rng=spread_rng)
+                + np.maximum(grow("uasc", u_all, centre=True, rng=spread_rng), 0.0),
             }
             for (what, method), draws in forecasts.items():
                 observed = (u_all if what == "uasc" else t_all)[ok, k + h]
