@@ -6,7 +6,7 @@ Measures, on the bundled panel (every authority, the measures scored at that ori
 2. one origin with every baseline in this process: forecasting and scoring seconds per method
    (the first scoring call also compiles scoringrules' numba kernels, about 20 s, once per
    process);
-3. with ``--model``, the same origin with the model (`ModelForecaster`, a report's sampler
+3. with ``--model``, the same origin with the model (`ModelForecaster`: a report's comparison set and sampler
    settings unless ``--draws`` is given): fit, forecasts and scoring, in this process and in a
    fresh worker process (which pays 1 again and compiles the model again).
 

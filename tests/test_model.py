@@ -166,6 +166,41 @@ def test_blank_and_unpopulated_cells_leave_the_likelihood(small_panel):
         assert model3.compile_logp(mode=mode)(point) != pytest.approx(logp, rel=1e-9)
 
 
+def test_chains_run_on_every_cpu_the_process_may_use(monkeypatch):
+    """pm.sample's default halves the CPU count, which ran every chain on one core of a 2-core
+    machine; the fit asks for one process per chain, up to the CPUs available."""
+    import os
+
+    import pymc
+
+    from bayes_lac.model import fit as model_fit
+    from bayes_lac.model.nuts import default_cores
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert (default_cores(4), default_cores(1)) == (2, 1)
+    seen = {}
+
+    def fake_sample(*args, **kwargs):
+        seen.update(kwargs)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(pymc, "sample", fake_sample)
+    for cores, expected in ((None, 2), (1, 1)):
+        with pytest.raises(RuntimeError, match="stop here"):
+            model_fit._sample(
+                pymc.Model(),
+                draws=10,
+                tune=10,
+                chains=4,
+                cores=cores,
+                seed=1,
+                progressbar=False,
+                sampler="nutpie",
+                target_accept=0.9,
+            )
+        assert seen["cores"] == expected
+
+
 def test_neighbours_2021_on_bundled_panel(bundled):
     data = prepare_data(bundled, THURROCK, "2021")
     assert data.la[0] == THURROCK

@@ -18,7 +18,7 @@ from bayes_lac.config import MEASURES
 from bayes_lac.data.neighbours import parse_neighbours
 from bayes_lac.model.data import ModelData, prepare_data
 from bayes_lac.model.graph import DEFAULT_PARAMETERISATION, build_model
-from bayes_lac.model.nuts import DEFAULT_MAX_TREEDEPTH, nuts_settings
+from bayes_lac.model.nuts import DEFAULT_MAX_TREEDEPTH, default_cores, nuts_settings
 from bayes_lac.model.priors import load_priors, prior_set_name, priors_json
 
 #: Default sampler settings: they give a converged fit of the bundled data (see bench/).
@@ -78,7 +78,7 @@ def _sample(
             draws,
             tune=tune,
             chains=chains,
-            cores=cores,
+            cores=cores if cores is not None else default_cores(chains),
             random_seed=seed,
             progressbar=progressbar,
             nuts_sampler=sampler,
@@ -263,7 +263,8 @@ class LACModel:
             ``"nutpie"`` (default: the fastest here, see ``bench/bench_fit.py``), ``"pymc"``
             or ``"numpyro"`` (if installed).
         cores
-            Processes for the chains (default: pymc's choice, up to the number of CPUs).
+            Processes for the chains (default: one per chain, up to the CPUs this process may
+            use; `bayes_lac.model.nuts.default_cores`).
         target_accept, max_treedepth
             NUTS settings: the acceptance rate step sizes are tuned to, and the deepest
             trajectory tree (at most ``2**max_treedepth`` steps per draw). A lower depth caps

@@ -61,7 +61,7 @@ from bayes_lac.config import ENGLAND_CODE, RATE_PER
 from bayes_lac.data.panel import FLOW_COLUMNS, ROUTE_COLUMNS, panel_sha256
 from bayes_lac.errors import PanelError, RunFileError, UsageError
 from bayes_lac.model.data import comparison_set
-from bayes_lac.model.nuts import DEFAULT_MAX_TREEDEPTH, nuts_settings
+from bayes_lac.model.nuts import DEFAULT_MAX_TREEDEPTH, default_cores, nuts_settings
 
 #: Route names in results (the panel column without ``ceased_``).
 ROUTES: tuple[str, ...] = tuple(c.removeprefix("ceased_") for c in ROUTE_COLUMNS)
@@ -364,7 +364,7 @@ class FlowsModel:
                 draws,
                 tune=tune,
                 chains=chains,
-                cores=cores if cores is not None else min(chains, 2),
+                cores=cores if cores is not None else default_cores(chains),
                 random_seed=seed,
                 progressbar=progressbar,
                 nuts_sampler=sampler,

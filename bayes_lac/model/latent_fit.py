@@ -41,6 +41,7 @@ import xarray as xr
 from bayes_lac import __version__
 from bayes_lac.model import latent as L
 from bayes_lac.model.data import ModelData
+from bayes_lac.model.nuts import default_cores
 
 #: Format of a latent run; a run of another format is refused where latent runs are read.
 LATENT_RUN_FORMAT = "3"
@@ -188,7 +189,7 @@ class LatentFitter:
                 draws=draws,
                 tune=tune,
                 chains=chains,
-                cores=cores or min(chains, 2),
+                cores=cores or default_cores(chains),
                 seed=int(seed),
                 target_accept=target_accept,
                 progress_bar=progressbar,

@@ -6,6 +6,8 @@ Kept apart from `bayes_lac.model.fit` so that models that import PyMC only when 
 
 from __future__ import annotations
 
+import os
+
 #: NUTS builds trajectories of at most 2**depth steps; 10 is every sampler's default.
 DEFAULT_MAX_TREEDEPTH = 10
 
@@ -16,3 +18,15 @@ def nuts_settings(sampler: str, max_treedepth: int) -> dict:
     if isinstance(max_treedepth, bool) or not isinstance(max_treedepth, int) or not 1 <= max_treedepth <= 15:
         raise ValueError(f"max_treedepth must be a whole number from 1 to 15, got {max_treedepth!r}")
     return {("max_tree_depth" if sampler == "numpyro" else "max_treedepth"): max_treedepth}
+
+
+def default_cores(chains: int) -> int:
+    """Processes (threads, for nutpie) to run `chains` chains on: one per chain, up to the CPUs
+    this process may use. pm.sample's own default halves the CPU count (it assumes half are
+    hyper-threads), so on a 2-core machine it ran every chain on one core; the draws are the
+    same either way (each chain has its own seed)."""
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        available = os.cpu_count() or 1
+    return max(1, min(int(chains), available))
