@@ -37,8 +37,8 @@ origins, every authority with both counts published):
 * looked-after totals: pooled growth of the total; pooled growth of children who are not UASC
   plus pooled growth of UASC (``split_pooled``); pooled growth of children who are not UASC
   plus UASC held at the origin's count (``split_held``), or plus UASC centred on that count
-  with pooled growth's spread (``split_held_spread``, as the package's forecasts now add UASC:
-  `bayes_lac.analysis.forecast.uasc_held_path`, which pools the run's authorities only).
+  with pooled growth's spread (``split_held_spread``: a stochastic UASC path, measured and not
+  adopted; see models/README.md).
 
 With OUT, writes both parts there.
 """

@@ -141,7 +141,8 @@ def replicate(i: int, theta: dict, data, base, codes, seed: int, sampler: str, r
     counts = simulate_counts(theta, i, data, rng)
     panel = panel_with(base, codes, data, counts)
     tic = time.perf_counter()
-    run = model_for(panel, codes).fit(panel, sampler=sampler, seed=seed * 1000 + i, progressbar=False)
+    # one core: two halves run side by side on a 2-core machine (see the module docstring)
+    run = model_for(panel, codes).fit(panel, sampler=sampler, seed=seed * 1000 + i, progressbar=False, cores=1)
     seconds = time.perf_counter() - tic
     post = run["posterior"].to_dataset().stack(sample=("chain", "draw"))
     post = {k: np.moveaxis(post[k].values, -1, 0) for k in ("la_intercept", "la_trend", "year_effect", *HYPER)}

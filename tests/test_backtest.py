@@ -385,6 +385,23 @@ def test_model_forecaster_refuses_spend(small_panel):
 
 
 @pytest.mark.slow  # compiles or samples a model: not in the fast tier
+def test_backtest_command_scores_the_comparison_set_or_says_how_not_to(small_panel, tmp_path, capsys):
+    from bayes_lac.cli import main
+
+    panel_file = tmp_path / "panel.csv"
+    small_panel.drop(columns=["geographic_level"]).to_csv(panel_file, index=False)
+    common = ["backtest", "--panel", str(panel_file), "--origins", "2017", "--horizons", "1"]
+    common += ["--measures", "looked_after", "--methods", "last_value", "--workers", "1"]
+    # the default --la (Thurrock) is not in this panel: one line that says what to do
+    assert main([*common, "--out", str(tmp_path / "a.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "E06000034" in err and "--las all" in err
+    codes = sorted(B.local_authorities(small_panel))
+    argv = [*common, "--la", codes[0], "--neighbours", ",".join(codes[1:3]), "--out", str(tmp_path / "b.csv")]
+    assert main(argv) == 0
+    assert sorted(pd.read_csv(tmp_path / "b.csv")["la_code"].unique()) == codes[:3]
+
+
 def test_backtest_command_with_a_tiny_model_fit(small_panel, tmp_path, capsys):
     from bayes_lac.cli import main
 

@@ -35,7 +35,7 @@ CI_PARAMETERS = {
     # trees capped at 32 steps: after 100 tuning steps pymc's NUTS otherwise runs 1,023 per draw
     "max_treedepth": 5,
     # the backtest notebook scores the baselines only: the model's backtest path is covered by
-    # tests/test_backtest.py with a tiny fit, and a national fit per origin is too slow for CI
+    # tests/test_backtest.py with a tiny fit, and a fit per origin is too slow for CI
     "methods": "baselines",
     # ... for children looked after only: every cell still runs (each measure takes the same
     # path), in a third of the time (15 s for all three measures at one origin in CI)

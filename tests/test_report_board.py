@@ -252,13 +252,25 @@ def test_the_model_card_says_which_authorities_the_backtest_fitted():
     from bayes_lac.data.panel import load_panel
 
     config = {"target": "E06000034", "neighbours": "2021"}
-    own = R.backtest_fitted_set(config, "E06000034", "Thurrock")
-    assert own.startswith("Thurrock and its 2021 DfE statistical neighbours") and "as this report's fit was" in own
-    # a report on another authority is told the backtest is of Thurrock's set, not its own
-    other = R.backtest_fitted_set(config, "E06000033", "Southend-on-Sea", load_panel())
-    assert other.startswith("Thurrock and its 2021") and "not Southend-on-Sea's comparison set" in other
-    national = R.backtest_fitted_set({"target": "E06000034", "neighbours": "all"}, "E06000033", "Southend-on-Sea")
-    assert national.startswith("every English authority")
+    own = R.backtest_fitted_set(config, "E06000034", "Thurrock", report_neighbours="2021", scored=True)
+    assert (
+        own
+        == "Thurrock and its 2021 DfE statistical neighbours at each origin, the comparison set this report's fit uses"
+    )
+    # the same authority fitted nationally is not the backtest's set
+    national_run = R.backtest_fitted_set(config, "E06000034", "Thurrock", report_neighbours="all", scored=True)
+    assert "(Thurrock among them): not the comparison set this report's fit uses" in national_run
+    # a neighbour of Thurrock is scored in the backtest, but its report fits its own set
+    other = R.backtest_fitted_set(
+        config, "E06000033", "Southend-on-Sea", load_panel(), report_neighbours="2021", scored=True
+    )
+    assert other.startswith("Thurrock and its 2021") and "(Southend-on-Sea among them): not the comparison" in other
+    outside = R.backtest_fitted_set(config, "E06000015", "Derby", load_panel(), report_neighbours="2021", scored=False)
+    assert "(not Derby): not the comparison set" in outside
+    national = {"target": "E06000034", "neighbours": "all"}
+    assert R.backtest_fitted_set(national, "E06000015", "Derby", report_neighbours="all", scored=True).startswith(
+        "every English authority together at each origin, the comparison set this report's fit uses"
+    )
     assert "does not record" in R.backtest_fitted_set({}, "E06000034", "Thurrock")
 
 

@@ -45,6 +45,7 @@ def backtest_command(args) -> int:
     """
     from bayes_lac.config import CI_PROB, MEASURES
     from bayes_lac.data.panel import load_panel
+    from bayes_lac.errors import UnknownAuthorityError
     from bayes_lac.studies.backtest import (
         MODEL_METHOD,
         ModelForecaster,
@@ -84,10 +85,17 @@ def backtest_command(args) -> int:
         # origins already run in parallel processes: one process per fit's chains
         cores=1 if (args.workers > 1 or args.scheduler) else None,
     )
-    fitted = model.comparison_las(panel)  # refuses an unknown --la or --neighbours before any fit
-    if las == "comparison":
-        las = fitted  # baselines alone are scored on the same authorities
     forecasters = parse_methods(args.methods, model=model)
+    if las == "comparison" or model in forecasters:
+        # refuses an unknown --la or --neighbours before any fit; baselines alone are scored on
+        # the same authorities as the model would be
+        try:
+            fitted = model.comparison_las(panel)
+        except UnknownAuthorityError as e:
+            raise UnknownAuthorityError(
+                f"{e} (--la {args.la} --neighbours {args.neighbours}; or score --las all)"
+            ) from e
+        las = fitted if las == "comparison" else las
     result = backtest(
         panel,
         forecasters,

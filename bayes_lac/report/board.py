@@ -2072,28 +2072,47 @@ def checked_words(measures: Sequence[str], checked: dict[str, int] | None, stale
     return text
 
 
-def backtest_fitted_set(config: dict | None, la: str, la_name: str, panel: pd.DataFrame | None = None) -> str:
-    """What the shipped backtest fitted at each origin, in words, beside the report's authority
-    `la`: e.g. "Thurrock and its 2021 DfE statistical neighbours, fitted together (this report's
-    default comparison set)"."""
+def backtest_fitted_set(
+    config: dict | None,
+    la: str,
+    la_name: str,
+    panel: pd.DataFrame | None = None,
+    *,
+    report_target: str | None = None,
+    report_neighbours=None,
+    scored: bool | None = None,
+) -> str:
+    """What the shipped backtest fitted at each origin, in words, beside the report's own fit:
+    e.g. "Thurrock and its 2021 DfE statistical neighbours at each origin, the comparison set
+    this report's fit uses".
+
+    `report_target` and `report_neighbours` are the report's run's target and comparison
+    setting (`RunInfo.neighbours_setting`); `scored` whether the backtest scored `la`.
+    """
     config = config or {}
     neighbours, target = str(config.get("neighbours", "")), str(config.get("target", ""))
     if not neighbours or not target:
         return "a comparison set its manifest does not record"
-    if neighbours == "all":
-        return "every English authority, fitted together at each origin"
     name = la_name if target == la else target
     if panel is not None and target != la:
         names = panel.loc[panel["la_code"].astype(str) == target, "la_name"]
         name = str(names.iloc[-1]) if len(names) else target
-    what = (
-        f"{name} and its {neighbours} DfE statistical neighbours"
-        if neighbours in ("2021", "2025")
-        else f"{name} and a list of comparison authorities"
+    if neighbours == "all":
+        what = "every English authority together"
+    elif neighbours in ("2021", "2025"):
+        what = f"{name} and its {neighbours} DfE statistical neighbours"
+    else:
+        what = f"{name} and a list of comparison authorities"
+    report_target = report_target or la
+    setting = report_neighbours if isinstance(report_neighbours, str) or report_neighbours is None else "list"
+    same = (neighbours == "all" and setting == "all") or (target == report_target and neighbours == setting)
+    if same:
+        return f"{what} at each origin, the comparison set this report's fit uses"
+    where = f"{la_name} among them" if scored else f"not {la_name}"
+    return (
+        f"{what} at each origin ({where}): not the comparison set this report's fit uses, so these figures "
+        "describe the model on that set"
     )
-    if target != la:
-        return f"{what}, fitted together at each origin: not {la_name}'s comparison set, so these figures describe the model there"
-    return f"{what}, fitted together at each origin, as this report's fit was"
 
 
 def _backtest_blocks(sec: Section, inputs: ReportInputs) -> None:
@@ -2105,7 +2124,16 @@ def _backtest_blocks(sec: Section, inputs: ReportInputs) -> None:
             "here when that file exists."
         )
         return
-    fitted = backtest_fitted_set(_backtest_model_config(), inputs.la, inputs.la_name, inputs.panel)
+    info = run_info(inputs.results) if getattr(inputs, "results", None) is not None else None
+    fitted = backtest_fitted_set(
+        _backtest_model_config(),
+        inputs.la,
+        inputs.la_name,
+        inputs.panel,
+        report_target=info.target_la if info is not None else None,
+        report_neighbours=info.neighbours_setting if info is not None else None,
+        scored=inputs.la in set(table["la_code"].astype(str)),
+    )
     sec.paragraph(
         f"Forecasts made from past years ({bundled_name(BACKTEST_FILE)}; the model was fitted on {fitted}) "
         "scored against the published counts: the share of outcomes inside each credible interval. A calibrated "

@@ -13,7 +13,8 @@ What is scored
   so from 2016); horizons 1-5, plus 8 for looked-after children (`DEFAULT_HORIZONS`).
   Forecasts of years after the last published one can never be scored: they are left out,
   with a note.
-* Cells: every local authority in the panel (or those asked for) that exists at the origin
+* Cells: the authorities the model fits (its comparison set; every local authority in the
+  panel when it is fitted nationally or without the model), or those asked for, that exist at the origin
   (has a row for that year) x measure x horizon. A cell a method cannot forecast (too short a
   history, a count suppressed at the origin) or whose outcome is not published (an authority
   abolished before ``T + h``) is kept with empty scores and counted as missing.
@@ -215,13 +216,13 @@ class ModelForecaster:
         Forecast scenario (`bayes_lac.analysis.forecast`), ``"trend"`` as in a report.
     fit_measures
         Measures fitted jointly (default all three, as a report fits them). At an origin where
-        one of them has fewer than `MIN_HISTORY_YEARS` years of data (children in need and
-        child protection, published from 2013, at origins 2014-2015) it is left out of that
-        fit, as it is left out of the scoring: two or three years cannot separate the spread
-        of authorities' trends from noise, and the 2014 fit with them failed its gate (5
-        divergent transitions, bulk ESS 234 and tail ESS 68 on their spreads; see
-        ``models/backtest/README.md``). This is the one way a backtest fit differs from a
-        report's.
+        one of them is not yet scored (`first_origin`: fewer than `MIN_HISTORY_YEARS` years
+        since its first data; children in need and child protection, published from 2013, at
+        origins 2014-2015) it is left out of that fit, as it is left out of the scoring: two or
+        three years cannot separate the spread of authorities' trends from noise, and a 2014
+        fit of Thurrock's set with them failed its gate (bulk ESS 313 on the spread of
+        children-in-need trends, tail ESS 175; see ``models/README.md``). This is the one way
+        a backtest fit differs from a report's.
     allow_unconverged
         Score a fit that fails its convergence diagnostics (recorded in the origins table).
     cores
@@ -285,11 +286,14 @@ class ModelForecaster:
         """The measures of `fit_measures` fitted at `origin`: those with at least
         `MIN_HISTORY_YEARS` years of data up to it (see `fit_measures`)."""
         cut = panel[panel["year"].astype(int) <= int(origin)]
-        las = set(local_authorities(cut))
-        inside = cut["la_code"].astype(str).isin(las)
-        chosen = tuple(
-            m for m in self.fit_measures if cut.loc[inside & cut[m].notna(), "year"].nunique() >= MIN_HISTORY_YEARS
-        )
+
+        def scored_from(measure: str) -> float:
+            try:
+                return first_origin(cut, measure)  # the plan's rule, so fitted = scored
+            except PanelError:  # no data up to the origin
+                return np.inf
+
+        chosen = tuple(m for m in self.fit_measures if scored_from(m) <= int(origin))
         if not chosen:
             raise PanelError(
                 f"backtest origin {origin}: no measure of {', '.join(self.fit_measures)} has {MIN_HISTORY_YEARS} "
