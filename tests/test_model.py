@@ -168,7 +168,7 @@ def test_blank_and_unpopulated_cells_leave_the_likelihood(small_panel):
 
 def test_chains_run_on_every_cpu_the_process_may_use(monkeypatch):
     """pm.sample's default halves the CPU count, which ran every chain on one core of a 2-core
-    machine; the fit asks for one process per chain, up to the CPUs available."""
+    machine; a nutpie fit asks for one thread per chain, up to the CPUs available."""
     import os
 
     import pymc
@@ -185,7 +185,7 @@ def test_chains_run_on_every_cpu_the_process_may_use(monkeypatch):
         raise RuntimeError("stop here")
 
     monkeypatch.setattr(pymc, "sample", fake_sample)
-    for cores, expected in ((None, 2), (1, 1)):
+    for sampler, cores, expected in (("nutpie", None, 2), ("nutpie", 1, 1), ("pymc", None, None)):
         with pytest.raises(RuntimeError, match="stop here"):
             model_fit._sample(
                 pymc.Model(),
@@ -195,7 +195,7 @@ def test_chains_run_on_every_cpu_the_process_may_use(monkeypatch):
                 cores=cores,
                 seed=1,
                 progressbar=False,
-                sampler="nutpie",
+                sampler=sampler,
                 target_accept=0.9,
             )
         assert seen["cores"] == expected

@@ -78,7 +78,9 @@ def _sample(
             draws,
             tune=tune,
             chains=chains,
-            cores=cores if cores is not None else default_cores(chains),
+            # nutpie runs chains as threads: one per CPU; pymc's own sampler would spawn
+            # processes, which cost more than they save on small fits, so it keeps pm.sample's choice
+            cores=cores if cores is not None or sampler != "nutpie" else default_cores(chains),
             random_seed=seed,
             progressbar=progressbar,
             nuts_sampler=sampler,
@@ -263,8 +265,8 @@ class LACModel:
             ``"nutpie"`` (default: the fastest here, see ``bench/bench_fit.py``), ``"pymc"``
             or ``"numpyro"`` (if installed).
         cores
-            Processes for the chains (default: one per chain, up to the CPUs this process may
-            use; `bayes_lac.model.nuts.default_cores`).
+            Processes for the chains (default with nutpie: one per chain, up to the CPUs this
+            process may use, `bayes_lac.model.nuts.default_cores`; otherwise pm.sample's choice).
         target_accept, max_treedepth
             NUTS settings: the acceptance rate step sizes are tuned to, and the deepest
             trajectory tree (at most ``2**max_treedepth`` steps per draw). A lower depth caps
