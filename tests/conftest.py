@@ -31,6 +31,9 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     os.environ["JAX_COMPILATION_CACHE_DIR"] = os.path.join(os.environ["BAYES_LAC_CACHE"], "jax")
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 os.environ.setdefault("PYTENSOR_FLAGS", "blas__ldflags=")
+# the suite's workers already run side by side (pytest -n 2): one core per fit, not one per CPU
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("BAYES_LAC_CORES", "1")
 # What pytensor compiles outside a JAX sampler (fits with pymc's sampler, C-compiled checks)
 # uses its C linker. Its compiled ops do not depend on array shapes, so differently sized panels
 # share one cold compile; the default (numba) recompiles for each new shape (measured on 2 cores

@@ -177,7 +177,14 @@ def test_chains_run_on_every_cpu_the_process_may_use(monkeypatch):
     from bayes_lac.model.nuts import default_cores
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.delenv("BAYES_LAC_CORES", raising=False)
     assert (default_cores(4), default_cores(1)) == (2, 1)
+    monkeypatch.setenv("BAYES_LAC_CORES", "1")  # fits already side by side in processes
+    assert default_cores(4) == 1
+    monkeypatch.setenv("BAYES_LAC_CORES", "two")
+    with pytest.raises(ValueError, match="BAYES_LAC_CORES='two': expected a whole number"):
+        default_cores(4)
+    monkeypatch.delenv("BAYES_LAC_CORES")
     seen = {}
 
     def fake_sample(*args, **kwargs):
