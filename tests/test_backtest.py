@@ -384,7 +384,6 @@ def test_model_forecaster_refuses_spend(small_panel):
         B.ModelForecaster()(small_panel, 2016, [1], ["looked_after"], las=["E06990000"], quantity="spend")
 
 
-@pytest.mark.slow  # compiles or samples a model: not in the fast tier
 def test_backtest_command_scores_the_comparison_set_or_says_how_not_to(small_panel, tmp_path, capsys):
     from bayes_lac.cli import main
 
@@ -402,6 +401,7 @@ def test_backtest_command_scores_the_comparison_set_or_says_how_not_to(small_pan
     assert sorted(pd.read_csv(tmp_path / "b.csv")["la_code"].unique()) == codes[:3]
 
 
+@pytest.mark.slow  # compiles or samples a model: not in the fast tier
 def test_backtest_command_with_a_tiny_model_fit(small_panel, tmp_path, capsys):
     from bayes_lac.cli import main
 

@@ -2173,21 +2173,21 @@ def _backtest_blocks(sec: Section, inputs: ReportInputs) -> None:
         )
 
 
+def _backtest_manifest() -> dict:
+    """The shipped backtest's manifest ({} without one)."""
+    manifest = bmod.output_paths(BACKTEST_FILE)["manifest"]
+    return json.loads(manifest.read_text()) if manifest.is_file() else {}
+
+
 def _backtest_model_config() -> dict | None:
     """The model configuration recorded in the shipped backtest's manifest (None without one)."""
-    manifest = bmod.output_paths(BACKTEST_FILE)["manifest"]
-    if not manifest.is_file():
-        return None
-    config = json.loads(manifest.read_text()).get("model_config")
+    config = _backtest_manifest().get("model_config")
     return config if isinstance(config, dict) else None
 
 
 def _failed_backtest_origins() -> list[int]:
     """Origins at which the shipped backtest's model fit failed its gate (from its manifest)."""
-    manifest = bmod.output_paths(BACKTEST_FILE)["manifest"]
-    if not manifest.is_file():
-        return []
-    records = json.loads(manifest.read_text()).get("origins_failed", [])
+    records = _backtest_manifest().get("origins_failed", [])
     return sorted({int(r["origin"]) for r in records if r.get("method") == bmod.MODEL_METHOD})
 
 
