@@ -15,11 +15,17 @@ sampler's native memory alike). "Sampling" is the sampler's own time (tuning and
 gradient); "wall" is the whole fit including the log-likelihood and log-prior groups and the
 diagnostics.
 
+With ``--latent-seeds N`` (default 1) the latent-state model (`bayes_lac.model.latent_fit`, issue
+#13's candidate) is fitted first in each case at its own defaults with seeds 1..N, and printed
+in the same table; its "compile" is building and compiling the model, its "sampling" the
+sampler's call, its wall time includes preparing the data.
+
 Run from the project root::
 
     .venv/bin/python bench/bench_fit.py            # (a) and (b), default and baseline
     .venv/bin/python bench/bench_fit.py --only a   # just (a)
     .venv/bin/python bench/bench_fit.py --sampler pymc
+    .venv/bin/python bench/bench_fit.py --no-default --no-baseline --latent-seeds 5   # the latent model's gate on 5 seeds
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -40,6 +48,50 @@ CASES = {"a": ("E06000034", "2021"), "b": ("E06000034", "all")}
 #: Sampler settings of the baseline: pm.sample's defaults (4 chains, 1000 tuning steps,
 #: 1000 draws, target acceptance 0.8; nutpie is pm.sample's default sampler when installed).
 BASELINE_SETTINGS = {"draws": 1000, "tune": 1000, "chains": 4, "target_accept": 0.8, "sampler": "nutpie"}
+
+
+def _latent_child(case: str, seed: int, out: str, save: str | None) -> None:
+    """Fit the latent-state model (`bayes_lac.model.latent_fit`) at its defaults, once."""
+    import resource
+
+    from bayes_lac import load_panel
+    from bayes_lac.model.data import prepare_data
+    from bayes_lac.model.diagnostics import check_convergence
+    from bayes_lac.model.latent_fit import LatentFitter
+    from bayes_lac.model.results import save_run
+
+    la, neighbours = CASES[case]
+    start = time.perf_counter()
+    data = prepare_data(load_panel(), la, neighbours=neighbours)
+    run = LatentFitter().fit(data, seed=seed)
+    wall = time.perf_counter() - start
+    diag = check_convergence(run)
+    info = json.loads(run.attrs["sampler"])
+    size = None
+    if save:
+        save_run(run, save)
+        size = os.path.getsize(save)
+    result = {
+        "case": case,
+        "parameterisation": f"latent s{seed}",
+        "sampler": info["sampler"],
+        "settings": f"{info['chains']} chains x {info['tune']} tune + {info['draws']} draws, target_accept {info['target_accept']}",
+        "authorities": len(data.la),
+        "cells": int(np.isfinite(data.modelled_count).sum()),
+        "wall_s": wall,
+        "compile_s": info["compile_seconds"],
+        "sampling_s": info["sample_seconds"],
+        "min_ess_bulk": diag.min_ess_bulk,
+        "min_ess_tail": diag.min_ess_tail,
+        "max_rhat": diag.max_rhat,
+        "divergences": diag.divergences,
+        "converged": diag.converged,
+        "worst": diag.worst,
+        "ess_per_s": diag.min_ess_bulk / info["sample_seconds"],
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "run_file_mib": None if size is None else size / 2**20,
+    }
+    Path(out).write_text(json.dumps(result, default=float))
 
 
 def _child(case: str, parameterisation: str, sampler: str | None, out: str, save: str | None) -> None:
@@ -117,7 +169,7 @@ def _fit_in_process(case, parameterisation, sampler, save=None) -> dict:
 
 def _row(r: dict) -> str:
     return (
-        f"({r['case']}) {r['parameterisation']:<9} {r['sampler']:<7} {r['authorities']:>4} LAs {r['cells']:>5} cells | "
+        f"({r['case']}) {r['parameterisation']:<10} {r['sampler']:<7} {r['authorities']:>4} LAs {r['cells']:>5} cells | "
         f"wall {r['wall_s']:6.1f} s  compile {r['compile_s']:5.1f} s  sampling {r['sampling_s']:6.1f} s | "
         f"ESS bulk {r['min_ess_bulk']:7.0f} tail {r['min_ess_tail']:6.0f}  R-hat {r['max_rhat']:.3f}  "
         f"div {r['divergences']:>3} | ESS/s {r['ess_per_s']:6.1f} | peak RSS {r['peak_rss_mib']:6.0f} MiB"
@@ -130,12 +182,28 @@ def main(argv=None) -> None:
     parser.add_argument("--only", choices=sorted(CASES), help="run one case only")
     parser.add_argument("--sampler", help="sampler for both fits (default: the package default)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the baseline fits")
+    parser.add_argument("--no-default", action="store_true", help="skip the default (v0.2) model's fits")
+    parser.add_argument(
+        "--latent-seeds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="fit the latent-state model with seeds 1..N (default 1; 0 skips it)",
+    )
     args = parser.parse_args(argv)
     cases = [args.only] if args.only else sorted(CASES)
     print(f"bench_fit: {os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f} at start")
     results = []
     for case in cases:
         save = str(ROOT / f"bench_{case}.nc") if case else None
+        for seed in range(1, args.latent_seeds + 1):
+            latent = _fit_in_process(case, f"latent:{seed}", None, save=save if seed == 1 else None)
+            Path(save).unlink(missing_ok=True)
+            print(_row(latent), flush=True)
+            print(f"    settings: {latent['settings']}; slowest: {latent['worst']}; converged: {latent['converged']}")
+            results.append(latent)
+        if args.no_default:
+            continue
         default = _fit_in_process(case, "default", args.sampler, save=save)
         Path(save).unlink(missing_ok=True)
         print(_row(default), flush=True)
@@ -164,6 +232,9 @@ def main(argv=None) -> None:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         case, par, sampler, out, save = sys.argv[2:7]
-        _child(case, par, sampler or None, out, save or None)
+        if par.startswith("latent:"):
+            _latent_child(case, int(par.split(":")[1]), out, save or None)
+        else:
+            _child(case, par, sampler or None, out, save or None)
     else:
         main()

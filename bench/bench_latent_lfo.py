@@ -2,8 +2,9 @@
 
 Usage: python bench/bench_latent_lfo.py ORIGINS [DRAWS [PRIORS [TREND_MEASURES [UASC [NATIONAL [TARGET_ACCEPT]]]]]]   e.g. 2016,2018,2020,2022 400
 PRIORS: JSON overrides of bayes_lac.model.latent.LATENT_PRIORS, e.g. '{"damping": [2, 6]}' ('' for none).
-TREND_MEASURES: the measures whose authorities have a local trend, e.g. children_in_need,child_protection
-(default every measure). UASC: "hold" (default: the count at the origin) or "pooled", how future UASC are drawn.
+TREND_MEASURES: the measures whose authorities have a local trend, e.g. children_in_need,child_protection,
+or "all" (default: bayes_lac.model.latent_fit.DEFAULT_TREND_MEASURES, looked_after; the runs before
+30 November's "local trend for looked-after children only" gave every measure one). UASC: "hold" (default: the count at the origin) or "pooled", how future UASC are drawn.
 NATIONAL: "drift" (default) or "damped", the design of the national path.
 TARGET_ACCEPT: NUTS target acceptance (default 0.95; the runs of 30 November before it existed used nutpie's 0.8).
 
@@ -24,7 +25,7 @@ import pandas as pd
 from latent_forecaster import LatentForecaster
 
 from bayes_lac.data.panel import load_panel
-from bayes_lac.model.latent_fit import DEFAULT_TARGET_ACCEPT
+from bayes_lac.model.latent_fit import DEFAULT_TARGET_ACCEPT, DEFAULT_TREND_MEASURES
 from bayes_lac.studies.backtest import backtest, summary_tables
 from bayes_lac.studies.baselines import PooledGrowth
 
@@ -34,7 +35,13 @@ lf = LatentForecaster(
     draws=int(sys.argv[2]) if len(sys.argv) > 2 else 500,
     tune=int(sys.argv[2]) if len(sys.argv) > 2 else 500,
     priors=json.loads(sys.argv[3]) if len(sys.argv) > 3 and sys.argv[3] else None,
-    trend_measures=tuple(sys.argv[4].split(",")) if len(sys.argv) > 4 and sys.argv[4] else None,
+    trend_measures=(
+        DEFAULT_TREND_MEASURES
+        if len(sys.argv) <= 4 or not sys.argv[4]
+        else None
+        if sys.argv[4] == "all"
+        else tuple(sys.argv[4].split(","))
+    ),
     uasc=sys.argv[5] if len(sys.argv) > 5 and sys.argv[5] else "hold",
     national=sys.argv[6] if len(sys.argv) > 6 and sys.argv[6] else "drift",
     target_accept=float(sys.argv[7]) if len(sys.argv) > 7 else DEFAULT_TARGET_ACCEPT,

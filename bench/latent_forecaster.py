@@ -5,7 +5,13 @@ import time
 from dataclasses import dataclass, field
 
 from bayes_lac.model.data import prepare_data
-from bayes_lac.model.latent_fit import DEFAULT_TARGET_ACCEPT, LatentFitter, latent_forecast, on_grid
+from bayes_lac.model.latent_fit import (
+    DEFAULT_TARGET_ACCEPT,
+    DEFAULT_TREND_MEASURES,
+    LatentFitter,
+    latent_forecast,
+    on_grid,
+)
 from bayes_lac.studies.baselines import empty_draws
 
 #: Every origin's data are laid on the years up to this one, so one compiled model serves all.
@@ -21,8 +27,8 @@ class LatentForecaster:
     n_draws: int = 1000
     #: overrides of bayes_lac.model.latent.LATENT_PRIORS (a design under evaluation)
     priors: dict | None = None
-    #: measures with a local trend (None: all)
-    trend_measures: tuple | None = None
+    #: measures with a local trend (None: all; default: the package's default)
+    trend_measures: tuple | None = DEFAULT_TREND_MEASURES
     #: future UASC: "hold" (the count at the origin; measured better, models/README.md) or
     #: "pooled" (pooled empirical h-year changes of each authority's UASC count)
     uasc: str = "hold"

@@ -17,7 +17,8 @@ N_T = 9
 
 
 def dense_cov(level_start_var, trend_start_var, level_var, trend_var, damping, obs_var):
-    g, k_level, k_trend = L._state_loadings(N_T, damping)
+    """Covariance of a series that starts in the first of the years of `obs_var`."""
+    g, k_level, k_trend = L._state_loadings(len(obs_var), damping)
     cov = level_start_var + trend_start_var * np.outer(g, g) + level_var * k_level + trend_var * k_trend
     return cov + np.diag(obs_var)
 
@@ -39,15 +40,17 @@ def random_series(rng, n_series=6):
 
 
 def exact_loglik(params, obs_var, observed, resid):
+    """Each series' density, the series starting at its first observed year."""
     out = []
     for i in range(resid.shape[0]):
+        start = int(np.argmax(observed[i])) if observed[i].any() else 0
         cov = dense_cov(
             *(params[k][i] for k in ("level_start_var", "trend_start_var", "level_var", "trend_var", "damping")),
-            obs_var[i],
+            obs_var[i, start:],
         )
-        keep = observed[i]
+        keep = observed[i, start:]
         out.append(
-            stats.multivariate_normal(np.zeros(keep.sum()), cov[np.ix_(keep, keep)]).logpdf(resid[i, keep])
+            stats.multivariate_normal(np.zeros(keep.sum()), cov[np.ix_(keep, keep)]).logpdf(resid[i, start:][keep])
             if keep.any()
             else 0.0
         )
@@ -59,6 +62,25 @@ def test_kalman_filter_equals_the_dense_gaussian_likelihood():
     params, obs_var, observed, resid = random_series(rng)
     got = L.kalman_loglik(resid, obs_var, observed, **params)
     np.testing.assert_allclose(got, exact_loglik(params, obs_var, observed, resid), rtol=1e-9, atol=1e-9)
+
+
+def test_years_before_a_series_starts_do_not_change_its_likelihood():
+    # an authority created in a later year (or a measure first published later) starts there:
+    # laying its series on a longer grid, with empty years in front, gives the same likelihood
+    rng = np.random.default_rng(5)
+    params, obs_var, observed, resid = random_series(rng)
+    pad = 5
+    longer = (
+        np.concatenate([np.zeros((6, pad)), resid], axis=1),
+        np.concatenate([np.full((6, pad), 0.01), obs_var], axis=1),
+        np.concatenate([np.zeros((6, pad), bool), observed], axis=1),
+    )
+    np.testing.assert_allclose(
+        L.kalman_loglik(*longer, **params), L.kalman_loglik(resid, obs_var, observed, **params), rtol=1e-12
+    )
+    # and the grid's first year is not a start for a series that begins later: the series
+    # that starts at year 4 has the start spread there, not four years of innovations on it
+    assert observed[0, :4].sum() == 0
 
 
 def test_a_wrong_damping_changes_the_likelihood():
@@ -133,6 +155,51 @@ def test_backward_sampled_states_follow_their_exact_conditional_distribution():
         assert level[:, t].std() == pytest.approx(sd, rel=0.06)
 
 
+def test_a_series_that_starts_late_has_its_start_spread_in_its_first_year():
+    """A series first observed in year 3: FFBS draws of its level there and in the last year
+    against the dense conditional of a series that starts in year 3 (no innovations before)."""
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(6)
+    n_draws, start = 4000, 3
+    level_start_sd, trend_start_sd, level_sd, trend_sd, damping, noise = 0.4, 0.08, 0.05, 0.03, 0.7, 0.05
+    counts = np.array([[np.nan] * start + [120, 130, 150, 160, 190, 200]], float)
+    data = SimpleNamespace(
+        modelled_count=counts[None],
+        population_0_17=np.full((1, N_T), 50_000.0),
+        measures=("children_in_need",),
+        uasc_imputed=np.zeros((1, N_T), bool),
+        deprivation=np.full((1, N_T), np.nan),
+        year=np.arange(2010, 2010 + N_T),
+    )
+    arrays = L.series_arrays(data)
+    one = lambda v: np.full((n_draws, 1), v)  # noqa: E731
+    draws = {
+        **{k: one(0.0) for k in ("deprivation_between", "deprivation_within", "drift", "national_sd")},
+        "intercept": one(3.0),
+        "level_start_sd": one(level_start_sd),
+        "trend_start_sd": one(trend_start_sd),
+        "level_sd": one(level_sd),
+        "trend_sd": one(trend_sd),
+        "damping": one(damping),
+        "noise": one(noise),
+        "national": np.zeros((n_draws, 1, N_T)),
+    }
+    states = L.draw_states(data, draws, rng)
+    assert states["started"][0, 0].tolist() == [False] * start + [True] * (N_T - start)
+    level = states["level"][:, 0, 0, start:]
+    n = N_T - start
+    g, k_level, k_trend = L._state_loadings(n, damping)
+    prior = level_start_sd**2 + trend_start_sd**2 * np.outer(g, g) + level_sd**2 * k_level + trend_sd**2 * k_trend
+    obs_cov = prior + np.diag(arrays["count_var"][0, 0, start:] + noise**2)
+    mean = prior @ np.linalg.solve(obs_cov, arrays["y"][0, 0, start:] - 3.0)
+    cov = prior - prior @ np.linalg.solve(obs_cov, prior)
+    for t in (0, n - 1):
+        sd = np.sqrt(cov[t, t])
+        assert abs(level[:, t].mean() - mean[t]) < 4 * sd / np.sqrt(n_draws)
+        assert level[:, t].std() == pytest.approx(sd, rel=0.06)
+
+
 @pytest.mark.slow  # compiles or samples a model: not in the fast tier
 def test_the_models_log_density_and_gradient_are_finite(tmp_path):
     from bayes_lac.model.data import prepare_data
@@ -154,12 +221,17 @@ def test_a_series_without_local_trend_is_a_random_walk_level():
     rng = np.random.default_rng(5)
     params, obs_var, observed, resid = random_series(rng)
     no_trend = dict(params, trend_start_var=0.0 * params["trend_start_var"], trend_var=0.0 * params["trend_var"])
-    t = np.arange(N_T)
     want = []
     for i in range(resid.shape[0]):
-        cov = params["level_start_var"][i] + params["level_var"][i] * np.minimum.outer(t, t) + np.diag(obs_var[i])
-        keep = observed[i]
-        want.append(stats.multivariate_normal(np.zeros(keep.sum()), cov[np.ix_(keep, keep)]).logpdf(resid[i, keep]))
+        start = int(np.argmax(observed[i]))  # the series starts at its first observed year
+        t = np.arange(N_T - start)
+        cov = (
+            params["level_start_var"][i] + params["level_var"][i] * np.minimum.outer(t, t) + np.diag(obs_var[i, start:])
+        )
+        keep = observed[i, start:]
+        want.append(
+            stats.multivariate_normal(np.zeros(keep.sum()), cov[np.ix_(keep, keep)]).logpdf(resid[i, start:][keep])
+        )
     got = L.kalman_loglik(resid, obs_var, observed, **no_trend)
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9)
     # and it differs from the same series with their trends
@@ -216,6 +288,38 @@ def test_a_damped_national_paths_steps_are_an_ar1_around_the_drift():
         L.build_latent_model(data, national="wiggly")
     with pytest.raises(ValueError, match="trend_measures: looked_afer not among"):
         L.build_latent_model(data, trend_measures=("looked_afer",))
+    with pytest.raises(ValueError, match="variance must be one of split, separate; got 'pooled'"):
+        L.build_latent_model(data, variance="pooled")
+    with pytest.raises(ValueError, match="national_steps must be one of"):
+        L.build_latent_model(data, national_steps="sideways")
+    with pytest.raises(ValueError, match="national_steps='centred' is a design of the random-walk"):
+        L.build_latent_model(data, national="damped", national_steps="centred")
+
+
+@pytest.mark.slow  # compiles or samples a model: not in the fast tier
+def test_the_split_variance_design_shares_one_series_sd_between_level_and_noise():
+    import pymc as pm
+
+    from bayes_lac.model.data import prepare_data
+    from bayes_lac.model.simulate import simulate_panel
+
+    panel, _ = simulate_panel(n_la=4, years=(2012, 2019), seed=2)
+    code = panel.loc[panel.la_code.str.startswith("E0"), "la_code"].iloc[0]
+    data = prepare_data(panel, code, neighbours="all")
+    model = L.build_latent_model(data)  # the default design
+    free = {rv.name for rv in model.free_RVs}
+    assert {"series_sd", "level_share"} <= free and not {"level_sd", "noise"} & free
+    total, share, level_sd, noise = pm.draw(
+        [model[n] for n in ("series_sd", "level_share", "level_sd", "noise")], random_seed=3
+    )
+    np.testing.assert_allclose(level_sd, total * np.sqrt(share), rtol=1e-12)
+    np.testing.assert_allclose(level_sd**2 + noise**2, total**2, rtol=1e-12)
+    # the prior of the total is the half-normal whose scale combines the file's two scales
+    scale = np.sqrt(L.LATENT_PRIORS["level_sd"] ** 2 + L.LATENT_PRIORS["noise"] ** 2)
+    draws = pm.draw(model["series_sd"], draws=4000, random_seed=4)
+    assert np.median(draws) == pytest.approx(scale * 0.6745, rel=0.05)
+    separate = L.build_latent_model(data, variance="separate")
+    assert {"level_sd", "noise"} <= {rv.name for rv in separate.free_RVs}
 
 
 def test_a_damped_national_forecast_returns_from_the_last_step_to_the_drift():

@@ -105,3 +105,30 @@ def test_forecasts_hold_uasc_at_the_last_count(fitted):
     np.testing.assert_array_equal(b.sel(measure="child_protection").values, a.sel(measure="child_protection").values)
     with pytest.raises(ValueError, match="uasc_history"):
         LF.latent_forecast(run, horizon=2, uasc="pooled")
+
+
+def test_by_default_only_looked_after_children_have_a_local_trend(grid, fitted):
+    _, data = grid
+    fitter, run = fitted
+    assert json.loads(run.attrs["trend_measures"]) == ["looked_after"]
+    trend_sd = run["posterior"]["trend_sd"]
+    for m in data.measures:
+        values = trend_sd.sel(measure=m).values
+        assert (values > 0).all() if m == "looked_after" else (values == 0).all()
+    # None asks for a trend in every measure; an explicit list is kept as given
+    assert LF.LatentFitter(trend_measures=None).trend_measures_for(data) is None
+    assert LF.LatentFitter(trend_measures=("child_protection",)).trend_measures_for(data) == ("child_protection",)
+
+
+def test_the_default_trend_is_left_out_of_data_without_looked_after_children(grid):
+    from dataclasses import replace
+
+    _, data = grid
+    keep = [k for k, m in enumerate(data.measures) if m != "looked_after"]
+    others = replace(
+        data,
+        measures=tuple(data.measures[k] for k in keep),
+        modelled_count=data.modelled_count[keep],
+        reported_count=data.reported_count[keep],
+    )
+    assert LF.LatentFitter().trend_measures_for(others) == ()

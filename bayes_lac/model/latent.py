@@ -7,14 +7,17 @@ excluding UASC, children in need, or child protection plans)::
     y[m, i, t]      = x[m, i, t] + e[m, i, t],   e ~ Normal(0, 1 / (count + 0.5) + noise[m]**2)
     x[m, i, t]      = national[m, t] + deprivation parts + level[m, i, t]
     level[t]        = level[t - 1] + trend[t - 1] + Normal(0, level_sd[m])
+    level_sd[m]     = series_sd[m] * sqrt(level_share[m]),  noise[m] = series_sd[m] * sqrt(1 - level_share[m])
     trend[t]        = damping[m] * trend[t - 1] + Normal(0, trend_sd[m])
     national[m, t]  = national[m, t - 1] + drift[m] + Normal(0, national_sd[m])
 
 The observation variance is the log-scale variance of a count (Poisson part, ``1 / count``)
 plus extra noise; counts of English authorities are large, so this Gaussian approximation on
-the log scale is close to a negative binomial likelihood. Each authority's level starts at a
-pooled mean (``intercept[m] + between-authority deprivation effect``) with spread
-``level_start_sd[m]``, and its trend starts at zero with spread ``trend_start_sd[m]``; the trend
+the log scale is close to a negative binomial likelihood. Each series starts in its own first
+published year: the authority's level there is a pooled mean (national path + ``intercept[m]``
++ between-authority deprivation effect) with spread ``level_start_sd[m]``, and its trend starts
+at zero with spread ``trend_start_sd[m]`` (years before it do not exist for the series, so
+children in need, first published in 2013, and an authority created in 2021 start there); the trend
 is damped towards the national drift, so forecasts follow the authority's recent movement and
 then the country's.
 
@@ -100,6 +103,11 @@ def _state_loadings(n_years: int, damping):
 
 #: Designs of the national path (`build_latent_model`).
 NATIONAL_PATHS: tuple[str, ...] = ("drift", "damped")
+
+#: How the level innovation and the extra observation noise are sampled (`build_latent_model`).
+VARIANCE_DESIGNS: tuple[str, ...] = ("split", "separate")
+#: How the national path's yearly steps are sampled (`build_latent_model`).
+NATIONAL_STEPS: tuple[str, ...] = ("noncentred", "centred")
 
 DATA_NAMES = ("y", "count_var", "observed", "dep_between", "dep_within")
 
@@ -188,6 +196,8 @@ def build_latent_model(
     until: int | None = None,
     trend_measures: tuple[str, ...] | None = None,
     national: str = "drift",
+    variance: str = "split",
+    national_steps: str = "noncentred",
 ) -> pm.Model:
     """The PyMC model with the authority states integrated out (see the module docstring).
 
@@ -202,9 +212,22 @@ def build_latent_model(
     ``"damped"`` (its yearly steps an AR(1) around the drift, with coefficient
     ``national_damping``: a recent national rise or fall carries on for a while, then the path
     returns to the long-run drift).
+    `variance` is ``"split"`` (default: per measure the series' year-to-year sd ``series_sd``,
+    with ``level_sd = series_sd * sqrt(level_share)`` and ``noise = series_sd * sqrt(1 -
+    level_share)``) or ``"separate"`` (``level_sd`` and ``noise`` sampled apart, each with its
+    own half-normal prior). The two are the same model up to their priors; "split" samples the
+    well-identified total apart from the weakly identified share. `national_steps` is
+    ``"noncentred"`` (default: steps = drift + national_sd * national_z) or ``"centred"``
+    (steps sampled as Normal(drift, national_sd)); measured in models/README.md.
     """
     if national not in NATIONAL_PATHS:
         raise ValueError(f"national must be one of {', '.join(NATIONAL_PATHS)}; got {national!r}")
+    if variance not in VARIANCE_DESIGNS:
+        raise ValueError(f"variance must be one of {', '.join(VARIANCE_DESIGNS)}; got {variance!r}")
+    if national_steps not in NATIONAL_STEPS:
+        raise ValueError(f"national_steps must be one of {', '.join(NATIONAL_STEPS)}; got {national_steps!r}")
+    if national_steps == "centred" and national != "drift":
+        raise ValueError("national_steps='centred' is a design of the random-walk national path (national='drift')")
     if trend_measures is not None:
         strange = sorted(set(trend_measures) - set(data.measures))
         if strange:
@@ -234,7 +257,18 @@ def build_latent_model(
         within = pm.Data("dep_within", arrays["dep_within"], dims=("la", "year"), shape=(n_la, n_t))
         intercept = pm.Normal("intercept", *p["intercept"], dims="measure")
         level_start_sd = pm.HalfNormal("level_start_sd", p["level_start_sd"], dims="measure")
-        level_sd = pm.HalfNormal("level_sd", p["level_sd"], dims="measure")
+        if variance == "separate":
+            level_sd = pm.HalfNormal("level_sd", p["level_sd"], dims="measure")
+            noise = pm.HalfNormal("noise", p["noise"], dims="measure")
+        else:
+            # the year-to-year variance of a series (well identified) and the share of it that
+            # persists (the weakly identified part, on a bounded scale): sampled apart, the two
+            # sds trade off along a ridge and the fit failed its gate (models/README.md)
+            scale = np.sqrt(p["level_sd"] ** 2 + p["noise"] ** 2)
+            series_sd = pm.HalfNormal("series_sd", scale, dims="measure")
+            share = pm.Beta("level_share", *p["level_share"], dims="measure")
+            level_sd = pm.Deterministic("level_sd", series_sd * pt.sqrt(share), dims="measure")
+            noise = pm.Deterministic("noise", series_sd * pt.sqrt(1 - share), dims="measure")
         if trend_measures is None or set(trend_measures) >= set(data.measures):
             trend_start_sd = pm.HalfNormal("trend_start_sd", p["trend_start_sd"], dims="measure")
             trend_sd = pm.HalfNormal("trend_sd", p["trend_sd"], dims="measure")
@@ -245,15 +279,18 @@ def build_latent_model(
             trend_start_sd = pm.Deterministic("trend_start_sd", raw_start * has_trend, dims="measure")
             trend_sd = pm.Deterministic("trend_sd", raw_sd * has_trend, dims="measure")
         damping = pm.Beta("damping", *p["damping"], dims="measure")
-        noise = pm.HalfNormal("noise", p["noise"], dims="measure")
         dep_between = pm.Normal("deprivation_between", *p["deprivation_between"], dims="measure")
         dep_within = pm.Normal("deprivation_within", *p["deprivation_within"], dims="measure")
         drift = pm.Normal("drift", *p["drift"], dims="measure")
         national_sd = pm.HalfNormal("national_sd", p["national_sd"], dims="measure")
-        national_z = pm.Normal("national_z", 0.0, 1.0, dims=("measure", "year"))
-        if national == "drift":
+        if national == "drift" and national_steps == "centred":
+            national_step = pm.Normal("national_step", drift[:, None], national_sd[:, None], dims=("measure", "year"))
+            steps = national_step * step_mask
+        elif national == "drift":
+            national_z = pm.Normal("national_z", 0.0, 1.0, dims=("measure", "year"))
             steps = (drift[:, None] + national_sd[:, None] * national_z) * step_mask
         else:
+            national_z = pm.Normal("national_z", 0.0, 1.0, dims=("measure", "year"))
             phi_n = pm.Beta("national_damping", *p["national_damping"], dims="measure")
             previous, columns = drift, []
             for t in range(n_t):
@@ -288,16 +325,33 @@ def build_latent_model(
     return model
 
 
+def propagation_mask(observed, lib=np):
+    """1 where a series' state moves on from the year before, 0 where it does not (float).
+
+    A series' state starts at its first observed year with the start spreads
+    (``level_start_sd``, ``trend_start_sd``): before that year it does not exist and in that
+    year it is the start, so nothing is propagated into either. `observed` is (..., year).
+    """
+    seen = observed * 1.0
+    count = lib.cumsum(seen, axis=-1)
+    started = (count > 0.5) * 1.0
+    first = started * ((count - seen) < 0.5)
+    return started - first
+
+
 def kalman_loglik(resid, obs_var, observed, *, level_start_var, trend_start_var, level_var, trend_var, damping):
     """Log-likelihood of each series with its (level, trend) state integrated out.
 
     A Kalman filter written out over the years (16 or so) with every operation vectorised over
     the (measure, la) series, so the graph is small and its gradient cheap. ``resid`` is the
     observed log rate minus the known mean (national path, intercept, deprivation); unobserved
-    cells skip the update step. Works on tensors (in the model) and on arrays.
+    cells skip the update step. Each series starts at its first observed year
+    (`propagation_mask`): years before it neither add to nor change its likelihood. Works on
+    tensors (in the model) and on arrays.
     """
     lib = pt if any(isinstance(v, pt.TensorVariable) for v in (resid, damping, level_var)) else np
     n_t = observed.shape[-1]
+    move = propagation_mask(observed, lib)
     level = lib.zeros_like(resid[..., 0])
     trend = lib.zeros_like(resid[..., 0])
     p11 = level_start_var + 0 * level
@@ -305,13 +359,13 @@ def kalman_loglik(resid, obs_var, observed, *, level_start_var, trend_start_var,
     p22 = trend_start_var + 0 * level
     total = 0.0
     for t in range(n_t):
-        if t > 0:
-            level, trend = level + trend, damping * trend
-            p11, p12, p22 = (
-                p11 + 2 * p12 + p22 + level_var,
-                damping * (p12 + p22),
-                damping**2 * p22 + trend_var,
-            )
+        keep = move[..., t]
+        level, trend = level + keep * trend, trend * (1 - keep + keep * damping)
+        p11, p12, p22 = (
+            p11 + keep * (2 * p12 + p22 + level_var),
+            p12 * (1 - keep) + keep * damping * (p12 + p22),
+            p22 * (1 - keep) + keep * (damping**2 * p22 + trend_var),
+        )
         seen = observed[..., t]
         f = p11 + obs_var[..., t]
         v = resid[..., t] - level
@@ -335,17 +389,15 @@ def kalman_loglik_scan(resid, obs_var, observed, *, level_start_var, trend_start
     seq_h = pt.moveaxis(pt.as_tensor(obs_var), -1, 0)
     observed = pt.as_tensor(observed)
     seq_o = pt.moveaxis(pt.cast(observed, "float64"), -1, 0)
-    n_t = resid.type.shape[-1] if hasattr(resid, "type") and resid.type.shape[-1] else observed.shape[-1]
-    first = pt.eq(pt.arange(n_t), 0).astype("float64")
+    seq_m = pt.moveaxis(propagation_mask(pt.cast(observed, "float64"), pt), -1, 0)
     zero = pt.zeros_like(pt.as_tensor(resid)[..., 0])
 
-    def step(is_first, r, h, seen, level, trend, p11, p12, p22, total, level_var, trend_var, damping):
-        keep = 1.0 - is_first
+    def step(keep, r, h, seen, level, trend, p11, p12, p22, total, level_var, trend_var, damping):
         level_p = level + keep * trend
-        trend_p = trend * (is_first + keep * damping)
+        trend_p = trend * (1 - keep + keep * damping)
         p11_p = p11 + keep * (2 * p12 + p22 + level_var)
-        p12_p = p12 * is_first + keep * damping * (p12 + p22)
-        p22_p = p22 * is_first + keep * (damping**2 * p22 + trend_var)
+        p12_p = p12 * (1 - keep) + keep * damping * (p12 + p22)
+        p22_p = p22 * (1 - keep) + keep * (damping**2 * p22 + trend_var)
         f = p11_p + h
         v = r - level_p
         k1 = seen * p11_p / f
@@ -362,7 +414,7 @@ def kalman_loglik_scan(resid, obs_var, observed, *, level_start_var, trend_start
 
     outputs = pytensor.scan(
         step,
-        sequences=[pt.as_tensor(first), seq_r, seq_h, seq_o],
+        sequences=[seq_m, seq_r, seq_h, seq_o],
         outputs_info=[zero, zero, level_start_var + zero, zero, trend_start_var + zero, zero],
         non_sequences=[level_var + zero, trend_var + zero, damping + zero],
         return_updates=False,
@@ -407,9 +459,11 @@ def posterior_draws(posterior, n_draws: int | None, rng: np.random.Generator) ->
 def draw_states(data: ModelData, draws: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Forward filter, backward sample: one (level, trend) path per posterior draw and series.
 
-    Returns ``level`` and ``trend`` with dims (draw, measure, la, year) and ``mean`` (the known
+    Returns ``level`` and ``trend`` with dims (draw, measure, la, year), ``mean`` (the known
     part of the log rate: national path, intercept, deprivation), so that the latent log rate is
-    ``mean + level``.
+    ``mean + level``, and ``started`` (measure, la, year): whether the series has begun (its
+    first observed year or later). Before that year a series has no state: its values there
+    repeat the first year's and must not be read as a path.
     """
     arrays = series_arrays(data)
     obs = arrays["observed"]
@@ -444,10 +498,11 @@ def draw_states(data: ModelData, draws: dict[str, np.ndarray], rng: np.random.Ge
     q = np.zeros((*shape, 2, 2))
     q[..., 0, 0] = q_level
     q[..., 1, 1] = q_trend
+    move = propagation_mask(obs) > 0  # (measure, la, year)
     for t in range(n_t):
-        if t > 0:
-            a = np.einsum("...ij,...j->...i", transition, a)
-            p = transition @ p @ np.swapaxes(transition, -1, -2) + q
+        go = move[None, :, :, t]
+        a = np.where(go[..., None], np.einsum("...ij,...j->...i", transition, a), a)
+        p = np.where(go[..., None, None], transition @ p @ np.swapaxes(transition, -1, -2) + q, p)
         seen = obs[None, :, :, t]
         f = p[..., 0, 0] + h_all[..., t]
         v = resid[..., t] - a[..., 0]
@@ -459,15 +514,20 @@ def draw_states(data: ModelData, draws: dict[str, np.ndarray], rng: np.random.Ge
     jitter = 1e-12 * np.eye(2)
     states = np.zeros((n_t, *shape, 2))
     states[-1] = _mvn(a_f[-1], p_f[-1] + jitter, rng)
+    identity = np.broadcast_to(np.eye(2), transition.shape)
     for t in range(n_t - 2, -1, -1):
-        p_pred = transition @ p_f[t] @ np.swapaxes(transition, -1, -2) + q + jitter
-        a_pred = np.einsum("...ij,...j->...i", transition, a_f[t])
-        gain = p_f[t] @ np.swapaxes(transition, -1, -2) @ np.linalg.inv(p_pred)
+        # into a series' first year (and before it) the state does not move
+        go = move[None, :, :, t + 1, None, None]
+        f_t = np.where(go, transition, identity)
+        p_pred = f_t @ p_f[t] @ np.swapaxes(f_t, -1, -2) + np.where(go, q, 0.0) + jitter
+        a_pred = np.einsum("...ij,...j->...i", f_t, a_f[t])
+        gain = p_f[t] @ np.swapaxes(f_t, -1, -2) @ np.linalg.inv(p_pred)
         m = a_f[t] + np.einsum("...ij,...j->...i", gain, states[t + 1] - a_pred)
         c = p_f[t] - gain @ p_pred @ np.swapaxes(gain, -1, -2)
         states[t] = _mvn(m, 0.5 * (c + np.swapaxes(c, -1, -2)) + jitter, rng)
     states = np.moveaxis(states, 0, -2)  # (draw, measure, la, year, 2)
-    return {"level": states[..., 0], "trend": states[..., 1], "mean": mean}
+    started = np.cumsum(obs, axis=-1) > 0
+    return {"level": states[..., 0], "trend": states[..., 1], "mean": mean, "started": started}
 
 
 def _mvn(mean: np.ndarray, cov: np.ndarray, rng: np.random.Generator) -> np.ndarray:
