@@ -22,7 +22,7 @@ sampler's call, its wall time includes preparing the data.
 
 Run from the project root::
 
-    .venv/bin/python bench/bench_fit.py            # (a) and (b), default and baseline
+    .venv/bin/python bench/bench_fit.py            # (a) and (b): latent (seed 1), default and baseline
     .venv/bin/python bench/bench_fit.py --only a   # just (a)
     .venv/bin/python bench/bench_fit.py --sampler pymc
     .venv/bin/python bench/bench_fit.py --no-default --no-baseline --latent-seeds 5   # the latent model's gate on 5 seeds
@@ -180,7 +180,10 @@ def _row(r: dict) -> str:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=sorted(CASES), help="run one case only")
-    parser.add_argument("--sampler", help="sampler for both fits (default: the package default)")
+    parser.add_argument(
+        "--sampler",
+        help="sampler of the default and baseline fits (default: the package default; the latent fits use nutpie)",
+    )
     parser.add_argument("--no-baseline", action="store_true", help="skip the baseline fits")
     parser.add_argument("--no-default", action="store_true", help="skip the default (v0.2) model's fits")
     parser.add_argument(

@@ -27,7 +27,9 @@ class LatentForecaster:
     n_draws: int = 1000
     #: overrides of bayes_lac.model.latent.LATENT_PRIORS (a design under evaluation)
     priors: dict | None = None
-    #: measures with a local trend (None: all; default: the package's default)
+    #: measures with a local trend (None: all; default: the package's default value, passed
+    #: explicitly, so data without looked-after children would be refused rather than fitted
+    #: without a trend; the backtest's panel always has them)
     trend_measures: tuple | None = DEFAULT_TREND_MEASURES
     #: future UASC: "hold" (the count at the origin; measured better, models/README.md) or
     #: "pooled" (pooled empirical h-year changes of each authority's UASC count)

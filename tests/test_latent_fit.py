@@ -115,6 +115,8 @@ def test_by_default_only_looked_after_children_have_a_local_trend(grid, fitted):
     for m in data.measures:
         values = trend_sd.sel(measure=m).values
         assert (values > 0).all() if m == "looked_after" else (values == 0).all()
+    sampler = json.loads(run.attrs["sampler"])
+    assert (sampler["variance"], sampler["national_steps"]) == ("split", "noncentred")
     # None asks for a trend in every measure; an explicit list is kept as given
     assert LF.LatentFitter(trend_measures=None).trend_measures_for(data) is None
     assert LF.LatentFitter(trend_measures=("child_protection",)).trend_measures_for(data) == ("child_protection",)
@@ -132,3 +134,10 @@ def test_the_default_trend_is_left_out_of_data_without_looked_after_children(gri
         reported_count=data.reported_count[keep],
     )
     assert LF.LatentFitter().trend_measures_for(others) == ()
+
+
+def test_the_fitter_refuses_an_unknown_design_before_any_fit():
+    with pytest.raises(ValueError, match="variance must be one of split, separate; got 'joint'"):
+        LF.LatentFitter(variance="joint")
+    with pytest.raises(ValueError, match="national_steps must be one of noncentred, centred"):
+        LF.LatentFitter(national_steps="centered")

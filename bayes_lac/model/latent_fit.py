@@ -9,7 +9,10 @@ and the fit path the analyses will read once the model becomes the default.
 A latent run is an ``xarray.DataTree`` like the default's, with its own contract:
 
 ``posterior``
-    the sampled hyper-parameters (`bayes_lac.model.latent.HYPER`), ``national_z`` and the
+    the hyper-parameters (`bayes_lac.model.latent.HYPER`; with the default ``variance="split"``
+    ``level_sd`` and ``noise`` are computed from the sampled ``series_sd`` and ``level_share``,
+    and measures without a local trend keep their prior-only ``trend_sd_raw`` and
+    ``trend_start_sd_raw``), ``national_z`` (``national_step`` when the steps are centred) and the
     ``national`` path (measure, year); the authorities' states are not stored (they are drawn
     from their exact conditional distribution when needed, `bayes_lac.model.latent.draw_states`,
     which keeps the file small).
@@ -124,6 +127,10 @@ class LatentFitter:
     sampler
         ``"nutpie"`` (default; the compiled model is reused across refits) or any NUTS
         sampler ``pm.sample`` takes (``"pymc"``, ``"numpyro"``).
+    variance, national_steps
+        Designs of the model (`bayes_lac.model.latent.build_latent_model`): ``"split"`` or
+        ``"separate"``, ``"noncentred"`` or ``"centred"``; recorded in the run's ``sampler``
+        attr.
     """
 
     def __init__(
@@ -135,10 +142,14 @@ class LatentFitter:
         variance: str = "split",
         national_steps: str = "noncentred",
     ):
-        self.variance = variance
-        self.national_steps = national_steps
         if national not in L.NATIONAL_PATHS:
             raise ValueError(f"national must be one of {', '.join(L.NATIONAL_PATHS)}; got {national!r}")
+        if variance not in L.VARIANCE_DESIGNS:
+            raise ValueError(f"variance must be one of {', '.join(L.VARIANCE_DESIGNS)}; got {variance!r}")
+        if national_steps not in L.NATIONAL_STEPS:
+            raise ValueError(f"national_steps must be one of {', '.join(L.NATIONAL_STEPS)}; got {national_steps!r}")
+        self.variance = variance
+        self.national_steps = national_steps
         self.priors = dict(priors or {})
         self._default_trend = trend_measures is _DEFAULT
         if self._default_trend:
@@ -239,6 +250,8 @@ class LatentFitter:
             "seed": int(seed),
             "target_accept": target_accept,
             "national": self.national,
+            "variance": self.variance,
+            "national_steps": self.national_steps,
             "compile_seconds": round(compile_seconds, 1),
             "sample_seconds": round(sample_seconds, 1),
         }
