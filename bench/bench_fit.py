@@ -50,9 +50,26 @@ CASES = {"a": ("E06000034", "2021"), "b": ("E06000034", "all")}
 BASELINE_SETTINGS = {"draws": 1000, "tune": 1000, "chains": 4, "target_accept": 0.8, "sampler": "nutpie"}
 
 
+def _gate_and_memory(diag, sampling_s: float, size: int | None) -> dict:
+    """The gate's figures, ESS per second of sampling, this process's peak memory, the run file."""
+    import resource
+
+    return {
+        "min_ess_bulk": diag.min_ess_bulk,
+        "min_ess_tail": diag.min_ess_tail,
+        "max_rhat": diag.max_rhat,
+        "divergences": diag.divergences,
+        "converged": diag.converged,
+        "worst": diag.worst,
+        "ess_per_s": diag.min_ess_bulk / sampling_s,
+        # ru_maxrss is in KiB on Linux
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "run_file_mib": None if size is None else size / 2**20,
+    }
+
+
 def _latent_child(case: str, seed: int, out: str, save: str | None) -> None:
     """Fit the latent-state model (`bayes_lac.model.latent_fit`) at its defaults, once."""
-    import resource
 
     from bayes_lac import load_panel
     from bayes_lac.model.data import prepare_data
@@ -81,22 +98,13 @@ def _latent_child(case: str, seed: int, out: str, save: str | None) -> None:
         "wall_s": wall,
         "compile_s": info["compile_seconds"],
         "sampling_s": info["sample_seconds"],
-        "min_ess_bulk": diag.min_ess_bulk,
-        "min_ess_tail": diag.min_ess_tail,
-        "max_rhat": diag.max_rhat,
-        "divergences": diag.divergences,
-        "converged": diag.converged,
-        "worst": diag.worst,
-        "ess_per_s": diag.min_ess_bulk / info["sample_seconds"],
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "run_file_mib": None if size is None else size / 2**20,
+        **_gate_and_memory(diag, info["sample_seconds"], size),
     }
     Path(out).write_text(json.dumps(result, default=float))
 
 
 def _child(case: str, parameterisation: str, sampler: str | None, out: str, save: str | None) -> None:
     """Fit once and write the measurements as JSON (runs in its own process)."""
-    import resource
 
     from bayes_lac import load_panel
     from bayes_lac.model.diagnostics import check_convergence
@@ -137,16 +145,7 @@ def _child(case: str, parameterisation: str, sampler: str | None, out: str, save
         "wall_s": wall,
         "compile_s": timing.get("sample_call_s", float("nan")) - sampling + timing.get("build_s", 0.0),
         "sampling_s": sampling,
-        "min_ess_bulk": diag.min_ess_bulk,
-        "min_ess_tail": diag.min_ess_tail,
-        "max_rhat": diag.max_rhat,
-        "divergences": diag.divergences,
-        "converged": diag.converged,
-        "worst": diag.worst,
-        "ess_per_s": diag.min_ess_bulk / sampling,
-        # ru_maxrss is in KiB on Linux
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "run_file_mib": None if size is None else size / 2**20,
+        **_gate_and_memory(diag, sampling, size),
         "partition": {
             k: (len(v) if isinstance(v, list) else {m: len(c) for m, c in v.items()})
             for k, v in json.loads(run.attrs["parameterisation"]).items()

@@ -102,39 +102,42 @@ def test_the_graphs_scan_equals_the_filter():
     np.testing.assert_allclose(scan, L.kalman_loglik(resid, obs_var, observed, **params), rtol=1e-10)
 
 
-def test_backward_sampled_states_follow_their_exact_conditional_distribution():
-    """Level at the last and a middle year: FFBS draws against the dense Gaussian conditional."""
+#: Hyper-parameters of the state-draw checks: level_start_sd, trend_start_sd, level_sd, trend_sd,
+#: damping, noise.
+STATE_CHECK = (0.4, 0.08, 0.05, 0.03, 0.7, 0.05)
+
+
+def one_series(counts, n_draws):
+    """Data of one children-in-need series (`counts` on the N_T-year grid) and `n_draws`
+    identical posterior draws: `STATE_CHECK`, intercept 3, no national path or deprivation."""
     from types import SimpleNamespace
 
-    rng = np.random.default_rng(4)
-    n_draws = 4000
-    level_start_sd, trend_start_sd, level_sd, trend_sd, damping, noise = 0.4, 0.08, 0.05, 0.03, 0.7, 0.05
-    counts = np.array([[120, 130, 150, 160, np.nan, 190, 200, 230, 240]], float)
-    population = np.full((1, N_T), 50_000.0)
     data = SimpleNamespace(
-        modelled_count=counts[None],
-        population_0_17=population,
+        modelled_count=np.asarray(counts, float)[None, None],
+        population_0_17=np.full((1, N_T), 50_000.0),
         measures=("children_in_need",),
         uasc_imputed=np.zeros((1, N_T), bool),
         deprivation=np.full((1, N_T), np.nan),
         year=np.arange(2010, 2010 + N_T),
     )
-    arrays = L.series_arrays(data)
     one = lambda v: np.full((n_draws, 1), v)  # noqa: E731
+    names = ("level_start_sd", "trend_start_sd", "level_sd", "trend_sd", "damping", "noise")
     draws = {
+        **{k: one(0.0) for k in ("deprivation_between", "deprivation_within", "drift", "national_sd")},
+        **{k: one(v) for k, v in zip(names, STATE_CHECK, strict=True)},
         "intercept": one(3.0),
-        "level_start_sd": one(level_start_sd),
-        "trend_start_sd": one(trend_start_sd),
-        "level_sd": one(level_sd),
-        "trend_sd": one(trend_sd),
-        "damping": one(damping),
-        "noise": one(noise),
-        "deprivation_between": one(0.0),
-        "deprivation_within": one(0.0),
-        "drift": one(0.0),
-        "national_sd": one(0.0),
         "national": np.zeros((n_draws, 1, N_T)),
     }
+    return data, draws
+
+
+def test_backward_sampled_states_follow_their_exact_conditional_distribution():
+    """Level at the last and a middle year: FFBS draws against the dense Gaussian conditional."""
+    rng = np.random.default_rng(4)
+    n_draws = 4000
+    level_start_sd, trend_start_sd, level_sd, trend_sd, damping, noise = STATE_CHECK
+    data, draws = one_series([120, 130, 150, 160, np.nan, 190, 200, 230, 240], n_draws)
+    arrays = L.series_arrays(data)
     states = L.draw_states(data, draws, rng)
     level = states["level"][:, 0, 0, :]
     # exact conditional of the level path given the observed cells
@@ -155,33 +158,11 @@ def test_backward_sampled_states_follow_their_exact_conditional_distribution():
 def test_a_series_that_starts_late_has_its_start_spread_in_its_first_year():
     """A series first observed in year 3: FFBS draws of its level there and in the last year
     against the dense conditional of a series that starts in year 3 (no innovations before)."""
-    from types import SimpleNamespace
-
     rng = np.random.default_rng(6)
     n_draws, start = 4000, 3
-    level_start_sd, trend_start_sd, level_sd, trend_sd, damping, noise = 0.4, 0.08, 0.05, 0.03, 0.7, 0.05
-    counts = np.array([[np.nan] * start + [120, 130, 150, 160, 190, 200]], float)
-    data = SimpleNamespace(
-        modelled_count=counts[None],
-        population_0_17=np.full((1, N_T), 50_000.0),
-        measures=("children_in_need",),
-        uasc_imputed=np.zeros((1, N_T), bool),
-        deprivation=np.full((1, N_T), np.nan),
-        year=np.arange(2010, 2010 + N_T),
-    )
+    level_start_sd, trend_start_sd, level_sd, trend_sd, damping, noise = STATE_CHECK
+    data, draws = one_series([np.nan] * start + [120, 130, 150, 160, 190, 200], n_draws)
     arrays = L.series_arrays(data)
-    one = lambda v: np.full((n_draws, 1), v)  # noqa: E731
-    draws = {
-        **{k: one(0.0) for k in ("deprivation_between", "deprivation_within", "drift", "national_sd")},
-        "intercept": one(3.0),
-        "level_start_sd": one(level_start_sd),
-        "trend_start_sd": one(trend_start_sd),
-        "level_sd": one(level_sd),
-        "trend_sd": one(trend_sd),
-        "damping": one(damping),
-        "noise": one(noise),
-        "national": np.zeros((n_draws, 1, N_T)),
-    }
     states = L.draw_states(data, draws, rng)
     assert states["started"][0, 0].tolist() == [False] * start + [True] * (N_T - start)
     # before its start a series has no path: the draws there repeat the first year's
