@@ -238,12 +238,9 @@ def build_latent_model(
     p = {name: _by_measure(value, tuple(data.measures)) for name, value in {**LATENT_PRIORS, **(priors or {})}.items()}
     arrays = series_arrays(data, until)
     n_m, n_la, n_t = data.modelled_count.shape
-    full = series_arrays(data)["observed"]
-    first = np.array([int(np.argmax(full[k].any(axis=0))) if full[k].any() else n_t for k in range(n_m)])
-    # National steps exist from each measure's second published year.
-    step_mask = np.zeros((n_m, n_t))
-    for k in range(n_m):
-        step_mask[k, first[k] + 1 :] = 1.0
+    # National steps exist from each measure's second published year: the national path starts,
+    # as a series does, in the measure's first year with any authority's count.
+    step_mask = propagation_mask(series_arrays(data)["observed"].any(axis=1))
     coords = {"measure": list(data.measures), "la": list(data.la), "year": data.year.astype(int)}
     with pm.Model(coords=coords) as model:
         # Static shapes: a refit keeps the grid (`until` only masks years), and pytensor then
@@ -283,7 +280,7 @@ def build_latent_model(
         dep_within = pm.Normal("deprivation_within", *p["deprivation_within"], dims="measure")
         drift = pm.Normal("drift", *p["drift"], dims="measure")
         national_sd = pm.HalfNormal("national_sd", p["national_sd"], dims="measure")
-        if national == "drift" and national_steps == "centred":
+        if national_steps == "centred":  # random-walk path only (checked above)
             national_step = pm.Normal("national_step", drift[:, None], national_sd[:, None], dims=("measure", "year"))
             steps = national_step * step_mask
         elif national == "drift":
@@ -337,6 +334,11 @@ def propagation_mask(observed, lib=np):
     started = (count > 0.5) * 1.0
     first = started * ((count - seen) < 0.5)
     return started - first
+
+
+def series_started(observed) -> np.ndarray:
+    """Whether each series has begun by each year (its first observed year or later)."""
+    return np.cumsum(observed, axis=-1) > 0
 
 
 def kalman_loglik(resid, obs_var, observed, *, level_start_var, trend_start_var, level_var, trend_var, damping):
@@ -526,8 +528,7 @@ def draw_states(data: ModelData, draws: dict[str, np.ndarray], rng: np.random.Ge
         c = p_f[t] - gain @ p_pred @ np.swapaxes(gain, -1, -2)
         states[t] = _mvn(m, 0.5 * (c + np.swapaxes(c, -1, -2)) + jitter, rng)
     states = np.moveaxis(states, 0, -2)  # (draw, measure, la, year, 2)
-    started = np.cumsum(obs, axis=-1) > 0
-    return {"level": states[..., 0], "trend": states[..., 1], "mean": mean, "started": started}
+    return {"level": states[..., 0], "trend": states[..., 1], "mean": mean, "started": series_started(obs)}
 
 
 def _mvn(mean: np.ndarray, cov: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -284,9 +284,8 @@ def assemble_latent_run(
 
     post = trace["posterior"]
     post = post.to_dataset() if isinstance(post, xr.DataTree) else post
-    named = (*L.HYPER, *L.OPTIONAL_HYPER, "national", "national_z", "national_step", "series_sd", "level_share")
-    keep = [v for v in post.data_vars if v in named or v.endswith("_raw")]
-    posterior = post[keep].sel(year=data.year)
+    # every sampled and derived variable of the model: none is large (the states are not sampled)
+    posterior = post.sel(year=data.year)
     stats = trace["sample_stats"]
     stats = stats.to_dataset() if isinstance(stats, xr.DataTree) else stats
     run = xr.DataTree.from_dict(
