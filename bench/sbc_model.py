@@ -41,9 +41,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from sbc_ranks import combined_records, rank_record, show_ranks, summarise_ranks, thinned, write_json  # noqa: E402
 
 from bayes_lac.config import ENGLAND_CODE, RATE_PER  # noqa: E402
 from bayes_lac.model.diagnostics import MAX_RHAT, MIN_BFMI, MIN_ESS  # noqa: E402
@@ -55,7 +57,6 @@ from bayes_lac.model.simulate import simulate_panel  # noqa: E402
 N_LA, YEARS = 6, (2014, 2023)
 MEASURES = ("looked_after",)
 RANKS_FROM = 99  # posterior draws kept per replication (ranks 0..99)
-BINS = 10
 #: hyper-parameters (judged: the issue's target) and three lower-level quantities (reported)
 HYPER = ("intercept", "la_intercept_sd", "la_trend_sd", "year_sigma", "deprivation_effect", "dispersion", "persistence")
 LOWER = ("la_intercept[0]", "la_trend[0]", "year_effect[-1]")
@@ -147,16 +148,8 @@ def replicate(i: int, theta: dict, data, base, codes, seed: int, sampler: str, r
     post = run["posterior"].to_dataset().stack(sample=("chain", "draw"))
     post = {k: np.moveaxis(post[k].values, -1, 0) for k in ("la_intercept", "la_trend", "year_effect", *HYPER)}
     draws = quantities(post)
-    keep = np.linspace(0, len(draws["intercept"]) - 1, RANKS_FROM).round().astype(int)
-    truth = quantities(theta, i)
-    record: dict = {"seed": seed, "replication": i, "rank": {}, "in50": {}, "in90": {}, "truth": {}}
-    for name in HYPER + LOWER:
-        d, value = draws[name], float(truth[name])
-        lo50, hi50, lo90, hi90 = np.quantile(d, [0.25, 0.75, 0.05, 0.95])
-        record["rank"][name] = int((d[keep] < value).sum())
-        record["in50"][name] = bool(lo50 <= value <= hi50)
-        record["in90"][name] = bool(lo90 <= value <= hi90)
-        record["truth"][name] = value
+    keep = thinned(len(draws["intercept"]), RANKS_FROM)
+    record = {"seed": seed, "replication": i, **rank_record(draws, quantities(theta, i), keep)}
     diag = run_info(run).diagnostics
     record["fit"] = {
         "converged": diag.converged,
@@ -173,18 +166,7 @@ def replicate(i: int, theta: dict, data, base, codes, seed: int, sampler: str, r
 
 def summarise(records: list[dict], sampler: str, wall_seconds: float) -> dict:
     """Rank histograms, chi-square p-values, mean ranks and interval coverage per quantity."""
-    summary = {}
-    for name in HYPER + LOWER:
-        r = [rec["rank"][name] for rec in records]
-        counts = np.histogram(r, bins=BINS, range=(0, RANKS_FROM + 1))[0]
-        summary[name] = {
-            "chi2_p": float(stats.chisquare(counts).pvalue),
-            "mean_rank": float(np.mean(r) / RANKS_FROM),
-            "cover50": float(np.mean([rec["in50"][name] for rec in records])),
-            "cover90": float(np.mean([rec["in90"][name] for rec in records])),
-            "histogram": counts.tolist(),
-            "judged": name in HYPER,
-        }
+    summary = summarise_ranks(records, HYPER + LOWER, HYPER, RANKS_FROM)
     fits = [rec["fit"] for rec in records]
     return {
         "what": "SBC of bayes_lac.model.graph (the default model, v0.2)",
@@ -203,19 +185,6 @@ def summarise(records: list[dict], sampler: str, wall_seconds: float) -> dict:
     }
 
 
-def show(result: dict) -> None:
-    n = result["replications"]
-    print(f"\nSBC, {n} replications, ranks among {RANKS_FROM} draws (fits {result['fit_seconds']} s):")
-    print(f"{'quantity':<20}{'chi2 p':>8}{'mean rank':>11}{'in 50%':>8}{'in 90%':>8}  histogram")
-    for name, s in result["quantities"].items():
-        flag = "" if s["judged"] else "  (lower level: reported, not judged)"
-        print(
-            f"{name:<20}{s['chi2_p']:>8.3f}{s['mean_rank']:>11.2f}{s['cover50']:>8.2f}{s['cover90']:>8.2f}  "
-            f"{s['histogram']}{flag}"
-        )
-    print(f"fits failing the gate: {result['fits_failing_gate']} of {n}")
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=100)
@@ -232,9 +201,7 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     if args.combine:
         parts = [json.loads(Path(f).read_text()) for f in args.combine]
-        records = [rec for part in parts for rec in part["replication_records"]]
-        if len({(rec["seed"], rec["replication"]) for rec in records}) != len(records):
-            raise SystemExit("the files share replications (same seed): combine runs made with different --seed")
+        records = combined_records(args.combine)
         result = summarise(records, parts[0]["sampler"], sum(p["wall_seconds"] for p in parts))
     else:
         rng = np.random.default_rng(args.seed)
@@ -252,11 +219,8 @@ def main(argv=None) -> int:
                 flush=True,
             )
         result = summarise(records, args.sampler, time.perf_counter() - start)
-    tmp = Path(args.out).with_suffix(".tmp")
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    tmp.replace(args.out)
-    show(result)
+    write_json(args.out, result)
+    show_ranks(result, RANKS_FROM)
     return 0
 
 

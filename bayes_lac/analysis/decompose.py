@@ -116,6 +116,16 @@ on the log scale (only the common path of the comparison set can bend). The mode
 that distance (``bayes_lac.model.results.deviation``) from year to year by its ``persistence``,
 which matters for forecasts, but it is not attributed to any factor here, and the sentences
 say how large it is.
+
+Runs of the latent-state model (`bayes_lac.model.latent_fit`). The same split reads such a run
+through `bayes_lac.model.results.log_rate_terms`: ``supply_national`` is the change in the
+national path the run's authorities share, ``supply_local`` the change in the authority's own
+latent path (a state that bends where the data bend, drawn per posterior draw,
+`bayes_lac.model.latent_fit.latent_terms`), and ``deprivation`` the within-authority effect
+times the change in deprivation (the between-authority effect does not change over time). The
+model's path follows the published counts, so what is left between the published and the
+modelled change is the year-to-year noise of the two years' counts, and the sentences call it
+that. Whether deprivation's effect is identified is judged on the within-authority effect.
 """
 
 from __future__ import annotations
@@ -261,7 +271,7 @@ def shapley_split(start: xr.DataArray, log_ratios: Mapping[str, xr.DataArray]) -
 
 
 def _run_years(results: xr.DataTree) -> np.ndarray:
-    return np.array(run_info(results).years, dtype=int)
+    return np.array(run_info(results, allow_latent=True).years, dtype=int)
 
 
 def _check_window(results: xr.DataTree, from_year: int, to_year: int) -> None:
@@ -280,7 +290,7 @@ def _check_window(results: xr.DataTree, from_year: int, to_year: int) -> None:
 
 
 def _check_la(results: xr.DataTree, la) -> str:
-    info = run_info(results)
+    info = run_info(results, allow_latent=True)
     la = info.target_la if la is None else str(la)
     if la not in info.authorities:
         raise UnknownAuthorityError(
@@ -347,7 +357,7 @@ def _kept(results, las: Sequence[str], who: str, from_year: int, to_year: int, c
 
 
 def _la_name(results: xr.DataTree, la: str) -> str:
-    return run_info(results).la_name(la)
+    return run_info(results, allow_latent=True).la_name(la)
 
 
 def _published(results: xr.DataTree, measure: str, la: str, year: int) -> float:
@@ -394,7 +404,7 @@ def _choose_measures(results, la, from_year, to_year, measures) -> tuple[tuple[s
 
 def _neighbour_codes(results: xr.DataTree, la: str) -> list[str]:
     """The authorities `la` is compared with (`bayes_lac.model.results.RunInfo.neighbours_of`)."""
-    return list(run_info(results).neighbours_of(la))
+    return list(run_info(results, allow_latent=True).neighbours_of(la))
 
 
 def _imputation_caveats(results: xr.DataTree, las: Sequence[str], years: Sequence[int], who: str) -> list[str]:
@@ -428,7 +438,7 @@ def _imputation_caveats(results: xr.DataTree, las: Sequence[str], years: Sequenc
 
 def _run_notices(results: xr.DataTree, caveats: Sequence[str]) -> list[str]:
     """The run's own imputation notices for the inputs the caveats say were imputed."""
-    notices = run_info(results).imputations
+    notices = run_info(results, allow_latent=True).imputations
     text = " ".join(caveats)
     wanted = []
     if "deprivation in" in text:
@@ -457,7 +467,11 @@ def imputation_caveats(results: xr.DataTree, la: str, years: Sequence[int]) -> l
 
 
 def _window_view(results: xr.DataTree, years: Sequence[int]) -> xr.DataTree:
-    """The run with constant data cut to `years`, so the scale functions only compute those."""
+    """The run with constant data cut to `years`, so the scale functions only compute those.
+
+    A latent-state run is returned whole: its states are drawn from every year's data."""
+    if run_info(results, allow_latent=True).latent:
+        return results
     view = results.copy(deep=False)
     view["constant_data"] = xr.DataTree(results["constant_data"].to_dataset().sel(year=list(years)))
     return view
@@ -555,13 +569,21 @@ class Decomposition:
     findings: tuple[Finding, ...] = ()
     #: Measures whose deprivation effect the data do not identify (`deprivation_not_identified`).
     not_identified: tuple[str, ...] = ()
+    #: Whether the run is the latent-state model's (its own path bends with the data).
+    latent: bool = False
 
 
 def deprivation_not_identified(results: xr.DataTree, measures: Sequence[str]) -> tuple[str, ...]:
     """The measures of `measures` whose deprivation effect the data do not identify: its posterior
     contraction is below `IDENTIFIED_CONTRACTION` (the posterior is still mostly the prior), so
     the deprivation part of a change is the prior's guess, not a finding."""
-    contraction = prior_contraction(results, "deprivation_effect")
+    if run_info(results, allow_latent=True).latent:
+        from bayes_lac.model.latent_fit import latent_prior_contraction
+
+        # the part of a change it splits off is the within-authority effect's
+        contraction = latent_prior_contraction(results, "deprivation_within")
+    else:
+        contraction = prior_contraction(results, "deprivation_effect")
     if contraction is None:
         return ()
     return tuple(
@@ -650,7 +672,7 @@ def decompose(
     """
     from bayes_lac.model.diagnostics import require_converged
 
-    diagnostics = require_converged(results, allow_unconverged=allow_unconverged)
+    diagnostics = require_converged(results, allow_unconverged=allow_unconverged, allow_latent=True)
     caveats: list[str] = []
     if not diagnostics.converged:
         caveats.append(
@@ -704,7 +726,7 @@ def decompose(
         )
     else:
         caveats.append("The run has no neighbours of this authority, so there is no neighbours comparison.")
-    info = run_info(results)
+    info = run_info(results, allow_latent=True)
     national = info.is_national
     if national:
         all_codes = _kept(
@@ -788,6 +810,7 @@ def decompose(
         ci_prob=ci_prob,
         caveats=tuple(caveats),
         not_identified=not_identified,
+        latent=info.latent,
     )
     return replace(decomposition, findings=tuple(summary_findings(decomposition)))
 
@@ -872,7 +895,13 @@ def summary_findings(decomposition: Decomposition) -> list[Finding]:
                 f" The published count went from {format_count(pub['from_count'])} to "
                 f"{format_count(pub['to_count'])} ({_signed(seen)})"
             )
-            if abs(round(seen - total["mean"])) >= 1:
+            if abs(round(seen - total["mean"])) >= 1 and d.latent:
+                published += (
+                    f"; the other {_signed(seen - total['mean'])} is year-to-year noise around the model's "
+                    f"path in those two years (a count's own randomness, one-off recording changes), "
+                    f"which this split does not attribute"
+                )
+            elif abs(round(seen - total["mean"])) >= 1:
                 published += (
                     f"; the other {_signed(seen - total['mean'])} is how far the published counts sit "
                     f"from the model's smoothed path in those two years (year-to-year variation, or a "
@@ -907,8 +936,8 @@ def summary_findings(decomposition: Decomposition) -> list[Finding]:
                 f"{_direction(total)}.{published} "
                 f"{', '.join(parts[:-1])} and {parts[-1]}; {_est(resid)} is not explained by the measured "
                 f"demand factors (population, UASC, deprivation). Of that, {_est(nat)} follows the common "
-                f"path of the comparison authorities and {_est(loc)} is {d.la_name}'s own trend relative "
-                f"to them. The unexplained part includes policy and practice but also any demand the model "
+                f"path of the comparison authorities and {_est(loc)} is {d.la_name}'s own "
+                f"{'path' if d.latent else 'trend'} relative to them. The unexplained part includes policy and practice but also any demand the model "
                 f"does not measure: it is not proof of a practice effect."
             )
         findings.append(

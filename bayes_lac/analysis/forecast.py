@@ -24,6 +24,17 @@ Method, per draw (see `bayes_lac.model.results` for the model and the names of i
   population (0.001 is the National Transfer Scheme threshold of 0.1 %). UASC is not modelled,
   so its uncertainty is not in the intervals.
 
+Runs of the latent-state model (`bayes_lac.model.latent_fit`)
+-------------------------------------------------------------
+The model's part differs (`_latent_part`): each draw's states of the authority in the last
+fitted year (its level, and for looked-after children its local trend) are drawn from their
+conditional distribution and carried forward with the damped trend and fresh yearly
+innovations; the national path continues as a random walk with its estimated drift;
+deprivation is held. The states already sit where the counts are (the model's path follows
+the data), so there is no persistence term. Counts have Poisson noise with the model's extra
+log-scale noise (the likelihood's observation model). Population, UASC and the scenarios are
+as above.
+
 Scenarios (`Scenario`)
 ----------------------
 ``trend``
@@ -54,6 +65,7 @@ differences that the scenarios make, plus independent Poisson noise.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -281,7 +293,7 @@ def _neighbour_rates(
     authority's neighbours in the run (`bayes_lac.model.results.RunInfo.neighbours_of`)."""
     from bayes_lac.model import results as R
 
-    codes = list(R.run_info(results).neighbours_of(la_code))
+    codes = list(R.run_info(results, allow_latent=True).neighbours_of(la_code))
     if not codes:
         raise BayesLacError(f"converge-neighbours needs the run's neighbours of {la_code}, but the run has none")
     exp = R.expected_reported(results, la=codes).sel(year=base_year)
@@ -289,6 +301,133 @@ def _neighbour_rates(
     pooled = exp.sum("la") / float(pop.sum()) * RATE_PER
     arr = _flat(pooled.sel(measure=list(measures)), "measure")
     return arr, codes
+
+
+@dataclass(frozen=True)
+class _ModelPart:
+    """What a forecast takes from the model for one authority, per draw (N draws, M measures,
+    H years): the modelled count's log rate in the last fitted year (N, M) and on the model's
+    own projection (N, M, H), the share of the last year's distance from the path carried
+    forward (N, M) and that distance (N, M; NaN where there is no count), the count's noise
+    around its expected value (`noise_factor`: a multiplier per draw, measure and year, drawn
+    when called) and the sentences that state the model's part of the assumptions."""
+
+    log_rate_last: np.ndarray
+    log_rate_trend: np.ndarray
+    persistence: np.ndarray
+    dev_last: np.ndarray
+    noise_factor: object
+    assumptions: tuple[str, ...]
+
+
+def _default_part(results, info, la_code: str, measures, years, rng) -> _ModelPart:
+    """The default model's part (see the module docstring): its random-walk year effect,
+    straight-line own trend, persistence of the last distance and negative-binomial noise."""
+    post = results["posterior"].to_dataset()
+    base_year = info.last_year
+    intercept = _flat(post["intercept"], "measure")
+    la_intercept = _flat(post["la_intercept"].sel(la=la_code), "measure")
+    la_trend = _flat(post["la_trend"].sel(la=la_code), "measure")
+    ye_last = _flat(post["year_effect"].sel(year=base_year), "measure")
+    year_sigma = _flat(post["year_sigma"], "measure")
+    dep_effect = _flat(post["deprivation_effect"], "measure")
+    dispersion = _flat(post["dispersion"], "measure")
+    if "persistence" not in post:
+        raise RunFileError("the run has no 'persistence' variable: it was made by an older bayes_lac; refit it")
+    persistence = _flat(post["persistence"], "measure")
+    n_draws = intercept.shape[0]
+    dep_last = float(results["constant_data"]["deprivation"].sel(la=la_code, year=base_year))
+    reference_year, centre = info.reference_year, info.deprivation_centre
+    # distance of the last fitted year's count from the path, per draw (N, M); NaN if blank
+    dev_last = _flat(deviation(results, la_code).sel(year=base_year, measure=list(measures)), "measure")
+    log_rate_last = log_rate_path(
+        intercept, la_intercept, la_trend, ye_last, dep_effect, dep_last, base_year, reference_year, centre
+    )["log_rate"]
+    horizon = len(years)
+    rw_steps = rng.standard_normal((n_draws, len(measures), horizon)) * year_sigma[:, :, None]
+    ye_future = ye_last[:, :, None] + np.cumsum(rw_steps, axis=2)
+    log_rate_trend = log_rate_path(
+        intercept[:, :, None],
+        la_intercept[:, :, None],
+        la_trend[:, :, None],
+        ye_future,
+        dep_effect[:, :, None],
+        dep_last,
+        years,
+        reference_year,
+        centre,
+    )["log_rate"]
+
+    def noise_factor(rng, horizon):
+        # negative-binomial noise as a gamma-Poisson mixture
+        shape = (n_draws, len(measures), horizon)
+        return rng.gamma(shape=dispersion[:, :, None], scale=1.0 / dispersion[:, :, None], size=shape)
+
+    return _ModelPart(
+        log_rate_last=log_rate_last,
+        log_rate_trend=log_rate_trend,
+        persistence=persistence,
+        dev_last=dev_last,
+        noise_factor=noise_factor,
+        assumptions=(
+            "The common year effect continues as a random walk without drift (steps drawn with each draw's "
+            "year_sigma); the authority's own trend continues on the log scale.",
+            "Counts at 31 March have negative-binomial noise around the expected count (the model's dispersion).",
+        ),
+    )
+
+
+def _latent_part(results, info, la_code: str, measures, years, rng) -> _ModelPart:
+    """The latent-state model's part: the authority's states in the last fitted year (drawn per
+    posterior draw, `bayes_lac.model.latent_fit.authority_states`) carried forward with their
+    damped local trend and fresh innovations, the national path with its drift, and the
+    likelihood's noise (Poisson with the model's extra log-scale noise). The states already sit
+    where the counts are, so nothing is carried as a distance from a path."""
+    from bayes_lac.model import latent as L
+    from bayes_lac.model.latent_fit import authority_states, data_of
+
+    data = data_of(results)
+    if list(data.measures) != list(measures):
+        raise RunFileError(f"the latent run's measures {data.measures} differ from its posterior's {measures}")
+    draws, states, arrays = authority_states(results, [la_code], data)
+    started = states["started"][:, 0, -1]  # (M,): the series has begun by the last fitted year
+    log_rate_last = (states["mean"] + states["level"])[:, :, 0, -1]
+    log_rate_trend = L.forecast_log_rates(data, draws, states, len(years), rng, arrays=arrays)[:, :, 0, :]
+    log_rate_last = np.where(started[None], log_rate_last, np.nan)
+    log_rate_trend = np.where(started[None, :, None], log_rate_trend, np.nan)
+    n_draws = log_rate_last.shape[0]
+    noise = draws["noise"]  # (N, M)
+
+    def noise_factor(rng, horizon):
+        eps = rng.standard_normal((n_draws, len(measures), horizon))
+        return np.exp(noise[:, :, None] * eps)
+
+    assumptions = [
+        "The national path continues as a random walk with its estimated drift; the authority's own level "
+        "continues from where the model puts it in the last fitted year, with its damped local trend "
+        f"({', '.join(MEASURE_LABELS.get(m, m).lower() for m in json.loads(results.attrs['trend_measures'])) or 'none'}; "
+        "the other measures' levels are random walks), with fresh yearly innovations.",
+        "Counts at 31 March have Poisson noise around the expected count, with the model's extra "
+        "year-to-year noise on the log scale.",
+    ]
+    absent = [m for j, m in enumerate(measures) if not started[j]]
+    if absent:
+        assumptions.append(f"No count of {', '.join(absent)} for {la_code} by {info.last_year}: no forecast of it.")
+    return _ModelPart(
+        log_rate_last=log_rate_last,
+        log_rate_trend=log_rate_trend,
+        persistence=np.zeros_like(log_rate_last),
+        dev_last=np.zeros_like(log_rate_last),
+        noise_factor=noise_factor,
+        assumptions=tuple(assumptions),
+    )
+
+
+def _poisson(rng: np.random.Generator, mean: np.ndarray) -> np.ndarray:
+    """Poisson counts of `mean`; NaN where the mean is NaN (a measure without a forecast)."""
+    known = np.isfinite(mean)
+    counts = rng.poisson(np.where(known, mean, 0.0)).astype(float)
+    return np.where(known, counts, np.nan)
 
 
 def forecast(
@@ -334,7 +473,7 @@ def forecast(
     scens = parse_scenarios(scenarios)
     rng = np.random.default_rng(seed)
 
-    info = run_info(results)
+    info = run_info(results, allow_latent=True)
     post = results["posterior"].to_dataset()
     const = results["constant_data"].to_dataset()
     la_code = la or info.target_la
@@ -347,24 +486,9 @@ def forecast(
     base_year = info.last_year
     years = np.arange(base_year + 1, base_year + horizon + 1)
     steps = np.arange(1, horizon + 1)
-    reference_year = info.reference_year
-    centre = info.deprivation_centre
     is_lac = np.array([m == "looked_after" for m in measures])
     la_name = info.la_name(la_code)
     assumptions: list[str] = []
-
-    # Per-draw parameters, shape (N, M).
-    intercept = _flat(post["intercept"], "measure")
-    la_intercept = _flat(post["la_intercept"].sel(la=la_code), "measure")
-    la_trend = _flat(post["la_trend"].sel(la=la_code), "measure")
-    ye_last = _flat(post["year_effect"].sel(year=base_year), "measure")
-    year_sigma = _flat(post["year_sigma"], "measure")
-    dep_effect = _flat(post["deprivation_effect"], "measure")
-    dispersion = _flat(post["dispersion"], "measure")
-    if "persistence" not in post:
-        raise RunFileError("the run has no 'persistence' variable: it was made by an older bayes_lac; refit it")
-    persistence = _flat(post["persistence"], "measure")
-    n_draws = intercept.shape[0]
 
     c = const.sel(la=la_code)
     pop_hist = c["population_0_17"].to_series()
@@ -378,30 +502,11 @@ def forecast(
         dep_note += ", which was imputed in the run"
     assumptions.append(dep_note + ".")
 
-    # Distance of the last fitted year's count from the path, per draw (N, M); NaN if blank.
-    dev_last = _flat(deviation(results, la_code).sel(year=base_year, measure=measures), "measure")
-
-    # Log rate of the modelled count in the last fitted year and on the trend path: (N, M[, H]).
-    log_rate_last = log_rate_path(
-        intercept, la_intercept, la_trend, ye_last, dep_effect, dep_last, base_year, reference_year, centre
-    )["log_rate"]
-    rw_steps = rng.standard_normal((n_draws, len(measures), horizon)) * year_sigma[:, :, None]
-    ye_future = ye_last[:, :, None] + np.cumsum(rw_steps, axis=2)
-    log_rate_trend = log_rate_path(
-        intercept[:, :, None],
-        la_intercept[:, :, None],
-        la_trend[:, :, None],
-        ye_future,
-        dep_effect[:, :, None],
-        dep_last,
-        years,
-        reference_year,
-        centre,
-    )["log_rate"]
-    assumptions.append(
-        "The common year effect continues as a random walk without drift (steps drawn with each draw's "
-        "year_sigma); the authority's own trend continues on the log scale."
-    )
+    part = (_latent_part if info.latent else _default_part)(results, info, la_code, measures, years, rng)
+    assumptions += part.assumptions
+    log_rate_last, log_rate_trend, dev_last = part.log_rate_last, part.log_rate_trend, part.dev_last
+    persistence = part.persistence
+    n_draws = log_rate_last.shape[0]
 
     # Future child population, (N, H).
     if population is None:
@@ -522,7 +627,7 @@ def forecast(
             f"No modelled {base_year} count for {', '.join(absent)}: those forecasts start on the modelled path."
         )
     dev0 = np.where(missing_dev, 0.0, dev_last)[:, :, None]  # (N, M, 1)
-    if follows_model.any():
+    if follows_model.any() and not info.latent:
         assumptions.append(
             f"The authority's {base_year} distance from its modelled path fades by the model's persistence each year "
             f"(posterior median {', '.join(f'{m} {np.median(persistence[:, j]):.2f}' for j, m in enumerate(measures))})."
@@ -531,18 +636,13 @@ def forecast(
     expected_arr = path_counts * np.exp(decay * dev0[..., None])
     expected_rep = expected_arr + is_lac[None, :, None, None] * uasc_arr[:, None, :, :]
 
-    # Negative-binomial noise as a gamma-Poisson mixture; the gamma factor is shared by the
-    # scenarios (common random numbers) so per-draw differences are not swamped by noise.
-    gamma = rng.gamma(
-        shape=dispersion[:, :, None], scale=1.0 / dispersion[:, :, None], size=(n_draws, len(measures), horizon)
-    )
+    # The count's noise around its expected value: one factor per draw, measure and year shared
+    # by the scenarios (common random numbers) so per-draw differences are not swamped by noise.
+    factor = part.noise_factor(rng, horizon)  # (N, M, H)
     predicted = persist_forward(
-        path_counts, phi, lambda h, mean: rng.poisson(mean * gamma[:, :, None, h]).astype(float), deviation=dev0
+        path_counts, phi, lambda h, mean: _poisson(rng, mean * factor[:, :, None, h]), deviation=dev0
     )
     predicted += is_lac[None, :, None, None] * uasc_arr[:, None, :, :]
-    assumptions.append(
-        "Counts at 31 March have negative-binomial noise around the expected count (the model's dispersion)."
-    )
 
     coords = {"draw": np.arange(n_draws), "measure": measures, "scenario": [s.name for s in scens], "year": years}
     dims = ("draw", "measure", "scenario", "year")

@@ -522,15 +522,18 @@ def convergence_warning(diag: Diagnostics) -> str:
     return "\n".join(lines)
 
 
-def require_converged(results: xr.DataTree, allow_unconverged: bool = False) -> Diagnostics:
+def require_converged(results: xr.DataTree, allow_unconverged: bool = False, allow_latent: bool = False) -> Diagnostics:
     """The run's diagnostics; raise `UnconvergedFitError` if it failed them, unless allowed.
+
+    A latent-state run is refused (`bayes_lac.model.results.run_info`) unless `allow_latent`:
+    the analyses ported to it pass that.
 
     Downstream analyses call this first. The diagnostics are the run's (`bayes_lac.model.results.run_info`):
     computed at fit time and recomputed from the draws when a saved run is loaded.
     """
     from bayes_lac.model.results import run_info
 
-    info = run_info(results)
+    info = run_info(results, allow_latent=allow_latent)
     diag = info.diagnostics
     if not diag.converged and not allow_unconverged:
         problems = "; ".join(p.rstrip(".") for p in diag.problems) or "the run is marked converged=false"

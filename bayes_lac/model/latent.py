@@ -458,8 +458,13 @@ def posterior_draws(posterior, n_draws: int | None, rng: np.random.Generator) ->
     return out
 
 
-def draw_states(data: ModelData, draws: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, np.ndarray]:
+def draw_states(
+    data: ModelData, draws: dict[str, np.ndarray], rng: np.random.Generator, arrays: dict | None = None
+) -> dict[str, np.ndarray]:
     """Forward filter, backward sample: one (level, trend) path per posterior draw and series.
+
+    `arrays` are the model's data as `series_arrays` gives them (default: `series_arrays(data)`);
+    simulation-based calibration passes log rates drawn from the model itself.
 
     Returns ``level`` and ``trend`` with dims (draw, measure, la, year), ``mean`` (the known
     part of the log rate: national path, intercept, deprivation), so that the latent log rate is
@@ -467,7 +472,7 @@ def draw_states(data: ModelData, draws: dict[str, np.ndarray], rng: np.random.Ge
     first observed year or later). Before that year a series has no state: its values there
     repeat the first year's and must not be read as a path.
     """
-    arrays = series_arrays(data)
+    arrays = series_arrays(data) if arrays is None else arrays
     obs = arrays["observed"]
     n_d = draws["intercept"].shape[0]
     shape = (n_d, *obs.shape[:2])
@@ -539,16 +544,22 @@ def _mvn(mean: np.ndarray, cov: np.ndarray, rng: np.random.Generator) -> np.ndar
 
 
 def forecast_log_rates(
-    data: ModelData, draws: dict[str, np.ndarray], states: dict[str, np.ndarray], horizon: int, rng: np.random.Generator
+    data: ModelData,
+    draws: dict[str, np.ndarray],
+    states: dict[str, np.ndarray],
+    horizon: int,
+    rng: np.random.Generator,
+    arrays: dict | None = None,
 ) -> np.ndarray:
     """Latent log rates 1..`horizon` years after the last fitted year, per draw.
 
     Returns an array (draw, measure, la, horizon). The authority's state continues its damped
     trend with fresh innovations; the national path continues its random walk with drift (with
     ``national_damping`` among the draws: its steps continue their AR(1) around the drift from
-    the last year's step); deprivation is held at its last value.
+    the last year's step); deprivation is held at its last value. `arrays` as in `draw_states`
+    (those of the authorities in `states`; default every authority of `data`).
     """
-    arrays = series_arrays(data)
+    arrays = series_arrays(data) if arrays is None else arrays
     n_d, n_m, n_la, _ = states["level"].shape
     level = states["level"][..., -1].copy()
     trend = states["trend"][..., -1].copy()

@@ -1,10 +1,12 @@
 """Fitting the latent-state model (`bayes_lac.model.latent`) into a run, and forecasting from it.
 
 The latent-state model is not yet the package's default (models/README.md records what it has
-been measured to do and what it still lacks); the analyses and reports read the default model's
-runs only, and `bayes_lac.model.results.run_info` refuses a latent run with a message that says
-so. This module is what the leave-future-out check (``bench/bench_latent_lfo.py``) fits with,
-and the fit path the analyses will read once the model becomes the default.
+been measured to do and what it still lacks). The decomposition and forecasts read its runs
+(through `latent_terms` and `authority_states`: each authority's states drawn per posterior
+draw, seeded by its code); the other analyses and the reports read the default model's runs
+only, and `bayes_lac.model.results.run_info` refuses a latent run unless an analysis ported to
+it asks otherwise. This module is what the leave-future-out check (``bench/bench_latent_lfo.py``)
+fits with, and the fit path the analyses will read once the model becomes the default.
 
 A latent run is an ``xarray.DataTree`` like the default's, with its own contract:
 
@@ -34,6 +36,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import time
+import zlib
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -416,3 +419,132 @@ def latent_forecast(
         },
         name="predicted",
     )
+
+
+#: Seed of the state draws an analysis of a latent run reads (`latent_terms`): each
+#: authority's states are drawn from this and its code, so every analysis of a run, and every
+#: selection of authorities, sees the same paths.
+STATE_SEED = 2017
+
+
+def _authority_rng(code: str) -> np.random.Generator:
+    return np.random.default_rng([STATE_SEED, zlib.crc32(str(code).encode())])
+
+
+def _codes(data: ModelData, la) -> list[str]:
+    from bayes_lac.errors import UnknownAuthorityError
+
+    codes = list(data.la) if la is None else ([la] if isinstance(la, str) else [str(c) for c in la])
+    unknown = [c for c in codes if c not in data.la]
+    if unknown:
+        raise UnknownAuthorityError(f"{', '.join(unknown[:5])} not modelled in this run (it models {len(data.la)})")
+    return codes
+
+
+def authority_states(run: xr.DataTree, codes: Sequence[str], data: ModelData | None = None):
+    """Every posterior draw's states of the authorities `codes`, drawn per authority.
+
+    Each authority's states are drawn from their exact conditional distribution
+    (`bayes_lac.model.latent.draw_states`) with a generator seeded by `STATE_SEED` and its code,
+    so they do not depend on which other authorities are asked for.
+
+    Returns ``(draws, states, arrays)``: the posterior draws (`bayes_lac.model.latent.posterior_draws`,
+    every draw, chains in order), the states (``level``, ``trend``, ``mean`` with dims (draw,
+    measure, la, year) and ``started`` (measure, la, year), authorities in the order of
+    `codes`) and the model's data arrays of those authorities (`bayes_lac.model.latent.series_arrays`
+    of the whole run, then cut to them: the deprivation centring is the run's).
+    """
+    data = data_of(run) if data is None else data
+    codes = _codes(data, list(codes))
+    arrays = L.series_arrays(data)
+    draws = L.posterior_draws(run["posterior"].to_dataset(), None, np.random.default_rng(0))  # all, in order
+    index = [data.la.index(c) for c in codes]
+    subset = {k: arrays[k][:, index] for k in ("y", "count_var", "observed")}
+    subset |= {"dep_between": arrays["dep_between"][index], "dep_within": arrays["dep_within"][index]}
+    subset["dep_centre"] = arrays["dep_centre"]
+    parts = []
+    for j, code in enumerate(codes):
+        one = {k: v[:, j : j + 1] for k, v in subset.items() if k in ("y", "count_var", "observed")}
+        one |= {"dep_between": subset["dep_between"][j : j + 1], "dep_within": subset["dep_within"][j : j + 1]}
+        parts.append(L.draw_states(data, draws, _authority_rng(code), arrays=one))
+    states = {k: np.concatenate([p[k] for p in parts], axis=2) for k in ("level", "trend", "mean")}
+    states["started"] = np.concatenate([p["started"] for p in parts], axis=1)
+    return draws, states, subset
+
+
+def latent_terms(run: xr.DataTree, la=None) -> xr.Dataset:
+    """The terms of a latent run's log rate per draw, in the shape of
+    `bayes_lac.model.results.log_rate_terms` (which calls this for latent runs).
+
+    Dims (chain, draw, measure[, la], year), authorities `la` (a code, a list, or all):
+
+    ``level``
+        what does not change over time: ``intercept`` and the between-authority deprivation
+        part (``deprivation_between`` x the authority's mean deprivation, centred);
+    ``trend``
+        the authority's own path: its latent level state, drawn per posterior draw from its
+        exact conditional distribution (`bayes_lac.model.latent.draw_states`, seeded by
+        `STATE_SEED` and the authority's code). It bends where the data bend; NaN before the
+        series starts (nothing is extrapolated backwards);
+    ``year_effect``
+        the national path (``national``) the authorities share;
+    ``deprivation``
+        the within-authority part: ``deprivation_within`` x the authority's deprivation less
+        its own mean;
+    ``log_rate``
+        their sum, the latent log rate per 10,000 children.
+    """
+    data = data_of(run)
+    codes = _codes(data, la)
+    post = run["posterior"].to_dataset()
+    n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
+    draws, states, arrays = authority_states(run, codes, data)
+    own = np.where(states["started"][None], states["level"], np.nan)  # (draw, measure, la, year)
+    coords = {
+        "chain": post["chain"].values,
+        "draw": post["draw"].values,
+        "measure": list(data.measures),
+        "la": codes,
+        "year": data.year.astype(int),
+    }
+
+    def shaped(values, dims):
+        values = np.asarray(values).reshape(n_chain, n_draw, *np.shape(values)[1:])
+        return xr.DataArray(
+            values, dims=("chain", "draw", *dims), coords={d: coords[d] for d in ("chain", "draw", *dims)}
+        )
+
+    between, within = arrays["dep_between"], arrays["dep_within"]
+    level = shaped(
+        draws["intercept"][:, :, None] + draws["deprivation_between"][:, :, None] * between, ("measure", "la")
+    )
+    terms = xr.Dataset(
+        {
+            "level": level,
+            "trend": shaped(own, ("measure", "la", "year")),
+            "year_effect": shaped(draws["national"], ("measure", "year")),
+            "deprivation": shaped(
+                draws["deprivation_within"][:, :, None, None] * within[None, None], ("measure", "la", "year")
+            ),
+        }
+    )
+    terms["log_rate"] = terms["level"] + terms["trend"] + terms["year_effect"] + terms["deprivation"]
+    terms = terms.transpose("chain", "draw", "measure", "la", "year")
+    if isinstance(la, str):
+        terms = terms.sel(la=la, drop=True)
+    return terms
+
+
+def latent_prior_contraction(run: xr.DataTree, name: str) -> xr.DataArray | None:
+    """1 - posterior variance / prior variance of a latent run's normal-prior parameter `name`,
+    per measure (as `bayes_lac.model.results.prior_contraction` for the default model's runs).
+    None when the run's recorded priors do not give `name` as (mean, sd)."""
+    prior = json.loads(run.attrs.get("priors", "{}")).get(name)
+    post = run["posterior"].to_dataset()
+    if not isinstance(prior, list) or len(prior) != 2 or name not in post or "measure" not in post[name].dims:
+        return None
+    measures = [str(m) for m in post[name]["measure"].values]
+    sd = prior[1]
+    sds = [float(sd[m]) if isinstance(sd, dict) else float(sd) for m in measures]
+    prior_var = xr.DataArray(np.square(sds), dims="measure", coords={"measure": measures})
+    return (1 - post[name].var(("chain", "draw")) / prior_var).rename(f"{name}_contraction")

@@ -156,6 +156,8 @@ class RunInfo:
         How the sampler saw the parameters (a partition dict, or a mode name).
     created_utc
         When the fit finished.
+    latent
+        Whether the run is the latent-state model's (`bayes_lac.model.latent_fit`).
     imputations
         The fit's notices about imputed and excluded inputs.
     """
@@ -182,6 +184,7 @@ class RunInfo:
     sampler: dict = field(default_factory=dict, repr=False)
     parameterisation: dict | str = field(default="auto", repr=False)
     created_utc: str = ""
+    latent: bool = False
     imputations: tuple[str, ...] = field(default=(), repr=False)
 
     @property
@@ -306,8 +309,12 @@ def _partition(text):
     return json.loads(text) if text.strip().startswith("{") else text
 
 
-def run_info(results: xr.DataTree) -> RunInfo:
+def run_info(results: xr.DataTree, allow_latent: bool = False) -> RunInfo:
     """The facts about a run (`RunInfo`), read from its attrs and coordinates and checked.
+
+    A run of the latent-state model (`bayes_lac.model.latent_fit`) is refused unless
+    `allow_latent`: only the analyses that have been ported to it (the decomposition and the
+    forecasts) pass it.
 
     Raises
     ------
@@ -317,11 +324,13 @@ def run_info(results: xr.DataTree) -> RunInfo:
         diagnostics); the message names the attribute and what was expected.
     """
     attrs = results.attrs
-    if str(attrs.get("model", "")) == "latent":
+    latent = str(attrs.get("model", "")) == "latent"
+    if latent and not allow_latent:
         raise RunFileError(
             "this is a run of the latent-state model (bayes_lac.model.latent_fit), which is not yet the "
-            "package's default: the analyses and reports read the default model's runs only "
-            "(models/README.md); forecast from it with bayes_lac.model.latent_fit.latent_forecast"
+            "package's default: of the analyses only the decomposition and forecasts (bayes_lac.analysis.decompose, "
+            "bayes_lac.analysis.forecast) read it, and the reports read the default model's runs only "
+            "(models/README.md)"
         )
     if "constant_data" not in results.children:
         raise RunFileError("the run has no constant_data group; is it a bayes_lac run?")
@@ -335,7 +344,7 @@ def run_info(results: xr.DataTree) -> RunInfo:
     )
     # a run without its draws (sent to workers to refit) still has its facts
     post = results["posterior"] if "posterior" in results.children else xr.Dataset()
-    if "year_effect" in post and tuple(int(y) for y in post["year_effect"]["year"].values) != years:
+    if not latent and "year_effect" in post and tuple(int(y) for y in post["year_effect"]["year"].values) != years:
         raise RunFileError("the run's posterior and constant_data cover different years; the file is damaged")
 
     target = _parse(attrs, "target_la", str, "an ONS code")
@@ -413,6 +422,7 @@ def run_info(results: xr.DataTree) -> RunInfo:
             attrs, "parameterisation", _partition, "a parameterisation (JSON) or its name", "auto", required=False
         ),
         created_utc=str(attrs.get("created_utc", "")),
+        latent=latent,
         imputations=_parse(attrs, "imputations", _json_strings, "a JSON list of notices", (), required=False),
     )
 
@@ -430,7 +440,14 @@ def log_rate_terms(results: xr.DataTree, la=None) -> xr.Dataset:
     (intercept + la_intercept), ``trend`` (la_trend * (year - reference_year)), ``year_effect``,
     ``deprivation`` (deprivation_effect * centred deprivation) and their sum ``log_rate``,
     the log of the expected rate per 10,000 children aged 0-17 of the modelled count.
+
+    For a latent-state run the same terms come from `bayes_lac.model.latent_fit.latent_terms`:
+    ``trend`` is then the authority's own (bending) path and ``year_effect`` the national path.
     """
+    if str(results.attrs.get("model", "")) == "latent":
+        from bayes_lac.model.latent_fit import latent_terms
+
+        return latent_terms(results, la)
     post = results["posterior"].to_dataset()
     const = _select_la(results["constant_data"].to_dataset(), la)
     # read here rather than through run_info: analyses call this on views of a run cut to a

@@ -32,6 +32,18 @@ DEFAULT_TRUTH: dict = {
 }
 
 
+#: The kinds of awkward truth `simulate_panel` takes (its ``events``).
+EVENTS: tuple[str, ...] = ("local", "national", "uasc", "deprivation", "population", "starts")
+
+
+def surge_then_plateau(years, start: int, rise: float = 0.05, rise_years: int = 7) -> np.ndarray:
+    """A log-scale shift over `years`: 0 up to `start`, then up by log(1 + `rise`) a year for
+    `rise_years` years, then flat (a local surge in supply that stops)."""
+    years = np.asarray(years)
+    steps = np.clip(years - start, 0, rise_years)
+    return steps * np.log1p(rise)
+
+
 def _sum_to_zero_mvnormal(rng, n: int, sds, corr: float) -> np.ndarray:
     m = len(sds)
     r = np.full((m, m), corr) + (1 - corr) * np.eye(m)
@@ -49,6 +61,7 @@ def simulate_panel(
     deprivation_years: tuple[int, int] | None = (2015, 2024),
     uasc_gaps: bool = True,
     population: float = 40_000.0,
+    events: dict | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """A simulated panel and the truth it was drawn from.
 
@@ -73,6 +86,19 @@ def simulate_panel(
         ``uasc_note = "x"``), as in the official data.
     population
         Typical number of children aged 0-17 per authority.
+    events
+        Awkward truths, each by authority index (see `EVENTS`):
+
+        ``local``: ``{i: shift}``, a shift of authority ``i``'s looked-after log rate per year
+        (an array over the years, e.g. `surge_then_plateau`): a local change in supply;
+        ``national``: a shift of every authority's log rate per year, an array over the years
+        or ``{measure: array}``: a national change;
+        ``uasc``: ``{i: extra}``, UASC children added per year (an influx);
+        ``deprivation``: ``{i: (year, points)}``, deprivation up by ``points`` from ``year`` on;
+        ``population``: ``{i: rate}``, the child population growing by ``rate`` a year
+        (compounded from the first year) instead of the common 0.4 %;
+        ``starts``: ``{i: year}``, an authority created in ``year`` (a reorganisation): no row
+        before it.
 
     Returns
     -------
@@ -81,13 +107,20 @@ def simulate_panel(
         authorities), with the columns of the panel schema and ``geographic_level``,
         ``uasc_note``.
     truth
-        ``intercept`` (measure,), ``la_intercept`` and ``la_trend`` (la, measure; each sums
+        ``log_rate`` (measure, la, year), the true log rate of the modelled count with every
+        event; ``local_shift`` (la, year) and ``national_shift`` (measure, year), the events'
+        shifts in it; ``intercept`` (measure,), ``la_intercept`` and ``la_trend`` (la, measure; each sums
         to zero over la), ``year_effect`` (measure, year; zero up to each measure's first
         published year), ``year_sigma``, ``deprivation_effect``, ``dispersion``, ``persistence`` (measure,),
         ``reference_year`` (the last year), ``deprivation_centre`` (mean of the true
-        deprivation over all authority-years), ``la``, ``year``, ``measure``.
+        deprivation over all authority-years before any deprivation event), ``la``, ``year``,
+        ``measure``.
     """
     rng = np.random.default_rng(seed)
+    events = dict(events or {})
+    strange = sorted(set(events) - set(EVENTS))
+    if strange:
+        raise ValueError(f"unknown events {', '.join(strange)}; known: {', '.join(EVENTS)}")
     spec = {**DEFAULT_TRUTH, **(truth or {})}
     measures_from = {"children_in_need": 2013, "child_protection": 2013, **(measures_from or {})}
     yrs = np.arange(years[0], years[1] + 1)
@@ -96,11 +129,16 @@ def simulate_panel(
     names = [f"Simulated {i}" for i in range(n_la)]
 
     pop = population * np.exp(rng.normal(0, 0.5, n_la))[:, None] * (1 + 0.004 * (yrs - yrs[0]))[None, :]
+    for i, rate in events.get("population", {}).items():
+        pop[i] = pop[i, 0] * (1 + rate) ** (yrs - yrs[0])
     pop = np.round(pop)
     dep_level = rng.normal(20, 7, n_la).clip(4, 45)
     deprivation = dep_level[:, None] + rng.normal(0, 1.0, (n_la, n_y)).cumsum(axis=1) * 0.5
+    # the centre is that of the deprivation without events, so an event moves its authority only
+    centre = float(np.round(deprivation, 1).mean())
+    for i, (year, points) in events.get("deprivation", {}).items():
+        deprivation[i, yrs >= year] += points
     deprivation = np.round(deprivation, 1)
-    centre = float(deprivation.mean())
 
     intercept = np.asarray(spec["intercept"], float)
     la_intercept = _sum_to_zero_mvnormal(rng, n_la, np.asarray(spec["la_intercept_sd"]), spec["correlation"])
@@ -110,6 +148,16 @@ def simulate_panel(
     steps = rng.normal(0, year_sigma[:, None], (m, n_y))
     steps[yrs[None, :] <= first_year[:, None]] = 0.0
     year_effect = steps.cumsum(axis=1)
+    national_shift = np.zeros((m, n_y))
+    shift = events.get("national")
+    if isinstance(shift, dict):
+        for name, values in shift.items():
+            national_shift[MEASURES.index(name)] = values
+    elif shift is not None:
+        national_shift[:] = np.asarray(shift, float)[None, :]
+    local_shift = np.zeros((n_la, n_y))
+    for i, values in events.get("local", {}).items():
+        local_shift[i] = values
     dep_effect = np.asarray(spec["deprivation_effect"], float)
     dispersion = np.asarray(spec["dispersion"], float)
     reference_year = int(yrs[-1])
@@ -125,6 +173,8 @@ def simulate_panel(
         reference_year,
         centre,
     )["log_rate"]
+    log_rate = log_rate + national_shift[:, None, :]
+    log_rate[0] = log_rate[0] + local_shift
     persistence = np.asarray(spec["persistence"], float)
     path = np.exp(log_rate) * pop[None] / RATE_PER
     # a measure's first published year starts on its path (no distance carried in)
@@ -140,6 +190,8 @@ def simulate_panel(
         counts[k][:, yrs < first_year[k]] = np.nan
 
     uasc = rng.poisson(np.exp(rng.normal(np.log(4.0), 0.8, n_la))[:, None] * pop / 40_000 * np.ones(n_y)).astype(float)
+    for i, extra in events.get("uasc", {}).items():
+        uasc[i] = uasc[i] + np.asarray(extra, float)
     uasc_note = np.full((n_la, n_y), "", dtype=object)
     if uasc_gaps:
         small = (uasc >= 1) & (uasc <= 5)
@@ -156,9 +208,12 @@ def simulate_panel(
         outside = (yrs < deprivation_years[0]) | (yrs > deprivation_years[1])
         dep_reported[:, outside] = np.nan
 
+    starts = events.get("starts", {})
     rows = []
     for i in range(n_la):
         for t, year in enumerate(yrs):
+            if year < starts.get(i, yrs[0]):
+                continue
             rows.append(
                 {
                     "la_code": codes[i],
@@ -174,18 +229,20 @@ def simulate_panel(
                     "deprivation": dep_reported[i, t],
                 }
             )
+    exists = np.array([[year >= starts.get(i, yrs[0]) for year in yrs] for i in range(n_la)])
     for t, year in enumerate(yrs):
+        now = exists[:, t]
         rows.append(
             {
                 "la_code": ENGLAND_CODE,
                 "la_name": "England",
                 "geographic_level": "National",
                 "year": int(year),
-                "population_0_17": pop[:, t].sum(),
-                "looked_after": lac_reported[:, t].sum(),
-                "children_in_need": counts[1][:, t].sum(),
-                "child_protection": counts[2][:, t].sum(),
-                "uasc": uasc[:, t].sum() if not uasc_gaps or t > 0 else np.nan,
+                "population_0_17": pop[now, t].sum(),
+                "looked_after": lac_reported[now, t].sum(),
+                "children_in_need": counts[1][now, t].sum(),
+                "child_protection": counts[2][now, t].sum(),
+                "uasc": uasc[now, t].sum() if not uasc_gaps or t > 0 else np.nan,
                 "uasc_note": "",
                 "deprivation": np.nan,
             }
@@ -194,6 +251,9 @@ def simulate_panel(
     panel["uasc_note"] = panel["uasc_note"].replace("", np.nan)
 
     truth_out = {
+        "log_rate": log_rate,
+        "local_shift": local_shift,
+        "national_shift": national_shift,
         "intercept": intercept,
         "la_intercept": la_intercept,
         "la_trend": la_trend,
