@@ -112,7 +112,7 @@ def main(argv=None) -> int:
     seconds = time.perf_counter() - tic
     diagnostics = run.attrs["diagnostics"]
     print(f"fit: {seconds:.0f} s; converged: {run.attrs['converged']}; {diagnostics}")
-    results, covered, judged = {}, 0, 0
+    results, covered, judged = {}, {}, {}
     for name, (i, window, measure) in SCENARIOS.items():
         d = decompose(run, codes[i], *window, measures=measure, allow_unconverged=True)
         truths = true_parts(panel, truth, i, window, measure)
@@ -131,12 +131,18 @@ def main(argv=None) -> int:
             }
             rows[c]["holds"] = holds
             if c in ADDITIVE_COMPONENTS:
-                covered, judged = covered + holds, judged + 1
+                covered[c], judged[c] = covered.get(c, 0) + holds, judged.get(c, 0) + 1
             print(
                 f"  {c:<16}{truths[c]:>8.1f}{r['mean']:>8.1f}{r['lower']:>10.1f} to {r['upper']:>6.1f}  {'yes' if holds else 'NO'}"
             )
         results[name] = {"authority": codes[i], "window": list(window), "measure": measure, "parts": rows}
-    print(f"\n{covered} of {judged} parts inside their 90 % interval")
+    modelled = ("deprivation", "supply_national", "supply_local")
+    inside = sum(covered[c] for c in modelled), sum(judged[c] for c in modelled)
+    print(
+        f"\nthe model's parts (deprivation, national, own path): {inside[0]} of {inside[1]} inside their 90 % "
+        f"interval; population and UASC (data, or nearly): {sum(covered.values()) - inside[0]} of "
+        f"{sum(judged.values()) - inside[1]}"
+    )
     write_json(
         args.out,
         {
@@ -145,7 +151,8 @@ def main(argv=None) -> int:
             "fit_seconds": round(seconds),
             "converged": run.attrs["converged"],
             "diagnostics": diagnostics,
-            "parts_inside_90": [covered, judged],
+            "model_parts_inside_90": list(inside),
+            "parts_inside_90_by_component": {c: [covered[c], judged[c]] for c in judged},
             "scenarios": results,
         },
     )

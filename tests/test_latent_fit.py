@@ -13,6 +13,7 @@ import pytest
 from bayes_lac.errors import RunFileError
 from bayes_lac.model import latent_fit as LF
 from bayes_lac.model.data import prepare_data
+from bayes_lac.model.results import run_info
 from bayes_lac.model.simulate import simulate_panel
 from tests.conftest import TEST_SAMPLER
 
@@ -40,6 +41,8 @@ def test_a_fit_up_to_a_year_is_a_run_of_those_years_only(grid, fitted):
     assert run.attrs["model"] == "latent"
     assert run.attrs["run_format"] == LF.LATENT_RUN_FORMAT
     assert int(run.attrs["until_year"]) == 2018
+    # its facts are read like any run's: the reference year is one of its years
+    assert run_info(run, allow_latent=True).reference_year == 2018
     assert list(run["constant_data"]["year"].values) == list(range(2012, 2019))
     assert list(run["posterior"]["national"]["year"].values) == list(range(2012, 2019))
     # the data it holds are the grid's, cut at 2018
@@ -54,11 +57,23 @@ def test_a_fit_up_to_a_year_is_a_run_of_those_years_only(grid, fitted):
 
 
 def test_the_default_models_analyses_refuse_a_latent_run(fitted):
-    from bayes_lac.model.results import run_info
 
     _, run = fitted
     with pytest.raises(RunFileError, match="latent-state model"):
         run_info(run)
+
+
+def test_a_latent_window_before_a_measures_series_starts_is_refused(grid, fitted):
+    from bayes_lac.analysis.decompose import decompose
+    from bayes_lac.errors import BayesLacError
+
+    _, data = grid
+    _, run = fitted
+    # children in need are published from 2013 in the simulated panel: no path in 2012
+    with pytest.raises(BayesLacError, match="children in need series starts in 2013"):
+        decompose(run, data.target_la, 2012, 2018, measures="children_in_need", allow_unconverged=True)
+    d = decompose(run, data.target_la, 2013, 2018, measures="children_in_need", allow_unconverged=True)
+    assert np.isfinite(d.table["mean"]).all()
 
 
 def test_a_refit_on_the_same_grid_reuses_the_model(grid, fitted):

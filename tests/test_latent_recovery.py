@@ -96,6 +96,35 @@ def test_an_authority_created_mid_panel_has_no_path_before_it(simulated):
         decompose(run, code, 2014, 2020, measures="looked_after", allow_unconverged=True)
 
 
+def test_counterfactual_paths_of_a_latent_run_cover_the_window_only(simulated):
+    from bayes_lac.analysis.decompose import counterfactual_table
+
+    _, truth, run = simulated
+    table = counterfactual_table(run, truth["la"][SURGE], 2014, 2020)
+    for series, rows in table.groupby("series"):
+        assert sorted(rows["year"]) == list(range(2014, 2021)), series
+    modelled = table[table["series"] == "modelled"]
+    assert modelled[["mean", "lower", "upper"]].notna().all().all()
+    # the population-only line grows the 2014 modelled count with the child population alone
+    only = table[table["series"] == "population_only"].set_index("year")["mean"]
+    assert only[2014] == pytest.approx(modelled.set_index("year")["mean"][2014])
+
+
+def test_deprivation_is_called_not_identified_when_its_posterior_is_its_prior(simulated):
+    import json
+
+    from bayes_lac.analysis.decompose import deprivation_not_identified
+
+    _, _, run = simulated
+    posterior_sd = float(run["posterior"]["deprivation_within"].std())
+    for prior_sd, expected in ((100 * posterior_sd, ()), (1.05 * posterior_sd, ("looked_after",))):
+        edited = run.copy()
+        priors = json.loads(run.attrs["priors"])
+        priors["deprivation_within"] = [0.17, {"looked_after": prior_sd}]
+        edited.attrs["priors"] = json.dumps(priors)
+        assert deprivation_not_identified(edited, ["looked_after"]) == expected
+
+
 def test_an_authoritys_states_do_not_depend_on_which_others_are_asked_for(simulated):
     _, truth, run = simulated
     one = LF.latent_terms(run, truth["la"][SURGE])["trend"]
@@ -120,13 +149,49 @@ def test_forecasts_of_a_latent_run_start_where_the_authority_is(simulated):
     np.testing.assert_allclose(ratio, ratio[:, :1] * np.ones_like(ratio), rtol=1e-12)
     assert any("damped local trend (children looked after" in a for a in fc.assumptions)
     assert not any("persistence" in a for a in fc.assumptions)
+    # costs take its forecast as they take the default model's: children x unit cost
+    from bayes_lac.analysis.costs import costs
+
+    priced = costs(fc, 1000.0)
+    children = priced.data["children"].sel(scenario="trend")
+    predicted = fc.data["predicted"].sel(measure="looked_after", scenario="trend")
+    np.testing.assert_array_equal(children.values, predicted.values)
+    real = priced.data["cost_real"].sel(scenario="trend") / children
+    assert float(real.min()) > 0 and np.allclose(real.values, float(real.values[0, 0]))
 
 
 def test_analyses_not_ported_to_the_latent_model_refuse_its_run(simulated):
     from bayes_lac.model.diagnostics import require_converged
 
     _, _, run = simulated
-    with pytest.raises(RunFileError, match="only the decomposition and forecasts"):
+    with pytest.raises(RunFileError, match="only the decomposition, forecasts and costs"):
         run_info(run)
     with pytest.raises(RunFileError, match="latent-state model"):
         require_converged(run, allow_unconverged=True)
+
+
+def test_a_saved_latent_run_is_read_by_the_commands_ported_to_it(simulated, tmp_path, capsys):
+    import pandas as pd
+
+    from bayes_lac.cli import main
+    from bayes_lac.model.results import load_run, save_run
+
+    panel, truth, run = simulated
+    path = tmp_path / "latent.nc"
+    save_run(run, path)
+    back = load_run(path, allow_latent=True)
+    assert back.attrs["model"] == "latent"
+    with pytest.raises(RunFileError, match="latent-state model"):
+        load_run(path)
+    code = truth["la"][SURGE]
+    common = ["--la", code, "--allow-unconverged"]
+    assert (
+        main(["decompose", str(path), "--from", "2012", "--to", "2022", "--out", str(tmp_path / "d.csv"), *common]) == 0
+    )
+    table = pd.read_csv(tmp_path / "d.csv")
+    assert set(table["component"]) >= {"supply_local", "supply_national", "total"}
+    assert main(["forecast", str(path), "--horizon", "2", "--out", str(tmp_path / "f.csv"), *common]) == 0
+    assert "damped local trend" in capsys.readouterr().out
+    # commands not ported to it refuse it, and say so
+    assert main(["sensitivity", str(path), "--out", str(tmp_path / "s.csv")]) == 2
+    assert "latent-state model" in capsys.readouterr().err

@@ -33,13 +33,20 @@ def test_each_event_changes_its_authority_and_no_other():
     def rows(p, i):
         return p[p["la_code"] == codes[i]].set_index("year")
 
+    # deprivation is centred as without events, so no other authority's rate moves
+    assert truth["deprivation_centre"] == truth0["deprivation_centre"]
+    for i in (1, 2, 5):
+        np.testing.assert_allclose(truth["log_rate"][1:, i], truth0["log_rate"][1:, i])
+        np.testing.assert_allclose(
+            truth["log_rate"][0, i] - truth0["log_rate"][0, i], np.where(YEARS >= 2018, 0.1, 0.0)
+        )
     # the true log rate carries the local surge (looked-after only) and the national shift
     np.testing.assert_allclose(
         truth["log_rate"][0, 0] - truth0["log_rate"][0, 0], events["local"][0] + np.where(YEARS >= 2018, 0.1, 0.0)
     )
     np.testing.assert_allclose(truth["log_rate"][1, 0], truth0["log_rate"][1, 0])
     np.testing.assert_allclose(truth["national_shift"][0], np.where(YEARS >= 2018, 0.1, 0.0))
-    # an influx adds its children to UASC and to the published looked-after count
+    # an influx adds its children to UASC (published looked-after counts include UASC)
     np.testing.assert_allclose(rows(panel, 2)["uasc"] - rows(plain, 2)["uasc"], 30.0)
     # a deprivation step from its year on (published to one decimal)
     step = rows(panel, 3)["deprivation"] - rows(plain, 3)["deprivation"]

@@ -140,12 +140,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayes_lac.config import CI_PROB, MEASURE_LABELS, MEASURES
+from bayes_lac.config import CI_PROB, MEASURE_LABELS, MEASURES, RATE_PER
 from bayes_lac.errors import BayesLacError, UnknownAuthorityError
 from bayes_lac.model.results import (
     IDENTIFIED_CONTRACTION,
-    expected,
-    expected_reported,
     log_rate_terms,
     prior_contraction,
     run_info,
@@ -398,8 +396,41 @@ def _choose_measures(results, la, from_year, to_year, measures) -> tuple[tuple[s
             )
     if not chosen:
         raise BayesLacError(f"no measure of the run is published for {name} in both {from_year} and {to_year}")
+    if run_info(results, allow_latent=True).latent:
+        for m in chosen:
+            start = _series_start(results, m, la)
+            if start is None or start > from_year:
+                raise BayesLacError(
+                    f"{name}'s {MEASURE_LABELS.get(m, m).lower()} series "
+                    f"{'has no count in this run' if start is None else f'starts in {start}'}; the latent model "
+                    f"has no path before a series starts, so a window from {from_year} cannot split its change: "
+                    "choose a later first year or leave the measure out"
+                )
     order = {m: i for i, m in enumerate(MEASURES)}
     return tuple(sorted(chosen, key=lambda m: order.get(m, len(order)))), caveats
+
+
+def _series_start(results: xr.DataTree, measure: str, la: str) -> int | None:
+    """The first year with a modelled count of `measure` for `la` (where its series starts)."""
+    counts = results["observed_data"]["modelled_count"].sel(measure=measure, la=la)
+    years = counts["year"].values[counts.notnull().values]
+    return int(years.min()) if years.size else None
+
+
+def _not_started_caveats(results, start: xr.DataArray, who: str, from_year: int) -> list[str]:
+    """Notices naming the authorities left out of `who`'s sums for a measure because their
+    series of it starts after `from_year` (a latent run has no path there: `start` is NaN)."""
+    missing = start.isnull().all(("chain", "draw"))
+    out = []
+    for m in missing["measure"].values:
+        codes = [str(c) for c in missing["la"].values if bool(missing.sel(measure=m, la=c))]
+        if codes:
+            names = ", ".join(_la_name(results, c) for c in codes)
+            out.append(
+                f"Left out of {who} for {MEASURE_LABELS.get(str(m), str(m)).lower()}: {names}, whose series "
+                f"starts after {from_year} (the model has no path before a series starts)."
+            )
+    return out
 
 
 def _neighbour_codes(results: xr.DataTree, la: str) -> list[str]:
@@ -483,13 +514,15 @@ def _components(results, las, from_year, to_year, measures) -> tuple[xr.DataArra
     Returns (components with dims chain, draw, measure, la, component; start with dims
     chain, draw, measure, la), in children.
     """
-    view = _window_view(results, [from_year, to_year])
+    window = [from_year, to_year]
+    view = _window_view(results, window)
     las = list(las)
-    terms = log_rate_terms(view, la=las).sel(measure=list(measures))
-    exp_count = expected(view, la=las).sel(measure=list(measures))
-    reported = expected_reported(view, la=las).sel(measure=list(measures))
-    uasc = uasc_component(view, la=las).sel(measure=list(measures))
-    pop = view["constant_data"]["population_0_17"].sel(la=las)
+    # the terms once (a latent run draws its states for them): expected counts follow from them
+    terms = log_rate_terms(view, la=las).sel(measure=list(measures), year=window)
+    pop = view["constant_data"]["population_0_17"].sel(la=las, year=window)
+    exp_count = np.exp(terms["log_rate"]) * pop / RATE_PER  # as bayes_lac.model.results.expected
+    uasc = uasc_component(view, la=las).sel(measure=list(measures), year=window)
+    reported = exp_count + uasc
 
     def change(x):
         return x.sel(year=to_year, drop=True) - x.sel(year=from_year, drop=True)
@@ -508,6 +541,9 @@ def _components(results, las, from_year, to_year, measures) -> tuple[xr.DataArra
     draws = draws.drop_vars([c for c in draws.coords if c not in draws.dims]).rename("change")
     start = reported.sel(year=from_year, drop=True).transpose("chain", "draw", "measure", "la")
     start = start.drop_vars([c for c in start.coords if c not in start.dims]).rename("start")
+    # an authority without a path in year a (a latent series not yet started) has no parts
+    # either: the known UASC change must not be summed without the rest
+    draws = draws.where(start.notnull())
     return draws, start
 
 
@@ -718,6 +754,7 @@ def decompose(
         nb_draws, nb_start = _components(results, neighbours, from_year, to_year, chosen)
         areas["neighbours"] = nb_draws.sum("la")
         starts["neighbours"] = nb_start.sum("la")
+        caveats += _not_started_caveats(results, nb_start, "the comparison authorities", from_year)
         caveats += _imputation_caveats(results, neighbours, [from_year, to_year], "at least one comparison authority")
     elif all_neighbours:
         caveats.append(
@@ -739,6 +776,7 @@ def decompose(
             en_draws, en_start = _components(results, all_codes, from_year, to_year, chosen)
             areas["england"] = en_draws.sum("la")
             starts["england"] = en_start.sum("la")
+            caveats += _not_started_caveats(results, en_start, "England (all modelled authorities)", from_year)
     caveats += _run_notices(results, caveats)
     pct = {k: _with_other(100 * v / starts[k]) for k, v in areas.items()}
     if "neighbours" in pct:
@@ -1057,10 +1095,10 @@ def counterfactual_table(
         raise BayesLacError(f"measure {measure} is not in the run; it models {', '.join(run_measures)}")
     years = [int(y) for y in _run_years(results) if from_year <= y <= to_year]
     view = _window_view(results, years)
-    terms = log_rate_terms(view, la=la).sel(measure=measure)
-    exp_count = expected(view, la=la).sel(measure=measure)
-    uasc = uasc_component(view, la=la).sel(measure=measure)
-    pop = view["constant_data"]["population_0_17"].sel(la=la)
+    terms = log_rate_terms(view, la=la).sel(measure=measure, year=years)
+    pop = view["constant_data"]["population_0_17"].sel(la=la, year=years)
+    exp_count = (np.exp(terms["log_rate"]) * pop / RATE_PER).rename("expected")  # as results.expected
+    uasc = uasc_component(view, la=la).sel(measure=measure, year=years)
     growth = pop / pop.sel(year=from_year)
     grown = exp_count.sel(year=from_year, drop=True) * growth
     dep_change = np.exp(terms["deprivation"] - terms["deprivation"].sel(year=from_year, drop=True))

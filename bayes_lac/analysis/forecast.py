@@ -29,11 +29,13 @@ Runs of the latent-state model (`bayes_lac.model.latent_fit`)
 The model's part differs (`_latent_part`): each draw's states of the authority in the last
 fitted year (its level, and for looked-after children its local trend) are drawn from their
 conditional distribution and carried forward with the damped trend and fresh yearly
-innovations; the national path continues as a random walk with its estimated drift;
-deprivation is held. The states already sit where the counts are (the model's path follows
+innovations; the national path continues as a random walk with its estimated drift (with
+``national="damped"``, its steps return from the last one towards the drift); deprivation is
+held. The states already sit where the counts are (the model's path follows
 the data), so there is no persistence term. Counts have Poisson noise with the model's extra
-log-scale noise (the likelihood's observation model). Population, UASC and the scenarios are
-as above.
+log-scale noise (the likelihood's observation model); ``expected`` is the count at the latent
+rate, the median of that noise (its mean is higher by a factor exp(noise**2 / 2), under 1 %
+for the noise fitted to English counts). Population, UASC and the scenarios are as above.
 
 Scenarios (`Scenario`)
 ----------------------
@@ -298,7 +300,10 @@ def _neighbour_rates(
         raise BayesLacError(f"converge-neighbours needs the run's neighbours of {la_code}, but the run has none")
     exp = R.expected_reported(results, la=codes).sel(year=base_year)
     pop = results["constant_data"]["population_0_17"].sel(la=codes, year=base_year)
-    pooled = exp.sum("la") / float(pop.sum()) * RATE_PER
+    # an authority without a modelled count of a measure (a latent series not started) is left
+    # out of that measure's numerator and denominator alike
+    pop = pop.broadcast_like(exp).where(exp.notnull())
+    pooled = exp.sum("la") / pop.sum("la") * RATE_PER
     arr = _flat(pooled.sel(measure=list(measures)), "measure")
     return arr, codes
 
@@ -402,8 +407,14 @@ def _latent_part(results, info, la_code: str, measures, years, rng) -> _ModelPar
         eps = rng.standard_normal((n_draws, len(measures), horizon))
         return np.exp(noise[:, :, None] * eps)
 
+    damped = json.loads(results.attrs.get("sampler", "{}")).get("national") == "damped"
+    national = (
+        "The national path's yearly steps continue from the last one back towards its estimated drift"
+        if damped
+        else "The national path continues as a random walk with its estimated drift"
+    )
     assumptions = [
-        "The national path continues as a random walk with its estimated drift; the authority's own level "
+        f"{national}; the authority's own level "
         "continues from where the model puts it in the last fitted year, with its damped local trend "
         f"({', '.join(MEASURE_LABELS.get(m, m).lower() for m in json.loads(results.attrs['trend_measures'])) or 'none'}; "
         "the other measures' levels are random walks), with fresh yearly innovations.",
@@ -993,16 +1004,17 @@ def scenario_difference(
 # --------------------------------------------------------------------------------------------
 
 
-def load_checked_run(path, allow_unconverged: bool = False) -> xr.DataTree:
+def load_checked_run(path, allow_unconverged: bool = False, allow_latent: bool = False) -> xr.DataTree:
     """Load a run; refuse it if it failed its diagnostics, unless allowed (then print the
-    loud convergence warning to standard error)."""
+    loud convergence warning to standard error). A latent-state model's run is read only with
+    `allow_latent` (the commands ported to it)."""
     import sys
 
     from bayes_lac.model.diagnostics import convergence_warning, require_converged
     from bayes_lac.model.results import ANALYSIS_GROUPS, load_run
 
-    run = load_run(path, groups=ANALYSIS_GROUPS)
-    diag = require_converged(run, allow_unconverged=allow_unconverged)
+    run = load_run(path, groups=ANALYSIS_GROUPS, allow_latent=allow_latent)
+    diag = require_converged(run, allow_unconverged=allow_unconverged, allow_latent=allow_latent)
     if not diag.converged:
         print(convergence_warning(diag), file=sys.stderr)
     return run

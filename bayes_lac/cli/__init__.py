@@ -170,12 +170,13 @@ def _add_ci(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_neighbours(p: argparse.ArgumentParser) -> None:
+def _add_neighbours(p: argparse.ArgumentParser, default: str | None = "2021") -> None:
     p.add_argument(
         "--neighbours",
-        default="2021",
+        default=default,
         help="comparison set: 2021 or 2025 (DfE statistical neighbours), 'all', "
-        "or a comma-separated list of ONS codes (default 2021)",
+        "or a comma-separated list of ONS codes "
+        + ("(default 2021)" if default else "(default 2021; with --model latent, all)"),
     )
 
 
@@ -193,9 +194,9 @@ def _add_sampler_settings(p: argparse.ArgumentParser, steps: str = "", chains: s
     p.add_argument("--seed", type=_seed, help="random seed (0 or more)")
 
 
-def _add_fit_settings(p: argparse.ArgumentParser) -> None:
+def _add_fit_settings(p: argparse.ArgumentParser, neighbours: str | None = "2021") -> None:
     p.add_argument("--panel", help="panel CSV (default: the bundled panel)")
-    _add_neighbours(p)
+    _add_neighbours(p, neighbours)
     p.add_argument("--until", type=_year, help="use only data up to and including this year")
     _add_sampler_settings(p)
     p.add_argument(
@@ -240,7 +241,14 @@ def build_parser() -> argparse.ArgumentParser:
     # fit ---------------------------------------------------------------------------------
     fit = sub.add_parser("fit", help="fit the hierarchical model and save the run")
     fit.add_argument("--la", default=THURROCK_CODE, help="ONS code of the target authority")
-    _add_fit_settings(fit)
+    fit.add_argument(
+        "--model",
+        choices=("default", "latent"),
+        default="default",
+        help="default (the report's model) or latent (the latent-state model under evaluation, issue #13; "
+        "fitted on every authority unless --neighbours says otherwise; decompose and forecast read its run)",
+    )
+    _add_fit_settings(fit, neighbours=None)
     fit.add_argument("--out", required=True, help="run file to write (netCDF, e.g. run.nc)")
     fit.set_defaults(handler=("bayes_lac.cli.commands", "fit_command"))
 

@@ -281,7 +281,7 @@ def costs_command(args) -> int:
 
     prepare_outputs({"--out": args.out}, {"the run file": args.run, "--panel": args.panel, "--deflator": args.deflator})
     index = price_index(args.deflator, args.inflation)
-    run = load_checked_run(args.run, allow_unconverged=args.allow_unconverged)
+    run = load_checked_run(args.run, allow_unconverged=args.allow_unconverged, allow_latent=True)
     fc = forecast(run, la=args.la, horizon=args.horizon, scenarios=args.scenario, seed=args.seed)
     panel = load_panel(args.panel)
     # checks the panel's unit-cost columns before anything is fitted
@@ -368,8 +368,8 @@ def decompose_command(args) -> int:
     from bayes_lac.model.results import ANALYSIS_GROUPS, load_run
 
     prepare_outputs({"--out": args.out}, {"the run file": args.run})
-    results = load_run(args.run, groups=ANALYSIS_GROUPS)
-    if not require_converged(results, allow_unconverged=args.allow_unconverged).converged:
+    results = load_run(args.run, groups=ANALYSIS_GROUPS, allow_latent=True)
+    if not require_converged(results, allow_unconverged=args.allow_unconverged, allow_latent=True).converged:
         print(
             "bayes-lac decompose: warning: the run failed its convergence diagnostics; "
             "the numbers are provisional (--allow-unconverged).",
@@ -405,10 +405,12 @@ def fit_command(args) -> int:
 
     # The output path is checked (and its folder made) before sampling, so a bad path never
     # costs a fit.
+    if getattr(args, "model", "default") == "latent":
+        return _fit_latent(args)
     prepare_outputs({"--out": args.out}, {"--panel": args.panel, "--priors": _prior_file(args.priors)})
     _check_priors(args.priors)
     panel = load_panel(args.panel) if args.panel else load_panel()
-    model = LACModel(args.la, neighbours=args.neighbours, until=args.until, priors=args.priors or "default")
+    model = LACModel(args.la, neighbours=args.neighbours or "2021", until=args.until, priors=args.priors or "default")
     data = model.prepare(panel, source=str(args.panel or "bundled panel"))
     print(
         f"Fitting {args.la} with {len(data.la) - 1} comparison authorities ({data.comparison}), "
@@ -436,13 +438,60 @@ def fit_command(args) -> int:
     return 0
 
 
+def _fit_latent(args) -> int:
+    """``bayes-lac fit --model latent``: the latent-state model (by default on every authority)."""
+    from bayes_lac import load_panel
+    from bayes_lac.errors import BayesLacError
+    from bayes_lac.model import latent_fit as LF
+    from bayes_lac.model.data import prepare_data
+    from bayes_lac.model.diagnostics import convergence_warning
+    from bayes_lac.model.results import run_info, save_run
+
+    if args.priors:
+        raise BayesLacError(
+            "--priors sets the default model's priors; the latent model's are models/latent_priors.toml "
+            "(bayes_lac.model.latent.LATENT_PRIORS), not yet a choice of the command line"
+        )
+    if args.max_treedepth is not None:
+        raise BayesLacError("--max-treedepth applies to the default model's fits, not the latent model's")
+    prepare_outputs({"--out": args.out}, {"--panel": args.panel})
+    panel = load_panel(args.panel) if args.panel else load_panel()
+    neighbours = args.neighbours or "all"
+    data = prepare_data(
+        panel, args.la, neighbours=neighbours, until=args.until, source=str(args.panel or "bundled panel")
+    )
+    print(
+        f"Fitting the latent-state model: {len(data.la)} authorities ({data.comparison}), "
+        f"{int(data.year[0])}-{int(data.year[-1])}."
+    )
+    if data.imputations:
+        print("Notices (imputations and exclusions):")
+        for line in data.imputations:
+            print(f"  - {line}")
+    run = LF.LatentFitter(sampler=args.sampler or "nutpie").fit(
+        data,
+        draws=LF.DEFAULT_DRAWS if args.draws is None else args.draws,
+        tune=LF.DEFAULT_TUNE if args.tune is None else args.tune,
+        chains=LF.DEFAULT_CHAINS if args.chains is None else args.chains,
+        seed=0 if args.seed is None else args.seed,
+        progressbar=True,
+    )
+    diag = run_info(run, allow_latent=True).diagnostics
+    print(diag.summary())
+    save_run(run, args.out)
+    print(f"Saved the run to {args.out} (decompose and forecast read it; the report does not yet)")
+    if not diag.converged:
+        print(convergence_warning(diag), file=sys.stderr)
+    return 0
+
+
 def forecast_command(args) -> int:
     """``bayes-lac forecast``: write predictive-count summaries per measure, year and scenario."""
     from bayes_lac.analysis.forecast import forecast, forecast_table, load_checked_run
     from bayes_lac.summaries import format_percent
 
     prepare_outputs({"--out": args.out}, {"the run file": args.run, "--population": args.population})
-    run = load_checked_run(args.run, allow_unconverged=args.allow_unconverged)
+    run = load_checked_run(args.run, allow_unconverged=args.allow_unconverged, allow_latent=True)
     fc = forecast(
         run,
         la=args.la,

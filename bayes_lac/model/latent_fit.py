@@ -111,6 +111,9 @@ def up_to(data: ModelData, until: int) -> ModelData:
         modelled_count=data.modelled_count[..., keep],
         reported_count=data.reported_count[..., keep],
         until_year=int(min(int(until), data.until_year)),
+        # the default model's centring year, which a run's years must hold (the latent model
+        # does not use it): the last year kept
+        reference_year=int(min(int(data.reference_year), int(data.year[keep][-1]))),
         **fields,
     )
 

@@ -328,9 +328,9 @@ def run_info(results: xr.DataTree, allow_latent: bool = False) -> RunInfo:
     if latent and not allow_latent:
         raise RunFileError(
             "this is a run of the latent-state model (bayes_lac.model.latent_fit), which is not yet the "
-            "package's default: of the analyses only the decomposition and forecasts (bayes_lac.analysis.decompose, "
-            "bayes_lac.analysis.forecast) read it, and the reports read the default model's runs only "
-            "(models/README.md)"
+            "package's default: of the analyses only the decomposition, forecasts and costs read it (bayes-lac decompose, "
+            "forecast and costs; bayes_lac.analysis.decompose and forecast), and the reports read the default "
+            "model's runs only (models/README.md)"
         )
     if "constant_data" not in results.children:
         raise RunFileError("the run has no constant_data group; is it a bayes_lac run?")
@@ -652,7 +652,7 @@ def _read(path, groups: Sequence[str] | None) -> xr.DataTree:
     return tree
 
 
-def load_run(path, groups: Sequence[str] | None = None) -> xr.DataTree:
+def load_run(path, groups: Sequence[str] | None = None, allow_latent: bool = False) -> xr.DataTree:
     """Read a run saved by `save_run`, fully into memory, and check it before anything uses it.
 
     The checks: the file is a bayes_lac run of a version this one reads; its attrs are what a
@@ -675,6 +675,8 @@ def load_run(path, groups: Sequence[str] | None = None) -> xr.DataTree:
         Groups to read (e.g. `ANALYSIS_GROUPS`, for commands that need no log-likelihood);
         default every group. Those of `REQUIRED_GROUPS` and ``sample_stats`` are always read;
         given `groups`, ``sample_stats`` holds only what the gate reads (`GATE_SAMPLE_STATS`).
+    allow_latent
+        Read a latent-state model's run (`run_info`'s switch: for the analyses ported to it).
 
     Raises
     ------
@@ -712,7 +714,7 @@ def load_run(path, groups: Sequence[str] | None = None) -> xr.DataTree:
             "versions before 1.0). Refit the model with this version"
         )
     try:
-        info = run_info(results)
+        info = run_info(results, allow_latent=allow_latent)
     except RunFileError as err:
         raise RunFileError(f"{path}: {err}") from None
     if results.attrs.get("gate_digest") == gate_digest(results):

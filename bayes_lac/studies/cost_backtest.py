@@ -69,6 +69,9 @@ def cost_backtest(
     """
     from bayes_lac.analysis.costs import costs, modelled_unit_costs, unit_cost_history
     from bayes_lac.analysis.forecast import forecast
+    from bayes_lac.model.results import run_info
+
+    run_info(run)  # refuses a latent-state run: this backtest is of the default model's costs
 
     fc = forecast(run, la=la, horizon=1, scenarios=[scenario], seed=seed)
     origin = fc.base_year
