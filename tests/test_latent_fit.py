@@ -57,7 +57,6 @@ def test_a_fit_up_to_a_year_is_a_run_of_those_years_only(grid, fitted):
 
 
 def test_the_default_models_analyses_refuse_a_latent_run(fitted):
-
     _, run = fitted
     with pytest.raises(RunFileError, match="latent-state model"):
         run_info(run)
