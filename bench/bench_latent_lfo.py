@@ -4,7 +4,9 @@ Usage: python bench/bench_latent_lfo.py ORIGINS [DRAWS [PRIORS [TREND_MEASURES [
 PRIORS: JSON overrides of bayes_lac.model.latent.LATENT_PRIORS, e.g. '{"damping": [2, 6]}' ('' for none).
 TREND_MEASURES: the measures whose authorities have a local trend, e.g. children_in_need,child_protection,
 or "all" (default: bayes_lac.model.latent_fit.DEFAULT_TREND_MEASURES, looked_after; the runs before
-30 November's "local trend for looked-after children only" gave every measure one). UASC: "hold" (default: the count at the origin) or "pooled", how future UASC are drawn.
+30 November's "local trend for looked-after children only" gave every measure one). UASC: "hold" (default: the count at the origin), "stochastic" (a path around it, bayes_lac.model.uasc) or
+"pooled", how future UASC are drawn; "hold+stochastic" scores both on the same fits (the second as
+model_stochastic_uasc).
 NATIONAL: "drift" (default) or "damped", the design of the national path.
 TARGET_ACCEPT: NUTS target acceptance (default 0.95; the runs of 30 November before it existed used nutpie's 0.8).
 
@@ -42,7 +44,7 @@ lf = LatentForecaster(
         if sys.argv[4] == "all"
         else tuple(sys.argv[4].split(","))
     ),
-    uasc=sys.argv[5] if len(sys.argv) > 5 and sys.argv[5] else "hold",
+    uasc=(sys.argv[5] if len(sys.argv) > 5 and sys.argv[5] else "hold").split("+")[0],
     national=sys.argv[6] if len(sys.argv) > 6 and sys.argv[6] else "drift",
     target_accept=float(sys.argv[7]) if len(sys.argv) > 7 else DEFAULT_TARGET_ACCEPT,
 )
@@ -55,9 +57,14 @@ print(
     lf.uasc,
 )
 t0 = time.time()
+second = []
+if len(sys.argv) > 5 and "+" in sys.argv[5]:
+    second = [
+        LatentForecaster(name=f"model_{sys.argv[5].split('+')[1]}_uasc", uasc=sys.argv[5].split("+")[1], reuse=lf)
+    ]
 res = backtest(
     panel,
-    [lf, PooledGrowth()],
+    [lf, *second, PooledGrowth()],
     origins,
     None,
     ["looked_after", "children_in_need", "child_protection"],

@@ -38,24 +38,34 @@ class LatentForecaster:
     national: str = "drift"
     #: NUTS target acceptance (bayes_lac.model.latent_fit.DEFAULT_TARGET_ACCEPT unless set)
     target_accept: float = DEFAULT_TARGET_ACCEPT
+    #: another LatentForecaster whose fit at the same origin this one reuses (a second UASC
+    #: design scored on the same fits); it must come first in the backtest's list
+    reuse: object = None
     timings: dict = field(default_factory=dict)
     diagnostics: dict = field(default_factory=dict)
     _fitter: object = None
+    _runs: dict = field(default_factory=dict)
 
     def __call__(self, panel, origin, horizons, measures, *, las, quantity="count", seed=0):
         t0 = time.time()
-        if self._fitter is None:
-            self._fitter = LatentFitter(priors=self.priors, trend_measures=self.trend_measures, national=self.national)
-        data = on_grid(prepare_data(panel, "E06000034", neighbours="all", until=int(origin)), GRID_END)
-        run = self._fitter.fit(
-            data,
-            until=int(origin),
-            draws=self.draws,
-            tune=self.tune,
-            chains=self.chains,
-            seed=int(seed) + int(origin),
-            target_accept=self.target_accept,
-        )
+        if self.reuse is not None:
+            run = self.reuse._runs[int(origin)]
+        else:
+            if self._fitter is None:
+                self._fitter = LatentFitter(
+                    priors=self.priors, trend_measures=self.trend_measures, national=self.national
+                )
+            data = on_grid(prepare_data(panel, "E06000034", neighbours="all", until=int(origin)), GRID_END)
+            run = self._fitter.fit(
+                data,
+                until=int(origin),
+                draws=self.draws,
+                tune=self.tune,
+                chains=self.chains,
+                seed=int(seed) + int(origin),
+                target_accept=self.target_accept,
+            )
+            self._runs = {int(origin): run}  # the latest only: a reusing forecaster reads it next
         t1 = time.time()
         sampler = json.loads(run.attrs["sampler"])
         self.diagnostics[int(origin)] = json.loads(run.attrs["diagnostics"])

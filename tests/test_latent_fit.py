@@ -121,6 +121,21 @@ def test_forecasts_hold_uasc_at_the_last_count(fitted):
         LF.latent_forecast(run, horizon=2, uasc="pooled")
 
 
+def test_a_stochastic_uasc_path_spreads_looked_after_forecasts_around_the_held_count(fitted):
+    _, run = fitted
+    held = LF.latent_forecast(run, horizon=4, n_draws=400, seed=2, uasc="hold")
+    moved = LF.latent_forecast(run, horizon=4, n_draws=400, seed=2, uasc="stochastic")
+    # the same draws but the UASC path: other measures are unchanged
+    np.testing.assert_array_equal(
+        moved.sel(measure="children_in_need").values, held.sel(measure="children_in_need").values
+    )
+    extra = (moved - held).sel(measure="looked_after")
+    assert float(np.abs(extra.median("draw")).max()) <= 1
+    assert float((extra != 0).mean()) > 0.2
+    spread = extra.quantile(0.9, "draw") - extra.quantile(0.1, "draw")
+    assert float(spread.isel(horizon=-1).mean()) > float(spread.isel(horizon=0).mean())
+
+
 def test_by_default_only_looked_after_children_have_a_local_trend(grid, fitted):
     _, data = grid
     fitter, run = fitted

@@ -52,6 +52,9 @@ Scenarios (`Scenario`)
 ``converge-neighbours``
     As ``converge-england`` with, as the target, the neighbours' pooled modelled rate in the
     last fitted year (per draw: sum of expected counts over sum of population).
+``uasc-nts``
+    ``trend`` with future UASC at the National Transfer Scheme's threshold, 0.1 % of the child
+    population (`NTS_SHARE`), instead of the held count.
 ``target:RATE@YEAR``
     The published looked-after rate moves (log scale, equal steps) from the last fitted year
     to RATE per 10,000 by 31 March YEAR, then holds; the other measures follow ``trend``.
@@ -91,6 +94,9 @@ from bayes_lac.summaries import (
     summarise_draws,
 )
 
+#: The National Transfer Scheme's threshold for UASC: 0.1 % of an authority's child population
+#: (the ``uasc-nts`` scenario: the trend with future UASC at that share).
+NTS_SHARE: float = 0.001
 #: Years over which the converge scenarios move to their target.
 CONVERGE_YEARS: int = 5
 #: Longest forecast horizon, in years after the last fitted year.
@@ -173,9 +179,11 @@ class Scenario:
             return cls(kind="target", target_rate=float(match.group(1)), target_year=int(match.group(2)))
         if text in SCENARIO_KINDS and text != "target":
             return cls(kind=text)
+        if text == "uasc-nts":
+            return cls(kind="trend", uasc_rate=NTS_SHARE, name="uasc-nts")
         raise BayesLacError(
             f"unknown scenario {text!r}; expected trend, population-only, converge-england, "
-            "converge-neighbours or target:RATE@YEAR (e.g. target:70@2030)"
+            "converge-neighbours, uasc-nts or target:RATE@YEAR (e.g. target:70@2030)"
         )
 
 
@@ -449,6 +457,7 @@ def forecast(
     population=None,
     uasc_rate: float | None = None,
     seed: int = 0,
+    uasc_path: str = "hold",
 ) -> Forecast:
     """Forecast counts and rates 1 to `horizon` years after the last fitted year.
 
@@ -471,6 +480,11 @@ def forecast(
         count at its last observed level.
     seed
         Seed of the predictive draws (random-walk steps, population growth, count noise).
+    uasc_path
+        ``"hold"`` (default): future UASC are the held count or the `uasc_rate` share, without
+        uncertainty; ``"stochastic"``: a path per draw around that (`bayes_lac.model.uasc`: the
+        past yearly changes of the run's authorities' UASC counts, less their median, resampled
+        and cumulated), the same path in every scenario.
 
     Returns
     -------
@@ -481,6 +495,8 @@ def forecast(
     horizon = int(horizon)
     if uasc_rate is not None and not 0 <= uasc_rate < 1:
         raise BayesLacError(f"uasc_rate is a share of the child population in [0, 1) (0.001 = 0.1%), got {uasc_rate}")
+    if uasc_path not in ("hold", "stochastic"):
+        raise BayesLacError(f"uasc_path must be hold or stochastic, got {uasc_path!r}")
     scens = parse_scenarios(scenarios)
     rng = np.random.default_rng(seed)
 
@@ -537,20 +553,33 @@ def forecast(
         pop = np.broadcast_to(series.to_numpy(float), (n_draws, horizon)).copy()
         assumptions.append(f"Child population (0-17) taken from {source}, without uncertainty.")
 
-    # UASC per scenario, (N, H).
-    def uasc_path(share):
-        if share is None:
-            return np.full((n_draws, horizon), uasc_last)
-        return share * pop
+    # UASC per scenario, (N, H): held or a share of the population, and with `uasc_path`
+    # "stochastic" one path of multipliers per draw around it, shared by the scenarios.
+    factors = None
+    if uasc_path == "stochastic":
+        from bayes_lac.model import uasc as U
 
+        history = const["uasc"].sel(year=const["year"] <= base_year).values
+        try:
+            changes = U.centred_yearly_changes(history)
+        except ValueError as err:
+            raise BayesLacError(f"uasc_path='stochastic': {err}") from None
+        factors = U.stochastic_factors(changes, (n_draws, horizon), rng)
+
+    def uasc_for(share):
+        base = np.full((n_draws, horizon), uasc_last) if share is None else share * pop
+        return base if factors is None else U.around(base, factors)
+
+    spread = (
+        "its uncertainty is not modelled"
+        if factors is None
+        else "with a stochastic path around it, drawn from the past yearly changes of the run's authorities' "
+        "UASC counts less their median (no drift)"
+    )
     if uasc_rate is None:
-        assumptions.append(
-            f"Future UASC looked after held at the {base_year} count ({uasc_last:g}); its uncertainty is not modelled."
-        )
+        assumptions.append(f"Future UASC looked after held at the {base_year} count ({uasc_last:g}); {spread}.")
     else:
-        assumptions.append(
-            f"Future UASC looked after = {100 * uasc_rate:g}% of the child population; its uncertainty is not modelled."
-        )
+        assumptions.append(f"Future UASC looked after = {100 * uasc_rate:g}% of the child population; {spread}.")
 
     rate_last = (np.exp(log_rate_last) * pop_last / RATE_PER + is_lac * uasc_last) / pop_last * RATE_PER
     targets_needed = {s.kind for s in scens}
@@ -583,7 +612,7 @@ def forecast(
     pop_scale = pop[:, None, :] / RATE_PER
     for k, s in enumerate(scens):
         share = s.uasc_rate if s.uasc_rate is not None else uasc_rate
-        uasc = uasc_path(share)
+        uasc = uasc_for(share)
         if s.uasc_rate is not None:
             assumptions.append(f"{s.name}: future UASC = {100 * s.uasc_rate:g}% of the child population.")
         uasc_arr[:, k] = uasc

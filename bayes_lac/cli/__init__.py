@@ -272,10 +272,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--scenario",
         default="trend,population-only,converge-england",
         help="comma-separated scenarios: trend, population-only, converge-england, "
-        "converge-neighbours, or target:RATE@YEAR (default trend,population-only,converge-england)",
+        "converge-neighbours, uasc-nts (UASC at the National Transfer Scheme threshold, 0.1%% of children), or target:RATE@YEAR (default trend,population-only,converge-england)",
     )
     fc.add_argument("--population", help="CSV of projected population_0_17 by year (optional)")
     fc.add_argument("--uasc-rate", type=_share, help="future UASC as a share of the child population, e.g. 0.001")
+    fc.add_argument(
+        "--uasc-path",
+        choices=("hold", "stochastic"),
+        default="hold",
+        help="future UASC without uncertainty (hold, default) or a stochastic path around it drawn from past "
+        "yearly changes (stochastic)",
+    )
     _add_ci(fc)
     fc.add_argument("--seed", type=_seed, default=0, help="random seed for predictive draws (0 or more)")
     fc.add_argument("--allow-unconverged", action="store_true", help="use a run that failed its diagnostics")

@@ -499,6 +499,7 @@ def forecast_command(args) -> int:
         scenarios=args.scenario,
         population=args.population,
         uasc_rate=args.uasc_rate,
+        uasc_path=args.uasc_path,
         seed=args.seed,
     )
     table = forecast_table(fc, ci_prob=args.ci_prob)

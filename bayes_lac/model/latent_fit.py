@@ -49,6 +49,11 @@ from bayes_lac.model import latent as L
 from bayes_lac.model.data import ModelData
 from bayes_lac.model.nuts import default_cores
 
+#: How future UASC enter a looked-after forecast (`bayes_lac.model.uasc`): held at the count of
+#: the fit's last year, a stochastic path around it, or grown by pooled changes (measured worse:
+#: models/README.md, "What the looked-after forecasts lost on").
+from bayes_lac.model.uasc import UASC_PATHS
+
 #: Format of a latent run; a run of another format is refused where latent runs are read.
 LATENT_RUN_FORMAT = "4"
 #: Value of the root attr ``model`` of a latent run.
@@ -59,10 +64,6 @@ DEFAULT_TUNE = 1000
 DEFAULT_CHAINS = 4
 #: Target acceptance of NUTS's step-size adaptation (as the default model's fits use).
 DEFAULT_TARGET_ACCEPT = 0.95
-#: How future UASC enter a looked-after forecast: the count at the fit's last year, held.
-#: Measured against growing it by pooled changes: models/README.md ("What the looked-after
-#: forecasts lost on").
-UASC_PATHS: tuple[str, ...] = ("hold", "pooled")
 #: Measures whose authorities have a local (damped) trend by default; in the others each
 #: authority's level is a random walk around the national path. Measured (models/README.md,
 #: "A local trend for looked-after children only"): children in need's and child protection's
@@ -369,8 +370,9 @@ def latent_forecast(
     likelihood's observation model around the forecast rate. Looked-after children add UASC:
     ``"hold"`` keeps each authority's count at the run's last year; ``"pooled"`` grows it by
     h-year changes resampled from `uasc_history` (authority x year UASC counts up to that
-    year), the design the leave-future-out check measured worse. Authorities with no count of
-    a measure have NaN.
+    year), the design the leave-future-out check measured worse; ``"stochastic"`` draws a path
+    around the held count (`bayes_lac.model.uasc`) from the run's own UASC history. Authorities
+    with no count of a measure have NaN.
 
     Returns a DataArray (measure, la, horizon, draw) of the published measures' counts.
     """
@@ -399,6 +401,11 @@ def latent_forecast(
         held = np.nan_to_num(data.uasc[:, -1])
         if uasc == "hold":
             counts[:, k] += held[None, :, None]
+        elif uasc == "stochastic":
+            from bayes_lac.model import uasc as U
+
+            factors = U.stochastic_factors(U.centred_yearly_changes(data.uasc), (n, len(data.la), horizon), rng)
+            counts[:, k] += U.around(held[None, :, None], factors)
         else:
             wide = uasc_history.reindex(columns=range(int(uasc_history.columns.min()), int(last) + 1))
             for h in range(1, horizon + 1):
