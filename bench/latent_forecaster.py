@@ -31,8 +31,9 @@ class LatentForecaster:
     #: explicitly, so data without looked-after children would be refused rather than fitted
     #: without a trend; the backtest's panel always has them)
     trend_measures: tuple | None = DEFAULT_TREND_MEASURES
-    #: future UASC: "hold" (the count at the origin; measured better, models/README.md) or
-    #: "pooled" (pooled empirical h-year changes of each authority's UASC count)
+    #: future UASC: "hold" (the count at the origin; measured better than "pooled",
+    #: models/README.md), "stochastic" (a path around it, bayes_lac.model.uasc) or "pooled"
+    #: (pooled empirical h-year changes of each authority's UASC count)
     uasc: str = "hold"
     #: the national path: "drift" or "damped" (bayes_lac.model.latent.build_latent_model)
     national: str = "drift"
@@ -40,11 +41,11 @@ class LatentForecaster:
     target_accept: float = DEFAULT_TARGET_ACCEPT
     #: another LatentForecaster whose fit at the same origin this one reuses (a second UASC
     #: design scored on the same fits); it must come first in the backtest's list
-    reuse: object = None
+    reuse: object = field(default=None, repr=False)
     timings: dict = field(default_factory=dict)
     diagnostics: dict = field(default_factory=dict)
     _fitter: object = None
-    _runs: dict = field(default_factory=dict)
+    _runs: dict = field(default_factory=dict, repr=False)
 
     def __call__(self, panel, origin, horizons, measures, *, las, quantity="count", seed=0):
         t0 = time.time()

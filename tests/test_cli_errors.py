@@ -110,6 +110,10 @@ BAD_ARGUMENTS: dict[str, list[str]] = {
     "compare --out under a file": ["compare", "--out", "FILE/charts"],
     "report --out under a file": ["report", "--out", "FILE/r.html"],
     "report --out not html": ["report", "--out", "OUT.pdf"],
+    # the latent model's fit takes neither the default model's priors nor its tree-depth cap
+    "fit --model latent --priors": ["fit", "--model", "latent", "--priors", "weak", "--out", "OUT.nc"],
+    "fit --model latent --max-treedepth": ["fit", "--model", "latent", "--max-treedepth", "8", "--out", "OUT.nc"],
+    "forecast --uasc-path unknown": ["forecast", "RUN", "--uasc-path", "drift", "--out", "OUT.csv"],
 }
 
 
@@ -119,6 +123,11 @@ def test_bad_value_gives_one_line_and_exit_2(argv, tmp_path, capsys, monkeypatch
 
     # nothing here may reach a model fit
     monkeypatch.setattr(fit.LACModel, "fit", lambda *a, **k: pytest.fail("a bad argument reached the fit"))
+    import bayes_lac.model.latent_fit as latent_fit
+
+    monkeypatch.setattr(
+        latent_fit.LatentFitter, "fit", lambda *a, **k: pytest.fail("a bad argument reached the latent fit")
+    )
     blocker = tmp_path / "a_file"
     blocker.write_text("a regular file")
     filled = [

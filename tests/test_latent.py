@@ -366,3 +366,25 @@ def test_the_latent_priors_come_from_their_file_with_sources(tmp_path):
             L.load_latent_priors(bad)
     with pytest.raises(InputFileError, match="gives no value for child_protection"):
         L._by_measure({"looked_after": 1.0}, ("looked_after", "child_protection"))
+
+
+def test_the_looked_after_drift_prior_is_englands_mean_yearly_change_1994_2009():
+    """The prior file's arithmetic, redone from the published national series (when present)."""
+    import pandas as pd
+
+    from bayes_lac.data.official import DEFAULT_OFFICIAL_SOURCE
+
+    path = (
+        DEFAULT_OFFICIAL_SOURCE
+        / "BenGoodair_childrens_social_care_data/post_2017_updated25/data/cla_time_series_1994_2024.csv"
+    )
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    series = pd.read_csv(path, encoding="utf-8-sig")
+    lac = series[series["population_count"] == "Children looked after at 31 March"]
+    count = lac.set_index("time_period")["number"].astype(float)
+    mean, sd = L.LATENT_PRIORS["drift"]
+    assert mean["looked_after"] == pytest.approx(np.log(count[2009] / count[1994]) / 15, abs=5e-5)
+    eras = [np.log(count[b] / count[a]) / 5 for a, b in ((1994, 1999), (1999, 2004), (2004, 2009))]
+    # the sd covers the eras' spread with room for what the counts leave out
+    assert np.std(eras, ddof=1) < sd["looked_after"]

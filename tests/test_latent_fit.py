@@ -123,17 +123,24 @@ def test_forecasts_hold_uasc_at_the_last_count(fitted):
 
 def test_a_stochastic_uasc_path_spreads_looked_after_forecasts_around_the_held_count(fitted):
     _, run = fitted
-    held = LF.latent_forecast(run, horizon=4, n_draws=400, seed=2, uasc="hold")
-    moved = LF.latent_forecast(run, horizon=4, n_draws=400, seed=2, uasc="stochastic")
+    # the simulated panel's UASC counts are too few and small to draw paths from
+    with pytest.raises(ValueError, match="stochastic UASC path needs at least 30"):
+        LF.latent_forecast(run, horizon=2, n_draws=50, uasc="stochastic")
+    busier = run.copy()
+    const = busier["constant_data"].to_dataset()
+    counts = np.random.default_rng(4).poisson(25, const["uasc"].shape).astype(float) + 6
+    busier["constant_data"] = const.assign(
+        uasc=(const["uasc"].dims, counts), uasc_imputed=(const["uasc"].dims, np.zeros(counts.shape, bool))
+    )
+    held = LF.latent_forecast(busier, horizon=4, n_draws=400, seed=2, uasc="hold")
+    moved = LF.latent_forecast(busier, horizon=4, n_draws=400, seed=2, uasc="stochastic")
     # the same draws but the UASC path: other measures are unchanged
     np.testing.assert_array_equal(
         moved.sel(measure="children_in_need").values, held.sel(measure="children_in_need").values
     )
     extra = (moved - held).sel(measure="looked_after")
-    assert float(np.abs(extra.median("draw")).max()) <= 1
-    assert float((extra != 0).mean()) > 0.2
-    spread = extra.quantile(0.9, "draw") - extra.quantile(0.1, "draw")
-    assert float(spread.isel(horizon=-1).mean()) > float(spread.isel(horizon=0).mean())
+    assert float(np.abs(extra.median("draw")).max()) <= 0.5  # the median path is the held count
+    assert float((extra != 0).mean()) > 0.5
 
 
 def test_by_default_only_looked_after_children_have_a_local_trend(grid, fitted):

@@ -471,7 +471,7 @@ def forecast(
         Years ahead, 1 to 20.
     scenarios
         Names (``trend``, ``population-only``, ``converge-england``, ``converge-neighbours``,
-        ``target:RATE@YEAR``), `Scenario` objects, or one comma-separated string.
+        ``uasc-nts``, ``target:RATE@YEAR``), `Scenario` objects, or one comma-separated string.
     population
         Future children aged 0-17: None (projected per draw from the last five years' growth),
         a CSV path (columns ``year, population_0_17[, la_code]``), or a Series indexed by year.
@@ -482,9 +482,9 @@ def forecast(
         Seed of the predictive draws (random-walk steps, population growth, count noise).
     uasc_path
         ``"hold"`` (default): future UASC are the held count or the `uasc_rate` share, without
-        uncertainty; ``"stochastic"``: a path per draw around that (`bayes_lac.model.uasc`: the
-        past yearly changes of the run's authorities' UASC counts, less their median, resampled
-        and cumulated), the same path in every scenario.
+        uncertainty; ``"stochastic"``: a path per draw around that (`bayes_lac.model.uasc`: one
+        past trajectory of a run's authority's published UASC counts, centred so that the median
+        stays at the base), the same path in every scenario.
 
     Returns
     -------
@@ -559,12 +559,17 @@ def forecast(
     if uasc_path == "stochastic":
         from bayes_lac.model import uasc as U
 
-        history = const["uasc"].sel(year=const["year"] <= base_year).values
+        past = const.sel(year=const["year"] <= base_year)
         try:
-            changes = U.centred_yearly_changes(history)
+            ratios = U.donor_ratios(
+                past["uasc"].transpose("la", "year").values,
+                past["uasc_imputed"].transpose("la", "year").values.astype(bool),
+                horizon,
+            )
         except ValueError as err:
             raise BayesLacError(f"uasc_path='stochastic': {err}") from None
-        factors = U.stochastic_factors(changes, (n_draws, horizon), rng)
+        # its own stream: the other draws (and measures) stay those of uasc_path="hold"
+        factors = U.stochastic_factors(ratios, (n_draws,), np.random.default_rng([int(seed), 20]))
 
     def uasc_for(share):
         base = np.full((n_draws, horizon), uasc_last) if share is None else share * pop
@@ -573,8 +578,8 @@ def forecast(
     spread = (
         "its uncertainty is not modelled"
         if factors is None
-        else "with a stochastic path around it, drawn from the past yearly changes of the run's authorities' "
-        "UASC counts less their median (no drift)"
+        else "with a stochastic path around it per draw: a past trajectory of one of the run's authorities' "
+        "published UASC counts, centred so that the median path stays at that level in every year"
     )
     if uasc_rate is None:
         assumptions.append(f"Future UASC looked after held at the {base_year} count ({uasc_last:g}); {spread}.")

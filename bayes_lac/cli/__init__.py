@@ -246,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("default", "latent"),
         default="default",
         help="default (the report's model) or latent (the latent-state model under evaluation, issue #13; "
-        "fitted on every authority unless --neighbours says otherwise; decompose and forecast read its run)",
+        "fitted on every authority unless --neighbours says otherwise; decompose, forecast and costs read its run)",
     )
     _add_fit_settings(fit, neighbours=None)
     fit.add_argument("--out", required=True, help="run file to write (netCDF, e.g. run.nc)")

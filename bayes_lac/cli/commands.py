@@ -479,7 +479,7 @@ def _fit_latent(args) -> int:
     diag = run_info(run, allow_latent=True).diagnostics
     print(diag.summary())
     save_run(run, args.out)
-    print(f"Saved the run to {args.out} (decompose and forecast read it; the report does not yet)")
+    print(f"Saved the run to {args.out} (decompose, forecast and costs read it; the report does not yet)")
     if not diag.converged:
         print(convergence_warning(diag), file=sys.stderr)
     return 0

@@ -371,7 +371,8 @@ def latent_forecast(
     ``"hold"`` keeps each authority's count at the run's last year; ``"pooled"`` grows it by
     h-year changes resampled from `uasc_history` (authority x year UASC counts up to that
     year), the design the leave-future-out check measured worse; ``"stochastic"`` draws a path
-    around the held count (`bayes_lac.model.uasc`) from the run's own UASC history. Authorities
+    around the held count from past trajectories of the run's authorities' published UASC
+    counts (`bayes_lac.model.uasc`). Authorities
     with no count of a measure have NaN.
 
     Returns a DataArray (measure, la, horizon, draw) of the published measures' counts.
@@ -404,8 +405,8 @@ def latent_forecast(
         elif uasc == "stochastic":
             from bayes_lac.model import uasc as U
 
-            factors = U.stochastic_factors(U.centred_yearly_changes(data.uasc), (n, len(data.la), horizon), rng)
-            counts[:, k] += U.around(held[None, :, None], factors)
+            ratios = U.donor_ratios(data.uasc, data.uasc_imputed, horizon)
+            counts[:, k] += U.around(held[None, :, None], U.stochastic_factors(ratios, (n, len(data.la)), rng))
         else:
             wide = uasc_history.reindex(columns=range(int(uasc_history.columns.min()), int(last) + 1))
             for h in range(1, horizon + 1):

@@ -2,16 +2,23 @@
 
 UASC are not modelled: the looked-after count the models fit leaves them out, and forecasts add
 them back. Their future is not known (arrivals, dispersal and the National Transfer Scheme move
-them), so besides holding the last count a forecast can draw a path per draw:
+them), so besides holding the last count a forecast can draw a path per draw, by resampling
+whole past trajectories:
 
-    log(U[T + h] + 1) = log(U[T] + 1) + d_1 + ... + d_h
+* a **donor** is an authority and a year ``t0`` of the data whose UASC count was published
+  (not suppressed or filled) and at least `MIN_DONOR_COUNT`; its trajectory is the log ratio
+  ``log((u[t0 + h] + 1) / (u[t0] + 1))`` for h = 1, 2, ... while its counts stay published
+  (after that the last ratio is held);
+* each draw takes one donor at random, so a draw's years move together as a real authority's
+  did (an influx that fades as children turn 18 included), and the spread at h years is that of
+  the past h-year movements of authorities' UASC counts;
+* at every h the log ratios are **centred on their median across the draws**, so the median
+  path stays at the base count at every horizon: the national surges and falls of the past are
+  not carried forward as a drift (the leave-future-out check measured a drift worse,
+  models/README.md). Counts are ``(base + 1) x exp(ratio) - 1``, rounded, never below zero.
 
-with each yearly change ``d`` resampled from the yearly log changes ``log((u[t] + 1) / (u[t - 1] + 1))``
-of every authority and year in the data up to ``T``, **less their median**: the path's median
-stays at the held count (the national surges and falls of the past are not carried forward as
-a drift; the leave-future-out check measured that worse, models/README.md), while its spread is
-that of the past year-to-year movements of authorities' UASC counts, heavy tails included.
-Counts are rounded and never below zero.
+Donors start from counts above the suppression range (1-5), so the ratios of a count going from
+0 to 11 are not applied to an authority with hundreds.
 """
 
 from __future__ import annotations
@@ -22,36 +29,67 @@ import numpy as np
 #: stochastic path around it (this module); growth by pooled changes (the backtest's design
 #: measured worse: models/README.md).
 UASC_PATHS: tuple[str, ...] = ("hold", "stochastic", "pooled")
-#: Fewest yearly changes a stochastic path is drawn from.
-MIN_CHANGES = 30
+#: Fewest donors (authority-years) a stochastic path is drawn from.
+MIN_DONORS = 30
+#: Smallest published count a donor trajectory starts from (above the suppression range 1-5).
+MIN_DONOR_COUNT = 6
 
 
-def centred_yearly_changes(history: np.ndarray) -> np.ndarray:
-    """The pooled yearly log changes of UASC counts, less their median.
+def donor_ratios(history: np.ndarray, filled: np.ndarray | None, horizon: int) -> np.ndarray:
+    """The donors' trajectories: (donor, horizon) log ratios ``log((u[t0 + h] + 1) / (u[t0] + 1))``.
 
-    `history` is (authority, year), NaN where not published. Returns a 1-d array; raises
-    ValueError when fewer than `MIN_CHANGES` changes are available.
+    `history` is (authority, year) UASC counts, `filled` (same shape) True where the count was
+    not published (suppressed and set to a midpoint, or filled from another year): such cells
+    start no trajectory and end one, whose last ratio is then held. Raises ValueError with
+    fewer than `MIN_DONORS` donors.
     """
     history = np.asarray(history, float)
     if history.ndim != 2:
         raise ValueError(f"UASC history must be (authority, year); got shape {history.shape}")
-    changes = np.log1p(history[:, 1:]) - np.log1p(history[:, :-1])
-    changes = changes[np.isfinite(changes)]
-    if changes.size < MIN_CHANGES:
+    published = np.isfinite(history) & (~np.asarray(filled, bool) if filled is not None else True)
+    rows = []
+    n_years = history.shape[1]
+    for i, t0 in zip(*np.nonzero(published & (history >= MIN_DONOR_COUNT))):
+        if t0 + 1 >= n_years or not published[i, t0 + 1]:
+            continue  # no published year after it: nothing to learn about a path
+        ratio = np.empty(horizon)
+        for h in range(1, horizon + 1):
+            t = t0 + h
+            if t < n_years and published[i, t] and (h == 1 or np.isfinite(ratio[h - 2])):
+                ratio[h - 1] = np.log1p(history[i, t]) - np.log1p(history[i, t0])
+            else:
+                ratio[h - 1] = np.nan
+        rows.append(np.where(np.isfinite(ratio), ratio, _held(ratio)))
+    if len(rows) < MIN_DONORS:
         raise ValueError(
-            f"a stochastic UASC path needs at least {MIN_CHANGES} yearly changes of authorities' UASC counts; "
-            f"the data hold {changes.size}"
+            f"a stochastic UASC path needs at least {MIN_DONORS} published authority-years with {MIN_DONOR_COUNT} "
+            f"or more UASC and a published year after; the data hold {len(rows)}"
         )
-    return changes - np.median(changes)
+    return np.array(rows)
 
 
-def stochastic_factors(changes: np.ndarray, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
-    """exp of the cumulated resampled changes: (*shape, horizon) multipliers of ``count + 1``.
+def _held(ratio: np.ndarray) -> np.ndarray:
+    """`ratio` with each NaN replaced by the last finite value before it (0 if none)."""
+    out = ratio.copy()
+    last = 0.0
+    for h in range(len(out)):
+        if np.isfinite(out[h]):
+            last = out[h]
+        else:
+            out[h] = last
+    return out
 
-    `shape` is the leading shape and its last entry the horizon, e.g. (draws, authorities, horizon).
+
+def stochastic_factors(ratios: np.ndarray, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    """Multipliers of ``count + 1``: (*shape, horizon), one donor trajectory per draw, centred so
+    that their median over the draws (the first axis) is 1 at every horizon.
+
+    `ratios` is (donor, horizon) from `donor_ratios`; `shape` the leading shape (draws[, authorities]).
     """
-    steps = rng.choice(np.asarray(changes, float), size=shape)
-    return np.exp(np.cumsum(steps, axis=-1))
+    ratios = np.asarray(ratios, float)
+    picked = ratios[rng.integers(0, len(ratios), size=shape)]  # (*shape, horizon)
+    centred = picked - np.median(picked, axis=0, keepdims=True)
+    return np.exp(centred)
 
 
 def around(base: np.ndarray, factors: np.ndarray) -> np.ndarray:
