@@ -12,7 +12,8 @@ awkward truths, each on its own authority:
 * a national shift: every authority's looked-after rate up by 10 % from 2020.
 
 The panel is fitted once, national-style (every authority, `bayes_lac.model.latent_fit`'s
-defaults: nutpie, 4 chains x 1,000 draws after 1,000 tuning, target acceptance 0.95), and each
+defaults: nutpie, 4 chains x 2,000 draws (the default below 50 authorities) after 1,000 tuning,
+target acceptance 0.95), and each
 event's authority is decomposed (`bayes_lac.analysis.decompose.decompose`) over a window around
 its event. The true parts are the same Shapley split of the true log rate's terms: population,
 UASC (the known count), deprivation (the true effect times the change), national (the common

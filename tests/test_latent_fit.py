@@ -177,3 +177,9 @@ def test_the_fitter_refuses_an_unknown_design_before_any_fit():
         LF.LatentFitter(variance="joint")
     with pytest.raises(ValueError, match="national_steps must be one of noncentred, centred"):
         LF.LatentFitter(national_steps="centered")
+
+
+def test_small_panels_draw_more_by_default():
+    assert LF.default_draws(11) == LF.SMALL_PANEL_DRAWS == 2000
+    assert LF.default_draws(LF.SMALL_PANEL) == LF.DEFAULT_DRAWS == 1000
+    assert LF.default_draws(155) == LF.DEFAULT_DRAWS

@@ -470,7 +470,7 @@ def _fit_latent(args) -> int:
             print(f"  - {line}")
     run = LF.LatentFitter(sampler=args.sampler or "nutpie").fit(
         data,
-        draws=LF.DEFAULT_DRAWS if args.draws is None else args.draws,
+        draws=args.draws,
         tune=LF.DEFAULT_TUNE if args.tune is None else args.tune,
         chains=LF.DEFAULT_CHAINS if args.chains is None else args.chains,
         seed=0 if args.seed is None else args.seed,
