@@ -20,8 +20,10 @@ judge that).
 The skeleton is awkward on purpose: one authority starts in `NEW_FROM` (created mid-panel),
 about 3 % of the other cells are missing (suppressed), and looked-after children alone have
 a local trend (the package's default, `DEFAULT_TREND_MEASURES`). A fit is the package's
-default (`bayes_lac.model.latent_fit`: nutpie, 4 chains x 1,000 draws after 1,000 tuning,
-target acceptance 0.95), compiled once and refitted on each replication's data. Each true
+default (`bayes_lac.model.latent_fit`: nutpie, 4 chains after 1,000 tuning, target acceptance
+0.95) with 1,000 draws a chain (`DEFAULT_DRAWS`, the national fit's; the package's default for
+fewer than 50 authorities has since become 2,000, which the recorded run predates), compiled
+once and refitted on each replication's data. Each true
 value is ranked among 99 thinned posterior draws; states are drawn once per kept draw.
 
 Judged: every hyper-parameter the data inform. The trend parameters and damping of the

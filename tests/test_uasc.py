@@ -10,26 +10,29 @@ from tests.conftest import make_toy_results
 
 
 def test_donor_trajectories_start_and_run_on_published_counts_only():
-    history = np.array([[10, 20, 40, 3, 80], [2, 30, 30, 30, 30], [9, 9, np.nan, 9, 9]], float)
+    history = np.array([[10, 20, 40, 30, 80], [2, 30, 30, 30, 31], [9, 9, np.nan, 9, 9]], float)
     filled = np.zeros_like(history, bool)
-    filled[0, 3] = True  # a suppressed count set to 3
+    filled[0, 3] = True  # a count filled from another year: it starts and continues no trajectory
     ratios = U.donor_ratios(np.tile(history, (12, 1)), np.tile(filled, (12, 1)), 3)
     one = ratios[:5]  # the first copy's donors: la 0 from 2010 and 2011, la 1 from 2011-2013, la 2 from 2010
     lg = np.log1p
     np.testing.assert_allclose(one[0], [lg(20) - lg(10), lg(40) - lg(10), lg(40) - lg(10)])  # ends at the filled cell
     np.testing.assert_allclose(one[1], [lg(40) - lg(20)] * 3)
-    np.testing.assert_allclose(one[2], [0, 0, 0])  # la 1 from 30 (2 is below the donors' minimum)
-    assert len(ratios) == 12 * 7  # la 0: 2 starts; la 1: 3 (the last year has no year after); la 2: 2
+    np.testing.assert_allclose(one[2], [0, 0, lg(31) - lg(30)])  # la 1 from 30 (2 is below the minimum)
+    np.testing.assert_allclose(one[4], [lg(31) - lg(30)] * 3)  # la 1 from its last but one year: held after
+    assert len(ratios) == 12 * 7  # la 0: 2 starts (none from the filled 30); la 1: 3; la 2: 2
     with pytest.raises(ValueError, match="at least 30 published authority-years"):
         U.donor_ratios(history, filled, 3)
 
 
 def test_paths_keep_their_median_at_the_base_in_every_year_even_from_skewed_donors():
     rng = np.random.default_rng(0)
-    # right-skewed trajectories: most flat, a few surging (an influx)
-    ratios = np.concatenate([np.zeros((80, 6)), np.tile(np.linspace(0.5, 3.0, 6), (20, 1))])
-    factors = U.stochastic_factors(ratios, (4000,), rng)
-    counts = U.around(np.full((4000, 6), 20.0), factors)
+    # right-skewed trajectories that all move: uncentred, their median path would rise
+    size = rng.gamma(0.5, 1.0, 100)[:, None]
+    ratios = size * np.linspace(0.5, 1.5, 6)[None, :]
+    assert (np.median(ratios, axis=0) > 0.05).all()
+    factors = U.stochastic_factors(ratios, (4001,), rng)  # odd: the median is one draw
+    counts = U.around(np.full((4001, 6), 20.0), factors)
     assert (np.median(counts, axis=0) == 20).all()
     assert (counts >= 0).all() and (counts == np.round(counts)).all()
     # one donor per draw: its years move together

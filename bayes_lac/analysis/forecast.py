@@ -22,7 +22,9 @@ Method, per draw (see `bayes_lac.model.results` for the model and the names of i
   expected + expected**2 / dispersion. Looked-after forecasts add the future UASC count: by
   default held at the last observed count; with ``uasc_rate`` it is that share of the child
   population (0.001 is the National Transfer Scheme threshold of 0.1 %). UASC is not modelled,
-  so its uncertainty is not in the intervals.
+  so its uncertainty is not in the intervals, unless ``uasc_path="stochastic"`` draws a path
+  around that level per draw (`bayes_lac.model.uasc`: past trajectories of the run's
+  authorities' published UASC counts, centred so that the median path is the level).
 
 Runs of the latent-state model (`bayes_lac.model.latent_fit`)
 -------------------------------------------------------------

@@ -281,7 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("hold", "stochastic"),
         default="hold",
         help="future UASC without uncertainty (hold, default) or a stochastic path around it drawn from past "
-        "yearly changes (stochastic)",
+        "trajectories of authorities' published UASC counts, centred on it (stochastic)",
     )
     _add_ci(fc)
     fc.add_argument("--seed", type=_seed, default=0, help="random seed for predictive draws (0 or more)")
