@@ -391,7 +391,6 @@ def decompose_command(args) -> int:
 def fit_command(args) -> int:
     """``bayes-lac fit``: fit, print notices and diagnostics, save the run."""
     from bayes_lac import load_panel
-    from bayes_lac.model.diagnostics import convergence_warning
     from bayes_lac.model.fit import (
         DEFAULT_CHAINS,
         DEFAULT_DRAWS,
@@ -401,7 +400,7 @@ def fit_command(args) -> int:
         DEFAULT_TUNE,
         LACModel,
     )
-    from bayes_lac.model.results import run_info, save_run
+    from bayes_lac.model.results import run_info
 
     # The output path is checked (and its folder made) before sampling, so a bad path never
     # costs a fit.
@@ -416,10 +415,7 @@ def fit_command(args) -> int:
         f"Fitting {args.la} with {len(data.la) - 1} comparison authorities ({data.comparison}), "
         f"{int(data.year[0])}-{int(data.year[-1])}, {len(data.observed_index()[0])} published counts."
     )
-    if data.imputations:
-        print("Notices (imputations and exclusions):")
-        for line in data.imputations:
-            print(f"  - {line}")
+    _print_notices(data.imputations)
     run = model.fit(
         draws=DEFAULT_DRAWS if args.draws is None else args.draws,
         tune=DEFAULT_TUNE if args.tune is None else args.tune,
@@ -429,10 +425,25 @@ def fit_command(args) -> int:
         max_treedepth=DEFAULT_MAX_TREEDEPTH if args.max_treedepth is None else args.max_treedepth,
         progressbar=True,
     )
-    diag = run_info(run).diagnostics
+    return _save_fitted(run, args.out, run_info(run).diagnostics)
+
+
+def _print_notices(imputations) -> None:
+    """Print a fit's notices about imputed and excluded inputs, if any."""
+    if imputations:
+        print("Notices (imputations and exclusions):")
+        for line in imputations:
+            print(f"  - {line}")
+
+
+def _save_fitted(run, out, diag, note: str = "") -> int:
+    """Print a fit's diagnostics, save the run, and warn loudly if it failed its gate."""
+    from bayes_lac.model.diagnostics import convergence_warning
+    from bayes_lac.model.results import save_run
+
     print(diag.summary())
-    save_run(run, args.out)
-    print(f"Saved the run to {args.out}")
+    save_run(run, out)
+    print(f"Saved the run to {out}{note}")
     if not diag.converged:
         print(convergence_warning(diag), file=sys.stderr)
     return 0
@@ -444,8 +455,7 @@ def _fit_latent(args) -> int:
     from bayes_lac.errors import BayesLacError
     from bayes_lac.model import latent_fit as LF
     from bayes_lac.model.data import prepare_data
-    from bayes_lac.model.diagnostics import convergence_warning
-    from bayes_lac.model.results import run_info, save_run
+    from bayes_lac.model.results import run_info
 
     if args.priors:
         raise BayesLacError(
@@ -464,10 +474,7 @@ def _fit_latent(args) -> int:
         f"Fitting the latent-state model: {len(data.la)} authorities ({data.comparison}), "
         f"{int(data.year[0])}-{int(data.year[-1])}."
     )
-    if data.imputations:
-        print("Notices (imputations and exclusions):")
-        for line in data.imputations:
-            print(f"  - {line}")
+    _print_notices(data.imputations)
     run = LF.LatentFitter(sampler=args.sampler or "nutpie").fit(
         data,
         draws=args.draws,
@@ -476,13 +483,8 @@ def _fit_latent(args) -> int:
         seed=0 if args.seed is None else args.seed,
         progressbar=True,
     )
-    diag = run_info(run, allow_latent=True).diagnostics
-    print(diag.summary())
-    save_run(run, args.out)
-    print(f"Saved the run to {args.out} (decompose, forecast and costs read it; the report does not yet)")
-    if not diag.converged:
-        print(convergence_warning(diag), file=sys.stderr)
-    return 0
+    note = " (decompose, forecast and costs read it; the report does not yet)"
+    return _save_fitted(run, args.out, run_info(run, allow_latent=True).diagnostics, note)
 
 
 def forecast_command(args) -> int:
