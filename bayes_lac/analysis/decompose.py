@@ -140,10 +140,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayes_lac.config import CI_PROB, MEASURE_LABELS, MEASURES, RATE_PER
+from bayes_lac.config import CI_PROB, MEASURE_LABELS, MEASURES
 from bayes_lac.errors import BayesLacError, UnknownAuthorityError
 from bayes_lac.model.results import (
     IDENTIFIED_CONTRACTION,
+    expected_from,
     log_rate_terms,
     prior_contraction,
     run_info,
@@ -508,19 +509,26 @@ def _window_view(results: xr.DataTree, years: Sequence[int]) -> xr.DataTree:
     return view
 
 
-def _components(results, las, from_year, to_year, measures) -> tuple[xr.DataArray, xr.DataArray]:
+def _window_terms(results, las, from_year, to_year, measures) -> xr.Dataset:
+    """`log_rate_terms` of authorities `las` in the window's two years (a latent run draws their
+    states here: ask once for every authority a decomposition needs)."""
+    window = [from_year, to_year]
+    return log_rate_terms(_window_view(results, window), la=list(las)).sel(measure=list(measures), year=window)
+
+
+def _components(results, las, from_year, to_year, measures, terms=None) -> tuple[xr.DataArray, xr.DataArray]:
     """Components per draw and authority, and the year-``a`` expected reported count.
 
-    Returns (components with dims chain, draw, measure, la, component; start with dims
-    chain, draw, measure, la), in children.
+    `terms` are `_window_terms` of these authorities or more (default: computed here). Returns
+    (components with dims chain, draw, measure, la, component; start with dims chain, draw,
+    measure, la), in children.
     """
     window = [from_year, to_year]
     view = _window_view(results, window)
     las = list(las)
-    # the terms once (a latent run draws its states for them): expected counts follow from them
-    terms = log_rate_terms(view, la=las).sel(measure=list(measures), year=window)
+    terms = _window_terms(results, las, from_year, to_year, measures) if terms is None else terms.sel(la=las)
     pop = view["constant_data"]["population_0_17"].sel(la=las, year=window)
-    exp_count = np.exp(terms["log_rate"]) * pop / RATE_PER  # as bayes_lac.model.results.expected
+    exp_count = expected_from(terms["log_rate"], pop)
     uasc = uasc_component(view, la=las).sel(measure=list(measures), year=window)
     reported = exp_count + uasc
 
@@ -728,8 +736,13 @@ def decompose(
     all_neighbours = _neighbour_codes(results, la)
     neighbours = _kept(results, all_neighbours, "the comparison authorities", from_year, to_year, caveats)
     caveats += _imputation_caveats(results, [la], [from_year, to_year], name)
+    info = run_info(results, allow_latent=True)
+    national = info.is_national
+    # every authority's terms at once: a latent run draws each one's states only once
+    needed = dict.fromkeys([la, *neighbours, *(info.authorities if national else ())])
+    terms = _window_terms(results, list(needed), from_year, to_year, chosen)
 
-    target_draws, target_start = _components(results, [la], from_year, to_year, chosen)
+    target_draws, target_start = _components(results, [la], from_year, to_year, chosen, terms)
     draws = target_draws.sel(la=la, drop=True)
     start = target_start.sel(la=la, drop=True)
 
@@ -751,7 +764,7 @@ def decompose(
     areas = {"target": draws}
     starts = {"target": start}
     if neighbours:
-        nb_draws, nb_start = _components(results, neighbours, from_year, to_year, chosen)
+        nb_draws, nb_start = _components(results, neighbours, from_year, to_year, chosen, terms)
         areas["neighbours"] = nb_draws.sum("la")
         starts["neighbours"] = nb_start.sum("la")
         caveats += _not_started_caveats(results, nb_start, "the comparison authorities", from_year)
@@ -763,8 +776,6 @@ def decompose(
         )
     else:
         caveats.append("The run has no neighbours of this authority, so there is no neighbours comparison.")
-    info = run_info(results, allow_latent=True)
-    national = info.is_national
     if national:
         all_codes = _kept(
             results, list(info.authorities), "England (all modelled authorities)", from_year, to_year, caveats
@@ -773,7 +784,7 @@ def decompose(
             areas["england"] = areas["neighbours"] + draws
             starts["england"] = starts["neighbours"] + start
         else:
-            en_draws, en_start = _components(results, all_codes, from_year, to_year, chosen)
+            en_draws, en_start = _components(results, all_codes, from_year, to_year, chosen, terms)
             areas["england"] = en_draws.sum("la")
             starts["england"] = en_start.sum("la")
             caveats += _not_started_caveats(results, en_start, "England (all modelled authorities)", from_year)
@@ -1097,7 +1108,7 @@ def counterfactual_table(
     view = _window_view(results, years)
     terms = log_rate_terms(view, la=la).sel(measure=measure, year=years)
     pop = view["constant_data"]["population_0_17"].sel(la=la, year=years)
-    exp_count = (np.exp(terms["log_rate"]) * pop / RATE_PER).rename("expected")  # as results.expected
+    exp_count = expected_from(terms["log_rate"], pop)
     uasc = uasc_component(view, la=la).sel(measure=measure, year=years)
     growth = pop / pop.sel(year=from_year)
     grown = exp_count.sel(year=from_year, drop=True) * growth

@@ -406,10 +406,8 @@ def _latent_part(results, info, la_code: str, measures, years, rng) -> _ModelPar
         raise RunFileError(f"the latent run's measures {data.measures} differ from its posterior's {measures}")
     draws, states, arrays = authority_states(results, [la_code], data)
     started = states["started"][:, 0, -1]  # (M,): the series has begun by the last fitted year
-    log_rate_last = (states["mean"] + states["level"])[:, :, 0, -1]
+    log_rate_last = (states["mean"] + states["level"])[:, :, 0, -1]  # NaN: a series not started
     log_rate_trend = L.forecast_log_rates(data, draws, states, len(years), rng, arrays=arrays)[:, :, 0, :]
-    log_rate_last = np.where(started[None], log_rate_last, np.nan)
-    log_rate_trend = np.where(started[None, :, None], log_rate_trend, np.nan)
     n_draws = log_rate_last.shape[0]
     noise = draws["noise"]  # (N, M)
 
@@ -417,7 +415,7 @@ def _latent_part(results, info, la_code: str, measures, years, rng) -> _ModelPar
         eps = rng.standard_normal((n_draws, len(measures), horizon))
         return np.exp(noise[:, :, None] * eps)
 
-    damped = json.loads(results.attrs.get("sampler", "{}")).get("national") == "damped"
+    damped = "national_damping" in draws
     national = (
         "The national path's yearly steps continue from the last one back towards its estimated drift"
         if damped

@@ -236,11 +236,12 @@ def build_latent_model(
     if unknown:
         raise ValueError(f"unknown latent-model priors {', '.join(unknown)}; known: {', '.join(LATENT_PRIORS)}")
     p = {name: _by_measure(value, tuple(data.measures)) for name, value in {**LATENT_PRIORS, **(priors or {})}.items()}
-    arrays = series_arrays(data, until)
+    every_year = series_arrays(data)
+    arrays = every_year if until is None else series_arrays(data, until)
     n_m, n_la, n_t = data.modelled_count.shape
     # National steps exist from each measure's second published year: the national path starts,
     # as a series does, in the measure's first year with any authority's count.
-    step_mask = propagation_mask(series_arrays(data)["observed"].any(axis=1))
+    step_mask = propagation_mask(every_year["observed"].any(axis=1))
     coords = {"measure": list(data.measures), "la": list(data.la), "year": data.year.astype(int)}
     with pm.Model(coords=coords) as model:
         # Static shapes: a refit keeps the grid (`until` only masks years), and pytensor then

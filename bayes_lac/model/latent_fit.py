@@ -476,7 +476,8 @@ def authority_states(run: xr.DataTree, codes: Sequence[str], data: ModelData | N
     so they do not depend on which other authorities are asked for.
 
     Returns ``(draws, states, arrays)``: the posterior draws (`bayes_lac.model.latent.posterior_draws`,
-    every draw, chains in order), the states (``level``, ``trend``, ``mean`` with dims (draw,
+    every draw, chains in order), the states (``level``, NaN before a series starts, ``trend``
+    and ``mean`` with dims (draw,
     measure, la, year) and ``started`` (measure, la, year), authorities in the order of
     `codes`) and the model's data arrays of those authorities (`bayes_lac.model.latent.series_arrays`
     of the whole run, then cut to them: the deprivation centring is the run's).
@@ -486,17 +487,22 @@ def authority_states(run: xr.DataTree, codes: Sequence[str], data: ModelData | N
     arrays = L.series_arrays(data)
     draws = L.posterior_draws(run["posterior"].to_dataset(), None, np.random.default_rng(0))  # all, in order
     index = [data.la.index(c) for c in codes]
-    subset = {k: arrays[k][:, index] for k in ("y", "count_var", "observed")}
-    subset |= {"dep_between": arrays["dep_between"][index], "dep_within": arrays["dep_within"][index]}
-    subset["dep_centre"] = arrays["dep_centre"]
-    parts = []
-    for j, code in enumerate(codes):
-        one = {k: v[:, j : j + 1] for k, v in subset.items() if k in ("y", "count_var", "observed")}
-        one |= {"dep_between": subset["dep_between"][j : j + 1], "dep_within": subset["dep_within"][j : j + 1]}
-        parts.append(L.draw_states(data, draws, _authority_rng(code), arrays=one))
+    subset = _authorities_of(arrays, index)
+    parts = [
+        L.draw_states(data, draws, _authority_rng(code), arrays=_authorities_of(subset, [j]))
+        for j, code in enumerate(codes)
+    ]
     states = {k: np.concatenate([p[k] for p in parts], axis=2) for k in ("level", "trend", "mean")}
     states["started"] = np.concatenate([p["started"] for p in parts], axis=1)
+    # a series has no level before it starts (draw_states repeats its first year's there)
+    states["level"] = np.where(states["started"][None], states["level"], np.nan)
     return draws, states, subset
+
+
+def _authorities_of(arrays: dict, index: list[int]) -> dict:
+    """The model's data arrays (`bayes_lac.model.latent.series_arrays`) of the authorities at `index`."""
+    out = {k: arrays[k][:, index] for k in ("y", "count_var", "observed")}
+    return out | {"dep_between": arrays["dep_between"][index], "dep_within": arrays["dep_within"][index]}
 
 
 def latent_terms(run: xr.DataTree, la=None) -> xr.Dataset:
@@ -526,7 +532,7 @@ def latent_terms(run: xr.DataTree, la=None) -> xr.Dataset:
     post = run["posterior"].to_dataset()
     n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
     draws, states, arrays = authority_states(run, codes, data)
-    own = np.where(states["started"][None], states["level"], np.nan)  # (draw, measure, la, year)
+    own = states["level"]  # (draw, measure, la, year), NaN before a series starts
     coords = {
         "chain": post["chain"].values,
         "draw": post["draw"].values,

@@ -344,7 +344,7 @@ def run_info(results: xr.DataTree, allow_latent: bool = False) -> RunInfo:
     )
     # a run without its draws (sent to workers to refit) still has its facts
     post = results["posterior"] if "posterior" in results.children else xr.Dataset()
-    if not latent and "year_effect" in post and tuple(int(y) for y in post["year_effect"]["year"].values) != years:
+    if "year_effect" in post and tuple(int(y) for y in post["year_effect"]["year"].values) != years:
         raise RunFileError("the run's posterior and constant_data cover different years; the file is damaged")
 
     target = _parse(attrs, "target_la", str, "an ONS code")
@@ -491,8 +491,12 @@ def expected(results: xr.DataTree, la=None) -> xr.DataArray:
     For looked_after this excludes UASC; see `expected_reported` for the published measure.
     """
     const = _select_la(results["constant_data"].to_dataset(), la)
-    log_rate = log_rate_terms(results, la)["log_rate"]
-    return (np.exp(log_rate) * const["population_0_17"] / RATE_PER).rename("expected")
+    return expected_from(log_rate_terms(results, la)["log_rate"], const["population_0_17"])
+
+
+def expected_from(log_rate, population) -> xr.DataArray:
+    """The expected modelled count of a log rate per 10,000 and the child population (`expected`)."""
+    return (np.exp(log_rate) * population / RATE_PER).rename("expected")
 
 
 def uasc_component(results: xr.DataTree, la=None) -> xr.DataArray:
