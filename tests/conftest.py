@@ -309,7 +309,16 @@ SHARED_FIT_OPTIONS = [
 #: The command that makes the shared fit: the report command, fitting Thurrock and its 2021
 #: neighbours (its default) with `SHARED_FIT`, saving the run beside the report and writing the
 #: workbook. One call covers both the command's own test and every test that reads a real run.
-SHARED_REPORT_ARGS = ["report", "--la", "E06000034", *SHARED_FIT_OPTIONS, "--xlsx", "--allow-unconverged"]
+SHARED_REPORT_ARGS = [
+    "report",
+    "--model",
+    "default",
+    "--la",
+    "E06000034",
+    *SHARED_FIT_OPTIONS,
+    "--xlsx",
+    "--allow-unconverged",
+]
 
 
 @pytest.fixture(scope="session")

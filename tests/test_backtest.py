@@ -233,6 +233,11 @@ def test_the_model_forecaster_fits_what_a_report_fits_by_default():
     report = build_parser().parse_args(["report"])
     args = build_parser().parse_args(["backtest", "--out", "x.csv"])
     assert (args.la, args.neighbours, args.las) == (report.la, report.neighbours, "comparison")
+    # by default both fit the latent-state model on every authority
+    assert args.model == "latent" and report.model is None and report.neighbours is None
+    latent = B.default_model_forecaster()
+    assert (latent.config()["target"], latent.config()["neighbours"]) == (THURROCK_CODE, "all")
+    assert len(latent.comparison_las(load_panel())) > 140
     # the comparison set is part of the configuration the shipped backtest is checked against
     hashes = {
         B.ModelForecaster(target=t, neighbours=n).config_hash()
@@ -271,7 +276,7 @@ def test_a_backtest_scores_the_model_forecasters_comparison_set(small_panel):
 
 
 def test_the_manifest_records_version_and_model_configuration(small_panel, tmp_path):
-    model = B.ModelForecaster()
+    model = B.default_model_forecaster()
     result = B.backtest(
         small_panel, [Oracle()], origins=[2016], measures=["looked_after"], horizons=[1], progress=False
     )
@@ -293,12 +298,15 @@ def test_a_backtest_of_another_model_version_or_configuration_is_stale():
     assert B.stale_reasons(same, current) == []
     older = dict(current, package_version="0.1.0")
     assert any("made by bayes_lac 0.1.0" in r for r in B.stale_reasons(older, current))
+    # the default is the latent-state model, as a report fits it: the 0.2 model's backtest is stale
+    assert B.default_model_forecaster().config()["model"] == "LatentModel"
+    assert B.ModelForecaster().config_hash() != current["model_config_hash"]
     # any setting of the model changes its hash
-    other = B.ModelForecaster(draws=100).config_hash()
+    other = B.LatentModelForecaster(draws=100).config_hash()
     assert other != current["model_config_hash"]
     assert any("model configuration" in r for r in B.stale_reasons(dict(current, model_config_hash=other), current))
     assert any("no model forecasts" in r for r in B.stale_reasons(dict(current, model_config_hash=None), current))
-    assert B.ModelForecaster(priors="weak").config_hash() != current["model_config_hash"]
+    assert B.LatentModelForecaster(neighbours="2021").config_hash() != current["model_config_hash"]
 
 
 def test_the_shipped_backtest_was_made_by_the_packages_model():
@@ -410,6 +418,8 @@ def test_backtest_command_with_a_tiny_model_fit(small_panel, tmp_path, capsys):
     out = tmp_path / "bt.csv.gz"
     argv = [
         "backtest",
+        "--model",
+        "default",
         "--panel",
         str(panel_file),
         "--origins",

@@ -217,7 +217,7 @@ def test_unreadable_prior_file_gives_one_line(kind, tmp_path, capsys, monkeypatc
         priors.write_bytes('base = "default"\n# Méthode\n[intercept]\nsd = 1.0\n'.encode("latin-1"))
     else:
         priors.mkdir()
-    code = main(["fit", "--priors", str(priors), "--out", str(tmp_path / "run.nc")])
+    code = main(["fit", "--model", "default", "--priors", str(priors), "--out", str(tmp_path / "run.nc")])
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and "Traceback" not in err

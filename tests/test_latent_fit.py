@@ -202,3 +202,62 @@ def test_small_panels_draw_more_by_default(grid, monkeypatch):
     with pytest.raises(Stop):
         LF.LatentFitter(sampler="pymc").fit(data, until=2018, tune=10, chains=2)
     assert asked["draws"] == LF.default_draws(len(data.la)) == 2000
+
+
+def test_the_board_report_reads_a_latent_run(grid, fitted):
+    import re
+
+    import pandas as pd
+
+    from bayes_lac.report import board as R
+
+    panel, data = grid
+    _, run = fitted
+    panel = panel.assign(weekly_cost_per_child=900.0)
+    report = R.build_report(run, la=data.la[0], panel=panel, allow_unconverged=True, power_scaling=False)
+    page = re.sub(r"<[^>]+>", " ", R.render_html(report))
+    # the model card describes the latent model and lists its priors, not the 0.2 model's
+    assert "a national path that every authority shares" in page
+    assert "own path" in page and "straight-line trend" not in page
+    card = {t.key: t for _, t in report.tables()}["priors"].frame
+    assert {"level_share", "damping", "drift"} <= set(card["prior"])
+    assert card.loc[card["prior"] == "damping", "setting"].tolist() == ["alpha", "beta"]
+    # the shipped backtest scored this model: the report says how far ahead it checked it
+    from bayes_lac.studies import backtest as bmod
+
+    checked = bmod.checked_horizons(pd.read_csv(R.BACKTEST_FILE))
+    assert checked["looked_after"] == 8 - 3 and checked["child_protection"] == 5
+    text = " ".join(b.text for s in report.sections if s.key == "forecasts" for b in s.blocks if b.kind == "paragraph")
+    assert "How far ahead forecasts of this kind have been tested against what happened" in text
+    assert "were checked 1 to 5 years ahead" in text and "not the model of this report" not in text
+    fan = {t.key: t for _, t in report.tables()}["fan_trend"].frame
+    assert {"yes", "no"} <= set(fan.loc[fan["scenario"] == "trend", "backtested"])
+    # and the model card tables its coverage, with the baselines beside it
+    assert "backtest_coverage" in {t.key for _, t in report.tables()}
+    # prior sensitivity is not computed for it, and the report says so
+    assert "implemented for the 0.2 model only" in page
+    # the decomposition never speaks of a comparison set's common path (the 0.2 model's)
+    assert "common path of the comparison authorities" not in page
+    # a tiny fit: the report is marked on every page
+    assert not report.converged and report.problems
+
+
+def test_the_latent_backtest_forecaster_fits_once_per_origin_and_reuses_its_model(grid):
+    from bayes_lac.studies.backtest import LatentModelForecaster, backtest
+
+    panel, _ = grid
+    forecaster = LatentModelForecaster(grid_end=2020, draws=40, tune=40, chains=2, n_draws=80, allow_unconverged=True)
+    assert forecaster.config()["model"] == "LatentModel"
+    result = backtest(
+        panel, [forecaster], [2017, 2018], {"looked_after": (1, 2)}, ["looked_after"], "comparison", workers=1
+    )
+    scored = result.table[result.table["method"] == "model"]
+    # every authority, both origins, both horizons: 6 x 2 x 2 cells, each with a score
+    assert len(scored) == 6 * 2 * 2 and scored["crps"].notna().all()
+    assert set(scored["origin"]) == {2017, 2018}
+    # one compiled model for both origins: the second fit compiles nothing
+    assert forecaster.timings[2018]["compile_seconds"] < 1.0
+    # a fit that fails its gate is reported as failed, not scored
+    strict = LatentModelForecaster(grid_end=2020, draws=10, tune=10, chains=2, n_draws=20)
+    failed = backtest(panel, [strict], [2017], {"looked_after": (1,)}, ["looked_after"], "comparison", workers=1)
+    assert failed.origins.loc[failed.origins["method"] == "model", "status"].tolist() == ["failed"]

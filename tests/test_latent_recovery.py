@@ -164,7 +164,7 @@ def test_analyses_not_ported_to_the_latent_model_refuse_its_run(simulated):
     from bayes_lac.model.diagnostics import require_converged
 
     _, _, run = simulated
-    with pytest.raises(RunFileError, match="only the decomposition, forecasts and costs"):
+    with pytest.raises(RunFileError, match="only the decomposition, forecasts, costs and the board report"):
         run_info(run)
     with pytest.raises(RunFileError, match="latent-state model"):
         require_converged(run, allow_unconverged=True)

@@ -263,7 +263,9 @@ def test_fit_checks_its_output_path_before_sampling(tmp_path, capsys, monkeypatc
     monkeypatch.setattr(fit.LACModel, "fit", lambda *a, **k: pytest.fail("sampled before checking --out"))
     blocker = tmp_path / "notes.txt"
     blocker.write_text("a file, not a folder")
-    assert main(["fit", "--panel", str(SMALL_PANEL), "--out", str(blocker / "runs" / "run.nc")]) == 2
+    assert (
+        main(["fit", "--model", "default", "--panel", str(SMALL_PANEL), "--out", str(blocker / "runs" / "run.nc")]) == 2
+    )
     line = _one_line(capsys.readouterr().err)
     assert "is a file, not a folder" in line and str(blocker) in line
 
@@ -307,7 +309,7 @@ def cheap_report(monkeypatch):
 
     fits = []
 
-    def fake_fit(args, panel, run_path):
+    def fake_fit(args, panel, run_path, **kw):
         fits.append(run_path)
         raise BayesLacError(f"fit stopped by the test (would save {run_path})")
 
@@ -379,7 +381,7 @@ def test_report_without_a_pdf_engine_writes_html_and_workbook_and_exits_0(
     order = []
     monkeypatch.setattr(R, "find_chromium", lambda: order.append("engine") or None)
     real_load = __import__("bayes_lac.model.results", fromlist=["load_run"]).load_run
-    monkeypatch.setattr("bayes_lac.model.results.load_run", lambda p: order.append("run") or real_load(p))
+    monkeypatch.setattr("bayes_lac.model.results.load_run", lambda p, **kw: order.append("run") or real_load(p, **kw))
     monkeypatch.delenv(R.CHROMIUM_ENV, raising=False)
     out = tmp_path / "r.html"
     assert main(["report", "--run", str(run_file), "--out", str(out), "--pdf", "--xlsx"]) == 0

@@ -853,23 +853,18 @@ def test_a_negative_sum_in_prose_is_never_split_across_lines():
     assert ".nobr { white-space: nowrap; }" in R.render_html(R.Report(la="X", la_name="X", sections=[]))
 
 
-def test_the_forecast_section_says_how_far_ahead_the_backtest_checked(report):
-    from bayes_lac.studies import backtest as bmod
-
+def test_a_report_on_a_0_2_run_does_not_quote_the_latent_models_backtest(report):
+    # the toy run is of the 0.2 model; the shipped backtest scored the latent-state model
+    assert R._backtest_model_name() == "LatentModel"
     section = next(s for s in report.sections if s.key == "forecasts")
     text = " ".join(b.text for b in section.blocks if b.kind == "paragraph")
-    checked = bmod.checked_horizons(pd.read_csv(R.BACKTEST_FILE))
-    assert "How far ahead forecasts of this kind have been tested against what happened" in text
-    assert checked, "the shipped backtest scored the model at some horizon"
-    for measure, h in checked.items():
-        # each measure's horizon, or one phrase for all the run's measures when they are alike
-        own = f"forecasts of {R._measure_label(measure).lower()} were checked 1 to {h} years ahead"
-        assert own in text or re.search(rf"forecasts of all \d measures were checked 1 to {h} years ahead", text)
-    # a shipped backtest of another model version or configuration is said to be so
-    assert ("earlier version or configuration of the model" in text) == bool(bmod.check_shipped_backtest())
+    assert R.other_model_words("LatentModel") in text
+    assert "How far ahead forecasts of this kind have been tested" not in text
     fan = _tables(report)["fan_trend"].frame
     forecast_rows = fan[fan["scenario"] == "trend"]
-    assert set(forecast_rows["backtested"]) <= {"yes", "no"} and "no" in set(forecast_rows["backtested"])
+    assert set(forecast_rows["backtested"]) == {"no"}  # no year of its fan was checked
+    card = next(s for s in report.sections if s.key == "model-card")
+    assert any(R.other_model_words("LatentModel") in b.text for b in card.blocks if isinstance(b, R.Notice))
     # the other scenarios are assumptions, never backtested
     others = [t.frame for _, t in report.tables() if t.key.startswith("fan_") and t.key != "fan_trend"]
     assert others and all((f.loc[f["scenario"] != "observed", "backtested"] == "no").all() for f in others)

@@ -154,6 +154,8 @@ def test_cli_fit_passes_its_settings_saves_the_run_and_warns_when_unconverged(
     out = tmp_path / "cli_run.nc"
     argv = [
         "fit",
+        "--model",
+        "default",
         "--panel",
         str(csv),
         "--la",

@@ -984,10 +984,15 @@ def summary_findings(decomposition: Decomposition) -> list[Finding]:
                 f"{when} the modelled {_NOUNS.get(m, m).removeprefix('the ')} in {d.la_name} "
                 f"{_direction(total)}.{published} "
                 f"{', '.join(parts[:-1])} and {parts[-1]}; {_est(resid)} is not explained by the measured "
-                f"demand factors (population, UASC, deprivation). Of that, {_est(nat)} follows the common "
-                f"path of the comparison authorities and {_est(loc)} is {d.la_name}'s own "
-                f"{'path' if d.latent else 'trend'} relative to them. The unexplained part includes policy and practice but also any demand the model "
-                f"does not measure: it is not proof of a practice effect."
+                f"demand factors (population, UASC, deprivation). Of that, {_est(nat)} follows "
+                + (
+                    f"the national path every authority shares and {_est(loc)} is {d.la_name}'s own path. "
+                    if d.latent
+                    else f"the common path of the comparison authorities and {_est(loc)} is {d.la_name}'s own "
+                    "trend relative to them. "
+                )
+                + "The unexplained part includes policy and practice but also any demand the model "
+                "does not measure: it is not proof of a practice effect."
             )
         findings.append(
             Finding(

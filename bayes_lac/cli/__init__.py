@@ -176,7 +176,7 @@ def _add_neighbours(p: argparse.ArgumentParser, default: str | None = "2021") ->
         default=default,
         help="comparison set: 2021 or 2025 (DfE statistical neighbours), 'all', "
         "or a comma-separated list of ONS codes "
-        + ("(default 2021)" if default else "(default 2021; with --model latent, all)"),
+        + ("(default 2021)" if default else "(default all; with --model default, 2021)"),
     )
 
 
@@ -243,10 +243,11 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--la", default=THURROCK_CODE, help="ONS code of the target authority")
     fit.add_argument(
         "--model",
-        choices=("default", "latent"),
-        default="default",
-        help="default (the report's model) or latent (the latent-state model under evaluation, issue #13; "
-        "fitted on every authority unless --neighbours says otherwise; decompose, forecast and costs read its run)",
+        choices=("latent", "default"),
+        default="latent",
+        help="latent (the default: the latent-state model, fitted on every authority unless --neighbours says "
+        "otherwise) or default (the 0.2 model, which sensitivity and the other 0.2 analyses read; its "
+        "comparison set defaults to the 2021 neighbours)",
     )
     _add_fit_settings(fit, neighbours=None)
     fit.add_argument("--out", required=True, help="run file to write (netCDF, e.g. run.nc)")
@@ -406,11 +407,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--la", default=THURROCK_CODE, help="model: ONS code of the authority whose comparison set is fitted"
     )
     bt.add_argument(
+        "--model",
+        choices=("latent", "default"),
+        default="latent",
+        help="model: latent (the default, as a report fits it: the latent-state model, one national fit per "
+        "origin; run it with --workers 1, its fits reuse one compiled model) or default (the 0.2 model)",
+    )
+    bt.add_argument(
         "--neighbours",
-        default="2021",
         help="model: comparison set fitted at each origin, as in a report: 2021 or 2025 (DfE statistical "
         "neighbours), 'all' (every authority, one national fit per origin) or comma-separated ONS codes "
-        "(default 2021)",
+        "(default all; with --model default, 2021)",
     )
     bt.add_argument(
         "--las",
@@ -448,7 +455,14 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("report", help="board report on one authority (HTML, optional PDF/XLSX)")
     rp.add_argument("--la", default=THURROCK_CODE, help="ONS code of the authority")
     rp.add_argument("--run", help="a saved run; fitted now if not given")
-    _add_fit_settings(rp)
+    rp.add_argument(
+        "--model",
+        choices=("default", "latent"),
+        help="the model fitted when --run is not given: latent (the default: the latent-state model, fitted on "
+        "every authority unless --neighbours says otherwise) or default (the 0.2 model, Thurrock's 2021 "
+        "neighbours unless --neighbours says otherwise); a saved run says which it is",
+    )
+    _add_fit_settings(rp, neighbours=None)
     rp.add_argument(
         "--out",
         help="HTML file to write (default reports/<authority name>.html, e.g. reports/thurrock.html); "

@@ -45,9 +45,10 @@ def backtest_command(args) -> int:
     """
     from bayes_lac.config import CI_PROB, MEASURES
     from bayes_lac.data.panel import load_panel
-    from bayes_lac.errors import UnknownAuthorityError
+    from bayes_lac.errors import BayesLacError, UnknownAuthorityError
     from bayes_lac.studies.backtest import (
         MODEL_METHOD,
+        LatentModelForecaster,
         ModelForecaster,
         backtest,
         output_paths,
@@ -73,18 +74,26 @@ def backtest_command(args) -> int:
     horizons = parse_years(args.horizons, "horizons") if args.horizons else None
     measures = MEASURES if args.measures == "all" else [m.strip() for m in args.measures.split(",") if m.strip()]
     las = args.las if args.las in ("all", "comparison") else [c.strip() for c in args.las.split(",") if c.strip()]
-    model = ModelForecaster(
+    # origins already run in parallel processes: one process per fit's chains
+    cores = 1 if (args.workers > 1 or args.scheduler) else None
+    common = dict(
         target=args.la,
-        neighbours=args.neighbours,
         draws=args.draws,
         tune=args.tune,
         chains=args.chains,
-        sampler=args.sampler,
-        max_treedepth=args.max_treedepth,
         allow_unconverged=args.allow_unconverged,
-        # origins already run in parallel processes: one process per fit's chains
-        cores=1 if (args.workers > 1 or args.scheduler) else None,
+        cores=cores,
     )
+    if args.model == "latent":
+        if args.sampler not in (None, "nutpie") or args.max_treedepth is not None:
+            raise BayesLacError(
+                "--sampler and --max-treedepth apply to the 0.2 model's fits (add --model default), not the latent model's"
+            )
+        model = LatentModelForecaster(neighbours=args.neighbours or "all", **common)
+    else:
+        model = ModelForecaster(
+            neighbours=args.neighbours or "2021", sampler=args.sampler, max_treedepth=args.max_treedepth, **common
+        )
     forecasters = parse_methods(args.methods, model=model)
     if las == "comparison" or model in forecasters:
         # refuses an unknown --la or --neighbours before any fit; baselines alone are scored on
@@ -93,7 +102,7 @@ def backtest_command(args) -> int:
             fitted = model.comparison_las(panel)
         except UnknownAuthorityError as e:
             raise UnknownAuthorityError(
-                f"{e} (--la {args.la} --neighbours {args.neighbours}; or score --las all)"
+                f"{e} (--la {args.la} --neighbours {model.neighbours}; or score --las all)"
             ) from e
         las = fitted if las == "comparison" else las
     result = backtest(
@@ -404,7 +413,7 @@ def fit_command(args) -> int:
 
     # The output path is checked (and its folder made) before sampling, so a bad path never
     # costs a fit.
-    if getattr(args, "model", "default") == "latent":
+    if getattr(args, "model", "latent") == "latent":
         return _fit_latent(args)
     prepare_outputs({"--out": args.out}, {"--panel": args.panel, "--priors": _prior_file(args.priors)})
     _check_priors(args.priors)
@@ -449,23 +458,40 @@ def _save_fitted(run, out, diag, note: str = "") -> int:
     return 0
 
 
-def _fit_latent(args) -> int:
-    """``bayes-lac fit --model latent``: the latent-state model (by default on every authority)."""
-    from bayes_lac import load_panel
+def _check_latent_settings(args) -> None:
+    """Refuse the fit settings that the latent-state model does not take."""
     from bayes_lac.errors import BayesLacError
-    from bayes_lac.model import latent_fit as LF
-    from bayes_lac.model.data import prepare_data
-    from bayes_lac.model.results import run_info
 
     if args.priors:
         raise BayesLacError(
-            "--priors sets the default model's priors; the latent model's are models/latent_priors.toml "
-            "(bayes_lac.model.latent.LATENT_PRIORS), not yet a choice of the command line"
+            "--priors sets the 0.2 model's priors (add --model default to fit it); the latent model's are "
+            "models/latent_priors.toml (bayes_lac.model.latent.LATENT_PRIORS), not yet a choice of the command line"
         )
     if args.max_treedepth is not None:
-        raise BayesLacError("--max-treedepth applies to the default model's fits, not the latent model's")
+        raise BayesLacError(
+            "--max-treedepth applies to the 0.2 model's fits (add --model default to fit it), not the latent model's"
+        )
+
+
+def _fit_latent(args) -> int:
+    """``bayes-lac fit --model latent``: the latent-state model (by default on every authority)."""
+    from bayes_lac import load_panel
+    from bayes_lac.model.results import run_info
+
+    _check_latent_settings(args)
     prepare_outputs({"--out": args.out}, {"--panel": args.panel})
     panel = load_panel(args.panel) if args.panel else load_panel()
+    run = latent_run(args, panel)
+    note = " (decompose, forecast, costs and report read it)"
+    return _save_fitted(run, args.out, run_info(run, allow_latent=True).diagnostics, note)
+
+
+def latent_run(args, panel):
+    """Fit the latent-state model with a command's settings (``--la``, ``--neighbours``, default
+    every authority, ``--until``, ``--draws``, ``--tune``, ``--chains``, ``--seed``, ``--sampler``)."""
+    from bayes_lac.model import latent_fit as LF
+    from bayes_lac.model.data import prepare_data
+
     neighbours = args.neighbours or "all"
     data = prepare_data(
         panel, args.la, neighbours=neighbours, until=args.until, source=str(args.panel or "bundled panel")
@@ -483,8 +509,7 @@ def _fit_latent(args) -> int:
         seed=0 if args.seed is None else args.seed,
         progressbar=True,
     )
-    note = " (decompose, forecast and costs read it; the report does not yet)"
-    return _save_fitted(run, args.out, run_info(run, allow_latent=True).diagnostics, note)
+    return run
 
 
 def forecast_command(args) -> int:
@@ -668,10 +693,18 @@ def report_command(args) -> int:
         return _report_all_command(args, start)
     if args.out is not None and Path(args.out).suffix.lower() not in (".html", ".htm"):
         raise BayesLacError(f"--out {args.out}: expected an HTML file name ending in .html")
+    latent = getattr(args, "model", None) in (None, "latent")
+    if latent and not args.run:
+        _check_latent_settings(args)
+        if getattr(args, "sensitivity_refits", False):
+            raise BayesLacError(
+                "--sensitivity-refits refits the 0.2 model under other prior sets (add --model default to fit it); "
+                "it is not available for the latent-state model, the default"
+            )
     if args.run:
         given = [
             f"--{k}"
-            for k in ("draws", "tune", "chains", "seed", "priors", "until")
+            for k in ("model", "draws", "tune", "chains", "seed", "priors", "until")
             if getattr(args, k, None) is not None
         ]
         if given:
@@ -724,12 +757,12 @@ def report_command(args) -> int:
     if args.run:
         from bayes_lac.model.results import load_run
 
-        results = load_run(args.run)
+        results = load_run(args.run, allow_latent=True)
         run_path = Path(args.run)
     else:
         run_path = run_out
         replaced = run_out.exists()
-        results = _fit_for_report(args, panel, run_path)
+        results = _fit_for_report(args, panel, run_path, fit_latent=latent_run if latent else None)
         if replaced:
             print(f"Replaced the earlier run in {run_path} (--overwrite)")
     try:

@@ -309,7 +309,11 @@ def build_latent_model(
         resid = observed * (y_data - mean)
 
         obs_var = count_var + noise[:, None, None] ** 2
-        loglik = (kalman_loglik_scan if use_scan else kalman_loglik)(
+        # one measure: nutpie gives the data a static length-1 axis after the scan is built,
+        # which the scan's carry does not match; the loop has no carry
+        scan = use_scan and len(data.measures) > 1
+        by_years = {} if scan else {"n_years": len(data.year)}
+        loglik = (kalman_loglik_scan if scan else kalman_loglik)(
             resid,
             obs_var,
             observed,
@@ -318,6 +322,7 @@ def build_latent_model(
             level_var=level_sd[:, None] ** 2,
             trend_var=trend_sd[:, None] ** 2,
             damping=damping[:, None],
+            **by_years,
         )
         pm.Potential("series_loglik", pt.sum(loglik))
     return model
@@ -342,7 +347,9 @@ def series_started(observed) -> np.ndarray:
     return np.cumsum(observed, axis=-1) > 0
 
 
-def kalman_loglik(resid, obs_var, observed, *, level_start_var, trend_start_var, level_var, trend_var, damping):
+def kalman_loglik(
+    resid, obs_var, observed, *, level_start_var, trend_start_var, level_var, trend_var, damping, n_years=None
+):
     """Log-likelihood of each series with its (level, trend) state integrated out.
 
     A Kalman filter written out over the years (16 or so) with every operation vectorised over
@@ -350,10 +357,11 @@ def kalman_loglik(resid, obs_var, observed, *, level_start_var, trend_start_var,
     observed log rate minus the known mean (national path, intercept, deprivation); unobserved
     cells skip the update step. Each series starts at its first observed year
     (`propagation_mask`): years before it neither add to nor change its likelihood. Works on
-    tensors (in the model) and on arrays.
+    tensors (in the model: give `n_years`, the length of the years axis, when it is symbolic)
+    and on arrays.
     """
     lib = pt if any(isinstance(v, pt.TensorVariable) for v in (resid, damping, level_var)) else np
-    n_t = observed.shape[-1]
+    n_t = observed.shape[-1] if n_years is None else int(n_years)
     move = propagation_mask(observed, lib)
     level = lib.zeros_like(resid[..., 0])
     trend = lib.zeros_like(resid[..., 0])
@@ -460,12 +468,21 @@ def posterior_draws(posterior, n_draws: int | None, rng: np.random.Generator) ->
 
 
 def draw_states(
-    data: ModelData, draws: dict[str, np.ndarray], rng: np.random.Generator, arrays: dict | None = None
+    data: ModelData,
+    draws: dict[str, np.ndarray],
+    rng: np.random.Generator | None,
+    arrays: dict | None = None,
+    normals: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Forward filter, backward sample: one (level, trend) path per posterior draw and series.
 
     `arrays` are the model's data as `series_arrays` gives them (default: `series_arrays(data)`);
     simulation-based calibration passes log rates drawn from the model itself.
+
+    The backward pass's standard normals come from `rng`, or are given as `normals` (year
+    sampled, draw, measure, la, 2), in the order the pass uses them: the last year first, then
+    back to the first. Given so, authorities whose normals come from generators of their own
+    are drawn in one batch exactly as they would be one at a time.
 
     Returns ``level`` and ``trend`` with dims (draw, measure, la, year), ``mean`` (the known
     part of the log rate: national path, intercept, deprivation), so that the latent log rate is
@@ -489,59 +506,83 @@ def draw_states(
     )
     resid = arrays["y"][None] - mean
     h_all = arrays["count_var"][None] + draws["noise"][:, :, None, None] ** 2
+    # the 2 x 2 algebra written out per element: (a0, a1) the state's mean (level, trend) and
+    # (p00, p01, p11) its covariance, each an array (draw, measure, la)
     phi = per_measure("damping")
     q_level = per_measure("level_sd") ** 2
     q_trend = per_measure("trend_sd") ** 2
     n_t = obs.shape[-1]
-    a_f = np.zeros((n_t, *shape, 2))
-    p_f = np.zeros((n_t, *shape, 2, 2))
-    a = np.zeros((*shape, 2))
-    p = np.zeros((*shape, 2, 2))
-    p[..., 0, 0] = per_measure("level_start_sd") ** 2
-    p[..., 1, 1] = per_measure("trend_start_sd") ** 2
-    transition = np.zeros((*shape, 2, 2))
-    transition[..., 0, 0] = 1.0
-    transition[..., 0, 1] = 1.0
-    transition[..., 1, 1] = phi
-    q = np.zeros((*shape, 2, 2))
-    q[..., 0, 0] = q_level
-    q[..., 1, 1] = q_trend
+    filtered = np.zeros((5, n_t, *shape))
+    a0, a1 = np.zeros(shape), np.zeros(shape)
+    p00 = np.broadcast_to(per_measure("level_start_sd") ** 2, shape).copy()
+    p11 = np.broadcast_to(per_measure("trend_start_sd") ** 2, shape).copy()
+    p01 = np.zeros(shape)
     move = propagation_mask(obs) > 0  # (measure, la, year)
     for t in range(n_t):
         go = move[None, :, :, t]
-        a = np.where(go[..., None], np.einsum("...ij,...j->...i", transition, a), a)
-        p = np.where(go[..., None, None], transition @ p @ np.swapaxes(transition, -1, -2) + q, p)
+        a0, a1 = np.where(go, a0 + a1, a0), np.where(go, phi * a1, a1)
+        p00, p01, p11 = (
+            np.where(go, p00 + 2 * p01 + p11 + q_level, p00),
+            np.where(go, phi * (p01 + p11), p01),
+            np.where(go, phi**2 * p11 + q_trend, p11),
+        )
         seen = obs[None, :, :, t]
-        f = p[..., 0, 0] + h_all[..., t]
-        v = resid[..., t] - a[..., 0]
-        gain = p[..., :, 0] / f[..., None]
-        a = np.where(seen[..., None], a + gain * v[..., None], a)
-        p = np.where(seen[..., None, None], p - gain[..., :, None] * p[..., None, 0, :], p)
-        a_f[t], p_f[t] = a, p
+        f = p00 + h_all[..., t]
+        v = resid[..., t] - a0
+        k0, k1 = p00 / f, p01 / f
+        a0, a1 = np.where(seen, a0 + k0 * v, a0), np.where(seen, a1 + k1 * v, a1)
+        p00, p01, p11 = (
+            np.where(seen, p00 - k0 * p00, p00),
+            np.where(seen, p01 - k0 * p01, p01),
+            np.where(seen, p11 - k1 * p01, p11),
+        )
+        filtered[:, t] = a0, a1, p00, p01, p11
     # backward sampling
-    jitter = 1e-12 * np.eye(2)
+    if normals is None:
+        normals = rng.standard_normal((n_t, *shape, 2))
+    elif normals.shape != (n_t, *shape, 2):
+        raise ValueError(f"normals of shape {normals.shape}; expected {(n_t, *shape, 2)}")
     states = np.zeros((n_t, *shape, 2))
-    states[-1] = _mvn(a_f[-1], p_f[-1] + jitter, rng)
-    identity = np.broadcast_to(np.eye(2), transition.shape)
+    a0, a1, p00, p01, p11 = filtered[:, -1]
+    states[-1] = _mvn2(a0, a1, p00, p01, p11, normals[0])
     for t in range(n_t - 2, -1, -1):
         # into a series' first year (and before it) the state does not move
-        go = move[None, :, :, t + 1, None, None]
-        f_t = np.where(go, transition, identity)
-        p_pred = f_t @ p_f[t] @ np.swapaxes(f_t, -1, -2) + np.where(go, q, 0.0) + jitter
-        a_pred = np.einsum("...ij,...j->...i", f_t, a_f[t])
-        gain = p_f[t] @ np.swapaxes(f_t, -1, -2) @ np.linalg.inv(p_pred)
-        m = a_f[t] + np.einsum("...ij,...j->...i", gain, states[t + 1] - a_pred)
-        c = p_f[t] - gain @ p_pred @ np.swapaxes(gain, -1, -2)
-        states[t] = _mvn(m, 0.5 * (c + np.swapaxes(c, -1, -2)) + jitter, rng)
+        go = move[None, :, :, t + 1]
+        a0, a1, p00, p01, p11 = filtered[:, t]
+        # B = P F', predicted S = F P F' + Q (+ jitter), gain G = B S^-1, C = P - G B'
+        b00, b01 = np.where(go, p00 + p01, p00), np.where(go, phi * p01, p01)
+        b10, b11 = np.where(go, p01 + p11, p01), np.where(go, phi * p11, p11)
+        s00 = np.where(go, b00 + b10 + q_level, p00) + _JITTER
+        s01 = np.where(go, b01 + b11, p01)
+        s11 = np.where(go, phi * b11 + q_trend, p11) + _JITTER
+        det = s00 * s11 - s01**2
+        g00, g01 = (b00 * s11 - b01 * s01) / det, (b01 * s00 - b00 * s01) / det
+        g10, g11 = (b10 * s11 - b11 * s01) / det, (b11 * s00 - b10 * s01) / det
+        d0 = states[t + 1, ..., 0] - np.where(go, a0 + a1, a0)
+        d1 = states[t + 1, ..., 1] - np.where(go, phi * a1, a1)
+        m0, m1 = a0 + g00 * d0 + g01 * d1, a1 + g10 * d0 + g11 * d1
+        c00 = p00 - (g00 * b00 + g01 * b01)
+        c01 = 0.5 * ((p01 - (g00 * b10 + g01 * b11)) + (p01 - (g10 * b00 + g11 * b01)))
+        c11 = p11 - (g10 * b10 + g11 * b11)
+        states[t] = _mvn2(m0, m1, c00, c01, c11, normals[n_t - 1 - t])
     states = np.moveaxis(states, 0, -2)  # (draw, measure, la, year, 2)
     return {"level": states[..., 0], "trend": states[..., 1], "mean": mean, "started": series_started(obs)}
 
 
-def _mvn(mean: np.ndarray, cov: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Draws from N(mean, cov) for batches of 2-vectors (eigen route: safe for semi-definite)."""
-    w, v = np.linalg.eigh(cov)
-    z = rng.standard_normal(mean.shape) * np.sqrt(np.clip(w, 0.0, None))
-    return mean + np.einsum("...ij,...j->...i", v, z)
+#: Added to the variances of the backward pass, as to a covariance matrix's diagonal.
+_JITTER = 1e-12
+
+
+def _mvn2(m0, m1, c00, c01, c11, normals: np.ndarray) -> np.ndarray:
+    """Draws (..., 2) from N((m0, m1), [[c00, c01], [c01, c11]]) for batches of 2-vectors, from
+    standard `normals` (..., 2), by the Cholesky factor written out; the jitter keeps the first
+    variance positive, and a second pivot that rounding makes negative counts as zero."""
+    c00 = c00 + _JITTER
+    l00 = np.sqrt(np.clip(c00, 0.0, None))
+    l10 = c01 / l00
+    l11 = np.sqrt(np.clip(c11 + _JITTER - l10**2, 0.0, None))
+    z0, z1 = normals[..., 0], normals[..., 1]
+    return np.stack([m0 + l00 * z0, m1 + l10 * z0 + l11 * z1], axis=-1)
 
 
 def forecast_log_rates(

@@ -313,8 +313,8 @@ def run_info(results: xr.DataTree, allow_latent: bool = False) -> RunInfo:
     """The facts about a run (`RunInfo`), read from its attrs and coordinates and checked.
 
     A run of the latent-state model (`bayes_lac.model.latent_fit`) is refused unless
-    `allow_latent`: only the analyses that have been ported to it (the decomposition and the
-    forecasts) pass it.
+    `allow_latent`: only the analyses that have been ported to it (the decomposition, the
+    forecasts and costs, and the board report) pass it.
 
     Raises
     ------
@@ -328,9 +328,9 @@ def run_info(results: xr.DataTree, allow_latent: bool = False) -> RunInfo:
     if latent and not allow_latent:
         raise RunFileError(
             "this is a run of the latent-state model (bayes_lac.model.latent_fit), which is not yet the "
-            "package's default: of the analyses only the decomposition, forecasts and costs read it (bayes-lac decompose, "
-            "forecast and costs; bayes_lac.analysis.decompose and forecast), and the reports read the default "
-            "model's runs only (models/README.md)"
+            "package's default: of the analyses only the decomposition, forecasts, costs and the board report read it "
+            "(bayes-lac decompose, forecast, costs and report; bayes_lac.analysis.decompose and forecast, "
+            "bayes_lac.report.board) (models/README.md)"
         )
     if "constant_data" not in results.children:
         raise RunFileError("the run has no constant_data group; is it a bayes_lac run?")

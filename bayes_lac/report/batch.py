@@ -103,7 +103,7 @@ def report_one(task: tuple) -> AuthorityRow:
     from bayes_lac.report.board import build_report, write_report_files
 
     run_path, la, panel_path, out_dir, xlsx = task
-    results = load_run(run_path)
+    results = load_run(run_path, allow_latent=True)
     panel = load_panel(panel_path) if panel_path else load_panel()
     try:
         report = build_report(
@@ -167,7 +167,7 @@ def report_all(
     from bayes_lac.model.results import load_run, run_info
     from bayes_lac.studies.parallel import run_tasks
 
-    info = run_info(load_run(run_path))
+    info = run_info(load_run(run_path, allow_latent=True), allow_latent=True)
     if not info.is_national:
         raise BayesLacError(
             f"{run_path}: --all needs a national run (fitted with every authority, neighbours 'all'); "

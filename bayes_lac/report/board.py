@@ -987,7 +987,7 @@ def comparison_neighbours(results: xr.DataTree, la: str) -> tuple[list[str], str
     """The authorities the report compares `la` with, and where the list comes from: the run's
     neighbours for its target (`bayes_lac.model.results.RunInfo.neighbours`); in a national run,
     another authority's DfE statistical neighbours (those the run models)."""
-    info = run_info(results)
+    info = run_info(results, allow_latent=True)
     if la != info.target_la and info.is_national:
         from bayes_lac.data.neighbours import statistical_neighbours
 
@@ -1079,7 +1079,7 @@ def decomposition_windows(results: xr.DataTree, la: str | None = None) -> list[t
     With `la`, only years in which that authority has published counts (a decomposition of
     years before it existed would be invented history).
     """
-    info = run_info(results)
+    info = run_info(results, allow_latent=True)
     first, last = info.first_year, info.last_year
     span = dec.data_years(results, la) if la is not None else None
     if span is not None:
@@ -1302,7 +1302,11 @@ def _forecast_section(inputs: ReportInputs) -> tuple[Section, Section, fmod.Fore
     stale = shipped is not None and bool(
         bmod.check_shipped_backtest(BACKTEST_FILE.parent, BACKTEST_FILE.name[: -len(".csv.gz")])
     )
-    sec.paragraph(checked_words(measures, checked, stale))
+    if shipped is not None and _backtest_of_other_model(inputs.results):
+        checked = {}  # no year of this model's fan was checked: all shaded as untested
+        sec.paragraph(other_model_words(_backtest_model_name()))
+    else:
+        sec.paragraph(checked_words(measures, checked, stale))
     sec.heading("Assumptions")
     for assumption in fc.assumptions:
         sec.paragraph(assumption)
@@ -1700,7 +1704,7 @@ def _intervention_section(inputs: ReportInputs) -> tuple[Section, list]:
     )
     try:
         history = cmod.unit_cost_history(inputs.panel, inputs.la).set_index("year")["weekly_cost_per_child"]
-        year = int(history[history.index <= run_info(inputs.results).last_year].index.max())
+        year = int(history[history.index <= run_info(inputs.results, allow_latent=True).last_year].index.max())
     except (PanelError, ValueError):
         year = None
     if year is not None:
@@ -1793,6 +1797,13 @@ def _sensitivity_section(inputs: ReportInputs, unit_costs) -> Section:
         "disagree (prior-data conflict); prior sensitivity alone means the data say little (weak "
         "likelihood)."
     )
+    if run_info(inputs.results, allow_latent=True).latent:
+        sec.notice(
+            "Not available for this model yet: power-scaling and refits under other prior sets are "
+            "implemented for the 0.2 model only (bayes-lac fit --model default). The latent-state "
+            "model's priors and their sources are listed in Appendix B."
+        )
+        return sec
     if not inputs.power_scaling:
         sec.notice(
             "Not run for this report (made in a batch of every authority's reports): run "
@@ -1869,6 +1880,26 @@ def _power_alt(power: pd.DataFrame) -> str:
     )
 
 
+#: Parameters of the latent model whose prior is a beta (alpha, beta); its other pairs are
+#: normals (mean, sd) and its single numbers half-normal scales (`bayes_lac.model.latent`).
+_LATENT_BETA_PRIORS = ("level_share", "damping", "national_damping")
+
+
+def _latent_priors_table(priors: dict) -> pd.DataFrame:
+    """The priors of a latent run (`bayes_lac.model.latent.load_latent_priors`'s form), one row
+    per parameter, setting and measure."""
+    rows = []
+    for name, value in priors.items():
+        if isinstance(value, (list, tuple)):
+            settings = ("alpha", "beta") if name in _LATENT_BETA_PRIORS else ("mean", "sd")
+        else:
+            settings, value = ("half-normal scale",), (value,)
+        for setting, v in zip(settings, value):
+            for measure, number in v.items() if isinstance(v, dict) else [("all", v)]:
+                rows.append({"prior": name, "setting": setting, "measure": measure, "value": number})
+    return pd.DataFrame(rows, columns=["prior", "setting", "measure", "value"])
+
+
 def _priors_table(priors: dict) -> pd.DataFrame:
     """The priors a run used, one row per section, key and measure."""
     rows = []
@@ -1902,10 +1933,33 @@ MODEL_DESCRIPTION: tuple[str, ...] = (
 )
 
 
+LATENT_MODEL_DESCRIPTION: tuple[str, ...] = (
+    "The model is fitted once on every English authority, year by year, for the three measures. "
+    "For each authority and year it estimates an underlying rate per 10,000 children aged 0-17, "
+    "and treats each published count as that rate times the number of children, plus chance and "
+    "a little extra year-to-year noise (recording changes, one-off years).",
+    "The underlying rate is the sum of: a national path that every authority shares (national "
+    "policy, courts and shocks), which moves a little each year around a long-run drift taken "
+    "from England's numbers since 1994; the effect of deprivation (the share of children in "
+    "relative low-income families), both between authorities and within one authority over "
+    "time; and the authority's own path. The own path follows the authority's data: its level "
+    "can move every year and, for children looked after, it has a trend that fades unless the "
+    "data keep renewing it. How much own paths move is learned from all authorities together. "
+    "An authority's path starts in the first year it publishes counts; nothing is extended "
+    "backwards to years before it existed.",
+    "For children looked after, unaccompanied asylum-seeking children (UASC) are taken out before "
+    "modelling and added back as a known number, so population, UASC and deprivation can be "
+    "separated. Forecasts carry the own path and the national path forward with their "
+    "year-to-year uncertainty and start from the latest published count. The model is fitted by "
+    "Markov chain Monte Carlo (the sampler is named under The run above); every number in this "
+    "report is summarised from the resulting posterior draws.",
+)
+
+
 def _model_card_section(inputs: ReportInputs) -> Section:
     sec = Section("model-card", "Appendix B: model card")
     results = inputs.results
-    info = run_info(results)
+    info = run_info(results, allow_latent=True)
     sampler = info.sampler
     sec.heading("The run")
     items = [
@@ -1950,14 +2004,21 @@ def _model_card_section(inputs: ReportInputs) -> Section:
         ),
     )
     sec.heading("The model in plain words")
-    for paragraph in MODEL_DESCRIPTION:
+    for paragraph in LATENT_MODEL_DESCRIPTION if info.latent else MODEL_DESCRIPTION:
         sec.paragraph(paragraph)
     sec.heading("Priors used")
-    sec.table(
-        "priors",
-        f"Priors of the fit (prior set {info.prior_set}; scales in models/priors/default.toml)",
-        _priors_table(info.priors),
-    )
+    if info.latent:
+        sec.table(
+            "priors",
+            "Priors of the fit (models/latent_priors.toml, which gives the source of each)",
+            _latent_priors_table(info.priors),
+        )
+    else:
+        sec.table(
+            "priors",
+            f"Priors of the fit (prior set {info.prior_set}; scales in models/priors/default.toml)",
+            _priors_table(info.priors),
+        )
     sec.heading("Convergence diagnostics")
     diag = info.diagnostics
     sec.paragraph(
@@ -2115,6 +2176,33 @@ def backtest_fitted_set(
     )
 
 
+#: The model class a backtest manifest's ``model_config["model"]`` names, per kind of run.
+BACKTEST_MODEL_NAMES = {False: "LACModel", True: "LatentModel"}
+
+
+def _backtest_model_name() -> str:
+    """The model the shipped backtest scored (its manifest's ``model_config["model"]``; '' if none)."""
+    return str((_backtest_model_config() or {}).get("model", ""))
+
+
+def _backtest_of_other_model(results: xr.DataTree) -> bool:
+    """Whether the shipped backtest scored another kind of model than the run's (the 0.2 model
+    for a latent-state run, or the reverse)."""
+    name = _backtest_model_name()
+    return bool(name) and name != BACKTEST_MODEL_NAMES[run_info(results, allow_latent=True).latent]
+
+
+def other_model_words(scored: str) -> str:
+    """The forecast section's words when the shipped backtest scored another model (`scored`)."""
+    which = "the earlier (0.2) model" if scored == "LACModel" else "the latent-state model"
+    return (
+        f"The backtest shipped with the package scored {which}, not the model of this report, so these forecasts' "
+        "likely ranges have not been tested against what happened by it (models/backtest/README.md; the "
+        "leave-future-out checks of this model are in models/README.md). Every year of the fan is the model's, "
+        "unchecked here. The other scenarios are assumptions and were not backtested."
+    )
+
+
 def _backtest_blocks(sec: Section, inputs: ReportInputs) -> None:
     table = _shipped_backtest()
     if table is None:
@@ -2124,7 +2212,10 @@ def _backtest_blocks(sec: Section, inputs: ReportInputs) -> None:
             "here when that file exists."
         )
         return
-    info = run_info(inputs.results) if getattr(inputs, "results", None) is not None else None
+    if getattr(inputs, "results", None) is not None and _backtest_of_other_model(inputs.results):
+        sec.notice(other_model_words(_backtest_model_name()) + " Its tables are in models/backtest/README.md.")
+        return
+    info = run_info(inputs.results, allow_latent=True) if getattr(inputs, "results", None) is not None else None
     fitted = backtest_fitted_set(
         _backtest_model_config(),
         inputs.la,
@@ -2292,7 +2383,7 @@ def _flows_section(inputs: ReportInputs, why: Why):
     if why.decompositions:
         windows = [(d.from_year, d.to_year) for d in why.decompositions]
     else:
-        info = run_info(inputs.results)
+        info = run_info(inputs.results, allow_latent=True)
         windows = [(info.first_year, info.last_year)]
     return flows_section(inputs.flows_run, inputs.la, inputs.la_name, windows, why.peak_year)
 
@@ -2438,7 +2529,7 @@ def build_report(
         A flows run holding the authority (``bayes-lac fit-flows``): adds the section
         "Entering and leaving care" and the modelled split of the change to page one.
     """
-    info = run_info(results)
+    info = run_info(results, allow_latent=True)
     la = la or info.target_la
     converged, problems = _convergence(results, allow_unconverged)
     if flows_run is not None:
@@ -2640,7 +2731,7 @@ def _convergence(results: xr.DataTree, allow_unconverged: bool) -> tuple[bool, l
     """
     from bayes_lac.model.diagnostics import require_converged
 
-    diag = require_converged(results, allow_unconverged=allow_unconverged)
+    diag = require_converged(results, allow_unconverged=allow_unconverged, allow_latent=True)
     if diag.converged:
         return True, []
     return False, list(diag.problems) or ["the run is marked as not converged"]
@@ -2668,7 +2759,7 @@ def _panel_mismatch(results: xr.DataTree, panel: pd.DataFrame) -> str:
     """A notice if `panel` is not the panel the run was fitted on (by its SHA-256), else ''."""
     from bayes_lac.data.panel import panel_sha256
 
-    fitted = run_info(results).panel_sha256
+    fitted = run_info(results, allow_latent=True).panel_sha256
     if not fitted or fitted == panel_sha256(panel):
         return ""
     return (
@@ -2700,16 +2791,27 @@ def default_fit_settings() -> dict:
     }
 
 
-def _fit_for_report(args, panel: pd.DataFrame, run_path: Path) -> xr.DataTree:
-    """Fit the model with the command's settings, save the run to `run_path`, return it."""
+def _fit_for_report(args, panel: pd.DataFrame, run_path: Path, fit_latent: Callable | None = None) -> xr.DataTree:
+    """Fit the model with the command's settings, save the run to `run_path`, return it.
+
+    `fit_latent(args, panel)` fits the latent-state model (the command line's); without it the
+    0.2 model is fitted.
+    """
     from bayes_lac.model.fit import LACModel
     from bayes_lac.model.results import save_run
+
+    if fit_latent is not None:
+        results = fit_latent(args, panel)
+        save_run(results, run_path)
+        print(f"Saved the run to {run_path}")
+        print(run_info(results, allow_latent=True).diagnostics.summary())
+        return results
 
     settings = default_fit_settings()
     for key in settings:
         if getattr(args, key, None) is not None:
             settings[key] = getattr(args, key)
-    model = LACModel(args.la, neighbours=args.neighbours, until=args.until, priors=args.priors or "default")
+    model = LACModel(args.la, neighbours=args.neighbours or "2021", until=args.until, priors=args.priors or "default")
     data = model.prepare(panel, source=str(args.panel or "bundled panel"))
     print(
         f"Fitting {args.la} with {len(data.la) - 1} comparison authorities ({data.comparison}), "
@@ -2718,7 +2820,7 @@ def _fit_for_report(args, panel: pd.DataFrame, run_path: Path) -> xr.DataTree:
     )
     results = model.fit(progressbar=True, **settings)
     save_run(results, run_path)
-    diag = run_info(results).diagnostics
+    diag = run_info(results, allow_latent=True).diagnostics
     print(f"Saved the run to {run_path}")
     print(diag.summary())
     return results

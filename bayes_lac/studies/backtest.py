@@ -106,6 +106,7 @@ __all__ = [
     "LEVELS",
     "MODEL_METHOD",
     "Backtest",
+    "LatentModelForecaster",
     "ModelForecaster",
     "backtest",
     "check_shipped_backtest",
@@ -185,8 +186,65 @@ ORIGIN_COLUMNS: tuple[str, ...] = (
 # The model as a forecaster
 
 
+class _FittedForecaster:
+    """What the model forecasters share: their configuration's hash and signature, the target
+    authority, the measures fitted at an origin and the authorities a fit models. A subclass
+    has ``name``, ``target``, ``neighbours``, ``fit_measures`` and ``config()``."""
+
+    def config_hash(self) -> str:
+        """`config_hash` of `config`."""
+        return config_hash(self.config())
+
+    def signature(self) -> str:
+        return f"{self.name}:{__version__}:{self.config_hash()}"
+
+    def target_in(self, panel: pd.DataFrame) -> str:
+        """The target authority fitted on `panel` (see `target`)."""
+        if self.target is not None:
+            return self.target
+        fitted_las = local_authorities(panel)
+        return THURROCK_CODE if THURROCK_CODE in fitted_las else fitted_las[0]
+
+    def measures_at(self, panel: pd.DataFrame, origin: int) -> tuple[str, ...]:
+        """The measures of `fit_measures` fitted at `origin`: those with at least
+        `MIN_HISTORY_YEARS` years of data up to it (see `fit_measures`)."""
+        cut = panel[panel["year"].astype(int) <= int(origin)]
+
+        def scored_from(measure: str) -> float:
+            try:
+                return first_origin(cut, measure)  # the plan's rule, so fitted = scored
+            except PanelError:  # no data up to the origin
+                return np.inf
+
+        chosen = tuple(m for m in self.fit_measures if scored_from(m) <= int(origin))
+        if not chosen:
+            raise PanelError(
+                f"backtest origin {origin}: no measure of {', '.join(self.fit_measures)} has {MIN_HISTORY_YEARS} "
+                "years of data up to it"
+            )
+        return chosen
+
+    def fitted_for(self, panel: pd.DataFrame, origin: int, measures) -> tuple[str, ...]:
+        """`measures_at` `origin`, refusing `measures` asked for that are not fitted there."""
+        fit_measures = self.measures_at(panel, origin)
+        short = [m for m in measures if m not in fit_measures]
+        if short:
+            raise BayesLacError(
+                f"backtest origin {origin}: {', '.join(short)} have fewer than {MIN_HISTORY_YEARS} years of data "
+                "up to it; they are neither fitted nor scored there"
+            )
+        return fit_measures
+
+    def comparison_las(self, panel: pd.DataFrame) -> tuple[str, ...]:
+        """The authorities each fit models (and so forecasts): the target and its comparison set."""
+        from bayes_lac.model.data import comparison_set
+
+        codes, _, _ = comparison_set(panel, self.target_in(panel), self.neighbours)
+        return tuple(codes)
+
+
 @dataclass(frozen=True)
-class ModelForecaster:
+class ModelForecaster(_FittedForecaster):
     """The package's model (`bayes_lac.model.fit.LACModel`) as a backtest forecaster.
 
     At each origin the model is fitted once on the panel cut at the origin: `target` with the
@@ -268,46 +326,6 @@ class ModelForecaster:
             "allow_unconverged": bool(self.allow_unconverged),
         }
 
-    def config_hash(self) -> str:
-        """`config_hash` of `config`."""
-        return config_hash(self.config())
-
-    def signature(self) -> str:
-        return f"{self.name}:{__version__}:{self.config_hash()}"
-
-    def target_in(self, panel: pd.DataFrame) -> str:
-        """The target authority fitted on `panel` (see `target`)."""
-        if self.target is not None:
-            return self.target
-        fitted_las = local_authorities(panel)
-        return THURROCK_CODE if THURROCK_CODE in fitted_las else fitted_las[0]
-
-    def measures_at(self, panel: pd.DataFrame, origin: int) -> tuple[str, ...]:
-        """The measures of `fit_measures` fitted at `origin`: those with at least
-        `MIN_HISTORY_YEARS` years of data up to it (see `fit_measures`)."""
-        cut = panel[panel["year"].astype(int) <= int(origin)]
-
-        def scored_from(measure: str) -> float:
-            try:
-                return first_origin(cut, measure)  # the plan's rule, so fitted = scored
-            except PanelError:  # no data up to the origin
-                return np.inf
-
-        chosen = tuple(m for m in self.fit_measures if scored_from(m) <= int(origin))
-        if not chosen:
-            raise PanelError(
-                f"backtest origin {origin}: no measure of {', '.join(self.fit_measures)} has {MIN_HISTORY_YEARS} "
-                "years of data up to it"
-            )
-        return chosen
-
-    def comparison_las(self, panel: pd.DataFrame) -> tuple[str, ...]:
-        """The authorities each fit models (and so forecasts): the target and its comparison set."""
-        from bayes_lac.model.data import comparison_set
-
-        codes, _, _ = comparison_set(panel, self.target_in(panel), self.neighbours)
-        return tuple(codes)
-
     def __call__(self, panel, origin, horizons, measures, *, las, quantity="count", seed=0):
         if quantity != "count":
             raise BayesLacError(
@@ -327,13 +345,7 @@ class ModelForecaster:
                 f"the model forecaster fits {', '.join(self.fit_measures)}; asked for {', '.join(not_fitted)}"
             )
         target = self.target_in(panel)
-        fit_measures = self.measures_at(panel, origin)
-        short = [m for m in measures if m not in fit_measures]
-        if short:
-            raise BayesLacError(
-                f"backtest origin {origin}: {', '.join(short)} have fewer than {MIN_HISTORY_YEARS} years of data "
-                "up to it; they are neither fitted nor scored there"
-            )
+        fit_measures = self.fitted_for(panel, origin, measures)
         start = time.perf_counter()
         model = LACModel(target, neighbours=self.neighbours, until=origin, priors=self.priors, measures=fit_measures)
         # log_likelihood and log_prior are not needed to forecast; leaving them out saves two compilations
@@ -374,6 +386,120 @@ class ModelForecaster:
             for i, measure in enumerate(measures):
                 out.values[i, j] = predicted.sel(measure=measure).transpose("year", "draw").values
         out.attrs.update(fit_seconds=fit_seconds, converged=converged)
+        return out
+
+
+@dataclass
+class LatentModelForecaster(_FittedForecaster):
+    """The latent-state model (`bayes_lac.model.latent_fit`) as a backtest forecaster.
+
+    At each origin the model is fitted once on every authority (``neighbours="all"``, as
+    ``bayes-lac report --model latent`` fits it) with the data up to the origin, laid on the
+    panel's whole grid of years so that one compiled model serves every origin with the same
+    authorities; every authority's predictive counts (the trend scenario: states, national path
+    and child population carried forward, future UASC held at the origin's count) are read off
+    that fit by `bayes_lac.model.latent_fit.latent_forecast`. That is the report's forecast
+    (`bayes_lac.analysis.forecast.forecast` of a latent run) batched over authorities, with two
+    differences: `n_draws` posterior draws (not every draw) and one generator for every
+    authority's states (not one per authority). As in `ModelForecaster`, measures with fewer
+    than `MIN_HISTORY_YEARS` years of data up to an origin are neither fitted nor scored there,
+    and a fit that fails its convergence gate raises `UnconvergedFitError` unless
+    `allow_unconverged`.
+    """
+
+    name: str = MODEL_METHOD
+    target: str | None = None
+    neighbours: str = "all"
+    draws: int | None = None
+    tune: int | None = None
+    chains: int | None = None
+    n_draws: int = 1000
+    uasc: str = "hold"
+    fit_measures: tuple[str, ...] = MEASURES
+    allow_unconverged: bool = False
+    cores: int | None = None
+    #: Last year of the grid every origin's data are laid on (the forecaster sees the panel cut
+    #: at the origin, so the grid cannot come from it): one compiled model for every origin
+    #: with the same authorities. An origin after it extends the grid to the origin.
+    grid_end: int = 2025
+    #: Seconds per origin (compile, sample, forecast) and the gate's figures per origin.
+    timings: dict = field(default_factory=dict, repr=False, compare=False)
+    _fitter: object = field(default=None, repr=False, compare=False)
+
+    def config(self) -> dict:
+        """The settings that define the forecasts (priors and design in full; not the seed)."""
+        from bayes_lac.model import latent as L
+        from bayes_lac.model import latent_fit as LF
+
+        return {
+            "model": "LatentModel",
+            "target": self.target or THURROCK_CODE,
+            "neighbours": self.neighbours,
+            "priors": json.loads(json.dumps(L.LATENT_PRIORS)),
+            "trend_measures": list(LF.DEFAULT_TREND_MEASURES),
+            "national": "drift",
+            "variance": "split",
+            "national_steps": "noncentred",
+            "draws": self.draws or "default_draws",
+            "tune": self.tune or LF.DEFAULT_TUNE,
+            "chains": self.chains or LF.DEFAULT_CHAINS,
+            "sampler": "nutpie",
+            "target_accept": LF.DEFAULT_TARGET_ACCEPT,
+            "forecast_draws": self.n_draws,
+            "uasc": self.uasc,
+            "scenario": "trend",
+            "fit_measures": list(self.fit_measures),
+            "fit_measures_from_years": MIN_HISTORY_YEARS,
+            "allow_unconverged": bool(self.allow_unconverged),
+        }
+
+    def __call__(self, panel, origin, horizons, measures, *, las, quantity="count", seed=0):
+        if quantity != "count":
+            raise BayesLacError(f"the model forecaster forecasts counts only, not {quantity!r}")
+        from bayes_lac.model import latent_fit as LF
+        from bayes_lac.model.data import prepare_data
+        from bayes_lac.model.diagnostics import require_converged
+        from bayes_lac.model.results import run_info
+
+        origin = int(origin)
+        fit_measures = self.fitted_for(panel, origin, measures)
+        start = time.perf_counter()
+        if self._fitter is None:
+            self._fitter = LF.LatentFitter()
+        grid_end = max(int(self.grid_end), origin)
+        data = prepare_data(
+            panel, self.target_in(panel), neighbours=self.neighbours, until=origin, measures=fit_measures
+        )
+        if int(data.year[-1]) != origin:
+            raise PanelError(
+                f"backtest origin {origin}: the panel's latest year up to {origin} is {int(data.year[-1])}; "
+                f"expected data for {origin}"
+            )
+        run = self._fitter.fit(
+            LF.on_grid(data, grid_end),
+            until=origin,
+            draws=self.draws,
+            tune=self.tune or LF.DEFAULT_TUNE,
+            chains=self.chains or LF.DEFAULT_CHAINS,
+            seed=int(seed) + origin,
+            cores=self.cores,
+        )
+        fit_seconds = time.perf_counter() - start
+        info = run_info(run, allow_latent=True)
+        self.timings[origin] = {**{k: info.sampler.get(k) for k in ("compile_seconds", "sample_seconds")}}
+        if not self.allow_unconverged:
+            require_converged(run, allow_latent=True)
+        start = time.perf_counter()
+        predicted = LF.latent_forecast(run, int(max(horizons)), self.n_draws, seed=int(seed), uasc=self.uasc)
+        out = empty_draws(measures, las, horizons, predicted.sizes["draw"])
+        in_run = {str(c) for c in predicted["la"].values}
+        for j, la in enumerate(las):
+            if la not in in_run:
+                continue  # created after the origin: no forecast, counted as missing
+            for i, measure in enumerate(measures):
+                out.values[i, j] = predicted.sel(measure=measure, la=la, horizon=[int(h) for h in horizons]).values
+        self.timings[origin]["forecast_seconds"] = time.perf_counter() - start
+        out.attrs.update(fit_seconds=fit_seconds, converged=info.converged)
         return out
 
 
@@ -470,10 +596,16 @@ def config_hash(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def default_model_forecaster() -> LatentModelForecaster:
+    """The model as ``bayes-lac report`` fits it by default: the latent-state model, one national
+    fit per origin (`LatentModelForecaster`)."""
+    return LatentModelForecaster()
+
+
 def current_model_signature() -> dict:
     """What the shipped backtest must have been made with: the package version and the hash of
-    the default model forecaster's configuration (`ModelForecaster.config_hash`)."""
-    forecaster = ModelForecaster()
+    the default model forecaster's configuration (`default_model_forecaster`)."""
+    forecaster = default_model_forecaster()
     return {"package_version": __version__, "model_config_hash": forecaster.config_hash()}
 
 
@@ -896,7 +1028,7 @@ def backtest(
     panel
         The panel (all years: later years are the outcomes the forecasts are scored on).
     forecasters
-        Forecasters (see `bayes_lac.studies.baselines`); default the model (`ModelForecaster`)
+        Forecasters (see `bayes_lac.studies.baselines`); default the model as a report fits it (`default_model_forecaster`)
         and every baseline. Names must be distinct.
     origins
         Last year of data of each forecast (31 March years).
@@ -930,7 +1062,7 @@ def backtest(
     from bayes_lac.studies.parallel import run_tasks
 
     start = time.perf_counter()
-    forecasters = tuple(forecasters) if forecasters is not None else (ModelForecaster(), *default_baselines())
+    forecasters = tuple(forecasters) if forecasters is not None else (default_model_forecaster(), *default_baselines())
     methods = tuple(method_name(f) for f in forecasters)
     if not forecasters:
         raise BayesLacError("give at least one forecaster")
@@ -950,7 +1082,7 @@ def backtest(
     if bad:
         raise BayesLacError(f"horizons are years ahead, 1 or more; got {bad}")
     all_las = local_authorities(panel)
-    model = next((f for f in forecasters if isinstance(f, ModelForecaster)), None)
+    model = next((f for f in forecasters if isinstance(f, _FittedForecaster)), None)
     if isinstance(las, str) and las == "comparison" and model is not None:
         chosen = model.comparison_las(panel)
     elif isinstance(las, str) and las in ("all", "comparison"):
@@ -1536,7 +1668,7 @@ def parse_years(text: str, what: str) -> list[int]:
     return sorted(years)
 
 
-def parse_methods(text: str, model: ModelForecaster | None = None, n_draws: int | None = None) -> tuple:
+def parse_methods(text: str, model=None, n_draws: int | None = None) -> tuple:
     """Forecasters from ``--methods``: comma-separated names of `BASELINES`, ``model``, or
     ``baselines`` (all of them)."""
     from bayes_lac.studies.baselines import BASELINE_DRAWS
@@ -1547,7 +1679,7 @@ def parse_methods(text: str, model: ModelForecaster | None = None, n_draws: int 
         if name == "baselines":
             chosen.extend(baselines.values())
         elif name == MODEL_METHOD:
-            chosen.append(model if model is not None else ModelForecaster())
+            chosen.append(model if model is not None else default_model_forecaster())
         elif name in baselines:
             chosen.append(baselines[name])
         else:
