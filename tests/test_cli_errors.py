@@ -227,3 +227,44 @@ def test_unreadable_prior_file_gives_one_line(kind, tmp_path, capsys, monkeypatc
     else:
         assert "is a folder" in lines[0]
     assert not (tmp_path / "run.nc").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        # the latent model, the report's default, takes neither the 0.2 model's priors nor its tree cap
+        (["report", "--priors", "weak", "--out", "OUT.html"], "add --model default"),
+        (["report", "--max-treedepth", "8", "--out", "OUT.html"], "add --model default"),
+        (["report", "--sensitivity-refits", "--out", "OUT.html"], "fit it with --model default"),
+        # with a saved run every fit setting is refused, the model and comparison set included
+        (["report", "--run", "RUN", "--model", "latent", "--out", "OUT.html"], "--model set(s) how to fit"),
+        (["report", "--run", "RUN", "--neighbours", "2021", "--out", "OUT.html"], "--neighbours set(s)"),
+        (["report", "--run", "RUN", "--seed", "0", "--out", "OUT.html"], "--seed set(s)"),
+        (["report", "--all", "--run", "RUN", "--draws", "50"], "--draws set(s)"),
+        # the latent model's backtest records nutpie and no tree cap in its configuration
+        (["backtest", "--sampler", "pymc", "--out", "OUT.csv"], "(add --model default)"),
+    ],
+    ids=[
+        "priors",
+        "max-treedepth",
+        "sensitivity-refits",
+        "run+model",
+        "run+neighbours",
+        "run+seed0",
+        "all+draws",
+        "backtest-sampler",
+    ],
+)
+def test_settings_the_latent_default_does_not_take_are_refused_before_any_work(
+    argv, expected, tmp_path, capsys, monkeypatch
+):
+    import bayes_lac.model.fit as fit
+    import bayes_lac.model.latent_fit as latent_fit
+
+    monkeypatch.setattr(fit.LACModel, "fit", lambda *a, **k: pytest.fail("reached the fit"))
+    monkeypatch.setattr(latent_fit.LatentFitter, "fit", lambda *a, **k: pytest.fail("reached the latent fit"))
+    filled = [a.replace("RUN", str(tmp_path / "run.nc")).replace("OUT", str(tmp_path / "out")) for a in argv]
+    assert main(filled) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and expected in err, err
+    assert list(tmp_path.iterdir()) == []

@@ -216,12 +216,17 @@ def test_the_board_report_reads_a_latent_run(grid, fitted):
     panel = panel.assign(weekly_cost_per_child=900.0)
     report = R.build_report(run, la=data.la[0], panel=panel, allow_unconverged=True, power_scaling=False)
     page = re.sub(r"<[^>]+>", " ", R.render_html(report))
-    # the model card describes the latent model and lists its priors, not the 0.2 model's
-    assert "a national path that every authority shares" in page
-    assert "own path" in page and "straight-line trend" not in page
+    # the model card describes the latent model as this run fitted it, and lists its priors
+    assert "a path that all these authorities share" in page and "straight-line trend" not in page
+    assert "every English authority in the data" in page  # fitted with neighbours="all"
+    assert "for children looked after, it has a trend that fades" in page
     card = {t.key: t for _, t in report.tables()}["priors"].frame
-    assert {"level_share", "damping", "drift"} <= set(card["prior"])
+    # the split variance design samples series_sd and level_share, not level_sd and noise; the
+    # trend's priors are looked-after children's only; a drifting national path has no damping
+    assert {"series_sd", "level_share", "damping", "drift"} <= set(card["prior"])
+    assert not {"level_sd", "noise", "national_damping"} & set(card["prior"])
     assert card.loc[card["prior"] == "damping", "setting"].tolist() == ["alpha", "beta"]
+    assert set(card.loc[card["prior"].isin(["damping", "trend_sd"]), "measure"]) == {"looked_after"}
     # the shipped backtest scored this model: the report says how far ahead it checked it
     from bayes_lac.studies import backtest as bmod
 
@@ -240,6 +245,20 @@ def test_the_board_report_reads_a_latent_run(grid, fitted):
     assert "common path of the comparison authorities" not in page
     # a tiny fit: the report is marked on every page
     assert not report.converged and report.problems
+
+
+def test_a_report_on_a_saved_latent_run_refuses_prior_refits(grid, fitted, tmp_path, capsys):
+    from bayes_lac.cli import main
+    from bayes_lac.model.results import save_run
+
+    panel, data = grid
+    _, run = fitted
+    save_run(run, tmp_path / "run.nc")
+    panel.assign(weekly_cost_per_child=900.0).to_csv(tmp_path / "panel.csv", index=False)
+    argv = ["report", "--run", str(tmp_path / "run.nc"), "--panel", str(tmp_path / "panel.csv"), "--la", data.la[0]]
+    assert main([*argv, "--sensitivity-refits", "--allow-unconverged", "--out", str(tmp_path / "r.html")]) == 2
+    assert "not available for the latent-state model" in capsys.readouterr().err
+    assert not (tmp_path / "r.html").exists()
 
 
 def test_the_latent_backtest_forecaster_fits_once_per_origin_and_reuses_its_model(grid):

@@ -125,11 +125,21 @@ def test_deprivation_is_called_not_identified_when_its_posterior_is_its_prior(si
         assert deprivation_not_identified(edited, ["looked_after"]) == expected
 
 
-def test_an_authoritys_states_do_not_depend_on_which_others_are_asked_for(simulated):
+def test_an_authoritys_states_do_not_depend_on_which_others_are_asked_for(simulated, monkeypatch):
     _, truth, run = simulated
     one = LF.latent_terms(run, truth["la"][SURGE])["trend"]
     two = LF.latent_terms(run, [truth["la"][3], truth["la"][SURGE]])["trend"].sel(la=truth["la"][SURGE])
     np.testing.assert_array_equal(one.values, two.values)
+    # nor on how the authorities are batched: every authority, 3 at a time and all in one batch
+    monkeypatch.setattr(LF, "STATE_BATCH", 3)
+    small = LF.latent_terms(run)["trend"]
+    monkeypatch.setattr(LF, "STATE_BATCH", 100)
+    whole = LF.latent_terms(run)["trend"]
+    np.testing.assert_array_equal(small.values, whole.values)
+    np.testing.assert_array_equal(whole.sel(la=truth["la"][SURGE]).values, one.values)
+    # and keeping only some years keeps those years' draws
+    kept = LF.latent_terms(run, truth["la"][SURGE], years=[2014, 2020])["trend"]
+    np.testing.assert_array_equal(kept.values, one.sel(year=[2014, 2020]).values)
 
 
 def test_forecasts_of_a_latent_run_start_where_the_authority_is(simulated):
@@ -164,7 +174,7 @@ def test_analyses_not_ported_to_the_latent_model_refuse_its_run(simulated):
     from bayes_lac.model.diagnostics import require_converged
 
     _, _, run = simulated
-    with pytest.raises(RunFileError, match="only the decomposition, forecasts, costs and the board report"):
+    with pytest.raises(RunFileError, match="bayes-lac fit --model default for the others"):
         run_info(run)
     with pytest.raises(RunFileError, match="latent-state model"):
         require_converged(run, allow_unconverged=True)

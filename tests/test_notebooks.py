@@ -37,6 +37,9 @@ CI_PARAMETERS = {
     # the backtest notebook scores the baselines only: the model's backtest path is covered by
     # tests/test_backtest.py with a tiny fit, and a fit per origin is too slow for CI
     "methods": "baselines",
+    # ... on Thurrock's comparison set (the 0.2 model's default set), not all 155 authorities the
+    # latent model fits: the baselines' code path is the same, in a fifteenth of the cells
+    "model_kind": "default",
     # ... for children looked after only: every cell still runs (each measure takes the same
     # path), in a third of the time (15 s for all three measures at one origin in CI)
     "measures": ["looked_after"],

@@ -215,6 +215,14 @@ def test_the_section_says_which_forecast_the_report_uses_from_the_shipped_backte
     flipped = pd.DataFrame(rows).assign(method=lambda t: t["method"].replace({"model": "flows", "flows": "model"}))
     flipped.to_csv(tmp_path / FLOWS_BACKTEST_SUMMARY, index=False)
     assert "this forecast from entering and leaving care did better, 11.5 against 15.5" in backtest_words(tmp_path)
+    # a backtest that scored the 0.2 count model is not credited to the report's latent-state model
+    import json
+
+    manifest = tmp_path / FLOWS_BACKTEST_SUMMARY.replace("_summary.csv", "_manifest.json")
+    manifest.write_text(json.dumps({"model_config": {"model": "LACModel"}}))
+    words = backtest_words(tmp_path)
+    assert "tested against the earlier (0.2) count model, not the latent-state model" in words
+    assert "did better" not in words and "11.5 for this forecast against 15.5 for that model" in words
 
 
 def test_services_that_keep_children_out_of_care_are_priced_through_the_flows(toy):

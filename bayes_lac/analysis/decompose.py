@@ -513,6 +513,11 @@ def _window_terms(results, las, from_year, to_year, measures) -> xr.Dataset:
     """`log_rate_terms` of authorities `las` in the window's two years (a latent run draws their
     states here: ask once for every authority a decomposition needs)."""
     window = [from_year, to_year]
+    if run_info(results, allow_latent=True).latent:
+        from bayes_lac.model.latent_fit import latent_terms
+
+        # drawn from every year's data, only the window's two years kept (memory: 2 of 16)
+        return latent_terms(results, la=list(las), years=window).sel(measure=list(measures))
     return log_rate_terms(_window_view(results, window), la=list(las)).sel(measure=list(measures), year=window)
 
 

@@ -444,7 +444,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bt.add_argument("--seed", type=_seed, default=0, help="seed of every method's draws (default 0)")
     bt.add_argument(
-        "--workers", type=_workers, default=2, help="origins run in this many processes, 1 or more (default 2)"
+        "--workers",
+        type=_workers,
+        help="origins run in this many processes, 1 or more (default 1 for the latent model, whose fits reuse one "
+        "compiled model in one process; 2 for --model default)",
     )
     bt.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
     bt.add_argument("--rerun", action="store_true", help="rerun origins already scored in the cache beside --out")

@@ -75,7 +75,8 @@ def backtest_command(args) -> int:
     measures = MEASURES if args.measures == "all" else [m.strip() for m in args.measures.split(",") if m.strip()]
     las = args.las if args.las in ("all", "comparison") else [c.strip() for c in args.las.split(",") if c.strip()]
     # origins already run in parallel processes: one process per fit's chains
-    cores = 1 if (args.workers > 1 or args.scheduler) else None
+    workers = args.workers or (1 if args.model == "latent" else 2)
+    cores = 1 if (workers > 1 or args.scheduler) else None
     common = dict(
         target=args.la,
         draws=args.draws,
@@ -114,7 +115,7 @@ def backtest_command(args) -> int:
         las,
         quantity=args.quantity,
         seed=args.seed,
-        workers=args.workers,
+        workers=workers,
         scheduler=args.scheduler,
         cache_dir=paths["cache"],
         rerun=args.rerun,
@@ -689,6 +690,17 @@ def report_command(args) -> int:
     )
 
     start = time.perf_counter()
+    if args.run or getattr(args, "all", False):
+        fit_settings = ("model", "neighbours", "draws", "tune", "chains", "seed", "sampler", "max_treedepth")
+        given = [
+            f"--{k.replace('_', '-')}" for k in (*fit_settings, "priors", "until") if getattr(args, k, None) is not None
+        ]
+        if given:
+            what = f"--run {args.run} gives a fitted run" if args.run else "--all reports from a saved run"
+            raise BayesLacError(
+                f"{', '.join(given)} set(s) how to fit the model, but {what}; drop --run to fit now, "
+                "or drop the fit settings"
+            )
     if getattr(args, "all", False):
         return _report_all_command(args, start)
     if args.out is not None and Path(args.out).suffix.lower() not in (".html", ".htm"):
@@ -696,22 +708,12 @@ def report_command(args) -> int:
     latent = getattr(args, "model", None) in (None, "latent")
     if latent and not args.run:
         _check_latent_settings(args)
-        if getattr(args, "sensitivity_refits", False):
-            raise BayesLacError(
-                "--sensitivity-refits refits the 0.2 model under other prior sets (add --model default to fit it); "
-                "it is not available for the latent-state model, the default"
-            )
-    if args.run:
-        given = [
-            f"--{k}"
-            for k in ("model", "draws", "tune", "chains", "seed", "priors", "until")
-            if getattr(args, k, None) is not None
-        ]
-        if given:
-            raise BayesLacError(
-                f"{', '.join(given)} set(s) how to fit the model, but --run {args.run} gives a fitted run; "
-                "drop --run to fit now, or drop the fit settings"
-            )
+    refits_refused = (
+        "--sensitivity-refits refits the 0.2 model under other prior sets (fit it with --model default); "
+        "it is not available for the latent-state model, the default"
+    )
+    if latent and not args.run and getattr(args, "sensitivity_refits", False):
+        raise BayesLacError(refits_refused)
     panel = load_panel(args.panel) if args.panel else load_panel()
     out = Path(args.out) if args.out is not None else Path("reports") / f"{_report_name(panel, args.la)}.html"
     xlsx_out = out.with_suffix(".xlsx") if args.xlsx else None
@@ -759,6 +761,8 @@ def report_command(args) -> int:
 
         results = load_run(args.run, allow_latent=True)
         run_path = Path(args.run)
+        if getattr(args, "sensitivity_refits", False) and results.attrs.get("model") == "latent":
+            raise BayesLacError(f"--run {args.run}: {refits_refused}")
     else:
         run_path = run_out
         replaced = run_out.exists()

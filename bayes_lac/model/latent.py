@@ -538,6 +538,8 @@ def draw_states(
         )
         filtered[:, t] = a0, a1, p00, p01, p11
     # backward sampling
+    if normals is None and rng is None:
+        raise ValueError("draw_states needs a generator (rng) or the standard normals (normals)")
     if normals is None:
         normals = rng.standard_normal((n_t, *shape, 2))
     elif normals.shape != (n_t, *shape, 2):
@@ -579,7 +581,7 @@ def _mvn2(m0, m1, c00, c01, c11, normals: np.ndarray) -> np.ndarray:
     variance positive, and a second pivot that rounding makes negative counts as zero."""
     c00 = c00 + _JITTER
     l00 = np.sqrt(np.clip(c00, 0.0, None))
-    l10 = c01 / l00
+    l10 = np.where(l00 > 0, c01 / np.where(l00 > 0, l00, 1.0), 0.0)
     l11 = np.sqrt(np.clip(c11 + _JITTER - l10**2, 0.0, None))
     z0, z1 = normals[..., 0], normals[..., 1]
     return np.stack([m0 + l00 * z0, m1 + l10 * z0 + l11 * z1], axis=-1)

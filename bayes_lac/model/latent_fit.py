@@ -1,12 +1,13 @@
 """Fitting the latent-state model (`bayes_lac.model.latent`) into a run, and forecasting from it.
 
-The latent-state model is not yet the package's default (models/README.md records what it has
-been measured to do and what it still lacks). The decomposition and forecasts read its runs
-(through `latent_terms` and `authority_states`: each authority's states drawn per posterior
-draw, seeded by its code); the other analyses and the reports read the default model's runs
-only, and `bayes_lac.model.results.run_info` refuses a latent run unless an analysis ported to
-it asks otherwise. This module is what the leave-future-out check (``bench/bench_latent_lfo.py``)
-fits with, and the fit path the analyses will read once the model becomes the default.
+The latent-state model is the package's default (models/README.md records what it has been
+measured to do and what it still lacks). The decomposition, forecasts, costs and the board
+report read its runs (through `latent_terms` and `authority_states`: each authority's states
+drawn per posterior draw, seeded by its code); the 0.2 model's other analyses (prior
+sensitivity, predictive checks, trends) read that model's runs only, and
+`bayes_lac.model.results.run_info` refuses a latent run unless an analysis ported to it asks
+otherwise. The backtest (`bayes_lac.studies.backtest.LatentModelForecaster`) and the
+leave-future-out check (``bench/bench_latent_lfo.py``) fit with it.
 
 A latent run is an ``xarray.DataTree`` like the default's, with its own contract:
 
@@ -473,7 +474,9 @@ def _codes(data: ModelData, la) -> list[str]:
     return codes
 
 
-def authority_states(run: xr.DataTree, codes: Sequence[str], data: ModelData | None = None):
+def authority_states(
+    run: xr.DataTree, codes: Sequence[str], data: ModelData | None = None, years: Sequence[int] | None = None
+):
     """Every posterior draw's states of the authorities `codes`, drawn per authority.
 
     Each authority's states are drawn from their exact conditional distribution
@@ -486,6 +489,10 @@ def authority_states(run: xr.DataTree, codes: Sequence[str], data: ModelData | N
     measure, la, year) and ``started`` (measure, la, year), authorities in the order of
     `codes`) and the model's data arrays of those authorities (`bayes_lac.model.latent.series_arrays`
     of the whole run, then cut to them: the deprivation centring is the run's).
+
+    With `years`, the states are drawn from every year's data as always, but only those years
+    are kept (of ``level``, ``trend``, ``mean`` and ``started``): a decomposition of every
+    authority needs two years, not sixteen, of 4,000 draws.
     """
     data = data_of(run) if data is None else data
     codes = _codes(data, list(codes))
@@ -494,12 +501,14 @@ def authority_states(run: xr.DataTree, codes: Sequence[str], data: ModelData | N
     index = [data.la.index(c) for c in codes]
     subset = _authorities_of(arrays, index)
     n_d, (n_m, _, n_t) = draws["intercept"].shape[0], subset["observed"].shape
+    keep = slice(None) if years is None else [list(data.year.astype(int)).index(int(y)) for y in years]
     parts = []
     for first in range(0, len(codes), STATE_BATCH):
         batch = list(range(first, min(first + STATE_BATCH, len(codes))))
         # each authority's normals from its own generator: the same states in any batch
         normals = np.stack([_authority_rng(codes[j]).standard_normal((n_t, n_d, n_m, 2)) for j in batch], axis=-2)
-        parts.append(L.draw_states(data, draws, None, arrays=_authorities_of(subset, batch), normals=normals))
+        part = L.draw_states(data, draws, None, arrays=_authorities_of(subset, batch), normals=normals)
+        parts.append({k: v[..., keep] for k, v in part.items()})
     states = {k: np.concatenate([p[k] for p in parts], axis=2) for k in ("level", "trend", "mean")}
     states["started"] = np.concatenate([p["started"] for p in parts], axis=1)
     # a series has no level before it starts (draw_states repeats its first year's there)
@@ -513,7 +522,7 @@ def _authorities_of(arrays: dict, index: list[int]) -> dict:
     return out | {"dep_between": arrays["dep_between"][index], "dep_within": arrays["dep_within"][index]}
 
 
-def latent_terms(run: xr.DataTree, la=None) -> xr.Dataset:
+def latent_terms(run: xr.DataTree, la=None, years: Sequence[int] | None = None) -> xr.Dataset:
     """The terms of a latent run's log rate per draw, in the shape of
     `bayes_lac.model.results.log_rate_terms` (which calls this for latent runs).
 
@@ -534,19 +543,23 @@ def latent_terms(run: xr.DataTree, la=None) -> xr.Dataset:
         its own mean;
     ``log_rate``
         their sum, the latent log rate per 10,000 children.
+
+    `years`: only those years (the states are still drawn from every year's data).
     """
     data = data_of(run)
     codes = _codes(data, la)
     post = run["posterior"].to_dataset()
     n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
-    draws, states, arrays = authority_states(run, codes, data)
+    draws, states, arrays = authority_states(run, codes, data, years=years)
     own = states["level"]  # (draw, measure, la, year), NaN before a series starts
+    all_years = [int(y) for y in data.year]
+    keep = list(range(len(all_years))) if years is None else [all_years.index(int(y)) for y in years]
     coords = {
         "chain": post["chain"].values,
         "draw": post["draw"].values,
         "measure": list(data.measures),
         "la": codes,
-        "year": data.year.astype(int),
+        "year": np.array([all_years[i] for i in keep]),
     }
 
     def shaped(values, dims):
@@ -563,9 +576,9 @@ def latent_terms(run: xr.DataTree, la=None) -> xr.Dataset:
         {
             "level": level,
             "trend": shaped(own, ("measure", "la", "year")),
-            "year_effect": shaped(draws["national"], ("measure", "year")),
+            "year_effect": shaped(draws["national"][..., keep], ("measure", "year")),
             "deprivation": shaped(
-                draws["deprivation_within"][:, :, None, None] * within[None, None], ("measure", "la", "year")
+                draws["deprivation_within"][:, :, None, None] * within[None, None][..., keep], ("measure", "la", "year")
             ),
         }
     )

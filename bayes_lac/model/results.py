@@ -327,10 +327,10 @@ def run_info(results: xr.DataTree, allow_latent: bool = False) -> RunInfo:
     latent = str(attrs.get("model", "")) == "latent"
     if latent and not allow_latent:
         raise RunFileError(
-            "this is a run of the latent-state model (bayes_lac.model.latent_fit), which is not yet the "
-            "package's default: of the analyses only the decomposition, forecasts, costs and the board report read it "
-            "(bayes-lac decompose, forecast, costs and report; bayes_lac.analysis.decompose and forecast, "
-            "bayes_lac.report.board) (models/README.md)"
+            "this is a run of the latent-state model (bayes_lac.model.latent_fit), the package's default, which "
+            "this analysis of the 0.2 model does not read: the decomposition, forecasts, costs and the board report "
+            "read it (bayes-lac decompose, forecast, costs and report); fit the 0.2 model with "
+            "bayes-lac fit --model default for the others (models/README.md)"
         )
     if "constant_data" not in results.children:
         raise RunFileError("the run has no constant_data group; is it a bayes_lac run?")

@@ -1788,6 +1788,13 @@ def _sensitivity_section(inputs: ReportInputs, unit_costs) -> Section:
         "A Bayesian model combines the data with prior beliefs. These checks ask whether the "
         "numbers in this report come from the data or from the priors."
     )
+    if run_info(inputs.results, allow_latent=True).latent:
+        sec.notice(
+            "Not available for this model yet: power-scaling and refits under other prior sets are "
+            "implemented for the 0.2 model only (bayes-lac fit --model default). The latent-state "
+            "model's priors are listed in Appendix B; models/latent_priors.toml gives the source of each."
+        )
+        return sec
     sec.heading("Power-scaling (no refit)")
     sec.paragraph(
         "Each prior (and, separately, the likelihood) is raised to a power close to one and the "
@@ -1797,13 +1804,6 @@ def _sensitivity_section(inputs: ReportInputs, unit_costs) -> Section:
         "disagree (prior-data conflict); prior sensitivity alone means the data say little (weak "
         "likelihood)."
     )
-    if run_info(inputs.results, allow_latent=True).latent:
-        sec.notice(
-            "Not available for this model yet: power-scaling and refits under other prior sets are "
-            "implemented for the 0.2 model only (bayes-lac fit --model default). The latent-state "
-            "model's priors and their sources are listed in Appendix B."
-        )
-        return sec
     if not inputs.power_scaling:
         sec.notice(
             "Not run for this report (made in a batch of every authority's reports): run "
@@ -1885,17 +1885,46 @@ def _power_alt(power: pd.DataFrame) -> str:
 _LATENT_BETA_PRIORS = ("level_share", "damping", "national_damping")
 
 
-def _latent_priors_table(priors: dict) -> pd.DataFrame:
-    """The priors of a latent run (`bayes_lac.model.latent.load_latent_priors`'s form), one row
-    per parameter, setting and measure."""
+def _trend_measures(results: xr.DataTree) -> list[str]:
+    """The measures of a latent run whose authorities have a local trend (its ``trend_measures``)."""
+    info = run_info(results, allow_latent=True)
+    trend = json.loads(results.attrs.get("trend_measures", "null") or "null")
+    return list(info.measures) if trend is None else [m for m in info.measures if m in trend]
+
+
+def _latent_priors_table(results: xr.DataTree) -> pd.DataFrame:
+    """The priors a latent run's parameters had (`bayes_lac.model.latent.load_latent_priors`'s
+    form, as the run's design used them), one row per parameter, setting and measure: with the
+    default ``split`` variance the sampled ``series_sd`` (half-normal of scale
+    sqrt(level_sd**2 + noise**2)) and ``level_share`` replace ``level_sd`` and ``noise``; the
+    trend's priors apply to the measures with a local trend; ``national_damping`` only to a
+    damped national path."""
+    info = run_info(results, allow_latent=True)
+    priors = dict(info.priors)
+    sampler = info.sampler
+    measures = list(info.measures)
+    trend = _trend_measures(results)
+    if sampler.get("variance", "split") == "split":
+        priors["series_sd"] = float(np.hypot(float(priors.pop("level_sd")), float(priors.pop("noise"))))
+    else:
+        priors.pop("level_share", None)
+    if sampler.get("national", "drift") != "damped":
+        priors.pop("national_damping", None)
     rows = []
     for name, value in priors.items():
         if isinstance(value, (list, tuple)):
             settings = ("alpha", "beta") if name in _LATENT_BETA_PRIORS else ("mean", "sd")
         else:
             settings, value = ("half-normal scale",), (value,)
+        applies = trend if name.startswith("trend") or name == "damping" else measures
+        if not applies:
+            continue
         for setting, v in zip(settings, value):
-            for measure, number in v.items() if isinstance(v, dict) else [("all", v)]:
+            if isinstance(v, dict):
+                pairs = [(m, v[m]) for m in applies if m in v]
+            else:
+                pairs = [("all" if applies == measures else ", ".join(applies), v)]
+            for measure, number in pairs:
                 rows.append({"prior": name, "setting": setting, "measure": measure, "value": number})
     return pd.DataFrame(rows, columns=["prior", "setting", "measure", "value"])
 
@@ -1933,27 +1962,43 @@ MODEL_DESCRIPTION: tuple[str, ...] = (
 )
 
 
-LATENT_MODEL_DESCRIPTION: tuple[str, ...] = (
-    "The model is fitted once on every English authority, year by year, for the three measures. "
-    "For each authority and year it estimates an underlying rate per 10,000 children aged 0-17, "
-    "and treats each published count as that rate times the number of children, plus chance and "
-    "a little extra year-to-year noise (recording changes, one-off years).",
-    "The underlying rate is the sum of: a national path that every authority shares (national "
-    "policy, courts and shocks), which moves a little each year around a long-run drift taken "
-    "from England's numbers since 1994; the effect of deprivation (the share of children in "
-    "relative low-income families), both between authorities and within one authority over "
-    "time; and the authority's own path. The own path follows the authority's data: its level "
-    "can move every year and, for children looked after, it has a trend that fades unless the "
-    "data keep renewing it. How much own paths move is learned from all authorities together. "
-    "An authority's path starts in the first year it publishes counts; nothing is extended "
-    "backwards to years before it existed.",
-    "For children looked after, unaccompanied asylum-seeking children (UASC) are taken out before "
-    "modelling and added back as a known number, so population, UASC and deprivation can be "
-    "separated. Forecasts carry the own path and the national path forward with their "
-    "year-to-year uncertainty and start from the latest published count. The model is fitted by "
-    "Markov chain Monte Carlo (the sampler is named under The run above); every number in this "
-    "report is summarised from the resulting posterior draws.",
-)
+def latent_model_description(results: xr.DataTree) -> list[str]:
+    """The latent-state model of a run in plain words, as the run fitted it (its authorities,
+    measures and which of them have a local trend)."""
+    info = run_info(results, allow_latent=True)
+    measures = [_measure_label(m).lower() for m in info.measures]
+    trend = _trend_measures(results)
+    who = (
+        "every English authority in the data"
+        if info.is_national
+        else f"{len(info.authorities)} authorities (the authority and its comparison set)"
+    )
+    with_trend = join_words([_measure_label(m).lower() for m in trend])
+    own = (
+        "its level can move every year"
+        + (f" and, for {with_trend}, it has a trend that fades unless the data keep renewing it" if trend else "")
+        + "."
+    )
+    return [
+        f"The model is fitted once on {who}, year by year, for {join_words(measures)}. For each authority "
+        "and year it estimates an underlying rate per 10,000 children aged 0-17, and treats each published "
+        "count as that rate times the number of children, plus chance and a little extra year-to-year noise "
+        "(recording changes, one-off years).",
+        "The underlying rate is the sum of: a path that all these authorities share (national policy, courts "
+        "and shocks), which moves a little each year around a long-run drift estimated from the data (for "
+        "children looked after, the drift's prior is centred on England's change from 1994 to 2009); the "
+        "effect of deprivation (the share of children in relative low-income families), both between "
+        "authorities and within one authority over time; and the authority's own path, which follows its "
+        f"data: {own} How much own paths move is learned from all the authorities together. An authority's "
+        "path starts in the first year it publishes counts; nothing is extended backwards to years before it "
+        "existed.",
+        "For children looked after, unaccompanied asylum-seeking children (UASC) are taken out before "
+        "modelling and added back as a known number, so population, UASC and deprivation can be separated. "
+        "Forecasts start from where the model puts the authority in its last fitted year (close to its latest "
+        "published count) and carry its own path and the shared path forward with their year-to-year "
+        "uncertainty. The model is fitted by Markov chain Monte Carlo (the sampler is named under The run "
+        "above); every number in this report is summarised from the resulting posterior draws.",
+    ]
 
 
 def _model_card_section(inputs: ReportInputs) -> Section:
@@ -1967,7 +2012,7 @@ def _model_card_section(inputs: ReportInputs) -> Section:
         ("Comparison set", f"{info.comparison} ({info.comparison_chosen})"),
         ("Years fitted", f"{info.first_year} to {info.last_year} (31 March)"),
         ("Measures", ", ".join(_measure_label(m) for m in info.measures)),
-        ("Prior set", info.prior_set),
+        ("Prior set", "models/latent_priors.toml" if info.latent else info.prior_set),
         ("Sampler", sampler_description(sampler)),
         ("Fitted", info.created_utc),
         ("bayes_lac version of the fit", info.version),
@@ -1996,22 +2041,25 @@ def _model_card_section(inputs: ReportInputs) -> Section:
     const = results["constant_data"]
     codes = [str(c) for c in const["la"].values]
     names = [str(n) for n in const["la_name"].values] if "la_name" in const.coords else [""] * len(codes)
+    other = "fitted with it" if info.is_national else "comparison"
     sec.table(
         "comparison_set",
-        "Authorities in the model's comparison set",
+        "Authorities fitted together in the model (the comparison section names the statistical neighbours)"
+        if info.is_national
+        else "Authorities in the model's comparison set",
         pd.DataFrame(
-            {"la_code": codes, "la_name": names, "role": ["target" if c == inputs.la else "comparison" for c in codes]}
+            {"la_code": codes, "la_name": names, "role": ["target" if c == inputs.la else other for c in codes]}
         ),
     )
     sec.heading("The model in plain words")
-    for paragraph in LATENT_MODEL_DESCRIPTION if info.latent else MODEL_DESCRIPTION:
+    for paragraph in latent_model_description(results) if info.latent else MODEL_DESCRIPTION:
         sec.paragraph(paragraph)
     sec.heading("Priors used")
     if info.latent:
         sec.table(
             "priors",
             "Priors of the fit (models/latent_priors.toml, which gives the source of each)",
-            _latent_priors_table(info.priors),
+            _latent_priors_table(results),
         )
     else:
         sec.table(
@@ -2194,12 +2242,16 @@ def _backtest_of_other_model(results: xr.DataTree) -> bool:
 
 def other_model_words(scored: str) -> str:
     """The forecast section's words when the shipped backtest scored another model (`scored`)."""
-    which = "the earlier (0.2) model" if scored == "LACModel" else "the latent-state model"
+    if scored == "LACModel":
+        which, own = "the earlier (0.2) model", "the leave-future-out checks of this model are in models/README.md"
+    else:
+        which = "the latent-state model (the package's default)"
+        own = "`bayes-lac backtest --model default` backtests this model"
     return (
         f"The backtest shipped with the package scored {which}, not the model of this report, so these forecasts' "
-        "likely ranges have not been tested against what happened by it (models/backtest/README.md; the "
-        "leave-future-out checks of this model are in models/README.md). Every year of the fan is the model's, "
-        "unchecked here. The other scenarios are assumptions and were not backtested."
+        f"likely ranges have not been tested against what happened by it (models/backtest/README.md; {own}). "
+        "Every year of the fan is the model's, unchecked here. The other scenarios are assumptions and were not "
+        "backtested."
     )
 
 
@@ -2583,7 +2635,7 @@ def build_report(
         sections.append(data)
     if len(notes.blocks) > 1:
         sections.append(notes)
-    sections.append(_glossary_section())
+    sections.append(_glossary_section(latent=info.latent))
     return Report(
         la=la,
         la_name=inputs.la_name,
@@ -2671,7 +2723,7 @@ GLOSSARY: tuple[tuple[str, str], ...] = (
     ("Rate per 10,000", "Children in the measure per 10,000 children aged 0-17 living in the area."),
     (
         "Comparison authorities",
-        "The authority's statistical neighbours: councils most like it (the model card names them).",
+        "The authority's statistical neighbours: councils most like it (the comparison section names them).",
     ),
     ("UASC", "Unaccompanied asylum-seeking children, who enter care for reasons outside the council's control."),
     (
@@ -2718,9 +2770,31 @@ GLOSSARY: tuple[tuple[str, str], ...] = (
 )
 
 
-def _glossary_section() -> Section:
+#: Terms of the 0.2 model only, left out of a latent run's glossary.
+_GLOSSARY_02_ONLY = ("Persistence", "year_sigma", "Dispersion")
+#: Terms of the latent-state model, added to a latent run's glossary.
+LATENT_GLOSSARY: tuple[tuple[str, str], ...] = (
+    (
+        "Own path",
+        "The authority's underlying rate relative to the shared path, which follows its own data: it can "
+        "move every year, and for children looked after it has a trend that fades unless the data renew it.",
+    ),
+    (
+        "National path",
+        "The path over time that all the modelled authorities share (national policy, courts and shocks), "
+        "a random walk around a long-run drift.",
+    ),
+    ("Extra noise", "Year-to-year variation of the published counts beyond pure chance (on the log scale)."),
+)
+
+
+def _glossary_section(latent: bool = False) -> Section:
+    """The glossary; for a latent run without the 0.2 model's terms and with its own."""
     sec = Section("glossary", "Glossary")
-    sec.definitions(GLOSSARY)
+    if latent:
+        sec.definitions([t for t in GLOSSARY if t[0] not in _GLOSSARY_02_ONLY] + list(LATENT_GLOSSARY))
+    else:
+        sec.definitions(GLOSSARY)
     return sec
 
 

@@ -21,6 +21,7 @@ the analyses; the section only arranges and words them.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -274,10 +275,19 @@ def backtest_words(folder=None) -> str:
     scores = scores[["flows", "model"]].dropna()
     flows, model = float(scores["flows"].mean()), float(scores["model"].mean())
     h0, h1 = int(scores.index.min()), int(scores.index.max())
+    manifest = path.with_name(path.name.replace("_summary.csv", "_manifest.json"))
+    scored = json.loads(manifest.read_text()).get("model_config", {}).get("model") if manifest.is_file() else None
     where = (
         f"on past data (Thurrock and its comparison authorities, forecasts made each year and checked {h0} to {h1} "
         "years ahead; a score of the whole likely range in children, lower is better)"
     )
+    if scored == "LACModel":
+        # that backtest scored the 0.2 count model, not the latent-state model of a default report
+        return (
+            f"{uses}. This forecast from entering and leaving care was tested against the earlier (0.2) count "
+            f"model, not the latent-state model, {where}: {flows:.1f} for this forecast against {model:.1f} for "
+            "that model."
+        )
     if model <= flows:
         return f"{uses}, which did better {where}: {model:.1f} against {flows:.1f} for this forecast."
     return (
