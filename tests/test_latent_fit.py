@@ -214,7 +214,7 @@ def test_the_board_report_reads_a_latent_run(grid, fitted):
     panel, data = grid
     _, run = fitted
     panel = panel.assign(weekly_cost_per_child=900.0)
-    report = R.build_report(run, la=data.la[0], panel=panel, allow_unconverged=True, power_scaling=False)
+    report = R.build_report(run, la=data.la[0], panel=panel, allow_unconverged=True)
     page = re.sub(r"<[^>]+>", " ", R.render_html(report))
     # the model card describes the latent model as this run fitted it, and lists its priors
     assert "a path that all these authorities share" in page and "straight-line trend" not in page
@@ -239,7 +239,10 @@ def test_the_board_report_reads_a_latent_run(grid, fitted):
     assert {"yes", "no"} <= set(fan.loc[fan["scenario"] == "trend", "backtested"])
     # and the model card tables its coverage, with the baselines beside it
     assert "backtest_coverage" in {t.key for _, t in report.tables()}
-    # prior sensitivity is not computed for it, and the report says so
+    # prior sensitivity: the latent model's power-scaling; its refits are not built, and the report says so
+    power = {t.key: t for _, t in report.tables()}["power_scaling"].frame
+    assert {"series_sd", "level_share", "drift"} <= set(power["parameter"])
+    assert set(power.loc[power["parameter"] == "damping", "measure"]) == {"looked_after"}
     assert "implemented for the 0.2 model only" in page
     # the decomposition never speaks of a comparison set's common path (the 0.2 model's)
     assert "common path of the comparison authorities" not in page

@@ -202,6 +202,11 @@ def test_a_saved_latent_run_is_read_by_the_commands_ported_to_it(simulated, tmp_
     assert set(table["component"]) >= {"supply_local", "supply_national", "total"}
     assert main(["forecast", str(path), "--horizon", "2", "--out", str(tmp_path / "f.csv"), *common]) == 0
     assert "damped local trend" in capsys.readouterr().out
-    # commands not ported to it refuse it, and say so
-    assert main(["sensitivity", str(path), "--out", str(tmp_path / "s.csv")]) == 2
-    assert "latent-state model" in capsys.readouterr().err
+    # prior sensitivity: its power-scaling, one row per prior it samples; refits are refused
+    assert main(["sensitivity", str(path), "--out", str(tmp_path / "s.csv")]) == 0
+    power = pd.read_csv(tmp_path / "s.csv")
+    assert {"series_sd", "level_share", "drift", "damping"} <= set(power["parameter"])
+    assert power[["prior_sensitivity", "likelihood_sensitivity"]].notna().all().all()
+    argv = ["sensitivity", str(path), "--prior-sets", "weak", "--out", str(tmp_path / "w.csv")]
+    assert main(argv) == 2
+    assert "implemented for the 0.2 model only" in capsys.readouterr().err

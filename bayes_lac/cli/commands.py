@@ -839,7 +839,22 @@ def sensitivity_command(args) -> int:
         {"--out": out, "the power-scaling table (named from --out)": power_out},
         {"the run file": args.run, **prior_files},
     )
-    results = load_run(args.run)
+    results = load_run(args.run, allow_latent=True)
+    if results.attrs.get("model") == "latent":
+        from bayes_lac.errors import BayesLacError
+        from bayes_lac.studies.sensitivity import latent_power_scaling, power_scaling_finding
+
+        if prior_sets:
+            raise BayesLacError(
+                f"{args.run} is a run of the latent-state model: refits under other prior sets are implemented for "
+                "the 0.2 model only (bayes-lac fit --model default); without --prior-sets this command gives the "
+                "latent model's power-scaling"
+            )
+        power = latent_power_scaling(results)
+        write_csv(power, out)
+        print(f"Wrote {out}.")
+        print(str(power_scaling_finding(power)))
+        return 0
     unit_costs, note = (None, "")
     if prior_sets:
         unit_costs, note = _bundled_unit_costs(results)

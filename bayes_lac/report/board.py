@@ -1788,13 +1788,7 @@ def _sensitivity_section(inputs: ReportInputs, unit_costs) -> Section:
         "A Bayesian model combines the data with prior beliefs. These checks ask whether the "
         "numbers in this report come from the data or from the priors."
     )
-    if run_info(inputs.results, allow_latent=True).latent:
-        sec.notice(
-            "Not available for this model yet: power-scaling and refits under other prior sets are "
-            "implemented for the 0.2 model only (bayes-lac fit --model default). The latent-state "
-            "model's priors are listed in Appendix B; models/latent_priors.toml gives the source of each."
-        )
-        return sec
+    latent = run_info(inputs.results, allow_latent=True).latent
     sec.heading("Power-scaling (no refit)")
     sec.paragraph(
         "Each prior (and, separately, the likelihood) is raised to a power close to one and the "
@@ -1810,6 +1804,23 @@ def _sensitivity_section(inputs: ReportInputs, unit_costs) -> Section:
             f"`bayes-lac report --la {inputs.la} --run RUN` for this authority's checks."
         )
         return sec
+    if latent:
+        power = smod.latent_power_scaling(inputs.results)
+        sec.paragraph(
+            "The priors power-scaled together are those set in models/latent_priors.toml (the levels, drifts, "
+            "deprivation effects and the sizes of yearly movements); the likelihood is that of every authority's "
+            "series."
+        )
+        sec.finding(smod.power_scaling_finding(power, converged=run_info(inputs.results, allow_latent=True).converged))
+        _power_figure(sec, power)
+        sec.heading("Refits under other prior sets")
+        sec.notice(
+            "Not available for this model yet: refits under other prior sets, and of the structural choices "
+            "(comparison set, trend flexibility, deprivation prior, UASC assumption), are implemented for the 0.2 "
+            "model only (bayes-lac fit --model default). The latent-state model's priors are listed in Appendix B; "
+            "models/latent_priors.toml gives the source of each."
+        )
+        return sec
     missing = [g for g in ("log_prior", "log_likelihood") if g not in inputs.results.children]
     if missing:
         sec.notice(
@@ -1820,14 +1831,7 @@ def _sensitivity_section(inputs: ReportInputs, unit_costs) -> Section:
     prior_sets = SENSITIVITY_PRIOR_SETS if inputs.sensitivity_refits else ()
     result = smod.sensitivity(inputs.results, prior_sets=prior_sets, unit_costs=unit_costs, workers=2, progress=True)
     sec.finding(result.power_finding)
-    sec.figure(
-        smod.plot_power_scaling(result.power),
-        alt=_power_alt(result.power),
-        caption="Power-scaling sensitivity of each parameter (unitless; 0 = insensitive).",
-        table=make_table(
-            "power_scaling", "Power-scaling sensitivity of each parameter (unitless; 0 = insensitive)", result.power
-        ),
-    )
+    _power_figure(sec, result.power)
     sec.heading(f"Refits under the {' and '.join(SENSITIVITY_PRIOR_SETS)} prior sets")
     if not inputs.sensitivity_refits:
         sec.notice(
@@ -1863,6 +1867,18 @@ def _sensitivity_section(inputs: ReportInputs, unit_costs) -> Section:
         ),
     )
     return sec
+
+
+def _power_figure(sec: Section, power: pd.DataFrame) -> None:
+    """The power-scaling chart with its table."""
+    sec.figure(
+        smod.plot_power_scaling(power),
+        alt=_power_alt(power),
+        caption="Power-scaling sensitivity of each parameter (unitless; 0 = insensitive).",
+        table=make_table(
+            "power_scaling", "Power-scaling sensitivity of each parameter (unitless; 0 = insensitive)", power
+        ),
+    )
 
 
 def _power_alt(power: pd.DataFrame) -> str:

@@ -38,6 +38,7 @@ about 0.4 posterior standard deviations), or when its interval becomes more than
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -236,7 +237,6 @@ def power_scaling(
     distance per unit of log power; unitless, 0 = insensitive) and ``diagnosis``
     ("prior-data conflict", "weak likelihood" or "").
     """
-    import arviz as az
 
     if "log_likelihood" not in results.children:
         raise RunFileError(
@@ -250,12 +250,61 @@ def power_scaling(
     log_prior = prior_log_density(results)
     if prior_terms is not None:
         log_prior = log_prior[list(prior_terms)]
-    # psense reads the prior from a log_prior group: give it the top-level beliefs only
-    scaled = xr.DataTree.from_dict(
-        {"posterior": posterior, "log_likelihood": results["log_likelihood"].to_dataset(), "log_prior": log_prior}
-    )
     target = run_info(results).target_la
     coords = {"la": [target]} if "la" in posterior.dims else None
+    return _psense_table(posterior, results["log_likelihood"].to_dataset(), log_prior, names, coords, threshold)
+
+
+#: Parameters of the latent-state model whose power-scaling sensitivity is reported: those a
+#: prior in ``models/latent_priors.toml`` is set for (the trend's for the measures with a local
+#: trend only).
+LATENT_SENSITIVITY_PARAMETERS: tuple[str, ...] = (
+    "intercept",
+    "drift",
+    "national_sd",
+    "deprivation_between",
+    "deprivation_within",
+    "level_start_sd",
+    "series_sd",
+    "level_share",
+    "level_sd",
+    "noise",
+    "trend_start_sd",
+    "trend_sd",
+    "damping",
+    "national_damping",
+)
+
+
+def latent_power_scaling(run: xr.DataTree, threshold: float = THRESHOLD) -> pd.DataFrame:
+    """`power_scaling` of a latent-state run: the priors of
+    `bayes_lac.model.latent_fit.latent_log_densities` scaled together, and the likelihood of
+    every series, with the table's columns (``la_code`` empty)."""
+    from bayes_lac.model.latent_fit import latent_log_densities
+
+    log_prior, log_lik = latent_log_densities(run)
+    posterior = run["posterior"].to_dataset()
+    names = [p for p in LATENT_SENSITIVITY_PARAMETERS if p in log_prior.data_vars and p in posterior.data_vars]
+    with warnings.catch_warnings():
+        # the trend's parameters of a measure without a local trend are constant 0: their
+        # distances are 0/0, and their rows are dropped below
+        warnings.simplefilter("ignore", RuntimeWarning)
+        table = _psense_table(posterior[names], log_lik, log_prior, names, None, threshold)
+    # the trend's parameters of a measure without a local trend do not touch the likelihood
+    trendless = [
+        m for m in log_prior["measure"].values if float(np.abs(log_prior["damping"].sel(measure=m)).max()) == 0
+    ]
+    local = table["parameter"].isin(["trend_start_sd", "trend_sd", "damping"])
+    return table[~(local & table["measure"].isin(trendless))].reset_index(drop=True)
+
+
+def _psense_table(posterior, log_lik, log_prior, names, coords, threshold) -> pd.DataFrame:
+    """Prior and likelihood power-scaling sensitivity of `names` (``az.psense``), one row per
+    parameter and coordinate, with the diagnosis."""
+    import arviz as az
+
+    # psense reads the prior from a log_prior group: give it the top-level beliefs only
+    scaled = xr.DataTree.from_dict({"posterior": posterior, "log_likelihood": log_lik, "log_prior": log_prior})
     prior = az.psense(scaled, var_names=names, group="prior", coords=coords)
     likelihood = az.psense(scaled, var_names=names, group="likelihood", coords=coords)
     rows = []
