@@ -352,3 +352,31 @@ def thurrock_run_path(thurrock_report_path) -> Path:
     """The saved real fit of Thurrock and its neighbours (`thurrock_report_path`), shared by every
     test and notebook that only reads a run."""
     return thurrock_report_path.with_name("thurrock_run.nc")
+
+
+@pytest.fixture(scope="session")
+def latent_run_files(tmp_path_factory) -> dict:
+    """A small fit of the latent-state model, saved with its panel, for notebook 02: a simulated
+    panel of 6 authorities, 2012-2020, every measure (the suite's sampler, 2 chains x 60 draws:
+    far too small to converge; readers must allow that). Returns the notebook's parameters
+    ``run_path``, ``panel_path`` and ``la_code``. xdist workers wait on a lock for the first."""
+    from filelock import FileLock
+
+    from bayes_lac.model import latent_fit as LF
+    from bayes_lac.model.data import prepare_data
+    from bayes_lac.model.results import save_run
+    from bayes_lac.model.simulate import simulate_panel
+
+    folder = _shared_dir(tmp_path_factory) / f"latent-{_code_digest()}"
+    run_path, panel_path = folder / "run.nc", folder / "panel.csv"
+    with FileLock(str(folder) + ".lock"):
+        panel, _ = simulate_panel(n_la=6, years=(2012, 2020), seed=5)
+        code = sorted(c for c in panel["la_code"].unique() if c.startswith("E06"))[0]
+        if not run_path.exists():
+            folder.mkdir(exist_ok=True)
+            run = LF.LatentFitter(sampler=TEST_SAMPLER).fit(
+                prepare_data(panel, code, neighbours="all"), draws=60, tune=60, chains=2, seed=3
+            )
+            panel.to_csv(panel_path, index=False)
+            save_run(run, run_path)
+    return {"run_path": str(run_path), "panel_path": str(panel_path), "la_code": code}

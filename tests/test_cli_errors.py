@@ -242,7 +242,7 @@ def test_unreadable_prior_file_gives_one_line(kind, tmp_path, capsys, monkeypatc
         (["report", "--run", "RUN", "--seed", "0", "--out", "OUT.html"], "--seed set(s)"),
         (["report", "--all", "--run", "RUN", "--draws", "50"], "--draws set(s)"),
         # the latent model's backtest records nutpie and no tree cap in its configuration
-        (["backtest", "--sampler", "pymc", "--out", "OUT.csv"], "(add --model default)"),
+        (["backtest", "--max-treedepth", "8", "--out", "OUT.csv"], "(add --model default)"),
     ],
     ids=[
         "priors",
@@ -252,7 +252,7 @@ def test_unreadable_prior_file_gives_one_line(kind, tmp_path, capsys, monkeypatc
         "run+neighbours",
         "run+seed0",
         "all+draws",
-        "backtest-sampler",
+        "backtest-max-treedepth",
     ],
 )
 def test_settings_the_latent_default_does_not_take_are_refused_before_any_work(

@@ -268,7 +268,9 @@ def test_the_latent_backtest_forecaster_fits_once_per_origin_and_reuses_its_mode
     from bayes_lac.studies.backtest import LatentModelForecaster, backtest
 
     panel, _ = grid
-    forecaster = LatentModelForecaster(grid_end=2020, draws=40, tune=40, chains=2, n_draws=80, allow_unconverged=True)
+    forecaster = LatentModelForecaster(
+        grid_end=2020, draws=40, tune=40, chains=2, n_draws=80, sampler=TEST_SAMPLER, allow_unconverged=True
+    )
     assert forecaster.config()["model"] == "LatentModel"
     result = backtest(
         panel, [forecaster], [2017, 2018], {"looked_after": (1, 2)}, ["looked_after"], "comparison", workers=1
@@ -280,6 +282,6 @@ def test_the_latent_backtest_forecaster_fits_once_per_origin_and_reuses_its_mode
     # one compiled model for both origins: the second fit compiles nothing
     assert forecaster.timings[2018]["compile_seconds"] < 1.0
     # a fit that fails its gate is reported as failed, not scored
-    strict = LatentModelForecaster(grid_end=2020, draws=10, tune=10, chains=2, n_draws=20)
+    strict = LatentModelForecaster(grid_end=2020, draws=10, tune=10, chains=2, n_draws=20, sampler=TEST_SAMPLER)
     failed = backtest(panel, [strict], [2017], {"looked_after": (1,)}, ["looked_after"], "comparison", workers=1)
     assert failed.origins.loc[failed.origins["method"] == "model", "status"].tolist() == ["failed"]

@@ -85,15 +85,18 @@ def test_notebooks_end_by_checking_their_numbers():
 
 
 # Notebooks read or make fits, compile predictive draws or run a backtest (in clean-clone CI,
-# 02 took 60-80 s), so the runs are marked slow.
+# 02 on the 0.2 model took 60-80 s), so the runs are marked slow.
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs(path: Path, tmp_path: Path, request):
     declared = papermill.inspect_notebook(str(path))
     parameters = {k: v for k, v in CI_PARAMETERS.items() if k in declared}
-    if "run_path" in declared:
-        # notebooks that read a run are given the one shared fit (tests/conftest.py), 02 too:
-        # its fitting cell is the shared fit's call, and a second fit of the same model is waste
+    if path.stem.startswith("02_"):
+        # the latent-state model's notebook reads the suite's small saved latent run (its
+        # fitting cell is LatentFitter's call, as in tests/test_latent_fit.py)
+        parameters.update(request.getfixturevalue("latent_run_files"))
+    elif "run_path" in declared:
+        # notebooks that read a run are given the one shared fit (tests/conftest.py)
         parameters["run_path"] = str(request.getfixturevalue("thurrock_run_path"))
     out = tmp_path / path.name
     papermill.execute_notebook(

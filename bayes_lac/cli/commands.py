@@ -86,11 +86,11 @@ def backtest_command(args) -> int:
         cores=cores,
     )
     if args.model == "latent":
-        if args.sampler not in (None, "nutpie") or args.max_treedepth is not None:
+        if args.max_treedepth is not None:
             raise BayesLacError(
-                "--sampler and --max-treedepth apply to the 0.2 model's fits (add --model default), not the latent model's"
+                "--max-treedepth applies to the 0.2 model's fits (add --model default), not the latent model's"
             )
-        model = LatentModelForecaster(neighbours=args.neighbours or "all", **common)
+        model = LatentModelForecaster(neighbours=args.neighbours or "all", sampler=args.sampler or "nutpie", **common)
     else:
         model = ModelForecaster(
             neighbours=args.neighbours or "2021", sampler=args.sampler, max_treedepth=args.max_treedepth, **common

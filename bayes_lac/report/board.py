@@ -1908,7 +1908,7 @@ def _trend_measures(results: xr.DataTree) -> list[str]:
     return list(info.measures) if trend is None else [m for m in info.measures if m in trend]
 
 
-def _latent_priors_table(results: xr.DataTree) -> pd.DataFrame:
+def latent_priors_table(results: xr.DataTree) -> pd.DataFrame:
     """The priors a latent run's parameters had (`bayes_lac.model.latent.load_latent_priors`'s
     form, as the run's design used them), one row per parameter, setting and measure: with the
     default ``split`` variance the sampled ``series_sd`` (half-normal of scale
@@ -2075,7 +2075,7 @@ def _model_card_section(inputs: ReportInputs) -> Section:
         sec.table(
             "priors",
             "Priors of the fit (models/latent_priors.toml, which gives the source of each)",
-            _latent_priors_table(results),
+            latent_priors_table(results),
         )
     else:
         sec.table(

@@ -414,6 +414,7 @@ class LatentModelForecaster(_FittedForecaster):
     tune: int | None = None
     chains: int | None = None
     n_draws: int = 1000
+    sampler: str = "nutpie"
     uasc: str = "hold"
     fit_measures: tuple[str, ...] = MEASURES
     allow_unconverged: bool = False
@@ -443,7 +444,7 @@ class LatentModelForecaster(_FittedForecaster):
             "draws": self.draws or "default_draws",
             "tune": self.tune or LF.DEFAULT_TUNE,
             "chains": self.chains or LF.DEFAULT_CHAINS,
-            "sampler": "nutpie",
+            "sampler": self.sampler,
             "target_accept": LF.DEFAULT_TARGET_ACCEPT,
             "forecast_draws": self.n_draws,
             "uasc": self.uasc,
@@ -465,7 +466,7 @@ class LatentModelForecaster(_FittedForecaster):
         fit_measures = self.fitted_for(panel, origin, measures)
         start = time.perf_counter()
         if self._fitter is None:
-            self._fitter = LF.LatentFitter()
+            self._fitter = LF.LatentFitter(sampler=self.sampler)
         grid_end = max(int(self.grid_end), origin)
         data = prepare_data(
             panel, self.target_in(panel), neighbours=self.neighbours, until=origin, measures=fit_measures
