@@ -285,3 +285,28 @@ def test_the_latent_backtest_forecaster_fits_once_per_origin_and_reuses_its_mode
     strict = LatentModelForecaster(grid_end=2020, draws=10, tune=10, chains=2, n_draws=20, sampler=TEST_SAMPLER)
     failed = backtest(panel, [strict], [2017], {"looked_after": (1,)}, ["looked_after"], "comparison", workers=1)
     assert failed.origins.loc[failed.origins["method"] == "model", "status"].tolist() == ["failed"]
+
+
+def test_a_window_can_be_decomposed_from_a_fit_on_the_data_to_its_end(grid, fitted, tmp_path, capsys):
+    import pandas as pd
+
+    from bayes_lac.cli import main
+    from bayes_lac.errors import UsageError
+    from bayes_lac.model.results import save_run
+
+    _, data = grid
+    _, run = fitted
+    with pytest.raises(UsageError, match="at most its last"):
+        LF.refit_until(run, 2019)  # the run holds data to 2018 only
+    save_run(run, tmp_path / "run.nc")
+    argv = ["decompose", str(tmp_path / "run.nc"), "--la", data.la[0], "--from", "2013", "--to", "2016"]
+    out = tmp_path / "d.csv"
+    assert main([*argv, "--fit-to-end", "--allow-unconverged", "--out", str(out)]) == 0
+    assert "on the data up to 2016 only" in capsys.readouterr().out
+    refitted = pd.read_csv(out)
+    assert main([*argv, "--allow-unconverged", "--out", str(tmp_path / "whole.csv")]) == 0
+    whole = pd.read_csv(tmp_path / "whole.csv")
+    # the same window and parts, from another fit: its figures differ from the whole run's
+    assert list(refitted["component"]) == list(whole["component"])
+    total = refitted["component"] == "total"
+    assert not np.allclose(refitted.loc[total, "mean"], whole.loc[total, "mean"])

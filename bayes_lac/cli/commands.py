@@ -385,6 +385,16 @@ def decompose_command(args) -> int:
             "the numbers are provisional (--allow-unconverged).",
             file=sys.stderr,
         )
+    if getattr(args, "fit_to_end", False):
+        from bayes_lac.errors import BayesLacError
+        from bayes_lac.model.latent_fit import is_latent_run, refit_until
+
+        if not is_latent_run(results):
+            raise BayesLacError(f"--fit-to-end refits a latent-state run; {args.run} is a run of the 0.2 model")
+        print(f"Fitting the run's model again on the data up to {args.to_year} only.")
+        results = refit_until(results, args.to_year, progressbar=True)
+        diag = require_converged(results, allow_unconverged=args.allow_unconverged, allow_latent=True)
+        print(diag.summary())
     decomposition = decompose(
         results,
         la=args.la,

@@ -703,3 +703,38 @@ def latent_log_densities(run: xr.DataTree) -> tuple[xr.Dataset, xr.Dataset]:
         coords={**coords, "la": list(data.la)},
     )
     return log_prior, log_lik
+
+
+def refit_until(run: xr.DataTree, until: int, *, progressbar: bool = False) -> xr.DataTree:
+    """`run`'s model fitted again on its data up to `until` only: the same authorities, grid,
+    priors, design and sampler settings (a decomposition of a window fitted on the data to the
+    window's end, as an analyst at that time would have had them, revisions apart)."""
+    from bayes_lac.errors import UsageError
+    from bayes_lac.model.results import run_info
+
+    info = run_info(run, allow_latent=True)
+    data = data_of(run)
+    if not int(data.year[0]) < int(until) <= int(info.last_year):
+        raise UsageError(
+            f"a refit up to {until} needs a year after the run's first ({int(data.year[0])}) and at most its last "
+            f"({info.last_year})"
+        )
+    sampler = info.sampler
+    fitter = LatentFitter(
+        priors=info.priors,
+        trend_measures=json.loads(run.attrs.get("trend_measures", "null") or "null"),
+        national=sampler.get("national", "drift"),
+        sampler=sampler.get("sampler", "nutpie"),
+        variance=sampler.get("variance", "split"),
+        national_steps=sampler.get("national_steps", "noncentred"),
+    )
+    return fitter.fit(
+        data,
+        until=int(until),
+        draws=int(sampler["draws"]),
+        tune=int(sampler["tune"]),
+        chains=int(sampler["chains"]),
+        seed=int(sampler.get("seed", 0)),
+        target_accept=float(sampler.get("target_accept", DEFAULT_TARGET_ACCEPT)),
+        progressbar=progressbar,
+    )
