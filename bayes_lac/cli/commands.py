@@ -379,20 +379,28 @@ def decompose_command(args) -> int:
 
     prepare_outputs({"--out": args.out}, {"the run file": args.run})
     results = load_run(args.run, groups=ANALYSIS_GROUPS, allow_latent=True)
-    if not require_converged(results, allow_unconverged=args.allow_unconverged, allow_latent=True).converged:
+    refit = getattr(args, "fit_to_end", False)
+    if (
+        not refit
+        and not require_converged(results, allow_unconverged=args.allow_unconverged, allow_latent=True).converged
+    ):
         print(
             "bayes-lac decompose: warning: the run failed its convergence diagnostics; "
             "the numbers are provisional (--allow-unconverged).",
             file=sys.stderr,
         )
-    if getattr(args, "fit_to_end", False):
+    if refit:
         from bayes_lac.errors import BayesLacError
         from bayes_lac.model.latent_fit import is_latent_run, refit_until
+        from bayes_lac.model.results import run_info
 
         if not is_latent_run(results):
             raise BayesLacError(f"--fit-to-end refits a latent-state run; {args.run} is a run of the 0.2 model")
-        print(f"Fitting the run's model again on the data up to {args.to_year} only.")
-        results = refit_until(results, args.to_year, progressbar=True)
+        if args.to_year != run_info(results, allow_latent=True).last_year:
+            print(f"Fitting the run's model again on the data up to {args.to_year} only.")
+            results = refit_until(results, args.to_year, progressbar=True)
+        else:
+            print(f"The run is fitted on the data up to {args.to_year} already: no refit.")
         diag = require_converged(results, allow_unconverged=args.allow_unconverged, allow_latent=True)
         print(diag.summary())
     decomposition = decompose(
@@ -863,7 +871,8 @@ def sensitivity_command(args) -> int:
         power = latent_power_scaling(results)
         write_csv(power, out)
         print(f"Wrote {out}.")
-        print(str(power_scaling_finding(power)))
+        converged = results.attrs.get("converged") == "true"
+        print(str(power_scaling_finding(power, converged=converged)))
         return 0
     unit_costs, note = (None, "")
     if prior_sets:

@@ -1,10 +1,11 @@
 """Fitting the latent-state model (`bayes_lac.model.latent`) into a run, and forecasting from it.
 
 The latent-state model is the package's default (models/README.md records what it has been
-measured to do and what it still lacks). The decomposition, forecasts, costs and the board
-report read its runs (through `latent_terms` and `authority_states`: each authority's states
-drawn per posterior draw, seeded by its code); the 0.2 model's other analyses (prior
-sensitivity, predictive checks, trends) read that model's runs only, and
+measured to do and what it still lacks). The decomposition, forecasts, costs, the board
+report and power-scaling read its runs (through `latent_terms`, `authority_states`, each
+authority's states drawn per posterior draw and seeded by its code, and
+`latent_log_densities`); the 0.2 model's other analyses (refits under prior sets, predictive
+checks, trends) read that model's runs only, and
 `bayes_lac.model.results.run_info` refuses a latent run unless an analysis ported to it asks
 otherwise. The backtest (`bayes_lac.studies.backtest.LatentModelForecaster`) and the
 leave-future-out check (``bench/bench_latent_lfo.py``) fit with it.
@@ -374,14 +375,16 @@ def data_of(run: xr.DataTree) -> ModelData:
 def latent_forecast(
     run: xr.DataTree,
     horizon: int = 5,
-    n_draws: int = 1000,
+    n_draws: int | None = 1000,
     seed: int = 0,
     uasc: str = "hold",
     uasc_history: pd.DataFrame | None = None,
 ) -> xr.DataArray:
     """Predictive counts of each measure 1..`horizon` years after the run's last year.
 
-    Draws `n_draws` posterior draws, each authority's states given them, and carries states,
+    Draws `n_draws` posterior draws (None: every draw, with each authority's states drawn as
+    every analysis of the run draws them, `authority_states`), each authority's states given
+    them, and carries states,
     national path and child population forward (`bayes_lac.model.latent.forecast_log_rates`;
     the population by `bayes_lac.data.population.project_population`). Counts are the
     likelihood's observation model around the forecast rate. Looked-after children add UASC:
@@ -403,9 +406,14 @@ def latent_forecast(
         raise ValueError("uasc='pooled' needs uasc_history (authority x year UASC counts)")
     data = data_of(run)
     rng = np.random.default_rng([int(seed), int(data.year[-1]), 7])
-    draws = L.posterior_draws(run["posterior"].to_dataset(), n_draws, rng)
+    if n_draws is None:
+        # every draw, and each authority's states as every analysis of the run draws them
+        # (`authority_states`: seeded by its code); only the last year's are needed
+        draws, states, _ = authority_states(run, list(data.la), data, years=[int(data.year[-1])])
+    else:
+        draws = L.posterior_draws(run["posterior"].to_dataset(), n_draws, rng)
+        states = L.draw_states(data, draws, rng)
     n = draws["intercept"].shape[0]
-    states = L.draw_states(data, draws, rng)
     log_rate = L.forecast_log_rates(data, draws, states, horizon, rng)  # (draw, measure, la, h)
     pop = np.full((n, len(data.la), horizon), np.nan)
     for j in range(len(data.la)):

@@ -328,8 +328,9 @@ def run_info(results: xr.DataTree, allow_latent: bool = False) -> RunInfo:
     if latent and not allow_latent:
         raise RunFileError(
             "this is a run of the latent-state model (bayes_lac.model.latent_fit), the package's default, which "
-            "this analysis of the 0.2 model does not read: the decomposition, forecasts, costs and the board report "
-            "read it (bayes-lac decompose, forecast, costs and report); fit the 0.2 model with "
+            "this analysis of the 0.2 model does not read: the decomposition, forecasts, costs, the board report "
+            "and power-scaling read it (bayes-lac decompose, forecast, costs, report and sensitivity without "
+            "--prior-sets); fit the 0.2 model with "
             "bayes-lac fit --model default for the others (models/README.md)"
         )
     if "constant_data" not in results.children:

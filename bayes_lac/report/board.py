@@ -1921,7 +1921,11 @@ def latent_priors_table(results: xr.DataTree) -> pd.DataFrame:
     measures = list(info.measures)
     trend = _trend_measures(results)
     if sampler.get("variance", "split") == "split":
-        priors["series_sd"] = float(np.hypot(float(priors.pop("level_sd")), float(priors.pop("noise"))))
+        from bayes_lac.model.latent import _by_measure
+
+        level, noise = (_by_measure(priors.pop(k), tuple(measures)) for k in ("level_sd", "noise"))
+        scale = np.hypot(level, noise)
+        priors["series_sd"] = float(scale[0]) if np.all(scale == scale[0]) else dict(zip(measures, map(float, scale)))
     else:
         priors.pop("level_share", None)
     if sampler.get("national", "drift") != "damped":
@@ -1990,6 +1994,12 @@ def latent_model_description(results: xr.DataTree) -> list[str]:
         else f"{len(info.authorities)} authorities (the authority and its comparison set)"
     )
     with_trend = join_words([_measure_label(m).lower() for m in trend])
+    from bayes_lac.model.latent import LATENT_PRIORS
+
+    damped = info.sampler.get("national") == "damped"
+    bundled_drift = json.dumps(info.priors.get("drift"), sort_keys=True) == json.dumps(
+        [v for v in LATENT_PRIORS["drift"]], sort_keys=True
+    )
     own = (
         "its level can move every year"
         + (f" and, for {with_trend}, it has a trend that fades unless the data keep renewing it" if trend else "")
@@ -2001,9 +2011,14 @@ def latent_model_description(results: xr.DataTree) -> list[str]:
         "count as that rate times the number of children, plus chance and a little extra year-to-year noise "
         "(recording changes, one-off years).",
         "The underlying rate is the sum of: a path that all these authorities share (national policy, courts "
-        "and shocks), which moves a little each year around a long-run drift estimated from the data (for "
-        "children looked after, the drift's prior is centred on England's change from 1994 to 2009); the "
-        "effect of deprivation (the share of children in relative low-income families), both between "
+        "and shocks), which moves a little each year around a long-run drift estimated from the data"
+        + (", a recent rise or fall carrying on for a while" if damped else "")
+        + (
+            " (for children looked after, the drift's prior is centred on England's change from 1994 to 2009); the "
+            if bundled_drift
+            else "; the "
+        )
+        + "effect of deprivation (the share of children in relative low-income families), both between "
         "authorities and within one authority over time; and the authority's own path, which follows its "
         f"data: {own} How much own paths move is learned from all the authorities together. An authority's "
         "path starts in the first year it publishes counts; nothing is extended backwards to years before it "
@@ -2798,7 +2813,7 @@ LATENT_GLOSSARY: tuple[tuple[str, str], ...] = (
     (
         "National path",
         "The path over time that all the modelled authorities share (national policy, courts and shocks), "
-        "a random walk around a long-run drift.",
+        "moving each year around a long-run drift.",
     ),
     ("Extra noise", "Year-to-year variation of the published counts beyond pure chance (on the log scale)."),
 )

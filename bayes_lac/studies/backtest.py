@@ -394,14 +394,15 @@ class LatentModelForecaster(_FittedForecaster):
     """The latent-state model (`bayes_lac.model.latent_fit`) as a backtest forecaster.
 
     At each origin the model is fitted once on every authority (``neighbours="all"``, as
-    ``bayes-lac report --model latent`` fits it) with the data up to the origin, laid on the
-    panel's whole grid of years so that one compiled model serves every origin with the same
-    authorities; every authority's predictive counts (the trend scenario: states, national path
-    and child population carried forward, future UASC held at the origin's count) are read off
-    that fit by `bayes_lac.model.latent_fit.latent_forecast`. That is the report's forecast
-    (`bayes_lac.analysis.forecast.forecast` of a latent run) batched over authorities, with two
-    differences: `n_draws` posterior draws (not every draw) and one generator for every
-    authority's states (not one per authority). As in `ModelForecaster`, measures with fewer
+    ``bayes-lac report`` fits it by default) with the data up to the origin, on the grid of years
+    up to `grid_end` so that one compiled model serves every origin with the same authorities;
+    every authority's predictive counts (the trend scenario: states, national path and child
+    population carried forward, future UASC held at the origin's count) are read off that fit by
+    `bayes_lac.model.latent_fit.latent_forecast`. That is the report's forecast
+    (`bayes_lac.analysis.forecast.forecast` of a latent run) for every authority at once: every
+    posterior draw, each authority's states drawn as the report draws them
+    (`bayes_lac.model.latent_fit.authority_states`), the same equations carrying them forward
+    (`n_draws` takes a random subset of draws instead, for quicker checks). As in `ModelForecaster`, measures with fewer
     than `MIN_HISTORY_YEARS` years of data up to an origin are neither fitted nor scored there,
     and a fit that fails its convergence gate raises `UnconvergedFitError` unless
     `allow_unconverged`.
@@ -413,7 +414,7 @@ class LatentModelForecaster(_FittedForecaster):
     draws: int | None = None
     tune: int | None = None
     chains: int | None = None
-    n_draws: int = 1000
+    n_draws: int | None = None
     sampler: str = "nutpie"
     uasc: str = "hold"
     fit_measures: tuple[str, ...] = MEASURES
@@ -446,7 +447,7 @@ class LatentModelForecaster(_FittedForecaster):
             "chains": self.chains or LF.DEFAULT_CHAINS,
             "sampler": self.sampler,
             "target_accept": LF.DEFAULT_TARGET_ACCEPT,
-            "forecast_draws": self.n_draws,
+            "forecast_draws": "all" if self.n_draws is None else self.n_draws,
             "uasc": self.uasc,
             "scenario": "trend",
             "fit_measures": list(self.fit_measures),

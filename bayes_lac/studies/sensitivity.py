@@ -37,6 +37,7 @@ about 0.4 posterior standard deviations), or when its interval becomes more than
 
 from __future__ import annotations
 
+import json
 import time
 import warnings
 from collections.abc import Sequence
@@ -291,9 +292,8 @@ def latent_power_scaling(run: xr.DataTree, threshold: float = THRESHOLD) -> pd.D
         warnings.simplefilter("ignore", RuntimeWarning)
         table = _psense_table(posterior[names], log_lik, log_prior, names, None, threshold)
     # the trend's parameters of a measure without a local trend do not touch the likelihood
-    trendless = [
-        m for m in log_prior["measure"].values if float(np.abs(log_prior["damping"].sel(measure=m)).max()) == 0
-    ]
+    trend = json.loads(run.attrs.get("trend_measures", "null") or "null")
+    trendless = [] if trend is None else [m for m in log_prior["measure"].values if m not in trend]
     local = table["parameter"].isin(["trend_start_sd", "trend_sd", "damping"])
     return table[~(local & table["measure"].isin(trendless))].reset_index(drop=True)
 
