@@ -310,3 +310,41 @@ def test_a_window_can_be_decomposed_from_a_fit_on_the_data_to_its_end(grid, fitt
     assert list(refitted["component"]) == list(whole["component"])
     total = refitted["component"] == "total"
     assert not np.allclose(refitted.loc[total, "mean"], whole.loc[total, "mean"])
+
+
+def test_power_scalings_log_densities_are_the_models_own(fitted):
+    """The log prior terms and series log-likelihoods that power-scaling scales add up, with the
+    terms it leaves out on purpose, to the model's own log density at a posterior draw."""
+    from scipy import stats
+
+    from bayes_lac.model import latent as L
+    from tests.conftest import python_evaluation
+
+    _, run = fitted
+    log_prior, log_lik = LF.latent_log_densities(run)
+    data = LF.data_of(run)
+    trend = json.loads(run.attrs["trend_measures"])
+    model = L.build_latent_model(data, trend_measures=trend)
+    post = run["posterior"].to_dataset()
+    for chain, draw in [(0, 5), (1, 40)]:
+        at = post.isel(chain=chain, draw=draw)
+        point = {}
+        for rv in model.free_RVs:
+            transform = model.rvs_to_transforms.get(rv)
+            value = at[rv.name].values
+            point[model.rvs_to_values[rv].name] = value if transform is None else transform.forward(value).eval()
+        with python_evaluation() as mode:
+            total = model.compile_fn(model.logp(jacobian=False), mode=mode)(point)
+        ours = float(log_prior.isel(chain=chain, draw=draw).to_array().sum())
+        ours += float(log_lik["series"].isel(chain=chain, draw=draw).sum())
+        # left out on purpose: the national path's standardised steps (the population model)
+        # and the trend's priors of the measures without a local trend (no likelihood)
+        left_out = stats.norm.logpdf(at["national_z"].values).sum()
+        for i, m in enumerate(data.measures):
+            if m not in trend:
+                left_out += stats.halfnorm.logpdf(
+                    at["trend_start_sd_raw"].values[i], scale=L.LATENT_PRIORS["trend_start_sd"]
+                )
+                left_out += stats.halfnorm.logpdf(at["trend_sd_raw"].values[i], scale=L.LATENT_PRIORS["trend_sd"])
+                left_out += stats.beta.logpdf(at["damping"].values[i], *L.LATENT_PRIORS["damping"])
+        np.testing.assert_allclose(ours + left_out, total, rtol=1e-9, atol=1e-6)
