@@ -513,12 +513,7 @@ def _window_terms(results, las, from_year, to_year, measures) -> xr.Dataset:
     """`log_rate_terms` of authorities `las` in the window's two years (a latent run draws their
     states here: ask once for every authority a decomposition needs)."""
     window = [from_year, to_year]
-    if run_info(results, allow_latent=True).latent:
-        from bayes_lac.model.latent_fit import latent_terms
-
-        # drawn from every year's data, only the window's two years kept (memory: 2 of 16)
-        return latent_terms(results, la=list(las), years=window).sel(measure=list(measures))
-    return log_rate_terms(_window_view(results, window), la=list(las)).sel(measure=list(measures), year=window)
+    return log_rate_terms(results, la=list(las), years=window).sel(measure=list(measures))
 
 
 def _components(results, las, from_year, to_year, measures, terms=None) -> tuple[xr.DataArray, xr.DataArray]:
@@ -1116,7 +1111,7 @@ def counterfactual_table(
         raise BayesLacError(f"measure {measure} is not in the run; it models {', '.join(run_measures)}")
     years = [int(y) for y in _run_years(results) if from_year <= y <= to_year]
     view = _window_view(results, years)
-    terms = log_rate_terms(view, la=la).sel(measure=measure, year=years)
+    terms = log_rate_terms(results, la=la, years=years).sel(measure=measure)
     pop = view["constant_data"]["population_0_17"].sel(la=la, year=years)
     exp_count = expected_from(terms["log_rate"], pop)
     uasc = uasc_component(view, la=la).sel(measure=measure, year=years)

@@ -775,11 +775,11 @@ def report_command(args) -> int:
         except UnconvergedFitError as err:
             raise UnconvergedFitError(f"{args.flows_run}: {err}") from None
     if args.run:
-        from bayes_lac.model.results import load_run
+        from bayes_lac.model.results import load_run, run_info
 
         results = load_run(args.run, allow_latent=True)
         run_path = Path(args.run)
-        if getattr(args, "sensitivity_refits", False) and results.attrs.get("model") == "latent":
+        if getattr(args, "sensitivity_refits", False) and run_info(results, allow_latent=True).latent:
             raise BayesLacError(f"--run {args.run}: {refits_refused}")
     else:
         run_path = run_out
@@ -846,7 +846,7 @@ def sensitivity_command(args) -> int:
     Writes the prior-set comparison to ``--out`` (with refits) or the power-scaling table
     (without); with refits the power-scaling table goes beside it as ``<out>_power_scaling.csv``.
     """
-    from bayes_lac.model.results import load_run
+    from bayes_lac.model.results import load_run, run_info
     from bayes_lac.studies.sensitivity import _bundled_unit_costs, sensitivity
 
     prior_sets = [p.strip() for p in args.prior_sets.split(",") if p.strip()]
@@ -858,7 +858,7 @@ def sensitivity_command(args) -> int:
         {"the run file": args.run, **prior_files},
     )
     results = load_run(args.run, allow_latent=True)
-    if results.attrs.get("model") == "latent":
+    if run_info(results, allow_latent=True).latent:
         from bayes_lac.errors import BayesLacError
         from bayes_lac.studies.sensitivity import latent_power_scaling, power_scaling_finding
 
@@ -871,8 +871,7 @@ def sensitivity_command(args) -> int:
         power = latent_power_scaling(results)
         write_csv(power, out)
         print(f"Wrote {out}.")
-        converged = results.attrs.get("converged") == "true"
-        print(str(power_scaling_finding(power, converged=converged)))
+        print(str(power_scaling_finding(power, converged=run_info(results, allow_latent=True).converged)))
         return 0
     unit_costs, note = (None, "")
     if prior_sets:

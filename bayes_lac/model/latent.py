@@ -467,6 +467,17 @@ def posterior_draws(posterior, n_draws: int | None, rng: np.random.Generator) ->
     return out
 
 
+def known_mean(draws: dict[str, np.ndarray], arrays: dict) -> np.ndarray:
+    """The known part of each series' log rate per draw, (draw, measure, la, year): national path,
+    intercept and the deprivation parts (`arrays` as `series_arrays` gives them)."""
+    return (
+        draws["national"][:, :, None, :]
+        + draws["intercept"][:, :, None, None]
+        + draws["deprivation_between"][:, :, None, None] * arrays["dep_between"][None, None, :, None]
+        + draws["deprivation_within"][:, :, None, None] * arrays["dep_within"][None, None]
+    )
+
+
 def draw_states(
     data: ModelData,
     draws: dict[str, np.ndarray],
@@ -498,12 +509,7 @@ def draw_states(
     def per_measure(name):
         return draws[name][:, :, None]
 
-    mean = (
-        draws["national"][:, :, None, :]
-        + draws["intercept"][:, :, None, None]
-        + draws["deprivation_between"][:, :, None, None] * arrays["dep_between"][None, None, :, None]
-        + draws["deprivation_within"][:, :, None, None] * arrays["dep_within"][None, None]
-    )
+    mean = known_mean(draws, arrays)
     resid = arrays["y"][None] - mean
     h_all = arrays["count_var"][None] + draws["noise"][:, :, None, None] ** 2
     # the 2 x 2 algebra written out per element: (a0, a1) the state's mean (level, trend) and

@@ -339,6 +339,14 @@ def assemble_latent_run(
     return run
 
 
+def trend_measures_of(run: xr.DataTree) -> list[str]:
+    """The measures of a latent run whose authorities have a local trend (its ``trend_measures``
+    attr; every measure if it has none), in the run's order."""
+    measures = json.loads(run.attrs["measures"])
+    trend = json.loads(run.attrs.get("trend_measures", "null") or "null")
+    return list(measures) if trend is None else [m for m in measures if m in trend]
+
+
 def is_latent_run(run: xr.DataTree) -> bool:
     """Whether `run` is a latent-state model's run (attr ``model`` is ``"latent"``)."""
     return str(run.attrs.get("model", "")) == LATENT_MODEL
@@ -647,8 +655,8 @@ def latent_log_densities(run: xr.DataTree) -> tuple[xr.Dataset, xr.Dataset]:
     measures = list(data.measures)
     p = {k: L._by_measure(v, tuple(measures)) for k, v in info.priors.items()}
     draws = L.posterior_draws(post, None, np.random.default_rng(0))  # every draw, chains in order
-    trend = json.loads(run.attrs.get("trend_measures", "null") or "null")
-    has_trend = np.array([trend is None or m in trend for m in measures])
+    trend = trend_measures_of(run)
+    has_trend = np.array([m in trend for m in measures])
     sampler = info.sampler
 
     def normal(name):
@@ -684,13 +692,7 @@ def latent_log_densities(run: xr.DataTree) -> tuple[xr.Dataset, xr.Dataset]:
     loglik = np.zeros((n_d, len(measures), len(data.la)))
     for first in range(0, n_d, LOGLIK_CHUNK):
         d = {k: v[first : first + LOGLIK_CHUNK] for k, v in draws.items()}
-        mean = (
-            d["national"][:, :, None, :]
-            + d["intercept"][:, :, None, None]
-            + d["deprivation_between"][:, :, None, None] * arrays["dep_between"][None, None, :, None]
-            + d["deprivation_within"][:, :, None, None] * arrays["dep_within"][None, None]
-        )
-        resid = observed[None] * (arrays["y"][None] - mean)
+        resid = observed[None] * (arrays["y"][None] - L.known_mean(d, arrays))
         loglik[first : first + LOGLIK_CHUNK] = L.kalman_loglik(
             resid,
             arrays["count_var"][None] + d["noise"][:, :, None, None] ** 2,
@@ -730,7 +732,7 @@ def refit_until(run: xr.DataTree, until: int, *, progressbar: bool = False) -> x
     sampler = info.sampler
     fitter = LatentFitter(
         priors=info.priors,
-        trend_measures=json.loads(run.attrs.get("trend_measures", "null") or "null"),
+        trend_measures=trend_measures_of(run),
         national=sampler.get("national", "drift"),
         sampler=sampler.get("sampler", "nutpie"),
         variance=sampler.get("variance", "split"),

@@ -434,7 +434,7 @@ def _select_la(ds: xr.Dataset, la) -> xr.Dataset:
     return ds.sel(la=la)
 
 
-def log_rate_terms(results: xr.DataTree, la=None) -> xr.Dataset:
+def log_rate_terms(results: xr.DataTree, la=None, years=None) -> xr.Dataset:
     """The terms of ``log_rate`` per draw, for authorities `la` (a code, a list, or all).
 
     Returns a Dataset with dims (chain, draw, measure[, la], year) holding ``level``
@@ -444,13 +444,17 @@ def log_rate_terms(results: xr.DataTree, la=None) -> xr.Dataset:
 
     For a latent-state run the same terms come from `bayes_lac.model.latent_fit.latent_terms`:
     ``trend`` is then the authority's own (bending) path and ``year_effect`` the national path.
+
+    `years`: only those years (a latent run's states are still drawn from every year's data).
     """
     if str(results.attrs.get("model", "")) == "latent":
         from bayes_lac.model.latent_fit import latent_terms
 
-        return latent_terms(results, la)
+        return latent_terms(results, la, years=years)
     post = results["posterior"].to_dataset()
     const = _select_la(results["constant_data"].to_dataset(), la)
+    if years is not None:
+        const = const.sel(year=list(years))
     # read here rather than through run_info: analyses call this on views of a run cut to a
     # few years (see bayes_lac.analysis.decompose), which are not whole runs
     reference_year = _parse(results.attrs, "reference_year", _whole, "a year such as 2025")

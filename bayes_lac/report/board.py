@@ -1901,13 +1901,6 @@ def _power_alt(power: pd.DataFrame) -> str:
 _LATENT_BETA_PRIORS = ("level_share", "damping", "national_damping")
 
 
-def _trend_measures(results: xr.DataTree) -> list[str]:
-    """The measures of a latent run whose authorities have a local trend (its ``trend_measures``)."""
-    info = run_info(results, allow_latent=True)
-    trend = json.loads(results.attrs.get("trend_measures", "null") or "null")
-    return list(info.measures) if trend is None else [m for m in info.measures if m in trend]
-
-
 def latent_priors_table(results: xr.DataTree) -> pd.DataFrame:
     """The priors a latent run's parameters had (`bayes_lac.model.latent.load_latent_priors`'s
     form, as the run's design used them), one row per parameter, setting and measure: with the
@@ -1919,7 +1912,9 @@ def latent_priors_table(results: xr.DataTree) -> pd.DataFrame:
     priors = dict(info.priors)
     sampler = info.sampler
     measures = list(info.measures)
-    trend = _trend_measures(results)
+    from bayes_lac.model.latent_fit import trend_measures_of
+
+    trend = trend_measures_of(results)
     if sampler.get("variance", "split") == "split":
         from bayes_lac.model.latent import _by_measure
 
@@ -1987,7 +1982,9 @@ def latent_model_description(results: xr.DataTree) -> list[str]:
     measures and which of them have a local trend)."""
     info = run_info(results, allow_latent=True)
     measures = [_measure_label(m).lower() for m in info.measures]
-    trend = _trend_measures(results)
+    from bayes_lac.model.latent_fit import trend_measures_of
+
+    trend = trend_measures_of(results)
     who = (
         "every English authority in the data"
         if info.is_national
@@ -2255,10 +2252,6 @@ def backtest_fitted_set(
     )
 
 
-#: The model class a backtest manifest's ``model_config["model"]`` names, per kind of run.
-BACKTEST_MODEL_NAMES = {False: "LACModel", True: "LatentModel"}
-
-
 def _backtest_model_name() -> str:
     """The model the shipped backtest scored (its manifest's ``model_config["model"]``; '' if none)."""
     return str((_backtest_model_config() or {}).get("model", ""))
@@ -2268,7 +2261,7 @@ def _backtest_of_other_model(results: xr.DataTree) -> bool:
     """Whether the shipped backtest scored another kind of model than the run's (the 0.2 model
     for a latent-state run, or the reverse)."""
     name = _backtest_model_name()
-    return bool(name) and name != BACKTEST_MODEL_NAMES[run_info(results, allow_latent=True).latent]
+    return bool(name) and name != ("LatentModel" if run_info(results, allow_latent=True).latent else "LACModel")
 
 
 def other_model_words(scored: str) -> str:
@@ -2347,10 +2340,19 @@ def _backtest_blocks(sec: Section, inputs: ReportInputs) -> None:
         )
 
 
+_MANIFEST_READ: dict = {}
+
+
 def _backtest_manifest() -> dict:
-    """The shipped backtest's manifest ({} without one)."""
+    """The shipped backtest's manifest ({} without one), read once per file version."""
     manifest = bmod.output_paths(BACKTEST_FILE)["manifest"]
-    return json.loads(manifest.read_text()) if manifest.is_file() else {}
+    if not manifest.is_file():
+        return {}
+    key = (str(manifest), manifest.stat().st_mtime_ns)
+    if key not in _MANIFEST_READ:
+        _MANIFEST_READ.clear()
+        _MANIFEST_READ[key] = json.loads(manifest.read_text())
+    return _MANIFEST_READ[key]
 
 
 def _backtest_model_config() -> dict | None:
@@ -2902,15 +2904,18 @@ def _fit_for_report(args, panel: pd.DataFrame, run_path: Path, fit_latent: Calla
     `fit_latent(args, panel)` fits the latent-state model (the command line's); without it the
     0.2 model is fitted.
     """
-    from bayes_lac.model.fit import LACModel
     from bayes_lac.model.results import save_run
 
-    if fit_latent is not None:
-        results = fit_latent(args, panel)
-        save_run(results, run_path)
-        print(f"Saved the run to {run_path}")
-        print(run_info(results, allow_latent=True).diagnostics.summary())
-        return results
+    results = fit_latent(args, panel) if fit_latent is not None else _fit_02(args, panel)
+    save_run(results, run_path)
+    print(f"Saved the run to {run_path}")
+    print(run_info(results, allow_latent=True).diagnostics.summary())
+    return results
+
+
+def _fit_02(args, panel: pd.DataFrame) -> xr.DataTree:
+    """The 0.2 model fitted with the command's settings (`default_fit_settings` where not given)."""
+    from bayes_lac.model.fit import LACModel
 
     settings = default_fit_settings()
     for key in settings:
@@ -2923,9 +2928,4 @@ def _fit_for_report(args, panel: pd.DataFrame, run_path: Path, fit_latent: Calla
         f"{int(data.year[0])}-{int(data.year[-1])}: {settings['chains']} chains x {settings['draws']} draws "
         f"(+{settings['tune']} tuning)."
     )
-    results = model.fit(progressbar=True, **settings)
-    save_run(results, run_path)
-    diag = run_info(results, allow_latent=True).diagnostics
-    print(f"Saved the run to {run_path}")
-    print(diag.summary())
-    return results
+    return model.fit(progressbar=True, **settings)

@@ -429,19 +429,20 @@ class LatentModelForecaster(_FittedForecaster):
     _fitter: object = field(default=None, repr=False, compare=False)
 
     def config(self) -> dict:
-        """The settings that define the forecasts (priors and design in full; not the seed)."""
-        from bayes_lac.model import latent as L
+        """The settings that define the forecasts (priors and design in full, as the fitter
+        uses them; not the seed)."""
         from bayes_lac.model import latent_fit as LF
 
+        fitter = self._fitter or LF.LatentFitter(sampler=self.sampler)
         return {
             "model": "LatentModel",
             "target": self.target or THURROCK_CODE,
             "neighbours": self.neighbours,
-            "priors": json.loads(json.dumps(L.LATENT_PRIORS)),
-            "trend_measures": list(LF.DEFAULT_TREND_MEASURES),
-            "national": "drift",
-            "variance": "split",
-            "national_steps": "noncentred",
+            "priors": json.loads(json.dumps(fitter.priors_used())),
+            "trend_measures": list(fitter.trend_measures),
+            "national": fitter.national,
+            "variance": fitter.variance,
+            "national_steps": fitter.national_steps,
             "draws": self.draws or "default_draws",
             "tune": self.tune or LF.DEFAULT_TUNE,
             "chains": self.chains or LF.DEFAULT_CHAINS,
@@ -488,7 +489,7 @@ class LatentModelForecaster(_FittedForecaster):
         )
         fit_seconds = time.perf_counter() - start
         info = run_info(run, allow_latent=True)
-        self.timings[origin] = {**{k: info.sampler.get(k) for k in ("compile_seconds", "sample_seconds")}}
+        self.timings[origin] = {k: info.sampler.get(k) for k in ("compile_seconds", "sample_seconds")}
         if not self.allow_unconverged:
             require_converged(run, allow_latent=True)
         start = time.perf_counter()

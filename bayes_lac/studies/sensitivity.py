@@ -37,7 +37,6 @@ about 0.4 posterior standard deviations), or when its interval becomes more than
 
 from __future__ import annotations
 
-import json
 import time
 import warnings
 from collections.abc import Sequence
@@ -281,7 +280,7 @@ def latent_power_scaling(run: xr.DataTree, threshold: float = THRESHOLD) -> pd.D
     """`power_scaling` of a latent-state run: the priors of
     `bayes_lac.model.latent_fit.latent_log_densities` scaled together, and the likelihood of
     every series, with the table's columns (``la_code`` empty)."""
-    from bayes_lac.model.latent_fit import latent_log_densities
+    from bayes_lac.model.latent_fit import latent_log_densities, trend_measures_of
 
     log_prior, log_lik = latent_log_densities(run)
     posterior = run["posterior"].to_dataset()
@@ -292,8 +291,8 @@ def latent_power_scaling(run: xr.DataTree, threshold: float = THRESHOLD) -> pd.D
         warnings.simplefilter("ignore", RuntimeWarning)
         table = _psense_table(posterior[names], log_lik, log_prior, names, None, threshold)
     # the trend's parameters of a measure without a local trend do not touch the likelihood
-    trend = json.loads(run.attrs.get("trend_measures", "null") or "null")
-    trendless = [] if trend is None else [m for m in log_prior["measure"].values if m not in trend]
+    trend = trend_measures_of(run)
+    trendless = [m for m in log_prior["measure"].values if m not in trend]
     local = table["parameter"].isin(["trend_start_sd", "trend_sd", "damping"])
     return table[~(local & table["measure"].isin(trendless))].reset_index(drop=True)
 
