@@ -20,7 +20,7 @@ See README.md for a quick start.
 
 from importlib import import_module
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 #: Public name -> module that defines it (imported lazily, on first attribute access).
 _PUBLIC = {

@@ -177,6 +177,15 @@ def test_run_from_an_older_minor_version_is_refused(tmp_path):
         load_run(path)
 
 
+def test_run_from_release_0_2_is_refused_with_why(tmp_path):
+    # 0.3 is a new major version of the run: its default model is the latent-state model
+    path = _save(make_toy_results(), tmp_path / "v02.nc", bayes_lac_version="0.2.0")
+    with pytest.raises(RunFileError, match=r"v02\.nc was written by bayes_lac 0\.2\.0.*latent-state model.*Refit"):
+        load_run(path)
+    status = main(["forecast", str(path), "--horizon", "2", "--out", str(tmp_path / "f.csv")])
+    assert status == 2 and not (tmp_path / "f.csv").exists()
+
+
 def test_run_with_a_version_that_is_not_one_is_refused(tmp_path):
     path = _save(make_toy_results(), tmp_path / "odd.nc", bayes_lac_version="test")
     with pytest.raises(RunFileError, match="unknown version"):

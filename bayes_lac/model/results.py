@@ -717,10 +717,16 @@ def load_run(path, groups: Sequence[str] | None = None, allow_latent: bool = Fal
     saved = str(results.attrs["bayes_lac_version"])
     if not _version_compatible(saved, __version__):
         made = f"bayes_lac {_shown(saved)}" if _release(saved) else f"an unknown version ({_shown(saved)!r})"
+        why = (
+            " (0.3 replaced 0.2's default model, a line and an AR term per authority, by the latent-state "
+            "model, and what a run holds changed with it)"
+            if _release(saved) == (0, 2)
+            else " (what a run holds may change between minor versions before 1.0)"
+        )
         raise RunFileError(
             f"{path} was written by {made}; this is bayes_lac {__version__}, which reads runs written by "
-            f"{'.'.join(__version__.split('.')[:2])}.x only (what a run holds may change between minor "
-            "versions before 1.0). Refit the model with this version"
+            f"{'.'.join(__version__.split('.')[:2])}.x only{why}. Refit the model with this version "
+            "(`bayes-lac fit`)"
         )
     try:
         info = run_info(results, allow_latent=allow_latent)
