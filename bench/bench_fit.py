@@ -92,7 +92,8 @@ def _latent_child(case: str, seed: int, out: str, save: str | None) -> None:
         "case": case,
         "parameterisation": f"latent s{seed}",
         "sampler": info["sampler"],
-        "settings": f"{info['chains']} chains x {info['tune']} tune + {info['draws']} draws, target_accept {info['target_accept']}",
+        "settings": f"{info['chains']} chains x {info['tune']} tune + {info['draws']} draws, target_accept {info['target_accept']}"
+        + (f", {info['adaptation']} mass matrix" if "adaptation" in info else ""),
         "authorities": len(data.la),
         "cells": int(np.isfinite(data.modelled_count).sum()),
         "wall_s": wall,

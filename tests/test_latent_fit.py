@@ -244,6 +244,21 @@ def test_the_board_report_reads_a_latent_run(grid, fitted):
     assert {"series_sd", "level_share", "drift"} <= set(power["parameter"])
     assert set(power.loc[power["parameter"] == "damping", "measure"]) == {"looked_after"}
     assert "implemented for the 0.2 model only" in page
+    # and the power-scaling of the numbers the board reads: the parts of the change, the 5- and
+    # 10-year forecasts and their costs, each at every posterior draw
+    tables = {t.key: t for _, t in report.tables()}
+    board = tables["board_power_scaling"].frame
+    assert {"children looked after in 2023 (forecast)", "children looked after in 2028 (forecast)"} <= set(
+        board["quantity"]
+    )
+    assert {"cost in 2023 (£, nominal prices)", "cost in 2028 (£, nominal prices)"} <= set(board["quantity"])
+    assert any(q.startswith("change 2012-2018: ") for q in board["quantity"])
+    assert (board[["prior_sensitivity", "likelihood_sensitivity"]] >= 0).all().all()
+    assert "Power-scaling of the numbers a board reads" in page
+    # the model card's leave-future-out check of this authority's series, one row per origin
+    lfo_rows = tables["lfo"].frame
+    assert set(lfo_rows["measure"]) == set(data.measures) and (lfo_rows["year"] == lfo_rows["origin"] + 1).all()
+    assert "Leave-future-out (PSIS-LFO, no refit)" in page
     # the decomposition never speaks of a comparison set's common path (the 0.2 model's)
     assert "common path of the comparison authorities" not in page
     # a tiny fit: the report is marked on every page
@@ -348,3 +363,88 @@ def test_power_scalings_log_densities_are_the_models_own(fitted):
                 left_out += stats.halfnorm.logpdf(at["trend_sd_raw"].values[i], scale=L.LATENT_PRIORS["trend_sd"])
                 left_out += stats.beta.logpdf(at["damping"].values[i], *L.LATENT_PRIORS["damping"])
         np.testing.assert_allclose(ours + left_out, total, rtol=1e-9, atol=1e-6)
+
+
+def test_a_series_year_terms_add_up_to_its_log_likelihood(grid, fitted):
+    _, data = grid
+    _, run = fitted
+    la = data.la[1]
+    terms = LF.series_year_loglik(run, la)
+    _, log_lik = LF.latent_log_densities(run)
+    np.testing.assert_allclose(terms.sum("year").values, log_lik["series"].sel(la=la).values, rtol=1e-10, atol=1e-8)
+    # nothing observed after the fit's last year, so nothing scored there
+    assert int(terms["year"].max()) == 2018
+    with pytest.raises(Exception, match="not among the run's authorities"):
+        LF.series_year_loglik(run, "E99999999")
+
+
+def test_power_scaling_of_a_board_number_is_that_of_the_parameter_it_equals(fitted):
+    from bayes_lac.errors import BayesLacError
+    from bayes_lac.studies import sensitivity as S
+
+    _, run = fitted
+    params = S.latent_power_scaling(run)
+    drift = run["posterior"]["drift"].sel(measure="looked_after")
+    flat = drift.stack(n=("chain", "draw")).values  # chains in order, as a forecast's draws
+    table = S.quantity_power_scaling(
+        run, {"drift (chain, draw)": drift, "drift (draw)": xr_draws(flat), "twice the drift": 2 * drift + 1}
+    )
+    assert list(table["quantity"]) == ["drift (chain, draw)", "drift (draw)", "twice the drift"]
+    want = params[(params["parameter"] == "drift") & (params["measure"] == "looked_after")].iloc[0]
+    for _, row in table.iterrows():
+        # a distance between distributions: the same for an affine function of the parameter
+        assert row["prior_sensitivity"] == pytest.approx(want["prior_sensitivity"], rel=1e-6)
+        assert row["likelihood_sensitivity"] == pytest.approx(want["likelihood_sensitivity"], rel=1e-6)
+    # a number the same at every draw cannot move: 0, not the distance's 0/0
+    constant = S.quantity_power_scaling(run, {"fixed": 0 * drift + 3.0})
+    assert constant[["prior_sensitivity", "likelihood_sensitivity"]].values.tolist() == [[0.0, 0.0]]
+    with pytest.raises(BayesLacError, match="'some draws'.*posterior draws"):
+        S.quantity_power_scaling(run, {"some draws": xr_draws(flat[:50])})
+
+
+def xr_draws(values):
+    import xarray as xr
+
+    return xr.DataArray(values, dims="draw")
+
+
+def test_psis_lfo_reweights_by_the_later_years_and_flags_unreliable_weights(grid, fitted, monkeypatch):
+    """The PSIS-LFO check on known terms: with later years that barely vary over the draws the
+    weights are nearly even and the score is the plain mean density; with later years that vary
+    wildly the weights are unreliable and the origin is flagged."""
+    import xarray as xr
+
+    from bayes_lac.studies import lfo
+
+    _, data = grid
+    _, run = fitted
+    la = data.la[0]
+    real = LF.series_year_loglik(run, la)
+    rng = np.random.default_rng(1)
+
+    def fake(scale):
+        # every year's term all but constant over the draws, 2016's varying a little, and the
+        # years after 2016 varying by `scale`
+        values = rng.normal(-1.0, 1e-3, real.shape)
+        values[..., list(real["year"].values).index(2016)] = rng.normal(-1.0, 0.3, values.shape[:-1])
+        later = real["year"].values > 2016
+        values[..., later] = rng.normal(-1.0, scale, values[..., later].shape)
+        return xr.DataArray(values, dims=real.dims, coords=real.coords)
+
+    calm = fake(1e-3)
+    monkeypatch.setattr(LF, "series_year_loglik", lambda run, la: calm)
+    table = lfo.authority_lfo(run, la)
+    assert set(table["measure"]) == set(data.measures) and table["reliable"].all()
+    row = table[(table["measure"] == "looked_after") & (table["origin"] == 2015)].iloc[0]
+    assert row["year"] == 2016
+    # 2016's own term is among those left out: the score is the importance-sampling identity
+    # -log mean exp(-term) (the harmonic mean of the density), not the plain mean
+    term = calm.sel(measure="looked_after", year=2016).values.ravel()
+    assert row["elpd"] == pytest.approx(-np.log(np.mean(np.exp(-term))), abs=0.01)
+    assert abs(row["elpd"] - np.log(np.mean(np.exp(term)))) > 0.03
+    wild = fake(60.0)
+    monkeypatch.setattr(LF, "series_year_loglik", lambda run, la: wild)
+    table = lfo.authority_lfo(run, la)
+    # every origin leaves out the wild years: every one is flagged, and the sentence says so
+    assert len(table) and not table["reliable"].any() and (table["pareto_k"] > lfo.K_THRESHOLD).all()
+    assert "Pareto k above 0.7" in lfo.lfo_sentence(table, "Somewhere")

@@ -348,7 +348,17 @@ def series_started(observed) -> np.ndarray:
 
 
 def kalman_loglik(
-    resid, obs_var, observed, *, level_start_var, trend_start_var, level_var, trend_var, damping, n_years=None
+    resid,
+    obs_var,
+    observed,
+    *,
+    level_start_var,
+    trend_start_var,
+    level_var,
+    trend_var,
+    damping,
+    n_years=None,
+    per_year=False,
 ):
     """Log-likelihood of each series with its (level, trend) state integrated out.
 
@@ -358,9 +368,14 @@ def kalman_loglik(
     cells skip the update step. Each series starts at its first observed year
     (`propagation_mask`): years before it neither add to nor change its likelihood. Works on
     tensors (in the model: give `n_years`, the length of the years axis, when it is symbolic)
-    and on arrays.
+    and on arrays. With `per_year` (arrays only) it returns each year's term, the log density of
+    that year's observation given the series' earlier years (0 where nothing is observed), with
+    the years last; they add up to the series' log-likelihood.
     """
     lib = pt if any(isinstance(v, pt.TensorVariable) for v in (resid, damping, level_var)) else np
+    if per_year and lib is not np:
+        raise TypeError("kalman_loglik gives per-year terms of arrays only")
+    terms = []
     n_t = observed.shape[-1] if n_years is None else int(n_years)
     move = propagation_mask(observed, lib)
     level = lib.zeros_like(resid[..., 0])
@@ -381,7 +396,10 @@ def kalman_loglik(
         f = p11 + obs_var[..., t]
         v = resid[..., t] - level
         k1, k2 = p11 / f, p12 / f
-        total = total + lib.where(seen, -0.5 * (np.log(2 * np.pi) + lib.log(f) + v**2 / f), 0.0)
+        term = lib.where(seen, -0.5 * (np.log(2 * np.pi) + lib.log(f) + v**2 / f), 0.0)
+        total = total + term
+        if per_year:
+            terms.append(term)
         level = lib.where(seen, level + k1 * v, level)
         trend = lib.where(seen, trend + k2 * v, trend)
         p11, p12, p22 = (
@@ -389,7 +407,7 @@ def kalman_loglik(
             lib.where(seen, p12 - k1 * p12, p12),
             lib.where(seen, p22 - k2 * p12, p22),
         )
-    return total
+    return np.stack(terms, axis=-1) if per_year else total
 
 
 def kalman_loglik_scan(resid, obs_var, observed, *, level_start_var, trend_start_var, level_var, trend_var, damping):

@@ -40,6 +40,7 @@ import json
 import time
 import zlib
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import replace
 
 import numpy as np
@@ -78,8 +79,60 @@ def default_draws(n_authorities: int) -> int:
 
 DEFAULT_TUNE = 1000
 DEFAULT_CHAINS = 4
-#: Target acceptance of NUTS's step-size adaptation (as the default model's fits use).
-DEFAULT_TARGET_ACCEPT = 0.95
+#: Target acceptance of NUTS's step-size adaptation in a fit of `SMALL_PANEL` authorities or more
+#: (the national fit), with nutpie's low-rank mass matrix (`DEFAULT_ADAPTATION`): 5 of 5 seeds
+#: passed the gate in 53-65 s of sampling, where 0.95 with a diagonal mass matrix took 77-115 s
+#: and 0.85 left one divergence in some seeds (models/README.md, "Sampler settings").
+DEFAULT_TARGET_ACCEPT = 0.9
+#: Target acceptance below `SMALL_PANEL` authorities: small panels hold less information, and
+#: their divergences and simulation-based calibration were measured at 0.95 (models/README.md).
+SMALL_PANEL_TARGET_ACCEPT = 0.95
+#: nutpie's mass-matrix adaptation in a fit of `SMALL_PANEL` authorities or more: a low-rank
+#: correction learns the posterior's correlations (the national drift against the path's steps),
+#: which a diagonal mass matrix mixed slowly (models/README.md, "Sampler settings").
+DEFAULT_ADAPTATION = "low_rank"
+#: The adaptation below `SMALL_PANEL` authorities: on Thurrock's set the low-rank one took twice as
+#: long a draw and failed the gate on 2 seeds of 5 at 1,000 draws.
+SMALL_PANEL_ADAPTATION = "diag"
+
+
+def default_target_accept(n_authorities: int) -> float:
+    """Target acceptance by default: `SMALL_PANEL_TARGET_ACCEPT` below `SMALL_PANEL` authorities,
+    else `DEFAULT_TARGET_ACCEPT` (the national fit)."""
+    return SMALL_PANEL_TARGET_ACCEPT if int(n_authorities) < SMALL_PANEL else DEFAULT_TARGET_ACCEPT
+
+
+def default_adaptation(n_authorities: int) -> str:
+    """nutpie's mass-matrix adaptation by default: `SMALL_PANEL_ADAPTATION` below `SMALL_PANEL`
+    authorities, else `DEFAULT_ADAPTATION`."""
+    return SMALL_PANEL_ADAPTATION if int(n_authorities) < SMALL_PANEL else DEFAULT_ADAPTATION
+
+
+#: LLVM optimisation level numba compiles the model's log density at (unless ``NUMBA_OPT`` is
+#: set): level 0 halves the compile (national fit 21 -> 12 s) and the gradient was as fast
+#: (models/README.md, "Sampler settings").
+COMPILE_OPT_LEVEL = 0
+
+
+@contextmanager
+def quick_compile(level: int = COMPILE_OPT_LEVEL):
+    """numba's LLVM optimisation at `level` while the block runs, then as it was; nothing changes
+    when the environment sets ``NUMBA_OPT`` (the user's choice wins)."""
+    import os
+
+    from numba.core import config
+
+    if "NUMBA_OPT" in os.environ:
+        yield
+        return
+    before = config.OPT
+    config.OPT = type(before)(level)
+    try:
+        yield
+    finally:
+        config.OPT = before
+
+
 #: Measures whose authorities have a local (damped) trend by default; in the others each
 #: authority's level is a random walk around the national path. Measured (models/README.md,
 #: "A local trend for looked-after children only"): children in need's and child protection's
@@ -200,7 +253,8 @@ class LatentFitter:
             if self.sampler == "nutpie":
                 import nutpie
 
-                compiled = nutpie.compile_pymc_model(model)
+                with quick_compile():
+                    compiled = nutpie.compile_pymc_model(model)
             self._models[key] = (model, compiled)
         return self._models[key]
 
@@ -213,20 +267,28 @@ class LatentFitter:
         tune: int = DEFAULT_TUNE,
         chains: int = DEFAULT_CHAINS,
         seed: int = 0,
-        target_accept: float = DEFAULT_TARGET_ACCEPT,
+        target_accept: float | None = None,
+        adaptation: str | None = None,
         cores: int | None = None,
         progressbar: bool = False,
     ) -> xr.DataTree:
         """Fit on `data`'s years up to `until` (all if None) and return the run.
 
         `data` is the grid the compiled model is kept for: pass the same (e.g. every year of
-        the panel) at every origin of a backtest and only the mask changes. `draws` per chain
-        default to `default_draws` of its authorities.
+        the panel) at every origin of a backtest and only the mask changes. `draws` per chain,
+        `target_accept` and nutpie's `adaptation` default to `default_draws`,
+        `default_target_accept` and `default_adaptation` of its authorities (`adaptation` is
+        nutpie's only).
         """
         import pymc as pm
 
         until = int(data.year[-1]) if until is None else int(until)
         draws = default_draws(len(data.la)) if draws is None else int(draws)
+        target_accept = default_target_accept(len(data.la)) if target_accept is None else float(target_accept)
+        if adaptation is not None and self.sampler != "nutpie":
+            raise ValueError(f"adaptation is nutpie's setting; this fitter samples with {self.sampler}")
+        if self.sampler == "nutpie":
+            adaptation = default_adaptation(len(data.la)) if adaptation is None else str(adaptation)
         arrays = L.series_arrays(data, until=until)
         values = {
             "y": arrays["y"],
@@ -250,6 +312,7 @@ class LatentFitter:
                 cores=cores or default_cores(chains),
                 seed=int(seed),
                 target_accept=target_accept,
+                adaptation=adaptation,
                 progress_bar=progressbar,
             )
         else:
@@ -274,6 +337,7 @@ class LatentFitter:
             "chains": chains,
             "seed": int(seed),
             "target_accept": target_accept,
+            **({"adaptation": adaptation} if adaptation is not None else {}),
             "national": self.national,
             "variance": self.variance,
             "national_steps": self.national_steps,
@@ -625,6 +689,60 @@ def latent_prior_contraction(run: xr.DataTree, name: str) -> xr.DataArray | None
 LOGLIK_CHUNK = 500
 
 
+def _series_loglik(draws: dict[str, np.ndarray], arrays: dict, per_year: bool = False) -> np.ndarray:
+    """Each series' log-likelihood at each draw (draw, measure, la), or its per-year terms
+    (draw, measure, la, year) with `per_year` (`bayes_lac.model.latent.kalman_loglik`), in chunks of
+    `LOGLIK_CHUNK` draws."""
+    observed = arrays["observed"]
+    n_d = draws["intercept"].shape[0]
+    out = np.zeros((n_d, *observed.shape) if per_year else (n_d, *observed.shape[:2]))
+    for first in range(0, n_d, LOGLIK_CHUNK):
+        d = {k: v[first : first + LOGLIK_CHUNK] for k, v in draws.items()}
+        resid = observed[None] * (arrays["y"][None] - L.known_mean(d, arrays))
+        out[first : first + LOGLIK_CHUNK] = L.kalman_loglik(
+            resid,
+            arrays["count_var"][None] + d["noise"][:, :, None, None] ** 2,
+            observed,
+            level_start_var=d["level_start_sd"][:, :, None] ** 2,
+            trend_start_var=d["trend_start_sd"][:, :, None] ** 2,
+            level_var=d["level_sd"][:, :, None] ** 2,
+            trend_var=d["trend_sd"][:, :, None] ** 2,
+            damping=d["damping"][:, :, None],
+            per_year=per_year,
+        )
+    return out
+
+
+def series_year_loglik(run: xr.DataTree, la: str) -> xr.DataArray:
+    """Each year's term of authority `la`'s series log-likelihoods at every posterior draw: the log
+    density of the year's observed log rate given the series' earlier years, the parameters and the
+    national path (dims chain, draw, measure, year; 0 where nothing is observed). They add up to the
+    series' log-likelihood in `latent_log_densities`."""
+    from bayes_lac.errors import UsageError
+    from bayes_lac.model.results import run_info
+
+    info = run_info(run, allow_latent=True)
+    data = data_of(run)
+    if la not in list(data.la):
+        raise UsageError(f"{la} is not among the run's authorities")
+    post = run["posterior"].to_dataset()
+    draws = L.posterior_draws(post, None, np.random.default_rng(0))
+    arrays = L.series_arrays(data, until=info.last_year)
+    terms = _series_loglik(draws, _authorities_of(arrays, [list(data.la).index(la)]), per_year=True)[:, :, 0]
+    n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
+    return xr.DataArray(
+        terms.reshape(n_chain, n_draw, *terms.shape[1:]),
+        dims=("chain", "draw", "measure", "year"),
+        coords={
+            "chain": post["chain"].values,
+            "draw": post["draw"].values,
+            "measure": list(data.measures),
+            "year": [int(y) for y in data.year],
+        },
+        name="log_predictive",
+    )
+
+
 def latent_log_densities(run: xr.DataTree) -> tuple[xr.Dataset, xr.Dataset]:
     """Per posterior draw, the log density of the top-level priors and each series' log-likelihood.
 
@@ -687,22 +805,7 @@ def latent_log_densities(run: xr.DataTree) -> tuple[xr.Dataset, xr.Dataset]:
         terms["national_damping"] = beta("national_damping")
 
     arrays = L.series_arrays(data, until=info.last_year)
-    observed = arrays["observed"]
-    n_d = draws["intercept"].shape[0]
-    loglik = np.zeros((n_d, len(measures), len(data.la)))
-    for first in range(0, n_d, LOGLIK_CHUNK):
-        d = {k: v[first : first + LOGLIK_CHUNK] for k, v in draws.items()}
-        resid = observed[None] * (arrays["y"][None] - L.known_mean(d, arrays))
-        loglik[first : first + LOGLIK_CHUNK] = L.kalman_loglik(
-            resid,
-            arrays["count_var"][None] + d["noise"][:, :, None, None] ** 2,
-            observed,
-            level_start_var=d["level_start_sd"][:, :, None] ** 2,
-            trend_start_var=d["trend_start_sd"][:, :, None] ** 2,
-            level_var=d["level_sd"][:, :, None] ** 2,
-            trend_var=d["trend_sd"][:, :, None] ** 2,
-            damping=d["damping"][:, :, None],
-        )
+    loglik = _series_loglik(draws, arrays)
     coords = {"chain": post["chain"].values, "draw": post["draw"].values, "measure": measures}
     log_prior = xr.Dataset(
         {k: (("chain", "draw", "measure"), np.asarray(v).reshape(n_chain, n_draw, -1)) for k, v in terms.items()},
@@ -745,6 +848,7 @@ def refit_until(run: xr.DataTree, until: int, *, progressbar: bool = False) -> x
         tune=int(sampler["tune"]),
         chains=int(sampler["chains"]),
         seed=int(sampler.get("seed", 0)),
-        target_accept=float(sampler.get("target_accept", DEFAULT_TARGET_ACCEPT)),
+        target_accept=float(sampler.get("target_accept", default_target_accept(len(data.la)))),
+        adaptation=sampler.get("adaptation") if sampler.get("sampler", "nutpie") == "nutpie" else None,
         progressbar=progressbar,
     )

@@ -1780,9 +1780,65 @@ def _intervention_section(inputs: ReportInputs) -> tuple[Section, list]:
     return sec, results
 
 
-def _sensitivity_section(inputs: ReportInputs, unit_costs) -> Section:
+#: Years ahead of the forecasts and costs whose power-scaling a latent run's report gives.
+BOARD_SENSITIVITY_HORIZONS: tuple[int, ...] = (5, 10)
+
+
+def board_quantities(
+    results: xr.DataTree, why: Why | None, forecast, cost: CostOutcome | None
+) -> dict[str, xr.DataArray]:
+    """The numbers a board reads from the report, at each posterior draw, for
+    `bayes_lac.studies.sensitivity.quantity_power_scaling`: the parts of the change in children looked
+    after over the report's main window, the trend forecast of children looked after
+    `BOARD_SENSITIVITY_HORIZONS` years after the last fitted year, and its cost (the cost section's
+    prices) in those years. What the report did not compute (no decomposition, forecast or cost)
+    is left out."""
+    out: dict[str, xr.DataArray] = {}
+    last = run_info(results, allow_latent=True).last_year
+    if why is not None and why.decompositions:
+        d = why.decompositions[0]
+        if "looked_after" in list(d.measures):
+            parts = d.draws.sel(measure="looked_after")
+            for c in (*dec.ADDITIVE_COMPONENTS, "total"):
+                out[f"change {d.from_year}-{d.to_year}: {dec.COMPONENT_LABELS[c].lower()}"] = parts.sel(component=c)
+    if forecast is not None and "looked_after" in list(forecast.data["measure"].values):
+        predicted = forecast.data["predicted"].sel(measure="looked_after", scenario="trend")
+        for h in BOARD_SENSITIVITY_HORIZONS:
+            if last + h in predicted["year"].values:
+                out[f"children looked after in {last + h} (forecast)"] = predicted.sel(year=last + h)
+    if cost is not None and cost.costs is not None:
+        c = cost.costs.data[f"cost_{COST_PRICES}"].sel(scenario="trend")
+        for h in BOARD_SENSITIVITY_HORIZONS:
+            if last + h in c["year"].values:
+                out[f"cost in {last + h} (£, {COST_PRICES} prices)"] = c.sel(year=last + h)
+    return out
+
+
+def board_power_finding(table: pd.DataFrame, threshold: float = smod.THRESHOLD) -> Finding:
+    """One sentence on the power-scaling of the board's numbers (`board_quantities`)."""
+    flagged = table[table["diagnosis"] != ""]
+    if flagged.empty:
+        sentence = (
+            f"None of the {len(table)} numbers checked (the parts of the change, the 5- and 10-year forecasts and "
+            f"their costs) is flagged by power-scaling (threshold {threshold:g}): they follow the data, not the priors."
+        )
+    else:
+        sentence = (
+            f"Power-scaling flags {len(flagged)} of the {len(table)} numbers checked (threshold {threshold:g}): "
+            + "; ".join(f"{r.quantity} ({r.diagnosis})" for r in flagged.itertuples())
+            + ". A flagged number moves when the priors are made slightly stronger or weaker; read it with its prior "
+            "in Appendix B."
+        )
+    return Finding(title="Prior sensitivity of the board's numbers", sentence=sentence, table=table)
+
+
+def _sensitivity_section(
+    inputs: ReportInputs, unit_costs, *, why: Why | None = None, forecast=None, cost: CostOutcome | None = None
+) -> Section:
     """Appendix A: power-scaling, and refits under other prior sets if asked (their costs are
-    priced with `unit_costs`, what the cost section priced with: its unit-cost fit or history)."""
+    priced with `unit_costs`, what the cost section priced with: its unit-cost fit or history).
+    A latent run's power-scaling also covers the numbers the board reads (`board_quantities` of
+    `why`, `forecast` and `cost`)."""
     sec = Section("sensitivity", "Appendix A: how much the priors matter")
     sec.paragraph(
         "A Bayesian model combines the data with prior beliefs. These checks ask whether the "
@@ -1813,6 +1869,22 @@ def _sensitivity_section(inputs: ReportInputs, unit_costs) -> Section:
         )
         sec.finding(smod.power_scaling_finding(power, converged=run_info(inputs.results, allow_latent=True).converged))
         _power_figure(sec, power)
+        quantities = board_quantities(inputs.results, why, forecast, cost)
+        if quantities:
+            sec.heading("Power-scaling of the numbers a board reads")
+            sec.paragraph(
+                "The same check for the report's own numbers, from the same draws: how far each would move if the "
+                "priors, or the data's weight, were changed slightly. The costs are reweighted for this model's priors "
+                "only: the unit-cost model's priors are not scaled."
+            )
+            board_power = smod.quantity_power_scaling(inputs.results, quantities)
+            finding = board_power_finding(board_power)
+            sec.finding(finding)
+            sec.table(
+                "board_power_scaling",
+                "Power-scaling sensitivity of the board's numbers (unitless; 0 = insensitive)",
+                board_power,
+            )
         sec.heading("Refits under other prior sets")
         sec.notice(
             "Not available for this model yet: refits under other prior sets, and of the structural choices "
@@ -2114,6 +2186,23 @@ def _model_card_section(inputs: ReportInputs) -> Section:
         index=table.index,
     )
     sec.table("diagnostics", "Convergence diagnostics of the fit", table, formats={"value": _diagnostic_value})
+    if info.latent and inputs.la in info.authorities:
+        from bayes_lac.studies import lfo
+
+        sec.heading("Leave-future-out check of this authority's series (no refit)")
+        lfo_table = lfo.authority_lfo(results, inputs.la)
+        sec.paragraph(
+            "Each year's count is scored against the model's prediction from the years before it, with the later "
+            "years of this authority taken out of the fit by Pareto-smoothed importance sampling (Bürkner, Gabry "
+            "and Vehtari 2020); the other authorities' data, and so the national path, stay in. A Pareto k above "
+            f"{lfo.K_THRESHOLD:g} means reweighting cannot stand in for a refit there."
+        )
+        sentence = lfo.lfo_sentence(lfo_table, inputs.la_name)
+        if lfo_table["reliable"].all():
+            sec.paragraph(sentence)
+        else:
+            sec.notice(sentence)
+        sec.workbook_table("lfo", f"Leave-future-out check of {inputs.la_name}'s series (PSIS-LFO)", lfo_table)
     sec.heading("Imputations and exclusions")
     imputations = info.imputations
     if imputations:
@@ -2545,7 +2634,7 @@ def _report_sections(inputs: ReportInputs, progress: bool = False) -> tuple[list
         bar.update()
         intervention_sec, interventions = _intervention_section(inputs)
         bar.update()
-        sensitivity_sec = _sensitivity_section(inputs, cost.unit_costs)
+        sensitivity_sec = _sensitivity_section(inputs, cost.unit_costs, why=why, forecast=forecast, cost=cost)
         bar.update()
         card_sec = _model_card_section(inputs)
         bar.update()

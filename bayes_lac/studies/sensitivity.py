@@ -297,6 +297,73 @@ def latent_power_scaling(run: xr.DataTree, threshold: float = THRESHOLD) -> pd.D
     return table[~(local & table["measure"].isin(trendless))].reset_index(drop=True)
 
 
+#: Columns of `quantity_power_scaling`'s table.
+QUANTITY_POWER_COLUMNS: tuple[str, ...] = ("quantity", "prior_sensitivity", "likelihood_sensitivity", "diagnosis")
+
+
+def quantity_power_scaling(
+    run: xr.DataTree, quantities: dict[str, xr.DataArray], threshold: float = THRESHOLD
+) -> pd.DataFrame:
+    """Power-scaling sensitivity of numbers a board reads, computed from a latent-state run.
+
+    Parameters
+    ----------
+    run
+        The latent-state run the numbers were computed from.
+    quantities
+        Name -> the number's value at each posterior draw: dims (chain, draw) as the posterior's,
+        or one dim ``draw`` holding every posterior draw, chains in order (a forecast's or a
+        cost's draws). Anything else (a subsample of the draws, another run's draws) is refused:
+        the importance weights belong to the run's own draws.
+    threshold
+        Sensitivity from which a number is flagged (as for the parameters).
+
+    Returns
+    -------
+    DataFrame with columns `QUANTITY_POWER_COLUMNS`, a row per quantity in the order given. The
+    priors and the likelihood are scaled as in `latent_power_scaling`; a number that also draws
+    from outside the run (a cost's unit cost from the unit-cost model, predictive noise) is
+    reweighted by this run's priors and likelihood only. A number the same at every draw has
+    sensitivity 0.
+    """
+    from bayes_lac.model.latent_fit import latent_log_densities
+
+    log_prior, log_lik = latent_log_densities(run)
+    posterior = run["posterior"].to_dataset()
+    n_chain, n_draw = posterior.sizes["chain"], posterior.sizes["draw"]
+    values = {}
+    for i, (name, q) in enumerate(quantities.items()):
+        q = xr.DataArray(q)
+        if set(q.dims) == {"chain", "draw"}:
+            arr = q.transpose("chain", "draw").values
+        elif q.dims == ("draw",) and q.sizes["draw"] == n_chain * n_draw:
+            arr = q.values.reshape(n_chain, n_draw)
+        else:
+            raise BayesLacError(
+                f"quantity {name!r} has dims {dict(q.sizes)}; power-scaling needs its value at each of the run's "
+                f"{n_chain} x {n_draw} posterior draws: dims (chain, draw), or draw = {n_chain * n_draw}"
+            )
+        if arr.shape != (n_chain, n_draw):
+            raise BayesLacError(f"quantity {name!r} has {arr.shape} draws; the run has {n_chain} x {n_draw}")
+        if not np.isfinite(arr).all():
+            raise BayesLacError(f"quantity {name!r} is not finite at every posterior draw")
+        values[f"q{i}"] = (("chain", "draw"), arr.astype(float))
+    if not values:
+        return pd.DataFrame(columns=list(QUANTITY_POWER_COLUMNS))
+    scaled = xr.Dataset(values, coords={"chain": posterior["chain"], "draw": posterior["draw"]})
+    with warnings.catch_warnings():
+        # a quantity constant over the draws has a distance of 0/0
+        warnings.simplefilter("ignore", RuntimeWarning)
+        table = _psense_table(scaled, log_lik, log_prior, list(values), None, threshold)
+    table.insert(0, "quantity", list(quantities))
+    # a number the same at every draw (e.g. a part computed from published counts alone) cannot
+    # move under any reweighting: 0, where the distance's formula gives 0/0
+    constant = [bool(np.ptp(v[1]) == 0) for v in values.values()]
+    table.loc[constant, ["prior_sensitivity", "likelihood_sensitivity"]] = 0.0
+    table.loc[constant, "diagnosis"] = ""
+    return table[list(QUANTITY_POWER_COLUMNS)]
+
+
 def _psense_table(posterior, log_lik, log_prior, names, coords, threshold) -> pd.DataFrame:
     """Prior and likelihood power-scaling sensitivity of `names` (``az.psense``), one row per
     parameter and coordinate, with the diagnosis."""
