@@ -59,9 +59,9 @@ from bayes_lac.model.diagnostics import ess_bulk as bulk_ess  # noqa: E402
 from bayes_lac.model.latent_fit import (  # noqa: E402
     DEFAULT_CHAINS,
     DEFAULT_DRAWS,
+    DEFAULT_TARGET_ACCEPT,
     DEFAULT_TREND_MEASURES,
     DEFAULT_TUNE,
-    SMALL_PANEL_TARGET_ACCEPT,
     default_draws,
 )
 from bayes_lac.model.simulate import simulate_panel  # noqa: E402
@@ -217,7 +217,7 @@ def replicate(i, theta, data, arrays, compiled, seed, rng, draws: int = DEFAULT_
         chains=DEFAULT_CHAINS,
         cores=2,
         seed=seed * 1000 + i,
-        target_accept=SMALL_PANEL_TARGET_ACCEPT,
+        target_accept=DEFAULT_TARGET_ACCEPT,
         progress_bar=False,
     )
     seconds = time.perf_counter() - tic

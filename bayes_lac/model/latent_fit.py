@@ -79,33 +79,12 @@ def default_draws(n_authorities: int) -> int:
 
 DEFAULT_TUNE = 1000
 DEFAULT_CHAINS = 4
-#: Target acceptance of NUTS's step-size adaptation in a fit of `SMALL_PANEL` authorities or more
-#: (the national fit), with nutpie's low-rank mass matrix (`DEFAULT_ADAPTATION`): 5 of 5 seeds
-#: passed the gate in 53-65 s of sampling, where 0.95 with a diagonal mass matrix took 77-115 s
-#: and 0.85 left one divergence in some seeds (models/README.md, "Sampler settings").
-DEFAULT_TARGET_ACCEPT = 0.9
-#: Target acceptance below `SMALL_PANEL` authorities: small panels hold less information, and
-#: their divergences and simulation-based calibration were measured at 0.95 (models/README.md).
-SMALL_PANEL_TARGET_ACCEPT = 0.95
-#: nutpie's mass-matrix adaptation in a fit of `SMALL_PANEL` authorities or more: a low-rank
-#: correction learns the posterior's correlations (the national drift against the path's steps),
-#: which a diagonal mass matrix mixed slowly (models/README.md, "Sampler settings").
-DEFAULT_ADAPTATION = "low_rank"
-#: The adaptation below `SMALL_PANEL` authorities: on Thurrock's set the low-rank one took twice as
-#: long a draw and failed the gate on 2 seeds of 5 at 1,000 draws.
-SMALL_PANEL_ADAPTATION = "diag"
-
-
-def default_target_accept(n_authorities: int) -> float:
-    """Target acceptance by default: `SMALL_PANEL_TARGET_ACCEPT` below `SMALL_PANEL` authorities,
-    else `DEFAULT_TARGET_ACCEPT` (the national fit)."""
-    return SMALL_PANEL_TARGET_ACCEPT if int(n_authorities) < SMALL_PANEL else DEFAULT_TARGET_ACCEPT
-
-
-def default_adaptation(n_authorities: int) -> str:
-    """nutpie's mass-matrix adaptation by default: `SMALL_PANEL_ADAPTATION` below `SMALL_PANEL`
-    authorities, else `DEFAULT_ADAPTATION`."""
-    return SMALL_PANEL_ADAPTATION if int(n_authorities) < SMALL_PANEL else DEFAULT_ADAPTATION
+#: Target acceptance of NUTS's step-size adaptation (as the default model's fits use). Measured
+#: lower (0.85, 0.9) and with nutpie's low-rank mass matrix: faster national fits, but divergences
+#: or slow mixing at backtest origins (models/README.md, "Sampler settings").
+DEFAULT_TARGET_ACCEPT = 0.95
+#: nutpie's mass-matrix adaptation (its own default); ``"low_rank"`` is an option of `LatentFitter.fit`.
+DEFAULT_ADAPTATION = "diag"
 
 
 #: LLVM optimisation level numba compiles the model's log density at (unless ``NUMBA_OPT`` is
@@ -116,15 +95,23 @@ COMPILE_OPT_LEVEL = 0
 
 @contextmanager
 def quick_compile(level: int = COMPILE_OPT_LEVEL):
-    """numba's LLVM optimisation at `level` while the block runs, then as it was; nothing changes
-    when the environment sets ``NUMBA_OPT`` (the user's choice wins)."""
+    """numba's LLVM optimisation passes at `level` while the block compiles: numba's code generator
+    is set up first (it fixes its machine-code level when it is created, so a first compile inside
+    the block would otherwise leave every later compile of the process at `level`), and the level
+    is restored afterwards, on an error too. Kernels pytensor compiles in the block
+    go to its disk cache as any other (without the cache the national model compiled in 82 s, not
+    12 s); the cache does not record the level, so another model may reuse one compiled at
+    `level` (this model sampled as fast at level 0 as at 3). Nothing changes when the environment
+    sets ``NUMBA_OPT`` (the user's choice wins)."""
     import os
 
     from numba.core import config
+    from numba.core.registry import cpu_target
 
     if "NUMBA_OPT" in os.environ:
         yield
         return
+    cpu_target.target_context  # noqa: B018 (created here, at the process's level, if not yet)
     before = config.OPT
     config.OPT = type(before)(level)
     try:
@@ -267,7 +254,7 @@ class LatentFitter:
         tune: int = DEFAULT_TUNE,
         chains: int = DEFAULT_CHAINS,
         seed: int = 0,
-        target_accept: float | None = None,
+        target_accept: float = DEFAULT_TARGET_ACCEPT,
         adaptation: str | None = None,
         cores: int | None = None,
         progressbar: bool = False,
@@ -275,20 +262,19 @@ class LatentFitter:
         """Fit on `data`'s years up to `until` (all if None) and return the run.
 
         `data` is the grid the compiled model is kept for: pass the same (e.g. every year of
-        the panel) at every origin of a backtest and only the mask changes. `draws` per chain,
-        `target_accept` and nutpie's `adaptation` default to `default_draws`,
-        `default_target_accept` and `default_adaptation` of its authorities (`adaptation` is
-        nutpie's only).
+        the panel) at every origin of a backtest and only the mask changes. `draws` per chain
+        default to `default_draws` of its authorities; `adaptation`, nutpie's mass-matrix
+        adaptation, to `DEFAULT_ADAPTATION` (nutpie's only).
         """
         import pymc as pm
 
         until = int(data.year[-1]) if until is None else int(until)
         draws = default_draws(len(data.la)) if draws is None else int(draws)
-        target_accept = default_target_accept(len(data.la)) if target_accept is None else float(target_accept)
+        target_accept = float(target_accept)
         if adaptation is not None and self.sampler != "nutpie":
             raise ValueError(f"adaptation is nutpie's setting; this fitter samples with {self.sampler}")
         if self.sampler == "nutpie":
-            adaptation = default_adaptation(len(data.la)) if adaptation is None else str(adaptation)
+            adaptation = DEFAULT_ADAPTATION if adaptation is None else str(adaptation)
         arrays = L.series_arrays(data, until=until)
         values = {
             "y": arrays["y"],
@@ -848,7 +834,8 @@ def refit_until(run: xr.DataTree, until: int, *, progressbar: bool = False) -> x
         tune=int(sampler["tune"]),
         chains=int(sampler["chains"]),
         seed=int(sampler.get("seed", 0)),
-        target_accept=float(sampler.get("target_accept", default_target_accept(len(data.la)))),
-        adaptation=sampler.get("adaptation") if sampler.get("sampler", "nutpie") == "nutpie" else None,
+        target_accept=float(sampler.get("target_accept", DEFAULT_TARGET_ACCEPT)),
+        # a nutpie run that does not record it used nutpie's own default, the diagonal mass matrix
+        adaptation=sampler.get("adaptation", "diag") if sampler.get("sampler", "nutpie") == "nutpie" else None,
         progressbar=progressbar,
     )

@@ -1817,19 +1817,30 @@ def board_quantities(
 def board_power_finding(table: pd.DataFrame, threshold: float = smod.THRESHOLD) -> Finding:
     """One sentence on the power-scaling of the board's numbers (`board_quantities`)."""
     flagged = table[table["diagnosis"] != ""]
+    kinds = [
+        kind
+        for kind, prefix in (
+            ("the parts of the change", "change "),
+            ("forecasts", "children looked after in "),
+            ("costs", "cost in "),
+        )
+        if table["quantity"].str.startswith(prefix).any()
+    ]
+    what = ", ".join(kinds[:-1]) + (" and " if len(kinds) > 1 else "") + kinds[-1] if kinds else "numbers"
     if flagged.empty:
         sentence = (
-            f"None of the {len(table)} numbers checked (the parts of the change, the 5- and 10-year forecasts and "
-            f"their costs) is flagged by power-scaling (threshold {threshold:g}): they follow the data, not the priors."
+            f"None of the {len(table)} numbers checked ({what}) is flagged by power-scaling (threshold "
+            f"{threshold:g}): none moves much when the priors, or the weight of the data, are changed slightly."
         )
     else:
         sentence = (
-            f"Power-scaling flags {len(flagged)} of the {len(table)} numbers checked (threshold {threshold:g}): "
+            f"Power-scaling flags {len(flagged)} of the {len(table)} numbers checked ({what}; threshold "
+            f"{threshold:g}): "
             + "; ".join(f"{r.quantity} ({r.diagnosis})" for r in flagged.itertuples())
             + ". A flagged number moves when the priors are made slightly stronger or weaker; read it with its prior "
             "in Appendix B."
         )
-    return Finding(title="Prior sensitivity of the board's numbers", sentence=sentence, table=table)
+    return Finding(title="Power-scaling of the board's numbers", sentence=sentence, table=table)
 
 
 def _sensitivity_section(
@@ -1861,7 +1872,10 @@ def _sensitivity_section(
         )
         return sec
     if latent:
-        power = smod.latent_power_scaling(inputs.results)
+        from bayes_lac.model.latent_fit import latent_log_densities
+
+        densities = latent_log_densities(inputs.results)
+        power = smod.latent_power_scaling(inputs.results, densities=densities)
         sec.paragraph(
             "The priors power-scaled together are those set in models/latent_priors.toml (the levels, drifts, "
             "deprivation effects and the sizes of yearly movements); the likelihood is that of every authority's "
@@ -1877,9 +1891,15 @@ def _sensitivity_section(
                 "priors, or the data's weight, were changed slightly. The costs are reweighted for this model's priors "
                 "only: the unit-cost model's priors are not scaled."
             )
-            board_power = smod.quantity_power_scaling(inputs.results, quantities)
-            finding = board_power_finding(board_power)
-            sec.finding(finding)
+            finite = {k: v for k, v in quantities.items() if bool(np.isfinite(np.asarray(v)).all())}
+            board_power = smod.quantity_power_scaling(inputs.results, finite, densities=densities)
+            sec.finding(board_power_finding(board_power))
+            if len(finite) < len(quantities):
+                sec.notice(
+                    "Not checked (not a number at every draw): "
+                    + "; ".join(k for k in quantities if k not in finite)
+                    + "."
+                )
             sec.table(
                 "board_power_scaling",
                 "Power-scaling sensitivity of the board's numbers (unitless; 0 = insensitive)",
@@ -2192,9 +2212,11 @@ def _model_card_section(inputs: ReportInputs) -> Section:
         sec.heading("Leave-future-out check of this authority's series (no refit)")
         lfo_table = lfo.authority_lfo(results, inputs.la)
         sec.paragraph(
-            "Each year's count is scored against the model's prediction from the years before it, with the later "
-            "years of this authority taken out of the fit by Pareto-smoothed importance sampling (Bürkner, Gabry "
-            "and Vehtari 2020); the other authorities' data, and so the national path, stay in. A Pareto k above "
+            "Each year's published rate (on the log scale) is scored against the model's prediction from this "
+            "authority's years before it, with its later years taken out of the fit by Pareto-smoothed importance "
+            "sampling (Bürkner, Gabry and Vehtari 2020). The other authorities' data stay in, the same year's "
+            "included, and so does the national path: this checks the authority's own year-to-year movement, "
+            "not a forecast (the backtest below checks forecasts). A Pareto k above "
             f"{lfo.K_THRESHOLD:g} means reweighting cannot stand in for a refit there."
         )
         sentence = lfo.lfo_sentence(lfo_table, inputs.la_name)
@@ -2511,9 +2533,11 @@ def sampler_description(sampler: dict) -> str:
         parts.append(f"after {int(sampler['tune']):,} tuning steps")
     if "target_accept" in sampler:
         parts.append(f"target acceptance {float(sampler['target_accept']):g}")
+    if "adaptation" in sampler:
+        parts.append(f"{str(sampler['adaptation']).replace('_', '-').replace('diag', 'diagonal')} mass matrix")
     if "seed" in sampler:
         parts.append(f"seed {sampler['seed']}")
-    known = {"sampler", "chains", "draws", "tune", "target_accept", "seed"}
+    known = {"sampler", "chains", "draws", "tune", "target_accept", "adaptation", "seed"}
     parts += [f"{k} {v}" for k, v in sampler.items() if k not in known]
     return f"{SAMPLER_NAMES.get(name, name or 'unnamed sampler')}: " + ", ".join(parts)
 

@@ -443,12 +443,14 @@ class LatentModelForecaster(_FittedForecaster):
             "national": fitter.national,
             "variance": fitter.variance,
             "national_steps": fitter.national_steps,
-            "draws": self.draws or "default_draws",
+            # the defaults by panel size, as values: a change to any of them changes the hash
+            "draws": self.draws
+            or {"national": LF.DEFAULT_DRAWS, "small_panel": LF.SMALL_PANEL_DRAWS, "below": LF.SMALL_PANEL},
             "tune": self.tune or LF.DEFAULT_TUNE,
             "chains": self.chains or LF.DEFAULT_CHAINS,
             "sampler": self.sampler,
-            "target_accept": "default_target_accept",
-            "adaptation": "default_adaptation" if self.sampler == "nutpie" else None,
+            "target_accept": LF.DEFAULT_TARGET_ACCEPT,
+            "adaptation": LF.DEFAULT_ADAPTATION if self.sampler == "nutpie" else None,
             "forecast_draws": "all" if self.n_draws is None else self.n_draws,
             "uasc": self.uasc,
             "scenario": "trend",

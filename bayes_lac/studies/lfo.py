@@ -13,9 +13,13 @@ What it checks and what it does not:
 - only the authority's own series leave the fit; every other authority's data, and so the
   national path in every year, stay in (the check is of the authority's own dynamics, not of a
   forecast made at the origin: the backtest, `bayes_lac.studies.backtest`, refits for that);
-- a Pareto k above `K_THRESHOLD` means the importance weights are unreliable there: the year's
-  data moved the posterior too much to be undone by reweighting, and only a refit would score it.
-  Such origins are reported, not hidden, and their scores are left out of the totals.
+- what is scored is the density of the year's observed log rate (the model's Gaussian
+  approximation of the count on the log scale), not of the count;
+- a Pareto k above `K_THRESHOLD` means the importance weights are unreliable there: the years
+  left out moved the posterior too much to be undone by reweighting, and only a refit would score
+  it. Such origins are reported, not hidden, and their score is left empty (NaN);
+- the weights are smoothed with a relative efficiency of 1 (the draws' autocorrelation is not
+  taken into account), as for independent draws.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ import xarray as xr
 #: Pareto k above which PSIS weights are unreliable (Vehtari et al. 2024, "Pareto smoothed
 #: importance sampling", JMLR 25(72), for the draw counts of a fit).
 K_THRESHOLD = 0.7
-#: Observed years of a series before its first origin (the filter's start needs some history).
+#: Observed years of a series up to and including its first origin (the filter's start needs some
+#: history).
 MIN_HISTORY = 3
 #: Columns of `authority_lfo`'s table.
 LFO_COLUMNS: tuple[str, ...] = ("la_code", "measure", "origin", "year", "elpd", "pareto_k", "reliable")
@@ -47,21 +52,25 @@ def authority_lfo(run: xr.DataTree, la: str, k_threshold: float = K_THRESHOLD) -
     the series' first `MIN_HISTORY` observed years whose next year is observed): ``elpd`` the log
     predictive density of the next year's observed log rate given the series up to the origin,
     ``pareto_k`` the Pareto k of the weights that leave the years after the origin out, and
-    ``reliable`` whether k <= `k_threshold`.
+    ``reliable`` whether k <= `k_threshold` (``elpd`` is NaN where it is not). A year is observed
+    where the fit's likelihood has it (`bayes_lac.model.latent.series_arrays`); the first year
+    after a gap is never scored (it would be two years ahead).
     """
     from arviz_stats.base import array_stats
 
+    from bayes_lac.model import latent as L
     from bayes_lac.model.latent_fit import data_of, series_year_loglik
+    from bayes_lac.model.results import run_info
 
     terms = series_year_loglik(run, la)
     data = data_of(run)
     j = list(data.la).index(la)
     years = [int(y) for y in terms["year"].values]
+    observed = L.series_arrays(data, until=run_info(run, allow_latent=True).last_year)["observed"]
     rows = []
     for i, measure in enumerate(terms["measure"].values):
         t = terms.sel(measure=measure).values.reshape(-1, len(years))  # (draw, year)
-        seen = np.isfinite(data.modelled_count[i, j, : len(years)])
-        seen_years = [y for y, s in zip(years, seen) if s]
+        seen_years = [y for y, s in zip(years, observed[i, j, : len(years)]) if s]
         for origin in seen_years[MIN_HISTORY - 1 : -1]:
             nxt = origin + 1
             if nxt not in seen_years:
@@ -78,7 +87,7 @@ def authority_lfo(run: xr.DataTree, la: str, k_threshold: float = K_THRESHOLD) -
                     "measure": str(measure),
                     "origin": origin,
                     "year": nxt,
-                    "elpd": elpd,
+                    "elpd": elpd if k <= k_threshold else np.nan,
                     "pareto_k": k,
                     "reliable": bool(k <= k_threshold),
                 }

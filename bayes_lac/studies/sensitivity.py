@@ -276,13 +276,15 @@ LATENT_SENSITIVITY_PARAMETERS: tuple[str, ...] = (
 )
 
 
-def latent_power_scaling(run: xr.DataTree, threshold: float = THRESHOLD) -> pd.DataFrame:
+def latent_power_scaling(
+    run: xr.DataTree, threshold: float = THRESHOLD, densities: tuple[xr.Dataset, xr.Dataset] | None = None
+) -> pd.DataFrame:
     """`power_scaling` of a latent-state run: the priors of
-    `bayes_lac.model.latent_fit.latent_log_densities` scaled together, and the likelihood of
-    every series, with the table's columns (``la_code`` empty)."""
+    `bayes_lac.model.latent_fit.latent_log_densities` (`densities`, if already computed) scaled
+    together, and the likelihood of every series, with the table's columns (``la_code`` empty)."""
     from bayes_lac.model.latent_fit import latent_log_densities, trend_measures_of
 
-    log_prior, log_lik = latent_log_densities(run)
+    log_prior, log_lik = densities if densities is not None else latent_log_densities(run)
     posterior = run["posterior"].to_dataset()
     names = [p for p in LATENT_SENSITIVITY_PARAMETERS if p in log_prior.data_vars and p in posterior.data_vars]
     with warnings.catch_warnings():
@@ -302,7 +304,10 @@ QUANTITY_POWER_COLUMNS: tuple[str, ...] = ("quantity", "prior_sensitivity", "lik
 
 
 def quantity_power_scaling(
-    run: xr.DataTree, quantities: dict[str, xr.DataArray], threshold: float = THRESHOLD
+    run: xr.DataTree,
+    quantities: dict[str, xr.DataArray],
+    threshold: float = THRESHOLD,
+    densities: tuple[xr.Dataset, xr.Dataset] | None = None,
 ) -> pd.DataFrame:
     """Power-scaling sensitivity of numbers a board reads, computed from a latent-state run.
 
@@ -317,6 +322,8 @@ def quantity_power_scaling(
         the importance weights belong to the run's own draws.
     threshold
         Sensitivity from which a number is flagged (as for the parameters).
+    densities
+        `bayes_lac.model.latent_fit.latent_log_densities` of the run, if already computed.
 
     Returns
     -------
@@ -328,7 +335,7 @@ def quantity_power_scaling(
     """
     from bayes_lac.model.latent_fit import latent_log_densities
 
-    log_prior, log_lik = latent_log_densities(run)
+    log_prior, log_lik = densities if densities is not None else latent_log_densities(run)
     posterior = run["posterior"].to_dataset()
     n_chain, n_draw = posterior.sizes["chain"], posterior.sizes["draw"]
     values = {}
