@@ -88,7 +88,7 @@ DEFAULT_ADAPTATION = "diag"
 
 
 #: LLVM optimisation level numba compiles the model's log density at (unless ``NUMBA_OPT`` is
-#: set): level 0 halves the compile (national fit 21 -> 12 s) and the gradient was as fast
+#: set): the national model compiled in 18.8 s against 24.4 s at level 3 and sampled as fast
 #: (models/README.md, "Sampler settings").
 COMPILE_OPT_LEVEL = 0
 
