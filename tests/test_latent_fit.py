@@ -411,6 +411,21 @@ def test_quick_compile_lowers_numbas_level_for_the_block_only(monkeypatch):
     with pytest.raises(RuntimeError), LF.quick_compile(0):
         raise RuntimeError("a failed compile")
     assert int(config.OPT) == before
+    # numba's code generator is set up before the level is lowered (else its machine-code level
+    # would stay lowered for the rest of the process)
+    import numba.core.registry as registry
+
+    seen = []
+
+    class Target:
+        @property
+        def target_context(self):
+            seen.append(int(config.OPT))
+
+    monkeypatch.setattr(registry, "cpu_target", Target())
+    with LF.quick_compile(0):
+        pass
+    assert seen == [before]
     # the user's NUMBA_OPT wins
     monkeypatch.setenv("NUMBA_OPT", "2")
     with LF.quick_compile(0):
@@ -515,4 +530,5 @@ def test_psis_lfo_reweights_by_the_later_years_and_flags_unreliable_weights(grid
     table = lfo.authority_lfo(run, la)
     # every origin leaves out the wild years: every one is flagged, and the sentence says so
     assert len(table) and not table["reliable"].any() and (table["pareto_k"] > lfo.K_THRESHOLD).all()
+    assert table["elpd"].isna().all()  # an unreliable origin is not scored
     assert "Pareto k above 0.7" in lfo.lfo_sentence(table, "Somewhere")

@@ -80,8 +80,9 @@ def default_draws(n_authorities: int) -> int:
 DEFAULT_TUNE = 1000
 DEFAULT_CHAINS = 4
 #: Target acceptance of NUTS's step-size adaptation (as the default model's fits use). Measured
-#: lower (0.85, 0.9) and with nutpie's low-rank mass matrix: faster national fits, but divergences
-#: or slow mixing at backtest origins (models/README.md, "Sampler settings").
+#: lower: 0.85 and 0.9 failed seeds of the national fit to 2025 (0.8 was tried on one seed
+#: only), and nutpie's low-rank mass matrix at 0.9 passed 5 of 5 seeds but failed 4 of 9
+#: backtest origins (models/README.md, "Sampler settings").
 DEFAULT_TARGET_ACCEPT = 0.95
 #: nutpie's mass-matrix adaptation (its own default); ``"low_rank"`` is an option of `LatentFitter.fit`.
 DEFAULT_ADAPTATION = "diag"
@@ -100,7 +101,7 @@ def quick_compile(level: int = COMPILE_OPT_LEVEL):
     the block would otherwise leave every later compile of the process at `level`), and the level
     is restored afterwards, on an error too. Kernels pytensor compiles in the block
     go to its disk cache as any other (without the cache the national model compiled in 82 s, not
-    12 s); the cache does not record the level, so another model may reuse one compiled at
+    19 s); the cache does not record the level, so another model may reuse one compiled at
     `level` (this model sampled as fast at level 0 as at 3). Nothing changes when the environment
     sets ``NUMBA_OPT`` (the user's choice wins)."""
     import os

@@ -1830,14 +1830,14 @@ def board_power_finding(table: pd.DataFrame, threshold: float = smod.THRESHOLD) 
     if flagged.empty:
         sentence = (
             f"None of the {len(table)} numbers checked ({what}) is flagged by power-scaling (threshold "
-            f"{threshold:g}): none moves much when the priors, or the weight of the data, are changed slightly."
+            f"{threshold:g}): none is sensitive to the priors; the data, not the priors, decide them."
         )
     else:
         sentence = (
             f"Power-scaling flags {len(flagged)} of the {len(table)} numbers checked ({what}; threshold "
             f"{threshold:g}): "
             + "; ".join(f"{r.quantity} ({r.diagnosis})" for r in flagged.itertuples())
-            + ". A flagged number moves when the priors are made slightly stronger or weaker; read it with its prior "
+            + ". A flagged number moves when the priors are made slightly stronger or weaker; read it with the priors "
             "in Appendix B."
         )
     return Finding(title="Power-scaling of the board's numbers", sentence=sentence, table=table)
@@ -1888,12 +1888,13 @@ def _sensitivity_section(
             sec.heading("Power-scaling of the numbers a board reads")
             sec.paragraph(
                 "The same check for the report's own numbers, from the same draws: how far each would move if the "
-                "priors, or the data's weight, were changed slightly. The costs are reweighted for this model's priors "
-                "only: the unit-cost model's priors are not scaled."
+                "priors, or the data's weight, were changed slightly. The costs are reweighted by this model's priors "
+                "and likelihood only: the unit-cost model's priors and data are not scaled."
             )
             finite = {k: v for k, v in quantities.items() if bool(np.isfinite(np.asarray(v)).all())}
-            board_power = smod.quantity_power_scaling(inputs.results, finite, densities=densities)
-            sec.finding(board_power_finding(board_power))
+            if finite:
+                board_power = smod.quantity_power_scaling(inputs.results, finite, densities=densities)
+                sec.finding(board_power_finding(board_power))
             if len(finite) < len(quantities):
                 sec.notice(
                     "Not checked (not a number at every draw): "
