@@ -703,8 +703,9 @@ def _series_loglik(draws: dict[str, np.ndarray], arrays: dict, per_year: bool = 
 def series_year_loglik(run: xr.DataTree, la: str) -> xr.DataArray:
     """Each year's term of authority `la`'s series log-likelihoods at every posterior draw: the log
     density of the year's observed log rate given the series' earlier years, the parameters and the
-    national path (dims chain, draw, measure, year; 0 where nothing is observed). They add up to the
-    series' log-likelihood in `latent_log_densities`."""
+    national path (dims chain, draw, measure, year; 0 where nothing is observed, as the coordinate
+    ``observed`` (measure, year) says). They add up to the series' log-likelihood in
+    `latent_log_densities`."""
     from bayes_lac.errors import UsageError
     from bayes_lac.model.results import run_info
 
@@ -715,7 +716,8 @@ def series_year_loglik(run: xr.DataTree, la: str) -> xr.DataArray:
     post = run["posterior"].to_dataset()
     draws = L.posterior_draws(post, None, np.random.default_rng(0))
     arrays = L.series_arrays(data, until=info.last_year)
-    terms = _series_loglik(draws, _authorities_of(arrays, [list(data.la).index(la)]), per_year=True)[:, :, 0]
+    j = list(data.la).index(la)
+    terms = _series_loglik(draws, _authorities_of(arrays, [j]), per_year=True)[:, :, 0]
     n_chain, n_draw = post.sizes["chain"], post.sizes["draw"]
     return xr.DataArray(
         terms.reshape(n_chain, n_draw, *terms.shape[1:]),
@@ -725,6 +727,7 @@ def series_year_loglik(run: xr.DataTree, la: str) -> xr.DataArray:
             "draw": post["draw"].values,
             "measure": list(data.measures),
             "year": [int(y) for y in data.year],
+            "observed": (("measure", "year"), arrays["observed"][:, j]),
         },
         name="log_predictive",
     )

@@ -1895,17 +1895,17 @@ def _sensitivity_section(
             if finite:
                 board_power = smod.quantity_power_scaling(inputs.results, finite, densities=densities)
                 sec.finding(board_power_finding(board_power))
+                sec.table(
+                    "board_power_scaling",
+                    "Power-scaling sensitivity of the board's numbers (unitless; 0 = insensitive)",
+                    board_power,
+                )
             if len(finite) < len(quantities):
                 sec.notice(
                     "Not checked (not a number at every draw): "
                     + "; ".join(k for k in quantities if k not in finite)
                     + "."
                 )
-            sec.table(
-                "board_power_scaling",
-                "Power-scaling sensitivity of the board's numbers (unitless; 0 = insensitive)",
-                board_power,
-            )
         sec.heading("Refits under other prior sets")
         sec.notice(
             "Not available for this model yet: refits under other prior sets, and of the structural choices "
@@ -2088,7 +2088,7 @@ def latent_model_description(results: xr.DataTree) -> list[str]:
 
     damped = info.sampler.get("national") == "damped"
     bundled_drift = json.dumps(info.priors.get("drift"), sort_keys=True) == json.dumps(
-        [v for v in LATENT_PRIORS["drift"]], sort_keys=True
+        list(LATENT_PRIORS["drift"]), sort_keys=True
     )
     own = (
         "its level can move every year"

@@ -58,19 +58,14 @@ def authority_lfo(run: xr.DataTree, la: str, k_threshold: float = K_THRESHOLD) -
     """
     from arviz_stats.base import array_stats
 
-    from bayes_lac.model import latent as L
-    from bayes_lac.model.latent_fit import data_of, series_year_loglik
-    from bayes_lac.model.results import run_info
+    from bayes_lac.model.latent_fit import series_year_loglik
 
     terms = series_year_loglik(run, la)
-    data = data_of(run)
-    j = list(data.la).index(la)
     years = [int(y) for y in terms["year"].values]
-    observed = L.series_arrays(data, until=run_info(run, allow_latent=True).last_year)["observed"]
     rows = []
-    for i, measure in enumerate(terms["measure"].values):
+    for measure in terms["measure"].values:
         t = terms.sel(measure=measure).values.reshape(-1, len(years))  # (draw, year)
-        seen_years = [y for y, s in zip(years, observed[i, j, : len(years)]) if s]
+        seen_years = [y for y, s in zip(years, terms["observed"].sel(measure=measure).values) if s]
         for origin in seen_years[MIN_HISTORY - 1 : -1]:
             nxt = origin + 1
             if nxt not in seen_years:
