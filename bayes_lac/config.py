@@ -57,6 +57,8 @@ BUNDLE_DIR = PROJECT_DIR if IN_CHECKOUT else PACKAGE_DIR / "_bundled"
 DATA_DIR = BUNDLE_DIR / "data"
 MODELS_DIR = BUNDLE_DIR / "models"
 PRIORS_DIR = MODELS_DIR / "priors"
+#: Named prior sets of the latent-state model: each replaces some of models/latent_priors.toml.
+LATENT_PRIOR_SETS_DIR = MODELS_DIR / "latent_prior_sets"
 INTERVENTIONS_DIR = MODELS_DIR / "interventions"
 #: The shipped backtest of the model (see models/backtest/README.md).
 BACKTEST_DIR = MODELS_DIR / "backtest"

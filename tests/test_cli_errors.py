@@ -235,7 +235,6 @@ def test_unreadable_prior_file_gives_one_line(kind, tmp_path, capsys, monkeypatc
         # the latent model, the report's default, takes neither the 0.2 model's priors nor its tree cap
         (["report", "--priors", "weak", "--out", "OUT.html"], "add --model default"),
         (["report", "--max-treedepth", "8", "--out", "OUT.html"], "add --model default"),
-        (["report", "--sensitivity-refits", "--out", "OUT.html"], "fit it with --model default"),
         # with a saved run every fit setting is refused, the model and comparison set included
         (["report", "--run", "RUN", "--model", "latent", "--out", "OUT.html"], "--model set(s) how to fit"),
         (["report", "--run", "RUN", "--neighbours", "2021", "--out", "OUT.html"], "--neighbours set(s)"),
@@ -247,7 +246,6 @@ def test_unreadable_prior_file_gives_one_line(kind, tmp_path, capsys, monkeypatc
     ids=[
         "priors",
         "max-treedepth",
-        "sensitivity-refits",
         "run+model",
         "run+neighbours",
         "run+seed0",

@@ -388,3 +388,68 @@ def test_the_looked_after_drift_prior_is_englands_mean_yearly_change_1994_2009()
     eras = [np.log(count[b] / count[a]) / 5 for a, b in ((1994, 1999), (1999, 2004), (2004, 2009))]
     # the sd covers the eras' spread with room for what the counts leave out
     assert np.std(eras, ddof=1) < sd["looked_after"]
+
+
+def test_each_shipped_latent_prior_set_is_a_different_belief_about_the_defaults_entries():
+    """models/latent_prior_sets/: each file replaces some of the default's entries (same family),
+    says the belief it stands for, and is named by a variant of the refit study."""
+    import tomllib
+
+    from bayes_lac.config import LATENT_PRIOR_SETS_DIR
+    from bayes_lac.studies import latent_sensitivity as LS
+
+    files = sorted(LATENT_PRIOR_SETS_DIR.glob("*.toml"))
+    assert {p.stem for p in files} == {"national", "local", "no-deprivation", "vague-deprivation"}
+    defaults = tomllib.loads(L.LATENT_PRIORS_FILE.read_text())
+    named = {v.prior_set for v in LS.VARIANTS.values() if v.prior_set}
+    for path in files:
+        raw = tomllib.loads(path.read_text())
+        assert set(raw) <= set(defaults), path.name
+        assert all(raw[k]["family"] == defaults[k]["family"] for k in raw), path.name
+        loaded = L.load_latent_priors(path)
+        # every entry it gives differs from the default's: a set that repeats the default says nothing
+        assert all(loaded[k] != L.LATENT_PRIORS[k] for k in loaded), path.name
+        assert path.read_text().startswith(f'# Latent prior set "{path.stem}": '), path.name
+        assert path.stem in named
+    # the two beliefs about change pull the same entries in opposite directions from the default
+    national, local = (L.load_latent_priors(LATENT_PRIOR_SETS_DIR / f"{n}.toml") for n in ("national", "local"))
+    mean = lambda ab: ab[0] / (ab[0] + ab[1])  # noqa: E731
+    assert mean(national["damping"]) < mean(L.LATENT_PRIORS["damping"]) < mean(local["damping"])
+    assert national["trend_sd"] < L.LATENT_PRIORS["trend_sd"] < local["trend_sd"]
+    assert national["national_sd"] > L.LATENT_PRIORS["national_sd"] > local["national_sd"]
+
+
+def test_a_prior_set_is_a_shipped_name_or_a_toml_file(tmp_path):
+    from bayes_lac.errors import InputFileError, UsageError
+    from bayes_lac.studies import latent_sensitivity as LS
+
+    assert LS.prior_set_variant("local").key == "local-change"
+    own = tmp_path / "mine.toml"
+    own.write_text('[damping]\nfamily = "beta"\nalpha = 1.0\nbeta = 9.0\n')
+    variant = LS.prior_set_variant(str(own))
+    assert variant.key == "mine" and variant.refits and variant.kind == "priors"
+    with pytest.raises(InputFileError, match="not a shipped set .*local, national.*no such file"):
+        LS.prior_set_variant(str(tmp_path / "missing.toml"))
+    (tmp_path / "mine.txt").write_text("")
+    with pytest.raises(InputFileError, match="a .toml file is expected"):
+        LS.prior_set_variant(str(tmp_path / "mine.txt"))
+    with pytest.raises(UsageError, match="unknown refit 'wider'.*goes to --prior-sets"):
+        LS.applicable(None, ["wider"])
+    # a file that names a prior the model does not have, or gives one another family, is refused
+    # with the file and the entry named (before any fit: `latent_refits` loads every set first)
+    typo = tmp_path / "typo.toml"
+    typo.write_text('[dampng]\nfamily = "beta"\nalpha = 1.0\nbeta = 9.0\n')
+    with pytest.raises(InputFileError, match=r"typo.toml \[dampng\]: not a prior of the latent model"):
+        LS.load_prior_set(str(typo))
+    family = tmp_path / "family.toml"
+    family.write_text('[damping]\nfamily = "normal"\nmean = 0.5\nsd = 0.1\n')
+    with pytest.raises(InputFileError, match=r"\[damping\]: family 'normal', but the model's damping has a beta"):
+        LS.load_prior_set(str(family))
+    assert LS.load_prior_set(str(own)) == {"damping": (1.0, 9.0)}
+    # "all" stands for every shipped refit, each once; two files of one name are refused
+    keys = [v.key for v in LS._variants(["no-trend", "all"])]
+    assert sorted(keys) == sorted(LS.VARIANTS) and keys[0] == "no-trend"
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "mine.toml").write_text(own.read_text())
+    with pytest.raises(UsageError, match="two refits are both called 'mine'"):
+        LS._variants([LS.prior_set_variant(str(own)), LS.prior_set_variant(str(tmp_path / "b" / "mine.toml"))])

@@ -8,9 +8,10 @@ module; it is far too small to converge, and no test reads its convergence.
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from bayes_lac.errors import RunFileError
+from bayes_lac.errors import RunFileError, UsageError
 from bayes_lac.model import latent_fit as LF
 from bayes_lac.model.data import prepare_data
 from bayes_lac.model.results import run_info
@@ -243,7 +244,9 @@ def test_the_board_report_reads_a_latent_run(grid, fitted):
     power = {t.key: t for _, t in report.tables()}["power_scaling"].frame
     assert {"series_sd", "level_share", "drift"} <= set(power["parameter"])
     assert set(power.loc[power["parameter"] == "damping", "measure"]) == {"looked_after"}
-    assert "implemented for the 0.2 model only" in page
+    # its refits under other beliefs are not run unless asked, and the report says how to ask
+    assert "Run the report with --sensitivity-refits, or `bayes-lac sensitivity RUN --refits all" in page
+    assert "refit_conclusions" not in {t.key for _, t in report.tables()}
     # and the power-scaling of the numbers the board reads: the parts of the change, the 5- and
     # 10-year forecasts and their costs, each at every posterior draw
     tables = {t.key: t for _, t in report.tables()}
@@ -265,18 +268,94 @@ def test_the_board_report_reads_a_latent_run(grid, fitted):
     assert not report.converged and report.problems
 
 
-def test_a_report_on_a_saved_latent_run_refuses_prior_refits(grid, fitted, tmp_path, capsys):
+def test_refits_under_other_beliefs_change_what_they_change(grid, fitted, monkeypatch):
+    """Each variant refits the run with its one choice changed (or, for future UASC, only the
+    forecast), and the comparison sets its conclusions beside the run's own."""
+    from bayes_lac.studies import latent_sensitivity as LS
+
+    panel, data = grid
+    _, run = fitted
+    fitted_with = []
+    real_refit = LF.refit
+
+    def spy(run_, **kwargs):
+        fitted_with.append(kwargs)
+        return real_refit(run_, **kwargs)
+
+    monkeypatch.setattr(LF, "refit", spy)
+    # the run's own choices are no variants of it: its comparison set ("all"), its national path
+    # (a drift); a local trend for looked-after children only is neither "none" nor "every measure"
+    keys = [v.key for v in LS.applicable(run)]
+    assert "comparison-all" not in keys and "national-damped" in keys
+    assert {"comparison-2021", "no-trend", "trend-all"} <= set(keys)
+    study = LS.latent_refits(
+        run, ["no-deprivation", "uasc-nts", "comparison-2021", "comparison-all"], panel=panel, unit_costs=900.0
+    )
+    # a simulated authority has no DfE statistical neighbours: that refit is said not compared,
+    # and so is the one asked for that is the run's own
+    assert study.skipped["comparison-all"] == "the run's own choice"
+    assert list(study.skipped) == ["comparison-all", "comparison-2021"]
+    assert "comparison-2021" in " ".join(study.finding.caveats)
+    # one refit only (the UASC variant changes the forecast, not the fit), with the prior set's
+    # entries and nothing else changed
+    assert len(fitted_with) == 1
+    priors = fitted_with[0]["priors"]
+    assert set(priors) == {"deprivation_between", "deprivation_within"}
+    assert priors["deprivation_within"] == (0.0, 0.05)
+    table = study.comparison.set_index(["choice", "conclusion", "measure"])
+    # forecast-only: the rates are the run's own, the looked-after forecast rises with UASC at 0.1 %
+    same = study.comparison[
+        (study.comparison["choice"] == "uasc-nts") & (study.comparison["conclusion"] == "current_rate")
+    ]
+    assert (same["shift"] == 0).all()
+    uasc_held = table.loc[(LS.AS_FITTED, "forecast_5", "looked_after"), "median"]
+    uasc_nts = table.loc[("uasc-nts", "forecast_5", "looked_after"), "median"]
+    population = float(run["constant_data"]["population_0_17"].sel(la=data.la[0], year=2018))
+    uasc = float(run["constant_data"]["uasc"].sel(la=data.la[0], year=2018))
+    assert uasc_nts - uasc_held == pytest.approx(0.001 * population - uasc, abs=0.15 * population * 0.001 + 5)
+    # every conclusion of the refit is compared, and the finding names what moved
+    assert set(table.loc["no-deprivation"].index.get_level_values(0)) == set(
+        table.loc[LS.AS_FITTED].index.get_level_values(0)
+    )
+    changed = list(dict.fromkeys(study.comparison.loc[study.comparison["changes"], "choice"]))
+    sentence = study.finding.sentence
+    if changed:
+        assert sentence.startswith(f"{len(changed)} of the 2 other choices change a conclusion")
+        assert all(f"{key} (" in sentence for key in changed)
+    else:
+        assert sentence.startswith("No conclusion changes under any of the 2 other choices")
+    # the wrong panel stops the study before any fit, and says what to pass
+    with pytest.raises(UsageError, match="not that panel .* pass it"):
+        LS.latent_refits(run, ["comparison-2021"], panel=panel.assign(looked_after=panel["looked_after"] + 1))
+    assert len(fitted_with) == 1
+    # another comparison set: the target and three of the others, the run's draws (not the default)
+    codes = ",".join(data.la[:4])
+    four = LS.refit_variant(run, LS.Variant("four", "comparison", "four of them", comparison=codes), panel=panel)
+    assert run_info(four, allow_latent=True).authorities == tuple(data.la[:4])
+    assert four["posterior"].sizes["draw"] == run["posterior"].sizes["draw"]
+    assert run_info(four, allow_latent=True).last_year == 2018
+
+
+def test_a_report_on_a_saved_latent_run_with_refits(grid, fitted, tmp_path, capsys, monkeypatch):
     from bayes_lac.cli import main
     from bayes_lac.model.results import save_run
+    from bayes_lac.studies import latent_sensitivity as LS
 
     panel, data = grid
     _, run = fitted
     save_run(run, tmp_path / "run.nc")
     panel.assign(weekly_cost_per_child=900.0).to_csv(tmp_path / "panel.csv", index=False)
+    # quick: one variant that needs no refit (future UASC) and the run's own comparison set, left out
+    monkeypatch.setattr(LS, "VARIANTS", {k: LS.VARIANTS[k] for k in ("uasc-nts", "comparison-all")})
     argv = ["report", "--run", str(tmp_path / "run.nc"), "--panel", str(tmp_path / "panel.csv"), "--la", data.la[0]]
-    assert main([*argv, "--sensitivity-refits", "--allow-unconverged", "--out", str(tmp_path / "r.html")]) == 2
-    assert "not available for the latent-state model" in capsys.readouterr().err
-    assert not (tmp_path / "r.html").exists()
+    assert (
+        main([*argv, "--sensitivity-refits", "--allow-unconverged", "--xlsx", "--out", str(tmp_path / "r.html")]) == 0
+    )
+    page = (tmp_path / "r.html").read_text()
+    assert "Refits under other beliefs" in page and "uasc-nts" in page and "comparison-all" not in page
+    workbook = pd.read_excel(tmp_path / "r.xlsx", sheet_name=None)
+    sheet = workbook["Refit conclusions"].astype(str)
+    assert sheet.apply(lambda col: col.str.fullmatch("uasc-nts")).any().any()
 
 
 def test_the_latent_backtest_forecaster_fits_once_per_origin_and_reuses_its_model(grid):

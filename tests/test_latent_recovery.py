@@ -202,11 +202,26 @@ def test_a_saved_latent_run_is_read_by_the_commands_ported_to_it(simulated, tmp_
     assert set(table["component"]) >= {"supply_local", "supply_national", "total"}
     assert main(["forecast", str(path), "--horizon", "2", "--out", str(tmp_path / "f.csv"), *common]) == 0
     assert "damped local trend" in capsys.readouterr().out
-    # prior sensitivity: its power-scaling, one row per prior it samples; refits are refused
+    # prior sensitivity: its power-scaling, one row per prior it samples
     assert main(["sensitivity", str(path), "--out", str(tmp_path / "s.csv")]) == 0
     power = pd.read_csv(tmp_path / "s.csv")
     assert {"series_sd", "level_share", "drift", "damping"} <= set(power["parameter"])
     assert power[["prior_sensitivity", "likelihood_sensitivity"]].notna().all().all()
+    # the 0.2 model's prior sets are not the latent model's: the message lists the latent ones
     argv = ["sensitivity", str(path), "--prior-sets", "weak", "--out", str(tmp_path / "w.csv")]
     assert main(argv) == 2
-    assert "implemented for the 0.2 model only" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "latent prior set 'weak'" in err and "national, no-deprivation" in err
+    assert not (tmp_path / "w.csv").exists()
+    argv = ["sensitivity", str(path), "--refits", "no-such-choice", "--out", str(tmp_path / "w.csv")]
+    assert main(argv) == 2 and "unknown refit 'no-such-choice'" in capsys.readouterr().err
+    # a refit of the forecast's assumption only (future UASC at 0.1 % of children): the comparison
+    # beside the run's own, and the power-scaling table beside it
+    argv = ["sensitivity", str(path), "--refits", "uasc-nts", "--out", str(tmp_path / "r.csv")]
+    assert main(argv) == 0
+    refits = pd.read_csv(tmp_path / "r.csv")
+    assert set(refits["choice"]) == {"as fitted", "uasc-nts"}
+    moved = refits[(refits["choice"] == "uasc-nts") & (refits["shift"] != 0)]
+    assert set(moved["conclusion"]) <= {"forecast_5", "forecast_10", "cost_5", "cost_10"} and len(moved)
+    assert set(moved["measure"]) == {"looked_after"}
+    assert (tmp_path / "r_power_scaling.csv").exists()

@@ -153,6 +153,35 @@ def test_comparison_finding_says_when_nothing_changes():
     assert "largest move" in finding.sentence
 
 
+def test_the_latent_refits_finding_names_each_choice_and_what_it_moved():
+    from bayes_lac.studies import latent_sensitivity as LS
+
+    own = _conclusion_rows(LS.AS_FITTED, [50.0, 200.0], [40.0, 150.0], [60.0, 250.0])
+    # local-change moves the forecast by 40 % of its interval's width; no-trend only doubles its
+    # width; national-damped moves nothing, and failed its convergence check
+    local = _conclusion_rows("local-change", [50.0, 240.0], [40.0, 190.0], [60.0, 290.0])
+    wide = _conclusion_rows("no-trend", [50.0, 200.0], [40.0, 100.0], [60.0, 300.0])
+    steady = _conclusion_rows("national-damped", [50.5, 201.0], [40.0, 150.0], [61.0, 251.0]).assign(converged=False)
+    table = pd.concat([own, local, wide, steady], ignore_index=True).assign(belief=lambda t: t["prior_set"] + " belief")
+    comparison = S.compare_conclusions(table, LS.AS_FITTED).rename(columns={"prior_set": "choice"})
+    finding = LS.refits_finding(comparison, skipped={"uasc-stochastic": "too few UASC"})
+    sentence = finding.sentence
+    assert sentence.startswith("2 of the 3 other choices change a conclusion")
+    assert (
+        "local-change (local-change belief) moves the children looked after forecast for 2025 to 240 from 200"
+        in sentence
+    )
+    assert (
+        "no-trend (no-trend belief) makes the interval of the children looked after forecast for 2025 2.0 times as wide"
+        in sentence
+    )
+    assert "None changes under national-damped." in sentence
+    assert any("national-damped failed their convergence check" in c for c in finding.caveats)
+    assert "Not compared: uasc-stochastic (too few UASC)." in finding.caveats
+    quiet = comparison[comparison["choice"].isin([LS.AS_FITTED, "national-damped"])]
+    assert LS.refits_finding(quiet).sentence.startswith("No conclusion changes under the other choice (")
+
+
 # -- small fits ------------------------------------------------------------------------------
 
 

@@ -391,7 +391,24 @@ def build_parser() -> argparse.ArgumentParser:
     # sensitivity -------------------------------------------------------------------------
     se = sub.add_parser("sensitivity", help="prior sensitivity: power-scaling and refits")
     _add_run(se)
-    se.add_argument("--prior-sets", default="", help="comma-separated prior sets or files to refit under")
+    se.add_argument(
+        "--prior-sets",
+        default="",
+        help="comma-separated prior sets or files to refit under (a latent run's: national, local, "
+        "no-deprivation, vague-deprivation or a TOML file of entries replacing models/latent_priors.toml's)",
+    )
+    se.add_argument(
+        "--refits",
+        default="",
+        help="a latent run only: comma-separated refits (national-change, local-change, no-deprivation, "
+        "vague-deprivation: the shipped prior sets; comparison-all, comparison-2021, comparison-2025, no-trend, "
+        "trend-all, national-damped, uasc-stochastic, uasc-nts) or 'all'; a prior file goes to --prior-sets",
+    )
+    se.add_argument(
+        "--panel",
+        help="a latent run only: the panel it was fitted on (default the bundled panel), for comparison-set "
+        "refits and unit costs",
+    )
     se.add_argument("--workers", type=_workers, default=2, help="parallel processes, 1 or more (default 2)")
     se.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786")
     se.add_argument("--out", required=True, help="CSV to write")
@@ -519,7 +536,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument(
         "--sensitivity-refits",
         action="store_true",
-        help="also refit under the weak and tight prior sets for the sensitivity appendix (slower)",
+        help="also refit for the sensitivity appendix (slower): the latent model under four other prior sets and "
+        "seven other structural choices (about ten fits), the 0.2 model under the weak and tight prior sets",
     )
     rp.set_defaults(handler=("bayes_lac.cli.commands", "report_command"))
 

@@ -26,13 +26,58 @@ def _check_priors(priors: str | None) -> None:
         load_priors(priors)
 
 
-def _prior_file(priors: str | None) -> str | None:
-    """The --priors value if it names a file (not a shipped prior set), for the input checks."""
-    from bayes_lac.config import PRIORS_DIR
+def _prior_file(priors: str | None, latent: bool = False) -> str | None:
+    """The --priors value if it names a file (not a shipped prior set, of the 0.2 model or, with
+    `latent`, of the latent model), for the input checks."""
+    from bayes_lac.config import LATENT_PRIOR_SETS_DIR, PRIORS_DIR
 
-    if priors is None or (PRIORS_DIR / f"{priors}.toml").is_file():
+    shipped = LATENT_PRIOR_SETS_DIR if latent else PRIORS_DIR
+    if priors is None or (shipped / f"{priors}.toml").is_file():
         return None
     return priors
+
+
+def _latent_sensitivity(args, results, prior_sets: list[str], out: Path) -> int:
+    """``bayes-lac sensitivity`` of a latent run: its power-scaling, and refits under other beliefs
+    (`bayes_lac.studies.latent_sensitivity`) if ``--prior-sets`` or ``--refits`` asks."""
+    from bayes_lac.model.results import run_info
+    from bayes_lac.studies import latent_sensitivity as LS
+    from bayes_lac.studies.sensitivity import _bundled_unit_costs, latent_power_scaling, power_scaling_finding
+
+    keys = [k.strip() for k in (getattr(args, "refits", "") or "").split(",") if k.strip()]
+    power = latent_power_scaling(results)
+    finding = power_scaling_finding(power, converged=run_info(results, allow_latent=True).converged)
+    if not keys and not prior_sets:
+        write_csv(power, out)
+        print(f"Wrote {out}.")
+        print(str(finding))
+        return 0
+    variants = [*keys, *(LS.prior_set_variant(p) for p in prior_sets)]
+    if getattr(args, "scheduler", None) or getattr(args, "workers", 2) != 2:
+        print("Note: --workers and --scheduler do not apply to a latent run: its refits run one after another.")
+    if getattr(args, "panel", None):
+        from bayes_lac.analysis.costs import unit_cost_history
+        from bayes_lac.data.panel import load_panel
+
+        panel = LS.run_panel(results, load_panel(args.panel))
+        unit_costs, note = (
+            unit_cost_history(panel, run_info(results, allow_latent=True).target_la),
+            (f"Costs use the target's unit-cost history in {args.panel}."),
+        )
+    else:
+        panel = None
+        unit_costs, note = _bundled_unit_costs(results)
+    study = LS.latent_refits(results, variants, panel=panel, unit_costs=unit_costs)
+    power_out = out.with_name(out.stem + "_power_scaling.csv")
+    write_csv(study.comparison, out)
+    write_csv(power, power_out)
+    print(f"Wrote {out} and {power_out}.")
+    print(str(finding))
+    print(str(study.finding))
+    print(note)
+    times = ", ".join(f"{k} {v:.0f} s" for k, v in study.fit_seconds.items())
+    print(f"Refit times: {times or 'none'}; wall time {study.wall_seconds:.0f} s.")
+    return 0
 
 
 def backtest_command(args) -> int:
@@ -726,12 +771,6 @@ def report_command(args) -> int:
     latent = getattr(args, "model", None) in (None, "latent")
     if latent and not args.run:
         _check_latent_settings(args)
-    refits_refused = (
-        "--sensitivity-refits refits the 0.2 model under other prior sets (fit it with --model default); "
-        "it is not available for the latent-state model, the default"
-    )
-    if latent and not args.run and getattr(args, "sensitivity_refits", False):
-        raise BayesLacError(refits_refused)
     panel = load_panel(args.panel) if args.panel else load_panel()
     out = Path(args.out) if args.out is not None else Path("reports") / f"{_report_name(panel, args.la)}.html"
     xlsx_out = out.with_suffix(".xlsx") if args.xlsx else None
@@ -775,12 +814,10 @@ def report_command(args) -> int:
         except UnconvergedFitError as err:
             raise UnconvergedFitError(f"{args.flows_run}: {err}") from None
     if args.run:
-        from bayes_lac.model.results import load_run, run_info
+        from bayes_lac.model.results import load_run
 
         results = load_run(args.run, allow_latent=True)
         run_path = Path(args.run)
-        if getattr(args, "sensitivity_refits", False) and run_info(results, allow_latent=True).latent:
-            raise BayesLacError(f"--run {args.run}: {refits_refused}")
     else:
         run_path = run_out
         replaced = run_out.exists()
@@ -841,38 +878,34 @@ def report_command(args) -> int:
 
 
 def sensitivity_command(args) -> int:
-    """``bayes-lac sensitivity RUN [--prior-sets ...] [--workers N] [--scheduler ADDR] --out CSV``.
+    """``bayes-lac sensitivity RUN [--prior-sets ...] [--refits ...] [--panel CSV] [--workers N]
+    [--scheduler ADDR] --out CSV``.
 
-    Writes the prior-set comparison to ``--out`` (with refits) or the power-scaling table
-    (without); with refits the power-scaling table goes beside it as ``<out>_power_scaling.csv``.
+    Writes the comparison of the refits (a 0.2 run's prior sets; a latent run's prior sets and
+    structural choices, `bayes_lac.studies.latent_sensitivity`) to ``--out``, or the power-scaling
+    table without refits; with refits the power-scaling table goes beside it as
+    ``<out>_power_scaling.csv``.
     """
     from bayes_lac.model.results import load_run, run_info
     from bayes_lac.studies.sensitivity import _bundled_unit_costs, sensitivity
 
     prior_sets = [p.strip() for p in args.prior_sets.split(",") if p.strip()]
     out = Path(args.out)
-    power_out = out.with_name(out.stem + "_power_scaling.csv") if prior_sets else None
-    prior_files = {f"the prior file {p}": _prior_file(p) for p in prior_sets}
+    refits = bool(prior_sets or (getattr(args, "refits", "") or "").strip())
+    power_out = out.with_name(out.stem + "_power_scaling.csv") if refits else None
+    # a shipped name of either model's sets is no file to check (the run says which model it is)
+    prior_files = {f"the prior file {p}": _prior_file(p) if _prior_file(p, latent=True) else None for p in prior_sets}
     prepare_outputs(
         {"--out": out, "the power-scaling table (named from --out)": power_out},
-        {"the run file": args.run, **prior_files},
+        {"the run file": args.run, "--panel": getattr(args, "panel", None), **prior_files},
     )
     results = load_run(args.run, allow_latent=True)
     if run_info(results, allow_latent=True).latent:
-        from bayes_lac.errors import BayesLacError
-        from bayes_lac.studies.sensitivity import latent_power_scaling, power_scaling_finding
+        return _latent_sensitivity(args, results, prior_sets, out)
+    if getattr(args, "refits", "") or getattr(args, "panel", None):
+        from bayes_lac.errors import UsageError
 
-        if prior_sets:
-            raise BayesLacError(
-                f"{args.run} is a run of the latent-state model: refits under other prior sets are implemented for "
-                "the 0.2 model only (bayes-lac fit --model default); without --prior-sets this command gives the "
-                "latent model's power-scaling"
-            )
-        power = latent_power_scaling(results)
-        write_csv(power, out)
-        print(f"Wrote {out}.")
-        print(str(power_scaling_finding(power, converged=run_info(results, allow_latent=True).converged)))
-        return 0
+        raise UsageError(f"--refits and --panel are for a latent-state run; {args.run} is a run of the 0.2 model")
     unit_costs, note = (None, "")
     if prior_sets:
         unit_costs, note = _bundled_unit_costs(results)

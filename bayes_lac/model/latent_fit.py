@@ -4,8 +4,9 @@ The latent-state model is the package's default (models/README.md records what i
 measured to do and what it still lacks). The decomposition, forecasts, costs, the board
 report and power-scaling read its runs (through `latent_terms`, `authority_states`, each
 authority's states drawn per posterior draw and seeded by its code, and
-`latent_log_densities`); the 0.2 model's other analyses (refits under prior sets, predictive
-checks, trends) read that model's runs only, and
+`latent_log_densities`), and so do refits under other beliefs (`refit`,
+`bayes_lac.studies.latent_sensitivity`); the 0.2 model's other analyses (its own prior-set
+refits, predictive checks, trends) read that model's runs only, and
 `bayes_lac.model.results.run_info` refuses a latent run unless an analysis ported to it asks
 otherwise. The backtest (`bayes_lac.studies.backtest.LatentModelForecaster`) and the
 leave-future-out check (``bench/bench_latent_lfo.py``) fit with it.
@@ -822,19 +823,57 @@ def refit_until(run: xr.DataTree, until: int, *, progressbar: bool = False) -> x
             f"a refit up to {until} needs a year after the run's first ({int(data.year[0])}) and at most its last "
             f"({info.last_year})"
         )
+    return refit(run, until=int(until), progressbar=progressbar)
+
+
+def refit(
+    run: xr.DataTree,
+    *,
+    until: int | None = None,
+    data: ModelData | None = None,
+    priors: dict | None = None,
+    trend_measures: Sequence[str] | None = _DEFAULT,  # type: ignore[assignment]
+    national: str | None = None,
+    progressbar: bool = False,
+) -> xr.DataTree:
+    """`run`'s model fitted again with some of its choices changed, the rest as the run made them.
+
+    Parameters
+    ----------
+    until
+        Fit the years up to this one only (default all of the data's).
+    data
+        Other data, e.g. another comparison set of the same panel (default the run's own). Its
+        draws per chain are `default_draws` of its authorities if the run used the default of its
+        own, else the run's.
+    priors
+        Priors to change (`bayes_lac.model.latent.load_latent_priors` entries); the run's own for
+        the rest.
+    trend_measures
+        Measures with a local trend (None: every measure); default the run's.
+    national
+        Design of the national path; default the run's.
+    """
+    from bayes_lac.model.results import run_info
+
+    info = run_info(run, allow_latent=True)
+    own = data_of(run)
     sampler = info.sampler
+    draws = int(sampler["draws"])
+    if data is not None and draws == default_draws(len(own.la)):
+        draws = default_draws(len(data.la))
     fitter = LatentFitter(
-        priors=info.priors,
-        trend_measures=trend_measures_of(run),
-        national=sampler.get("national", "drift"),
+        priors={**info.priors, **(priors or {})},
+        trend_measures=trend_measures_of(run) if trend_measures is _DEFAULT else trend_measures,
+        national=national or sampler.get("national", "drift"),
         sampler=sampler.get("sampler", "nutpie"),
         variance=sampler.get("variance", "split"),
         national_steps=sampler.get("national_steps", "noncentred"),
     )
     return fitter.fit(
-        data,
-        until=int(until),
-        draws=int(sampler["draws"]),
+        own if data is None else data,
+        until=until,
+        draws=draws,
         tune=int(sampler["tune"]),
         chains=int(sampler["chains"]),
         seed=int(sampler.get("seed", 0)),

@@ -329,8 +329,8 @@ def run_info(results: xr.DataTree, allow_latent: bool = False) -> RunInfo:
         raise RunFileError(
             "this is a run of the latent-state model (bayes_lac.model.latent_fit), the package's default, which "
             "this analysis of the 0.2 model does not read: the decomposition, forecasts, costs, the board report "
-            "and power-scaling read it (bayes-lac decompose, forecast, costs, report and sensitivity without "
-            "--prior-sets); fit the 0.2 model with "
+            "and prior sensitivity read it (bayes-lac decompose, forecast, costs, report and sensitivity); fit the "
+            "0.2 model with "
             "bayes-lac fit --model default for the others (models/README.md)"
         )
     if "constant_data" not in results.children:

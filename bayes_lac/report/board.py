@@ -46,7 +46,7 @@ from bayes_lac.config import (
     MEASURES,
     bundled_name,
 )
-from bayes_lac.errors import BayesLacError, PanelError, ScenarioError, UnknownAuthorityError
+from bayes_lac.errors import BayesLacError, PanelError, ScenarioError, UnknownAuthorityError, UsageError
 from bayes_lac.files import atomic_path, is_formula_like, write_bytes, write_files, write_text
 from bayes_lac.model.results import run_info
 from bayes_lac.report.answers import (
@@ -1906,13 +1906,7 @@ def _sensitivity_section(
                     + "; ".join(k for k in quantities if k not in finite)
                     + "."
                 )
-        sec.heading("Refits under other prior sets")
-        sec.notice(
-            "Not available for this model yet: refits under other prior sets, and of the structural choices "
-            "(comparison set, trend flexibility, deprivation prior, UASC assumption), are implemented for the 0.2 "
-            "model only (bayes-lac fit --model default). The latent-state model's priors are listed in Appendix B; "
-            "models/latent_priors.toml gives the source of each."
-        )
+        _latent_refits(sec, inputs, unit_costs)
         return sec
     missing = [g for g in ("log_prior", "log_likelihood") if g not in inputs.results.children]
     if missing:
@@ -1946,20 +1940,72 @@ def _sensitivity_section(
         comparison,
         unit_column="units",
     )
+    _forecast_by_choice(sec, comparison, "prior set", "prior_sets_forecast_5", "by prior set")
+    return sec
+
+
+def _forecast_by_choice(sec: Section, comparison: pd.DataFrame, by: str, key: str, caption: str) -> None:
+    """The chart of the 5-year forecast of children looked after under each prior set or choice
+    (`comparison`'s column ``prior_set``), with its table `key`; `caption` ends its caption."""
     rows = smod.prior_sets_table(comparison, conclusion="forecast_5", measure="looked_after")
+    column = by.replace(" ", "_")
     sec.figure(
-        smod.plot_prior_sets(comparison, conclusion="forecast_5", measure="looked_after"),
+        smod.plot_prior_sets(comparison, conclusion="forecast_5", measure="looked_after", by=by),
         alt=(
-            "Forecast of children looked after five years ahead by prior set: "
+            f"Forecast of children looked after five years ahead by {by}: "
             + "; ".join(f"{r.prior_set} {KINDS['count'].text(r.median)}" for r in rows.itertuples())
             + "."
         ),
-        caption="Forecast number of children looked after five years ahead, by prior set.",
+        caption=f"Forecast number of children looked after five years ahead, {caption}.",
         table=make_table(
-            "prior_sets_forecast_5", "Forecast of children looked after five years ahead, by prior set", rows
+            key,
+            f"Forecast of children looked after five years ahead, by {by}",
+            rows.rename(columns={"prior_set": column}),
         ),
     )
-    return sec
+
+
+def _latent_refits(sec: Section, inputs: ReportInputs, unit_costs) -> None:
+    """A latent run's refits under other beliefs (`bayes_lac.studies.latent_sensitivity`), if asked."""
+    from bayes_lac.studies import latent_sensitivity as LS
+
+    sec.heading("Refits under other beliefs")
+    if not inputs.sensitivity_refits:
+        sec.notice(
+            "Not run for this report: the model can be fitted again under other prior beliefs (change is national; "
+            "change is local; deprivation drives nothing; no literature prior for deprivation) and other structural "
+            "choices (comparison set, trend flexibility, national path, future UASC), about ten fits. Run the report "
+            "with --sensitivity-refits, or `bayes-lac sensitivity RUN --refits all --out FILE`, to add them."
+        )
+        return
+    try:
+        study = LS.latent_refits(inputs.results, panel=inputs.panel, unit_costs=unit_costs)
+    except UsageError as err:
+        sec.notice(f"The refits could not be made: {err}.")
+        return
+    sec.paragraph(
+        "The model is fitted again with one choice changed at a time, the data and sampler settings otherwise "
+        "unchanged (another comparison set: the same panel's authorities, with its own default number of draws), "
+        "and the conclusions a board reads are set beside the run's own. The prior sets are in "
+        "models/latent_prior_sets/, each a different belief, not a rescaling of every prior: "
+        + "; ".join(f"{v.key}: {v.belief}" for v in study.variants)
+        + "."
+    )
+    sec.finding(study.finding)
+    comparison = study.comparison
+    sec.table(
+        "refit_conclusions",
+        "Conclusions under each other choice, beside the run as fitted",
+        comparison,
+        unit_column="units",
+    )
+    _forecast_by_choice(
+        sec,
+        comparison.rename(columns={"choice": "prior_set"}),
+        "choice",
+        "refits_forecast_5",
+        "as fitted and under each other choice",
+    )
 
 
 def _power_figure(sec: Section, power: pd.DataFrame) -> None:
@@ -2710,7 +2756,9 @@ def build_report(
         Report on a run that failed its diagnostics, saying so on every page. Without it such
         a run raises `UnconvergedFitError`.
     sensitivity_refits
-        Also refit under the weak and tight prior sets (about triples the time).
+        Also refit under other priors: a 0.2 run under the weak and tight prior sets (about
+        triples the time); a latent run under other prior beliefs and structural choices
+        (`bayes_lac.studies.latent_sensitivity`, about ten fits).
     run_path
         Where the run is saved, for the model card.
     progress

@@ -33,6 +33,10 @@ median moves by more than `CHANGE_SHARE` (a quarter) of the width of its credibl
 under the run's own prior set (a deliberately small move: a quarter of a 90 % interval is
 about 0.4 posterior standard deviations), or when its interval becomes more than
 `WIDTH_CHANGE` times as wide or narrow (a board reads the range as well as the middle).
+
+Those refits are the 0.2 model's; a latent-state run's refits under other beliefs (prior sets
+and structural choices) are `bayes_lac.studies.latent_sensitivity`, which compares the same
+conclusions by the same rule.
 """
 
 from __future__ import annotations
@@ -450,6 +454,8 @@ def conclusions(
     seed: int = 0,
     ci_prob: float = CI_PROB,
     prior_set: str | None = None,
+    uasc_path: str = "hold",
+    uasc_rate: float | None = None,
 ) -> pd.DataFrame:
     """The conclusions a board reads from a run, summarised (see `CONCLUSIONS`).
 
@@ -461,7 +467,11 @@ def conclusions(
     count `horizons` years ahead under the trend scenario (`bayes_lac.analysis.forecast`); and, if
     `unit_costs` is given (a unit-cost history or number, see `bayes_lac.analysis.costs.costs`,
     or a fitted `bayes_lac.model.unit_cost.UnitCostFit`, whose predictive unit cost is drawn for
-    each forecast draw), the annual cost of looked-after children in those years.
+    each forecast draw), the annual cost of looked-after children in those years. `uasc_path`
+    and `uasc_rate`: future UASC in the forecasts (`bayes_lac.analysis.forecast.forecast`).
+
+    A latent-state run's rate is its latent rate (`bayes_lac.model.results.log_rate_terms`), for
+    children looked after excluding UASC (the row's units say so).
 
     Returns
     -------
@@ -472,7 +482,7 @@ def conclusions(
     from bayes_lac.analysis.forecast import forecast
     from bayes_lac.model import results as R
 
-    info = run_info(results)
+    info = run_info(results, allow_latent=True)
     la = info.target_la
     first, last = info.first_year, info.last_year
     tables = []
@@ -486,9 +496,18 @@ def conclusions(
         table["units"] = units or CONCLUSIONS[name][1]
         tables.append(table)
 
-    rate = R.rate(results, la=la)
-    add(rate.sel(year=last), "current_rate", last)
     start = max(first, last - TREND_YEARS)
+    if info.latent:
+        rate = np.exp(R.log_rate_terms(results, la=la, years=[start, last])["log_rate"])
+    else:
+        rate = R.rate(results, la=la)
+    add(rate.sel(year=last), "current_rate", last)
+    if info.latent:
+        tables[-1]["units"] = np.where(
+            tables[-1]["measure"] == "looked_after",
+            CONCLUSIONS["current_rate"][1] + " (latent rate of children looked after other than UASC)",
+            CONCLUSIONS["current_rate"][1] + " (latent rate)",
+        )
     change = (rate.sel(year=last) / rate.sel(year=start)) ** (1.0 / (last - start)) - 1.0
     add(100 * change, "recent_trend", last)
 
@@ -497,7 +516,15 @@ def conclusions(
     add(parts.sel(component="not_explained"), "unexplained_change", last)
     add(parts.sel(component="not_explained") / parts.sel(component="total"), "unexplained_share", last)
 
-    fc = forecast(results, la=la, horizon=max(horizons), scenarios=("trend",), seed=seed)
+    fc = forecast(
+        results,
+        la=la,
+        horizon=max(horizons),
+        scenarios=("trend",),
+        seed=seed,
+        uasc_path=uasc_path,
+        uasc_rate=uasc_rate,
+    )
     predicted = fc.data["predicted"].sel(scenario="trend")
     for h in horizons:
         add(predicted.sel(year=last + h), f"forecast_{h}", last + h)
@@ -844,13 +871,19 @@ def prior_sets_table(
 
 
 def plot_prior_sets(
-    comparison: pd.DataFrame, *, conclusion: str = "forecast_5", measure: str = "looked_after", ax=None
+    comparison: pd.DataFrame,
+    *,
+    conclusion: str = "forecast_5",
+    measure: str = "looked_after",
+    ax=None,
+    by: str = "prior set",
 ):
-    """Median and credible interval of one conclusion under each prior set. Table twin: `prior_sets_table`."""
+    """Median and credible interval of one conclusion under each prior set (or other choice,
+    named by `by` in the title). Table twin: `prior_sets_table`."""
     from bayes_lac.style import get_axes, series_style
 
-    fig, ax = get_axes(ax, figsize=(7, 3.5))
     rows = prior_sets_table(comparison, conclusion, measure)
+    fig, ax = get_axes(ax, figsize=(7, max(3.5, 1.2 + 0.35 * len(rows))))
     for i, (_, row) in enumerate(rows.iterrows()):
         style = series_style(i)
         ax.errorbar(
@@ -865,7 +898,7 @@ def plot_prior_sets(
     ax.invert_yaxis()
     ax.set_xlabel(f"{CONCLUSIONS[conclusion][0]} ({rows['units'].iloc[0]})", wrap=True)
     ax.set_title(
-        f"{MEASURE_LABELS.get(measure, measure)}: median and {format_percent(rows['ci_prob'].iloc[0])} interval by prior set"
+        f"{MEASURE_LABELS.get(measure, measure)}: median and {format_percent(rows['ci_prob'].iloc[0])} interval by {by}"
     )
     return fig
 
@@ -916,7 +949,7 @@ def _bundled_unit_costs(results: xr.DataTree):
 
     if not BUNDLED_PANEL.exists():
         return None, "Costs left out: no bundled panel to read unit costs from."
-    info = run_info(results)
+    info = run_info(results, allow_latent=True)
     panel = load_panel()
     if panel_sha256(panel) != info.panel_sha256:
         return None, "Costs left out: the run was not fitted on the bundled panel, so its unit costs are not known."
