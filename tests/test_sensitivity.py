@@ -241,3 +241,14 @@ def test_command_writes_power_scaling_without_refits(sensible_run, tmp_path, cap
     table = pd.read_csv(out, keep_default_na=False)
     assert list(table.columns) == list(S.POWER_COLUMNS)
     assert "power-scaling" in capsys.readouterr().out
+
+
+def test_latent_refits_are_refused_for_a_run_of_the_0_2_model(toy_results, tmp_path, capsys):
+    from bayes_lac.cli import main
+    from bayes_lac.model.results import save_run
+
+    save_run(toy_results, tmp_path / "run.nc")
+    argv = ["sensitivity", str(tmp_path / "run.nc"), "--refits", "no-trend", "--out", str(tmp_path / "s.csv")]
+    assert main(argv) == 2
+    assert "--refits and --panel are for a latent-state run" in capsys.readouterr().err
+    assert not (tmp_path / "s.csv").exists()
