@@ -611,3 +611,23 @@ def test_psis_lfo_reweights_by_the_later_years_and_flags_unreliable_weights(grid
     assert len(table) and not table["reliable"].any() and (table["pareto_k"] > lfo.K_THRESHOLD).all()
     assert table["elpd"].isna().all()  # an unreliable origin is not scored
     assert "Pareto k above 0.7" in lfo.lfo_sentence(table, "Somewhere")
+
+
+def test_a_run_knows_the_panel_it_was_fitted_on_whole_or_cut_at_its_last_year(grid, fitted):
+    import xarray as xr
+
+    from bayes_lac.data.panel import panel_sha256
+    from bayes_lac.model.results import fitted_on
+
+    panel, _ = grid
+    _, run = fitted  # fitted on the years to 2018 of a grid prepared from the whole panel
+    assert fitted_on(run, panel) is True
+    assert fitted_on(run, panel.assign(looked_after=panel["looked_after"] + 1)) is False
+    # a run fitted on data prepared with until=2018 records the hash of the rows up to 2018
+    cut = xr.DataTree.from_dict({k: run[k].to_dataset() for k in run.children})
+    cut.attrs.update(run.attrs)
+    cut.attrs["panel_sha256"] = panel_sha256(panel[panel["year"] <= 2018])
+    assert fitted_on(cut, panel) is True
+    assert fitted_on(cut, panel[panel["year"] <= 2018]) is True
+    cut.attrs["panel_sha256"] = ""
+    assert fitted_on(cut, panel) is None

@@ -517,6 +517,24 @@ def expected_reported(results: xr.DataTree, la=None) -> xr.DataArray:
     return (expected(results, la) + uasc_component(results, la)).rename("expected_reported")
 
 
+def fitted_on(results: xr.DataTree, panel) -> bool | None:
+    """Whether `panel` is the panel `results` was fitted on: its SHA-256 against the one the run
+    records, of the whole panel or of its rows up to the run's until year (a fit on data prepared
+    with ``until`` records the second, `bayes_lac.model.data.prepare_data`; a fit of earlier years
+    of a longer grid the first); None if the run records none."""
+    import pandas as pd
+
+    from bayes_lac.data.panel import panel_sha256
+
+    info = run_info(results, allow_latent=True)
+    if not info.panel_sha256:
+        return None
+    if panel_sha256(panel) == info.panel_sha256:
+        return True
+    years = pd.to_numeric(panel["year"], errors="coerce")
+    return panel_sha256(panel[years <= info.until_year]) == info.panel_sha256
+
+
 def rate(results: xr.DataTree, la=None) -> xr.DataArray:
     """Expected rate per 10,000 children aged 0-17 of the published measure, per draw."""
     const = _select_la(results["constant_data"].to_dataset(), la)

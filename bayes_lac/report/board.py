@@ -3026,10 +3026,9 @@ def flows_convergence(run: xr.DataTree, la: str, allow_unconverged: bool) -> tup
 
 def _panel_mismatch(results: xr.DataTree, panel: pd.DataFrame) -> str:
     """A notice if `panel` is not the panel the run was fitted on (by its SHA-256), else ''."""
-    from bayes_lac.data.panel import panel_sha256
+    from bayes_lac.model.results import fitted_on
 
-    fitted = run_info(results, allow_latent=True).panel_sha256
-    if not fitted or fitted == panel_sha256(panel):
+    if fitted_on(results, panel) in (None, True):
         return ""
     return (
         "The panel given to the report is not the one the run was fitted on (their SHA-256 "

@@ -275,14 +275,23 @@ def refit_variant(run: xr.DataTree, variant: Variant, panel: pd.DataFrame | None
 
 
 def run_panel(run: xr.DataTree, panel: pd.DataFrame | None = None) -> pd.DataFrame:
-    """`panel` (default the bundled panel) if it is the one `run` was fitted on (the same
-    SHA-256 of its required columns), else a `UsageError` that says to pass that panel."""
-    from bayes_lac.data.panel import load_panel, panel_sha256
+    """`panel` (default the bundled panel) if it is the one `run` was fitted on
+    (`bayes_lac.model.results.fitted_on`), else a `UsageError` that says to pass that panel. A run
+    that records no panel takes only a panel given explicitly."""
+    from bayes_lac.data.panel import load_panel
+    from bayes_lac.model.results import fitted_on
 
     info = run_info(run, allow_latent=True)
     which = "the bundled panel" if panel is None else "the panel given"
+    given = panel
     panel = load_panel() if panel is None else panel
-    if info.panel_sha256 and panel_sha256(panel) != info.panel_sha256:
+    same = fitted_on(run, panel)
+    if same is None and given is None:
+        raise UsageError(
+            "a comparison-set refit takes its authorities from the panel the run was fitted on, and the run "
+            "records no panel: pass it (--panel)"
+        )
+    if same is False:
         raise UsageError(
             f"a comparison-set refit takes its authorities from the panel the run was fitted on, and {which} is "
             f"not that panel (the run records {info.panel_name or 'another panel'}, SHA-256 "

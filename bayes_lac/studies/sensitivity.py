@@ -52,7 +52,7 @@ import pandas as pd
 import xarray as xr
 
 from bayes_lac.config import CI_PROB, MEASURE_LABELS
-from bayes_lac.errors import BayesLacError, InputFileError, RunFileError
+from bayes_lac.errors import BayesLacError, InputFileError, PanelError, RunFileError
 from bayes_lac.model.results import run_info
 from bayes_lac.summaries import (
     Finding,
@@ -945,12 +945,17 @@ def _bundled_unit_costs(results: xr.DataTree):
     """
     from bayes_lac.analysis.costs import unit_cost_history
     from bayes_lac.config import BUNDLED_PANEL
-    from bayes_lac.data.panel import load_panel, panel_sha256
+    from bayes_lac.data.panel import load_panel
+    from bayes_lac.model.results import fitted_on
 
     if not BUNDLED_PANEL.exists():
         return None, "Costs left out: no bundled panel to read unit costs from."
     info = run_info(results, allow_latent=True)
     panel = load_panel()
-    if panel_sha256(panel) != info.panel_sha256:
+    if not fitted_on(results, panel):
         return None, "Costs left out: the run was not fitted on the bundled panel, so its unit costs are not known."
-    return unit_cost_history(panel, info.target_la), "Costs use the target's unit-cost history in the bundled panel."
+    try:
+        history = unit_cost_history(panel, info.target_la)
+    except PanelError as err:
+        return None, f"Costs left out: {err}."
+    return history, "Costs use the target's unit-cost history in the bundled panel."
