@@ -898,7 +898,7 @@ def sensitivity_command(args) -> int:
     refits = bool(prior_sets or (getattr(args, "refits", "") or "").strip())
     power_out = out.with_name(out.stem + "_power_scaling.csv") if refits else None
     # a shipped name of either model's sets is no file to check (the run says which model it is)
-    prior_files = {f"the prior file {p}": _prior_file(p) if _prior_file(p, latent=True) else None for p in prior_sets}
+    prior_files = {f"the prior file {p}": p for p in prior_sets if _prior_file(p) and _prior_file(p, latent=True)}
     prepare_outputs(
         {"--out": out, "the power-scaling table (named from --out)": power_out},
         {"the run file": args.run, "--panel": getattr(args, "panel", None), **prior_files},

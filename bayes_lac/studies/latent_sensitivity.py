@@ -248,10 +248,12 @@ def applicable(run: xr.DataTree, variants: Sequence[str | Variant] | None = None
     return [v for v in _variants(variants) if not _own_choice(run, v)]
 
 
-def refit_variant(run: xr.DataTree, variant: Variant, panel: pd.DataFrame | None = None) -> xr.DataTree:
+def refit_variant(
+    run: xr.DataTree, variant: Variant, panel: pd.DataFrame | None = None, priors: dict | None = None
+) -> xr.DataTree:
     """`run`'s model fitted again with `variant`'s choice (the run itself for a forecast-only
     variant). Another comparison set is drawn from `panel` (default the bundled panel), cut at
-    the run's last year."""
+    the run's last year; `priors`, the variant's prior set already loaded (`load_prior_set`)."""
     from bayes_lac.model import latent_fit as LF
 
     if not variant.refits:
@@ -269,7 +271,8 @@ def refit_variant(run: xr.DataTree, variant: Variant, panel: pd.DataFrame | None
             measures=info.measures,
             source="the panel of the comparison-set refit",
         )
-    priors = load_prior_set(variant.prior_set) if variant.prior_set else None
+    if priors is None and variant.prior_set:
+        priors = load_prior_set(variant.prior_set)
     kwargs = {} if variant.trend_measures is _SAME else {"trend_measures": variant.trend_measures}
     return LF.refit(run, data=data, priors=priors, national=variant.national, **kwargs)
 
@@ -373,9 +376,7 @@ def latent_refits(
     if not chosen:
         raise UsageError("no refit to compare: every choice asked for is the run's own")
     # input errors stop the study before any fit: a bad prior file, the wrong panel
-    for v in chosen:
-        if v.prior_set:
-            load_prior_set(v.prior_set)
+    priors = {v.key: load_prior_set(v.prior_set) for v in chosen if v.prior_set}
     if any(v.comparison is not None for v in chosen):
         panel = run_panel(run, panel)
 
@@ -398,7 +399,7 @@ def latent_refits(
     for variant in tqdm(chosen, desc="refits", disable=not progress):
         t0 = time.perf_counter()
         try:
-            fitted = refit_variant(run, variant, panel=panel)
+            fitted = refit_variant(run, variant, panel=panel, priors=priors.get(variant.key))
             if variant.refits:
                 seconds[variant.key] = time.perf_counter() - t0
             tables.append(summarise(fitted, variant.key, variant))
