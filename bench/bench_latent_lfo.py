@@ -1,6 +1,6 @@
 """Leave-future-out check of the latent-state model (bayes_lac.model.latent) against pooled growth.
 
-Usage: python bench/bench_latent_lfo.py ORIGINS [DRAWS [PRIORS [TREND_MEASURES [UASC [NATIONAL [TARGET_ACCEPT]]]]]]   e.g. 2016,2018,2020,2022 400
+Usage: python bench/bench_latent_lfo.py ORIGINS [DRAWS [PRIORS [TREND_MEASURES [UASC [NATIONAL [TARGET_ACCEPT [COUNT_NOISE]]]]]]]   e.g. 2016,2018,2020,2022 400
 PRIORS: JSON overrides of bayes_lac.model.latent.LATENT_PRIORS, e.g. '{"damping": [2, 6]}' ('' for none).
 TREND_MEASURES: the measures whose authorities have a local trend, e.g. children_in_need,child_protection,
 or "all" (default: bayes_lac.model.latent_fit.DEFAULT_TREND_MEASURES, looked_after; the runs before
@@ -9,6 +9,7 @@ or "all" (default: bayes_lac.model.latent_fit.DEFAULT_TREND_MEASURES, looked_aft
 model_stochastic_uasc).
 NATIONAL: "drift" (default) or "damped", the design of the national path.
 TARGET_ACCEPT: NUTS target acceptance (default 0.95; the runs of 30 November before it existed used nutpie's 0.8).
+COUNT_NOISE: "poisson" (default) or "share" (looked-after children's share of the Poisson variance sampled).
 
 Fits the national latent-state model once per origin on data up to the origin (one compiled
 model for every origin), forecasts every authority 1-5 (and 8) years ahead and scores it with
@@ -46,7 +47,8 @@ lf = LatentForecaster(
     ),
     uasc=(sys.argv[5] if len(sys.argv) > 5 and sys.argv[5] else "hold").split("+")[0],
     national=sys.argv[6] if len(sys.argv) > 6 and sys.argv[6] else "drift",
-    target_accept=float(sys.argv[7]) if len(sys.argv) > 7 else DEFAULT_TARGET_ACCEPT,
+    target_accept=float(sys.argv[7]) if len(sys.argv) > 7 and sys.argv[7] else DEFAULT_TARGET_ACCEPT,
+    count_noise=sys.argv[8] if len(sys.argv) > 8 and sys.argv[8] else "poisson",
 )
 print(
     "priors:",
@@ -55,6 +57,8 @@ print(
     lf.trend_measures or "every measure",
     "| UASC:",
     lf.uasc,
+    "| count noise:",
+    lf.count_noise,
 )
 t0 = time.time()
 second = []

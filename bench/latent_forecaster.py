@@ -39,6 +39,9 @@ class LatentForecaster:
     national: str = "drift"
     #: NUTS target acceptance (bayes_lac.model.latent_fit.DEFAULT_TARGET_ACCEPT unless set)
     target_accept: float = DEFAULT_TARGET_ACCEPT
+    #: how much of a Poisson count's variance is observation noise: "poisson" (the default) or
+    #: "share" (sampled for looked-after children; bayes_lac.model.latent.build_latent_model)
+    count_noise: str = "poisson"
     #: another LatentForecaster whose fit at the same origin this one reuses (a second UASC
     #: design scored on the same fits); it must come first in the backtest's list
     reuse: object = field(default=None, repr=False)
@@ -54,7 +57,10 @@ class LatentForecaster:
         else:
             if self._fitter is None:
                 self._fitter = LatentFitter(
-                    priors=self.priors, trend_measures=self.trend_measures, national=self.national
+                    priors=self.priors,
+                    trend_measures=self.trend_measures,
+                    national=self.national,
+                    count_noise=self.count_noise,
                 )
             data = on_grid(prepare_data(panel, "E06000034", neighbours="all", until=int(origin)), GRID_END)
             run = self._fitter.fit(

@@ -8,7 +8,7 @@ process the model describes:
     level, trend  start in the series' first observed year: Normal(0, level_start_sd), Normal(0, trend_start_sd)
     level[t]    = level[t-1] + trend[t-1] + Normal(0, level_sd)
     trend[t]    = damping * trend[t-1] + Normal(0, trend_sd)
-    y[t]        = national[t] + intercept + deprivation parts + level[t] + Normal(0, count_var + noise**2)
+    y[t]        = national[t] + intercept + deprivation parts + level[t] + Normal(0, count_share * count_var + noise**2)
 
 The likelihood treats the count variances (1 / (count + 0.5), from the skeleton's counts) as
 data, so these log rates are drawn from exactly the density the model conditions on and SBC is
@@ -77,11 +77,14 @@ RANKS_FROM = 99
 SAMPLED = ("intercept", "level_start_sd", "series_sd", "level_share", "deprivation_between", "deprivation_within")
 SAMPLED += ("drift", "national_sd")
 TREND = ("trend_start_sd", "trend_sd", "damping")
+#: Sampled for the measures in `COUNT_SHARE_MEASURES` only (1 for the others; the default design).
+SHARE = ("count_share",)
 
 
 def judged_names() -> list[str]:
     names = [f"{p}[{m}]" for p in SAMPLED for m in MEASURES]
     names += [f"{p}[{m}]" for p in TREND for m in MEASURES if m in DEFAULT_TREND_MEASURES]
+    names += [f"{p}[{m}]" for p in SHARE for m in MEASURES if m in L.COUNT_SHARE_MEASURES]
     return names
 
 
@@ -145,7 +148,8 @@ def simulate(theta: dict, i: int, arrays: dict, rng: np.random.Generator) -> tup
         level = np.where(move[..., t], moved_level, level)
         trend = np.where(move[..., t], moved_trend, trend)
         levels[..., t], trends[..., t] = level, trend
-    sd = np.sqrt(arrays["count_var"] + col("noise")[:, :, None] ** 2)
+    share = np.asarray(theta["count_share"][i], float)[:, None, None]
+    sd = np.sqrt(share * arrays["count_var"] + col("noise")[:, :, None] ** 2)
     y = mean + levels + sd * rng.standard_normal(obs.shape)
     return np.where(obs, y, 0.0), {"level": levels, "trend": trends}
 
@@ -161,7 +165,7 @@ def _picker(source: dict, i):
 def hyper_quantities(source: dict, i=None) -> dict[str, np.ndarray]:
     """Hyper-parameters per measure from prior draw `i` or from posterior draws (all)."""
     pick = _picker(source, i)
-    return {f"{p}[{m}]": pick(p)[..., k] for p in (*SAMPLED, *TREND) for k, m in enumerate(MEASURES)}
+    return {f"{p}[{m}]": pick(p)[..., k] for p in (*SAMPLED, *TREND, *SHARE) for k, m in enumerate(MEASURES)}
 
 
 def lower_quantities(source: dict, states: dict, i=None) -> dict[str, np.ndarray]:
@@ -225,7 +229,9 @@ def replicate(i, theta, data, arrays, compiled, seed, rng, draws: int = DEFAULT_
     post = post.to_dataset() if hasattr(post, "to_dataset") else post
     total = post.sizes["chain"] * post.sizes["draw"]
     keep = thinned(total, RANKS_FROM)
-    flat = {k: post[k].values.reshape(total, *post[k].shape[2:]) for k in (*SAMPLED, *TREND, *L.HYPER, "national")}
+    flat = {
+        k: post[k].values.reshape(total, *post[k].shape[2:]) for k in (*SAMPLED, *TREND, *SHARE, *L.HYPER, "national")
+    }
     kept = {k: v[keep] for k, v in flat.items()}
     states = L.draw_states(data, kept, rng, arrays={**arrays, "y": y})
     # hyper-parameters: intervals from every draw; states: drawn once per kept draw
@@ -255,6 +261,7 @@ def summarise(records: list[dict], wall_seconds: float) -> dict:
         "new_authority_from": NEW_FROM,
         "missing_share": MISSING_SHARE,
         "trend_measures": list(DEFAULT_TREND_MEASURES),
+        "count_share_measures": list(L.COUNT_SHARE_MEASURES),
         "posterior_draws_ranked": RANKS_FROM,
         "gate": {"max_rhat": MAX_RHAT, "min_ess": MIN_ESS, "divergences": 0},
         "fit_seconds": round(sum(f["seconds"] for f in fits)),

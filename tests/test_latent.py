@@ -453,3 +453,60 @@ def test_a_prior_set_is_a_shipped_name_or_a_toml_file(tmp_path):
     (tmp_path / "b" / "mine.toml").write_text(own.read_text())
     with pytest.raises(UsageError, match="two refits are both called 'mine'"):
         LS._variants([LS.prior_set_variant(str(own)), LS.prior_set_variant(str(tmp_path / "b" / "mine.toml"))])
+
+
+def test_observed_counts_follow_the_likelihoods_observation_model():
+    """log(count + 0.5) has the variance share / (expected + 0.5) + noise**2, around the expected
+    count's; counts are whole and at least 0, and a NaN expectation stays NaN."""
+    rng = np.random.default_rng(11)
+    eps = rng.standard_normal(200_000)
+    for expected, share, noise in ((400.0, 0.25, 0.0), (400.0, 1.0, 0.05), (60.0, 0.5, 0.02)):
+        counts = L.observed_counts(np.full(eps.shape, expected), noise, share, eps)
+        assert np.array_equal(counts, np.rint(counts)) and counts.min() >= 0
+        logs = np.log(counts + 0.5)
+        want = share / (expected + 0.5) + noise**2
+        assert np.var(logs) == pytest.approx(want, rel=0.05)
+        assert np.median(counts) == pytest.approx(expected, abs=1)
+    # a smaller share, narrower counts: the share is not ignored
+    narrow = L.observed_counts(np.full(eps.shape, 400.0), 0.0, 0.1, eps)
+    wide = L.observed_counts(np.full(eps.shape, 400.0), 0.0, 1.0, eps)
+    assert np.std(narrow) < 0.4 * np.std(wide)
+    assert np.isnan(L.observed_counts(np.array([np.nan, 5.0]), 0.0, 1.0, np.zeros(2))[0])
+    # the predictive draws of a run without a count share stay Poisson (its earlier design)
+    rate = np.log(np.full((4000, 1), 80.0))
+    poisson = L.predictive_counts(rate, np.array([50_000.0]), np.zeros((4000, 1)), np.random.default_rng(1))
+    assert np.var(poisson) == pytest.approx(400.0, rel=0.1)
+
+
+@pytest.mark.slow  # compiles a model: not in the fast tier
+def test_the_models_likelihood_uses_the_count_share_of_looked_after_counts():
+    """The graph's series log-likelihood at a point equals the filter's with the observation
+    variance count_share / count + noise**2 (count_share sampled for looked-after children, 1
+    for the others), and differs from the one with the whole Poisson variance."""
+    from bayes_lac.model.data import prepare_data
+    from bayes_lac.model.latent_fit import _series_loglik
+    from bayes_lac.model.simulate import simulate_panel
+
+    panel, _ = simulate_panel(n_la=4, years=(2012, 2019), seed=2)
+    code = panel.loc[panel.la_code.str.startswith("E0"), "la_code"].iloc[0]
+    data = prepare_data(panel, code, neighbours="all")
+    model = L.build_latent_model(data, count_noise="share")
+    assert "count_share_raw" in {rv.name for rv in model.free_RVs}
+    names = (*L.HYPER, "national", "count_share")
+    point = model.initial_point()
+    point["count_share_raw_logodds__"] = np.array([-1.5, 0.7, 0.3])  # looked-after share 0.18
+    outputs = model.replace_rvs_by_values([model.potentials[0], *(model[n] for n in names)])
+    fn = model.compile_fn(outputs, inputs=model.value_vars, point_fn=False, on_unused_input="ignore")
+    loglik, *values = fn(**{v.name: point[v.name] for v in model.value_vars})
+    draws = {n: np.asarray(v)[None] for n, v in zip(names, values, strict=True)}
+    k = list(data.measures).index("looked_after")
+    share = draws["count_share"][0]
+    assert share[k] == pytest.approx(1 / (1 + np.exp(1.5))) and np.all(np.delete(share, k) == 1.0)
+    arrays = L.series_arrays(data)
+    assert float(loglik) == pytest.approx(_series_loglik(draws, arrays).sum(), rel=1e-9)
+    whole = dict(draws, count_share=np.ones_like(draws["count_share"]))
+    assert abs(float(loglik) - _series_loglik(whole, arrays).sum()) > 1.0
+    poisson = L.build_latent_model(data)  # the default design
+    assert not {"count_share_raw", "count_share"} & {v.name for v in (*poisson.free_RVs, *poisson.deterministics)}
+    with pytest.raises(ValueError, match="count_noise must be one of share, poisson"):
+        L.build_latent_model(data, count_noise="negbin")

@@ -10,6 +10,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 
 from bayes_lac.errors import RunFileError, UsageError
 from bayes_lac.model import latent_fit as LF
@@ -122,6 +123,52 @@ def test_forecasts_hold_uasc_at_the_last_count(fitted):
         LF.latent_forecast(run, horizon=2, uasc="pooled")
 
 
+def with_count_share(run, looked_after_share: float):
+    """`run` as if fitted with ``count_noise="share"``: its draws with a looked-after share."""
+    shared = run.copy()
+    post = shared["posterior"].to_dataset()
+    measures = [str(m) for m in post["measure"].values]
+    values = np.array([looked_after_share if m == "looked_after" else 1.0 for m in measures])
+    share = xr.DataArray(
+        np.broadcast_to(values, (post.sizes["chain"], post.sizes["draw"], len(measures))).copy(),
+        dims=("chain", "draw", "measure"),
+        coords={"measure": measures},
+    )
+    shared["posterior"] = post.assign(count_share=share)
+    shared.attrs["sampler"] = json.dumps(json.loads(run.attrs["sampler"]) | {"count_noise": "share"})
+    return shared
+
+
+def test_forecasts_of_a_count_share_run_draw_counts_with_that_share(grid, fitted):
+    """A smaller share of the Poisson variance gives narrower looked-after counts one year ahead,
+    in the backtest's forecasts and in the report's; the other measures keep share 1."""
+    from bayes_lac.analysis.forecast import forecast
+
+    _, data = grid
+    _, run = fitted
+    narrow, whole = with_count_share(run, 0.02), with_count_share(run, 1.0)
+
+    def spread(x):
+        q = np.quantile(x, [0.25, 0.75], axis=-1)
+        return float(np.median(q[1] - q[0]))
+
+    a = LF.latent_forecast(narrow, horizon=1, n_draws=400, seed=4)
+    b = LF.latent_forecast(whole, horizon=1, n_draws=400, seed=4)
+    assert spread(a.sel(measure="looked_after").values) < 0.9 * spread(b.sel(measure="looked_after").values)
+    np.testing.assert_array_equal(a.sel(measure="child_protection").values, b.sel(measure="child_protection").values)
+    counts = a.sel(measure="looked_after").values
+    assert np.array_equal(counts[np.isfinite(counts)], np.rint(counts[np.isfinite(counts)]))
+    la = data.target_la
+    f_narrow = forecast(narrow, la=la, horizon=1, scenarios="trend", seed=4)
+    f_whole = forecast(whole, la=la, horizon=1, scenarios="trend", seed=4)
+    lac = {
+        k: f.data["predicted"].sel(measure="looked_after", scenario="trend").values[:, 0]
+        for k, f in (("narrow", f_narrow), ("whole", f_whole))
+    }
+    assert np.std(lac["narrow"]) < np.std(lac["whole"])
+    assert any("the share of it the model estimates" in line for line in f_narrow.assumptions)
+
+
 def test_a_stochastic_uasc_path_spreads_looked_after_forecasts_around_the_held_count(fitted):
     _, run = fitted
     # the simulated panel's UASC counts are too few and small to draw paths from
@@ -155,7 +202,13 @@ def test_by_default_only_looked_after_children_have_a_local_trend(grid, fitted):
         values = trend_sd.sel(measure=m).values
         assert (values > 0).all() if m == "looked_after" else (values == 0).all()
     sampler = json.loads(run.attrs["sampler"])
-    assert (sampler["variance"], sampler["national_steps"]) == ("split", "noncentred")
+    assert (sampler["variance"], sampler["national_steps"], sampler["count_noise"]) == (
+        "split",
+        "noncentred",
+        "poisson",
+    )
+    # the default design gives every count the whole Poisson variance: no share is sampled or recorded
+    assert "count_share" not in run["posterior"] and "count_share" not in json.loads(run.attrs["priors"])
     # None asks for a trend in every measure; an explicit list is kept as given
     assert LF.LatentFitter(trend_measures=None).trend_measures_for(data) is None
     assert LF.LatentFitter(trend_measures=("child_protection",)).trend_measures_for(data) == ("child_protection",)
@@ -175,7 +228,35 @@ def test_the_default_trend_is_left_out_of_data_without_looked_after_children(gri
     assert LF.LatentFitter().trend_measures_for(others) == ()
 
 
+def test_a_refit_of_a_run_from_before_the_count_share_keeps_the_poisson_design(fitted, monkeypatch):
+    _, run = fitted
+    old = run.copy()
+    sampler = json.loads(old.attrs["sampler"])
+    del sampler["count_noise"]
+    old.attrs["sampler"] = json.dumps(sampler)
+    made = {}
+
+    class Stop(Exception):
+        pass
+
+    def fit(self, *args, **kwargs):
+        made["count_noise"] = self.count_noise
+        raise Stop
+
+    monkeypatch.setattr(LF.LatentFitter, "fit", fit)
+    with pytest.raises(Stop):
+        LF.refit(old)
+    assert made["count_noise"] == "poisson"
+    shared = run.copy()
+    shared.attrs["sampler"] = json.dumps(sampler | {"count_noise": "share"})
+    with pytest.raises(Stop):
+        LF.refit(shared)
+    assert made["count_noise"] == "share"
+
+
 def test_the_fitter_refuses_an_unknown_design_before_any_fit():
+    with pytest.raises(ValueError, match="count_noise must be one of share, poisson; got 'gamma'"):
+        LF.LatentFitter(count_noise="gamma")
     with pytest.raises(ValueError, match="variance must be one of split, separate; got 'joint'"):
         LF.LatentFitter(variance="joint")
     with pytest.raises(ValueError, match="national_steps must be one of noncentred, centred"):
@@ -226,6 +307,14 @@ def test_the_board_report_reads_a_latent_run(grid, fitted):
     # trend's priors are looked-after children's only; a drifting national path has no damping
     assert {"series_sd", "level_share", "damping", "drift"} <= set(card["prior"])
     assert not {"level_sd", "noise", "national_damping"} & set(card["prior"])
+    assert "count_share" not in set(card["prior"])
+    # a run of the "share" design lists the share's prior, for looked-after children only
+    shared = run.copy()
+    shared.attrs["sampler"] = json.dumps(json.loads(run.attrs["sampler"]) | {"count_noise": "share"})
+    shared.attrs["priors"] = json.dumps(json.loads(run.attrs["priors"]) | {"count_share": [2.0, 2.0]})
+    card = R.latent_priors_table(shared)
+    rows = card[card["prior"] == "count_share"]
+    assert rows["measure"].tolist() == ["looked_after", "looked_after"] and rows["value"].tolist() == [2.0, 2.0]
     assert card.loc[card["prior"] == "damping", "setting"].tolist() == ["alpha", "beta"]
     assert set(card.loc[card["prior"].isin(["damping", "trend_sd"]), "measure"]) == {"looked_after"}
     # the shipped backtest scored this model: the report says how far ahead it checked it

@@ -325,7 +325,10 @@ class _ModelPart:
     own projection (N, M, H), the share of the last year's distance from the path carried
     forward (N, M) and that distance (N, M; NaN where there is no count), the count's noise
     around its expected value (`noise_factor`: a multiplier per draw, measure and year, drawn
-    when called) and the sentences that state the model's part of the assumptions."""
+    when called, the count then Poisson around the expected count times it; or `observe`, which,
+    called with the generator and the horizon, returns the function of (year index, expected
+    counts (N, M, S)) that draws the counts) and the sentences that state the model's part of the
+    assumptions."""
 
     log_rate_last: np.ndarray
     log_rate_trend: np.ndarray
@@ -333,6 +336,7 @@ class _ModelPart:
     dev_last: np.ndarray
     noise_factor: object
     assumptions: tuple[str, ...]
+    observe: object = None
 
 
 def _default_part(results, info, la_code: str, measures, years, rng) -> _ModelPart:
@@ -415,6 +419,27 @@ def _latent_part(results, info, la_code: str, measures, years, rng) -> _ModelPar
         eps = rng.standard_normal((n_draws, len(measures), horizon))
         return np.exp(noise[:, :, None] * eps)
 
+    observe = None
+    noise_sentence = (
+        "Counts at 31 March have Poisson noise around the expected count, with the model's extra "
+        "year-to-year noise on the log scale."
+    )
+    if "count_share" in draws:
+        share = draws["count_share"]
+
+        def observe(rng, horizon):
+            # one normal per draw, measure and year, shared by the scenarios
+            eps = rng.standard_normal((n_draws, len(measures), horizon))
+            return lambda h, mean: L.observed_counts(mean, noise[:, :, None], share[:, :, None], eps[:, :, None, h])
+
+        shared = [MEASURE_LABELS.get(m, m).lower() for m in measures if m in L.COUNT_SHARE_MEASURES]
+        noise_sentence = (
+            "Counts at 31 March vary around the expected count as in the model's likelihood: on the log scale, "
+            "with the variance of a Poisson count"
+            + (f" (for {', '.join(shared)}, the share of it the model estimates)" if shared else "")
+            + " plus the model's extra year-to-year noise."
+        )
+
     damped = "national_damping" in draws
     national = (
         "The national path's yearly steps continue from the last one back towards its estimated drift"
@@ -426,8 +451,7 @@ def _latent_part(results, info, la_code: str, measures, years, rng) -> _ModelPar
         "continues from where the model puts it in the last fitted year, with its damped local trend "
         f"({', '.join(MEASURE_LABELS.get(m, m).lower() for m in json.loads(results.attrs['trend_measures'])) or 'none'}; "
         "the other measures' levels are random walks), with fresh yearly innovations.",
-        "Counts at 31 March have Poisson noise around the expected count, with the model's extra "
-        "year-to-year noise on the log scale.",
+        noise_sentence,
     ]
     absent = [m for j, m in enumerate(measures) if not started[j]]
     if absent:
@@ -439,6 +463,7 @@ def _latent_part(results, info, la_code: str, measures, years, rng) -> _ModelPar
         dev_last=np.zeros_like(log_rate_last),
         noise_factor=noise_factor,
         assumptions=tuple(assumptions),
+        observe=observe,
     )
 
 
@@ -683,10 +708,15 @@ def forecast(
 
     # The count's noise around its expected value: one factor per draw, measure and year shared
     # by the scenarios (common random numbers) so per-draw differences are not swamped by noise.
-    factor = part.noise_factor(rng, horizon)  # (N, M, H)
-    predicted = persist_forward(
-        path_counts, phi, lambda h, mean: _poisson(rng, mean * factor[:, :, None, h]), deviation=dev0
-    )
+    if part.observe is not None:
+        draw_counts = part.observe(rng, horizon)
+    else:
+        factor = part.noise_factor(rng, horizon)  # (N, M, H)
+
+        def draw_counts(h, mean):
+            return _poisson(rng, mean * factor[:, :, None, h])
+
+    predicted = persist_forward(path_counts, phi, draw_counts, deviation=dev0)
     predicted += is_lac[None, :, None, None] * uasc_arr[:, None, :, :]
 
     coords = {"draw": np.arange(n_draws), "measure": measures, "scenario": [s.name for s in scens], "year": years}

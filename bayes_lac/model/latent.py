@@ -4,16 +4,21 @@ For measure ``m``, authority ``i`` and year ``t`` (the modelled count is looked-
 excluding UASC, children in need, or child protection plans)::
 
     y[m, i, t]      = log((count + 0.5) / (population_0_17 / 10,000))      observed log rate
-    y[m, i, t]      = x[m, i, t] + e[m, i, t],   e ~ Normal(0, 1 / (count + 0.5) + noise[m]**2)
+    y[m, i, t]      = x[m, i, t] + e[m, i, t],   e ~ Normal(0, count_share[m] / (count + 0.5) + noise[m]**2)
     x[m, i, t]      = national[m, t] + deprivation parts + level[m, i, t]
     level[t]        = level[t - 1] + trend[t - 1] + Normal(0, level_sd[m])
     level_sd[m]     = series_sd[m] * sqrt(level_share[m]),  noise[m] = series_sd[m] * sqrt(1 - level_share[m])
     trend[t]        = damping[m] * trend[t - 1] + Normal(0, trend_sd[m])
     national[m, t]  = national[m, t - 1] + drift[m] + Normal(0, national_sd[m])
 
-The observation variance is the log-scale variance of a count (Poisson part, ``1 / count``)
+The observation variance is a share of the log-scale variance of a Poisson count (``1 / count``)
 plus extra noise; counts of English authorities are large, so this Gaussian approximation on
-the log scale is close to a negative binomial likelihood. Each series starts in its own first
+the log scale is close to a negative binomial likelihood when the share is 1 (the default
+design, ``count_noise="poisson"``). Children looked after at 31 March are a stock, counted
+whole, not a Poisson draw around a rate: their year-to-year movement comes from entries and
+exits and persists. With ``count_noise="share"`` their ``count_share`` is sampled (Beta prior
+on 0-1) and the other measures keep the whole Poisson part (share 1); models/README.md records
+what it was measured to do. Each series starts in its own first
 published year: the authority's level there is a pooled mean (national path + ``intercept[m]``
 + between-authority deprivation effect) with spread ``level_start_sd[m]``, and its trend starts
 at zero with spread ``trend_start_sd[m]`` (years before it do not exist for the series, so
@@ -108,6 +113,12 @@ NATIONAL_PATHS: tuple[str, ...] = ("drift", "damped")
 VARIANCE_DESIGNS: tuple[str, ...] = ("split", "separate")
 #: How the national path's yearly steps are sampled (`build_latent_model`).
 NATIONAL_STEPS: tuple[str, ...] = ("noncentred", "centred")
+#: How much of a Poisson count's variance a published count carries as observation noise
+#: (`build_latent_model`): a sampled share for the measures in `COUNT_SHARE_MEASURES`, or all of it.
+COUNT_NOISE_DESIGNS: tuple[str, ...] = ("share", "poisson")
+#: Measures whose share of the Poisson variance is sampled with ``count_noise="share"``: counts of
+#: a stock (children looked after at 31 March), whose year-to-year movement persists.
+COUNT_SHARE_MEASURES: tuple[str, ...] = ("looked_after",)
 
 DATA_NAMES = ("y", "count_var", "observed", "dep_between", "dep_within")
 
@@ -198,6 +209,7 @@ def build_latent_model(
     national: str = "drift",
     variance: str = "split",
     national_steps: str = "noncentred",
+    count_noise: str = "poisson",
 ) -> pm.Model:
     """The PyMC model with the authority states integrated out (see the module docstring).
 
@@ -219,7 +231,12 @@ def build_latent_model(
     well-identified total apart from the weakly identified share. `national_steps` is
     ``"noncentred"`` (default: steps = drift + national_sd * national_z) or ``"centred"``
     (steps sampled as Normal(drift, national_sd)); measured in models/README.md.
+    `count_noise` is ``"poisson"`` (default: every measure's observation variance is ``1 / count
+    + noise**2``) or ``"share"`` (that of the measures in `COUNT_SHARE_MEASURES` is ``count_share
+    / count + noise**2`` with ``count_share`` sampled; the other measures' share is 1).
     """
+    if count_noise not in COUNT_NOISE_DESIGNS:
+        raise ValueError(f"count_noise must be one of {', '.join(COUNT_NOISE_DESIGNS)}; got {count_noise!r}")
     if national not in NATIONAL_PATHS:
         raise ValueError(f"national must be one of {', '.join(NATIONAL_PATHS)}; got {national!r}")
     if variance not in VARIANCE_DESIGNS:
@@ -308,7 +325,13 @@ def build_latent_model(
         )
         resid = observed * (y_data - mean)
 
-        obs_var = count_var + noise[:, None, None] ** 2
+        if count_noise == "share":
+            sampled = np.array([m in COUNT_SHARE_MEASURES for m in data.measures], float)
+            raw_share = pm.Beta("count_share_raw", *p["count_share"], dims="measure")
+            share_of_count = pm.Deterministic("count_share", raw_share * sampled + (1 - sampled), dims="measure")
+            obs_var = share_of_count[:, None, None] * count_var + noise[:, None, None] ** 2
+        else:
+            obs_var = count_var + noise[:, None, None] ** 2
         # one measure: nutpie gives the data a static length-1 axis after the scan is built,
         # which the scan's carry does not match; the loop has no carry
         scan = use_scan and len(data.measures) > 1
@@ -471,7 +494,7 @@ HYPER = (
 
 
 #: Hyper-parameters of some designs only (`build_latent_model`'s options).
-OPTIONAL_HYPER = ("national_damping",)
+OPTIONAL_HYPER = ("national_damping", "count_share")
 
 
 def posterior_draws(posterior, n_draws: int | None, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -483,6 +506,20 @@ def posterior_draws(posterior, n_draws: int | None, rng: np.random.Generator) ->
         values = np.asarray(posterior[name].values)
         out[name] = values.reshape(total, *values.shape[2:])[pick]
     return out
+
+
+def count_share(draws: dict[str, np.ndarray]) -> np.ndarray:
+    """Each draw's share of the Poisson variance per measure, (draw, measure): 1 for a run of
+    the ``count_noise="poisson"`` design, which has no ``count_share``."""
+    if "count_share" in draws:
+        return draws["count_share"]
+    return np.ones_like(draws["noise"])
+
+
+def observation_var(draws: dict[str, np.ndarray], count_var: np.ndarray) -> np.ndarray:
+    """The observation variance of every cell per draw, (draw, measure, la, year), from
+    `count_var` (measure, la, year) as `series_arrays` gives it."""
+    return count_share(draws)[:, :, None, None] * count_var[None] + draws["noise"][:, :, None, None] ** 2
 
 
 def known_mean(draws: dict[str, np.ndarray], arrays: dict) -> np.ndarray:
@@ -529,7 +566,7 @@ def draw_states(
 
     mean = known_mean(draws, arrays)
     resid = arrays["y"][None] - mean
-    h_all = arrays["count_var"][None] + draws["noise"][:, :, None, None] ** 2
+    h_all = observation_var(draws, arrays["count_var"])
     # the 2 x 2 algebra written out per element: (a0, a1) the state's mean (level, trend) and
     # (p00, p01, p11) its covariance, each an array (draw, measure, la)
     phi = per_measure("damping")
@@ -659,13 +696,34 @@ def forecast_log_rates(
 
 
 def predictive_counts(
-    log_rate: np.ndarray, population: np.ndarray, noise: np.ndarray, rng: np.random.Generator
+    log_rate: np.ndarray,
+    population: np.ndarray,
+    noise: np.ndarray,
+    rng: np.random.Generator,
+    count_share: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Predictive modelled counts: Poisson around the rate with the model's extra log-scale noise.
+    """Predictive modelled counts around the rate, with the likelihood's observation model.
 
     ``log_rate`` (draw, ...), ``population`` broadcastable to it (children aged 0-17), ``noise``
-    (draw,) or broadcastable: the same observation model as the likelihood's.
+    (draw,) or broadcastable. Without `count_share` (a run of the ``count_noise="poisson"``
+    design): Poisson counts around the rate with the extra log-scale noise. With it
+    (broadcastable like `noise`): `observed_counts`, the likelihood's observation model.
     """
-    eps = rng.standard_normal(log_rate.shape)
-    mu = np.exp(log_rate + noise * eps) * population / 10_000
-    return rng.poisson(np.clip(mu, 0, 1e9)).astype(float)
+    if count_share is None:
+        eps = rng.standard_normal(log_rate.shape)
+        mu = np.exp(log_rate + noise * eps) * population / 10_000
+        return rng.poisson(np.clip(mu, 0, 1e9)).astype(float)
+    expected = np.exp(log_rate) * population / 10_000
+    return observed_counts(expected, noise, count_share, rng.standard_normal(log_rate.shape))
+
+
+def observed_counts(expected: np.ndarray, noise, count_share, eps: np.ndarray) -> np.ndarray:
+    """Counts drawn around `expected` by the likelihood's observation model: ``log(count + 0.5)``
+    normal around ``log(expected + 0.5)`` with variance ``count_share / (expected + 0.5) +
+    noise**2``, from standard normals `eps`; whole numbers, at least 0, NaN where `expected` is."""
+    base = np.asarray(expected, float) + 0.5
+    known = np.isfinite(base) & (base > 0)
+    safe = np.where(known, base, 1.0)
+    sd = np.sqrt(count_share / safe + noise**2)
+    counts = np.maximum(np.rint(safe * np.exp(sd * eps) - 0.5), 0.0)
+    return np.where(known, counts, np.nan)

@@ -192,10 +192,10 @@ class LatentFitter:
     sampler
         ``"nutpie"`` (default; the compiled model is reused across refits) or any NUTS
         sampler ``pm.sample`` takes (``"pymc"``, ``"numpyro"``).
-    variance, national_steps
+    variance, national_steps, count_noise
         Designs of the model (`bayes_lac.model.latent.build_latent_model`): ``"split"`` or
-        ``"separate"``, ``"noncentred"`` or ``"centred"``; recorded in the run's ``sampler``
-        attr.
+        ``"separate"``, ``"noncentred"`` or ``"centred"``, ``"share"`` or ``"poisson"``;
+        recorded in the run's ``sampler`` attr.
     """
 
     def __init__(
@@ -206,7 +206,11 @@ class LatentFitter:
         sampler: str = "nutpie",
         variance: str = "split",
         national_steps: str = "noncentred",
+        count_noise: str = "poisson",
     ):
+        if count_noise not in L.COUNT_NOISE_DESIGNS:
+            raise ValueError(f"count_noise must be one of {', '.join(L.COUNT_NOISE_DESIGNS)}; got {count_noise!r}")
+        self.count_noise = count_noise
         if national not in L.NATIONAL_PATHS:
             raise ValueError(f"national must be one of {', '.join(L.NATIONAL_PATHS)}; got {national!r}")
         if variance not in L.VARIANCE_DESIGNS:
@@ -237,6 +241,7 @@ class LatentFitter:
                 national=self.national,
                 variance=self.variance,
                 national_steps=self.national_steps,
+                count_noise=self.count_noise,
             )
             compiled = None
             if self.sampler == "nutpie":
@@ -329,6 +334,7 @@ class LatentFitter:
             "national": self.national,
             "variance": self.variance,
             "national_steps": self.national_steps,
+            "count_noise": self.count_noise,
             "compile_seconds": round(compile_seconds, 1),
             "sample_seconds": round(sample_seconds, 1),
         }
@@ -349,8 +355,12 @@ class LatentFitter:
         return self.trend_measures
 
     def priors_used(self) -> dict:
-        """The latent priors in full (the defaults with this fitter's overrides)."""
-        return {**L.LATENT_PRIORS, **self.priors}
+        """The latent priors in full (the defaults with this fitter's overrides), without
+        ``count_share`` unless the design samples it (``count_noise="share"``)."""
+        used = {**L.LATENT_PRIORS, **self.priors}
+        if self.count_noise != "share":
+            used.pop("count_share", None)
+        return used
 
 
 def assemble_latent_run(
@@ -480,7 +490,8 @@ def latent_forecast(
         history = pd.Series(data.population_0_17[j], index=data.year).dropna()
         if len(history) >= 2:
             pop[:, j, :], _ = project_population(history, horizon, n, rng)
-    counts = L.predictive_counts(log_rate, pop[:, None], draws["noise"][:, :, None, None], rng)
+    share = draws["count_share"][:, :, None, None] if "count_share" in draws else None
+    counts = L.predictive_counts(log_rate, pop[:, None], draws["noise"][:, :, None, None], rng, share)
     last = data.year[-1]
     if "looked_after" in data.measures:
         k = data.measures.index("looked_after")
@@ -689,7 +700,7 @@ def _series_loglik(draws: dict[str, np.ndarray], arrays: dict, per_year: bool = 
         resid = observed[None] * (arrays["y"][None] - L.known_mean(d, arrays))
         out[first : first + LOGLIK_CHUNK] = L.kalman_loglik(
             resid,
-            arrays["count_var"][None] + d["noise"][:, :, None, None] ** 2,
+            L.observation_var(d, arrays["count_var"]),
             observed,
             level_start_var=d["level_start_sd"][:, :, None] ** 2,
             trend_start_var=d["trend_start_sd"][:, :, None] ** 2,
@@ -745,7 +756,8 @@ def latent_log_densities(run: xr.DataTree) -> tuple[xr.Dataset, xr.Dataset]:
     ``level_share`` (beta) with the ``split`` variance, or ``level_sd`` and ``noise``
     (half-normal) with ``separate``; ``trend_start_sd``, ``trend_sd`` (half-normal) and
     ``damping`` (beta) of the measures with a local trend only (in the others they do not
-    touch the likelihood), and ``national_damping`` (beta) of a damped national path. The
+    touch the likelihood), ``national_damping`` (beta) of a damped national path, and
+    ``count_share`` (beta) of the measures whose share of the count's variance is sampled. The
     national path's standardised steps are the population model, not a belief, and are left out
     (as the 0.2 model's authority effects are: Kallioinen et al. 2024).
 
@@ -794,6 +806,10 @@ def latent_log_densities(run: xr.DataTree) -> tuple[xr.Dataset, xr.Dataset]:
         terms[name] = np.where(has_trend[None], value, 0.0)
     if "national_damping" in draws:
         terms["national_damping"] = beta("national_damping")
+    if "count_share" in draws:
+        sampled = np.array([m in L.COUNT_SHARE_MEASURES for m in measures])
+        value = stats.beta.logpdf(np.where(sampled[None], draws["count_share"], 0.5), *p["count_share"])
+        terms["count_share"] = np.where(sampled[None], value, 0.0)
 
     arrays = L.series_arrays(data, until=info.last_year)
     loglik = _series_loglik(draws, arrays)
@@ -869,6 +885,8 @@ def refit(
         sampler=sampler.get("sampler", "nutpie"),
         variance=sampler.get("variance", "split"),
         national_steps=sampler.get("national_steps", "noncentred"),
+        # a run that does not record it was fitted before the count share existed
+        count_noise=sampler.get("count_noise", "poisson"),
     )
     return fitter.fit(
         own if data is None else data,

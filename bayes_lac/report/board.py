@@ -2037,7 +2037,7 @@ def _power_alt(power: pd.DataFrame) -> str:
 
 #: Parameters of the latent model whose prior is a beta (alpha, beta); its other pairs are
 #: normals (mean, sd) and its single numbers half-normal scales (`bayes_lac.model.latent`).
-_LATENT_BETA_PRIORS = ("level_share", "damping", "national_damping")
+_LATENT_BETA_PRIORS = ("level_share", "damping", "national_damping", "count_share")
 
 
 def latent_priors_table(results: xr.DataTree) -> pd.DataFrame:
@@ -2064,13 +2064,20 @@ def latent_priors_table(results: xr.DataTree) -> pd.DataFrame:
         priors.pop("level_share", None)
     if sampler.get("national", "drift") != "damped":
         priors.pop("national_damping", None)
+    if sampler.get("count_noise", "poisson") != "share":
+        priors.pop("count_share", None)
     rows = []
     for name, value in priors.items():
         if isinstance(value, (list, tuple)):
             settings = ("alpha", "beta") if name in _LATENT_BETA_PRIORS else ("mean", "sd")
         else:
             settings, value = ("half-normal scale",), (value,)
-        applies = trend if name.startswith("trend") or name == "damping" else measures
+        if name == "count_share":
+            from bayes_lac.model.latent import COUNT_SHARE_MEASURES
+
+            applies = [m for m in measures if m in COUNT_SHARE_MEASURES]
+        else:
+            applies = trend if name.startswith("trend") or name == "damping" else measures
         if not applies:
             continue
         for setting, v in zip(settings, value):

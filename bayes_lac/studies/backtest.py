@@ -443,6 +443,9 @@ class LatentModelForecaster(_FittedForecaster):
             "national": fitter.national,
             "variance": fitter.variance,
             "national_steps": fitter.national_steps,
+            # a design added after the shipped backtest was made enters only when it is not the
+            # earlier one, so that backtest keeps its signature
+            **({"count_noise": fitter.count_noise} if fitter.count_noise != "poisson" else {}),
             # the defaults by panel size, as values: a change to any of them changes the hash
             "draws": self.draws
             or {"national": LF.DEFAULT_DRAWS, "small_panel": LF.SMALL_PANEL_DRAWS, "below": LF.SMALL_PANEL},

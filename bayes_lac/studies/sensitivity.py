@@ -277,6 +277,7 @@ LATENT_SENSITIVITY_PARAMETERS: tuple[str, ...] = (
     "trend_sd",
     "damping",
     "national_damping",
+    "count_share",
 )
 
 
@@ -300,7 +301,11 @@ def latent_power_scaling(
     trend = trend_measures_of(run)
     trendless = [m for m in log_prior["measure"].values if m not in trend]
     local = table["parameter"].isin(["trend_start_sd", "trend_sd", "damping"])
-    return table[~(local & table["measure"].isin(trendless))].reset_index(drop=True)
+    # a measure's count share is 1, not sampled, outside `COUNT_SHARE_MEASURES`
+    from bayes_lac.model.latent import COUNT_SHARE_MEASURES
+
+    fixed_share = (table["parameter"] == "count_share") & ~table["measure"].isin(COUNT_SHARE_MEASURES)
+    return table[~(local & table["measure"].isin(trendless)) & ~fixed_share].reset_index(drop=True)
 
 
 #: Columns of `quantity_power_scaling`'s table.
