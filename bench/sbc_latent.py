@@ -77,8 +77,11 @@ RANKS_FROM = 99
 SAMPLED = ("intercept", "level_start_sd", "series_sd", "level_share", "deprivation_between", "deprivation_within")
 SAMPLED += ("drift", "national_sd")
 TREND = ("trend_start_sd", "trend_sd", "damping")
-#: Sampled for the measures in `COUNT_SHARE_MEASURES` only (1 for the others; the default design).
-SHARE = ("count_share",)
+#: The design's observation noise (`build_latent_model`'s ``count_noise``: the package's default).
+COUNT_NOISE = "poisson"
+#: Sampled for the measures in `COUNT_SHARE_MEASURES` only (1 for the others), by the designs
+#: that have it.
+SHARE = ("count_share",) if COUNT_NOISE != "poisson" else ()
 
 
 def judged_names() -> list[str]:
@@ -115,7 +118,7 @@ def skeleton():
 def prior_draws(data, n: int, seed: int) -> dict[str, np.ndarray]:
     import pymc as pm
 
-    model = L.build_latent_model(data, trend_measures=DEFAULT_TREND_MEASURES)
+    model = L.build_latent_model(data, trend_measures=DEFAULT_TREND_MEASURES, count_noise=COUNT_NOISE)
     prior = pm.sample_prior_predictive(draws=n, model=model, random_seed=seed)["prior"]
     prior = prior.to_dataset() if hasattr(prior, "to_dataset") else prior
     return {k: prior[k].values[0] for k in prior.data_vars}
@@ -148,7 +151,7 @@ def simulate(theta: dict, i: int, arrays: dict, rng: np.random.Generator) -> tup
         level = np.where(move[..., t], moved_level, level)
         trend = np.where(move[..., t], moved_trend, trend)
         levels[..., t], trends[..., t] = level, trend
-    share = np.asarray(theta["count_share"][i], float)[:, None, None]
+    share = np.asarray(theta["count_share"][i], float)[:, None, None] if SHARE else 1.0
     sd = np.sqrt(share * arrays["count_var"] + col("noise")[:, :, None] ** 2)
     y = mean + levels + sd * rng.standard_normal(obs.shape)
     return np.where(obs, y, 0.0), {"level": levels, "trend": trends}
@@ -261,7 +264,8 @@ def summarise(records: list[dict], wall_seconds: float) -> dict:
         "new_authority_from": NEW_FROM,
         "missing_share": MISSING_SHARE,
         "trend_measures": list(DEFAULT_TREND_MEASURES),
-        "count_share_measures": list(L.COUNT_SHARE_MEASURES),
+        "count_noise": COUNT_NOISE,
+        **({"count_share_measures": list(L.COUNT_SHARE_MEASURES)} if SHARE else {}),
         "posterior_draws_ranked": RANKS_FROM,
         "gate": {"max_rhat": MAX_RHAT, "min_ess": MIN_ESS, "divergences": 0},
         "fit_seconds": round(sum(f["seconds"] for f in fits)),
@@ -294,7 +298,7 @@ def main(argv=None) -> int:
         rng = np.random.default_rng(args.seed)
         data, arrays = skeleton()
         theta = prior_draws(data, args.reps, args.seed)
-        model = L.build_latent_model(data, trend_measures=DEFAULT_TREND_MEASURES)
+        model = L.build_latent_model(data, trend_measures=DEFAULT_TREND_MEASURES, count_noise=COUNT_NOISE)
         compiled = nutpie.compile_pymc_model(model)
         records = []
         draws = args.draws or default_draws(len(data.la))

@@ -466,7 +466,8 @@ def test_observed_counts_follow_the_likelihoods_observation_model():
         logs = np.log(counts + 0.5)
         want = share / (expected + 0.5) + noise**2
         assert np.var(logs) == pytest.approx(want, rel=0.05)
-        assert np.median(counts) == pytest.approx(expected, abs=1)
+        # centred as the likelihood: log(count + 0.5) around log(expected)
+        assert np.median(logs) == pytest.approx(np.log(expected), abs=0.1 * np.sqrt(want))
     # a smaller share, narrower counts: the share is not ignored
     narrow = L.observed_counts(np.full(eps.shape, 400.0), 0.0, 0.1, eps)
     wide = L.observed_counts(np.full(eps.shape, 400.0), 0.0, 1.0, eps)
@@ -508,5 +509,9 @@ def test_the_models_likelihood_uses_the_count_share_of_looked_after_counts():
     assert abs(float(loglik) - _series_loglik(whole, arrays).sum()) > 1.0
     poisson = L.build_latent_model(data)  # the default design
     assert not {"count_share_raw", "count_share"} & {v.name for v in (*poisson.free_RVs, *poisson.deterministics)}
+    # the share applies to the count's own variance: the same draws with a share of 1 are the
+    # default design's likelihood
+    poisson_draws = {n: v for n, v in draws.items() if n != "count_share"}
+    np.testing.assert_allclose(_series_loglik(whole, arrays), _series_loglik(poisson_draws, arrays), rtol=1e-12)
     with pytest.raises(ValueError, match="count_noise must be one of share, poisson"):
         L.build_latent_model(data, count_noise="negbin")

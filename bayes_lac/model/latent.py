@@ -719,11 +719,12 @@ def predictive_counts(
 
 def observed_counts(expected: np.ndarray, noise, count_share, eps: np.ndarray) -> np.ndarray:
     """Counts drawn around `expected` by the likelihood's observation model: ``log(count + 0.5)``
-    normal around ``log(expected + 0.5)`` with variance ``count_share / (expected + 0.5) +
-    noise**2``, from standard normals `eps`; whole numbers, at least 0, NaN where `expected` is."""
-    base = np.asarray(expected, float) + 0.5
-    known = np.isfinite(base) & (base > 0)
-    safe = np.where(known, base, 1.0)
-    sd = np.sqrt(count_share / safe + noise**2)
+    normal around ``log(expected)`` (the log rate times the children) with variance
+    ``count_share / (expected + 0.5) + noise**2``, from standard normals `eps`; whole numbers, at
+    least 0, NaN where `expected` is."""
+    expected = np.asarray(expected, float)
+    known = np.isfinite(expected) & (expected > 0)
+    safe = np.where(known, expected, 1.0)
+    sd = np.sqrt(count_share / (safe + 0.5) + noise**2)
     counts = np.maximum(np.rint(safe * np.exp(sd * eps) - 0.5), 0.0)
     return np.where(known, counts, np.nan)

@@ -420,6 +420,8 @@ class LatentModelForecaster(_FittedForecaster):
     fit_measures: tuple[str, ...] = MEASURES
     allow_unconverged: bool = False
     cores: int | None = None
+    #: How much of a Poisson count's variance is noise (`bayes_lac.model.latent.build_latent_model`)
+    count_noise: str = "poisson"
     #: Last year of the grid every origin's data are laid on (the forecaster sees the panel cut
     #: at the origin, so the grid cannot come from it): one compiled model for every origin
     #: with the same authorities. An origin after it extends the grid to the origin.
@@ -433,7 +435,7 @@ class LatentModelForecaster(_FittedForecaster):
         uses them; not the seed)."""
         from bayes_lac.model import latent_fit as LF
 
-        fitter = self._fitter or LF.LatentFitter(sampler=self.sampler)
+        fitter = self._fitter or LF.LatentFitter(sampler=self.sampler, count_noise=self.count_noise)
         return {
             "model": "LatentModel",
             "target": self.target or THURROCK_CODE,
@@ -474,7 +476,7 @@ class LatentModelForecaster(_FittedForecaster):
         fit_measures = self.fitted_for(panel, origin, measures)
         start = time.perf_counter()
         if self._fitter is None:
-            self._fitter = LF.LatentFitter(sampler=self.sampler)
+            self._fitter = LF.LatentFitter(sampler=self.sampler, count_noise=self.count_noise)
         grid_end = max(int(self.grid_end), origin)
         data = prepare_data(
             panel, self.target_in(panel), neighbours=self.neighbours, until=origin, measures=fit_measures
