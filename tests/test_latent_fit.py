@@ -600,6 +600,38 @@ def test_quick_compile_lowers_numbas_level_for_the_block_only(monkeypatch):
         assert int(config.OPT) == before
 
 
+def test_only_the_scans_model_is_compiled_at_a_lower_level(grid, monkeypatch):
+    # a one-measure model (the loop filter) sampled about 50 times slower compiled at level 0
+    import contextlib
+
+    import nutpie
+
+    _, data = grid
+    entered = []
+
+    @contextlib.contextmanager
+    def recorder(level=0):
+        entered.append(level)
+        yield
+
+    class Stop(Exception):
+        pass
+
+    def compile_pymc_model(model, **kwargs):
+        raise Stop
+
+    monkeypatch.setattr(LF, "quick_compile", recorder)
+    monkeypatch.setattr(nutpie, "compile_pymc_model", compile_pymc_model)
+    panel, _ = grid
+    one = prepare_data(panel, data.target_la, neighbours="all", measures=("looked_after",))
+    with pytest.raises(Stop):
+        LF.LatentFitter()._model(one)
+    assert entered == []
+    with pytest.raises(Stop):
+        LF.LatentFitter()._model(data)
+    assert entered == [0]
+
+
 def test_adaptation_is_nutpies_setting_and_a_refit_keeps_the_runs(grid, fitted, monkeypatch):
     import xarray as xr
 

@@ -41,7 +41,7 @@ import json
 import time
 import zlib
 from collections.abc import Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 
 import numpy as np
@@ -247,7 +247,10 @@ class LatentFitter:
             if self.sampler == "nutpie":
                 import nutpie
 
-                with quick_compile():
+                # a one-measure model's filter is a loop written out over the years, not a scan:
+                # compiled at level 0 it sampled about 50 times slower (models/README.md), so
+                # only the scan's model is compiled quickly
+                with quick_compile() if len(data.measures) > 1 else nullcontext():
                     compiled = nutpie.compile_pymc_model(model)
             self._models[key] = (model, compiled)
         return self._models[key]
