@@ -47,7 +47,7 @@ def _latent_sensitivity(args, results, prior_sets: list[str], out: Path) -> int:
     keys = [k.strip() for k in (getattr(args, "refits", "") or "").split(",") if k.strip()]
     # names and files checked before any work
     variants = [*keys, *(LS.prior_set_variant(p) for p in prior_sets)]
-    LS.applicable(results, variants)
+    LS._variants(variants)
     power = latent_power_scaling(results)
     finding = power_scaling_finding(power, converged=run_info(results, allow_latent=True).converged)
     if not variants:
@@ -58,16 +58,10 @@ def _latent_sensitivity(args, results, prior_sets: list[str], out: Path) -> int:
     if getattr(args, "scheduler", None) or getattr(args, "workers", 2) != 2:
         print("Note: --workers and --scheduler do not apply to a latent run: its refits run one after another.")
     if getattr(args, "panel", None):
-        from bayes_lac.analysis.costs import unit_cost_history
         from bayes_lac.data.panel import load_panel
-        from bayes_lac.errors import PanelError
 
         panel = LS.run_panel(results, load_panel(args.panel))
-        try:
-            unit_costs = unit_cost_history(panel, run_info(results, allow_latent=True).target_la)
-            note = f"Costs use the target's unit-cost history in {args.panel}."
-        except PanelError as err:
-            unit_costs, note = None, f"Costs left out: {err}."
+        unit_costs, note = _bundled_unit_costs(results, panel, str(args.panel))
     else:
         panel = None
         unit_costs, note = _bundled_unit_costs(results)

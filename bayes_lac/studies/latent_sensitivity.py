@@ -254,6 +254,14 @@ def refit_variant(
     """`run`'s model fitted again with `variant`'s choice (the run itself for a forecast-only
     variant). Another comparison set is drawn from `panel` (default the bundled panel), cut at
     the run's last year; `priors`, the variant's prior set already loaded (`load_prior_set`)."""
+    if variant.refits and variant.comparison is not None:
+        panel = run_panel(run, panel)
+    return _refit(run, variant, panel, priors)
+
+
+def _refit(run: xr.DataTree, variant: Variant, panel: pd.DataFrame | None, priors: dict | None) -> xr.DataTree:
+    """`refit_variant` with `panel` already checked to be the run's (`run_panel`) when the
+    variant needs it."""
     from bayes_lac.model import latent_fit as LF
 
     if not variant.refits:
@@ -264,7 +272,7 @@ def refit_variant(
         from bayes_lac.model.data import prepare_data
 
         data = prepare_data(
-            run_panel(run, panel),
+            panel,
             info.target_la,
             neighbours=variant.comparison,
             until=info.last_year,
@@ -369,7 +377,7 @@ def latent_refits(
     if not info.latent:
         raise UsageError("latent_refits compares refits of a latent-state run; this run is the 0.2 model's")
     asked = _variants(variants)
-    chosen = [v for v in asked if not _own_choice(run, v)]
+    chosen = applicable(run, asked)
     skipped = {}
     if variants is not None:
         skipped.update({v.key: "the run's own choice" for v in asked if v not in chosen})
@@ -399,7 +407,8 @@ def latent_refits(
     for variant in tqdm(chosen, desc="refits", disable=not progress):
         t0 = time.perf_counter()
         try:
-            fitted = refit_variant(run, variant, panel=panel, priors=priors.get(variant.key))
+            # the panel was checked above, once for every comparison-set refit
+            fitted = _refit(run, variant, panel, priors.get(variant.key))
             if variant.refits:
                 seconds[variant.key] = time.perf_counter() - t0
             tables.append(summarise(fitted, variant.key, variant))

@@ -943,8 +943,9 @@ def plot_power_scaling(table: pd.DataFrame, *, threshold: float = THRESHOLD, ax=
 # Command line
 
 
-def _bundled_unit_costs(results: xr.DataTree):
-    """The target's unit-cost history from the bundled panel, if the run was fitted on it.
+def _bundled_unit_costs(results: xr.DataTree, panel: pd.DataFrame | None = None, where: str = "the bundled panel"):
+    """The target's unit-cost history from the bundled panel, if the run was fitted on it; or
+    from `panel` (named `where` in the note), already checked to be the run's.
 
     Returns (unit costs or None, a note for the user).
     """
@@ -953,14 +954,15 @@ def _bundled_unit_costs(results: xr.DataTree):
     from bayes_lac.data.panel import load_panel
     from bayes_lac.model.results import fitted_on
 
-    if not BUNDLED_PANEL.exists():
-        return None, "Costs left out: no bundled panel to read unit costs from."
+    if panel is None:
+        if not BUNDLED_PANEL.exists():
+            return None, "Costs left out: no bundled panel to read unit costs from."
+        panel = load_panel()
+        if not fitted_on(results, panel):
+            return None, "Costs left out: the run was not fitted on the bundled panel, so its unit costs are not known."
     info = run_info(results, allow_latent=True)
-    panel = load_panel()
-    if not fitted_on(results, panel):
-        return None, "Costs left out: the run was not fitted on the bundled panel, so its unit costs are not known."
     try:
         history = unit_cost_history(panel, info.target_la)
     except PanelError as err:
         return None, f"Costs left out: {err}."
-    return history, "Costs use the target's unit-cost history in the bundled panel."
+    return history, f"Costs use the target's unit-cost history in {where}."
