@@ -1,6 +1,6 @@
 """Leave-future-out check of the latent-state model (bayes_lac.model.latent) against pooled growth.
 
-Usage: python bench/bench_latent_lfo.py ORIGINS [DRAWS [PRIORS [TREND_MEASURES [UASC [NATIONAL [TARGET_ACCEPT [COUNT_NOISE]]]]]]]   e.g. 2016,2018,2020,2022 400
+Usage: python bench/bench_latent_lfo.py ORIGINS [DRAWS [PRIORS [TREND_MEASURES [UASC [NATIONAL [TARGET_ACCEPT [COUNT_NOISE [START]]]]]]]]   e.g. 2016,2018,2020,2022 400
 PRIORS: JSON overrides of bayes_lac.model.latent.LATENT_PRIORS, e.g. '{"damping": [2, 6]}' ('' for none).
 TREND_MEASURES: the measures whose authorities have a local trend, e.g. children_in_need,child_protection,
 or "all" (default: bayes_lac.model.latent_fit.DEFAULT_TREND_MEASURES, looked_after; the runs before
@@ -10,6 +10,9 @@ model_stochastic_uasc).
 NATIONAL: "drift" (default) or "damped", the design of the national path.
 TARGET_ACCEPT: NUTS target acceptance (default 0.95; the runs of 30 November before it existed used nutpie's 0.8).
 COUNT_NOISE: "poisson" (default) or "share" (looked-after children's share of the Poisson variance sampled).
+START: where forecasts start (bayes_lac.model.latent.start_offsets): "state" (default), "published", or
+measure names joined by ":" (those measures at the published count); several joined by "+" are
+scored on the same fits and draws, the first as "model", the others as model_start_<start>.
 
 Fits the national latent-state model once per origin on data up to the origin (one compiled
 model for every origin), forecasts every authority 1-5 (and 8) years ahead and scores it with
@@ -50,6 +53,14 @@ lf = LatentForecaster(
     target_accept=float(sys.argv[7]) if len(sys.argv) > 7 and sys.argv[7] else DEFAULT_TARGET_ACCEPT,
     count_noise=sys.argv[8] if len(sys.argv) > 8 and sys.argv[8] else "poisson",
 )
+starts = (sys.argv[9] if len(sys.argv) > 9 and sys.argv[9] else "state").split("+")
+
+
+def start_of(text):
+    return text if text in ("state", "published") else tuple(text.split(":"))
+
+
+lf.start = start_of(starts[0])
 print(
     "priors:",
     lf.priors or "LATENT_PRIORS",
@@ -59,6 +70,8 @@ print(
     lf.uasc,
     "| count noise:",
     lf.count_noise,
+    "| start:",
+    " + ".join(starts),
 )
 t0 = time.time()
 second = []
@@ -66,6 +79,10 @@ if len(sys.argv) > 5 and "+" in sys.argv[5]:
     second = [
         LatentForecaster(name=f"model_{sys.argv[5].split('+')[1]}_uasc", uasc=sys.argv[5].split("+")[1], reuse=lf)
     ]
+second += [
+    LatentForecaster(name=f"model_start_{text.replace(':', '_')}", uasc=lf.uasc, start=start_of(text), reuse=lf)
+    for text in starts[1:]
+]
 res = backtest(
     panel,
     [lf, *second, PooledGrowth()],

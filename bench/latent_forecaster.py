@@ -42,6 +42,9 @@ class LatentForecaster:
     #: how much of a Poisson count's variance is observation noise: "poisson" (the default) or
     #: "share" (sampled for looked-after children; bayes_lac.model.latent.build_latent_model)
     count_noise: str = "poisson"
+    #: where forecasts start: "state", "published" or the measures started at the published
+    #: count (bayes_lac.model.latent.start_offsets)
+    start: object = "state"
     #: another LatentForecaster whose fit at the same origin this one reuses (a second UASC
     #: design scored on the same fits); it must come first in the backtest's list
     reuse: object = field(default=None, repr=False)
@@ -78,7 +81,13 @@ class LatentForecaster:
         self.diagnostics[int(origin)] = json.loads(run.attrs["diagnostics"])
         uasc_history = panel.pivot_table(index="la_code", columns="year", values="uasc")
         predicted = latent_forecast(
-            run, int(max(horizons)), self.n_draws, seed=int(seed), uasc=self.uasc, uasc_history=uasc_history
+            run,
+            int(max(horizons)),
+            self.n_draws,
+            seed=int(seed),
+            uasc=self.uasc,
+            uasc_history=uasc_history,
+            start=self.start,
         )
         out = empty_draws(measures, las, horizons, self.n_draws)
         in_run = set(predicted["la"].values)

@@ -515,3 +515,28 @@ def test_the_models_likelihood_uses_the_count_share_of_looked_after_counts():
     np.testing.assert_allclose(_series_loglik(whole, arrays), _series_loglik(poisson_draws, arrays), rtol=1e-12)
     with pytest.raises(ValueError, match="count_noise must be one of share, poisson"):
         L.build_latent_model(data, count_noise="negbin")
+
+
+def test_a_forecast_started_at_the_published_count_moves_each_draw_onto_it():
+    measures = ("looked_after", "children_in_need")
+    rng = np.random.default_rng(3)
+    log_rate = rng.normal(4.0, 0.1, size=(50, 2, 3))  # (draw, measure, la)
+    count = np.array([[244.0, np.nan, 0.0], [1404.0, 900.0, 12.0]])
+    population = np.array([40_000.0, 30_000.0, 20_000.0])
+    moved = L.start_offsets(log_rate, count, population, measures, "published")
+    started = log_rate + moved
+    # every draw now sits at the published rate per 10,000, a 0 taken as 0.5
+    np.testing.assert_allclose(np.exp(started[:, 0, 0]) * 4, 244.0)
+    np.testing.assert_allclose(np.exp(started[:, 1, 1]) * 3, 900.0)
+    np.testing.assert_allclose(np.exp(started[:, 0, 2]) * 2, 0.5)
+    # no count: the draw keeps its modelled state
+    np.testing.assert_array_equal(moved[:, 0, 1], 0.0)
+    # "state" moves nothing; a measure named is moved alone
+    np.testing.assert_array_equal(L.start_offsets(log_rate, count, population, measures, "state"), 0.0)
+    only = L.start_offsets(log_rate, count, population, measures, ("children_in_need",))
+    np.testing.assert_array_equal(only[:, 0], 0.0)
+    np.testing.assert_array_equal(only[:, 1], moved[:, 1])
+    with pytest.raises(ValueError, match="start must be one of state, published"):
+        L.start_offsets(log_rate, count, population, measures, "latest")
+    with pytest.raises(ValueError, match="child_protection"):
+        L.start_offsets(log_rate, count, population, measures, ("child_protection",))

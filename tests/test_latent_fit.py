@@ -169,6 +169,44 @@ def test_forecasts_of_a_count_share_run_draw_counts_with_that_share(grid, fitted
     assert any("the share of it the model estimates" in line for line in f_narrow.assumptions)
 
 
+def test_a_forecast_starts_at_the_published_count_or_the_models_state_as_asked(grid, fitted):
+    """Started at the published count, every draw of the report's forecast sits on the last
+    published count (UASC included), and its path moves by the model's own changes from there;
+    started at the state, it sits where the model puts the authority. The backtest's forecasts
+    start the same way."""
+    from bayes_lac.analysis.forecast import forecast
+    from bayes_lac.errors import BayesLacError
+
+    _, data = grid
+    _, run = fitted
+    la = data.target_la
+    published = run["observed_data"]["reported_count"].sel(la=la, year=2018)
+    fc = {
+        s: forecast(run, la=la, horizon=3, scenarios="trend,population-only", seed=2, start=s)
+        for s in ("published", "state")
+    }
+    base = {s: f.base["expected_reported"] for s, f in fc.items()}
+    for m in data.measures:
+        np.testing.assert_allclose(base["published"].sel(measure=m).values, float(published.sel(measure=m)), rtol=1e-9)
+        assert float(base["state"].sel(measure=m).std()) > 0  # the state varies from draw to draw
+    # the path is the state's moved: the same change over the years in every draw
+    change = {
+        s: np.log(
+            f.data["expected"].sel(scenario="trend", year=2021) / f.data["expected"].sel(scenario="trend", year=2019)
+        )
+        for s, f in fc.items()
+    }
+    np.testing.assert_allclose(change["published"].values, change["state"].values, rtol=1e-9)
+    assert any("from the published 2018 count" in line for line in fc["published"].assumptions)
+    assert not any("from the published 2018 count" in line for line in fc["state"].assumptions)
+    with pytest.raises(BayesLacError, match="start must be one of"):
+        forecast(run, la=la, horizon=1, start="latest")
+    # the backtest's forecasts: named measures only are moved
+    a = LF.latent_forecast(run, horizon=2, n_draws=200, seed=1, start="state")
+    b = LF.latent_forecast(run, horizon=2, n_draws=200, seed=1, start=("child_protection",))
+    assert not np.array_equal(a.sel(measure="child_protection").values, b.sel(measure="child_protection").values)
+
+
 def test_a_stochastic_uasc_path_spreads_looked_after_forecasts_around_the_held_count(fitted):
     _, run = fitted
     # the simulated panel's UASC counts are too few and small to draw paths from
@@ -566,70 +604,6 @@ def test_a_series_year_terms_are_its_one_step_ahead_densities(grid, fitted):
 def test_fits_sample_with_nutpies_diagonal_mass_matrix_at_0_95_by_default():
     # measured: lower targets and the low-rank mass matrix failed backtest origins (models/README.md)
     assert LF.DEFAULT_ADAPTATION == "diag" and LF.DEFAULT_TARGET_ACCEPT == 0.95
-
-
-def test_quick_compile_lowers_numbas_level_for_the_block_only(monkeypatch):
-    from numba.core import config
-
-    monkeypatch.delenv("NUMBA_OPT", raising=False)
-    before = int(config.OPT)
-    with LF.quick_compile(0):
-        assert int(config.OPT) == 0
-    assert int(config.OPT) == before
-    with pytest.raises(RuntimeError), LF.quick_compile(0):
-        raise RuntimeError("a failed compile")
-    assert int(config.OPT) == before
-    # numba's code generator is set up before the level is lowered (else its machine-code level
-    # would stay lowered for the rest of the process)
-    import numba.core.registry as registry
-
-    seen = []
-
-    class Target:
-        @property
-        def target_context(self):
-            seen.append(int(config.OPT))
-
-    monkeypatch.setattr(registry, "cpu_target", Target())
-    with LF.quick_compile(0):
-        pass
-    assert seen == [before]
-    # the user's NUMBA_OPT wins
-    monkeypatch.setenv("NUMBA_OPT", "2")
-    with LF.quick_compile(0):
-        assert int(config.OPT) == before
-
-
-def test_only_the_scans_model_is_compiled_at_a_lower_level(grid, monkeypatch):
-    # a one-measure model (the loop filter) sampled about 50 times slower compiled at level 0
-    import contextlib
-
-    import nutpie
-
-    _, data = grid
-    entered = []
-
-    @contextlib.contextmanager
-    def recorder(level=0):
-        entered.append(level)
-        yield
-
-    class Stop(Exception):
-        pass
-
-    def compile_pymc_model(model, **kwargs):
-        raise Stop
-
-    monkeypatch.setattr(LF, "quick_compile", recorder)
-    monkeypatch.setattr(nutpie, "compile_pymc_model", compile_pymc_model)
-    panel, _ = grid
-    one = prepare_data(panel, data.target_la, neighbours="all", measures=("looked_after",))
-    with pytest.raises(Stop):
-        LF.LatentFitter()._model(one)
-    assert entered == []
-    with pytest.raises(Stop):
-        LF.LatentFitter()._model(data)
-    assert entered == [0]
 
 
 def test_adaptation_is_nutpies_setting_and_a_refit_keeps_the_runs(grid, fitted, monkeypatch):

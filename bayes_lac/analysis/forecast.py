@@ -396,12 +396,15 @@ def _default_part(results, info, la_code: str, measures, years, rng) -> _ModelPa
     )
 
 
-def _latent_part(results, info, la_code: str, measures, years, rng) -> _ModelPart:
+def _latent_part(results, info, la_code: str, measures, years, rng, start="published") -> _ModelPart:
     """The latent-state model's part: the authority's states in the last fitted year (drawn per
     posterior draw, `bayes_lac.model.latent_fit.authority_states`) carried forward with their
     damped local trend and fresh innovations, the national path with its drift, and the
-    likelihood's noise (Poisson with the model's extra log-scale noise). The states already sit
-    where the counts are, so nothing is carried as a distance from a path."""
+    likelihood's noise (Poisson with the model's extra log-scale noise). With `start`
+    ``"published"`` (or naming the measure) each draw's path is moved to start at the
+    published count of the last fitted year (`bayes_lac.model.latent.start_offsets`), with
+    ``"state"`` at the model's state; either way nothing is carried as a distance from a
+    path."""
     from bayes_lac.model import latent as L
     from bayes_lac.model.latent_fit import authority_states, data_of
 
@@ -412,6 +415,15 @@ def _latent_part(results, info, la_code: str, measures, years, rng) -> _ModelPar
     started = states["started"][:, 0, -1]  # (M,): the series has begun by the last fitted year
     log_rate_last = (states["mean"] + states["level"])[:, :, 0, -1]  # NaN: a series not started
     log_rate_trend = L.forecast_log_rates(data, draws, states, len(years), rng, arrays=arrays)[:, :, 0, :]
+    j = data.la.index(la_code)
+    count_last = data.modelled_count[:, j, -1]
+    state_count = np.exp(log_rate_last) * data.population_0_17[j, -1] / RATE_PER  # (N, M)
+    offset = L.start_offsets(
+        log_rate_last[:, :, None], count_last[:, None], data.population_0_17[[j], -1], measures, start
+    )[:, :, 0]
+    moved = [m for k, m in enumerate(measures) if (offset[:, k] != 0).any()]
+    log_rate_last = log_rate_last + offset
+    log_rate_trend = log_rate_trend + offset[:, :, None]
     n_draws = log_rate_last.shape[0]
     noise = draws["noise"]  # (N, M)
 
@@ -446,9 +458,28 @@ def _latent_part(results, info, la_code: str, measures, years, rng) -> _ModelPar
         if damped
         else "The national path continues as a random walk with its estimated drift"
     )
+    if moved:
+        gaps = "; ".join(
+            f"{MEASURE_LABELS.get(m, m).lower()} {count_last[k]:,.0f} published against "
+            f"{np.nanmedian(state_count[:, k]):,.0f} modelled"
+            for k, m in enumerate(measures)
+            if m in moved
+        )
+        where = (
+            f"from the published {info.last_year} count (the model's own state there, which treats part of "
+            f"each year's count as noise, is moved to it in every draw: {gaps})"
+        )
+        others = [m for k, m in enumerate(measures) if started[k] and m not in moved]
+        if others:
+            where += (
+                f"; {', '.join(MEASURE_LABELS.get(m, m).lower() for m in others)} from where the model puts "
+                "it in that year"
+            )
+    else:
+        where = "from where the model puts it in the last fitted year"
     assumptions = [
         f"{national}; the authority's own level "
-        "continues from where the model puts it in the last fitted year, with its damped local trend "
+        f"continues {where}, with its damped local trend "
         f"({', '.join(MEASURE_LABELS.get(m, m).lower() for m in json.loads(results.attrs['trend_measures'])) or 'none'}; "
         "the other measures' levels are random walks), with fresh yearly innovations.",
         noise_sentence,
@@ -483,6 +514,7 @@ def forecast(
     uasc_rate: float | None = None,
     seed: int = 0,
     uasc_path: str = "hold",
+    start: str | None = None,
 ) -> Forecast:
     """Forecast counts and rates 1 to `horizon` years after the last fitted year.
 
@@ -510,6 +542,11 @@ def forecast(
         uncertainty; ``"stochastic"``: a path per draw around that (`bayes_lac.model.uasc`: one
         past trajectory of a run's authority's published UASC counts, centred so that the median
         stays at the base), the same path in every scenario.
+    start
+        Runs of the latent-state model only: where each measure's forecast starts in the last
+        fitted year, ``"published"`` (at the published count; the model's own state there
+        treats part of each count as noise) or ``"state"`` (where the model puts the
+        authority). None: `bayes_lac.model.latent.DEFAULT_FORECAST_START`.
 
     Returns
     -------
@@ -554,7 +591,20 @@ def forecast(
         dep_note += ", which was imputed in the run"
     assumptions.append(dep_note + ".")
 
-    part = (_latent_part if info.latent else _default_part)(results, info, la_code, measures, years, rng)
+    if info.latent:
+        from bayes_lac.model.latent import DEFAULT_FORECAST_START, FORECAST_STARTS
+
+        start = DEFAULT_FORECAST_START if start is None else start
+        if start not in FORECAST_STARTS:
+            raise BayesLacError(f"start must be one of {', '.join(FORECAST_STARTS)}, got {start!r}")
+        part = _latent_part(results, info, la_code, measures, years, rng, start=start)
+    elif start is not None:
+        raise BayesLacError(
+            "start applies to runs of the latent-state model; this run's model carries the last year's distance "
+            "from its path forward by its persistence instead"
+        )
+    else:
+        part = _default_part(results, info, la_code, measures, years, rng)
     assumptions += part.assumptions
     log_rate_last, log_rate_trend, dev_last = part.log_rate_last, part.log_rate_trend, part.dev_last
     persistence = part.persistence

@@ -290,6 +290,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="future UASC without uncertainty (hold, default) or a stochastic path around it drawn from past "
         "trajectories of authorities' published UASC counts, centred on it (stochastic)",
     )
+    fc.add_argument(
+        "--start",
+        choices=("published", "state"),
+        help="latent runs: start each forecast where the model puts the authority in the last fitted year "
+        "(state, the default: the start the backtest checked) or at that year's published count (published: "
+        "its intervals measured too narrow, models/README.md)",
+    )
     _add_ci(fc)
     fc.add_argument("--seed", type=_seed, default=0, help="random seed for predictive draws (0 or more)")
     fc.add_argument("--allow-unconverged", action="store_true", help="use a run that failed its diagnostics")

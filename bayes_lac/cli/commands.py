@@ -590,6 +590,7 @@ def forecast_command(args) -> int:
         uasc_rate=args.uasc_rate,
         uasc_path=args.uasc_path,
         seed=args.seed,
+        start=args.start,
     )
     table = forecast_table(fc, ci_prob=args.ci_prob)
     write_csv(table, args.out)

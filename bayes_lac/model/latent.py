@@ -39,6 +39,8 @@ its first published year.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
@@ -693,6 +695,54 @@ def forecast_log_rates(
             national = national + drift + shock
         out[..., h] = national + fixed + level
     return out
+
+
+#: Where a forecast starts in the last fitted year: ``"state"``, where the model puts each
+#: authority (the filtered state, which smooths the last count as noise), or ``"published"``, at
+#: the published count, the model's movement carried on from there.
+FORECAST_STARTS = ("state", "published")
+
+#: Where forecasts of a latent run start unless told (`bayes_lac.analysis.forecast.forecast`).
+DEFAULT_FORECAST_START = "state"
+
+
+def start_offsets(
+    log_rate_last: np.ndarray,
+    count_last: np.ndarray,
+    population_last: np.ndarray,
+    measures: Sequence[str],
+    start: str | Sequence[str] = "published",
+) -> np.ndarray:
+    """How far to move each draw's forecast so that it starts at the published count.
+
+    ``log_rate_last`` (draw, measure, la): each draw's modelled log rate per 10,000 children in
+    the last fitted year; ``count_last`` (measure, la): that year's published (modelled) counts,
+    NaN where none; ``population_last`` (la,): children aged 0-17 that year. `start` is
+    ``"state"`` (no measure moved), ``"published"`` (every measure) or the names of the measures
+    to move. Returns (draw, measure, la): the log of the published rate less the modelled one,
+    0 where the measure is not moved or the year has no count (a forecast starting at the
+    model's state); a published 0 is taken as 0.5 (the log scale has no 0).
+    """
+    if isinstance(start, str):
+        if start not in FORECAST_STARTS:
+            raise ValueError(f"start must be one of {', '.join(FORECAST_STARTS)} or measure names; got {start!r}")
+        moved = list(measures) if start == "published" else []
+    else:
+        moved = list(start)
+        unknown = [m for m in moved if m not in measures]
+        if unknown:
+            raise ValueError(
+                f"start names measures not modelled: {', '.join(unknown)} (modelled: {', '.join(measures)})"
+            )
+    count_last = np.asarray(count_last, float)
+    population_last = np.asarray(population_last, float)[None, :]
+    pick = np.array([m in moved for m in measures])[:, None]
+    known = pick & np.isfinite(count_last) & np.isfinite(population_last) & (population_last > 0)
+    published = np.log(np.maximum(np.where(known, count_last, 1.0), 0.5)) - np.log(
+        np.where(known, population_last, 1.0) / 10_000
+    )
+    offset = published[None] - log_rate_last
+    return np.where(known[None] & np.isfinite(offset), offset, 0.0)
 
 
 def predictive_counts(

@@ -41,7 +41,6 @@ import json
 import time
 import zlib
 from collections.abc import Sequence
-from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 
 import numpy as np
@@ -87,39 +86,6 @@ DEFAULT_CHAINS = 4
 DEFAULT_TARGET_ACCEPT = 0.95
 #: nutpie's mass-matrix adaptation (its own default); ``"low_rank"`` is an option of `LatentFitter.fit`.
 DEFAULT_ADAPTATION = "diag"
-
-
-#: LLVM optimisation level numba compiles the model's log density at (unless ``NUMBA_OPT`` is
-#: set): the national model compiled in 18.8 s against 24.4 s at level 3 and sampled as fast
-#: (models/README.md, "Sampler settings").
-COMPILE_OPT_LEVEL = 0
-
-
-@contextmanager
-def quick_compile(level: int = COMPILE_OPT_LEVEL):
-    """numba's LLVM optimisation passes at `level` while the block compiles: numba's code generator
-    is set up first (it fixes its machine-code level when it is created, so a first compile inside
-    the block would otherwise leave every later compile of the process at `level`), and the level
-    is restored afterwards, on an error too. Kernels pytensor compiles in the block
-    go to its disk cache as any other (without the cache the national model compiled in 82 s, not
-    19 s); the cache does not record the level, so another model may reuse one compiled at
-    `level` (this model sampled as fast at level 0 as at 3). Nothing changes when the environment
-    sets ``NUMBA_OPT`` (the user's choice wins)."""
-    import os
-
-    from numba.core import config
-    from numba.core.registry import cpu_target
-
-    if "NUMBA_OPT" in os.environ:
-        yield
-        return
-    cpu_target.target_context  # noqa: B018 (created here, at the process's level, if not yet)
-    before = config.OPT
-    config.OPT = type(before)(level)
-    try:
-        yield
-    finally:
-        config.OPT = before
 
 
 #: Measures whose authorities have a local (damped) trend by default; in the others each
@@ -247,11 +213,9 @@ class LatentFitter:
             if self.sampler == "nutpie":
                 import nutpie
 
-                # a one-measure model's filter is a loop written out over the years, not a scan:
-                # compiled at level 0 it sampled about 50 times slower (models/README.md), so
-                # only the scan's model is compiled quickly
-                with quick_compile() if len(data.measures) > 1 else nullcontext():
-                    compiled = nutpie.compile_pymc_model(model)
+                # at numba's own optimisation level: compiled at level 0 the model sampled 10 to 50
+                # times slower (models/README.md, "Compiling at a lower level, withdrawn")
+                compiled = nutpie.compile_pymc_model(model)
             self._models[key] = (model, compiled)
         return self._models[key]
 
@@ -452,6 +416,7 @@ def latent_forecast(
     seed: int = 0,
     uasc: str = "hold",
     uasc_history: pd.DataFrame | None = None,
+    start: str | Sequence[str] = "state",
 ) -> xr.DataArray:
     """Predictive counts of each measure 1..`horizon` years after the run's last year.
 
@@ -465,8 +430,10 @@ def latent_forecast(
     h-year changes resampled from `uasc_history` (authority x year UASC counts up to that
     year), the design the leave-future-out check measured worse; ``"stochastic"`` draws a path
     around the held count from past trajectories of the run's authorities' published UASC
-    counts (`bayes_lac.model.uasc`). Authorities
-    with no count of a measure have NaN.
+    counts (`bayes_lac.model.uasc`). `start` (`bayes_lac.model.latent.start_offsets`):
+    ``"state"`` carries each authority on from where the model puts it in the last year,
+    ``"published"`` from the published count there (or name the measures so started).
+    Authorities with no count of a measure have NaN.
 
     Returns a DataArray (measure, la, horizon, draw) of the published measures' counts.
     """
@@ -488,6 +455,13 @@ def latent_forecast(
         states = L.draw_states(data, draws, rng)
     n = draws["intercept"].shape[0]
     log_rate = L.forecast_log_rates(data, draws, states, horizon, rng)  # (draw, measure, la, h)
+    log_rate += L.start_offsets(
+        states["mean"][..., -1] + states["level"][..., -1],
+        data.modelled_count[..., -1],
+        data.population_0_17[:, -1],
+        data.measures,
+        start,
+    )[..., None]
     pop = np.full((n, len(data.la), horizon), np.nan)
     for j in range(len(data.la)):
         history = pd.Series(data.population_0_17[j], index=data.year).dropna()

@@ -422,6 +422,9 @@ class LatentModelForecaster(_FittedForecaster):
     cores: int | None = None
     #: How much of a Poisson count's variance is noise (`bayes_lac.model.latent.build_latent_model`)
     count_noise: str = "poisson"
+    #: Where forecasts start (`bayes_lac.model.latent.start_offsets`); None: the report's default,
+    #: `bayes_lac.model.latent.DEFAULT_FORECAST_START`
+    start: str | None = None
     #: Last year of the grid every origin's data are laid on (the forecaster sees the panel cut
     #: at the origin, so the grid cannot come from it): one compiled model for every origin
     #: with the same authorities. An origin after it extends the grid to the origin.
@@ -458,11 +461,18 @@ class LatentModelForecaster(_FittedForecaster):
             "adaptation": LF.DEFAULT_ADAPTATION if self.sampler == "nutpie" else None,
             "forecast_draws": "all" if self.n_draws is None else self.n_draws,
             "uasc": self.uasc,
+            # as the count-noise design: the earlier start enters only when it is not the one used
+            **({"start": self.start_used()} if self.start_used() != "state" else {}),
             "scenario": "trend",
             "fit_measures": list(self.fit_measures),
             "fit_measures_from_years": MIN_HISTORY_YEARS,
             "allow_unconverged": bool(self.allow_unconverged),
         }
+
+    def start_used(self) -> str:
+        from bayes_lac.model.latent import DEFAULT_FORECAST_START
+
+        return DEFAULT_FORECAST_START if self.start is None else self.start
 
     def __call__(self, panel, origin, horizons, measures, *, las, quantity="count", seed=0):
         if quantity != "count":
@@ -501,7 +511,9 @@ class LatentModelForecaster(_FittedForecaster):
         if not self.allow_unconverged:
             require_converged(run, allow_latent=True)
         start = time.perf_counter()
-        predicted = LF.latent_forecast(run, int(max(horizons)), self.n_draws, seed=int(seed), uasc=self.uasc)
+        predicted = LF.latent_forecast(
+            run, int(max(horizons)), self.n_draws, seed=int(seed), uasc=self.uasc, start=self.start_used()
+        )
         out = empty_draws(measures, las, horizons, predicted.sizes["draw"])
         in_run = {str(c) for c in predicted["la"].values}
         for j, la in enumerate(las):
