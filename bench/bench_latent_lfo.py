@@ -1,6 +1,6 @@
 """Leave-future-out check of the latent-state model (bayes_lac.model.latent) against pooled growth.
 
-Usage: python bench/bench_latent_lfo.py ORIGINS [DRAWS [PRIORS [TREND_MEASURES [UASC [NATIONAL [TARGET_ACCEPT [COUNT_NOISE [START]]]]]]]]   e.g. 2016,2018,2020,2022 400
+Usage: python bench/bench_latent_lfo.py ORIGINS [DRAWS [PRIORS [TREND_MEASURES [UASC [NATIONAL [TARGET_ACCEPT [COUNT_NOISE [START [TAILS]]]]]]]]]   e.g. 2016,2018,2020,2022 400
 PRIORS: JSON overrides of bayes_lac.model.latent.LATENT_PRIORS, e.g. '{"damping": [2, 6]}' ('' for none).
 TREND_MEASURES: the measures whose authorities have a local trend, e.g. children_in_need,child_protection,
 or "all" (default: bayes_lac.model.latent_fit.DEFAULT_TREND_MEASURES, looked_after; the runs before
@@ -13,6 +13,9 @@ COUNT_NOISE: "poisson" (default) or "share" (looked-after children's share of th
 START: where forecasts start (bayes_lac.model.latent.start_offsets): "state" (default), "published", or
 measure names joined by ":" (those measures at the published count); several joined by "+" are
 scored on the same fits and draws, the first as "model", the others as model_start_<start>.
+TAILS: the tails of forecasts' shocks (bayes_lac.model.latent.TAILS): "normal" or "student" (default:
+bayes_lac.model.latent.DEFAULT_TAILS, "student" since 2 December 2026); "normal+student" scores both on the
+same fits, the second as model_tails_student.
 
 Fits the national latent-state model once per origin on data up to the origin (one compiled
 model for every origin), forecasts every authority 1-5 (and 8) years ahead and scores it with
@@ -31,6 +34,7 @@ import pandas as pd
 from latent_forecaster import LatentForecaster
 
 from bayes_lac.data.panel import load_panel
+from bayes_lac.model.latent import DEFAULT_TAILS
 from bayes_lac.model.latent_fit import DEFAULT_TARGET_ACCEPT, DEFAULT_TREND_MEASURES
 from bayes_lac.studies.backtest import backtest, summary_tables
 from bayes_lac.studies.baselines import PooledGrowth
@@ -61,6 +65,8 @@ def start_of(text):
 
 
 lf.start = start_of(starts[0])
+tails = (sys.argv[10] if len(sys.argv) > 10 and sys.argv[10] else DEFAULT_TAILS).split("+")
+lf.tails = tails[0]
 print(
     "priors:",
     lf.priors or "LATENT_PRIORS",
@@ -72,6 +78,8 @@ print(
     lf.count_noise,
     "| start:",
     " + ".join(starts),
+    "| tails:",
+    " + ".join(tails),
 )
 t0 = time.time()
 second = []
@@ -82,6 +90,10 @@ if len(sys.argv) > 5 and "+" in sys.argv[5]:
 second += [
     LatentForecaster(name=f"model_start_{text.replace(':', '_')}", uasc=lf.uasc, start=start_of(text), reuse=lf)
     for text in starts[1:]
+]
+second += [
+    LatentForecaster(name=f"model_tails_{text}", uasc=lf.uasc, start=lf.start, tails=text, reuse=lf)
+    for text in tails[1:]
 ]
 res = backtest(
     panel,

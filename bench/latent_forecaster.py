@@ -45,6 +45,9 @@ class LatentForecaster:
     #: where forecasts start: "state", "published" or the measures started at the published
     #: count (bayes_lac.model.latent.start_offsets)
     start: object = "state"
+    #: the tails of the level's and observation noise's shocks in forecasts: "normal" or
+    #: "student" (bayes_lac.model.latent.TAILS; None: the package's default)
+    tails: str | None = None
     #: another LatentForecaster whose fit at the same origin this one reuses (a second UASC
     #: design scored on the same fits); it must come first in the backtest's list
     reuse: object = field(default=None, repr=False)
@@ -88,6 +91,7 @@ class LatentForecaster:
             uasc=self.uasc,
             uasc_history=uasc_history,
             start=self.start,
+            tails=self.tails,
         )
         out = empty_draws(measures, las, horizons, self.n_draws)
         in_run = set(predicted["la"].values)

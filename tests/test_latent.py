@@ -540,3 +540,62 @@ def test_a_forecast_started_at_the_published_count_moves_each_draw_onto_it():
         L.start_offsets(log_rate, count, population, measures, "latest")
     with pytest.raises(ValueError, match="child_protection"):
         L.start_offsets(log_rate, count, population, measures, ("child_protection",))
+
+
+def test_one_step_errors_are_each_years_error_given_the_earlier_years_standardised():
+    """The filter's standardised one-step errors equal, year by year, the dense Gaussian's
+    conditional error given the series' earlier observed years over its conditional sd; NaN in
+    a series' first year and where nothing is observed."""
+    rng = np.random.default_rng(12)
+    params, obs_var, observed, resid = random_series(rng)
+    got = L.kalman_loglik(resid, obs_var, observed, errors=True, **params)
+    assert got.shape == resid.shape
+    checked = 0
+    for i in range(resid.shape[0]):
+        if not observed[i].any():
+            assert np.isnan(got[i]).all()
+            continue
+        start = int(np.argmax(observed[i]))
+        cov = dense_cov(
+            *(params[k][i] for k in ("level_start_var", "trend_start_var", "level_var", "trend_var", "damping")),
+            obs_var[i, start:],
+        )
+        seen = np.flatnonzero(observed[i, start:])
+        assert np.isnan(got[i, : start + 1]).all()
+        assert np.isnan(got[i][~observed[i]]).all()
+        for n, j in enumerate(seen[1:], start=1):
+            prev = seen[:n]
+            weights = np.linalg.solve(cov[np.ix_(prev, prev)], cov[prev, j])
+            mean = weights @ resid[i, start + prev]
+            var = cov[j, j] - weights @ cov[prev, j]
+            np.testing.assert_allclose(got[i, start + j], (resid[i, start + j] - mean) / np.sqrt(var), rtol=1e-8)
+            checked += 1
+    assert checked > 20
+
+
+def test_the_tails_of_one_step_errors_are_told_apart():
+    """Normal errors get the normal (or a t as good as normal); errors from a Student t of 4
+    degrees of freedom with unit variance get 4 or a neighbour on the grid."""
+    rng = np.random.default_rng(3)
+    shape = (2, 1, 2_000, 10)  # (draw, measure, la, year)
+    normal = rng.standard_normal(shape)
+    heavy = rng.standard_t(4, shape) * np.sqrt(2 / 4)
+    errors = np.concatenate([normal, heavy], axis=1)
+    errors[:, :, :, 0] = np.nan  # a series' first year has none
+    df = L.tail_df(errors)
+    assert df[0] >= 20
+    assert df[1] in (3.0, 4.0, 5.0)
+    assert np.isinf(L.tail_df(np.full((1, 1, 3, 4), np.nan)))[0]
+
+
+def test_unit_shocks_keep_the_variance_and_give_the_tails():
+    rng_a, rng_b = np.random.default_rng(5), np.random.default_rng(5)
+    np.testing.assert_array_equal(L.unit_shocks(rng_a, (4, 3), np.inf), rng_b.standard_normal((4, 3)))
+    draws = L.unit_shocks(np.random.default_rng(6), (400_000, 2), np.array([np.inf, 6.0]))
+    np.testing.assert_allclose(draws.var(axis=0), [1.0, 1.0], atol=0.02)
+    beyond = (np.abs(draws) > 3).mean(axis=0)
+    # normal: 0.27 %; a unit-variance t of 6 degrees of freedom: about 1.0 %
+    assert 0.002 < beyond[0] < 0.0035
+    assert 0.008 < beyond[1] < 0.013
+    with pytest.raises(ValueError, match="more than 2 degrees of freedom"):
+        L.unit_shocks(np.random.default_rng(0), (3,), 2.0)

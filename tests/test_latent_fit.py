@@ -152,8 +152,10 @@ def test_forecasts_of_a_count_share_run_draw_counts_with_that_share(grid, fitted
         q = np.quantile(x, [0.25, 0.75], axis=-1)
         return float(np.median(q[1] - q[0]))
 
-    a = LF.latent_forecast(narrow, horizon=1, n_draws=400, seed=4)
-    b = LF.latent_forecast(whole, horizon=1, n_draws=400, seed=4)
+    # normal shocks: the tails found in each run's errors depend on its share, which would
+    # change every measure's draws
+    a = LF.latent_forecast(narrow, horizon=1, n_draws=400, seed=4, tails="normal")
+    b = LF.latent_forecast(whole, horizon=1, n_draws=400, seed=4, tails="normal")
     assert spread(a.sel(measure="looked_after").values) < 0.9 * spread(b.sel(measure="looked_after").values)
     np.testing.assert_array_equal(a.sel(measure="child_protection").values, b.sel(measure="child_protection").values)
     counts = a.sel(measure="looked_after").values
@@ -726,3 +728,52 @@ def test_a_run_knows_the_panel_it_was_fitted_on_whole_or_cut_at_its_last_year(gr
     assert fitted_on(cut, panel[panel["year"] <= 2018]) is True
     cut.attrs["panel_sha256"] = ""
     assert fitted_on(cut, panel) is None
+
+
+def test_forecasts_drawn_with_the_fits_tails_keep_the_normals_stream_where_the_fit_shows_none(fitted, monkeypatch):
+    """With ``tails="student"`` each measure's shocks take the tails `tail_errors` finds in the
+    fit's one-step errors (deterministic for a run); where it finds the normal, the draws are
+    exactly the normal forecast's; a measure given heavier tails is drawn otherwise."""
+    from bayes_lac.model import latent as L
+
+    _, run = fitted
+    measures = list(run["posterior"]["measure"].values)
+    df = LF.tail_errors(run)
+    assert df.shape == (len(measures),)
+    assert all(d in L.TAIL_DF_GRID for d in df)
+    np.testing.assert_array_equal(df, LF.tail_errors(run))
+    normal = LF.latent_forecast(run, horizon=2, n_draws=200, seed=1, tails="normal")
+    monkeypatch.setattr(LF, "tail_errors", lambda run: np.full(len(measures), np.inf))
+    np.testing.assert_array_equal(LF.latent_forecast(run, horizon=2, n_draws=200, seed=1, tails="student"), normal)
+    heavy = np.full(len(measures), np.inf)
+    heavy[-1] = 3.0
+    monkeypatch.setattr(LF, "tail_errors", lambda run: heavy)
+    student = LF.latent_forecast(run, horizon=2, n_draws=200, seed=1, tails="student")
+    assert not np.array_equal(student.sel(measure=measures[-1]).values, normal.sel(measure=measures[-1]).values)
+    with pytest.raises(ValueError, match="tails must be one of"):
+        LF.latent_forecast(run, horizon=1, tails="t")
+
+
+def test_the_reports_forecast_names_the_tails_it_draws(fitted, monkeypatch):
+    """The report's forecast says which measures' shocks have heavier tails and with how many
+    degrees of freedom; asked for normal shocks, it says so; a bad name is refused."""
+    from bayes_lac.analysis.forecast import forecast
+    from bayes_lac.errors import BayesLacError
+
+    _, run = fitted
+    measures = list(run["posterior"]["measure"].values)
+    la = run.attrs["target_la"]
+    heavy = np.full(len(measures), np.inf)
+    heavy[measures.index("children_in_need")] = 5.0
+    monkeypatch.setattr(LF, "tail_errors", lambda run: heavy)
+    student = forecast(run, la=la, horizon=2, scenarios="trend", seed=4)
+    normal = forecast(run, la=la, horizon=2, scenarios="trend", seed=4, tails="normal")
+    assert any("degrees of freedom children in need 5 (the others normal)" in a for a in student.assumptions)
+    assert any("are normal, as in the model's likelihood" in a for a in normal.assumptions)
+    cin = {
+        name: f.data["predicted"].sel(measure="children_in_need", scenario="trend")
+        for name, f in (("s", student), ("n", normal))
+    }
+    assert not np.array_equal(cin["s"].values, cin["n"].values)
+    with pytest.raises(BayesLacError, match="tails must be one of"):
+        forecast(run, la=la, horizon=1, tails="cauchy")

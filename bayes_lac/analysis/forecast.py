@@ -37,7 +37,10 @@ held. The states already sit where the counts are (the model's path follows
 the data), so there is no persistence term. Counts have Poisson noise with the model's extra
 log-scale noise (the likelihood's observation model); ``expected`` is the count at the latent
 rate, the median of that noise (its mean is higher by a factor exp(noise**2 / 2), under 1 %
-for the noise fitted to English counts). Population, UASC and the scenarios are as above.
+for the noise fitted to English counts). By default (``tails="student"``) the level's yearly
+shocks and that extra noise keep the variances the model estimates and take, per measure, the
+tails of the fit's standardised one-step-ahead errors (a Student t of unit variance,
+`bayes_lac.model.latent.tail_df`), which were measured heavier than normal. Population, UASC and the scenarios are as above.
 
 Scenarios (`Scenario`)
 ----------------------
@@ -396,7 +399,7 @@ def _default_part(results, info, la_code: str, measures, years, rng) -> _ModelPa
     )
 
 
-def _latent_part(results, info, la_code: str, measures, years, rng, start="published") -> _ModelPart:
+def _latent_part(results, info, la_code: str, measures, years, rng, start="published", tails="student") -> _ModelPart:
     """The latent-state model's part: the authority's states in the last fitted year (drawn per
     posterior draw, `bayes_lac.model.latent_fit.authority_states`) carried forward with their
     damped local trend and fresh innovations, the national path with its drift, and the
@@ -404,17 +407,20 @@ def _latent_part(results, info, la_code: str, measures, years, rng, start="publi
     ``"published"`` (or naming the measure) each draw's path is moved to start at the
     published count of the last fitted year (`bayes_lac.model.latent.start_offsets`), with
     ``"state"`` at the model's state; either way nothing is carried as a distance from a
-    path."""
+    path. With `tails` ``"student"`` the level's shocks and the extra noise keep the variances
+    the model estimates and take, per measure, the tails of the fit's one-step errors
+    (`bayes_lac.model.latent_fit.tail_errors`); with ``"normal"`` they are normal."""
     from bayes_lac.model import latent as L
-    from bayes_lac.model.latent_fit import authority_states, data_of
+    from bayes_lac.model.latent_fit import authority_states, data_of, tail_errors
 
     data = data_of(results)
     if list(data.measures) != list(measures):
         raise RunFileError(f"the latent run's measures {data.measures} differ from its posterior's {measures}")
     draws, states, arrays = authority_states(results, [la_code], data)
+    df = tail_errors(results) if tails == "student" else np.full(len(measures), np.inf)
     started = states["started"][:, 0, -1]  # (M,): the series has begun by the last fitted year
     log_rate_last = (states["mean"] + states["level"])[:, :, 0, -1]  # NaN: a series not started
-    log_rate_trend = L.forecast_log_rates(data, draws, states, len(years), rng, arrays=arrays)[:, :, 0, :]
+    log_rate_trend = L.forecast_log_rates(data, draws, states, len(years), rng, arrays=arrays, tails=df)[:, :, 0, :]
     j = data.la.index(la_code)
     count_last = data.modelled_count[:, j, -1]
     state_count = np.exp(log_rate_last) * data.population_0_17[j, -1] / RATE_PER  # (N, M)
@@ -428,7 +434,7 @@ def _latent_part(results, info, la_code: str, measures, years, rng, start="publi
     noise = draws["noise"]  # (N, M)
 
     def noise_factor(rng, horizon):
-        eps = rng.standard_normal((n_draws, len(measures), horizon))
+        eps = L.unit_shocks(rng, (n_draws, len(measures), horizon), df[:, None])
         return np.exp(noise[:, :, None] * eps)
 
     observe = None
@@ -440,8 +446,8 @@ def _latent_part(results, info, la_code: str, measures, years, rng, start="publi
         share = draws["count_share"]
 
         def observe(rng, horizon):
-            # one normal per draw, measure and year, shared by the scenarios
-            eps = rng.standard_normal((n_draws, len(measures), horizon))
+            # one shock per draw, measure and year, shared by the scenarios
+            eps = L.unit_shocks(rng, (n_draws, len(measures), horizon), df[:, None])
             return lambda h, mean: L.observed_counts(mean, noise[:, :, None], share[:, :, None], eps[:, :, None, h])
 
         shared = [MEASURE_LABELS.get(m, m).lower() for m in measures if m in L.COUNT_SHARE_MEASURES]
@@ -477,11 +483,22 @@ def _latent_part(results, info, la_code: str, measures, years, rng, start="publi
             )
     else:
         where = "from where the model puts it in the last fitted year"
+    heavy = [f"{MEASURE_LABELS.get(m, m).lower()} {df[k]:g}" for k, m in enumerate(measures) if np.isfinite(df[k])]
+    shocks = (
+        "The authority's yearly level shocks and year-to-year noise have the variances the model estimates and "
+        "the tails of its one-step-ahead errors in the fitted years: Student t, degrees of freedom "
+        + "; ".join(heavy)
+        + (" (the others normal)" if len(heavy) < len(measures) else "")
+        + "."
+        if heavy
+        else "The authority's yearly level shocks and year-to-year noise are normal, as in the model's likelihood."
+    )
     assumptions = [
         f"{national}; the authority's own level "
         f"continues {where}, with its damped local trend "
         f"({', '.join(MEASURE_LABELS.get(m, m).lower() for m in json.loads(results.attrs['trend_measures'])) or 'none'}; "
         "the other measures' levels are random walks), with fresh yearly innovations.",
+        shocks,
         noise_sentence,
     ]
     absent = [m for j, m in enumerate(measures) if not started[j]]
@@ -515,6 +532,7 @@ def forecast(
     seed: int = 0,
     uasc_path: str = "hold",
     start: str | None = None,
+    tails: str | None = None,
 ) -> Forecast:
     """Forecast counts and rates 1 to `horizon` years after the last fitted year.
 
@@ -547,6 +565,10 @@ def forecast(
         fitted year, ``"published"`` (at the published count; the model's own state there
         treats part of each count as noise) or ``"state"`` (where the model puts the
         authority). None: `bayes_lac.model.latent.DEFAULT_FORECAST_START`.
+    tails
+        Runs of the latent-state model only: ``"student"`` (the level's yearly shocks and the
+        year-to-year noise with the model's variances and the tails of its one-step errors) or
+        ``"normal"`` (as in the likelihood). None: `bayes_lac.model.latent.DEFAULT_TAILS`.
 
     Returns
     -------
@@ -592,17 +614,22 @@ def forecast(
     assumptions.append(dep_note + ".")
 
     if info.latent:
-        from bayes_lac.model.latent import DEFAULT_FORECAST_START, FORECAST_STARTS
+        from bayes_lac.model.latent import DEFAULT_FORECAST_START, DEFAULT_TAILS, FORECAST_STARTS, TAILS
 
         start = DEFAULT_FORECAST_START if start is None else start
         if start not in FORECAST_STARTS:
             raise BayesLacError(f"start must be one of {', '.join(FORECAST_STARTS)}, got {start!r}")
-        part = _latent_part(results, info, la_code, measures, years, rng, start=start)
+        tails = DEFAULT_TAILS if tails is None else tails
+        if tails not in TAILS:
+            raise BayesLacError(f"tails must be one of {', '.join(TAILS)}, got {tails!r}")
+        part = _latent_part(results, info, la_code, measures, years, rng, start=start, tails=tails)
     elif start is not None:
         raise BayesLacError(
             "start applies to runs of the latent-state model; this run's model carries the last year's distance "
             "from its path forward by its persistence instead"
         )
+    elif tails is not None:
+        raise BayesLacError("tails applies to runs of the latent-state model; this run's model has its own noise")
     else:
         part = _default_part(results, info, la_code, measures, years, rng)
     assumptions += part.assumptions

@@ -297,6 +297,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(state, the default: the start the backtest checked) or at that year's published count (published: "
         "its intervals measured too narrow, models/README.md)",
     )
+    fc.add_argument(
+        "--tails",
+        choices=("student", "normal"),
+        help="latent runs: the yearly shocks of the authority's level and its year-to-year noise with the "
+        "model's variances and the tails of its one-step-ahead errors (student, the default: measured better) "
+        "or normal, as in the model's likelihood",
+    )
     _add_ci(fc)
     fc.add_argument("--seed", type=_seed, default=0, help="random seed for predictive draws (0 or more)")
     fc.add_argument("--allow-unconverged", action="store_true", help="use a run that failed its diagnostics")

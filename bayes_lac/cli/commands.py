@@ -591,6 +591,7 @@ def forecast_command(args) -> int:
         uasc_path=args.uasc_path,
         seed=args.seed,
         start=args.start,
+        tails=args.tails,
     )
     table = forecast_table(fc, ci_prob=args.ci_prob)
     write_csv(table, args.out)

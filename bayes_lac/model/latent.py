@@ -384,6 +384,7 @@ def kalman_loglik(
     damping,
     n_years=None,
     per_year=False,
+    errors=False,
 ):
     """Log-likelihood of each series with its (level, trend) state integrated out.
 
@@ -395,11 +396,14 @@ def kalman_loglik(
     tensors (in the model: give `n_years`, the length of the years axis, when it is symbolic)
     and on arrays. With `per_year` (arrays only) it returns each year's term, the log density of
     that year's observation given the series' earlier years (0 where nothing is observed), with
-    the years last; they add up to the series' log-likelihood.
+    the years last; they add up to the series' log-likelihood. With `errors` (arrays only) it
+    returns instead each year's one-step-ahead error standardised by its predictive sd, ``(y -
+    predicted) / sqrt(F)``, NaN where nothing is observed and in a series' first year (whose
+    prediction is the pooled start, not the series' own past).
     """
     lib = pt if any(isinstance(v, pt.TensorVariable) for v in (resid, damping, level_var)) else np
-    if per_year and lib is not np:
-        raise TypeError("kalman_loglik gives per-year terms of arrays only")
+    if (per_year or errors) and lib is not np:
+        raise TypeError("kalman_loglik gives per-year terms and errors of arrays only")
     terms = []
     n_t = observed.shape[-1] if n_years is None else int(n_years)
     move = propagation_mask(observed, lib)
@@ -423,7 +427,9 @@ def kalman_loglik(
         k1, k2 = p11 / f, p12 / f
         term = lib.where(seen, -0.5 * (np.log(2 * np.pi) + lib.log(f) + v**2 / f), 0.0)
         total = total + term
-        if per_year:
+        if errors:
+            terms.append(np.where(np.asarray(seen, bool) & (move[..., t] > 0), v / np.sqrt(f), np.nan))
+        elif per_year:
             terms.append(term)
         level = lib.where(seen, level + k1 * v, level)
         trend = lib.where(seen, trend + k2 * v, trend)
@@ -432,7 +438,7 @@ def kalman_loglik(
             lib.where(seen, p12 - k1 * p12, p12),
             lib.where(seen, p22 - k2 * p12, p22),
         )
-    return np.stack(terms, axis=-1) if per_year else total
+    return np.stack(terms, axis=-1) if (per_year or errors) else total
 
 
 def kalman_loglik_scan(resid, obs_var, observed, *, level_start_var, trend_start_var, level_var, trend_var, damping):
@@ -657,6 +663,7 @@ def forecast_log_rates(
     horizon: int,
     rng: np.random.Generator,
     arrays: dict | None = None,
+    tails: np.ndarray | None = None,
 ) -> np.ndarray:
     """Latent log rates 1..`horizon` years after the last fitted year, per draw.
 
@@ -664,7 +671,8 @@ def forecast_log_rates(
     trend with fresh innovations; the national path continues its random walk with drift (with
     ``national_damping`` among the draws: its steps continue their AR(1) around the drift from
     the last year's step); deprivation is held at its last value. `arrays` as in `draw_states`
-    (those of the authorities in `states`; default every authority of `data`).
+    (those of the authorities in `states`; default every authority of `data`). `tails`, per
+    measure the degrees of freedom of the level's shocks (`tail_df`; None: normal shocks).
     """
     arrays = series_arrays(data) if arrays is None else arrays
     n_d, n_m, n_la, _ = states["level"].shape
@@ -685,7 +693,8 @@ def forecast_log_rates(
         + draws["deprivation_within"][:, :, None] * arrays["dep_within"][None, None, :, -1]
     )
     for h in range(horizon):
-        level = level + trend + draws["level_sd"][:, :, None] * rng.standard_normal(level.shape)
+        shocks = rng.standard_normal(level.shape) if tails is None else unit_shocks(rng, level.shape, tails[:, None])
+        level = level + trend + draws["level_sd"][:, :, None] * shocks
         trend = phi * trend + draws["trend_sd"][:, :, None] * rng.standard_normal(trend.shape)
         shock = draws["national_sd"][:, :, None] * rng.standard_normal(national.shape)
         if damped:
@@ -745,12 +754,64 @@ def start_offsets(
     return np.where(known[None] & np.isfinite(offset), offset, 0.0)
 
 
+#: How forecasts draw the shocks of an authority's level and of the observation noise
+#: (`forecast_log_rates`, `predictive_counts`): ``"normal"``, as the likelihood has them, or
+#: ``"student"``, with the variance the fit gives them and the tails the fit's one-step errors
+#: show (`tail_df`). models/README.md records what each was measured to do.
+TAILS = ("normal", "student")
+#: The forecasts' tails unless asked otherwise: measured better than normal shocks for children in
+#: need and child protection plans and level for looked-after children (models/README.md).
+DEFAULT_TAILS = "student"
+
+#: Degrees of freedom `tail_df` chooses among; ``inf`` is the normal distribution.
+TAIL_DF_GRID = (3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20.0, 30.0, np.inf)
+
+
+def tail_df(errors: np.ndarray) -> np.ndarray:
+    """Per measure, the tails of the standardised one-step errors (draw, measure, la, year; NaN
+    where none), as `kalman_loglik` gives them with ``errors=True``: the degrees of freedom of
+    the Student t of unit variance, among `TAIL_DF_GRID`, under which they are most likely
+    (``inf``: the normal). Unit variance keeps the fit's variances; only the shape changes.
+    A measure with no errors (every series a single year) gets ``inf``."""
+    from scipy import stats
+
+    out = np.full(errors.shape[1], np.inf)
+    for k in range(errors.shape[1]):
+        e = errors[:, k].ravel()
+        e = e[np.isfinite(e)]
+        if e.size == 0:
+            continue
+        scores = [
+            stats.norm.logpdf(e).sum() if np.isinf(nu) else stats.t.logpdf(e, nu, scale=np.sqrt((nu - 2) / nu)).sum()
+            for nu in TAIL_DF_GRID
+        ]
+        out[k] = TAIL_DF_GRID[int(np.argmax(scores))]
+    return out
+
+
+def unit_shocks(rng: np.random.Generator, shape: tuple, df) -> np.ndarray:
+    """Draws of mean 0 and variance 1: standard normal where `df` (broadcastable to `shape`) is
+    ``inf``, elsewhere Student t with `df` degrees of freedom (more than 2) scaled to unit
+    variance. With every `df` infinite it draws exactly ``rng.standard_normal(shape)``."""
+    z = rng.standard_normal(shape)
+    df = np.broadcast_to(np.asarray(df, float), shape)
+    finite = np.isfinite(df)
+    if not finite.any():
+        return z
+    if (df[finite] <= 2).any():
+        raise ValueError("unit_shocks needs more than 2 degrees of freedom (a finite variance)")
+    nu = np.where(finite, df, 3.0)
+    t = z / np.sqrt(rng.chisquare(nu) / nu) * np.sqrt((nu - 2) / nu)
+    return np.where(finite, t, z)
+
+
 def predictive_counts(
     log_rate: np.ndarray,
     population: np.ndarray,
     noise: np.ndarray,
     rng: np.random.Generator,
     count_share: np.ndarray | None = None,
+    tails: np.ndarray | None = None,
 ) -> np.ndarray:
     """Predictive modelled counts around the rate, with the likelihood's observation model.
 
@@ -758,13 +819,16 @@ def predictive_counts(
     (draw,) or broadcastable. Without `count_share` (a run of the ``count_noise="poisson"``
     design): Poisson counts around the rate with the extra log-scale noise. With it
     (broadcastable like `noise`): `observed_counts`, the likelihood's observation model.
+    `tails` (broadcastable to `log_rate`): the degrees of freedom of the observation noise's
+    shocks (`unit_shocks`; None: normal).
     """
     if count_share is None:
-        eps = rng.standard_normal(log_rate.shape)
+        eps = rng.standard_normal(log_rate.shape) if tails is None else unit_shocks(rng, log_rate.shape, tails)
         mu = np.exp(log_rate + noise * eps) * population / 10_000
         return rng.poisson(np.clip(mu, 0, 1e9)).astype(float)
     expected = np.exp(log_rate) * population / 10_000
-    return observed_counts(expected, noise, count_share, rng.standard_normal(log_rate.shape))
+    eps = rng.standard_normal(log_rate.shape) if tails is None else unit_shocks(rng, log_rate.shape, tails)
+    return observed_counts(expected, noise, count_share, eps)
 
 
 def observed_counts(expected: np.ndarray, noise, count_share, eps: np.ndarray) -> np.ndarray:

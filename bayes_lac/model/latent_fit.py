@@ -417,6 +417,7 @@ def latent_forecast(
     uasc: str = "hold",
     uasc_history: pd.DataFrame | None = None,
     start: str | Sequence[str] = "state",
+    tails: str | None = None,
 ) -> xr.DataArray:
     """Predictive counts of each measure 1..`horizon` years after the run's last year.
 
@@ -433,6 +434,10 @@ def latent_forecast(
     counts (`bayes_lac.model.uasc`). `start` (`bayes_lac.model.latent.start_offsets`):
     ``"state"`` carries each authority on from where the model puts it in the last year,
     ``"published"`` from the published count there (or name the measures so started).
+    `tails` (`bayes_lac.model.latent.TAILS`; None: ``DEFAULT_TAILS``): ``"normal"`` draws the
+    level's and the observation noise's shocks as the likelihood has them; ``"student"`` keeps
+    their variances and gives them, per measure, the tails of the fit's one-step errors
+    (`tail_errors`).
     Authorities with no count of a measure have NaN.
 
     Returns a DataArray (measure, la, horizon, draw) of the published measures' counts.
@@ -444,6 +449,9 @@ def latent_forecast(
         raise ValueError(f"uasc must be one of {', '.join(UASC_PATHS)}; got {uasc!r}")
     if uasc == "pooled" and uasc_history is None:
         raise ValueError("uasc='pooled' needs uasc_history (authority x year UASC counts)")
+    tails = L.DEFAULT_TAILS if tails is None else tails
+    if tails not in L.TAILS:
+        raise ValueError(f"tails must be one of {', '.join(L.TAILS)}; got {tails!r}")
     data = data_of(run)
     rng = np.random.default_rng([int(seed), int(data.year[-1]), 7])
     if n_draws is None:
@@ -454,7 +462,8 @@ def latent_forecast(
         draws = L.posterior_draws(run["posterior"].to_dataset(), n_draws, rng)
         states = L.draw_states(data, draws, rng)
     n = draws["intercept"].shape[0]
-    log_rate = L.forecast_log_rates(data, draws, states, horizon, rng)  # (draw, measure, la, h)
+    df = tail_errors(run) if tails == "student" else None
+    log_rate = L.forecast_log_rates(data, draws, states, horizon, rng, tails=df)  # (draw, measure, la, h)
     log_rate += L.start_offsets(
         states["mean"][..., -1] + states["level"][..., -1],
         data.modelled_count[..., -1],
@@ -468,7 +477,14 @@ def latent_forecast(
         if len(history) >= 2:
             pop[:, j, :], _ = project_population(history, horizon, n, rng)
     share = draws["count_share"][:, :, None, None] if "count_share" in draws else None
-    counts = L.predictive_counts(log_rate, pop[:, None], draws["noise"][:, :, None, None], rng, share)
+    counts = L.predictive_counts(
+        log_rate,
+        pop[:, None],
+        draws["noise"][:, :, None, None],
+        rng,
+        share,
+        tails=None if df is None else df[:, None, None],
+    )
     last = data.year[-1]
     if "looked_after" in data.measures:
         k = data.measures.index("looked_after")
@@ -514,6 +530,20 @@ STATE_SEED = 2017
 #: Authorities whose states are drawn in one batch (`authority_states`): large enough to spread
 #: numpy's per-call cost, small enough to keep the filter's arrays near 150 MB at 4,000 draws.
 STATE_BATCH = 16
+
+
+#: Posterior draws whose one-step errors `tail_errors` pools (a fixed, seeded subset).
+TAIL_DRAWS = 200
+
+
+def tail_errors(run: xr.DataTree) -> np.ndarray:
+    """Per measure of the run, the degrees of freedom of the tails of its one-step errors
+    (`bayes_lac.model.latent.tail_df`; ``inf``: normal): each series' errors standardised by
+    the filter's predictive sd, at `TAIL_DRAWS` posterior draws, in the years the run was
+    fitted on, every authority pooled. Deterministic for a run."""
+    data = data_of(run)
+    draws = L.posterior_draws(run["posterior"].to_dataset(), TAIL_DRAWS, np.random.default_rng(TAIL_DRAWS))
+    return L.tail_df(_series_loglik(draws, L.series_arrays(data), errors=True))
 
 
 def _authority_rng(code: str) -> np.random.Generator:
@@ -665,13 +695,15 @@ def latent_prior_contraction(run: xr.DataTree, name: str) -> xr.DataArray | None
 LOGLIK_CHUNK = 500
 
 
-def _series_loglik(draws: dict[str, np.ndarray], arrays: dict, per_year: bool = False) -> np.ndarray:
+def _series_loglik(
+    draws: dict[str, np.ndarray], arrays: dict, per_year: bool = False, errors: bool = False
+) -> np.ndarray:
     """Each series' log-likelihood at each draw (draw, measure, la), or its per-year terms
-    (draw, measure, la, year) with `per_year` (`bayes_lac.model.latent.kalman_loglik`), in chunks of
-    `LOGLIK_CHUNK` draws."""
+    (draw, measure, la, year) with `per_year`, or its standardised one-step errors with `errors`
+    (`bayes_lac.model.latent.kalman_loglik`), in chunks of `LOGLIK_CHUNK` draws."""
     observed = arrays["observed"]
     n_d = draws["intercept"].shape[0]
-    out = np.zeros((n_d, *observed.shape) if per_year else (n_d, *observed.shape[:2]))
+    out = np.zeros((n_d, *observed.shape) if (per_year or errors) else (n_d, *observed.shape[:2]))
     for first in range(0, n_d, LOGLIK_CHUNK):
         d = {k: v[first : first + LOGLIK_CHUNK] for k, v in draws.items()}
         resid = observed[None] * (arrays["y"][None] - L.known_mean(d, arrays))
@@ -685,6 +717,7 @@ def _series_loglik(draws: dict[str, np.ndarray], arrays: dict, per_year: bool = 
             trend_var=d["trend_sd"][:, :, None] ** 2,
             damping=d["damping"][:, :, None],
             per_year=per_year,
+            errors=errors,
         )
     return out
 

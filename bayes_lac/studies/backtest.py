@@ -425,6 +425,9 @@ class LatentModelForecaster(_FittedForecaster):
     #: Where forecasts start (`bayes_lac.model.latent.start_offsets`); None: the report's default,
     #: `bayes_lac.model.latent.DEFAULT_FORECAST_START`
     start: str | None = None
+    #: The tails of forecasts' shocks (`bayes_lac.model.latent.TAILS`); None: the report's
+    #: default, `bayes_lac.model.latent.DEFAULT_TAILS`
+    tails: str | None = None
     #: Last year of the grid every origin's data are laid on (the forecaster sees the panel cut
     #: at the origin, so the grid cannot come from it): one compiled model for every origin
     #: with the same authorities. An origin after it extends the grid to the origin.
@@ -463,6 +466,7 @@ class LatentModelForecaster(_FittedForecaster):
             "uasc": self.uasc,
             # as the count-noise design: the earlier start enters only when it is not the one used
             **({"start": self.start_used()} if self.start_used() != "state" else {}),
+            **({"tails": self.tails_used()} if self.tails_used() != "normal" else {}),
             "scenario": "trend",
             "fit_measures": list(self.fit_measures),
             "fit_measures_from_years": MIN_HISTORY_YEARS,
@@ -473,6 +477,11 @@ class LatentModelForecaster(_FittedForecaster):
         from bayes_lac.model.latent import DEFAULT_FORECAST_START
 
         return DEFAULT_FORECAST_START if self.start is None else self.start
+
+    def tails_used(self) -> str:
+        from bayes_lac.model.latent import DEFAULT_TAILS
+
+        return DEFAULT_TAILS if self.tails is None else self.tails
 
     def __call__(self, panel, origin, horizons, measures, *, las, quantity="count", seed=0):
         if quantity != "count":
@@ -512,7 +521,13 @@ class LatentModelForecaster(_FittedForecaster):
             require_converged(run, allow_latent=True)
         start = time.perf_counter()
         predicted = LF.latent_forecast(
-            run, int(max(horizons)), self.n_draws, seed=int(seed), uasc=self.uasc, start=self.start_used()
+            run,
+            int(max(horizons)),
+            self.n_draws,
+            seed=int(seed),
+            uasc=self.uasc,
+            start=self.start_used(),
+            tails=self.tails_used(),
         )
         out = empty_draws(measures, las, horizons, predicted.sizes["draw"])
         in_run = {str(c) for c in predicted["la"].values}
