@@ -71,6 +71,12 @@ def probability(draws: xr.DataArray | np.ndarray, sample_dims: Sequence[str] = (
     return float(np.mean(draws))
 
 
+def join_words(words: Sequence[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    words = list(words)
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
 def format_count(x: float) -> str:
     """A count of children or families: whole number with thousands separators (135.5 -> "136")."""
     return f"{round(float(x)):,}"

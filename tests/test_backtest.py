@@ -11,6 +11,7 @@ import pytest
 
 from bayes_lac.config import THURROCK_CODE
 from bayes_lac.errors import BayesLacError, PanelError, UnconvergedFitError, UnknownAuthorityError
+from bayes_lac.model import latent_fit as LF
 from bayes_lac.studies import backtest as B
 from bayes_lac.studies.baselines import LastValue, PooledGrowth, empty_draws
 from tests.conftest import TEST_SAMPLER
@@ -307,6 +308,16 @@ def test_a_backtest_of_another_model_version_or_configuration_is_stale():
     assert any("model configuration" in r for r in B.stale_reasons(dict(current, model_config_hash=other), current))
     assert any("no model forecasts" in r for r in B.stale_reasons(dict(current, model_config_hash=None), current))
     assert B.LatentModelForecaster(neighbours="2021").config_hash() != current["model_config_hash"]
+    # the forecasts' tails are part of it, with the constants that define them
+    assert B.LatentModelForecaster(tails="normal").config_hash() != current["model_config_hash"]
+    assert B.LatentModelForecaster().config()["tail_draws"] == LF.TAIL_DRAWS
+
+
+def test_a_latent_forecaster_refuses_a_bad_start_or_tails_before_fitting():
+    with pytest.raises(BayesLacError, match="tails must be one of"):
+        B.LatentModelForecaster(tails="cauchy")
+    with pytest.raises(BayesLacError, match="start must be one of"):
+        B.LatentModelForecaster(start="latest")
 
 
 def test_the_shipped_backtest_was_made_by_the_packages_model():

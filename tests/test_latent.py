@@ -599,3 +599,8 @@ def test_unit_shocks_keep_the_variance_and_give_the_tails():
     assert 0.008 < beyond[1] < 0.013
     with pytest.raises(ValueError, match="more than 2 degrees of freedom"):
         L.unit_shocks(np.random.default_rng(0), (3,), 2.0)
+    with pytest.raises(ValueError, match="NaN"):
+        L.unit_shocks(np.random.default_rng(0), (3,), np.nan)
+    params, obs_var, observed, resid = random_series(np.random.default_rng(1))
+    with pytest.raises(ValueError, match="not both"):
+        L.kalman_loglik(resid, obs_var, observed, per_year=True, errors=True, **params)

@@ -207,6 +207,9 @@ def test_a_forecast_starts_at_the_published_count_or_the_models_state_as_asked(g
     a = LF.latent_forecast(run, horizon=2, n_draws=200, seed=1, start="state")
     b = LF.latent_forecast(run, horizon=2, n_draws=200, seed=1, start=("child_protection",))
     assert not np.array_equal(a.sel(measure="child_protection").values, b.sel(measure="child_protection").values)
+    # (the other measures' counts are drawn from the same stream, interleaved by draw, and Poisson
+    # draws use as many numbers as their mean needs: only start_offsets' moves are checked exactly,
+    # in tests/test_latent.py)
 
 
 def test_a_stochastic_uasc_path_spreads_looked_after_forecasts_around_the_held_count(fitted):
@@ -768,7 +771,10 @@ def test_the_reports_forecast_names_the_tails_it_draws(fitted, monkeypatch):
     monkeypatch.setattr(LF, "tail_errors", lambda run: heavy)
     student = forecast(run, la=la, horizon=2, scenarios="trend", seed=4)
     normal = forecast(run, la=la, horizon=2, scenarios="trend", seed=4, tails="normal")
-    assert any("degrees of freedom children in need 5 (the others normal)" in a for a in student.assumptions)
+    assert any(
+        "a Student t with 5 degrees of freedom for children in need (the other measures normal)." in a
+        for a in student.assumptions
+    )
     assert any("are normal, as in the model's likelihood" in a for a in normal.assumptions)
     cin = {
         name: f.data["predicted"].sel(measure="children_in_need", scenario="trend")

@@ -96,6 +96,7 @@ from bayes_lac.summaries import (
     format_count,
     format_percent,
     format_rate,
+    join_words,
     summarise_draws,
 )
 
@@ -399,12 +400,12 @@ def _default_part(results, info, la_code: str, measures, years, rng) -> _ModelPa
     )
 
 
-def _latent_part(results, info, la_code: str, measures, years, rng, start="published", tails="student") -> _ModelPart:
+def _latent_part(results, info, la_code: str, measures, years, rng, start="state", tails="student") -> _ModelPart:
     """The latent-state model's part: the authority's states in the last fitted year (drawn per
     posterior draw, `bayes_lac.model.latent_fit.authority_states`) carried forward with their
     damped local trend and fresh innovations, the national path with its drift, and the
     likelihood's noise (Poisson with the model's extra log-scale noise). With `start`
-    ``"published"`` (or naming the measure) each draw's path is moved to start at the
+    ``"published"`` each draw's path is moved to start at the
     published count of the last fitted year (`bayes_lac.model.latent.start_offsets`), with
     ``"state"`` at the model's state; either way nothing is carried as a distance from a
     path. With `tails` ``"student"`` the level's shocks and the extra noise keep the variances
@@ -466,8 +467,8 @@ def _latent_part(results, info, la_code: str, measures, years, rng, start="publi
     )
     if moved:
         gaps = "; ".join(
-            f"{MEASURE_LABELS.get(m, m).lower()} {count_last[k]:,.0f} published against "
-            f"{np.nanmedian(state_count[:, k]):,.0f} modelled"
+            f"{MEASURE_LABELS.get(m, m).lower()}{' excluding UASC' if m == 'looked_after' else ''} "
+            f"{count_last[k]:,.0f} published against {np.nanmedian(state_count[:, k]):,.0f} modelled"
             for k, m in enumerate(measures)
             if m in moved
         )
@@ -478,17 +479,21 @@ def _latent_part(results, info, la_code: str, measures, years, rng, start="publi
         others = [m for k, m in enumerate(measures) if started[k] and m not in moved]
         if others:
             where += (
-                f"; {', '.join(MEASURE_LABELS.get(m, m).lower() for m in others)} from where the model puts "
-                "it in that year"
+                f"; {join_words([MEASURE_LABELS.get(m, m).lower() for m in others])} from where the model puts "
+                "the authority in that year"
             )
     else:
         where = "from where the model puts it in the last fitted year"
-    heavy = [f"{MEASURE_LABELS.get(m, m).lower()} {df[k]:g}" for k, m in enumerate(measures) if np.isfinite(df[k])]
+    heavy = [
+        f"a Student t with {df[k]:g} degrees of freedom for {MEASURE_LABELS.get(m, m).lower()}"
+        for k, m in enumerate(measures)
+        if np.isfinite(df[k])
+    ]
     shocks = (
         "The authority's yearly level shocks and year-to-year noise have the variances the model estimates and "
-        "the tails of its one-step-ahead errors in the fitted years: Student t, degrees of freedom "
-        + "; ".join(heavy)
-        + (" (the others normal)" if len(heavy) < len(measures) else "")
+        "the tails of its one-step-ahead errors in the fitted years: "
+        + join_words(heavy)
+        + (" (the other measures normal)" if len(heavy) < len(measures) else "")
         + "."
         if heavy
         else "The authority's yearly level shocks and year-to-year noise are normal, as in the model's likelihood."

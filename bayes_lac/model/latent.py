@@ -399,11 +399,14 @@ def kalman_loglik(
     the years last; they add up to the series' log-likelihood. With `errors` (arrays only) it
     returns instead each year's one-step-ahead error standardised by its predictive sd, ``(y -
     predicted) / sqrt(F)``, NaN where nothing is observed and in a series' first year (whose
-    prediction is the pooled start, not the series' own past).
+    prediction is the pooled start, not the series' own past); after unobserved years the error
+    is that of the prediction from the last observed year.
     """
     lib = pt if any(isinstance(v, pt.TensorVariable) for v in (resid, damping, level_var)) else np
     if (per_year or errors) and lib is not np:
         raise TypeError("kalman_loglik gives per-year terms and errors of arrays only")
+    if per_year and errors:
+        raise ValueError("kalman_loglik gives per-year terms or errors, not both")
     terms = []
     n_t = observed.shape[-1] if n_years is None else int(n_years)
     move = propagation_mask(observed, lib)
@@ -771,8 +774,10 @@ def tail_df(errors: np.ndarray) -> np.ndarray:
     """Per measure, the tails of the standardised one-step errors (draw, measure, la, year; NaN
     where none), as `kalman_loglik` gives them with ``errors=True``: the degrees of freedom of
     the Student t of unit variance, among `TAIL_DF_GRID`, under which they are most likely
-    (``inf``: the normal). Unit variance keeps the fit's variances; only the shape changes.
-    A measure with no errors (every series a single year) gets ``inf``."""
+    (``inf``: the normal). Unit variance keeps the fit's variances; only the shape changes (so
+    errors whose variance is below 1 also lean towards a t, whose middle is narrower). The one
+    shape is given to the level's shocks and to the observation noise alike, though it was found
+    in their sum. A measure with no errors (every series a single year) gets ``inf``."""
     from scipy import stats
 
     out = np.full(errors.shape[1], np.inf)
@@ -795,6 +800,8 @@ def unit_shocks(rng: np.random.Generator, shape: tuple, df) -> np.ndarray:
     variance. With every `df` infinite it draws exactly ``rng.standard_normal(shape)``."""
     z = rng.standard_normal(shape)
     df = np.broadcast_to(np.asarray(df, float), shape)
+    if np.isnan(df).any():
+        raise ValueError("unit_shocks: degrees of freedom are NaN (inf is the normal)")
     finite = np.isfinite(df)
     if not finite.any():
         return z

@@ -23,7 +23,7 @@ from bayes_lac.analysis import forecast as fmod
 from bayes_lac.analysis.interventions import break_even_words
 from bayes_lac.config import CI_PROB, MEASURE_LABELS
 from bayes_lac.report.formats import KINDS, likely_range
-from bayes_lac.summaries import format_chance, format_financial_year
+from bayes_lac.summaries import format_chance, format_financial_year, join_words
 
 #: Two rates closer than this (per 10,000 children aged 0-17) are "level with" each other: the
 #: published rates are given to one decimal place and a board reads a gap under 1 as none.
@@ -147,12 +147,6 @@ def _relation(rate: float, other: float) -> str:
     if abs(rate - other) < LEVEL_TOLERANCE_RATE:
         return "level with"
     return "above" if rate > other else "below"
-
-
-def join_words(words: Sequence[str]) -> str:
-    """'a', 'a and b', 'a, b and c'."""
-    words = list(words)
-    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 def position_words(comparison: pd.DataFrame, la_name: str) -> tuple[str, dict]:

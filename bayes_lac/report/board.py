@@ -2170,9 +2170,9 @@ def latent_model_description(results: xr.DataTree) -> list[str]:
         "modelling and added back as a known number, so population, UASC and deprivation can be separated. "
         "Forecasts start from where the model puts the authority in its last fitted year (close to its latest "
         "published count) and carry its own path and the shared path forward with their year-to-year "
-        "uncertainty; that uncertainty has the size the model estimates and the shape of its own errors one "
-        "year ahead in the fitted years, in which large surprises are rarer but larger than a bell curve "
-        "allows. The model is fitted by Markov chain Monte Carlo (the sampler is named under The run "
+        "uncertainty; that uncertainty has the size the model estimates and the shape of the model's own errors "
+        "one year ahead in the fitted years (where those are heavier-tailed than a bell curve, most years are "
+        "calmer than a bell curve suggests and very large surprises more common). The model is fitted by Markov chain Monte Carlo (the sampler is named under The run "
         "above); every number in this report is summarised from the resulting posterior draws.",
     ]
 

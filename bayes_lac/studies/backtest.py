@@ -439,6 +439,7 @@ class LatentModelForecaster(_FittedForecaster):
     def config(self) -> dict:
         """The settings that define the forecasts (priors and design in full, as the fitter
         uses them; not the seed)."""
+        from bayes_lac.model import latent as L
         from bayes_lac.model import latent_fit as LF
 
         fitter = self._fitter or LF.LatentFitter(sampler=self.sampler, count_noise=self.count_noise)
@@ -466,12 +467,29 @@ class LatentModelForecaster(_FittedForecaster):
             "uasc": self.uasc,
             # as the count-noise design: the earlier start enters only when it is not the one used
             **({"start": self.start_used()} if self.start_used() != "state" else {}),
-            **({"tails": self.tails_used()} if self.tails_used() != "normal" else {}),
+            **(
+                {
+                    "tails": self.tails_used(),
+                    "tail_df_grid": [str(d) for d in L.TAIL_DF_GRID],
+                    "tail_draws": LF.TAIL_DRAWS,
+                }
+                if self.tails_used() != "normal"
+                else {}
+            ),
             "scenario": "trend",
             "fit_measures": list(self.fit_measures),
             "fit_measures_from_years": MIN_HISTORY_YEARS,
             "allow_unconverged": bool(self.allow_unconverged),
         }
+
+    def __post_init__(self):
+        from bayes_lac.model.latent import FORECAST_STARTS, TAILS
+
+        # checked before any fit: a bad value would otherwise surface after the first origin's fit
+        if self.start is not None and self.start not in FORECAST_STARTS:
+            raise BayesLacError(f"start must be one of {', '.join(FORECAST_STARTS)}, got {self.start!r}")
+        if self.tails is not None and self.tails not in TAILS:
+            raise BayesLacError(f"tails must be one of {', '.join(TAILS)}, got {self.tails!r}")
 
     def start_used(self) -> str:
         from bayes_lac.model.latent import DEFAULT_FORECAST_START
