@@ -412,13 +412,13 @@ def _latent_part(results, info, la_code: str, measures, years, rng, start="state
     the model estimates and take, per measure, the tails of the fit's one-step errors
     (`bayes_lac.model.latent_fit.tail_errors`); with ``"normal"`` they are normal."""
     from bayes_lac.model import latent as L
-    from bayes_lac.model.latent_fit import authority_states, data_of, tail_errors
+    from bayes_lac.model.latent_fit import authority_states, data_of, forecast_tails
 
     data = data_of(results)
     if list(data.measures) != list(measures):
         raise RunFileError(f"the latent run's measures {data.measures} differ from its posterior's {measures}")
     draws, states, arrays = authority_states(results, [la_code], data)
-    df = tail_errors(results) if tails == "student" else np.full(len(measures), np.inf)
+    df = forecast_tails(results, tails)
     started = states["started"][:, 0, -1]  # (M,): the series has begun by the last fitted year
     log_rate_last = (states["mean"] + states["level"])[:, :, 0, -1]  # NaN: a series not started
     log_rate_trend = L.forecast_log_rates(data, draws, states, len(years), rng, arrays=arrays, tails=df)[:, :, 0, :]

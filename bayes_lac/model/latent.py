@@ -679,6 +679,7 @@ def forecast_log_rates(
     """
     arrays = series_arrays(data) if arrays is None else arrays
     n_d, n_m, n_la, _ = states["level"].shape
+    tails = np.full(n_m, np.inf) if tails is None else np.asarray(tails, float)
     level = states["level"][..., -1].copy()
     trend = states["trend"][..., -1].copy()
     national = draws["national"][:, :, -1].copy()[:, :, None]
@@ -696,8 +697,7 @@ def forecast_log_rates(
         + draws["deprivation_within"][:, :, None] * arrays["dep_within"][None, None, :, -1]
     )
     for h in range(horizon):
-        shocks = rng.standard_normal(level.shape) if tails is None else unit_shocks(rng, level.shape, tails[:, None])
-        level = level + trend + draws["level_sd"][:, :, None] * shocks
+        level = level + trend + draws["level_sd"][:, :, None] * unit_shocks(rng, level.shape, tails[:, None])
         trend = phi * trend + draws["trend_sd"][:, :, None] * rng.standard_normal(trend.shape)
         shock = draws["national_sd"][:, :, None] * rng.standard_normal(national.shape)
         if damped:
@@ -829,13 +829,11 @@ def predictive_counts(
     `tails` (broadcastable to `log_rate`): the degrees of freedom of the observation noise's
     shocks (`unit_shocks`; None: normal).
     """
+    eps = unit_shocks(rng, log_rate.shape, np.inf if tails is None else tails)
     if count_share is None:
-        eps = rng.standard_normal(log_rate.shape) if tails is None else unit_shocks(rng, log_rate.shape, tails)
         mu = np.exp(log_rate + noise * eps) * population / 10_000
         return rng.poisson(np.clip(mu, 0, 1e9)).astype(float)
-    expected = np.exp(log_rate) * population / 10_000
-    eps = rng.standard_normal(log_rate.shape) if tails is None else unit_shocks(rng, log_rate.shape, tails)
-    return observed_counts(expected, noise, count_share, eps)
+    return observed_counts(np.exp(log_rate) * population / 10_000, noise, count_share, eps)
 
 
 def observed_counts(expected: np.ndarray, noise, count_share, eps: np.ndarray) -> np.ndarray:

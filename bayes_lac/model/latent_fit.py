@@ -416,7 +416,7 @@ def latent_forecast(
     seed: int = 0,
     uasc: str = "hold",
     uasc_history: pd.DataFrame | None = None,
-    start: str | Sequence[str] = "state",
+    start: str | Sequence[str] = L.DEFAULT_FORECAST_START,
     tails: str | None = None,
 ) -> xr.DataArray:
     """Predictive counts of each measure 1..`horizon` years after the run's last year.
@@ -449,9 +449,7 @@ def latent_forecast(
         raise ValueError(f"uasc must be one of {', '.join(UASC_PATHS)}; got {uasc!r}")
     if uasc == "pooled" and uasc_history is None:
         raise ValueError("uasc='pooled' needs uasc_history (authority x year UASC counts)")
-    tails = L.DEFAULT_TAILS if tails is None else tails
-    if tails not in L.TAILS:
-        raise ValueError(f"tails must be one of {', '.join(L.TAILS)}; got {tails!r}")
+    df = forecast_tails(run, tails)
     data = data_of(run)
     rng = np.random.default_rng([int(seed), int(data.year[-1]), 7])
     if n_draws is None:
@@ -462,7 +460,6 @@ def latent_forecast(
         draws = L.posterior_draws(run["posterior"].to_dataset(), n_draws, rng)
         states = L.draw_states(data, draws, rng)
     n = draws["intercept"].shape[0]
-    df = tail_errors(run) if tails == "student" else None
     log_rate = L.forecast_log_rates(data, draws, states, horizon, rng, tails=df)  # (draw, measure, la, h)
     log_rate += L.start_offsets(
         states["mean"][..., -1] + states["level"][..., -1],
@@ -483,7 +480,7 @@ def latent_forecast(
         draws["noise"][:, :, None, None],
         rng,
         share,
-        tails=None if df is None else df[:, None, None],
+        tails=df[:, None, None],
     )
     last = data.year[-1]
     if "looked_after" in data.measures:
@@ -544,6 +541,18 @@ def tail_errors(run: xr.DataTree) -> np.ndarray:
     data = data_of(run)
     draws = L.posterior_draws(run["posterior"].to_dataset(), TAIL_DRAWS, np.random.default_rng(TAIL_DRAWS))
     return L.tail_df(_series_loglik(draws, L.series_arrays(data), errors=True))
+
+
+def forecast_tails(run: xr.DataTree, tails: str | None = None) -> np.ndarray:
+    """Per measure of the run, the degrees of freedom its forecasts' shocks are drawn with
+    (`bayes_lac.model.latent.unit_shocks`): those of `tail_errors` for ``"student"``, ``inf``
+    (normal) for ``"normal"``; None is `bayes_lac.model.latent.DEFAULT_TAILS`."""
+    tails = L.DEFAULT_TAILS if tails is None else tails
+    if tails not in L.TAILS:
+        raise ValueError(f"tails must be one of {', '.join(L.TAILS)}; got {tails!r}")
+    if tails == "student":
+        return tail_errors(run)
+    return np.full(len(json.loads(run.attrs["measures"])), np.inf)
 
 
 def _authority_rng(code: str) -> np.random.Generator:
